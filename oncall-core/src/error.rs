@@ -1,0 +1,246 @@
+//! The one error type of the core, and the validation errors of the model.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::Email;
+
+/// What went wrong, in kinds a host application can act on.
+///
+/// Adapters keep their own private errors and convert them into this enum; messages carry the vendor's
+/// words where there are any, never an API key.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The input given to the library is invalid; the inner error says what and where.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] ValidationError),
+    /// The vendor did not accept the API key at all.
+    #[error("authentication failed: {message}")]
+    Unauthenticated {
+        /// The vendor's message.
+        message: String,
+    },
+    /// The key is valid but may not do this: typically a read-only key asked to write. Never retried.
+    #[error(
+        "permission denied: the API key is read-only or lacks rights for this call: {message}"
+    )]
+    PermissionDenied {
+        /// The vendor's message.
+        message: String,
+    },
+    /// A schedule, override or other resource does not exist (or is invisible to this key).
+    #[error("not found: {what}: {message}")]
+    NotFound {
+        /// What was looked for, e.g. `schedule S1`.
+        what: String,
+        /// The vendor's message.
+        message: String,
+    },
+    /// The vendor does not know a person the host assigned.
+    #[error("unknown member {email}: {message}")]
+    UnknownMember {
+        /// The member's email.
+        email: Email,
+        /// The vendor's message.
+        message: String,
+    },
+    /// The vendor throttled the key; `retry_after` is its hint when it gave one.
+    #[error("rate limited by the vendor: {message}")]
+    RateLimited {
+        /// How long the vendor asked us to wait.
+        retry_after: Option<Duration>,
+        /// The vendor's message.
+        message: String,
+    },
+    /// A failure that may pass: timeouts, 5xx, lost connections. Whether a write landed is unknown.
+    #[error("transient vendor failure: {message}")]
+    Transient {
+        /// What happened.
+        message: String,
+    },
+    /// The vendor answered something we could not understand.
+    #[error("invalid vendor response: {message}")]
+    InvalidResponse {
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The vendor refused a well-formed request (e.g. "override must end in the future").
+    #[error("rejected by the vendor: {message}")]
+    Rejected {
+        /// The vendor's message.
+        message: String,
+    },
+    /// Someone else changed the same thing first (state store compare-and-swap, duplicate alias).
+    #[error("conflict: {message}")]
+    Conflict {
+        /// What conflicted.
+        message: String,
+    },
+    /// The provider cannot do this at all (e.g. in-place update on PagerDuty).
+    #[error("unsupported: {message}")]
+    Unsupported {
+        /// What is unsupported and, where useful, what to do instead.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether the error says the key lacks rights (R8); such failures are never retried.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Error::PermissionDenied { .. })
+    }
+
+    /// Whether trying the same call again later could succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Transient { .. } | Error::RateLimited { .. })
+    }
+}
+
+/// Input that the model refuses, with enough detail to find the offending item.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// An email address is malformed.
+    #[error("invalid email {value:?}: {reason}")]
+    InvalidEmail {
+        /// The input.
+        value: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A schedule declares no role.
+    #[error("a schedule needs at least one role")]
+    NoRoles,
+    /// A role name is empty.
+    #[error("role {index} has an empty name")]
+    EmptyRoleName {
+        /// Position of the role.
+        index: usize,
+    },
+    /// Two members share an email.
+    #[error("member {email} is listed twice")]
+    DuplicateMember {
+        /// The repeated email.
+        email: Email,
+    },
+    /// A shift does not end after it starts.
+    #[error("shift {index} ends at {end}, not after its start {start}")]
+    EmptyShift {
+        /// Position of the shift.
+        index: usize,
+        /// Its start.
+        start: DateTime<Utc>,
+        /// Its end.
+        end: DateTime<Utc>,
+    },
+    /// A shift starts before the previous one.
+    #[error("shift {index} starts at {start}, before shift {} which starts at {previous_start}: shifts must be sorted", index - 1)]
+    UnsortedShifts {
+        /// Position of the shift.
+        index: usize,
+        /// Its start.
+        start: DateTime<Utc>,
+        /// The previous shift's start.
+        previous_start: DateTime<Utc>,
+    },
+    /// A shift starts before the previous one ends.
+    #[error("shift {index} starts at {start}, before shift {} ends at {previous_end}: shifts must not overlap", index - 1)]
+    OverlappingShifts {
+        /// Position of the shift.
+        index: usize,
+        /// Its start.
+        start: DateTime<Utc>,
+        /// The previous shift's end.
+        previous_end: DateTime<Utc>,
+    },
+    /// A shift has a different number of assignees than the schedule has roles.
+    #[error("shift {index} has {found} assignees, but the schedule has {expected} roles")]
+    AssigneeCount {
+        /// Position of the shift.
+        index: usize,
+        /// The schedule's role count.
+        expected: usize,
+        /// The shift's assignee count.
+        found: usize,
+    },
+    /// A shift names someone who is not a member of the schedule.
+    #[error("shift {index}, role {role}: {email} is not a member of the schedule")]
+    UnknownAssignee {
+        /// Position of the shift.
+        index: usize,
+        /// Position of the role.
+        role: usize,
+        /// The unknown email.
+        email: Email,
+    },
+    /// A role position beyond the schedule's roles.
+    #[error("role {role} does not exist: the schedule has {roles} roles")]
+    NoSuchRole {
+        /// The requested role.
+        role: usize,
+        /// How many roles there are.
+        roles: usize,
+    },
+    /// No shift starts at the given instant.
+    #[error("no shift starts at {start}")]
+    NoSuchShift {
+        /// The instant asked for.
+        start: DateTime<Utc>,
+    },
+    /// A time window whose end is not after its start.
+    #[error("window ends at {end}, not after its start {start}")]
+    EmptyWindow {
+        /// Its start.
+        start: DateTime<Utc>,
+        /// Its end.
+        end: DateTime<Utc>,
+    },
+    /// A date outside the years this library computes with (1000-9000).
+    #[error("{what} {value} is outside the supported years 1000 to 9000")]
+    OutOfRange {
+        /// What the value is.
+        what: &'static str,
+        /// The value, printed.
+        value: String,
+    },
+    /// A rotation's turn length is zero.
+    #[error("rotation {rotation:?}: length must be at least 1")]
+    ZeroRotationLength {
+        /// The rotation's name.
+        rotation: String,
+    },
+    /// A rotation has no participant.
+    #[error("rotation {rotation:?} has no participant")]
+    NoParticipants {
+        /// The rotation's name.
+        rotation: String,
+    },
+    /// A rotation ends before (or when) it starts.
+    #[error("rotation {rotation:?} ends at {end}, not after its start {start}")]
+    RotationEndsBeforeStart {
+        /// The rotation's name.
+        rotation: String,
+        /// Local start.
+        start: chrono::NaiveDateTime,
+        /// Local end.
+        end: chrono::NaiveDateTime,
+    },
+    /// A restriction's hour or minute is out of range.
+    #[error("restriction time {hour:02}:{minute:02} is out of range (00:00 to 24:00)")]
+    RestrictionTime {
+        /// The hour given.
+        hour: u32,
+        /// The minute given.
+        minute: u32,
+    },
+    /// A restriction's duration is zero or longer than its period.
+    #[error("restriction duration of {seconds} s is outside 1 s to {max_seconds} s")]
+    RestrictionDuration {
+        /// The duration given.
+        seconds: u32,
+        /// The longest allowed (a day or a week).
+        max_seconds: u32,
+    },
+}

@@ -1,0 +1,53 @@
+//! # oncall-core
+//!
+//! The sans-IO heart of oncall-sync: the rota model, DST-correct rotation expansion and merging,
+//! export planning under the high-water rules, the [`Provider`] trait adapters implement, and a sync
+//! driver over it. Nothing here performs IO or reads the clock: every function that depends on "now"
+//! takes it as an argument.
+//!
+//! - [`model`]: members, roles, shifts, host schedules (validated).
+//! - [`rotation`] and [`time`]: rotation configuration, expansion in civil time, merging by position.
+//! - [`plan`]: desired spans, the planner for DESIGN rules R1-R6, plans people can read.
+//! - [`provider`]: the [`Provider`] trait and its contract.
+//! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
+//! - [`sync`]: the driver that applies plans through providers.
+//! - `testkit` (feature): an in-memory provider with fault injection and the conformance suite.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod credentials;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod provider;
+pub mod retry;
+pub mod rotation;
+pub mod state;
+pub mod sync;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod time;
+
+pub use credentials::ApiKey;
+pub use error::{Error, ValidationError};
+pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
+pub use plan::{
+    alias_for, desired_spans, plan_export, Action, Desired, Override, OverrideId, Plan, PlanInput,
+    PlannedOperation, Reason, Span, Warning, ALIAS_PREFIX,
+};
+pub use provider::{
+    Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
+};
+pub use retry::{RetryDecision, RetryPolicy};
+pub use rotation::{
+    expand_and_merge, expand_rotation, merge_rotations, OnCallPeriod, Participant, Restriction,
+    Rotation, RotationUnit,
+};
+pub use state::{
+    DestinationId, DestinationState, InMemoryStateStore, LastRun, StateStore, Versioned,
+};
+pub use sync::{
+    sync, ConnectionId, Destination, DestinationReport, OperationOutcome, Outcome, SyncError,
+    SyncMode, SyncOptions, SyncReport, SyncStatus, SyncTarget,
+};
+pub use time::{local_date, local_time, resolve_local};

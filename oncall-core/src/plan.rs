@@ -1,0 +1,871 @@
+//! Export planning: desired spans, the high-water rules R1-R6 of DESIGN §3, and the plan they produce.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Email, RoleIndex, Schedule};
+use crate::provider::Capabilities;
+use crate::state::{DestinationId, DestinationState};
+use crate::ValidationError;
+
+/// Someone on call over `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Span {
+    /// First instant.
+    pub start: DateTime<Utc>,
+    /// First instant after.
+    pub end: DateTime<Utc>,
+    /// Who.
+    pub member: Email,
+}
+
+impl Span {
+    /// A span.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>, member: Email) -> Span {
+        Span { start, end, member }
+    }
+
+    /// The part at or after `now`, or `None` when the span has ended (DESIGN §3: spans are compared
+    /// after clipping at `now`).
+    pub fn clipped(&self, now: DateTime<Utc>) -> Option<Span> {
+        (self.end > now).then(|| Span::new(self.start.max(now), self.end, self.member.clone()))
+    }
+
+    /// Whether `[start, end)` intersects `[from, to)`.
+    pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.start < to && from < self.end
+    }
+
+    fn key(&self) -> (DateTime<Utc>, DateTime<Utc>, &Email) {
+        (self.start, self.end, &self.member)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} → {} {}",
+            self.start.format("%Y-%m-%d %H:%M:%SZ"),
+            self.end.format("%Y-%m-%d %H:%M:%SZ"),
+            self.member
+        )
+    }
+}
+
+/// A vendor's handle for an override: PagerDuty's id, Opsgenie's alias.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OverrideId(pub String);
+
+impl fmt::Display for OverrideId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An override as the vendor holds it, or as the ledger remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Override {
+    /// The vendor's handle.
+    pub id: OverrideId,
+    /// When and who.
+    #[serde(flatten)]
+    pub span: Span,
+}
+
+/// The prefix of the aliases this library chooses where the vendor lets clients choose ids.
+pub const ALIAS_PREFIX: &str = "oncall-sync-";
+
+/// The deterministic alias of an override we write for `destination` starting at `start` (R6):
+/// a retry after a crash asks for the same alias, so the vendor cannot hold two copies.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use oncall_core::{alias_for, DestinationId};
+/// let d = DestinationId("ops-primary".into());
+/// let t = Utc.with_ymd_and_hms(2024, 3, 10, 9, 0, 0).unwrap();
+/// assert_eq!(alias_for(&d, t), alias_for(&d, t));
+/// assert!(alias_for(&d, t).0.starts_with("oncall-sync-"));
+/// ```
+pub fn alias_for(destination: &DestinationId, start: DateTime<Utc>) -> OverrideId {
+    // FNV-1a 64: tiny, and stable across Rust releases (std's hashers are not).
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = destination
+        .0
+        .as_bytes()
+        .iter()
+        .copied()
+        .chain([0u8])
+        .chain(start.timestamp().to_be_bytes())
+        .chain(start.timestamp_subsec_nanos().to_be_bytes());
+    for b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    OverrideId(format!("{ALIAS_PREFIX}{hash:016x}"))
+}
+
+/// What a destination should show: the desired spans of one role from `now` to the horizon end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    /// One span per shift whose role is assigned, clipped at `now`, sorted.
+    pub spans: Vec<Span>,
+    /// `E`: the end of the last shift that starts before `now + horizon` (or of the last shift).
+    pub horizon_end: DateTime<Utc>,
+    /// Stretches of `[now, E)` where the role has nobody: the vendor's own rotation shows there.
+    pub gaps: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// Computes [`Desired`] for `role` of `schedule` (DESIGN §3 terms `D` and `E`).
+///
+/// With `horizon: None` every shift counts.
+pub fn desired_spans(
+    schedule: &Schedule,
+    role: RoleIndex,
+    now: DateTime<Utc>,
+    horizon: Option<TimeDelta>,
+) -> Result<Desired, ValidationError> {
+    if role.0 >= schedule.roles().len() {
+        return Err(ValidationError::NoSuchRole {
+            role: role.0,
+            roles: schedule.roles().len(),
+        });
+    }
+    let limit = horizon.and_then(|h| now.checked_add_signed(h));
+    let in_horizon = schedule
+        .shifts()
+        .iter()
+        .filter(|s| s.end > now && limit.is_none_or(|l| s.start < l));
+    let mut spans = Vec::new();
+    let mut gaps = Vec::new();
+    let mut covered_to = now;
+    let mut horizon_end = now;
+    for shift in in_horizon {
+        horizon_end = horizon_end.max(shift.end);
+        if let Some(member) = shift.assignee(role) {
+            let start = shift.start.max(now);
+            if start > covered_to {
+                gaps.push((covered_to, start));
+            }
+            spans.push(Span::new(start, shift.end, member.clone()));
+            covered_to = shift.end;
+        }
+    }
+    if horizon_end > covered_to {
+        gaps.push((covered_to, horizon_end));
+    }
+    Ok(Desired {
+        spans,
+        horizon_end,
+        gaps,
+    })
+}
+
+/// Everything the planner looks at, for one destination.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The destination, for aliases.
+    pub destination: &'a DestinationId,
+    /// The instant the sync runs.
+    pub now: DateTime<Utc>,
+    /// What the destination should show.
+    pub desired: &'a Desired,
+    /// The vendor's overrides overlapping `[now, max(H, E))`.
+    pub vendor: &'a [Override],
+    /// The destination's mark and ledger.
+    pub state: &'a DestinationState,
+    /// What the provider can do.
+    pub capabilities: Capabilities,
+}
+
+/// One vendor call (or ledger-only step) of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Create an override. `owned` ones join the ledger; others re-create part of a foreign override.
+    Create {
+        /// What to create.
+        span: Span,
+        /// The alias to ask for, where the provider takes client-chosen ids.
+        id: Option<OverrideId>,
+        /// Whether it becomes ours.
+        owned: bool,
+    },
+    /// Change an override in place.
+    Update {
+        /// Which override.
+        id: OverrideId,
+        /// What it is now.
+        from: Span,
+        /// What it becomes.
+        to: Span,
+        /// Whether it is ours.
+        owned: bool,
+    },
+    /// Delete an override that has not started.
+    Delete {
+        /// The override.
+        target: Override,
+        /// Whether it is ours.
+        owned: bool,
+    },
+    /// End a running override at `at` (the sync's `now`), by delete where the vendor truncates running
+    /// overrides on delete, else by an in-place update of its end.
+    Truncate {
+        /// The override.
+        target: Override,
+        /// Where it will end.
+        at: DateTime<Utc>,
+        /// Whether it is ours.
+        owned: bool,
+        /// How the vendor is asked.
+        by_delete: bool,
+    },
+    /// Take a vendor override that equals a desired span into the ledger. No vendor call.
+    Adopt {
+        /// The override.
+        target: Override,
+    },
+    /// Drop a ledger entry whose override is already gone from the vendor. No vendor call.
+    Forget {
+        /// The ledger entry.
+        target: Override,
+    },
+}
+
+/// Why the planner chose an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A desired span in the fresh region that the vendor lacks (R2).
+    NewSpan,
+    /// The host changed the rota in the protected region (R4).
+    PlannedChange,
+    /// An override of ours that no desired span matches any more (R2, R4).
+    NoLongerDesired,
+    /// An override of ours in the fresh region that a person deleted or edited (R2).
+    Restore,
+    /// A foreign override inside the fresh region (R2).
+    ForeignInFreshRegion,
+    /// A foreign override reaching into the fresh region from before it, cut back to end at its start (R2).
+    CutAtFreshStart,
+    /// A foreign override reaching past the horizon end, trimmed to start there.
+    TrimAtHorizonEnd,
+    /// Re-creating the part of a foreign override outside the fresh region (vendors without update).
+    KeepForeignRemainder,
+    /// A vendor override equal to a desired span (R2, R6).
+    ExactMatch,
+    /// The override is no longer in the vendor.
+    AlreadyGone,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedOperation {
+    /// What to do.
+    pub action: Action,
+    /// Why.
+    pub reason: Reason,
+    /// For steps in the fresh region: the instant the mark must stay at or before if this step fails
+    /// (R5). `None` for steps in the protected region and ledger-only steps.
+    pub mark_limit: Option<DateTime<Utc>>,
+}
+
+impl PlannedOperation {
+    /// Whether the step calls the vendor.
+    pub fn is_write(&self) -> bool {
+        !matches!(self.action, Action::Adopt { .. } | Action::Forget { .. })
+    }
+}
+
+impl fmt::Display for PlannedOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whose = |owned: bool| if owned { "ours" } else { "foreign" };
+        match &self.action {
+            Action::Create { span, id, owned } => {
+                write!(f, "create  {span} ({})", whose(*owned))?;
+                if let Some(id) = id {
+                    write!(f, " as {id}")?;
+                }
+            }
+            Action::Update {
+                id,
+                from,
+                to,
+                owned,
+            } => write!(f, "update  {id} ({}): {from}  ⇒  {to}", whose(*owned))?,
+            Action::Delete { target, owned } => write!(
+                f,
+                "delete  {} ({}): {}",
+                target.id,
+                whose(*owned),
+                target.span
+            )?,
+            Action::Truncate {
+                target,
+                at,
+                owned,
+                by_delete,
+            } => write!(
+                f,
+                "cut     {} ({}): {} at {}{}",
+                target.id,
+                whose(*owned),
+                target.span,
+                at.format("%Y-%m-%d %H:%M:%SZ"),
+                if *by_delete { " (by delete)" } else { "" }
+            )?,
+            Action::Adopt { target } => write!(f, "adopt   {}: {}", target.id, target.span)?,
+            Action::Forget { target } => write!(f, "forget  {}: {}", target.id, target.span)?,
+        }
+        write!(f, "  [{:?}]", self.reason)
+    }
+}
+
+/// Something a person should know about a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    /// A foreign override overlaps a planned change in the protected region and may mask it (R4).
+    ForeignOverlapsChange {
+        /// The foreign override, left alone.
+        foreign: Override,
+        /// Start of the change.
+        start: DateTime<Utc>,
+        /// End of the change.
+        end: DateTime<Utc>,
+    },
+    /// The role has nobody over this stretch of the horizon: the vendor's own rotation shows there.
+    RoleEmpty {
+        /// First instant.
+        start: DateTime<Utc>,
+        /// First instant after.
+        end: DateTime<Utc>,
+    },
+    /// The vendor does not know this member; their overrides could not be written.
+    UnknownMember {
+        /// The member.
+        email: Email,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        match self {
+            Warning::ForeignOverlapsChange {
+                foreign,
+                start,
+                end,
+            } => write!(
+                f,
+                "foreign override {} ({}) overlaps the planned change {} → {} and may mask it",
+                foreign.id,
+                foreign.span,
+                t(start),
+                t(end)
+            ),
+            Warning::RoleEmpty { start, end } => write!(
+                f,
+                "nobody is assigned from {} to {}: the vendor's own rotation shows there",
+                t(start),
+                t(end)
+            ),
+            Warning::UnknownMember { email } => {
+                write!(
+                    f,
+                    "the vendor does not know {email}: their shifts were not exported"
+                )
+            }
+        }
+    }
+}
+
+/// What a sync would do for one destination, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The destination.
+    pub destination: DestinationId,
+    /// The instant planned for.
+    pub now: DateTime<Utc>,
+    /// `H` before the sync.
+    pub high_water: Option<DateTime<Utc>>,
+    /// `F = max(H, now)`: where the fresh region starts.
+    pub fresh_from: DateTime<Utc>,
+    /// `E`: where the horizon ends.
+    pub horizon_end: DateTime<Utc>,
+    /// Steps in the order they must run.
+    pub operations: Vec<PlannedOperation>,
+    /// Things to tell a person.
+    pub warnings: Vec<Warning>,
+}
+
+impl Plan {
+    /// How many steps call the vendor.
+    pub fn write_count(&self) -> usize {
+        self.operations.iter().filter(|o| o.is_write()).count()
+    }
+
+    /// The mark after the sync if the steps that failed are the given ones (R5): `max(H, E)` when
+    /// none in the fresh region failed, else the earliest failed fresh step's start. Never backwards.
+    pub fn next_high_water<'a>(
+        &self,
+        failed: impl IntoIterator<Item = &'a PlannedOperation>,
+    ) -> DateTime<Utc> {
+        let limit = failed
+            .into_iter()
+            .filter_map(|o| o.mark_limit)
+            .min()
+            .map_or(self.horizon_end, |t| t.min(self.horizon_end));
+        self.high_water.map_or(limit, |h| h.max(limit))
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        writeln!(
+            f,
+            "destination {}: now {}, mark {}, fresh from {}, horizon to {}",
+            self.destination,
+            t(self.now),
+            self.high_water.map_or_else(|| "none".to_owned(), t),
+            t(self.fresh_from),
+            t(self.horizon_end)
+        )?;
+        if self.operations.is_empty() {
+            writeln!(f, "  nothing to do")?;
+        }
+        for op in &self.operations {
+            writeln!(f, "  {op}")?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Order of execution: removals before creates, so vendors that reject overlaps accept the creates,
+/// and remainders of foreign overrides before the deletes that would lose them.
+fn phase(op: &PlannedOperation) -> u8 {
+    match (&op.action, op.reason) {
+        (Action::Adopt { .. } | Action::Forget { .. }, _) => 0,
+        (Action::Create { .. }, Reason::KeepForeignRemainder) => 1,
+        (Action::Create { .. }, _) => 3,
+        _ => 2,
+    }
+}
+
+fn sort_time(op: &PlannedOperation) -> DateTime<Utc> {
+    match &op.action {
+        Action::Create { span, .. } => span.start,
+        Action::Update { from, .. } => from.start,
+        Action::Delete { target, .. }
+        | Action::Truncate { target, .. }
+        | Action::Adopt { target }
+        | Action::Forget { target } => target.span.start,
+    }
+}
+
+/// Plans one destination's export (DESIGN §3, rules R1-R6). Pure: same input, same plan.
+///
+/// Runs in O((n + m) log(n + m)) for n desired spans and m vendor and ledger overrides.
+pub fn plan_export(input: PlanInput<'_>) -> Plan {
+    let PlanInput {
+        destination,
+        now,
+        desired,
+        vendor,
+        state,
+        capabilities: caps,
+    } = input;
+    let horizon_end = desired.horizon_end;
+    let high_water = state.high_water;
+    let fresh_from = high_water.map_or(now, |h| h.max(now));
+    let in_fresh = |start: DateTime<Utc>| start >= fresh_from;
+    let mark_limit = |start: DateTime<Utc>| in_fresh(start).then_some(start);
+
+    // R1: only what ends after now is looked at.
+    let desired_spans: Vec<Span> = desired
+        .spans
+        .iter()
+        .filter(|s| s.start < horizon_end)
+        .filter_map(|s| s.clipped(now))
+        .collect();
+    let vendor_live: Vec<&Override> = vendor.iter().filter(|o| o.span.end > now).collect();
+    let vendor_by_id: HashMap<&OverrideId, &Override> =
+        vendor_live.iter().map(|o| (&o.id, *o)).collect();
+    let ledger_ids: HashSet<&OverrideId> = state.ledger.iter().map(|l| &l.id).collect();
+    // Ledger entries in scope: alive, and starting before the horizon end.
+    let ledger_in_scope: Vec<(&Override, Span)> = state
+        .ledger
+        .iter()
+        .filter(|l| l.span.start < horizon_end)
+        .filter_map(|l| l.span.clipped(now).map(|c| (l, c)))
+        .collect();
+
+    let ledger_keys: HashSet<(DateTime<Utc>, DateTime<Utc>, Email)> = ledger_in_scope
+        .iter()
+        .map(|(_, c)| (c.start, c.end, c.member.clone()))
+        .collect();
+    let mut ops: Vec<PlannedOperation> = Vec::new();
+    let desired_index: HashMap<(DateTime<Utc>, DateTime<Utc>, &Email), usize> = desired_spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key(), i))
+        .collect();
+    let mut desired_done = vec![false; desired_spans.len()];
+    let mut stale: Vec<(&Override, Span)> = Vec::new();
+
+    // Match the ledger against the desired spans (R3: in the protected region a match stands even if a
+    // person deleted or edited the vendor's copy; R2: in the fresh region the vendor must hold it intact).
+    for (entry, clipped) in ledger_in_scope {
+        let matched = desired_index.get(&clipped.key()).copied().filter(|&i| {
+            !desired_done[i]
+                && (!in_fresh(clipped.start)
+                    || vendor_by_id
+                        .get(&entry.id)
+                        .and_then(|v| v.span.clipped(now))
+                        .is_some_and(|v| v == clipped))
+        });
+        match matched {
+            Some(i) => desired_done[i] = true,
+            None => stale.push((entry, clipped)),
+        }
+    }
+
+    // Adopt vendor overrides that equal a desired span (R2, R6).
+    let mut foreign: Vec<&Override> = vendor_live
+        .iter()
+        .copied()
+        .filter(|o| !ledger_ids.contains(&o.id))
+        .collect();
+    foreign.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+    let mut adopted = vec![false; foreign.len()];
+    {
+        let mut by_key: HashMap<(DateTime<Utc>, DateTime<Utc>, &Email), Vec<usize>> =
+            HashMap::new();
+        for (i, o) in foreign.iter().enumerate() {
+            if let Some(c) = o.span.clipped(now) {
+                by_key
+                    .entry((c.start, c.end, &o.span.member))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for (i, span) in desired_spans.iter().enumerate() {
+            if desired_done[i] {
+                continue;
+            }
+            if let Some(j) = by_key.get_mut(&span.key()).and_then(|v| v.pop()) {
+                adopted[j] = true;
+                desired_done[i] = true;
+                ops.push(PlannedOperation {
+                    action: Action::Adopt {
+                        target: foreign[j].clone(),
+                    },
+                    reason: Reason::ExactMatch,
+                    mark_limit: None,
+                });
+            }
+        }
+    }
+
+    // Stale ledger entries: pair with a desired span starting at the same instant for an in-place update
+    // where the vendor has one, otherwise remove them.
+    let mut unmatched_by_start: HashMap<DateTime<Utc>, usize> = desired_spans
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !desired_done[*i])
+        .map(|(i, s)| (s.start, i))
+        .collect();
+    let mut removals: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for (entry, clipped) in stale {
+        let Some(current) = vendor_by_id.get(&entry.id).copied() else {
+            ops.push(PlannedOperation {
+                action: Action::Forget {
+                    target: entry.clone(),
+                },
+                reason: Reason::AlreadyGone,
+                mark_limit: None,
+            });
+            continue;
+        };
+        let reason = if in_fresh(clipped.start) {
+            if desired_index.contains_key(&clipped.key()) {
+                Reason::Restore
+            } else {
+                Reason::NoLongerDesired
+            }
+        } else {
+            Reason::PlannedChange
+        };
+        let running = current.span.start < now;
+        if caps.update_in_place {
+            if let Some(&i) = unmatched_by_start.get(&clipped.start) {
+                let want = &desired_spans[i];
+                let to = if !running {
+                    Some(want.clone())
+                } else if current.span.member == want.member {
+                    // Only the end of a running override may change: its past stays as it was (R1).
+                    Some(Span::new(current.span.start, want.end, want.member.clone()))
+                } else {
+                    None
+                };
+                if let Some(to) = to {
+                    unmatched_by_start.remove(&clipped.start);
+                    desired_done[i] = true;
+                    let (s, e) = (clipped.start.min(want.start), clipped.end.max(want.end));
+                    removals.push((
+                        PlannedOperation {
+                            action: Action::Update {
+                                id: entry.id.clone(),
+                                from: current.span.clone(),
+                                to,
+                                owned: true,
+                            },
+                            reason,
+                            mark_limit: mark_limit(s),
+                        },
+                        s,
+                        e,
+                    ));
+                    continue;
+                }
+            }
+        }
+        let action = if running {
+            truncate(current, now, true, caps)
+        } else {
+            Action::Delete {
+                target: current.clone(),
+                owned: true,
+            }
+        };
+        let from = current.span.start.max(now);
+        removals.push((
+            PlannedOperation {
+                action,
+                reason,
+                mark_limit: mark_limit(from),
+            },
+            from,
+            current.span.end,
+        ));
+    }
+
+    // Desired spans still unmatched are written.
+    let mut creates: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for (i, span) in desired_spans.iter().enumerate() {
+        if desired_done[i] {
+            continue;
+        }
+        let reason = if !in_fresh(span.start) {
+            Reason::PlannedChange
+        } else if ledger_keys.contains(&(span.start, span.end, span.member.clone())) {
+            Reason::Restore
+        } else {
+            Reason::NewSpan
+        };
+        creates.push((
+            PlannedOperation {
+                action: Action::Create {
+                    span: span.clone(),
+                    id: caps.client_ids.then(|| alias_for(destination, span.start)),
+                    owned: true,
+                },
+                reason,
+                mark_limit: mark_limit(span.start),
+            },
+            span.start,
+            span.end,
+        ));
+    }
+
+    // R2: clear foreign overrides from the fresh region [F, E), keeping their parts outside it.
+    if fresh_from < horizon_end {
+        let existing: HashSet<(DateTime<Utc>, DateTime<Utc>, &Email)> =
+            vendor_live.iter().map(|o| o.span.key()).collect();
+        for (j, o) in foreign.iter().enumerate() {
+            if adopted[j] || !o.span.overlaps(fresh_from, horizon_end) {
+                continue;
+            }
+            clear_foreign(o, now, fresh_from, horizon_end, caps, &existing, &mut ops);
+        }
+    }
+
+    // R4 warnings: a foreign override in the protected region overlapping a planned change may mask it.
+    let mut warnings = Vec::new();
+    let protected: Vec<&Override> = foreign
+        .iter()
+        .enumerate()
+        .filter(|(j, o)| !adopted[*j] && o.span.start < fresh_from)
+        .map(|(_, o)| *o)
+        .collect();
+    // `foreign` is sorted by start, so `protected` is too; a running maximum of ends bounds the scan.
+    let mut max_end: Vec<DateTime<Utc>> = Vec::with_capacity(protected.len());
+    for o in &protected {
+        let prev = max_end.last().copied().unwrap_or(o.span.end);
+        max_end.push(prev.max(o.span.end));
+    }
+    for (op, start, end) in removals.iter().chain(creates.iter()) {
+        if op.mark_limit.is_some() {
+            continue;
+        }
+        let (start, end) = (*start, (*end).min(fresh_from));
+        let upto = protected.partition_point(|o| o.span.start < end);
+        for k in (0..upto).rev() {
+            if max_end[k] <= start {
+                break;
+            }
+            if protected[k].span.overlaps(start, end) {
+                warnings.push(Warning::ForeignOverlapsChange {
+                    foreign: protected[k].clone(),
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    warnings.sort_by_key(|w| match w {
+        Warning::ForeignOverlapsChange { start, .. } => *start,
+        _ => horizon_end,
+    });
+    warnings.dedup();
+    warnings.extend(
+        desired
+            .gaps
+            .iter()
+            .filter(|(_, end)| *end > now)
+            .map(|&(start, end)| Warning::RoleEmpty {
+                start: start.max(now),
+                end,
+            }),
+    );
+
+    ops.extend(removals.into_iter().map(|(op, _, _)| op));
+    ops.extend(creates.into_iter().map(|(op, _, _)| op));
+    ops.sort_by_key(|op| (phase(op), sort_time(op)));
+    Plan {
+        destination: destination.clone(),
+        now,
+        high_water,
+        fresh_from,
+        horizon_end,
+        operations: ops,
+        warnings,
+    }
+}
+
+fn truncate(target: &Override, now: DateTime<Utc>, owned: bool, caps: Capabilities) -> Action {
+    Action::Truncate {
+        target: target.clone(),
+        at: now,
+        owned,
+        by_delete: caps.delete_truncates_running || !caps.update_in_place,
+    }
+}
+
+/// Plans removing a foreign override from `[fresh_from, horizon_end)` while keeping its parts outside.
+fn clear_foreign(
+    o: &Override,
+    now: DateTime<Utc>,
+    fresh_from: DateTime<Utc>,
+    horizon_end: DateTime<Utc>,
+    caps: Capabilities,
+    existing: &HashSet<(DateTime<Utc>, DateTime<Utc>, &Email)>,
+    ops: &mut Vec<PlannedOperation>,
+) {
+    let member = &o.span.member;
+    let left =
+        (o.span.start < fresh_from).then(|| Span::new(o.span.start, fresh_from, member.clone()));
+    let right =
+        (o.span.end > horizon_end).then(|| Span::new(horizon_end, o.span.end, member.clone()));
+    let mark = Some(o.span.start.max(fresh_from));
+    let reason = match (&left, &right) {
+        (Some(_), _) => Reason::CutAtFreshStart,
+        (None, Some(_)) => Reason::TrimAtHorizonEnd,
+        (None, None) => Reason::ForeignInFreshRegion,
+    };
+    let remainder = |span: Span, ops: &mut Vec<PlannedOperation>| {
+        // A remainder already in the vendor was created by an earlier, interrupted run.
+        if span.end > now && !existing.contains(&span.key()) {
+            ops.push(PlannedOperation {
+                action: Action::Create {
+                    span,
+                    id: None,
+                    owned: false,
+                },
+                reason: Reason::KeepForeignRemainder,
+                mark_limit: mark,
+            });
+        }
+    };
+    let running = o.span.start < now;
+    if caps.update_in_place {
+        let (keep, extra) = match (left, right) {
+            (Some(l), r) => (Some(l), r),
+            (None, r) => (r, None),
+        };
+        match keep {
+            Some(to) => {
+                if let Some(extra) = extra {
+                    remainder(extra, ops);
+                }
+                let action = if running && to.end == now && caps.delete_truncates_running {
+                    truncate(o, now, false, caps)
+                } else {
+                    Action::Update {
+                        id: o.id.clone(),
+                        from: o.span.clone(),
+                        to,
+                        owned: false,
+                    }
+                };
+                ops.push(PlannedOperation {
+                    action,
+                    reason,
+                    mark_limit: mark,
+                });
+            }
+            None => ops.push(PlannedOperation {
+                action: Action::Delete {
+                    target: o.clone(),
+                    owned: false,
+                },
+                reason,
+                mark_limit: mark,
+            }),
+        }
+        return;
+    }
+    // Without in-place update: delete (which truncates a running override at now) and re-create the
+    // parts that must stay.
+    if let Some(l) = left {
+        let from = l.start.max(now);
+        if from < l.end {
+            remainder(Span::new(from, l.end, l.member), ops);
+        }
+    }
+    if let Some(r) = right {
+        remainder(r, ops);
+    }
+    let action = if running {
+        truncate(o, now, false, caps)
+    } else {
+        Action::Delete {
+            target: o.clone(),
+            owned: false,
+        }
+    };
+    ops.push(PlannedOperation {
+        action,
+        reason,
+        mark_limit: mark,
+    });
+}

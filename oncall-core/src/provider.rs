@@ -1,0 +1,148 @@
+//! The [`Provider`] trait: the small surface every vendor adapter implements.
+
+use async_trait::async_trait;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::model::{Member, Window};
+use crate::plan::{Override, OverrideId, Span};
+use crate::rotation::{OnCallPeriod, Rotation};
+
+/// A vendor's identifier of one of its schedules.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VendorScheduleId(pub String);
+
+impl std::fmt::Display for VendorScheduleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A vendor schedule as listed: name, zone, members and rotation configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendorSchedule {
+    /// The vendor's id.
+    pub id: VendorScheduleId,
+    /// Display name.
+    pub name: String,
+    /// The schedule's zone.
+    #[serde(with = "crate::model::tz_serde")]
+    pub zone: Tz,
+    /// Everyone who appears in the schedule's rotations.
+    pub members: Vec<Member>,
+    /// Rotations (Opsgenie) or layers (PagerDuty), in role order: the first is the primary.
+    pub rotations: Vec<Rotation>,
+}
+
+/// Who the vendor says is on call for one role over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleTimeline {
+    /// Role name (usually the rotation's).
+    pub name: String,
+    /// Sorted, disjoint periods.
+    pub periods: Vec<OnCallPeriod>,
+}
+
+/// An override to create. `id` is set only for providers with [`Capabilities::client_ids`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOverride {
+    /// When and who.
+    pub span: Span,
+    /// The client-chosen id (alias), if any.
+    pub id: Option<OverrideId>,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Deletion {
+    /// The override is gone.
+    Deleted,
+    /// The override was running and now ends at the vendor's "now".
+    Truncated,
+}
+
+/// What a provider can do; the planner, the driver and the conformance suite adapt to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Most overrides one create call takes (1 when the vendor creates one at a time).
+    pub max_batch: usize,
+    /// Whether an override can be changed in place (Opsgenie PUT).
+    pub update_in_place: bool,
+    /// Whether the client chooses override ids (Opsgenie aliases).
+    pub client_ids: bool,
+    /// Whether deleting a running override truncates it at now instead of removing it (PagerDuty).
+    pub delete_truncates_running: bool,
+}
+
+/// One vendor account, as the sync needs it.
+///
+/// # Contract
+///
+/// - **Windows** are half-open `[start, end)`. Listing calls return every item that *overlaps* the
+///   window, with its full, unclipped span.
+/// - **Ordering**: lists come sorted by start; ties in any order.
+/// - **People** are identified by email, lower-cased ([`crate::Email`]); adapters map vendor user ids.
+/// - **Errors**: implementations map vendor failures to [`Error`] kinds: a write refused for rights is
+///   [`Error::PermissionDenied`] (never retried), an unknown schedule or override
+///   [`Error::NotFound`], a person the vendor does not know [`Error::UnknownMember`]. Adapters retry
+///   rate limits and transient failures themselves, but never blindly re-send a create that is not
+///   idempotent: after a timeout the sync re-reads and adopts (R6).
+/// - **Creates** take at most [`Capabilities::max_batch`] items and answer one result per item, in
+///   order; one bad item does not fail the others. An `Err` of the whole call means nothing is known to
+///   have been created.
+/// - **Deletes** of a running override truncate it at now where [`Capabilities::delete_truncates_running`],
+///   and a delete of an override that is already gone is [`Error::NotFound`].
+/// - Implementations hold no scheduling logic: they translate between wire formats and this model.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A short name for messages, e.g. `pagerduty`.
+    fn name(&self) -> &str;
+
+    /// What this provider can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Every schedule the key can see, with members and rotation configuration.
+    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error>;
+
+    /// One schedule's configuration.
+    async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error>;
+
+    /// Who is on call over `window`, one timeline per role (Opsgenie: per rotation in timeline
+    /// order; PagerDuty: the final schedule as one role).
+    async fn on_call(
+        &self,
+        schedule: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<RoleTimeline>, Error>;
+
+    /// Overrides overlapping `window`.
+    async fn list_overrides(
+        &self,
+        schedule: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<Override>, Error>;
+
+    /// Creates a batch of overrides; one result per item, in order.
+    async fn create_overrides(
+        &self,
+        schedule: &VendorScheduleId,
+        overrides: &[NewOverride],
+    ) -> Result<Vec<Result<Override, Error>>, Error>;
+
+    /// Replaces an override's span and member in place. [`Error::Unsupported`] where the vendor can't.
+    async fn update_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: &Span,
+    ) -> Result<Override, Error>;
+
+    /// Deletes an override (or truncates it, if running, where the vendor does that).
+    async fn delete_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Deletion, Error>;
+}

@@ -1,0 +1,141 @@
+//! Per-destination state (the high-water mark and the ledger) and where it is kept.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::plan::Override;
+
+/// A host-chosen identifier of a destination (one vendor schedule plus one role).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DestinationId(pub String);
+
+impl fmt::Display for DestinationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the last sync of a destination ended, for status displays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Whether everything succeeded.
+    pub ok: bool,
+    /// The first error, as text.
+    pub error: Option<String>,
+}
+
+/// What the library remembers about one destination between syncs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationState {
+    /// `H`: the instant up to which export has succeeded; `None` before the first export.
+    pub high_water: Option<DateTime<Utc>>,
+    /// Overrides this library created (or adopted) and still believes exist.
+    pub ledger: Vec<Override>,
+    /// The last sync's outcome.
+    pub last_run: Option<LastRun>,
+}
+
+/// A value with the version it was stored under (0: never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The store's version.
+    pub version: u64,
+    /// The value.
+    pub value: T,
+}
+
+/// Where destination state lives (a database row, a file, memory).
+///
+/// # Contract
+///
+/// `save` is a compare-and-swap: it succeeds only if the stored version still equals `expected`, and
+/// returns the new version. Otherwise it fails with [`Error::Conflict`], so two workers syncing the
+/// same destination cannot both win. `load` of an unknown destination gives version 0 and the default
+/// state.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Reads a destination's state.
+    async fn load(&self, destination: &DestinationId)
+        -> Result<Versioned<DestinationState>, Error>;
+
+    /// Writes a destination's state if its version is still `expected`.
+    async fn save(
+        &self,
+        destination: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error>;
+}
+
+/// A [`StateStore`] in memory, for tests, demos and hosts that keep state themselves.
+#[derive(Debug, Default)]
+pub struct InMemoryStateStore {
+    states: Mutex<HashMap<DestinationId, Versioned<DestinationState>>>,
+}
+
+impl InMemoryStateStore {
+    /// An empty store.
+    pub fn new() -> InMemoryStateStore {
+        InMemoryStateStore::default()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<DestinationId, Versioned<DestinationState>>> {
+        // A panic elsewhere while holding the lock leaves plain data behind: still usable.
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stored state of a destination, if any.
+    pub fn get(&self, destination: &DestinationId) -> Option<DestinationState> {
+        self.lock().get(destination).map(|v| v.value.clone())
+    }
+}
+
+#[async_trait]
+impl StateStore for InMemoryStateStore {
+    async fn load(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<Versioned<DestinationState>, Error> {
+        Ok(self.lock().get(destination).cloned().unwrap_or(Versioned {
+            version: 0,
+            value: DestinationState::default(),
+        }))
+    }
+
+    async fn save(
+        &self,
+        destination: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error> {
+        let mut states = self.lock();
+        let current = states.get(destination).map_or(0, |v| v.version);
+        if current != expected {
+            return Err(Error::Conflict {
+                message: format!(
+                    "state of destination {destination} is at version {current}, not {expected}: another sync saved first"
+                ),
+            });
+        }
+        let version = current + 1;
+        states.insert(
+            destination.clone(),
+            Versioned {
+                version,
+                value: state.clone(),
+            },
+        );
+        Ok(version)
+    }
+}

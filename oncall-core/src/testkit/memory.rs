@@ -1,0 +1,609 @@
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::model::Window;
+use crate::plan::{Override, OverrideId, Span};
+use crate::provider::{
+    Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
+};
+use crate::rotation::{expand_rotation, OnCallPeriod};
+
+/// Which call a [`Fault`] hits, counted from 1 over the provider's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The n-th call of any kind.
+    Call(usize),
+    /// The n-th write call (create, update, delete).
+    Write(usize),
+}
+
+/// What an injected fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// The call fails with this error and changes nothing.
+    Fail(Error),
+    /// The call takes effect, but its answer is lost: the caller sees a transient error.
+    LoseResponse,
+}
+
+/// A kind of provider call, as recorded in the call log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// `list_schedules`.
+    ListSchedules,
+    /// `schedule`.
+    GetSchedule,
+    /// `on_call`.
+    OnCall,
+    /// `list_overrides`.
+    ListOverrides,
+    /// `create_overrides` with this many items.
+    Create(usize),
+    /// `update_override`.
+    Update,
+    /// `delete_override`.
+    Delete,
+}
+
+impl CallKind {
+    /// Whether the call writes.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            CallKind::Create(_) | CallKind::Update | CallKind::Delete
+        )
+    }
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// What kind.
+    pub kind: CallKind,
+    /// Against which schedule, if any.
+    pub schedule: Option<VendorScheduleId>,
+}
+
+#[derive(Debug)]
+struct Stored {
+    ov: Override,
+    /// Creation order: the last created wins where overrides overlap.
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Sim {
+    config: VendorSchedule,
+    overrides: Vec<Stored>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    now: DateTime<Utc>,
+    schedules: BTreeMap<VendorScheduleId, Sim>,
+    next_seq: u64,
+    calls: Vec<Call>,
+    writes: usize,
+    faults: Vec<(Trigger, Fault)>,
+    read_only: bool,
+    rate_limited_calls: usize,
+}
+
+/// A provider in memory, behaving as the vendors do where it matters to the sync: overrides with ids,
+/// last-created-wins rendering, truncation of running overrides on delete (where the capabilities say
+/// so), refusal of writes that end in the past, per-item batch results, and injected faults.
+///
+/// Its clock is set by the test ([`InMemoryProvider::set_now`]); it never reads the real one.
+#[derive(Debug)]
+pub struct InMemoryProvider {
+    name: String,
+    capabilities: Capabilities,
+    inner: Mutex<Inner>,
+}
+
+impl InMemoryProvider {
+    /// A provider with the given capabilities.
+    pub fn new(name: impl Into<String>, capabilities: Capabilities, now: DateTime<Utc>) -> Self {
+        InMemoryProvider {
+            name: name.into(),
+            capabilities,
+            inner: Mutex::new(Inner {
+                now,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// Capabilities like PagerDuty's: batches of 100, no update, server ids, delete truncates.
+    pub fn pagerduty_like(now: DateTime<Utc>) -> Self {
+        Self::new(
+            "memory-pagerduty",
+            Capabilities {
+                max_batch: 100,
+                update_in_place: false,
+                client_ids: false,
+                delete_truncates_running: true,
+            },
+            now,
+        )
+    }
+
+    /// Capabilities like Opsgenie's: one create per call, update in place, client aliases, delete removes.
+    pub fn opsgenie_like(now: DateTime<Utc>) -> Self {
+        Self::new(
+            "memory-opsgenie",
+            Capabilities {
+                max_batch: 1,
+                update_in_place: true,
+                client_ids: true,
+                delete_truncates_running: false,
+            },
+            now,
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds (or replaces) a schedule, keeping its overrides.
+    pub fn add_schedule(&self, schedule: VendorSchedule) {
+        let mut inner = self.lock();
+        let id = schedule.id.clone();
+        match inner.schedules.get_mut(&id) {
+            Some(sim) => sim.config = schedule,
+            None => {
+                inner.schedules.insert(
+                    id,
+                    Sim {
+                        config: schedule,
+                        overrides: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Moves the provider's clock.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.lock().now = now;
+    }
+
+    /// Makes every write fail with a permission error, as a read-only key does.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.lock().read_only = read_only;
+    }
+
+    /// Makes the next `calls` calls fail with a rate-limit error.
+    pub fn rate_limit_next(&self, calls: usize) {
+        self.lock().rate_limited_calls = calls;
+    }
+
+    /// Injects a fault.
+    pub fn inject(&self, trigger: Trigger, fault: Fault) {
+        self.lock().faults.push((trigger, fault));
+    }
+
+    /// Removes every pending fault, the read-only mode and the rate limit.
+    pub fn clear_faults(&self) {
+        let mut inner = self.lock();
+        inner.faults.clear();
+        inner.read_only = false;
+        inner.rate_limited_calls = 0;
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// How many write calls so far.
+    pub fn write_calls(&self) -> usize {
+        self.lock().writes
+    }
+
+    /// All overrides of a schedule, as a person looking at the vendor sees them, sorted by start.
+    pub fn overrides(&self, schedule: &VendorScheduleId) -> Vec<Override> {
+        let inner = self.lock();
+        let mut list: Vec<Override> = inner
+            .schedules
+            .get(schedule)
+            .map(|s| s.overrides.iter().map(|o| o.ov.clone()).collect())
+            .unwrap_or_default();
+        list.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
+
+    /// A person adds an override by hand (not a provider call). Returns its id.
+    pub fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
+        let mut inner = self.lock();
+        inner.next_seq += 1;
+        let seq = inner.next_seq;
+        let id = OverrideId(format!("manual-{seq}"));
+        if let Some(sim) = inner.schedules.get_mut(schedule) {
+            sim.overrides.push(Stored {
+                ov: Override {
+                    id: id.clone(),
+                    span,
+                },
+                seq,
+            });
+        }
+        id
+    }
+
+    /// A person deletes an override by hand. Returns whether it existed.
+    pub fn remove_override(&self, schedule: &VendorScheduleId, id: &OverrideId) -> bool {
+        let mut inner = self.lock();
+        let Some(sim) = inner.schedules.get_mut(schedule) else {
+            return false;
+        };
+        let before = sim.overrides.len();
+        sim.overrides.retain(|o| &o.ov.id != id);
+        sim.overrides.len() != before
+    }
+
+    /// A person edits an override by hand. Returns whether it existed.
+    pub fn edit_override(&self, schedule: &VendorScheduleId, id: &OverrideId, span: Span) -> bool {
+        let mut inner = self.lock();
+        let found = inner
+            .schedules
+            .get_mut(schedule)
+            .and_then(|sim| sim.overrides.iter_mut().find(|o| &o.ov.id == id));
+        match found {
+            Some(o) => {
+                o.ov.span = span;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Who the overrides put on call over `window` (last created wins), joined where the member is the
+    /// same; stretches without override are absent.
+    pub fn render(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
+        let inner = self.lock();
+        let Some(sim) = inner.schedules.get(schedule) else {
+            return Vec::new();
+        };
+        let live: Vec<&Stored> = sim
+            .overrides
+            .iter()
+            .filter(|o| o.ov.span.overlaps(window.start(), window.end()))
+            .collect();
+        let mut cuts: Vec<DateTime<Utc>> = live
+            .iter()
+            .flat_map(|o| [o.ov.span.start, o.ov.span.end])
+            .chain([window.start(), window.end()])
+            .filter(|t| *t >= window.start() && *t <= window.end())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out: Vec<OnCallPeriod> = Vec::new();
+        for pair in cuts.windows(2) {
+            let (s, e) = (pair[0], pair[1]);
+            let winner = live
+                .iter()
+                .filter(|o| o.ov.span.start <= s && o.ov.span.end >= e)
+                .max_by_key(|o| o.seq);
+            if let Some(w) = winner {
+                match out.last_mut() {
+                    Some(last) if last.end == s && last.member == w.ov.span.member => last.end = e,
+                    _ => out.push(OnCallPeriod {
+                        start: s,
+                        end: e,
+                        member: w.ov.span.member.clone(),
+                    }),
+                }
+            }
+        }
+        out
+    }
+
+    /// Records a call and decides whether a fault hits it. `Err` fails the call before it acts;
+    /// `Ok(true)` means act, then lose the answer.
+    fn begin(
+        &self,
+        inner: &mut Inner,
+        kind: CallKind,
+        schedule: Option<&VendorScheduleId>,
+    ) -> Result<bool, Error> {
+        inner.calls.push(Call {
+            kind,
+            schedule: schedule.cloned(),
+        });
+        let call_no = inner.calls.len();
+        let write_no = if kind.is_write() {
+            inner.writes += 1;
+            Some(inner.writes)
+        } else {
+            None
+        };
+        if inner.rate_limited_calls > 0 {
+            inner.rate_limited_calls -= 1;
+            return Err(Error::RateLimited {
+                retry_after: Some(std::time::Duration::from_secs(60)),
+                message: "too many requests".into(),
+            });
+        }
+        let hit = inner.faults.iter().position(|(t, _)| match t {
+            Trigger::Call(n) => *n == call_no,
+            Trigger::Write(n) => Some(*n) == write_no,
+        });
+        let lose = match hit.map(|i| inner.faults.remove(i).1) {
+            Some(Fault::Fail(e)) => return Err(e),
+            Some(Fault::LoseResponse) => true,
+            None => false,
+        };
+        if kind.is_write() && inner.read_only {
+            return Err(Error::PermissionDenied {
+                message: "this API key is read-only".into(),
+            });
+        }
+        if let Some(id) = schedule {
+            if !inner.schedules.contains_key(id) {
+                return Err(Error::NotFound {
+                    what: format!("schedule {id}"),
+                    message: "no such schedule".into(),
+                });
+            }
+        }
+        Ok(lose)
+    }
+}
+
+fn lost() -> Error {
+    Error::Transient {
+        message: "connection reset before the response arrived".into(),
+    }
+}
+
+fn check_writable(span: &Span, now: DateTime<Utc>) -> Result<(), Error> {
+    if span.end <= span.start {
+        return Err(Error::Rejected {
+            message: "override must end after it starts".into(),
+        });
+    }
+    if span.end <= now {
+        return Err(Error::Rejected {
+            message: "override must end in the future".into(),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Provider for InMemoryProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+        let mut inner = self.lock();
+        let lose = self.begin(&mut inner, CallKind::ListSchedules, None)?;
+        if lose {
+            return Err(lost());
+        }
+        Ok(inner.schedules.values().map(|s| s.config.clone()).collect())
+    }
+
+    async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {
+        let mut inner = self.lock();
+        let lose = self.begin(&mut inner, CallKind::GetSchedule, Some(schedule))?;
+        if lose {
+            return Err(lost());
+        }
+        inner
+            .schedules
+            .get(schedule)
+            .map(|s| s.config.clone())
+            .ok_or_else(|| Error::NotFound {
+                what: format!("schedule {schedule}"),
+                message: "no such schedule".into(),
+            })
+    }
+
+    async fn on_call(
+        &self,
+        schedule: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<RoleTimeline>, Error> {
+        let mut inner = self.lock();
+        let lose = self.begin(&mut inner, CallKind::OnCall, Some(schedule))?;
+        if lose {
+            return Err(lost());
+        }
+        let Some(sim) = inner.schedules.get(schedule) else {
+            return Ok(Vec::new());
+        };
+        sim.config
+            .rotations
+            .iter()
+            .map(|r| {
+                Ok(RoleTimeline {
+                    name: r.name.clone(),
+                    periods: expand_rotation(r, sim.config.zone, window)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_overrides(
+        &self,
+        schedule: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<Override>, Error> {
+        {
+            let mut inner = self.lock();
+            if self.begin(&mut inner, CallKind::ListOverrides, Some(schedule))? {
+                return Err(lost());
+            }
+        }
+        Ok(self
+            .overrides(schedule)
+            .into_iter()
+            .filter(|o| o.span.overlaps(window.start(), window.end()))
+            .collect())
+    }
+
+    async fn create_overrides(
+        &self,
+        schedule: &VendorScheduleId,
+        overrides: &[NewOverride],
+    ) -> Result<Vec<Result<Override, Error>>, Error> {
+        let mut inner = self.lock();
+        let lose = self.begin(
+            &mut inner,
+            CallKind::Create(overrides.len()),
+            Some(schedule),
+        )?;
+        if overrides.len() > self.capabilities.max_batch {
+            return Err(Error::Rejected {
+                message: format!("at most {} overrides per call", self.capabilities.max_batch),
+            });
+        }
+        let now = inner.now;
+        let mut results = Vec::with_capacity(overrides.len());
+        for new in overrides {
+            inner.next_seq += 1;
+            let seq = inner.next_seq;
+            let Some(sim) = inner.schedules.get_mut(schedule) else {
+                break;
+            };
+            let result = (|| {
+                check_writable(&new.span, now)?;
+                if !sim
+                    .config
+                    .members
+                    .iter()
+                    .any(|m| m.email == new.span.member)
+                {
+                    return Err(Error::UnknownMember {
+                        email: new.span.member.clone(),
+                        message: "no such user".into(),
+                    });
+                }
+                let id = match (&new.id, self.capabilities.client_ids) {
+                    (Some(alias), true) => {
+                        if sim.overrides.iter().any(|o| &o.ov.id == alias) {
+                            return Err(Error::Conflict {
+                                message: format!("an override with alias {alias} already exists"),
+                            });
+                        }
+                        alias.clone()
+                    }
+                    _ => OverrideId(format!("ov-{seq}")),
+                };
+                let ov = Override {
+                    id,
+                    span: new.span.clone(),
+                };
+                sim.overrides.push(Stored {
+                    ov: ov.clone(),
+                    seq,
+                });
+                Ok(ov)
+            })();
+            results.push(result);
+        }
+        if lose {
+            return Err(lost());
+        }
+        Ok(results)
+    }
+
+    async fn update_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: &Span,
+    ) -> Result<Override, Error> {
+        let mut inner = self.lock();
+        let lose = self.begin(&mut inner, CallKind::Update, Some(schedule))?;
+        if !self.capabilities.update_in_place {
+            return Err(Error::Unsupported {
+                message: "overrides cannot be updated; delete and create instead".into(),
+            });
+        }
+        let now = inner.now;
+        check_writable(span, now)?;
+        let sim = inner
+            .schedules
+            .get_mut(schedule)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("schedule {schedule}"),
+                message: "no such schedule".into(),
+            })?;
+        if !sim.config.members.iter().any(|m| m.email == span.member) {
+            return Err(Error::UnknownMember {
+                email: span.member.clone(),
+                message: "no such user".into(),
+            });
+        }
+        let stored = sim
+            .overrides
+            .iter_mut()
+            .find(|o| &o.ov.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("override {id}"),
+                message: "no such override".into(),
+            })?;
+        stored.ov.span = span.clone();
+        let ov = stored.ov.clone();
+        if lose {
+            return Err(lost());
+        }
+        Ok(ov)
+    }
+
+    async fn delete_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Deletion, Error> {
+        let mut inner = self.lock();
+        let lose = self.begin(&mut inner, CallKind::Delete, Some(schedule))?;
+        let now = inner.now;
+        let truncates = self.capabilities.delete_truncates_running;
+        let sim = inner
+            .schedules
+            .get_mut(schedule)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("schedule {schedule}"),
+                message: "no such schedule".into(),
+            })?;
+        let index = sim
+            .overrides
+            .iter()
+            .position(|o| &o.ov.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("override {id}"),
+                message: "no such override".into(),
+            })?;
+        let span = sim.overrides[index].ov.span.clone();
+        if span.end <= now {
+            return Err(Error::Rejected {
+                message: "cannot remove a past override".into(),
+            });
+        }
+        let deletion = if span.start < now && truncates {
+            sim.overrides[index].ov.span.end = now;
+            Deletion::Truncated
+        } else {
+            sim.overrides.remove(index);
+            Deletion::Deleted
+        };
+        if lose {
+            return Err(lost());
+        }
+        Ok(deletion)
+    }
+}

@@ -1,0 +1,16 @@
+//! # oncall-sync
+//!
+//! Keeps on-call rotas planned in a host application in step with PagerDuty and Opsgenie.
+//!
+//! This crate is a facade: [`core`] is the sans-IO model, planner and sync driver; the adapters are
+//! [`opsgenie`] and [`pagerduty`] (features of the same names, on by default). See `README.md` and
+//! `ARCHITECTURE.md` for the map.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use oncall_core as core;
+pub use oncall_core::*;
+#[cfg(feature = "opsgenie")]
+pub use oncall_opsgenie as opsgenie;
+#[cfg(feature = "pagerduty")]
+pub use oncall_pagerduty as pagerduty;
