@@ -411,17 +411,21 @@ impl Plan {
     }
 
     /// The mark after the sync if the steps that failed are the given ones (R5): `max(H, E)` when
-    /// none in the fresh region failed, else the earliest failed fresh step's start. Never backwards.
+    /// none in the fresh region failed, else the earliest failed fresh step's start. Never backwards;
+    /// a first export that got nowhere leaves it `None`.
     pub fn next_high_water<'a>(
         &self,
         failed: impl IntoIterator<Item = &'a PlannedOperation>,
-    ) -> DateTime<Utc> {
-        let limit = failed
+    ) -> Option<DateTime<Utc>> {
+        let reached = failed
             .into_iter()
             .filter_map(|o| o.mark_limit)
             .min()
             .map_or(self.horizon_end, |t| t.min(self.horizon_end));
-        self.high_water.map_or(limit, |h| h.max(limit))
+        match self.high_water {
+            Some(h) => Some(h.max(reached)),
+            None => (reached > self.now).then_some(reached),
+        }
     }
 }
 

@@ -589,8 +589,7 @@ async fn sync_destination(
         .zip(&outcomes)
         .filter(|(_, o)| **o != Outcome::Done)
         .map(|(op, _)| op);
-    let mark = plan.next_high_water(failed);
-    run.state.high_water = Some(mark);
+    run.state.high_water = plan.next_high_water(failed);
     run.state.ledger.retain(|l| l.span.end > now);
     run.report.outcomes = ops
         .iter()

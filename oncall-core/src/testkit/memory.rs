@@ -533,8 +533,9 @@ impl Provider for InMemoryProvider {
                 message: "overrides cannot be updated; delete and create instead".into(),
             });
         }
+        // An update may end an override exactly now: that is how a running one is cut without delete.
         let now = inner.now;
-        check_writable(span, now)?;
+        check_writable(span, now - chrono::TimeDelta::nanoseconds(1))?;
         let sim = inner
             .schedules
             .get_mut(schedule)
