@@ -34,9 +34,9 @@ impl Span {
         (self.end > now).then(|| Span::new(self.start.max(now), self.end, self.member.clone()))
     }
 
-    /// Whether `[start, end)` intersects `[from, to)`.
+    /// Whether `[start, end)` intersects `[from, to)` (never when that is empty).
     pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
-        self.start < to && from < self.end
+        from < to && self.start < to && from < self.end
     }
 
     fn key(&self) -> (DateTime<Utc>, DateTime<Utc>, &Email) {
@@ -186,7 +186,8 @@ pub struct PlanInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    /// Create an override. `owned` ones join the ledger; others re-create part of a foreign override.
+    /// Create an override. `owned` ones join the ledger; others re-create the part of an override
+    /// that must survive when that override is deleted.
     Create {
         /// What to create.
         span: Span,
@@ -194,6 +195,14 @@ pub enum Action {
         id: Option<OverrideId>,
         /// Whether it becomes ours.
         owned: bool,
+        /// The override whose part this keeps: until this create succeeds, that override is not
+        /// removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keeps_part_of: Option<OverrideId>,
+        /// Whether this part replaces that override in the ledger (when the ledger knows it), under
+        /// the new id and keeping the ledger's span.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        takes_over: bool,
     },
     /// Change an override in place.
     Update {
@@ -255,10 +264,15 @@ pub enum Reason {
     CutAtFreshStart,
     /// A foreign override reaching past the horizon end, trimmed to start there.
     TrimAtHorizonEnd,
-    /// Re-creating the part of a foreign override outside the fresh region (vendors without update).
+    /// Re-creating the part of an override outside the fresh region (vendors without update).
     KeepForeignRemainder,
+    /// A person extended an override of ours into the fresh region: the extension goes (R2), the rest
+    /// stays (R3).
+    TrimEditedOurs,
     /// A vendor override equal to a desired span (R2, R6).
     ExactMatch,
+    /// A vendor override carrying the alias this destination gives its own overrides (R6).
+    OurAlias,
     /// The override is no longer in the vendor.
     AlreadyGone,
 }
@@ -286,7 +300,9 @@ impl fmt::Display for PlannedOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let whose = |owned: bool| if owned { "ours" } else { "foreign" };
         match &self.action {
-            Action::Create { span, id, owned } => {
+            Action::Create {
+                span, id, owned, ..
+            } => {
                 write!(f, "create  {span} ({})", whose(*owned))?;
                 if let Some(id) = id {
                     write!(f, " as {id}")?;
@@ -504,11 +520,43 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     let vendor_live: Vec<&Override> = vendor.iter().filter(|o| o.span.end > now).collect();
     let vendor_by_id: HashMap<&OverrideId, &Override> =
         vendor_live.iter().map(|o| (&o.id, *o)).collect();
-    let ledger_ids: HashSet<&OverrideId> = state.ledger.iter().map(|l| &l.id).collect();
-    // Ledger entries in scope: alive, and starting before the horizon end.
-    let ledger_in_scope: Vec<(&Override, Span)> = state
+    let mut ops: Vec<PlannedOperation> = Vec::new();
+
+    // With client-chosen ids, an override carrying our alias for its own start is ours even when the
+    // ledger lost it (a create whose answer was lost): take it back, so its alias is never reused.
+    let known: HashSet<&OverrideId> = state.ledger.iter().map(|l| &l.id).collect();
+    let orphans: Vec<&Override> = if caps.client_ids {
+        vendor_live
+            .iter()
+            .copied()
+            .filter(|o| !known.contains(&o.id) && o.id == alias_for(destination, o.span.start))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for o in &orphans {
+        ops.push(PlannedOperation {
+            action: Action::Adopt {
+                target: (*o).clone(),
+            },
+            reason: Reason::OurAlias,
+            mark_limit: None,
+        });
+    }
+    // A ledger entry that has ended is history; if a person stretched its vendor copy past now, that
+    // live part is theirs, so the copy counts as foreign. (The driver keeps such entries while the copy
+    // lives, so the alias above never takes it back.)
+    let ledger: Vec<&Override> = state
         .ledger
         .iter()
+        .filter(|l| l.span.end > now)
+        .chain(orphans.iter().copied())
+        .collect();
+    let ledger_ids: HashSet<&OverrideId> = ledger.iter().map(|l| &l.id).collect();
+    // Ledger entries in scope: alive, and starting before the horizon end.
+    let ledger_in_scope: Vec<(&Override, Span)> = ledger
+        .iter()
+        .copied()
         .filter(|l| l.span.start < horizon_end)
         .filter_map(|l| l.span.clipped(now).map(|c| (l, c)))
         .collect();
@@ -517,7 +565,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         .iter()
         .map(|(_, c)| (c.start, c.end, c.member.clone()))
         .collect();
-    let mut ops: Vec<PlannedOperation> = Vec::new();
     let desired_index: HashMap<(DateTime<Utc>, DateTime<Utc>, &Email), usize> = desired_spans
         .iter()
         .enumerate()
@@ -525,6 +572,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         .collect();
     let mut desired_done = vec![false; desired_spans.len()];
     let mut stale: Vec<(&Override, Span)> = Vec::new();
+    let mut kept: Vec<&Override> = Vec::new();
 
     // Match the ledger against the desired spans (R3: in the protected region a match stands even if a
     // person deleted or edited the vendor's copy; R2: in the fresh region the vendor must hold it intact).
@@ -538,7 +586,10 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                         .is_some_and(|v| v == clipped))
         });
         match matched {
-            Some(i) => desired_done[i] = true,
+            Some(i) => {
+                desired_done[i] = true;
+                kept.push(entry);
+            }
             None => stale.push((entry, clipped)),
         }
     }
@@ -682,6 +733,8 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                     span: span.clone(),
                     id: caps.client_ids.then(|| alias_for(destination, span.start)),
                     owned: true,
+                    keeps_part_of: None,
+                    takes_over: false,
                 },
                 reason,
                 mark_limit: mark_limit(span.start),
@@ -692,14 +745,28 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     }
 
     // R2: clear foreign overrides from the fresh region [F, E), keeping their parts outside it.
-    if fresh_from < horizon_end {
-        let existing: HashSet<(DateTime<Utc>, DateTime<Utc>, &Email)> =
-            vendor_live.iter().map(|o| o.span.key()).collect();
-        for (j, o) in foreign.iter().enumerate() {
-            if adopted[j] || !o.span.overlaps(fresh_from, horizon_end) {
-                continue;
-            }
-            clear_foreign(o, now, fresh_from, horizon_end, caps, &existing, &mut ops);
+    let existing: HashSet<(DateTime<Utc>, DateTime<Utc>, &Email)> =
+        vendor_live.iter().map(|o| o.span.key()).collect();
+    let clearing = Clearing {
+        now,
+        to: horizon_end,
+        caps,
+        existing: &existing,
+    };
+    for (j, o) in foreign.iter().enumerate() {
+        if !adopted[j] && o.span.overlaps(fresh_from, horizon_end) {
+            clearing.clear(o, fresh_from, None, &mut ops);
+        }
+    }
+    // R2 over R3: an override of ours that a person stretched past its ledger span into the fresh
+    // region loses the stretch; the ledger keeps its span, so the person's other changes stand.
+    for entry in kept {
+        let Some(current) = vendor_by_id.get(&entry.id) else {
+            continue;
+        };
+        let from = fresh_from.max(entry.span.end);
+        if current.span != entry.span && current.span.overlaps(from, horizon_end) {
+            clearing.clear(current, from, Some(Reason::TrimEditedOurs), &mut ops);
         }
     }
 
@@ -775,101 +842,98 @@ fn truncate(target: &Override, now: DateTime<Utc>, owned: bool, caps: Capabiliti
     }
 }
 
-/// Plans removing a foreign override from `[fresh_from, horizon_end)` while keeping its parts outside.
-fn clear_foreign(
-    o: &Override,
+/// Plans removing overrides from a stretch of the fresh region while keeping their parts outside it.
+struct Clearing<'a> {
     now: DateTime<Utc>,
-    fresh_from: DateTime<Utc>,
-    horizon_end: DateTime<Utc>,
+    /// The end of the stretch: the horizon end `E`.
+    to: DateTime<Utc>,
     caps: Capabilities,
-    existing: &HashSet<(DateTime<Utc>, DateTime<Utc>, &Email)>,
-    ops: &mut Vec<PlannedOperation>,
-) {
-    let member = &o.span.member;
-    let left =
-        (o.span.start < fresh_from).then(|| Span::new(o.span.start, fresh_from, member.clone()));
-    let right =
-        (o.span.end > horizon_end).then(|| Span::new(horizon_end, o.span.end, member.clone()));
-    let mark = Some(o.span.start.max(fresh_from));
-    let reason = match (&left, &right) {
-        (Some(_), _) => Reason::CutAtFreshStart,
-        (None, Some(_)) => Reason::TrimAtHorizonEnd,
-        (None, None) => Reason::ForeignInFreshRegion,
-    };
-    let remainder = |span: Span, ops: &mut Vec<PlannedOperation>| {
-        // A remainder already in the vendor was created by an earlier, interrupted run.
-        if span.end > now && !existing.contains(&span.key()) {
-            ops.push(PlannedOperation {
-                action: Action::Create {
-                    span,
-                    id: None,
-                    owned: false,
-                },
-                reason: Reason::KeepForeignRemainder,
-                mark_limit: mark,
-            });
-        }
-    };
-    let running = o.span.start < now;
-    if caps.update_in_place {
-        let (keep, extra) = match (left, right) {
-            (Some(l), r) => (Some(l), r),
-            (None, r) => (r, None),
-        };
-        match keep {
-            Some(to) => {
-                if let Some(extra) = extra {
-                    remainder(extra, ops);
-                }
-                let action = if running && to.end == now && caps.delete_truncates_running {
-                    truncate(o, now, false, caps)
-                } else {
-                    Action::Update {
-                        id: o.id.clone(),
-                        from: o.span.clone(),
-                        to,
-                        owned: false,
-                    }
-                };
+    /// Every live vendor override, by span: a remainder already there is not created twice.
+    existing: &'a HashSet<(DateTime<Utc>, DateTime<Utc>, &'a Email)>,
+}
+
+impl Clearing<'_> {
+    /// Removes `o` from `[from, self.to)`. Ledger entries are never dropped here: deleting a foreign
+    /// override changes no ledger, and an edited override of ours stays believed (R3).
+    fn clear(
+        &self,
+        o: &Override,
+        from: DateTime<Utc>,
+        reason: Option<Reason>,
+        ops: &mut Vec<PlannedOperation>,
+    ) {
+        let (now, to, caps) = (self.now, self.to, self.caps);
+        let member = &o.span.member;
+        let left = (o.span.start < from).then(|| Span::new(o.span.start, from, member.clone()));
+        let right = (o.span.end > to).then(|| Span::new(to, o.span.end, member.clone()));
+        let mark = Some(o.span.start.max(from));
+        let reason = reason.unwrap_or(match (&left, &right) {
+            (Some(_), _) => Reason::CutAtFreshStart,
+            (None, Some(_)) => Reason::TrimAtHorizonEnd,
+            (None, None) => Reason::ForeignInFreshRegion,
+        });
+        let remainder = |span: Span, takes_over: bool, ops: &mut Vec<PlannedOperation>| {
+            // A remainder already in the vendor was created by an earlier, interrupted run.
+            if span.start < span.end && span.end > now && !self.existing.contains(&span.key()) {
                 ops.push(PlannedOperation {
-                    action,
-                    reason,
+                    action: Action::Create {
+                        span,
+                        id: None,
+                        owned: false,
+                        keeps_part_of: Some(o.id.clone()),
+                        takes_over,
+                    },
+                    reason: Reason::KeepForeignRemainder,
                     mark_limit: mark,
                 });
             }
-            None => ops.push(PlannedOperation {
-                action: Action::Delete {
+        };
+        let running = o.span.start < now;
+        let removal = if caps.update_in_place {
+            // Keep the left part in place (or else the right one); a second part is re-created.
+            let (keep, extra) = match (left, right) {
+                (Some(l), r) => (Some(l), r),
+                (None, r) => (r, None),
+            };
+            if let Some(extra) = extra {
+                remainder(extra, false, ops);
+            }
+            match keep {
+                Some(to) if running && to.end == now && caps.delete_truncates_running => {
+                    truncate(o, now, false, caps)
+                }
+                Some(to) => Action::Update {
+                    id: o.id.clone(),
+                    from: o.span.clone(),
+                    to,
+                    owned: false,
+                },
+                None => Action::Delete {
                     target: o.clone(),
                     owned: false,
                 },
-                reason,
-                mark_limit: mark,
-            }),
-        }
-        return;
+            }
+        } else {
+            // Delete (which truncates a running override at now) and re-create the parts that stay.
+            if let Some(l) = left {
+                remainder(Span::new(l.start.max(now), l.end, l.member), true, ops);
+            }
+            if let Some(r) = right {
+                remainder(r, false, ops);
+            }
+            if running {
+                truncate(o, now, false, caps)
+            } else {
+                Action::Delete {
+                    target: o.clone(),
+                    owned: false,
+                }
+            }
+        };
+        ops.push(PlannedOperation {
+            action: removal,
+            reason,
+            mark_limit: mark,
+        });
     }
-    // Without in-place update: delete (which truncates a running override at now) and re-create the
-    // parts that must stay.
-    if let Some(l) = left {
-        let from = l.start.max(now);
-        if from < l.end {
-            remainder(Span::new(from, l.end, l.member), ops);
-        }
-    }
-    if let Some(r) = right {
-        remainder(r, ops);
-    }
-    let action = if running {
-        truncate(o, now, false, caps)
-    } else {
-        Action::Delete {
-            target: o.clone(),
-            owned: false,
-        }
-    };
-    ops.push(PlannedOperation {
-        action,
-        reason,
-        mark_limit: mark,
-    });
 }

@@ -1,5 +1,6 @@
 //! The sync driver: for each destination, read, plan, apply in order, record, advance the mark.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -8,7 +9,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::Error;
 use crate::model::{RoleIndex, Schedule, Window};
 use crate::plan::{
-    desired_spans, plan_export, Action, Override, Plan, PlanInput, PlannedOperation, Span, Warning,
+    desired_spans, plan_export, Action, Override, OverrideId, Plan, PlanInput, PlannedOperation,
+    Span, Warning,
 };
 use crate::provider::{NewOverride, Provider, VendorScheduleId};
 use crate::state::{DestinationId, DestinationState, LastRun, StateStore};
@@ -279,6 +281,8 @@ struct Run<'a> {
     report: DestinationReport,
     fatal: bool,
     save_failed: bool,
+    /// Overrides whose surviving part could not be re-created: they are not removed this run.
+    held: HashSet<OverrideId>,
 }
 
 impl Run<'_> {
@@ -320,7 +324,7 @@ impl Run<'_> {
         }
     }
 
-    fn forget(&mut self, id: &crate::plan::OverrideId) {
+    fn forget(&mut self, id: &OverrideId) {
         self.state.ledger.retain(|l| &l.id != id);
     }
 
@@ -422,6 +426,15 @@ impl Run<'_> {
         {
             Ok(results) => results,
             Err(e) => {
+                for op in ops {
+                    if let Action::Create {
+                        keeps_part_of: Some(id),
+                        ..
+                    } = &op.action
+                    {
+                        self.held.insert(id.clone());
+                    }
+                }
                 self.error(ops.first().copied(), e);
                 return vec![false; ops.len()];
             }
@@ -429,14 +442,31 @@ impl Run<'_> {
         let mut ok = Vec::with_capacity(ops.len());
         let mut results = results.into_iter();
         for op in ops {
+            let Action::Create {
+                owned,
+                keeps_part_of,
+                takes_over,
+                ..
+            } = &op.action
+            else {
+                continue;
+            };
             match results.next() {
                 Some(Ok(created)) => {
-                    if matches!(op.action, Action::Create { owned: true, .. }) {
+                    if *owned {
                         self.state.ledger.push(created);
+                    } else if let Some(entry) = keeps_part_of
+                        .as_ref()
+                        .filter(|_| *takes_over)
+                        .and_then(|old| self.state.ledger.iter_mut().find(|l| &l.id == old))
+                    {
+                        // The kept part of an override of ours carries its ledger entry on.
+                        entry.id = created.id;
                     }
                     ok.push(true);
                 }
                 Some(Err(e)) => {
+                    self.held.extend(keeps_part_of.iter().cloned());
                     self.error(Some(op), e);
                     ok.push(false);
                 }
@@ -483,6 +513,7 @@ async fn sync_destination(
         },
         fatal: false,
         save_failed: false,
+        held: HashSet::new(),
     };
     match store.load(&destination.id).await {
         Ok(loaded) => {
@@ -554,6 +585,19 @@ async fn sync_destination(
             continue;
         }
         let op = &ops[i];
+        let removes_held = match &op.action {
+            Action::Update { id, .. } => run.held.contains(id),
+            Action::Delete { target, .. } | Action::Truncate { target, .. } => {
+                run.held.contains(&target.id)
+            }
+            _ => false,
+        };
+        if removes_held {
+            // Removing it now would lose the part that should have been kept.
+            outcomes.push(Outcome::Skipped);
+            i += 1;
+            continue;
+        }
         if matches!(op.action, Action::Create { .. }) {
             // Consecutive creates go to the vendor in batches.
             let batch: Vec<&PlannedOperation> = ops[i..]
@@ -590,13 +634,27 @@ async fn sync_destination(
         .filter(|(_, o)| **o != Outcome::Done)
         .map(|(op, _)| op);
     run.state.high_water = plan.next_high_water(failed);
-    run.state.ledger.retain(|l| l.span.end > now);
+    // Ended entries are history, except while a person's stretched copy of one lives on in the vendor.
+    let live: HashSet<&OverrideId> = vendor
+        .iter()
+        .filter(|o| o.span.end > now)
+        .map(|o| &o.id)
+        .collect();
+    run.state
+        .ledger
+        .retain(|l| l.span.end > now || live.contains(&l.id));
     run.report.outcomes = ops
         .iter()
         .cloned()
         .zip(outcomes)
         .map(|(operation, outcome)| OperationOutcome { operation, outcome })
         .collect();
+    run.report.plan = Some(plan);
+    // After a failed save (another worker won the compare-and-swap) this run's state is not saved.
+    if !run.save_failed && record_last_run(&mut run).await {
+        run.report.high_water_after = run.state.high_water;
+    }
+    // The status counts the final save too: an unsaved mark is a failure the host must see.
     let any_done = run
         .report
         .outcomes
@@ -607,11 +665,6 @@ async fn sync_destination(
         (false, true) => SyncStatus::Partial,
         (false, false) => SyncStatus::Failed,
     };
-    run.report.plan = Some(plan);
-    // After a failed save (another worker won the compare-and-swap) this run's state is not saved.
-    if !run.save_failed && record_last_run(&mut run).await {
-        run.report.high_water_after = run.state.high_water;
-    }
     run.report
 }
 
