@@ -1,1 +1,126 @@
-fn main() {}
+//! Why: the planner runs on every sync of every destination; a year of hourly shifts against 10,000
+//! existing overrides must plan in under 5 ms, and cost must grow near-linearly (issue: export
+//! planning). The series from 1,000 to 100,000 spans shows the growth.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use oncall_sync::{
+    plan_export, Capabilities, Desired, DestinationId, DestinationState, Email, Override,
+    OverrideId, PlanInput, Span,
+};
+
+struct Input {
+    desired: Desired,
+    vendor: Vec<Override>,
+    state: DestinationState,
+    now: DateTime<Utc>,
+}
+
+/// `spans` hourly desired spans; the first half already exported (ledger and vendor agree, with
+/// every 50th swapped by the host), plus `foreign` foreign overrides spread over the whole range.
+fn input(spans: usize, foreign: usize) -> Input {
+    let now = Utc.with_ymd_and_hms(2024, 1, 1, 0, 30, 0).unwrap();
+    let members: Vec<Email> = (0..10)
+        .map(|i| Email::parse(&format!("m{i}@example.com")).expect("email"))
+        .collect();
+    let hour =
+        |i: usize| Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + TimeDelta::hours(i as i64);
+    let desired_spans: Vec<Span> = (0..spans)
+        .map(|i| Span::new(hour(i).max(now), hour(i + 1), members[i % 10].clone()))
+        .collect();
+    let exported = spans / 2;
+    let ledger: Vec<Override> = desired_spans[..exported]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let member = if i % 50 == 0 {
+                members[(i + 1) % 10].clone()
+            } else {
+                s.member.clone()
+            };
+            Override {
+                id: OverrideId(format!("ours-{i}")),
+                span: Span::new(s.start, s.end, member),
+            }
+        })
+        .collect();
+    let mut vendor = ledger.clone();
+    let step = (spans.max(1) * 60 / foreign.max(1)).max(1) as i64;
+    vendor.extend((0..foreign).map(|i| Override {
+        id: OverrideId(format!("foreign-{i}")),
+        span: Span::new(
+            now + TimeDelta::minutes(i as i64 * step),
+            now + TimeDelta::minutes(i as i64 * step + 90),
+            members[(i * 7) % 10].clone(),
+        ),
+    }));
+    let state = DestinationState {
+        high_water: Some(hour(exported)),
+        ledger,
+        last_run: None,
+    };
+    Input {
+        desired: Desired {
+            horizon_end: hour(spans),
+            spans: desired_spans,
+            gaps: Vec::new(),
+        },
+        vendor,
+        state,
+        now,
+    }
+}
+
+fn run(input: &Input, caps: Capabilities) -> usize {
+    let destination = DestinationId("bench".into());
+    plan_export(PlanInput {
+        destination: &destination,
+        now: input.now,
+        desired: &input.desired,
+        vendor: &input.vendor,
+        state: &input.state,
+        capabilities: caps,
+    })
+    .operations
+    .len()
+}
+
+const PAGERDUTY: Capabilities = Capabilities {
+    max_batch: 100,
+    update_in_place: false,
+    client_ids: false,
+    delete_truncates_running: true,
+};
+const OPSGENIE: Capabilities = Capabilities {
+    max_batch: 1,
+    update_in_place: true,
+    client_ids: true,
+    delete_truncates_running: false,
+};
+
+fn bench(c: &mut Criterion) {
+    let year = input(8_760, 10_000);
+    let mut group = c.benchmark_group("plan_year_hourly_vs_10k_overrides");
+    group.bench_function("pagerduty_caps", |b| {
+        b.iter(|| run(black_box(&year), PAGERDUTY))
+    });
+    group.bench_function("opsgenie_caps", |b| {
+        b.iter(|| run(black_box(&year), OPSGENIE))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("plan_scaling");
+    group.sample_size(20);
+    for n in [1_000, 10_000, 100_000] {
+        let data = input(n, n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &data, |b, d| {
+            b.iter(|| run(black_box(d), PAGERDUTY))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

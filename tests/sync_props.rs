@@ -1,6 +1,8 @@
 //! Property tests for DESIGN §3 rules R1-R7 over random sequences of host changes, manual vendor
 //! edits, time passing, syncs and faults, against PagerDuty-like and Opsgenie-like providers.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::collections::HashMap;

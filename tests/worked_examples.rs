@@ -1,6 +1,8 @@
 //! DESIGN §3 worked examples, each a named test, against PagerDuty-like and Opsgenie-like providers.
 //! Daily shifts hand off at 09:00; `now` is day 3 12:00 unless stated.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use common::*;

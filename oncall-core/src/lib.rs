@@ -8,7 +8,7 @@
 //! - [`model`]: members, roles, shifts, host schedules (validated).
 //! - [`rotation`] and [`time`]: rotation configuration, expansion in civil time, merging by position.
 //! - [`plan`]: desired spans, the planner for DESIGN rules R1-R6, plans people can read.
-//! - [`provider`]: the [`Provider`] trait and its contract.
+//! - [`provider`]: the [`Provider`] trait and its contract; [`import_schedule`] over it.
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
 //! - [`sync`]: the driver that applies plans through providers.
 //! - `testkit` (feature): an in-memory provider with fault injection and the conformance suite.
@@ -17,6 +17,7 @@
 
 pub mod credentials;
 pub mod error;
+pub mod import;
 pub mod model;
 pub mod plan;
 pub mod provider;
@@ -30,6 +31,7 @@ pub mod time;
 
 pub use credentials::ApiKey;
 pub use error::{Error, ValidationError};
+pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
     alias_for, desired_spans, plan_export, Action, Desired, Override, OverrideId, Plan, PlanInput,

@@ -39,7 +39,7 @@ impl Span {
         from < to && self.start < to && from < self.end
     }
 
-    fn key(&self) -> (DateTime<Utc>, DateTime<Utc>, &Email) {
+    fn key(&self) -> SpanKey<'_> {
         (self.start, self.end, &self.member)
     }
 }
@@ -55,6 +55,9 @@ impl fmt::Display for Span {
         )
     }
 }
+
+/// A span as a hashable key: start, end, member.
+type SpanKey<'a> = (DateTime<Utc>, DateTime<Utc>, &'a Email);
 
 /// A vendor's handle for an override: PagerDuty's id, Opsgenie's alias.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -565,7 +568,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         .iter()
         .map(|(_, c)| (c.start, c.end, c.member.clone()))
         .collect();
-    let desired_index: HashMap<(DateTime<Utc>, DateTime<Utc>, &Email), usize> = desired_spans
+    let desired_index: HashMap<SpanKey<'_>, usize> = desired_spans
         .iter()
         .enumerate()
         .map(|(i, s)| (s.key(), i))
@@ -603,8 +606,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     foreign.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
     let mut adopted = vec![false; foreign.len()];
     {
-        let mut by_key: HashMap<(DateTime<Utc>, DateTime<Utc>, &Email), Vec<usize>> =
-            HashMap::new();
+        let mut by_key: HashMap<SpanKey<'_>, Vec<usize>> = HashMap::new();
         for (i, o) in foreign.iter().enumerate() {
             if let Some(c) = o.span.clipped(now) {
                 by_key
@@ -745,8 +747,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     }
 
     // R2: clear foreign overrides from the fresh region [F, E), keeping their parts outside it.
-    let existing: HashSet<(DateTime<Utc>, DateTime<Utc>, &Email)> =
-        vendor_live.iter().map(|o| o.span.key()).collect();
+    let existing: HashSet<SpanKey<'_>> = vendor_live.iter().map(|o| o.span.key()).collect();
     let clearing = Clearing {
         now,
         to: horizon_end,
@@ -849,7 +850,7 @@ struct Clearing<'a> {
     to: DateTime<Utc>,
     caps: Capabilities,
     /// Every live vendor override, by span: a remainder already there is not created twice.
-    existing: &'a HashSet<(DateTime<Utc>, DateTime<Utc>, &'a Email)>,
+    existing: &'a HashSet<SpanKey<'a>>,
 }
 
 impl Clearing<'_> {

@@ -1,5 +1,7 @@
 //! Property tests for rotation expansion and merging (DESIGN §2).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use oncall_core::{

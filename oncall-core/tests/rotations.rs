@@ -1,5 +1,7 @@
 //! Golden DST cases (DESIGN §2), restriction behaviour and the merge, through one `check()` helper.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use oncall_core::{

@@ -1,5 +1,7 @@
 //! Every validation error, with the input that triggers it.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use chrono::{DateTime, NaiveDate, TimeZone, Utc, Weekday};
 use oncall_core::{
     desired_spans, expand_rotation, Email, Member, Participant, Restriction, RoleIndex, Rotation,
