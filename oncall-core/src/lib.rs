@@ -10,7 +10,7 @@
 //! - [`plan`]: desired spans, the planner for DESIGN rules R1-R6, plans people can read.
 //! - [`provider`]: the [`Provider`] trait and its contract; [`import_schedule`] over it.
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
-//! - [`sync`]: the driver that applies plans through providers.
+//! - [`mod@sync`]: the driver that applies plans through providers.
 //! - `testkit` (feature): an in-memory provider with fault injection and the conformance suite.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

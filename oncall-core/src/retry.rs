@@ -79,3 +79,89 @@ impl RetryPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transient() -> Error {
+        Error::Transient {
+            message: "502".into(),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(5),
+        };
+        let d = |attempt, jitter| p.decide(&transient(), attempt, true, jitter);
+        assert_eq!(d(1, 1.0), RetryDecision::RetryAfter(Duration::from_secs(1)));
+        assert_eq!(
+            d(1, 0.0),
+            RetryDecision::RetryAfter(Duration::from_millis(500))
+        );
+        assert_eq!(d(2, 1.0), RetryDecision::RetryAfter(Duration::from_secs(2)));
+        assert_eq!(d(3, 1.0), RetryDecision::RetryAfter(Duration::from_secs(4)));
+        assert_eq!(
+            d(4, 1.0),
+            RetryDecision::RetryAfter(Duration::from_secs(5)),
+            "capped"
+        );
+        assert_eq!(
+            d(9, 7.0),
+            RetryDecision::RetryAfter(Duration::from_secs(5)),
+            "jitter clamped"
+        );
+        assert_eq!(d(10, 0.5), RetryDecision::GiveUp, "attempts exhausted");
+    }
+
+    #[test]
+    fn what_is_never_retried() {
+        let p = RetryPolicy::default();
+        // A create that timed out may have landed: the sync re-reads instead (DESIGN §4).
+        assert_eq!(p.decide(&transient(), 1, false, 0.5), RetryDecision::GiveUp);
+        for e in [
+            Error::PermissionDenied {
+                message: String::new(),
+            },
+            Error::Unauthenticated {
+                message: String::new(),
+            },
+            Error::Rejected {
+                message: String::new(),
+            },
+            Error::NotFound {
+                what: String::new(),
+                message: String::new(),
+            },
+        ] {
+            assert_eq!(p.decide(&e, 1, true, 0.5), RetryDecision::GiveUp, "{e}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_wait_as_told_even_for_creates() {
+        let p = RetryPolicy::default();
+        let limited = |s: Option<u64>| Error::RateLimited {
+            retry_after: s.map(Duration::from_secs),
+            message: String::new(),
+        };
+        assert_eq!(
+            p.decide(&limited(Some(7)), 1, false, 0.0),
+            RetryDecision::RetryAfter(Duration::from_secs(7))
+        );
+        assert_eq!(
+            p.decide(&limited(Some(3600)), 1, false, 0.0),
+            RetryDecision::RetryAfter(p.max_delay),
+            "the vendor's hint is capped"
+        );
+        assert_eq!(
+            p.decide(&limited(None), 2, false, 1.0),
+            RetryDecision::RetryAfter(Duration::from_secs(1)),
+            "no hint: backoff"
+        );
+    }
+}

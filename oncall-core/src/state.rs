@@ -139,3 +139,59 @@ impl StateStore for InMemoryStateStore {
         Ok(version)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        // The store never awaits anything pending, so one poll finishes it.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the in-memory store never waits"),
+        }
+    }
+
+    #[test]
+    fn compare_and_swap() {
+        let store = InMemoryStateStore::new();
+        let d = DestinationId("d".into());
+        let first = block_on(store.load(&d)).unwrap();
+        assert_eq!(first.version, 0);
+        let state = DestinationState {
+            high_water: Some(DateTime::<Utc>::UNIX_EPOCH),
+            ..DestinationState::default()
+        };
+        assert_eq!(block_on(store.save(&d, 0, &state)), Ok(1));
+        // A second worker that loaded version 0 loses.
+        let lost = block_on(store.save(&d, 0, &DestinationState::default()));
+        assert!(matches!(lost, Err(Error::Conflict { .. })), "{lost:?}");
+        assert_eq!(
+            store.get(&d),
+            Some(state.clone()),
+            "the loser changed nothing"
+        );
+        assert_eq!(block_on(store.save(&d, 1, &state)), Ok(2));
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let state = DestinationState {
+            high_water: Some(DateTime::<Utc>::UNIX_EPOCH),
+            ledger: Vec::new(),
+            last_run: Some(LastRun {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                ok: false,
+                error: Some("boom".into()),
+            }),
+        };
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(
+            serde_json::from_str::<DestinationState>(&json).unwrap(),
+            state
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! The sync driver: isolation between destinations (R7), compare-and-swap between workers, reads that
+//! fail, and import.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use common::*;
+use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger};
+use oncall_sync::{
+    import_schedule, sync, ConnectionId, Destination, DestinationId, DestinationState, Error,
+    InMemoryStateStore, Participant, RoleIndex, Rotation, RotationUnit, StateStore, SyncMode,
+    SyncOptions, SyncStatus, SyncTarget, VendorSchedule, VendorScheduleId, Versioned, Window,
+};
+
+fn options(now: chrono::DateTime<chrono::Utc>) -> SyncOptions {
+    SyncOptions {
+        now,
+        horizon: None,
+        mode: SyncMode::Apply,
+    }
+}
+
+#[tokio::test]
+async fn a_failing_destination_leaves_the_others_intact() {
+    let now = at(3, 12);
+    let schedule = schedule(3, 11);
+    // Healthy destination alone.
+    let alone = Fixture::new(Vendor::PagerDutyLike, now);
+    let solo = alone.sync(&schedule, now).await;
+
+    // The same healthy destination beside three broken ones: read-only key, unknown schedule, outage.
+    let f = Fixture::new(Vendor::PagerDutyLike, now);
+    let broken: Vec<(InMemoryProvider, Destination)> = ["read-only", "unknown", "outage"]
+        .iter()
+        .map(|kind| {
+            let p = InMemoryProvider::opsgenie_like(now);
+            p.add_schedule(vendor_schedule("OG"));
+            match *kind {
+                "read-only" => p.set_read_only(true),
+                "outage" => p.inject(
+                    Trigger::Call(1),
+                    Fault::Fail(Error::Transient {
+                        message: "503".into(),
+                    }),
+                ),
+                _ => {}
+            }
+            let d = Destination {
+                id: DestinationId(format!("broken-{kind}")),
+                connection: ConnectionId(format!("conn-{kind}")),
+                schedule: VendorScheduleId(if *kind == "unknown" {
+                    "nope".into()
+                } else {
+                    "OG".into()
+                }),
+                role: RoleIndex::PRIMARY,
+            };
+            (p, d)
+        })
+        .collect();
+    let mut targets: Vec<SyncTarget<'_>> = broken
+        .iter()
+        .map(|(p, d)| SyncTarget {
+            destination: d,
+            provider: p,
+        })
+        .collect();
+    targets.insert(
+        1,
+        SyncTarget {
+            destination: &f.destination,
+            provider: &f.provider,
+        },
+    );
+    let report = sync(&schedule, &targets, &f.store, options(now)).await;
+
+    let healthy = &report.destinations[1];
+    assert_eq!(healthy.status, SyncStatus::Ok);
+    assert_eq!(
+        healthy.outcomes, solo.outcomes,
+        "same operations, same outcomes as alone"
+    );
+    assert_eq!(f.vendor_overrides().len(), alone.vendor_overrides().len());
+    assert_eq!(f.high_water(), alone.high_water());
+    for (d, (p, dest)) in [
+        &report.destinations[0],
+        &report.destinations[2],
+        &report.destinations[3],
+    ]
+    .into_iter()
+    .zip(&broken)
+    {
+        assert_eq!(d.status, SyncStatus::Failed, "{d}");
+        assert!(!d.errors.is_empty());
+        assert!(d
+            .errors
+            .iter()
+            .all(|e| e.destination == dest.id && e.connection == dest.connection));
+        assert!(p.overrides(&VendorScheduleId("OG".into())).is_empty());
+        let state = f.store.get(&dest.id).unwrap_or_default();
+        assert!(state.ledger.is_empty() && state.high_water.is_none());
+    }
+    assert!(matches!(
+        report.destinations[2].errors[0].error,
+        Error::NotFound { .. }
+    ));
+    assert!(!report.is_ok());
+}
+
+/// A store that lets another worker save first, right before our first save.
+struct Racing<'a> {
+    inner: &'a InMemoryStateStore,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl StateStore for Racing<'_> {
+    async fn load(&self, d: &DestinationId) -> Result<Versioned<DestinationState>, Error> {
+        self.inner.load(d).await
+    }
+    async fn save(
+        &self,
+        d: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error> {
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.inner
+                .save(d, expected, &DestinationState::default())
+                .await?;
+        }
+        self.inner.save(d, expected, state).await
+    }
+}
+
+#[tokio::test]
+async fn two_workers_cannot_both_win() {
+    let now = at(3, 12);
+    let f = Fixture::new(Vendor::OpsgenieLike, now);
+    let racing = Racing {
+        inner: &f.store,
+        raced: Default::default(),
+    };
+    let targets = [SyncTarget {
+        destination: &f.destination,
+        provider: &f.provider,
+    }];
+    let report = sync(&schedule(3, 11), &targets, &racing, options(now)).await;
+    let d = &report.destinations[0];
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| matches!(e.error, Error::Conflict { .. })),
+        "{d}"
+    );
+    assert_eq!(
+        f.provider.write_calls(),
+        1,
+        "the loser stops writing after its first save fails"
+    );
+    assert_ne!(d.status, SyncStatus::Ok);
+    assert_eq!(d.high_water_after, None, "the loser reports no new mark");
+    // The winner's next sync converges, adopting what the loser wrote.
+    let again = f.sync(&schedule(3, 11), at(3, 13)).await;
+    assert_eq!(again.status, SyncStatus::Ok, "{again}");
+    assert_eq!(f.vendor_overrides().len(), 8, "no duplicates");
+}
+
+#[tokio::test]
+async fn a_failed_read_changes_nothing_but_the_last_run() {
+    let now = at(3, 12);
+    let f = Fixture::new(Vendor::PagerDutyLike, now);
+    f.provider.inject(Trigger::Call(1), Fault::LoseResponse);
+    let report = f.sync(&schedule(3, 11), now).await;
+    assert_eq!(report.status, SyncStatus::Failed);
+    assert!(report.plan.is_none());
+    assert_eq!(f.provider.write_calls(), 0);
+    let state = f.store.get(&f.destination.id).unwrap();
+    assert_eq!((state.high_water, state.ledger.len()), (None, 0));
+    let last = state.last_run.unwrap();
+    assert!(!last.ok && last.error.unwrap().contains("transient"));
+}
+
+#[tokio::test]
+async fn import_merges_rotations_by_position_across_dst() {
+    let now = at(0, 0);
+    let p = InMemoryProvider::opsgenie_like(now);
+    let local = |d: u32, h: u32| {
+        NaiveDate::from_ymd_opt(2024, 3, d)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+    };
+    let who = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| Participant::Member(email(n)))
+            .collect()
+    };
+    p.add_schedule(VendorSchedule {
+        zone: chrono_tz::Europe::Berlin,
+        rotations: vec![
+            Rotation::new(
+                "primary",
+                RotationUnit::Daily,
+                1,
+                local(29, 9),
+                who(&["ann", "bob"]),
+            ),
+            Rotation::new(
+                "secondary",
+                RotationUnit::Weekly,
+                1,
+                local(25, 9),
+                who(&["cat"]),
+            ),
+        ],
+        ..vendor_schedule("VS")
+    });
+    let utc = |d: u32, h: u32| {
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 3, d, h, 0, 0).unwrap()
+    };
+    let window = Window::new(utc(29, 8), utc(31, 7)).unwrap();
+    let schedule = import_schedule(&p, &VendorScheduleId("VS".into()), window)
+        .await
+        .unwrap();
+    assert_eq!(schedule.roles(), ["primary", "secondary"]);
+    assert_eq!(schedule.zone(), chrono_tz::Europe::Berlin);
+    let shifts: Vec<_> = schedule
+        .shifts()
+        .iter()
+        .map(|s| (s.start, s.end, s.assignees.clone()))
+        .collect();
+    assert_eq!(
+        shifts,
+        [
+            (
+                utc(29, 8),
+                utc(30, 8),
+                vec![Some(email("ann")), Some(email("cat"))]
+            ),
+            // 09:00 CET to 09:00 CEST: 23 hours.
+            (
+                utc(30, 8),
+                utc(31, 7),
+                vec![Some(email("bob")), Some(email("cat"))]
+            ),
+        ]
+    );
+    let missing = import_schedule(&p, &VendorScheduleId("nope".into()), window).await;
+    assert!(matches!(missing, Err(Error::NotFound { .. })));
+}
