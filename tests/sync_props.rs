@@ -260,7 +260,7 @@ fn check_rules(
         if !ledger_ids.contains(&o.id)
             && o.span.end > now
             && o.span.end <= fresh
-            && !o.id.0.starts_with(oncall_sync::ALIAS_PREFIX)
+            && !o.id.as_str().starts_with(oncall_sync::ALIAS_PREFIX)
         {
             assert_eq!(
                 after_by_id.get(&o.id).copied(),

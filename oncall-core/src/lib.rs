@@ -17,6 +17,7 @@
 
 pub mod credentials;
 pub mod error;
+mod fast_hash;
 pub mod import;
 pub mod model;
 pub mod plan;

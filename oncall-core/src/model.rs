@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ValidationError;
 
 /// An email address, the identity of a person across systems. Compared case-insensitively:
-/// it is stored lower-cased.
+/// it is stored lower-cased. Cheap to clone (shared), since every span and shift carries one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Email(String);
+pub struct Email(std::sync::Arc<str>);
 
 impl Email {
     /// Parses and normalises an email address (trimmed, lower-cased).
@@ -42,7 +42,7 @@ impl Email {
                 "expected exactly one '@' between a local part and a domain",
             ));
         }
-        Ok(Email(trimmed.to_lowercase()))
+        Ok(Email(trimmed.to_lowercase().into()))
     }
 
     /// The normalised address.
@@ -66,7 +66,7 @@ impl TryFrom<String> for Email {
 
 impl From<Email> for String {
     fn from(value: Email) -> String {
-        value.0
+        value.0.to_string()
     }
 }
 

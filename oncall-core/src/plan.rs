@@ -1,11 +1,11 @@
 //! Export planning: desired spans, the high-water rules R1-R6 of DESIGN §3, and the plan they produce.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fast_hash::{FastMap, FastSet};
 use crate::model::{Email, RoleIndex, Schedule};
 use crate::provider::Capabilities;
 use crate::state::{DestinationId, DestinationState};
@@ -59,10 +59,34 @@ impl fmt::Display for Span {
 /// A span as a hashable key: start, end, member.
 type SpanKey<'a> = (DateTime<Utc>, DateTime<Utc>, &'a Email);
 
-/// A vendor's handle for an override: PagerDuty's id, Opsgenie's alias.
+/// A vendor's handle for an override: PagerDuty's id, Opsgenie's alias. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct OverrideId(pub String);
+#[serde(from = "String", into = "String")]
+pub struct OverrideId(std::sync::Arc<str>);
+
+impl From<String> for OverrideId {
+    fn from(id: String) -> OverrideId {
+        OverrideId(id.into())
+    }
+}
+
+impl From<OverrideId> for String {
+    fn from(id: OverrideId) -> String {
+        id.0.to_string()
+    }
+}
+
+impl OverrideId {
+    /// An id as the vendor spells it.
+    pub fn new(id: impl Into<std::sync::Arc<str>>) -> OverrideId {
+        OverrideId(id.into())
+    }
+
+    /// The id as the vendor spells it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for OverrideId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,24 +116,37 @@ pub const ALIAS_PREFIX: &str = "oncall-sync-";
 /// let d = DestinationId("ops-primary".into());
 /// let t = Utc.with_ymd_and_hms(2024, 3, 10, 9, 0, 0).unwrap();
 /// assert_eq!(alias_for(&d, t), alias_for(&d, t));
-/// assert!(alias_for(&d, t).0.starts_with("oncall-sync-"));
+/// assert!(alias_for(&d, t).as_str().starts_with("oncall-sync-"));
 /// ```
 pub fn alias_for(destination: &DestinationId, start: DateTime<Utc>) -> OverrideId {
-    // FNV-1a 64: tiny, and stable across Rust releases (std's hashers are not).
+    // FNV-1a 64: tiny, and stable across Rust releases (std's hashers are not). The bytes: the
+    // destination id, a zero byte, the start's seconds (big-endian i64) and nanoseconds (u32).
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = destination
-        .0
-        .as_bytes()
-        .iter()
-        .copied()
-        .chain([0u8])
-        .chain(start.timestamp().to_be_bytes())
-        .chain(start.timestamp_subsec_nanos().to_be_bytes());
-    for b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    feed(destination.0.as_bytes());
+    feed(&[0]);
+    feed(&start.timestamp().to_be_bytes());
+    feed(&start.timestamp_subsec_nanos().to_be_bytes());
+    // Written by hand into one buffer: the planner makes an alias per create, and `format!` with its
+    // extra allocation showed in the profile.
+    const LEN: usize = ALIAS_PREFIX.len() + 16;
+    let mut alias = [0u8; LEN];
+    alias[..ALIAS_PREFIX.len()].copy_from_slice(ALIAS_PREFIX.as_bytes());
+    for (i, byte) in alias[ALIAS_PREFIX.len()..].iter_mut().enumerate() {
+        let nibble = ((hash >> ((15 - i) * 4)) & 0xf) as u8;
+        *byte = if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' + nibble - 10
+        };
     }
-    OverrideId(format!("{ALIAS_PREFIX}{hash:016x}"))
+    // Always ASCII; the fallback only keeps this free of panics.
+    OverrideId::new(std::str::from_utf8(&alias).unwrap_or(ALIAS_PREFIX))
 }
 
 /// What a destination should show: the desired spans of one role from `now` to the horizon end.
@@ -513,30 +550,47 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     let in_fresh = |start: DateTime<Utc>| start >= fresh_from;
     let mark_limit = |start: DateTime<Utc>| in_fresh(start).then_some(start);
 
-    // R1: only what ends after now is looked at.
+    // R1: only what ends after now is looked at. Desired spans are sorted, with distinct starts.
     let desired_spans: Vec<Span> = desired
         .spans
         .iter()
         .filter(|s| s.start < horizon_end)
         .filter_map(|s| s.clipped(now))
         .collect();
-    let vendor_live: Vec<&Override> = vendor.iter().filter(|o| o.span.end > now).collect();
-    let vendor_by_id: HashMap<&OverrideId, &Override> =
-        vendor_live.iter().map(|o| (&o.id, *o)).collect();
+    let desired_at =
+        |start: DateTime<Utc>| desired_spans.binary_search_by(|s| s.start.cmp(&start)).ok();
+    let desired_equal = |span: &Span| desired_at(span.start).filter(|&i| desired_spans[i] == *span);
     let mut ops: Vec<PlannedOperation> = Vec::new();
 
-    // With client-chosen ids, an override carrying our alias for its own start is ours even when the
-    // ledger lost it (a create whose answer was lost): take it back, so its alias is never reused.
-    let known: HashSet<&OverrideId> = state.ledger.iter().map(|l| &l.id).collect();
-    let orphans: Vec<&Override> = if caps.client_ids {
-        vendor_live
-            .iter()
-            .copied()
-            .filter(|o| !known.contains(&o.id) && o.id == alias_for(destination, o.span.start))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Sort the vendor's live overrides into ours (with the ledger entry they belong to) and foreign.
+    let ledger_pos: FastMap<&OverrideId, usize> = state
+        .ledger
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (&l.id, i))
+        .collect();
+    let mut copies: Vec<Option<&Override>> = vec![None; state.ledger.len()];
+    let mut orphans: Vec<&Override> = Vec::new();
+    let mut foreign: Vec<(Span, &Override)> = Vec::new();
+    for o in vendor.iter().filter(|o| o.span.end > now) {
+        match ledger_pos.get(&o.id) {
+            // A ledger entry that has ended is history; if a person stretched its vendor copy past
+            // now, that live part is theirs. (The driver keeps such entries while the copy lives, so
+            // the alias check below never takes it back.)
+            Some(&i) if state.ledger[i].span.end > now => copies[i] = Some(o),
+            Some(_) => foreign.extend(o.span.clipped(now).map(|c| (c, o))),
+            // With client-chosen ids, an override carrying our alias for its own start is ours even
+            // when the ledger lost it (a create whose answer was lost): take it back, so its alias is
+            // never asked for twice.
+            None if caps.client_ids
+                && o.id.as_str().starts_with(ALIAS_PREFIX)
+                && o.id == alias_for(destination, o.span.start) =>
+            {
+                orphans.push(o);
+            }
+            None => foreign.extend(o.span.clipped(now).map(|c| (c, o))),
+        }
+    }
     for o in &orphans {
         ops.push(PlannedOperation {
             action: Action::Adopt {
@@ -546,102 +600,74 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             mark_limit: None,
         });
     }
-    // A ledger entry that has ended is history; if a person stretched its vendor copy past now, that
-    // live part is theirs, so the copy counts as foreign. (The driver keeps such entries while the copy
-    // lives, so the alias above never takes it back.)
-    let ledger: Vec<&Override> = state
+    // Live ledger entries in scope (starting before the horizon end), each with its vendor copy.
+    let ledger_in_scope: Vec<(&Override, Option<&Override>, Span)> = state
         .ledger
         .iter()
-        .filter(|l| l.span.end > now)
-        .chain(orphans.iter().copied())
+        .zip(copies.iter().copied())
+        .chain(orphans.iter().map(|o| (*o, Some(*o))))
+        .filter(|(l, _)| l.span.start < horizon_end)
+        .filter_map(|(l, copy)| l.span.clipped(now).map(|c| (l, copy, c)))
         .collect();
-    let ledger_ids: HashSet<&OverrideId> = ledger.iter().map(|l| &l.id).collect();
-    // Ledger entries in scope: alive, and starting before the horizon end.
-    let ledger_in_scope: Vec<(&Override, Span)> = ledger
+    let vendor_by_id: FastMap<&OverrideId, &Override> = ledger_in_scope
         .iter()
-        .copied()
-        .filter(|l| l.span.start < horizon_end)
-        .filter_map(|l| l.span.clipped(now).map(|c| (l, c)))
+        .filter_map(|(l, copy, _)| copy.map(|c| (&l.id, c)))
         .collect();
 
-    let ledger_keys: HashSet<(DateTime<Utc>, DateTime<Utc>, Email)> = ledger_in_scope
-        .iter()
-        .map(|(_, c)| (c.start, c.end, c.member.clone()))
-        .collect();
-    let desired_index: HashMap<SpanKey<'_>, usize> = desired_spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.key(), i))
-        .collect();
     let mut desired_done = vec![false; desired_spans.len()];
+    // Desired spans the ledger holds but the vendor lost or changed, in the fresh region.
+    let mut restore = vec![false; desired_spans.len()];
     let mut stale: Vec<(&Override, Span)> = Vec::new();
     let mut kept: Vec<&Override> = Vec::new();
 
     // Match the ledger against the desired spans (R3: in the protected region a match stands even if a
     // person deleted or edited the vendor's copy; R2: in the fresh region the vendor must hold it intact).
-    for (entry, clipped) in ledger_in_scope {
-        let matched = desired_index.get(&clipped.key()).copied().filter(|&i| {
-            !desired_done[i]
-                && (!in_fresh(clipped.start)
-                    || vendor_by_id
-                        .get(&entry.id)
-                        .and_then(|v| v.span.clipped(now))
-                        .is_some_and(|v| v == clipped))
-        });
+    for (entry, copy, clipped) in ledger_in_scope {
+        let matched = desired_equal(&clipped).filter(|&i| !desired_done[i]);
+        let intact = !in_fresh(clipped.start)
+            || copy
+                .and_then(|v| v.span.clipped(now))
+                .is_some_and(|v| v == clipped);
         match matched {
-            Some(i) => {
+            Some(i) if intact => {
                 desired_done[i] = true;
                 kept.push(entry);
+            }
+            Some(i) => {
+                restore[i] = true;
+                stale.push((entry, clipped));
             }
             None => stale.push((entry, clipped)),
         }
     }
 
-    // Adopt vendor overrides that equal a desired span (R2, R6).
-    let mut foreign: Vec<&Override> = vendor_live
-        .iter()
-        .copied()
-        .filter(|o| !ledger_ids.contains(&o.id))
-        .collect();
-    foreign.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+    // Adopt vendor overrides that equal a desired span (R2, R6). Foreign overrides are sorted by their
+    // span clipped at now, so each desired span finds its equals by binary search.
+    foreign.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
     let mut adopted = vec![false; foreign.len()];
-    {
-        let mut by_key: HashMap<SpanKey<'_>, Vec<usize>> = HashMap::new();
-        for (i, o) in foreign.iter().enumerate() {
-            if let Some(c) = o.span.clipped(now) {
-                by_key
-                    .entry((c.start, c.end, &o.span.member))
-                    .or_default()
-                    .push(i);
-            }
+    for (i, span) in desired_spans.iter().enumerate() {
+        if desired_done[i] {
+            continue;
         }
-        for (i, span) in desired_spans.iter().enumerate() {
-            if desired_done[i] {
-                continue;
-            }
-            if let Some(j) = by_key.get_mut(&span.key()).and_then(|v| v.pop()) {
-                adopted[j] = true;
-                desired_done[i] = true;
-                ops.push(PlannedOperation {
-                    action: Action::Adopt {
-                        target: foreign[j].clone(),
-                    },
-                    reason: Reason::ExactMatch,
-                    mark_limit: None,
-                });
-            }
+        let first = foreign.partition_point(|(c, _)| c < span);
+        let equal = (first..foreign.len()).take_while(|&j| foreign[j].0 == *span);
+        if let Some(j) = equal.into_iter().find(|&j| !adopted[j]) {
+            adopted[j] = true;
+            desired_done[i] = true;
+            ops.push(PlannedOperation {
+                action: Action::Adopt {
+                    target: foreign[j].1.clone(),
+                },
+                reason: Reason::ExactMatch,
+                mark_limit: None,
+            });
         }
     }
 
     // Stale ledger entries: pair with a desired span starting at the same instant for an in-place update
     // where the vendor has one, otherwise remove them.
-    let mut unmatched_by_start: HashMap<DateTime<Utc>, usize> = desired_spans
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !desired_done[*i])
-        .map(|(i, s)| (s.start, i))
-        .collect();
-    let mut removals: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    let mut removals: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> =
+        Vec::with_capacity(stale.len());
     for (entry, clipped) in stale {
         let Some(current) = vendor_by_id.get(&entry.id).copied() else {
             ops.push(PlannedOperation {
@@ -654,7 +680,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             continue;
         };
         let reason = if in_fresh(clipped.start) {
-            if desired_index.contains_key(&clipped.key()) {
+            if desired_equal(&clipped).is_some() {
                 Reason::Restore
             } else {
                 Reason::NoLongerDesired
@@ -664,7 +690,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         };
         let running = current.span.start < now;
         if caps.update_in_place {
-            if let Some(&i) = unmatched_by_start.get(&clipped.start) {
+            if let Some(i) = desired_at(clipped.start).filter(|&i| !desired_done[i]) {
                 let want = &desired_spans[i];
                 let to = if !running {
                     Some(want.clone())
@@ -675,7 +701,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                     None
                 };
                 if let Some(to) = to {
-                    unmatched_by_start.remove(&clipped.start);
                     desired_done[i] = true;
                     let (s, e) = (clipped.start.min(want.start), clipped.end.max(want.end));
                     removals.push((
@@ -717,14 +742,15 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     }
 
     // Desired spans still unmatched are written.
-    let mut creates: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    let mut creates: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> =
+        Vec::with_capacity(desired_spans.len());
     for (i, span) in desired_spans.iter().enumerate() {
         if desired_done[i] {
             continue;
         }
         let reason = if !in_fresh(span.start) {
             Reason::PlannedChange
-        } else if ledger_keys.contains(&(span.start, span.end, span.member.clone())) {
+        } else if restore[i] {
             Reason::Restore
         } else {
             Reason::NewSpan
@@ -747,14 +773,15 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     }
 
     // R2: clear foreign overrides from the fresh region [F, E), keeping their parts outside it.
-    let existing: HashSet<SpanKey<'_>> = vendor_live.iter().map(|o| o.span.key()).collect();
     let clearing = Clearing {
         now,
         to: horizon_end,
         caps,
-        existing: &existing,
+        vendor,
+        checks: std::cell::Cell::new(0),
+        existing: std::cell::OnceCell::new(),
     };
-    for (j, o) in foreign.iter().enumerate() {
+    for (j, (_, o)) in foreign.iter().enumerate() {
         if !adopted[j] && o.span.overlaps(fresh_from, horizon_end) {
             clearing.clear(o, fresh_from, None, &mut ops);
         }
@@ -773,15 +800,16 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
 
     // R4 warnings: a foreign override in the protected region overlapping a planned change may mask it.
     let mut warnings = Vec::new();
-    let protected: Vec<&Override> = foreign
+    let protected: Vec<(DateTime<Utc>, &Override)> = foreign
         .iter()
         .enumerate()
-        .filter(|(j, o)| !adopted[*j] && o.span.start < fresh_from)
-        .map(|(_, o)| *o)
+        .filter(|(j, (_, o))| !adopted[*j] && o.span.start < fresh_from)
+        .map(|(_, (clipped, o))| (clipped.start, *o))
         .collect();
-    // `foreign` is sorted by start, so `protected` is too; a running maximum of ends bounds the scan.
+    // `foreign` is sorted by clipped start, so `protected` is too; a running maximum of ends bounds
+    // the scan. (Changes start at or after now, so clipped starts decide overlaps as well.)
     let mut max_end: Vec<DateTime<Utc>> = Vec::with_capacity(protected.len());
-    for o in &protected {
+    for (_, o) in &protected {
         let prev = max_end.last().copied().unwrap_or(o.span.end);
         max_end.push(prev.max(o.span.end));
     }
@@ -790,14 +818,14 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             continue;
         }
         let (start, end) = (*start, (*end).min(fresh_from));
-        let upto = protected.partition_point(|o| o.span.start < end);
+        let upto = protected.partition_point(|(clipped_start, _)| *clipped_start < end);
         for k in (0..upto).rev() {
             if max_end[k] <= start {
                 break;
             }
-            if protected[k].span.overlaps(start, end) {
+            if protected[k].1.span.overlaps(start, end) {
                 warnings.push(Warning::ForeignOverlapsChange {
-                    foreign: protected[k].clone(),
+                    foreign: protected[k].1.clone(),
                     start,
                     end,
                 });
@@ -821,8 +849,9 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     );
 
     ops.extend(removals.into_iter().map(|(op, _, _)| op));
-    ops.extend(creates.into_iter().map(|(op, _, _)| op));
     ops.sort_by_key(|op| (phase(op), sort_time(op)));
+    // Creates of desired spans come last and are already in time order.
+    ops.extend(creates.into_iter().map(|(op, _, _)| op));
     Plan {
         destination: destination.clone(),
         now,
@@ -849,8 +878,34 @@ struct Clearing<'a> {
     /// The end of the stretch: the horizon end `E`.
     to: DateTime<Utc>,
     caps: Capabilities,
-    /// Every live vendor override, by span: a remainder already there is not created twice.
-    existing: &'a HashSet<SpanKey<'a>>,
+    vendor: &'a [Override],
+    /// Remainder checks so far: the first few scan the vendor's overrides, later ones use an index.
+    checks: std::cell::Cell<usize>,
+    /// Every live vendor override by span, built once many remainders need checking.
+    existing: std::cell::OnceCell<FastSet<SpanKey<'a>>>,
+}
+
+/// Remainder checks done by scanning before an index pays off.
+const SCANNED_CHECKS: usize = 8;
+
+impl<'a> Clearing<'a> {
+    /// Whether a live vendor override already has exactly this span (a remainder created by an
+    /// earlier, interrupted run). Usually few remainders are needed; scanning for them is cheaper
+    /// than indexing every override, and the index bounds the worst case.
+    fn exists(&self, span: &Span) -> bool {
+        let live = self.vendor.iter().filter(|o| o.span.end > self.now);
+        let checks = self.checks.get() + 1;
+        self.checks.set(checks);
+        if checks <= SCANNED_CHECKS {
+            return live.clone().any(|o| o.span == *span);
+        }
+        let existing = self.existing.get_or_init(|| {
+            let mut set = FastSet::with_capacity_and_hasher(self.vendor.len(), Default::default());
+            set.extend(live.map(|o| o.span.key()));
+            set
+        });
+        existing.contains(&span.key())
+    }
 }
 
 impl Clearing<'_> {
@@ -875,7 +930,7 @@ impl Clearing<'_> {
         });
         let remainder = |span: Span, takes_over: bool, ops: &mut Vec<PlannedOperation>| {
             // A remainder already in the vendor was created by an earlier, interrupted run.
-            if span.start < span.end && span.end > now && !self.existing.contains(&span.key()) {
+            if span.start < span.end && span.end > now && !self.exists(&span) {
                 ops.push(PlannedOperation {
                     action: Action::Create {
                         span,

@@ -345,7 +345,9 @@ pub fn expand_rotation(
 
     let restriction_windows = restriction_windows(&rotation.restrictions, zone, lo, hi);
     let participants = rotation.participants.len() as u64;
-    let mut periods = Vec::new();
+    // Sized from the nominal turn count (capped: it is only a hint).
+    let turns = (hi - lo).num_seconds() / nominal + 2;
+    let mut periods = Vec::with_capacity(usize::try_from(turns.min(1 << 16)).unwrap_or(0));
     let mut next_window = 0;
     let Some(mut turn_begin) = turn_start(rotation, zone, anchor, k) else {
         return Ok(periods);
@@ -460,37 +462,62 @@ fn restriction_windows(
 /// assert_eq!(shifts[2].assignees, vec![None, Some(b)]);
 /// ```
 pub fn merge_rotations(rotations: &[Vec<OnCallPeriod>]) -> Vec<Shift> {
-    let mut boundaries: Vec<DateTime<Utc>> = rotations
-        .iter()
-        .flat_map(|periods| periods.iter().flat_map(|p| [p.start, p.end]))
-        .collect();
-    boundaries.sort_unstable();
-    boundaries.dedup();
-
+    // A sweep over the rotations' own sorted periods: O(boundaries × rotations), no sort.
     let mut cursors = vec![0usize; rotations.len()];
     let mut shifts: Vec<Shift> = Vec::new();
-    for pair in boundaries.windows(2) {
-        let (start, end) = (pair[0], pair[1]);
-        let assignees: Vec<Option<Email>> = rotations
+    // Filled per piece and compared with the previous shift before anything is allocated.
+    let mut assignees: Vec<Option<&Email>> = vec![None; rotations.len()];
+    let Some(mut at) = rotations
+        .iter()
+        .filter_map(|p| p.first())
+        .map(|p| p.start)
+        .min()
+    else {
+        return shifts;
+    };
+    loop {
+        let mut next: Option<DateTime<Utc>> = None;
+        for ((periods, cursor), slot) in rotations
             .iter()
             .zip(cursors.iter_mut())
-            .map(|(periods, cursor)| {
-                while *cursor < periods.len() && periods[*cursor].end <= start {
-                    *cursor += 1;
+            .zip(assignees.iter_mut())
+        {
+            while *cursor < periods.len() && periods[*cursor].end <= at {
+                *cursor += 1;
+            }
+            *slot = None;
+            if let Some(p) = periods.get(*cursor) {
+                // The rotation's next boundary: the end of the period covering `at`, or the next start.
+                let boundary = if p.start <= at {
+                    *slot = Some(&p.member);
+                    p.end
+                } else {
+                    p.start
+                };
+                next = Some(next.map_or(boundary, |n| n.min(boundary)));
+            }
+        }
+        let Some(end) = next else { break };
+        if assignees.iter().any(Option::is_some) {
+            match shifts.last_mut() {
+                Some(last)
+                    if last.end == at
+                        && last
+                            .assignees
+                            .iter()
+                            .map(Option::as_ref)
+                            .eq(assignees.iter().copied()) =>
+                {
+                    last.end = end;
                 }
-                periods
-                    .get(*cursor)
-                    .filter(|p| p.start <= start)
-                    .map(|p| p.member.clone())
-            })
-            .collect();
-        if assignees.iter().all(Option::is_none) {
-            continue;
+                _ => shifts.push(Shift::new(
+                    at,
+                    end,
+                    assignees.iter().map(|a| a.cloned()).collect(),
+                )),
+            }
         }
-        match shifts.last_mut() {
-            Some(last) if last.end == start && last.assignees == assignees => last.end = end,
-            _ => shifts.push(Shift::new(start, end, assignees)),
-        }
+        at = end;
     }
     shifts
 }

@@ -54,16 +54,16 @@ fn fmt_span(s: &Span) -> String {
 fn ov(s: &str) -> Override {
     let (id, rest) = s.split_once(' ').unwrap();
     Override {
-        id: OverrideId(id.into()),
+        id: OverrideId::new(id),
         span: span(rest),
     }
 }
 
 fn id_of(id: &OverrideId) -> String {
-    if id.0.starts_with(oncall_core::ALIAS_PREFIX) {
+    if id.as_str().starts_with(oncall_core::ALIAS_PREFIX) {
         "alias".into()
     } else {
-        id.0.clone()
+        id.to_string()
     }
 }
 
@@ -81,7 +81,7 @@ fn render(a: &Action) -> String {
                 s += " foreign";
             }
             if let Some(k) = keeps_part_of {
-                s += &format!(" keeps {}", k.0);
+                s += &format!(" keeps {k}");
             }
             if *takes_over {
                 s += " takes-over";
@@ -380,7 +380,7 @@ fn exact_matches_are_adopted_even_before_the_mark() {
 #[test]
 fn our_alias_is_taken_back_when_the_ledger_lost_it() {
     let d = DestinationId("d".into());
-    let alias = alias_for(&d, t("6.09")).0;
+    let alias = alias_for(&d, t("6.09")).to_string();
     let vendor = format!("{alias} 6.09-7.09 ann");
     check(
         Case {
@@ -414,7 +414,7 @@ fn foreign_override_masking_a_planned_change_is_left_with_a_warning() {
     let masking: Vec<&str> = warnings
         .iter()
         .filter_map(|w| match w {
-            Warning::ForeignOverlapsChange { foreign, .. } => Some(foreign.id.0.as_str()),
+            Warning::ForeignOverlapsChange { foreign, .. } => Some(foreign.id.as_str()),
             _ => None,
         })
         .collect();
@@ -455,5 +455,19 @@ fn creates_carry_deterministic_aliases_where_the_vendor_takes_them() {
     assert_ne!(
         alias_for(&destination, t("4.09")),
         alias_for(&destination, t("4.10"))
+    );
+}
+
+#[test]
+fn aliases_never_change_across_releases() {
+    // R6 across upgrades: a run of the next release must recognise what this one wrote.
+    let d = DestinationId("dest".into());
+    assert_eq!(
+        alias_for(&d, t("7.09")).as_str(),
+        "oncall-sync-072576397e052556"
+    );
+    assert_eq!(
+        alias_for(&d, t("3.12")).as_str(),
+        "oncall-sync-dfd62d715281c3ed"
     );
 }

@@ -151,7 +151,7 @@ pub async fn creates_a_batch_and_lists_it(provider: &dyn Provider, ctx: &Context
             span: s.clone(),
             id: caps
                 .client_ids
-                .then(|| crate::plan::OverrideId(format!("oncall-sync-conformance-{i}"))),
+                .then(|| crate::plan::OverrideId::new(format!("oncall-sync-conformance-{i}"))),
         })
         .collect();
     let mut created = Vec::new();

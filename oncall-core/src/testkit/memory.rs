@@ -223,7 +223,7 @@ impl InMemoryProvider {
         let mut inner = self.lock();
         inner.next_seq += 1;
         let seq = inner.next_seq;
-        let id = OverrideId(format!("manual-{seq}"));
+        let id = OverrideId::new(format!("manual-{seq}"));
         if let Some(sim) = inner.schedules.get_mut(schedule) {
             sim.overrides.push(Stored {
                 ov: Override {
@@ -500,7 +500,7 @@ impl Provider for InMemoryProvider {
                         }
                         alias.clone()
                     }
-                    _ => OverrideId(format!("ov-{seq}")),
+                    _ => OverrideId::new(format!("ov-{seq}")),
                 };
                 let ov = Override {
                     id,
