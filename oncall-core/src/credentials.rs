@@ -17,12 +17,10 @@ pub struct ApiKey(String);
 impl ApiKey {
     /// Wraps a key; refuses an empty one or one with white space or control characters, which no
     /// vendor issues and which would corrupt a header.
-    pub fn new(key: impl Into<String>) -> Result<ApiKey, crate::Error> {
+    pub fn new(key: impl Into<String>) -> Result<ApiKey, crate::ValidationError> {
         let key = key.into();
         if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(crate::Error::Unauthenticated {
-                message: "the API key is empty or contains white space".into(),
-            });
+            return Err(crate::ValidationError::InvalidApiKey);
         }
         Ok(ApiKey(key))
     }

@@ -235,6 +235,15 @@ pub enum ValidationError {
         /// The minute given.
         minute: u32,
     },
+    /// An API key that no vendor would issue (empty, or with white space or control characters).
+    #[error("the API key is empty or contains white space or control characters")]
+    InvalidApiKey,
+    /// A base URL that is not `http://` or `https://`.
+    #[error("base URL {value:?} must start with http:// or https://")]
+    InvalidBaseUrl {
+        /// The URL given.
+        value: String,
+    },
     /// A restriction's duration is zero or longer than its period.
     #[error("restriction duration of {seconds} s is outside 1 s to {max_seconds} s")]
     RestrictionDuration {

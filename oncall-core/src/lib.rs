@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod connection;
 pub mod credentials;
 pub mod error;
 mod fast_hash;
