@@ -88,18 +88,8 @@ fn run(input: &Input, caps: Capabilities) -> usize {
     .len()
 }
 
-const PAGERDUTY: Capabilities = Capabilities {
-    max_batch: 100,
-    update_in_place: false,
-    client_ids: false,
-    delete_truncates_running: true,
-};
-const OPSGENIE: Capabilities = Capabilities {
-    max_batch: 1,
-    update_in_place: true,
-    client_ids: true,
-    delete_truncates_running: false,
-};
+const PAGERDUTY: Capabilities = Capabilities::PAGERDUTY;
+const OPSGENIE: Capabilities = Capabilities::OPSGENIE;
 
 fn bench(c: &mut Criterion) {
     // A year of hourly shifts against 10,000 existing overrides (4,380 ours, 5,620 foreign).

@@ -245,33 +245,14 @@ async fn main() {
     ];
     let store = InMemoryStateStore::new();
     let horizon = Some(TimeDelta::days(7));
+    let options = |now, mode| SyncOptions { now, horizon, mode };
 
     out.heading("2. Plan (dry run): nothing is written");
-    let plan = sync(
-        &schedule,
-        &targets,
-        &store,
-        SyncOptions {
-            now,
-            horizon,
-            mode: SyncMode::DryRun,
-        },
-    )
-    .await;
+    let plan = sync(&schedule, &targets, &store, options(now, SyncMode::DryRun)).await;
     out.report("plan", &plan);
 
     out.heading("3. Sync");
-    let report = sync(
-        &schedule,
-        &targets,
-        &store,
-        SyncOptions {
-            now,
-            horizon,
-            mode: SyncMode::Apply,
-        },
-    )
-    .await;
+    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply)).await;
     out.report("first_sync", &report);
     if !report.is_ok() {
         fail("the first sync did not succeed");
@@ -290,17 +271,7 @@ async fn main() {
     out.heading(&format!(
         "4. After a manual override in the vendor ({manual}) and a swap in the host"
     ));
-    let report = sync(
-        &schedule,
-        &targets,
-        &store,
-        SyncOptions {
-            now,
-            horizon,
-            mode: SyncMode::Apply,
-        },
-    )
-    .await;
+    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply)).await;
     out.report("after_manual_change_and_swap", &report);
     if !report.is_ok() {
         fail("the sync after the changes did not succeed");
@@ -315,17 +286,7 @@ async fn main() {
     out.line("  the manual override is still there");
 
     out.heading("5. Sync again with nothing changed");
-    let report = sync(
-        &schedule,
-        &targets,
-        &store,
-        SyncOptions {
-            now,
-            horizon,
-            mode: SyncMode::Apply,
-        },
-    )
-    .await;
+    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply)).await;
     let writes: usize = report.destinations.iter().map(|d| d.write_calls).sum();
     out.line(format!("  {writes} write calls"));
     if writes != 0 || !report.is_ok() {

@@ -76,6 +76,26 @@ pub struct Capabilities {
     pub delete_truncates_running: bool,
 }
 
+impl Capabilities {
+    /// PagerDuty's REST API v2: batched creates with a result per item (the batch limit is not
+    /// documented; 50 stays modest), no update, server-chosen ids, delete truncates a running override.
+    pub const PAGERDUTY: Capabilities = Capabilities {
+        max_batch: 50,
+        update_in_place: false,
+        client_ids: false,
+        delete_truncates_running: true,
+    };
+
+    /// Opsgenie's API v2: one create per call, update in place (PUT), client-chosen aliases, delete
+    /// removes (so a running override is cut by updating its end).
+    pub const OPSGENIE: Capabilities = Capabilities {
+        max_batch: 1,
+        update_in_place: true,
+        client_ids: true,
+        delete_truncates_running: false,
+    };
+}
+
 /// One vendor account, as the sync needs it.
 ///
 /// # Contract

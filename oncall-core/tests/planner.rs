@@ -9,18 +9,8 @@ use oncall_core::{
     Override, OverrideId, PlanInput, Span, Warning,
 };
 
-const PAGERDUTY: Capabilities = Capabilities {
-    max_batch: 100,
-    update_in_place: false,
-    client_ids: false,
-    delete_truncates_running: true,
-};
-const OPSGENIE: Capabilities = Capabilities {
-    max_batch: 1,
-    update_in_place: true,
-    client_ids: true,
-    delete_truncates_running: false,
-};
+const PAGERDUTY: Capabilities = Capabilities::PAGERDUTY;
+const OPSGENIE: Capabilities = Capabilities::OPSGENIE;
 
 fn t(s: &str) -> DateTime<Utc> {
     let (d, h) = s.split_once('.').unwrap();

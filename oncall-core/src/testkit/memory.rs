@@ -118,32 +118,14 @@ impl InMemoryProvider {
         }
     }
 
-    /// Capabilities like PagerDuty's: batches of 100, no update, server ids, delete truncates.
+    /// With PagerDuty's capabilities ([`Capabilities::PAGERDUTY`]).
     pub fn pagerduty_like(now: DateTime<Utc>) -> Self {
-        Self::new(
-            "memory-pagerduty",
-            Capabilities {
-                max_batch: 100,
-                update_in_place: false,
-                client_ids: false,
-                delete_truncates_running: true,
-            },
-            now,
-        )
+        Self::new("memory-pagerduty", Capabilities::PAGERDUTY, now)
     }
 
-    /// Capabilities like Opsgenie's: one create per call, update in place, client aliases, delete removes.
+    /// With Opsgenie's capabilities ([`Capabilities::OPSGENIE`]).
     pub fn opsgenie_like(now: DateTime<Utc>) -> Self {
-        Self::new(
-            "memory-opsgenie",
-            Capabilities {
-                max_batch: 1,
-                update_in_place: true,
-                client_ids: true,
-                delete_truncates_running: false,
-            },
-            now,
-        )
+        Self::new("memory-opsgenie", Capabilities::OPSGENIE, now)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -346,13 +328,39 @@ impl InMemoryProvider {
         }
         if let Some(id) = schedule {
             if !inner.schedules.contains_key(id) {
-                return Err(Error::NotFound {
-                    what: format!("schedule {id}"),
-                    message: "no such schedule".into(),
-                });
+                return Err(no_schedule(id));
             }
         }
         Ok(lose)
+    }
+}
+
+fn no_schedule(schedule: &VendorScheduleId) -> Error {
+    Error::NotFound {
+        what: format!("schedule {schedule}"),
+        message: "no such schedule".into(),
+    }
+}
+
+impl Sim {
+    fn check_member(&self, span: &Span) -> Result<(), Error> {
+        if self.config.members.iter().any(|m| m.email == span.member) {
+            return Ok(());
+        }
+        Err(Error::UnknownMember {
+            email: span.member.clone(),
+            message: "no such user".into(),
+        })
+    }
+
+    fn find(&self, id: &OverrideId) -> Result<usize, Error> {
+        self.overrides
+            .iter()
+            .position(|o| &o.ov.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("override {id}"),
+                message: "no such override".into(),
+            })
     }
 }
 
@@ -405,10 +413,7 @@ impl Provider for InMemoryProvider {
             .schedules
             .get(schedule)
             .map(|s| s.config.clone())
-            .ok_or_else(|| Error::NotFound {
-                what: format!("schedule {schedule}"),
-                message: "no such schedule".into(),
-            })
+            .ok_or_else(|| no_schedule(schedule))
     }
 
     async fn on_call(
@@ -480,17 +485,7 @@ impl Provider for InMemoryProvider {
             };
             let result = (|| {
                 check_writable(&new.span, now)?;
-                if !sim
-                    .config
-                    .members
-                    .iter()
-                    .any(|m| m.email == new.span.member)
-                {
-                    return Err(Error::UnknownMember {
-                        email: new.span.member.clone(),
-                        message: "no such user".into(),
-                    });
-                }
+                sim.check_member(&new.span)?;
                 let id = match (&new.id, self.capabilities.client_ids) {
                     (Some(alias), true) => {
                         if sim.overrides.iter().any(|o| &o.ov.id == alias) {
@@ -539,24 +534,10 @@ impl Provider for InMemoryProvider {
         let sim = inner
             .schedules
             .get_mut(schedule)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("schedule {schedule}"),
-                message: "no such schedule".into(),
-            })?;
-        if !sim.config.members.iter().any(|m| m.email == span.member) {
-            return Err(Error::UnknownMember {
-                email: span.member.clone(),
-                message: "no such user".into(),
-            });
-        }
-        let stored = sim
-            .overrides
-            .iter_mut()
-            .find(|o| &o.ov.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("override {id}"),
-                message: "no such override".into(),
-            })?;
+            .ok_or_else(|| no_schedule(schedule))?;
+        sim.check_member(span)?;
+        let index = sim.find(id)?;
+        let stored = &mut sim.overrides[index];
         stored.ov.span = span.clone();
         let ov = stored.ov.clone();
         if lose {
@@ -577,18 +558,8 @@ impl Provider for InMemoryProvider {
         let sim = inner
             .schedules
             .get_mut(schedule)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("schedule {schedule}"),
-                message: "no such schedule".into(),
-            })?;
-        let index = sim
-            .overrides
-            .iter()
-            .position(|o| &o.ov.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("override {id}"),
-                message: "no such override".into(),
-            })?;
+            .ok_or_else(|| no_schedule(schedule))?;
+        let index = sim.find(id)?;
         let span = sim.overrides[index].ov.span.clone();
         if span.end <= now {
             return Err(Error::Rejected {
