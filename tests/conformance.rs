@@ -139,7 +139,9 @@ async fn in_memory_provider_behaves_like_the_vendors() {
         pd.delete_override(&vs, &past).await,
         Err(Error::Rejected { .. })
     ));
-    // Opsgenie-like: delete removes; an update may cut a running override at now, not before.
+    // Opsgenie-like: an update cuts a running override at the vendor's now, even when the caller's
+    // "now" is already past (the Provider contract); an override that has not started cannot be
+    // moved into the past.
     let og = provider(Vendor::OpsgenieLike);
     let running = og.insert_override(&vs, Span::new(at(3, 0), at(4, 0), email("ann")));
     let cut = Span::new(at(3, 0), now, email("ann"));
@@ -147,9 +149,21 @@ async fn in_memory_provider_behaves_like_the_vendors() {
         og.update_override(&vs, &running, &cut).await.unwrap().span,
         cut
     );
-    let too_early = Span::new(at(3, 0), at(3, 11), email("ann"));
+    og.set_clock_step(chrono::TimeDelta::seconds(5));
+    let running = og.insert_override(&vs, Span::new(at(3, 0), at(4, 0), email("bob")));
+    let late_cut = Span::new(at(3, 0), now, email("bob"));
+    let cut_at = og
+        .update_override(&vs, &running, &late_cut)
+        .await
+        .unwrap()
+        .span
+        .end;
+    assert_eq!(cut_at, og.now(), "ended at the vendor's now, not refused");
+    assert!(cut_at > now);
+    let future = og.insert_override(&vs, Span::new(at(5, 0), at(6, 0), email("ann")));
+    let into_past = Span::new(at(2, 0), at(3, 0), email("ann"));
     assert!(matches!(
-        og.update_override(&vs, &running, &too_early).await,
+        og.update_override(&vs, &future, &into_past).await,
         Err(Error::Rejected { .. })
     ));
     // Last created wins where overrides overlap.

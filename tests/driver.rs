@@ -253,3 +253,28 @@ async fn import_merges_rotations_by_position_across_dst() {
     let missing = import_schedule(&p, &VendorScheduleId("nope".into()), window).await;
     assert!(matches!(missing, Err(Error::NotFound { .. })));
 }
+
+#[tokio::test]
+async fn a_vendor_conflict_fails_one_operation_not_the_destination() {
+    let now = at(3, 12);
+    let f = Fixture::new(Vendor::OpsgenieLike, now);
+    f.provider.inject(
+        Trigger::Write(2),
+        Fault::Fail(Error::Conflict {
+            message: "alias in use".into(),
+        }),
+    );
+    let report = f.sync(&schedule(3, 11), now).await;
+    assert_eq!(report.status, SyncStatus::Partial, "{report}");
+    assert_eq!(report.errors.len(), 1);
+    assert_eq!(
+        f.provider.write_calls(),
+        8,
+        "the other seven creates went ahead"
+    );
+    assert_eq!(
+        f.high_water(),
+        Some(day(4)),
+        "held at the failed day 4 (R5)"
+    );
+}

@@ -31,10 +31,10 @@ pub enum Error {
         message: String,
     },
     /// A schedule, override or other resource does not exist (or is invisible to this key).
-    #[error("not found: {what}: {message}")]
+    #[error("not found: {resource}: {message}")]
     NotFound {
-        /// What was looked for, e.g. `schedule S1`.
-        what: String,
+        /// What was looked for.
+        resource: Resource,
         /// The vendor's message.
         message: String,
     },
@@ -95,6 +95,28 @@ impl Error {
     /// Whether trying the same call again later could succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Transient { .. } | Error::RateLimited { .. })
+    }
+}
+
+/// What a [`Error::NotFound`] is about.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// A vendor schedule, by id.
+    Schedule(String),
+    /// An override, by id or alias.
+    Override(String),
+    /// Anything else, described.
+    Other(String),
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resource::Schedule(id) => write!(f, "schedule {id}"),
+            Resource::Override(id) => write!(f, "override {id}"),
+            Resource::Other(what) => f.write_str(what),
+        }
     }
 }
 

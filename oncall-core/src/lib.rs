@@ -32,7 +32,7 @@ pub mod testkit;
 pub mod time;
 
 pub use credentials::ApiKey;
-pub use error::{Error, ValidationError};
+pub use error::{Error, Resource, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{

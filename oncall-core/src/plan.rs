@@ -38,10 +38,6 @@ impl Span {
     pub fn overlaps(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
         from < to && self.start < to && from < self.end
     }
-
-    fn key(&self) -> SpanKey<'_> {
-        (self.start, self.end, &self.member)
-    }
 }
 
 impl fmt::Display for Span {
@@ -55,9 +51,6 @@ impl fmt::Display for Span {
         )
     }
 }
-
-/// A span as a hashable key: start, end, member.
-type SpanKey<'a> = (DateTime<Utc>, DateTime<Utc>, &'a Email);
 
 /// A vendor's handle for an override: PagerDuty's id, Opsgenie's alias. Cheap to clone (shared).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -548,7 +541,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     let high_water = state.high_water;
     let fresh_from = high_water.map_or(now, |h| h.max(now));
     let in_fresh = |start: DateTime<Utc>| start >= fresh_from;
-    let mark_limit = |start: DateTime<Utc>| in_fresh(start).then_some(start);
 
     // R1: only what ends after now is looked at. Desired spans are sorted, with distinct starts.
     let desired_spans: Vec<Span> = desired
@@ -560,6 +552,18 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     let desired_at =
         |start: DateTime<Utc>| desired_spans.binary_search_by(|s| s.start.cmp(&start)).ok();
     let desired_equal = |span: &Span| desired_at(span.start).filter(|&i| desired_spans[i] == *span);
+    // R5: a step touching `[start, end)` that fails holds the mark at `start` when any of it lies in
+    // the fresh region, rounded down to the start of the desired span there, so the mark always sits
+    // on a shift boundary and never splits a shift between the protected and the fresh region.
+    let mark_limit = |start: DateTime<Utc>, end: DateTime<Utc>| {
+        (end > fresh_from).then(|| {
+            let i = desired_spans.partition_point(|s| s.start <= start);
+            match i.checked_sub(1).map(|i| &desired_spans[i]) {
+                Some(s) if s.end > start => s.start,
+                _ => start,
+            }
+        })
+    };
     let mut ops: Vec<PlannedOperation> = Vec::new();
 
     // Sort the vendor's live overrides into ours (with the ledger entry they belong to) and foreign.
@@ -712,7 +716,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                                 owned: true,
                             },
                             reason,
-                            mark_limit: mark_limit(s),
+                            mark_limit: mark_limit(s, e),
                         },
                         s,
                         e,
@@ -734,7 +738,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             PlannedOperation {
                 action,
                 reason,
-                mark_limit: mark_limit(from),
+                mark_limit: mark_limit(from, current.span.end),
             },
             from,
             current.span.end,
@@ -765,7 +769,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                     takes_over: false,
                 },
                 reason,
-                mark_limit: mark_limit(span.start),
+                mark_limit: mark_limit(span.start, span.end),
             },
             span.start,
             span.end,
@@ -773,19 +777,12 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     }
 
     // R2: clear foreign overrides from the fresh region [F, E), keeping their parts outside it.
-    let clearing = Clearing {
-        now,
-        to: horizon_end,
-        caps,
-        vendor,
-        checks: std::cell::Cell::new(0),
-        existing: std::cell::OnceCell::new(),
-    };
-    for (j, (_, o)) in foreign.iter().enumerate() {
-        if !adopted[j] && o.span.overlaps(fresh_from, horizon_end) {
-            clearing.clear(o, fresh_from, None, &mut ops);
-        }
-    }
+    let mut to_clear: Vec<(&Override, DateTime<Utc>, Option<Reason>)> = foreign
+        .iter()
+        .enumerate()
+        .filter(|(j, (_, o))| !adopted[*j] && o.span.overlaps(fresh_from, horizon_end))
+        .map(|(_, (_, o))| (*o, fresh_from, None))
+        .collect();
     // R2 over R3: an override of ours that a person stretched past its ledger span into the fresh
     // region loses the stretch; the ledger keeps its span, so the person's other changes stand.
     for entry in kept {
@@ -794,8 +791,29 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         };
         let from = fresh_from.max(entry.span.end);
         if current.span != entry.span && current.span.overlaps(from, horizon_end) {
-            clearing.clear(current, from, Some(Reason::TrimEditedOurs), &mut ops);
+            to_clear.push((current, from, Some(Reason::TrimEditedOurs)));
         }
+    }
+    let clearing = Clearing {
+        now,
+        to: horizon_end,
+        caps,
+        vendor,
+        // Neither what this plan clears nor our own overrides (they change with the host's plan) can
+        // stand in for a part of someone else's override.
+        cannot_cover: to_clear
+            .iter()
+            .map(|(o, _, _)| &o.id)
+            .chain(state.ledger.iter().map(|l| &l.id))
+            .chain(orphans.iter().map(|o| &o.id))
+            .collect(),
+        kept: Default::default(),
+        checks: std::cell::Cell::new(0),
+        index: std::cell::OnceCell::new(),
+        mark_limit: &mark_limit,
+    };
+    for (o, from, reason) in to_clear {
+        clearing.clear(o, from, reason, &mut ops);
     }
 
     // R4 warnings: a foreign override in the protected region overlapping a planned change may mask it.
@@ -813,8 +831,8 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         let prev = max_end.last().copied().unwrap_or(o.span.end);
         max_end.push(prev.max(o.span.end));
     }
-    for (op, start, end) in removals.iter().chain(creates.iter()) {
-        if op.mark_limit.is_some() {
+    for (_, start, end) in removals.iter().chain(creates.iter()) {
+        if *start >= fresh_from {
             continue;
         }
         let (start, end) = (*start, (*end).min(fresh_from));
@@ -879,36 +897,73 @@ struct Clearing<'a> {
     to: DateTime<Utc>,
     caps: Capabilities,
     vendor: &'a [Override],
-    /// Remainder checks so far: the first few scan the vendor's overrides, later ones use an index.
+    /// Overrides that cannot stand in for a part another one keeps: those this plan clears, and ours.
+    cannot_cover: FastSet<&'a OverrideId>,
+    /// Parts kept so far in this plan, as (member, end) → earliest start.
+    kept: std::cell::RefCell<EarliestStarts<Email>>,
+    /// Cover checks against the vendor so far: the first few scan, later ones use `index`.
     checks: std::cell::Cell<usize>,
-    /// Every live vendor override by span, built once many remainders need checking.
-    existing: std::cell::OnceCell<FastSet<SpanKey<'a>>>,
+    /// Live overrides this plan keeps, as (member, end) → earliest start; built when many checks come.
+    index: std::cell::OnceCell<EarliestStarts<&'a Email>>,
+    mark_limit: &'a dyn Fn(DateTime<Utc>, DateTime<Utc>) -> Option<DateTime<Utc>>,
 }
 
-/// Remainder checks done by scanning before an index pays off.
+/// Who is kept on call up to an end: (member, end) → the earliest start.
+type EarliestStarts<M> = FastMap<(M, DateTime<Utc>), DateTime<Utc>>;
+
+/// Cover checks done by scanning before an index pays off.
 const SCANNED_CHECKS: usize = 8;
 
 impl<'a> Clearing<'a> {
-    /// Whether a live vendor override already has exactly this span (a remainder created by an
-    /// earlier, interrupted run). Usually few remainders are needed; scanning for them is cheaper
-    /// than indexing every override, and the index bounds the worst case.
-    fn exists(&self, span: &Span) -> bool {
-        let live = self.vendor.iter().filter(|o| o.span.end > self.now);
+    /// Whether someone already keeps `span`'s member on call up to its end from no later than its
+    /// start: a part kept earlier in this plan, or a live foreign override this plan does not clear
+    /// (such as a part an earlier, interrupted run re-created). Then the part is not created again. Matching
+    /// on the end, not the exact start, is what makes this hold while `now` moves between runs.
+    fn covered(&self, span: &Span) -> bool {
+        let key = (span.member.clone(), span.end);
+        if self
+            .kept
+            .borrow()
+            .get(&key)
+            .is_some_and(|&s| s <= span.start)
+        {
+            return true;
+        }
+        let mut keeps = self
+            .vendor
+            .iter()
+            .filter(|o| o.span.end > self.now && !self.cannot_cover.contains(&o.id));
         let checks = self.checks.get() + 1;
         self.checks.set(checks);
         if checks <= SCANNED_CHECKS {
-            return live.clone().any(|o| o.span == *span);
+            return keeps.any(|o| {
+                o.span.member == span.member && o.span.end == span.end && o.span.start <= span.start
+            });
         }
-        let existing = self.existing.get_or_init(|| {
-            let mut set = FastSet::with_capacity_and_hasher(self.vendor.len(), Default::default());
-            set.extend(live.map(|o| o.span.key()));
-            set
+        let index = self.index.get_or_init(|| {
+            let mut index =
+                FastMap::with_capacity_and_hasher(self.vendor.len(), Default::default());
+            for o in keeps {
+                let start = index
+                    .entry((&o.span.member, o.span.end))
+                    .or_insert(o.span.start);
+                *start = (*start).min(o.span.start);
+            }
+            index
         });
-        existing.contains(&span.key())
+        index
+            .get(&(&span.member, span.end))
+            .is_some_and(|&s| s <= span.start)
     }
-}
 
-impl Clearing<'_> {
+    fn keep(&self, span: &Span) {
+        let mut kept = self.kept.borrow_mut();
+        let start = kept
+            .entry((span.member.clone(), span.end))
+            .or_insert(span.start);
+        *start = (*start).min(span.start);
+    }
+
     /// Removes `o` from `[from, self.to)`. Ledger entries are never dropped here: deleting a foreign
     /// override changes no ledger, and an edited override of ours stays believed (R3).
     fn clear(
@@ -922,15 +977,16 @@ impl Clearing<'_> {
         let member = &o.span.member;
         let left = (o.span.start < from).then(|| Span::new(o.span.start, from, member.clone()));
         let right = (o.span.end > to).then(|| Span::new(to, o.span.end, member.clone()));
-        let mark = Some(o.span.start.max(from));
+        let start = o.span.start.max(from);
+        let mark = (self.mark_limit)(start, o.span.end.min(to));
         let reason = reason.unwrap_or(match (&left, &right) {
             (Some(_), _) => Reason::CutAtFreshStart,
             (None, Some(_)) => Reason::TrimAtHorizonEnd,
             (None, None) => Reason::ForeignInFreshRegion,
         });
         let remainder = |span: Span, takes_over: bool, ops: &mut Vec<PlannedOperation>| {
-            // A remainder already in the vendor was created by an earlier, interrupted run.
-            if span.start < span.end && span.end > now && !self.exists(&span) {
+            if span.start < span.end && span.end > now && !self.covered(&span) {
+                self.keep(&span);
                 ops.push(PlannedOperation {
                     action: Action::Create {
                         span,
@@ -946,24 +1002,32 @@ impl Clearing<'_> {
         };
         let running = o.span.start < now;
         let removal = if caps.update_in_place {
-            // Keep the left part in place (or else the right one); a second part is re-created.
-            let (keep, extra) = match (left, right) {
-                (Some(l), r) => (Some(l), r),
-                (None, r) => (r, None),
-            };
-            if let Some(extra) = extra {
-                remainder(extra, false, ops);
-            }
-            match keep {
-                Some(to) if running && to.end == now && caps.delete_truncates_running => {
-                    truncate(o, now, false, caps)
+            // The left part stays in place (it lies before the fresh region: R3); otherwise the right
+            // one does, unless someone already covers it. A second part is re-created.
+            let keep = match (left, right) {
+                (Some(l), r) => {
+                    if let Some(r) = r {
+                        remainder(r, false, ops);
+                    }
+                    Some(l)
                 }
-                Some(to) => Action::Update {
-                    id: o.id.clone(),
-                    from: o.span.clone(),
-                    to,
-                    owned: false,
-                },
+                (None, Some(r)) if !self.covered(&r) => Some(r),
+                (None, _) => None,
+            };
+            match keep {
+                Some(to) => {
+                    self.keep(&to);
+                    if running && to.end == now && caps.delete_truncates_running {
+                        truncate(o, now, false, caps)
+                    } else {
+                        Action::Update {
+                            id: o.id.clone(),
+                            from: o.span.clone(),
+                            to,
+                            owned: false,
+                        }
+                    }
+                }
                 None => Action::Delete {
                     target: o.clone(),
                     owned: false,

@@ -152,6 +152,11 @@ pub trait Provider: Send + Sync {
     ) -> Result<Vec<Result<Override, Error>>, Error>;
 
     /// Replaces an override's span and member in place. [`Error::Unsupported`] where the vendor can't.
+    ///
+    /// An update of an override that has started, to a span that ends at or before the vendor's
+    /// now, ends it at the vendor's now: the sync cuts running overrides this way, and by the time the
+    /// call lands, its idea of "now" is in the vendor's past. Implementations clamp such an end
+    /// rather than refuse it.
     async fn update_override(
         &self,
         schedule: &VendorScheduleId,

@@ -66,9 +66,16 @@ impl RetryPolicy {
                 .base_delay
                 .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
                 .min(self.max_delay);
-            // Full jitter on the upper half: between half and all of the backoff.
-            let jitter = jitter.clamp(0.0, 1.0);
-            exp.mul_f64(0.5 + 0.5 * jitter).min(self.max_delay)
+            // Jitter on the upper half: between half and all of the backoff. A jitter that is not a
+            // number counts as the middle; nothing here may panic, whatever the caller passes.
+            let jitter = if jitter.is_finite() {
+                jitter.clamp(0.0, 1.0)
+            } else {
+                0.5
+            };
+            Duration::try_from_secs_f64(exp.as_secs_f64() * (0.5 + 0.5 * jitter))
+                .unwrap_or(exp)
+                .min(self.max_delay)
         };
         match error {
             Error::RateLimited { retry_after, .. } => RetryDecision::RetryAfter(
@@ -116,6 +123,19 @@ mod tests {
             "jitter clamped"
         );
         assert_eq!(d(10, 0.5), RetryDecision::GiveUp, "attempts exhausted");
+        assert_eq!(
+            d(1, f64::NAN),
+            RetryDecision::RetryAfter(Duration::from_millis(750))
+        );
+        let huge = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+        };
+        assert!(matches!(
+            huge.decide(&transient(), 2, true, 1.0),
+            RetryDecision::RetryAfter(_)
+        ));
     }
 
     #[test]
@@ -134,7 +154,7 @@ mod tests {
                 message: String::new(),
             },
             Error::NotFound {
-                what: String::new(),
+                resource: crate::error::Resource::Other(String::new()),
                 message: String::new(),
             },
         ] {

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::Error;
+use crate::error::{Error, Resource};
 use crate::model::{RoleIndex, Schedule, Window};
 use crate::plan::{
     desired_spans, plan_export, Action, Override, OverrideId, Plan, PlanInput, PlannedOperation,
@@ -261,15 +261,20 @@ pub async fn sync(
     }
 }
 
-/// Whether an error means every further write on this destination will fail too.
+/// Whether an error means every further write on this destination will fail too. (A vendor's
+/// conflict, such as an alias in use, concerns one override; a conflict saving state stops the run
+/// where the save fails.)
 fn is_fatal(error: &Error) -> bool {
     matches!(
         error,
         Error::PermissionDenied { .. }
             | Error::Unauthenticated { .. }
             | Error::RateLimited { .. }
-            | Error::Conflict { .. }
-    ) || matches!(error, Error::NotFound { what, .. } if what.starts_with("schedule"))
+            | Error::NotFound {
+                resource: Resource::Schedule(_),
+                ..
+            }
+    )
 }
 
 struct Run<'a> {
@@ -354,7 +359,12 @@ impl Run<'_> {
             } => {
                 self.report.write_calls += 1;
                 match provider.delete_override(schedule, &target.id).await {
-                    Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+                    // Already gone is as good as deleted; a missing schedule is not.
+                    Ok(_)
+                    | Err(Error::NotFound {
+                        resource: Resource::Override(_),
+                        ..
+                    }) => Ok(None),
                     Err(e) => Err(e),
                 }
             }
@@ -535,7 +545,9 @@ async fn sync_destination(
             return run.report;
         }
     };
-    // Read everything the plan may touch: up to the horizon, the mark and the ledger in scope.
+    // Read everything the plan may touch: up to the horizon, the mark and the ledger in scope, and a
+    // second past it, so that a part kept after the horizon by an interrupted run (starting exactly
+    // there) is seen and not created twice. Vendors keep whole seconds.
     let read_end = run
         .state
         .ledger
@@ -544,6 +556,9 @@ async fn sync_destination(
         .map(|l| l.span.end)
         .chain(run.state.high_water)
         .fold(desired.horizon_end, DateTime::max);
+    let read_end = read_end
+        .checked_add_signed(TimeDelta::seconds(1))
+        .unwrap_or(read_end);
     let vendor = match Window::new(now, read_end) {
         Ok(window) => match target
             .provider

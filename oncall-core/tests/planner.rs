@@ -461,3 +461,65 @@ fn aliases_never_change_across_releases() {
         "oncall-sync-dfd62d715281c3ed"
     );
 }
+
+#[test]
+fn a_part_kept_by_a_dead_run_is_recognised_after_now_moved() {
+    // Run 1 at 3.12 kept Z's part [3.12, 4.09) as K, then died before deleting Z. Run 2 at 3.13 wants
+    // [3.13, 4.09): K already covers it, so only Z goes.
+    check(
+        Case {
+            caps: PAGERDUTY,
+            now: "3.13",
+            mark: Some("4.09"),
+            horizon_end: "5.09",
+            desired: &["4.09-5.09 bob"],
+            ledger: &[],
+            vendor: &["Z 3.00-4.12 eve", "K 3.12-4.09 eve"],
+        },
+        &["cut Z at 3.13 by delete", "create 4.09-5.09 bob"],
+    );
+    // Two overrides of one person reaching past the horizon keep one part there, not two.
+    check(
+        Case {
+            caps: OPSGENIE,
+            now: "3.12",
+            mark: None,
+            horizon_end: "5.09",
+            desired: &[],
+            ledger: &[],
+            vendor: &["Z 4.00-6.00 eve", "R 5.00-6.00 eve"],
+        },
+        &["update Z -> 5.09-6.00 eve", "delete R"],
+    );
+}
+
+#[test]
+fn a_failed_clear_holds_the_mark_at_the_start_of_its_shift() {
+    let destination = DestinationId("d".into());
+    let desired = Desired {
+        spans: vec![span("3.12-4.09 ann"), span("4.09-5.09 bob")],
+        horizon_end: t("5.09"),
+        gaps: Vec::new(),
+    };
+    let vendor = [ov("X 4.10-4.14 eve")];
+    let plan = plan_export(PlanInput {
+        destination: &destination,
+        now: t("3.12"),
+        desired: &desired,
+        vendor: &vendor,
+        state: &DestinationState::default(),
+        capabilities: PAGERDUTY,
+    });
+    let delete_x = plan
+        .operations
+        .iter()
+        .find(|o| matches!(&o.action, Action::Delete { target, .. } if target.id.as_str() == "X"))
+        .unwrap();
+    assert_eq!(
+        delete_x.mark_limit,
+        Some(t("4.09")),
+        "the shift X lies in, not X's own start"
+    );
+    assert_eq!(plan.next_high_water([delete_x]), Some(t("4.09")));
+    assert_eq!(plan.next_high_water([]), Some(t("5.09")));
+}

@@ -4,7 +4,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::error::Error;
+use crate::error::{Error, Resource};
 use crate::model::Window;
 use crate::plan::{Override, OverrideId, Span};
 use crate::provider::{
@@ -91,6 +91,7 @@ struct Inner {
     faults: Vec<(Trigger, Fault)>,
     read_only: bool,
     rate_limited_calls: usize,
+    clock_step: chrono::TimeDelta,
 }
 
 /// A provider in memory, behaving as the vendors do where it matters to the sync: overrides with ids,
@@ -153,6 +154,17 @@ impl InMemoryProvider {
     /// Moves the provider's clock.
     pub fn set_now(&self, now: DateTime<Utc>) {
         self.lock().now = now;
+    }
+
+    /// The provider's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.lock().now
+    }
+
+    /// Advances the clock by `step` after every call, as real time passes while a sync runs (a
+    /// sync's `now` is then always a little in the vendor's past). Zero, the default, freezes it.
+    pub fn set_clock_step(&self, step: chrono::TimeDelta) {
+        self.lock().clock_step = step;
     }
 
     /// Makes every write fail with a permission error, as a read-only key does.
@@ -298,6 +310,8 @@ impl InMemoryProvider {
             kind,
             schedule: schedule.cloned(),
         });
+        let step = inner.clock_step;
+        inner.now = inner.now.checked_add_signed(step).unwrap_or(inner.now);
         let call_no = inner.calls.len();
         let write_no = if kind.is_write() {
             inner.writes += 1;
@@ -337,7 +351,7 @@ impl InMemoryProvider {
 
 fn no_schedule(schedule: &VendorScheduleId) -> Error {
     Error::NotFound {
-        what: format!("schedule {schedule}"),
+        resource: Resource::Schedule(schedule.to_string()),
         message: "no such schedule".into(),
     }
 }
@@ -358,7 +372,7 @@ impl Sim {
             .iter()
             .position(|o| &o.ov.id == id)
             .ok_or_else(|| Error::NotFound {
-                what: format!("override {id}"),
+                resource: Resource::Override(id.to_string()),
                 message: "no such override".into(),
             })
     }
@@ -528,9 +542,7 @@ impl Provider for InMemoryProvider {
                 message: "overrides cannot be updated; delete and create instead".into(),
             });
         }
-        // An update may end an override exactly now: that is how a running one is cut without delete.
         let now = inner.now;
-        check_writable(span, now - chrono::TimeDelta::nanoseconds(1))?;
         let sim = inner
             .schedules
             .get_mut(schedule)
@@ -538,7 +550,16 @@ impl Provider for InMemoryProvider {
         sim.check_member(span)?;
         let index = sim.find(id)?;
         let stored = &mut sim.overrides[index];
-        stored.ov.span = span.clone();
+        // Cutting a started override "now" ends it at this vendor's now (the Provider contract).
+        let mut span = span.clone();
+        if stored.ov.span.start < now && span.start < now && span.end <= now {
+            span.end = now;
+        }
+        let just_before = now
+            .checked_sub_signed(chrono::TimeDelta::nanoseconds(1))
+            .unwrap_or(now);
+        check_writable(&span, just_before)?;
+        stored.ov.span = span;
         let ov = stored.ov.clone();
         if lose {
             return Err(lost());
