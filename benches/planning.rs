@@ -63,11 +63,7 @@ fn input(spans: usize, existing: usize) -> Input {
         last_run: None,
     };
     Input {
-        desired: Desired {
-            horizon_end: hour(spans),
-            spans: desired_spans,
-            gaps: Vec::new(),
-        },
+        desired: Desired::new(now, desired_spans, hour(spans)).expect("valid spans"),
         vendor,
         state,
         now,

@@ -317,7 +317,7 @@ fn check_rules(
     .unwrap();
     let checked_from = fresh.max(vendor_now);
     let mut want: Vec<_> = desired
-        .spans
+        .spans()
         .iter()
         .filter_map(|s| clip(s, checked_from, end))
         .collect();
@@ -343,7 +343,7 @@ fn check_rules(
     );
     let planned = protected(
         desired
-            .spans
+            .spans()
             .iter()
             .filter_map(|s| clip(s, now, end))
             .collect(),

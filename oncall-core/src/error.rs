@@ -211,6 +211,14 @@ pub enum ValidationError {
         /// The instant asked for.
         start: DateTime<Utc>,
     },
+    /// A desired span that cannot be planned.
+    #[error("span {index} is invalid: {reason}")]
+    InvalidSpan {
+        /// Position of the span.
+        index: usize,
+        /// Why.
+        reason: &'static str,
+    },
     /// A time window whose end is not after its start.
     #[error("window ends at {end}, not after its start {start}")]
     EmptyWindow {

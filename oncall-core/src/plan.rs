@@ -143,14 +143,87 @@ pub fn alias_for(destination: &DestinationId, start: DateTime<Utc>) -> OverrideI
 }
 
 /// What a destination should show: the desired spans of one role from `now` to the horizon end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Always valid: spans clipped at `now`, sorted, non-overlapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Desired {
-    /// One span per shift whose role is assigned, clipped at `now`, sorted.
-    pub spans: Vec<Span>,
+    spans: Vec<Span>,
+    horizon_end: DateTime<Utc>,
+    gaps: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Desired {
+    /// Desired spans from `now` to `horizon_end` (E). Spans are clipped at `now` (ended ones are
+    /// dropped) and must be sorted and must not overlap; the stretches of `[now, E)` they leave
+    /// uncovered are the gaps.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use oncall_core::{Desired, Email, Span};
+    /// let t = |h| Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
+    /// let ada = Email::parse("ada@example.com").unwrap();
+    /// let spans = vec![Span::new(t(0), t(4), ada.clone()), Span::new(t(6), t(8), ada)];
+    /// let d = Desired::new(t(2), spans, t(10)).unwrap();
+    /// assert_eq!(d.spans()[0].start, t(2), "clipped at now");
+    /// assert_eq!(d.gaps(), [(t(4), t(6)), (t(8), t(10))]);
+    /// ```
+    pub fn new(
+        now: DateTime<Utc>,
+        spans: Vec<Span>,
+        horizon_end: DateTime<Utc>,
+    ) -> Result<Desired, ValidationError> {
+        let mut clipped: Vec<Span> = Vec::with_capacity(spans.len());
+        let mut gaps = Vec::new();
+        let mut covered = now;
+        for (index, span) in spans.into_iter().enumerate() {
+            if span.end <= span.start {
+                return Err(ValidationError::InvalidSpan {
+                    index,
+                    reason: "it does not end after it starts",
+                });
+            }
+            let Some(span) = span.clipped(now) else {
+                continue;
+            };
+            if clipped
+                .last()
+                .is_some_and(|previous| span.start < previous.end)
+            {
+                return Err(ValidationError::InvalidSpan {
+                    index,
+                    reason:
+                        "it starts before the previous span ends: spans must be sorted and disjoint",
+                });
+            }
+            if span.start > covered && covered < horizon_end {
+                gaps.push((covered, span.start.min(horizon_end)));
+            }
+            covered = covered.max(span.end);
+            clipped.push(span);
+        }
+        if horizon_end > covered {
+            gaps.push((covered, horizon_end));
+        }
+        Ok(Desired {
+            spans: clipped,
+            horizon_end,
+            gaps,
+        })
+    }
+
+    /// One span per assigned shift, clipped at `now`, sorted.
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
     /// `E`: the end of the last shift that starts before `now + horizon` (or of the last shift).
-    pub horizon_end: DateTime<Utc>,
+    pub fn horizon_end(&self) -> DateTime<Utc> {
+        self.horizon_end
+    }
+
     /// Stretches of `[now, E)` where the role has nobody: the vendor's own rotation shows there.
-    pub gaps: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    pub fn gaps(&self) -> &[(DateTime<Utc>, DateTime<Utc>)] {
+        &self.gaps
+    }
 }
 
 /// Computes [`Desired`] for `role` of `schedule` (DESIGN §3 terms `D` and `E`).
@@ -174,28 +247,15 @@ pub fn desired_spans(
         .iter()
         .filter(|s| s.end > now && limit.is_none_or(|l| s.start < l));
     let mut spans = Vec::new();
-    let mut gaps = Vec::new();
-    let mut covered_to = now;
     let mut horizon_end = now;
     for shift in in_horizon {
         horizon_end = horizon_end.max(shift.end);
         if let Some(member) = shift.assignee(role) {
-            let start = shift.start.max(now);
-            if start > covered_to {
-                gaps.push((covered_to, start));
-            }
-            spans.push(Span::new(start, shift.end, member.clone()));
-            covered_to = shift.end;
+            spans.push(Span::new(shift.start, shift.end, member.clone()));
         }
     }
-    if horizon_end > covered_to {
-        gaps.push((covered_to, horizon_end));
-    }
-    Ok(Desired {
-        spans,
-        horizon_end,
-        gaps,
-    })
+    // A valid schedule's shifts are sorted and disjoint, so this only repeats that check.
+    Desired::new(now, spans, horizon_end)
 }
 
 /// Everything the planner looks at, for one destination.
@@ -216,6 +276,7 @@ pub struct PlanInput<'a> {
 }
 
 /// One vendor call (or ledger-only step) of a plan.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
@@ -280,6 +341,7 @@ pub enum Action {
 }
 
 /// Why the planner chose an action.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -376,10 +438,13 @@ impl fmt::Display for PlannedOperation {
 }
 
 /// Something a person should know about a sync.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Warning {
-    /// A foreign override overlaps a planned change in the protected region and may mask it (R4).
+    /// A foreign override overlaps a planned change in the protected region (R4). It is left alone,
+    /// but where the two overlap the vendor shows only one of them: on PagerDuty the newer, which is
+    /// the change just written.
     ForeignOverlapsChange {
         /// The foreign override, left alone.
         foreign: Override,
@@ -412,7 +477,8 @@ impl fmt::Display for Warning {
                 end,
             } => write!(
                 f,
-                "foreign override {} ({}) overlaps the planned change {} → {} and may mask it",
+                "foreign override {} ({}) overlaps the planned change {} → {}: where they overlap the \
+                 vendor shows only one of them (on PagerDuty, the newer)",
                 foreign.id,
                 foreign.span,
                 t(start),
@@ -799,12 +865,13 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         to: horizon_end,
         caps,
         vendor,
-        // Neither what this plan clears nor our own overrides (they change with the host's plan) can
-        // stand in for a part of someone else's override.
-        cannot_cover: to_clear
+        fresh_from,
+        ledger_pos: &ledger_pos,
+        taken: foreign
             .iter()
-            .map(|(o, _, _)| &o.id)
-            .chain(state.ledger.iter().map(|l| &l.id))
+            .zip(&adopted)
+            .filter(|(_, adopted)| **adopted)
+            .map(|((_, o), _)| &o.id)
             .chain(orphans.iter().map(|o| &o.id))
             .collect(),
         kept: Default::default(),
@@ -816,7 +883,10 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         clearing.clear(o, from, reason, &mut ops);
     }
 
-    // R4 warnings: a foreign override in the protected region overlapping a planned change may mask it.
+    // R4 warnings: a foreign override in the protected region overlapping a planned change. A sweep
+    // over both, sorted by start: foreign overrides join a heap keyed by end when they start before
+    // a change ends, and leave it once a change starts after they end, so the work is
+    // O((n + m) log m) plus the warnings themselves.
     let mut warnings = Vec::new();
     let protected: Vec<(DateTime<Utc>, &Override)> = foreign
         .iter()
@@ -824,26 +894,35 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         .filter(|(j, (_, o))| !adopted[*j] && o.span.start < fresh_from)
         .map(|(_, (clipped, o))| (clipped.start, *o))
         .collect();
-    // `foreign` is sorted by clipped start, so `protected` is too; a running maximum of ends bounds
-    // the scan. (Changes start at or after now, so clipped starts decide overlaps as well.)
-    let mut max_end: Vec<DateTime<Utc>> = Vec::with_capacity(protected.len());
-    for (_, o) in &protected {
-        let prev = max_end.last().copied().unwrap_or(o.span.end);
-        max_end.push(prev.max(o.span.end));
-    }
-    for (_, start, end) in removals.iter().chain(creates.iter()) {
-        if *start >= fresh_from {
-            continue;
-        }
-        let (start, end) = (*start, (*end).min(fresh_from));
-        let upto = protected.partition_point(|(clipped_start, _)| *clipped_start < end);
-        for k in (0..upto).rev() {
-            if max_end[k] <= start {
-                break;
+    let mut changes: Vec<(DateTime<Utc>, DateTime<Utc>)> = removals
+        .iter()
+        .chain(creates.iter())
+        .filter(|(_, start, _)| *start < fresh_from)
+        .map(|(_, start, end)| (*start, (*end).min(fresh_from)))
+        .collect();
+    changes.sort_unstable();
+    // Changes start at or after now, so clipped starts decide overlaps as well as the real ones.
+    let mut active: std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, usize)>> =
+        std::collections::BinaryHeap::new();
+    let mut next = 0;
+    for (start, end) in changes {
+        while next < protected.len() && protected[next].0 < end {
+            // One that ends before this change starts overlaps no later change either.
+            if protected[next].1.span.end > start {
+                active.push(std::cmp::Reverse((protected[next].1.span.end, next)));
             }
-            if protected[k].1.span.overlaps(start, end) {
+            next += 1;
+        }
+        while active
+            .peek()
+            .is_some_and(|std::cmp::Reverse((e, _))| *e <= start)
+        {
+            active.pop();
+        }
+        for std::cmp::Reverse((_, k)) in active.iter() {
+            if protected[*k].0 < end {
                 warnings.push(Warning::ForeignOverlapsChange {
-                    foreign: protected[k].1.clone(),
+                    foreign: protected[*k].1.clone(),
                     start,
                     end,
                 });
@@ -897,8 +976,12 @@ struct Clearing<'a> {
     to: DateTime<Utc>,
     caps: Capabilities,
     vendor: &'a [Override],
-    /// Overrides that cannot stand in for a part another one keeps: those this plan clears, and ours.
-    cannot_cover: FastSet<&'a OverrideId>,
+    /// Where the fresh region starts: foreign overrides reaching into `[fresh_from, to)` are cleared.
+    fresh_from: DateTime<Utc>,
+    /// Our ledger's ids.
+    ledger_pos: &'a FastMap<&'a OverrideId, usize>,
+    /// Overrides this plan takes as ours (adopted, or carrying our alias).
+    taken: FastSet<&'a OverrideId>,
     /// Parts kept so far in this plan, as (member, end) → earliest start.
     kept: std::cell::RefCell<EarliestStarts<Email>>,
     /// Cover checks against the vendor so far: the first few scan, later ones use `index`.
@@ -929,21 +1012,31 @@ impl<'a> Clearing<'a> {
         {
             return true;
         }
-        let mut keeps = self
-            .vendor
-            .iter()
-            .filter(|o| o.span.end > self.now && !self.cannot_cover.contains(&o.id));
+        // Neither what this plan clears nor ours (they change with the host's plan) can stand in for
+        // a part of someone else's override. (Checked after the cheap span comparison.)
+        let may_cover = |o: &Override| {
+            !o.span.overlaps(self.fresh_from, self.to)
+                && !self.ledger_pos.contains_key(&o.id)
+                && !self.taken.contains(&o.id)
+        };
         let checks = self.checks.get() + 1;
         self.checks.set(checks);
         if checks <= SCANNED_CHECKS {
-            return keeps.any(|o| {
-                o.span.member == span.member && o.span.end == span.end && o.span.start <= span.start
+            return self.vendor.iter().any(|o| {
+                o.span.end == span.end
+                    && o.span.start <= span.start
+                    && o.span.member == span.member
+                    && may_cover(o)
             });
         }
         let index = self.index.get_or_init(|| {
             let mut index =
                 FastMap::with_capacity_and_hasher(self.vendor.len(), Default::default());
-            for o in keeps {
+            for o in self
+                .vendor
+                .iter()
+                .filter(|o| o.span.end > self.now && may_cover(o))
+            {
                 let start = index
                     .entry((&o.span.member, o.span.end))
                     .or_insert(o.span.start);

@@ -55,6 +55,7 @@ pub struct NewOverride {
 }
 
 /// What a delete did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Deletion {
     /// The override is gone.

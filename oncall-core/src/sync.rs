@@ -115,6 +115,7 @@ impl Serialize for SyncError {
 }
 
 /// How a destination's sync ended.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncStatus {
@@ -129,6 +130,7 @@ pub enum SyncStatus {
 }
 
 /// What became of one planned operation.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -552,10 +554,10 @@ async fn sync_destination(
         .state
         .ledger
         .iter()
-        .filter(|l| l.span.start < desired.horizon_end)
+        .filter(|l| l.span.start < desired.horizon_end())
         .map(|l| l.span.end)
         .chain(run.state.high_water)
-        .fold(desired.horizon_end, DateTime::max);
+        .fold(desired.horizon_end(), DateTime::max);
     let read_end = read_end
         .checked_add_signed(TimeDelta::seconds(1))
         .unwrap_or(read_end);

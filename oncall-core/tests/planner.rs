@@ -95,6 +95,7 @@ fn render(a: &Action) -> String {
         }
         Action::Adopt { target } => format!("adopt {}", id_of(&target.id)),
         Action::Forget { target } => format!("forget {}", id_of(&target.id)),
+        other => format!("{other:?}"),
     }
 }
 
@@ -110,11 +111,8 @@ struct Case<'a> {
 
 fn check(case: Case<'_>, expected: &[&str]) -> Vec<Warning> {
     let destination = DestinationId("d".into());
-    let desired = Desired {
-        spans: case.desired.iter().map(|s| span(s)).collect(),
-        horizon_end: t(case.horizon_end),
-        gaps: Vec::new(),
-    };
+    let spans = case.desired.iter().map(|s| span(s)).collect();
+    let desired = Desired::new(t(case.now), spans, t(case.horizon_end)).unwrap();
     let state = DestinationState {
         high_water: case.mark.map(t),
         ledger: case.ledger.iter().map(|s| ov(s)).collect(),
@@ -414,11 +412,7 @@ fn foreign_override_masking_a_planned_change_is_left_with_a_warning() {
 #[test]
 fn creates_carry_deterministic_aliases_where_the_vendor_takes_them() {
     let destination = DestinationId("d".into());
-    let desired = Desired {
-        spans: vec![span("4.09-5.09 ann")],
-        horizon_end: t("5.09"),
-        gaps: vec![],
-    };
+    let desired = Desired::new(t("3.12"), vec![span("4.09-5.09 ann")], t("5.09")).unwrap();
     let plan = |caps| {
         plan_export(PlanInput {
             destination: &destination,
@@ -496,11 +490,8 @@ fn a_part_kept_by_a_dead_run_is_recognised_after_now_moved() {
 #[test]
 fn a_failed_clear_holds_the_mark_at_the_start_of_its_shift() {
     let destination = DestinationId("d".into());
-    let desired = Desired {
-        spans: vec![span("3.12-4.09 ann"), span("4.09-5.09 bob")],
-        horizon_end: t("5.09"),
-        gaps: Vec::new(),
-    };
+    let spans = vec![span("3.12-4.09 ann"), span("4.09-5.09 bob")];
+    let desired = Desired::new(t("3.12"), spans, t("5.09")).unwrap();
     let vendor = [ov("X 4.10-4.14 eve")];
     let plan = plan_export(PlanInput {
         destination: &destination,
@@ -522,4 +513,28 @@ fn a_failed_clear_holds_the_mark_at_the_start_of_its_shift() {
     );
     assert_eq!(plan.next_high_water([delete_x]), Some(t("4.09")));
     assert_eq!(plan.next_high_water([]), Some(t("5.09")));
+}
+
+#[test]
+fn desired_spans_must_be_sorted_and_disjoint() {
+    let err = |spans: &[&str]| {
+        Desired::new(
+            t("3.12"),
+            spans.iter().map(|s| span(s)).collect(),
+            t("9.00"),
+        )
+        .unwrap_err()
+    };
+    assert!(matches!(
+        err(&["4.09-5.09 ann", "4.12-6.00 bob"]),
+        oncall_core::ValidationError::InvalidSpan { index: 1, .. }
+    ));
+    assert!(matches!(
+        err(&["5.09-6.09 ann", "4.09-5.09 bob"]),
+        oncall_core::ValidationError::InvalidSpan { index: 1, .. }
+    ));
+    assert!(matches!(
+        err(&["5.09-5.09 ann"]),
+        oncall_core::ValidationError::InvalidSpan { index: 0, .. }
+    ));
 }

@@ -23,7 +23,8 @@ use crate::rotation::OnCallPeriod;
 /// What the checks need to know about the account under test.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// A schedule the key can read and write, with no overrides from 10 to 80 days after `now`.
+    /// A schedule the key can read and write, with at least one rotation, and no overrides from 10
+    /// to 80 days after `now`.
     pub schedule: VendorScheduleId,
     /// At least two members of that schedule.
     pub members: Vec<Email>,
@@ -123,6 +124,10 @@ pub async fn reads_on_call_periods(provider: &dyn Provider, ctx: &Context) {
         .on_call(&ctx.schedule, window)
         .await
         .expect("read on-call");
+    assert!(
+        !timelines.is_empty(),
+        "a schedule with a rotation has a timeline"
+    );
     for t in &timelines {
         let sorted = t.periods.windows(2).all(|p| p[0].end <= p[1].start);
         assert!(sorted, "periods of {:?} are sorted and disjoint", t.name);
@@ -248,7 +253,7 @@ pub async fn answers_per_item_in_a_batch(provider: &dyn Provider, ctx: &Context)
     cleanup(provider, ctx, &[good]).await;
 }
 
-/// An override that ends in the past is refused, never created.
+/// An override that ends in the past is refused as [`Error::Rejected`], never created.
 pub async fn refuses_overrides_that_end_in_the_past(provider: &dyn Provider, ctx: &Context) {
     let span = Span::new(ctx.at(-2, 0), ctx.at(-1, 0), ctx.member(0));
     let result = provider
@@ -261,8 +266,9 @@ pub async fn refuses_overrides_that_end_in_the_past(provider: &dyn Provider, ctx
         )
         .await;
     let refused = match &result {
-        Err(_) => true,
-        Ok(items) => items.len() == 1 && items[0].is_err(),
+        Err(Error::Rejected { .. }) => true,
+        Ok(items) => items.len() == 1 && matches!(items[0], Err(Error::Rejected { .. })),
+        Err(_) => false,
     };
     assert!(refused, "a past override is refused, got {result:?}");
     let listed = provider
