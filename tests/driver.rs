@@ -278,3 +278,97 @@ async fn a_vendor_conflict_fails_one_operation_not_the_destination() {
         "held at the failed day 4 (R5)"
     );
 }
+
+/// A provider whose create batches answer one result short.
+struct ShortAnswers(InMemoryProvider);
+
+#[async_trait]
+impl oncall_sync::Provider for ShortAnswers {
+    fn name(&self) -> &str {
+        "short"
+    }
+    fn capabilities(&self) -> oncall_sync::Capabilities {
+        self.0.capabilities()
+    }
+    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+        self.0.list_schedules().await
+    }
+    async fn schedule(&self, s: &VendorScheduleId) -> Result<VendorSchedule, Error> {
+        self.0.schedule(s).await
+    }
+    async fn on_call(
+        &self,
+        s: &VendorScheduleId,
+        w: Window,
+    ) -> Result<Vec<oncall_sync::RoleTimeline>, Error> {
+        self.0.on_call(s, w).await
+    }
+    async fn list_overrides(
+        &self,
+        s: &VendorScheduleId,
+        w: Window,
+    ) -> Result<Vec<oncall_sync::Override>, Error> {
+        self.0.list_overrides(s, w).await
+    }
+    async fn create_overrides(
+        &self,
+        s: &VendorScheduleId,
+        o: &[oncall_sync::NewOverride],
+    ) -> Result<Vec<Result<oncall_sync::Override, Error>>, Error> {
+        let mut results = self.0.create_overrides(s, o).await?;
+        results.pop();
+        Ok(results)
+    }
+    async fn update_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &oncall_sync::OverrideId,
+        span: &oncall_sync::Span,
+    ) -> Result<oncall_sync::Override, Error> {
+        self.0.update_override(s, id, span).await
+    }
+    async fn delete_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &oncall_sync::OverrideId,
+    ) -> Result<oncall_sync::Deletion, Error> {
+        self.0.delete_override(s, id).await
+    }
+}
+
+#[tokio::test]
+async fn an_override_whose_kept_part_went_unanswered_is_not_removed() {
+    let now = at(3, 12);
+    let inner = InMemoryProvider::pagerduty_like(now);
+    inner.add_schedule(vendor_schedule("VS"));
+    // Z reaches past the horizon end (day 11): its part after it must survive the cut.
+    let vs = VendorScheduleId("VS".into());
+    let z = inner.insert_override(
+        &vs,
+        oncall_sync::Span::new(at(10, 12), at(12, 12), email("eve")),
+    );
+    let provider = ShortAnswers(inner);
+    let destination = Destination {
+        id: DestinationId("d".into()),
+        connection: ConnectionId("c".into()),
+        schedule: vs.clone(),
+        role: RoleIndex::PRIMARY,
+    };
+    let store = InMemoryStateStore::new();
+    let targets = [SyncTarget {
+        destination: &destination,
+        provider: &provider,
+    }];
+    let mut report = sync(&schedule(3, 11), &targets, &store, options(now)).await;
+    let report = report.destinations.remove(0);
+    let delete_z = report
+        .outcomes
+        .iter()
+        .find(|o| matches!(&o.operation.action, oncall_sync::Action::Delete { target, .. } if target.id == z))
+        .unwrap();
+    assert_eq!(delete_z.outcome, oncall_sync::Outcome::Skipped, "{report}");
+    assert!(
+        provider.0.overrides(&vs).iter().any(|o| o.id == z),
+        "Z is still there"
+    );
+}

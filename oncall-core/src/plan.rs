@@ -293,10 +293,6 @@ pub enum Action {
         /// removed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         keeps_part_of: Option<OverrideId>,
-        /// Whether this part replaces that override in the ledger (when the ledger knows it), under
-        /// the new id and keeping the ledger's span.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        takes_over: bool,
     },
     /// Change an override in place.
     Update {
@@ -832,7 +828,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                     id: caps.client_ids.then(|| alias_for(destination, span.start)),
                     owned: true,
                     keeps_part_of: None,
-                    takes_over: false,
                 },
                 reason,
                 mark_limit: mark_limit(span.start, span.end),
@@ -885,8 +880,9 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
 
     // R4 warnings: a foreign override in the protected region overlapping a planned change. A sweep
     // over both, sorted by start: foreign overrides join a heap keyed by end when they start before
-    // a change ends, and leave it once a change starts after they end, so the work is
-    // O((n + m) log m) plus the warnings themselves.
+    // a change ends, and leave it once a change starts after they end. Planned changes are shifts,
+    // which do not nest, so the heap holds little beyond what overlaps: O((n + m) log m) plus the
+    // warnings themselves.
     let mut warnings = Vec::new();
     let protected: Vec<(DateTime<Utc>, &Override)> = foreign
         .iter()
@@ -901,6 +897,8 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         .map(|(_, start, end)| (*start, (*end).min(fresh_from)))
         .collect();
     changes.sort_unstable();
+    // A delete and a create of one span are one change to warn about.
+    changes.dedup();
     // Changes start at or after now, so clipped starts decide overlaps as well as the real ones.
     let mut active: std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, usize)>> =
         std::collections::BinaryHeap::new();
@@ -929,9 +927,20 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             }
         }
     }
-    warnings.sort_by_key(|w| match w {
-        Warning::ForeignOverlapsChange { start, .. } => *start,
-        _ => horizon_end,
+    warnings.sort_by(|a, b| match (a, b) {
+        (
+            Warning::ForeignOverlapsChange {
+                foreign: f1,
+                start: s1,
+                end: e1,
+            },
+            Warning::ForeignOverlapsChange {
+                foreign: f2,
+                start: s2,
+                end: e2,
+            },
+        ) => (s1, e1, &f1.id).cmp(&(s2, e2, &f2.id)),
+        _ => std::cmp::Ordering::Equal,
     });
     warnings.dedup();
     warnings.extend(
@@ -982,40 +991,43 @@ struct Clearing<'a> {
     ledger_pos: &'a FastMap<&'a OverrideId, usize>,
     /// Overrides this plan takes as ours (adopted, or carrying our alias).
     taken: FastSet<&'a OverrideId>,
-    /// Parts kept so far in this plan, as (member, end) → earliest start.
+    /// Parts kept so far in this plan, as (member, end) → starts.
     kept: std::cell::RefCell<EarliestStarts<Email>>,
     /// Cover checks against the vendor so far: the first few scan, later ones use `index`.
     checks: std::cell::Cell<usize>,
-    /// Live overrides this plan keeps, as (member, end) → earliest start; built when many checks come.
+    /// Live overrides that may stand in, as (member, end) → starts; built when many checks come.
     index: std::cell::OnceCell<EarliestStarts<&'a Email>>,
     mark_limit: &'a dyn Fn(DateTime<Utc>, DateTime<Utc>) -> Option<DateTime<Utc>>,
 }
 
-/// Who is kept on call up to an end: (member, end) → the earliest start.
-type EarliestStarts<M> = FastMap<(M, DateTime<Utc>), DateTime<Utc>>;
+/// Who is kept on call up to an end: (member, end) → the starts (usually one).
+type EarliestStarts<M> = FastMap<(M, DateTime<Utc>), Vec<DateTime<Utc>>>;
 
 /// Cover checks done by scanning before an index pays off.
 const SCANNED_CHECKS: usize = 8;
 
 impl<'a> Clearing<'a> {
-    /// Whether someone already keeps `span`'s member on call up to its end from no later than its
-    /// start: a part kept earlier in this plan, or a live foreign override this plan does not clear
-    /// (such as a part an earlier, interrupted run re-created). Then the part is not created again. Matching
-    /// on the end, not the exact start, is what makes this hold while `now` moves between runs.
-    fn covered(&self, span: &Span) -> bool {
+    /// Whether the part `span` of `original` is already there: kept earlier in this plan, or a live
+    /// foreign override of the same person with the same end that starts within
+    /// `[original.start, span.start]`, which is where a copy re-created by an interrupted run lies
+    /// (matching on the end, not the exact start, keeps this true while `now` moves between runs).
+    /// An older, unrelated override of that person is no stand-in: on PagerDuty the newest wins.
+    fn covered(&self, original: &Override, span: &Span) -> bool {
+        let (lo, hi) = (original.span.start, span.start);
         let key = (span.member.clone(), span.end);
         if self
             .kept
             .borrow()
             .get(&key)
-            .is_some_and(|&s| s <= span.start)
+            .is_some_and(|starts| starts.iter().any(|s| (lo..=hi).contains(s)))
         {
             return true;
         }
         // Neither what this plan clears nor ours (they change with the host's plan) can stand in for
         // a part of someone else's override. (Checked after the cheap span comparison.)
         let may_cover = |o: &Override| {
-            !o.span.overlaps(self.fresh_from, self.to)
+            o.id != original.id
+                && !o.span.overlaps(self.fresh_from, self.to)
                 && !self.ledger_pos.contains_key(&o.id)
                 && !self.taken.contains(&o.id)
         };
@@ -1024,41 +1036,43 @@ impl<'a> Clearing<'a> {
         if checks <= SCANNED_CHECKS {
             return self.vendor.iter().any(|o| {
                 o.span.end == span.end
-                    && o.span.start <= span.start
+                    && (lo..=hi).contains(&o.span.start)
                     && o.span.member == span.member
                     && may_cover(o)
             });
         }
         let index = self.index.get_or_init(|| {
-            let mut index =
+            let mut index: EarliestStarts<&Email> =
                 FastMap::with_capacity_and_hasher(self.vendor.len(), Default::default());
             for o in self
                 .vendor
                 .iter()
                 .filter(|o| o.span.end > self.now && may_cover(o))
             {
-                let start = index
+                index
                     .entry((&o.span.member, o.span.end))
-                    .or_insert(o.span.start);
-                *start = (*start).min(o.span.start);
+                    .or_default()
+                    .push(o.span.start);
             }
             index
         });
         index
             .get(&(&span.member, span.end))
-            .is_some_and(|&s| s <= span.start)
+            .is_some_and(|starts| starts.iter().any(|s| (lo..=hi).contains(s)))
     }
 
     fn keep(&self, span: &Span) {
-        let mut kept = self.kept.borrow_mut();
-        let start = kept
+        self.kept
+            .borrow_mut()
             .entry((span.member.clone(), span.end))
-            .or_insert(span.start);
-        *start = (*start).min(span.start);
+            .or_default()
+            .push(span.start);
     }
 
-    /// Removes `o` from `[from, self.to)`. Ledger entries are never dropped here: deleting a foreign
-    /// override changes no ledger, and an edited override of ours stays believed (R3).
+    /// Removes `o` from `[from, self.to)`, keeping its parts outside. Where the vendor updates in
+    /// place, an edited override of ours keeps its id and the ledger keeps believing its span (R3).
+    /// Where it cannot, a person cannot edit an override either, so an edited copy of ours is only
+    /// the vendor's own doing: it is replaced like a foreign one and leaves the ledger.
     fn clear(
         &self,
         o: &Override,
@@ -1077,8 +1091,8 @@ impl<'a> Clearing<'a> {
             (None, Some(_)) => Reason::TrimAtHorizonEnd,
             (None, None) => Reason::ForeignInFreshRegion,
         });
-        let remainder = |span: Span, takes_over: bool, ops: &mut Vec<PlannedOperation>| {
-            if span.start < span.end && span.end > now && !self.covered(&span) {
+        let remainder = |span: Span, ops: &mut Vec<PlannedOperation>| {
+            if span.start < span.end && span.end > now && !self.covered(o, &span) {
                 self.keep(&span);
                 ops.push(PlannedOperation {
                     action: Action::Create {
@@ -1086,7 +1100,6 @@ impl<'a> Clearing<'a> {
                         id: None,
                         owned: false,
                         keeps_part_of: Some(o.id.clone()),
-                        takes_over,
                     },
                     reason: Reason::KeepForeignRemainder,
                     mark_limit: mark,
@@ -1100,11 +1113,11 @@ impl<'a> Clearing<'a> {
             let keep = match (left, right) {
                 (Some(l), r) => {
                     if let Some(r) = r {
-                        remainder(r, false, ops);
+                        remainder(r, ops);
                     }
                     Some(l)
                 }
-                (None, Some(r)) if !self.covered(&r) => Some(r),
+                (None, Some(r)) if !self.covered(o, &r) => Some(r),
                 (None, _) => None,
             };
             match keep {
@@ -1129,17 +1142,18 @@ impl<'a> Clearing<'a> {
         } else {
             // Delete (which truncates a running override at now) and re-create the parts that stay.
             if let Some(l) = left {
-                remainder(Span::new(l.start.max(now), l.end, l.member), true, ops);
+                remainder(Span::new(l.start.max(now), l.end, l.member), ops);
             }
             if let Some(r) = right {
-                remainder(r, false, ops);
+                remainder(r, ops);
             }
+            let ours = reason == Reason::TrimEditedOurs;
             if running {
-                truncate(o, now, false, caps)
+                truncate(o, now, ours, caps)
             } else {
                 Action::Delete {
                     target: o.clone(),
-                    owned: false,
+                    owned: ours,
                 }
             }
         };

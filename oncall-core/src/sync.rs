@@ -457,7 +457,6 @@ impl Run<'_> {
             let Action::Create {
                 owned,
                 keeps_part_of,
-                takes_over,
                 ..
             } = &op.action
             else {
@@ -467,13 +466,6 @@ impl Run<'_> {
                 Some(Ok(created)) => {
                     if *owned {
                         self.state.ledger.push(created);
-                    } else if let Some(entry) = keeps_part_of
-                        .as_ref()
-                        .filter(|_| *takes_over)
-                        .and_then(|old| self.state.ledger.iter_mut().find(|l| &l.id == old))
-                    {
-                        // The kept part of an override of ours carries its ledger entry on.
-                        entry.id = created.id;
                     }
                     ok.push(true);
                 }
@@ -483,6 +475,7 @@ impl Run<'_> {
                     ok.push(false);
                 }
                 None => {
+                    self.held.extend(keeps_part_of.iter().cloned());
                     self.error(
                         Some(op),
                         Error::InvalidResponse {

@@ -63,7 +63,6 @@ fn render(a: &Action) -> String {
             span,
             owned,
             keeps_part_of,
-            takes_over,
             ..
         } => {
             let mut s = format!("create {}", fmt_span(span));
@@ -72,9 +71,6 @@ fn render(a: &Action) -> String {
             }
             if let Some(k) = keeps_part_of {
                 s += &format!(" keeps {k}");
-            }
-            if *takes_over {
-                s += " takes-over";
             }
             s
         }
@@ -252,7 +248,7 @@ fn foreign_override_over_the_whole_fresh_region_keeps_both_ends() {
             vendor: &["Z 4.00-6.00 eve"],
         },
         &[
-            "create 4.00-4.09 eve foreign keeps Z takes-over",
+            "create 4.00-4.09 eve foreign keeps Z",
             "create 5.09-6.00 eve foreign keeps Z",
             "delete Z",
             "create 4.09-5.09 bob",
@@ -537,4 +533,45 @@ fn desired_spans_must_be_sorted_and_disjoint() {
         err(&["5.09-5.09 ann"]),
         oncall_core::ValidationError::InvalidSpan { index: 0, .. }
     ));
+}
+
+#[test]
+fn an_older_override_of_the_same_person_is_no_stand_in() {
+    // PagerDuty shows the newest: Z (eve, newest) over Y (eve, older) and W (ann). Cutting Z must
+    // re-create Z's part before the mark, or W would show there instead.
+    check(
+        Case {
+            caps: PAGERDUTY,
+            now: "3.12",
+            mark: Some("11.09"),
+            horizon_end: "20.09",
+            desired: &[],
+            ledger: &[],
+            vendor: &["Y 9.09-11.09 eve", "W 10.09-11.09 ann", "Z 10.12-12.12 eve"],
+        },
+        &["create 10.12-11.09 eve foreign keeps Z", "delete Z"],
+    );
+}
+
+#[test]
+fn one_warning_per_foreign_override_and_change() {
+    // On PagerDuty a swapped day is a delete and a create of the same span: one change, one warning
+    // per overlapping foreign override.
+    let warnings = check(
+        Case {
+            caps: PAGERDUTY,
+            now: "3.12",
+            mark: Some("9.09"),
+            horizon_end: "9.09",
+            desired: &["6.09-7.09 bob"],
+            ledger: &["A 6.09-7.09 ann"],
+            vendor: &["A 6.09-7.09 ann", "F 6.10-6.12 eve", "G 6.14-6.16 dan"],
+        },
+        &["delete A", "create 6.09-7.09 bob"],
+    );
+    let masking = warnings
+        .iter()
+        .filter(|w| matches!(w, Warning::ForeignOverlapsChange { .. }))
+        .count();
+    assert_eq!(masking, 2, "{warnings:?}");
 }

@@ -241,20 +241,27 @@ impl InMemoryProvider {
         sim.overrides.len() != before
     }
 
-    /// A person edits an override by hand. Returns whether it existed.
-    pub fn edit_override(&self, schedule: &VendorScheduleId, id: &OverrideId, span: Span) -> bool {
+    /// A person edits an override by hand, as the vendor's UI lets them: in place where the vendor
+    /// updates in place, else by deleting it and creating a new one (a new id, so no longer ours).
+    /// Returns the id the edited override has, or `None` if it did not exist.
+    pub fn edit_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: Span,
+    ) -> Option<OverrideId> {
+        if !self.capabilities.update_in_place {
+            return self
+                .remove_override(schedule, id)
+                .then(|| self.insert_override(schedule, span));
+        }
         let mut inner = self.lock();
         let found = inner
             .schedules
             .get_mut(schedule)
-            .and_then(|sim| sim.overrides.iter_mut().find(|o| &o.ov.id == id));
-        match found {
-            Some(o) => {
-                o.ov.span = span;
-                true
-            }
-            None => false,
-        }
+            .and_then(|sim| sim.overrides.iter_mut().find(|o| &o.ov.id == id))?;
+        found.ov.span = span;
+        Some(id.clone())
     }
 
     /// Who the overrides put on call over `window` (last created wins), joined where the member is the
