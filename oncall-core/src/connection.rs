@@ -45,8 +45,8 @@ pub struct ConnectionSettings {
 #[derive(Debug, Clone)]
 pub struct ConnectionBuilder {
     urls: VendorUrls,
+    /// `None` when missing or invalid: both are the same error at `build`.
     api_key: Option<ApiKey>,
-    key_error: bool,
     region: Region,
 }
 
@@ -56,7 +56,6 @@ impl ConnectionBuilder {
         ConnectionBuilder {
             urls,
             api_key: None,
-            key_error: false,
             region: Region::Us,
         }
     }
@@ -64,16 +63,7 @@ impl ConnectionBuilder {
     /// Sets the API key. (An invalid key is reported by [`ConnectionBuilder::build`]; the key itself
     /// is never kept in plain sight, even in the builder.)
     pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
-        match ApiKey::new(key) {
-            Ok(key) => {
-                self.api_key = Some(key);
-                self.key_error = false;
-            }
-            Err(_) => {
-                self.api_key = None;
-                self.key_error = true;
-            }
-        }
+        self.api_key = ApiKey::new(key).ok();
         self
     }
 
@@ -90,10 +80,7 @@ impl ConnectionBuilder {
 
     /// Validates the settings.
     pub fn build(self) -> Result<ConnectionSettings, Error> {
-        let api_key = match (self.api_key, self.key_error) {
-            (Some(key), false) => key,
-            _ => return Err(ValidationError::InvalidApiKey.into()),
-        };
+        let api_key = self.api_key.ok_or(ValidationError::InvalidApiKey)?;
         let base_url = match self.region {
             Region::Us => self.urls.us.to_owned(),
             Region::Eu => self.urls.eu.to_owned(),
