@@ -372,3 +372,44 @@ async fn an_override_whose_kept_part_went_unanswered_is_not_removed() {
         "Z is still there"
     );
 }
+
+/// A person moved our override of day 0 (Opsgenie edits keep the alias) so that it now covers the
+/// rest of day 1 for the person the host then plans there. Once day 0 has ended, adopting that copy
+/// for day 1 must replace the ledger's ended entry of the same id, not sit beside it.
+#[tokio::test]
+async fn adopting_an_edited_copy_of_an_ended_entry_keeps_one_ledger_entry() {
+    let f = Fixture::new(Vendor::OpsgenieLike, day(0));
+    let mut host = schedule(0, 4);
+    assert_eq!(
+        f.sync(&host, day(0) - chrono::TimeDelta::hours(1))
+            .await
+            .status,
+        SyncStatus::Ok
+    );
+    let day0 = f
+        .vendor_overrides()
+        .into_iter()
+        .find(|o| o.span.start == day(0))
+        .unwrap();
+    let hour = chrono::TimeDelta::hours(1);
+    let edited = oncall_sync::Span::new(day(0) + hour, day(2), email("eve"));
+    f.provider
+        .edit_override(&f.vs(), &day0.id, edited.clone())
+        .unwrap();
+    host.replace_assignee(RoleIndex::PRIMARY, day(1), Some(email("eve")))
+        .unwrap();
+
+    let report = f.sync(&host, day(1) + hour).await;
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    let ledger = f.ledger();
+    let mut ids: Vec<_> = ledger.iter().map(|l| l.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), ledger.len(), "one entry per id: {ledger:?}");
+    assert!(
+        ledger.iter().any(|l| l.id == day0.id && l.span == edited),
+        "the copy is ours again, as the vendor holds it: {ledger:?}"
+    );
+    let again = f.sync(&host, day(1) + hour * 2).await;
+    assert_eq!(again.write_calls, 0, "{again}");
+}

@@ -341,6 +341,9 @@ impl Run<'_> {
         let schedule = &self.target.destination.schedule;
         let result: Result<Option<Override>, Error> = match &op.action {
             Action::Adopt { target } => {
+                // An ended entry of the same id may still be there (a person stretched its copy):
+                // the ledger holds one entry per id, as the vendor holds it now.
+                self.forget(&target.id);
                 self.state.ledger.push(target.clone());
                 return true;
             }
