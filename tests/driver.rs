@@ -413,3 +413,65 @@ async fn adopting_an_edited_copy_of_an_ended_entry_keeps_one_ledger_entry() {
     let again = f.sync(&host, day(1) + hour * 2).await;
     assert_eq!(again.write_calls, 0, "{again}");
 }
+
+/// Opsgenie keeps an alias while its override exists. A person moved our override of day 1 to start
+/// two hours early; the host then gives day 1 to someone else while that copy runs. Its past must
+/// stay (R1), so it is cut at now and still holds day 1's alias: the new override asks for the next
+/// alias instead of failing on every sync from then on.
+async fn moved_override_setup(
+    lose_the_retry: bool,
+) -> (Fixture, oncall_sync::Schedule, oncall_sync::OverrideId) {
+    let f = Fixture::new(Vendor::OpsgenieLike, day(0));
+    let mut host = schedule(0, 4);
+    let hour = chrono::TimeDelta::hours(1);
+    assert_eq!(f.sync(&host, day(0) - hour).await.status, SyncStatus::Ok);
+    let day1 = oncall_sync::alias_for(&f.destination.id, day(1));
+    let moved = oncall_sync::Span::new(day(1) - hour * 2, day(1) + hour * 10, email("bob"));
+    f.provider.edit_override(&f.vs(), &day1, moved).unwrap();
+    host.replace_assignee(RoleIndex::PRIMARY, day(1), Some(email("eve")))
+        .unwrap();
+    if lose_the_retry {
+        // Writes: the cut, the refused create, the create under the next alias.
+        let base = f.provider.write_calls();
+        f.provider
+            .inject(Trigger::Write(base + 3), Fault::LoseResponse);
+    }
+    (f, host, day1)
+}
+
+#[tokio::test]
+async fn a_taken_alias_is_followed_by_the_next_one() {
+    let (f, host, day1) = moved_override_setup(false).await;
+    let hour = chrono::TimeDelta::hours(1);
+    let report = f.sync(&host, day(1) - hour).await;
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    let next = oncall_sync::alias_attempt(&f.destination.id, day(1), 1);
+    let overrides = f.vendor_overrides();
+    let cut = overrides.iter().find(|o| o.id == day1).unwrap();
+    assert_eq!(cut.span.end, day(1) - hour, "the moved copy keeps its past");
+    let new = overrides.iter().find(|o| o.id == next).unwrap();
+    assert_eq!(
+        new.span,
+        oncall_sync::Span::new(day(1), day(2), email("eve"))
+    );
+    assert!(f.ledger().iter().any(|l| l.id == next));
+    assert_eq!(f.sync(&host, day(1) - hour / 2).await.write_calls, 0);
+}
+
+#[tokio::test]
+async fn a_lost_answer_under_the_next_alias_is_adopted_not_repeated() {
+    let (f, host, _) = moved_override_setup(true).await;
+    let hour = chrono::TimeDelta::hours(1);
+    let report = f.sync(&host, day(1) - hour).await;
+    assert_ne!(report.status, SyncStatus::Ok, "{report}");
+    let report = f.sync(&host, day(1) - hour / 2).await;
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    let next = oncall_sync::alias_attempt(&f.destination.id, day(1), 1);
+    assert!(f.ledger().iter().any(|l| l.id == next), "{report}");
+    let eves: Vec<_> = f
+        .vendor_overrides()
+        .into_iter()
+        .filter(|o| o.span.member == email("eve"))
+        .collect();
+    assert_eq!(eves.len(), 1, "{eves:?}");
+}

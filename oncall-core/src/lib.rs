@@ -36,8 +36,9 @@ pub use error::{Error, Resource, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
-    alias_for, desired_spans, plan_export, Action, Desired, Override, OverrideId, Plan, PlanInput,
-    PlannedOperation, Reason, Span, Warning, ALIAS_PREFIX,
+    alias_attempt, alias_for, desired_spans, is_alias_for, plan_export, Action, Desired, Override,
+    OverrideId, Plan, PlanInput, PlannedOperation, Reason, Span, Warning, ALIAS_ATTEMPTS,
+    ALIAS_PREFIX,
 };
 pub use provider::{
     Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,

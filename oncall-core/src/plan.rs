@@ -142,6 +142,61 @@ pub fn alias_for(destination: &DestinationId, start: DateTime<Utc>) -> OverrideI
     OverrideId::new(std::str::from_utf8(&alias).unwrap_or(ALIAS_PREFIX))
 }
 
+/// How many aliases the driver tries for one create: [`alias_for`] and then
+/// [`alias_attempt`] 1, 2, … up to this count minus one.
+pub const ALIAS_ATTEMPTS: u32 = 8;
+
+/// The alias to ask for on the `attempt`-th try (0 is [`alias_for`]; later ones add `-<attempt>`).
+///
+/// A vendor keeps an alias while its override exists, and an override of ours may still exist
+/// with the alias of `start` after a person moved it, or after it was cut short: then the vendor
+/// refuses the alias as taken, and the driver asks for the next one. The sequence is deterministic,
+/// so a create whose answer was lost is still recognised as ours by [`is_alias_for`].
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use oncall_core::{alias_attempt, alias_for, is_alias_for, DestinationId};
+/// let d = DestinationId("ops-primary".into());
+/// let t = Utc.with_ymd_and_hms(2024, 3, 10, 9, 0, 0).unwrap();
+/// assert_eq!(alias_attempt(&d, t, 0), alias_for(&d, t));
+/// let second = alias_attempt(&d, t, 1);
+/// assert_eq!(second.as_str(), format!("{}-1", alias_for(&d, t)));
+/// assert!(is_alias_for(&d, &second, t));
+/// ```
+pub fn alias_attempt(
+    destination: &DestinationId,
+    start: DateTime<Utc>,
+    attempt: u32,
+) -> OverrideId {
+    let base = alias_for(destination, start);
+    if attempt == 0 {
+        return base;
+    }
+    OverrideId::new(format!("{base}-{attempt}"))
+}
+
+/// Whether `id` is one of the aliases this library asks for when it writes an override for
+/// `destination` starting at `start` (see [`alias_attempt`]).
+pub fn is_alias_for(destination: &DestinationId, id: &OverrideId, start: DateTime<Utc>) -> bool {
+    let id = id.as_str();
+    if !id.starts_with(ALIAS_PREFIX) {
+        return false;
+    }
+    let base = alias_for(destination, start);
+    // The attempt is written plainly: digits, no leading zero.
+    let attempt = |n: &str| {
+        !n.starts_with('0')
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && n.parse::<u32>()
+                .is_ok_and(|n| (1..ALIAS_ATTEMPTS).contains(&n))
+    };
+    match id.strip_prefix(base.as_str()) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('-').is_some_and(attempt),
+        None => false,
+    }
+}
+
 /// What a destination should show: the desired spans of one role from `now` to the horizon end.
 /// Always valid: spans clipped at `now`, sorted, non-overlapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -645,13 +700,10 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             // the alias check below never takes it back.)
             Some(&i) if state.ledger[i].span.end > now => copies[i] = Some(o),
             Some(_) => foreign.extend(o.span.clipped(now).map(|c| (c, o))),
-            // With client-chosen ids, an override carrying our alias for its own start is ours even
-            // when the ledger lost it (a create whose answer was lost): take it back, so its alias is
-            // never asked for twice.
-            None if caps.client_ids
-                && o.id.as_str().starts_with(ALIAS_PREFIX)
-                && o.id == alias_for(destination, o.span.start) =>
-            {
+            // With client-chosen ids, an override carrying one of our aliases for its own start is
+            // ours even when the ledger lost it (a create whose answer was lost): take it back, so
+            // it is never written twice.
+            None if caps.client_ids && is_alias_for(destination, &o.id, o.span.start) => {
                 orphans.push(o);
             }
             None => foreign.extend(o.span.clipped(now).map(|c| (c, o))),

@@ -112,7 +112,8 @@ impl Capabilities {
 ///   idempotent: after a timeout the sync re-reads and adopts (R6).
 /// - **Creates** take at most [`Capabilities::max_batch`] items and answer one result per item, in
 ///   order; one bad item does not fail the others. An `Err` of the whole call means nothing is known to
-///   have been created.
+///   have been created. Where the client chooses ids, an item whose id the vendor already holds is
+///   [`Error::Conflict`]: the sync then asks for the next alias ([`crate::alias_attempt`]).
 /// - **Deletes** of a running override truncate it at now where [`Capabilities::delete_truncates_running`],
 ///   and a delete of an override that is already gone is [`Error::NotFound`].
 /// - Implementations hold no scheduling logic: they translate between wire formats and this model.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::{Error, Resource};
 use crate::model::{RoleIndex, Schedule, Window};
 use crate::plan::{
-    desired_spans, plan_export, Action, Override, OverrideId, Plan, PlanInput, PlannedOperation,
-    Span, Warning,
+    alias_attempt, desired_spans, plan_export, Action, Override, OverrideId, Plan, PlanInput,
+    PlannedOperation, Span, Warning, ALIAS_ATTEMPTS,
 };
 use crate::provider::{NewOverride, Provider, VendorScheduleId};
 use crate::state::{DestinationId, DestinationState, LastRun, StateStore};
@@ -420,6 +420,43 @@ impl Run<'_> {
         }
     }
 
+    /// Creates `span` under the aliases after the first (which the vendor refused as taken), until
+    /// one is free; a conflict on the last one is the error.
+    async fn create_with_next_alias(
+        &mut self,
+        span: &Span,
+        mut message: String,
+    ) -> Option<Result<Override, Error>> {
+        for attempt in 1..ALIAS_ATTEMPTS {
+            let alias = alias_attempt(&self.target.destination.id, span.start, attempt);
+            let new = NewOverride {
+                span: span.clone(),
+                id: Some(alias),
+            };
+            self.report.write_calls += 1;
+            let result = self
+                .target
+                .provider
+                .create_overrides(
+                    &self.target.destination.schedule,
+                    std::slice::from_ref(&new),
+                )
+                .await
+                .and_then(|mut results| {
+                    results.pop().unwrap_or_else(|| {
+                        Err(Error::InvalidResponse {
+                            message: "the vendor answered no result for one override sent".into(),
+                        })
+                    })
+                });
+            match result {
+                Err(Error::Conflict { message: m }) => message = m,
+                other => return Some(other),
+            }
+        }
+        Some(Err(Error::Conflict { message }))
+    }
+
     /// Applies a batch of creates; returns one success flag per operation.
     async fn apply_creates(&mut self, ops: &[&PlannedOperation]) -> Vec<bool> {
         let batch: Vec<NewOverride> = ops
@@ -458,14 +495,23 @@ impl Run<'_> {
         let mut results = results.into_iter();
         for op in ops {
             let Action::Create {
+                span,
+                id,
                 owned,
                 keeps_part_of,
-                ..
             } = &op.action
             else {
                 continue;
             };
-            match results.next() {
+            let result = match (results.next(), id) {
+                // The alias is taken by an override of ours that was moved or cut short: ask for the
+                // next one.
+                (Some(Err(Error::Conflict { message })), Some(_)) => {
+                    self.create_with_next_alias(span, message).await
+                }
+                (result, _) => result,
+            };
+            match result {
                 Some(Ok(created)) => {
                     if *owned {
                         self.state.ledger.push(created);

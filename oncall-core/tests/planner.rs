@@ -453,6 +453,28 @@ fn aliases_never_change_across_releases() {
 }
 
 #[test]
+fn later_aliases_are_recognised_and_nothing_else_is() {
+    let d = DestinationId("dest".into());
+    let base = alias_for(&d, t("7.09"));
+    assert_eq!(
+        oncall_core::alias_attempt(&d, t("7.09"), 2).as_str(),
+        "oncall-sync-072576397e052556-2"
+    );
+    for attempt in 0..oncall_core::ALIAS_ATTEMPTS {
+        let id = oncall_core::alias_attempt(&d, t("7.09"), attempt);
+        assert!(oncall_core::is_alias_for(&d, &id, t("7.09")), "{id}");
+        assert!(!oncall_core::is_alias_for(&d, &id, t("7.10")), "{id}");
+        let other = DestinationId("other".into());
+        assert!(!oncall_core::is_alias_for(&other, &id, t("7.09")), "{id}");
+    }
+    let last = oncall_core::ALIAS_ATTEMPTS;
+    for suffix in ["-0", "-01", "-+1", "-", "1", "-1x", &format!("-{last}")] {
+        let id = OverrideId::new(format!("{base}{suffix}"));
+        assert!(!oncall_core::is_alias_for(&d, &id, t("7.09")), "{id}");
+    }
+}
+
+#[test]
 fn a_part_kept_by_a_dead_run_is_recognised_after_now_moved() {
     // Run 1 at 3.12 kept Z's part [3.12, 4.09) as K, then died before deleting Z. Run 2 at 3.13 wants
     // [3.13, 4.09): K already covers it, so only Z goes.
