@@ -60,6 +60,7 @@ pub async fn run_all(provider: &dyn Provider, ctx: &Context) {
     refuses_overrides_that_end_in_the_past(provider, ctx).await;
     updates_in_place_or_says_unsupported(provider, ctx).await;
     deletes_future_overrides(provider, ctx).await;
+    keeps_client_ids_unique(provider, ctx).await;
 }
 
 async fn create_one(provider: &dyn Provider, ctx: &Context, span: Span) -> Override {
@@ -342,4 +343,52 @@ pub async fn deletes_future_overrides(provider: &dyn Provider, ctx: &Context) {
         matches!(again, Err(Error::NotFound { .. })),
         "deleting it again gives NotFound, got {again:?}"
     );
+}
+
+/// Where the client chooses ids, a create keeps the id asked for, and a second create asking for an
+/// id the vendor holds is refused, for that item, with [`Error::Conflict`] (the sync then asks for the
+/// next alias). Providers without client-chosen ids pass trivially.
+pub async fn keeps_client_ids_unique(provider: &dyn Provider, ctx: &Context) {
+    if !provider.capabilities().client_ids {
+        return;
+    }
+    let id = crate::plan::OverrideId::new("oncall-sync-conformance-60");
+    let create = |span: Span| {
+        let id = id.clone();
+        async move {
+            provider
+                .create_overrides(&ctx.schedule, &[NewOverride { span, id: Some(id) }])
+                .await
+                .expect("create call succeeds")
+        }
+    };
+    let first = Span::new(ctx.at(60, 0), ctx.at(60, 8), ctx.member(0));
+    let created = create(first.clone())
+        .await
+        .pop()
+        .expect("one result per item")
+        .expect("the override is created");
+    assert_eq!(created.id, id, "the override keeps the id asked for");
+    assert_eq!(
+        created.span, first,
+        "the created override has the span asked for"
+    );
+    let second = create(Span::new(ctx.at(61, 0), ctx.at(61, 8), ctx.member(1)))
+        .await
+        .pop()
+        .expect("one result per item");
+    assert!(
+        matches!(second, Err(Error::Conflict { .. })),
+        "an id the vendor holds is a Conflict, got {second:?}"
+    );
+    let listed = provider
+        .list_overrides(&ctx.schedule, ctx.window(60, 62))
+        .await
+        .expect("list overrides");
+    assert_eq!(
+        listed,
+        vec![created.clone()],
+        "only the first override exists"
+    );
+    cleanup(provider, ctx, &[created]).await;
 }
