@@ -813,3 +813,51 @@ async fn regression_a_kept_part_equal_to_a_planned_change() {
         .await;
     }
 }
+
+/// A person moves a future override of ours (Opsgenie keeps the alias) to run now, for the person
+/// the host then plans for the override's own span. Extending the running copy to the span's end
+/// would put that person on call in the stretch between; the copy is cut and the span written.
+#[tokio::test]
+async fn regression_a_running_moved_copy_is_not_stretched_to_a_later_span() {
+    let mut shape = vec![(0, 1); 40];
+    shape[..9].copy_from_slice(&[
+        (0, 1),
+        (0, 11),
+        (0, 23),
+        (0, 31),
+        (0, 2),
+        (0, 6),
+        (0, 33),
+        (0, 36),
+        (0, 42),
+    ]);
+    let mut assignees = vec![None; 40];
+    for a in &mut assignees[3..9] {
+        *a = Some(0);
+    }
+    let steps = vec![
+        Step::Sync(SyncFault::None),
+        Step::ManualEdit {
+            k: 7,
+            hours: 1,
+            shift: -2,
+            who: Some(4),
+        },
+        Step::Assign {
+            shift: 4,
+            who: Some(4),
+        },
+        Step::Sync(SyncFault::None),
+    ];
+    for vendor in VENDORS {
+        run_with_clock(
+            vendor,
+            shape.clone(),
+            assignees.clone(),
+            16,
+            0,
+            steps.clone(),
+        )
+        .await;
+    }
+}

@@ -812,8 +812,10 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                 let want = &desired_spans[i];
                 let to = if !running {
                     Some(want.clone())
-                } else if current.span.member == want.member {
+                } else if current.span.member == want.member && want.start <= now {
                     // Only the end of a running override may change: its past stays as it was (R1).
+                    // That serves a desired span in progress; one that starts later (a person moved
+                    // the copy earlier) would be joined to it across the stretch between them.
                     Some(Span::new(current.span.start, want.end, want.member.clone()))
                 } else {
                     None

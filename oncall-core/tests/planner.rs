@@ -167,6 +167,24 @@ fn running_override_of_ours_with_a_new_end_is_updated_in_place_from_its_start() 
 }
 
 #[test]
+fn a_copy_moved_to_run_now_is_not_stretched_to_a_later_span() {
+    // A person moved A (ours for 4.09-5.09) to run from 3.10 to 3.14 for bob; the host now plans bob
+    // for 4.09-5.09. Stretching A to 5.09 would put bob on call from 3.14 to 4.09 as well.
+    check(
+        Case {
+            caps: OPSGENIE,
+            now: "3.12",
+            mark: Some("5.09"),
+            horizon_end: "5.09",
+            desired: &["4.09-5.09 bob"],
+            ledger: &["A 4.09-5.09 ann"],
+            vendor: &["A 3.10-3.14 bob"],
+        },
+        &["cut A at 3.12 by update", "create 4.09-5.09 bob"],
+    );
+}
+
+#[test]
 fn a_changed_member_on_an_unchanged_future_span_is_one_update() {
     check(
         Case {
