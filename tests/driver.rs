@@ -6,13 +6,14 @@
 mod common;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeDelta};
 use common::*;
 use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger};
 use oncall_sync::{
-    import_schedule, sync, ConnectionId, Destination, DestinationId, DestinationState, Error,
-    InMemoryStateStore, Participant, RoleIndex, Rotation, RotationUnit, StateStore, SyncMode,
-    SyncOptions, SyncStatus, SyncTarget, VendorSchedule, VendorScheduleId, Versioned, Window,
+    alias_attempt, alias_for, import_schedule, sync, ConnectionId, Destination, DestinationId,
+    DestinationState, Error, InMemoryStateStore, Participant, RoleIndex, Rotation, RotationUnit,
+    Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget, VendorSchedule,
+    VendorScheduleId, Versioned, Window,
 };
 
 fn options(now: chrono::DateTime<chrono::Utc>) -> SyncOptions {
@@ -279,13 +280,21 @@ async fn a_vendor_conflict_fails_one_operation_not_the_destination() {
     );
 }
 
-/// A provider whose create batches answer one result short.
-struct ShortAnswers(InMemoryProvider);
+/// An in-memory provider whose creates answer wrongly.
+struct Twisted(InMemoryProvider, Twist);
+
+enum Twist {
+    /// Batches answer one result short.
+    ShortAnswers,
+    /// Creates apply, and then answer as an adapter that re-sent them after a timeout would: the
+    /// alias is taken.
+    ConflictAfterApplying,
+}
 
 #[async_trait]
-impl oncall_sync::Provider for ShortAnswers {
+impl oncall_sync::Provider for Twisted {
     fn name(&self) -> &str {
-        "short"
+        "twisted"
     }
     fn capabilities(&self) -> oncall_sync::Capabilities {
         self.0.capabilities()
@@ -316,8 +325,13 @@ impl oncall_sync::Provider for ShortAnswers {
         o: &[oncall_sync::NewOverride],
     ) -> Result<Vec<Result<oncall_sync::Override, Error>>, Error> {
         let mut results = self.0.create_overrides(s, o).await?;
-        results.pop();
-        Ok(results)
+        match self.1 {
+            Twist::ShortAnswers => {
+                results.pop();
+                Ok(results)
+            }
+            Twist::ConflictAfterApplying => self.0.create_overrides(s, o).await,
+        }
     }
     async fn update_override(
         &self,
@@ -343,11 +357,8 @@ async fn an_override_whose_kept_part_went_unanswered_is_not_removed() {
     inner.add_schedule(vendor_schedule("VS"));
     // Z reaches past the horizon end (day 11): its part after it must survive the cut.
     let vs = VendorScheduleId("VS".into());
-    let z = inner.insert_override(
-        &vs,
-        oncall_sync::Span::new(at(10, 12), at(12, 12), email("eve")),
-    );
-    let provider = ShortAnswers(inner);
+    let z = inner.insert_override(&vs, Span::new(at(10, 12), at(12, 12), email("eve")));
+    let provider = Twisted(inner, Twist::ShortAnswers);
     let destination = Destination {
         id: DestinationId("d".into()),
         connection: ConnectionId("c".into()),
@@ -381,9 +392,7 @@ async fn adopting_an_edited_copy_of_an_ended_entry_keeps_one_ledger_entry() {
     let f = Fixture::new(Vendor::OpsgenieLike, day(0));
     let mut host = schedule(0, 4);
     assert_eq!(
-        f.sync(&host, day(0) - chrono::TimeDelta::hours(1))
-            .await
-            .status,
+        f.sync(&host, day(0) - TimeDelta::hours(1)).await.status,
         SyncStatus::Ok
     );
     let day0 = f
@@ -391,8 +400,8 @@ async fn adopting_an_edited_copy_of_an_ended_entry_keeps_one_ledger_entry() {
         .into_iter()
         .find(|o| o.span.start == day(0))
         .unwrap();
-    let hour = chrono::TimeDelta::hours(1);
-    let edited = oncall_sync::Span::new(day(0) + hour, day(2), email("eve"));
+    let hour = TimeDelta::hours(1);
+    let edited = Span::new(day(0) + hour, day(2), email("eve"));
     f.provider
         .edit_override(&f.vs(), &day0.id, edited.clone())
         .unwrap();
@@ -416,57 +425,55 @@ async fn adopting_an_edited_copy_of_an_ended_entry_keeps_one_ledger_entry() {
 
 /// Opsgenie keeps an alias while its override exists. A person moved our override of day 1 to start
 /// two hours early; the host then gives day 1 to someone else while that copy runs. Its past must
-/// stay (R1), so it is cut at now and still holds day 1's alias: the new override asks for the next
+/// stay (R1), so it is cut at now and still holds day 1's alias: the new override takes the next
 /// alias instead of failing on every sync from then on.
-async fn moved_override_setup(
-    lose_the_retry: bool,
-) -> (Fixture, oncall_sync::Schedule, oncall_sync::OverrideId) {
+async fn moved_override_setup() -> (Fixture, oncall_sync::Schedule, oncall_sync::OverrideId) {
     let f = Fixture::new(Vendor::OpsgenieLike, day(0));
     let mut host = schedule(0, 4);
-    let hour = chrono::TimeDelta::hours(1);
+    let hour = TimeDelta::hours(1);
     assert_eq!(f.sync(&host, day(0) - hour).await.status, SyncStatus::Ok);
-    let day1 = oncall_sync::alias_for(&f.destination.id, day(1));
-    let moved = oncall_sync::Span::new(day(1) - hour * 2, day(1) + hour * 10, email("bob"));
+    let day1 = alias_for(&f.destination.id, day(1));
+    let moved = Span::new(day(1) - hour * 2, day(1) + hour * 10, email("bob"));
     f.provider.edit_override(&f.vs(), &day1, moved).unwrap();
     host.replace_assignee(RoleIndex::PRIMARY, day(1), Some(email("eve")))
         .unwrap();
-    if lose_the_retry {
-        // Writes: the cut, the refused create, the create under the next alias.
-        let base = f.provider.write_calls();
-        f.provider
-            .inject(Trigger::Write(base + 3), Fault::LoseResponse);
-    }
     (f, host, day1)
 }
 
 #[tokio::test]
-async fn a_taken_alias_is_followed_by_the_next_one() {
-    let (f, host, day1) = moved_override_setup(false).await;
-    let hour = chrono::TimeDelta::hours(1);
+async fn a_listed_holder_of_the_alias_makes_the_plan_take_the_next_one() {
+    let (f, host, day1) = moved_override_setup().await;
+    let hour = TimeDelta::hours(1);
     let report = f.sync(&host, day(1) - hour).await;
     assert_eq!(report.status, SyncStatus::Ok, "{report}");
-    let next = oncall_sync::alias_attempt(&f.destination.id, day(1), 1);
+    assert_eq!(
+        report.write_calls, 2,
+        "the cut and the create, nothing refused: {report}"
+    );
+    let next = alias_attempt(&f.destination.id, day(1), 1);
     let overrides = f.vendor_overrides();
     let cut = overrides.iter().find(|o| o.id == day1).unwrap();
     assert_eq!(cut.span.end, day(1) - hour, "the moved copy keeps its past");
     let new = overrides.iter().find(|o| o.id == next).unwrap();
-    assert_eq!(
-        new.span,
-        oncall_sync::Span::new(day(1), day(2), email("eve"))
-    );
+    assert_eq!(new.span, Span::new(day(1), day(2), email("eve")));
     assert!(f.ledger().iter().any(|l| l.id == next));
     assert_eq!(f.sync(&host, day(1) - hour / 2).await.write_calls, 0);
 }
 
 #[tokio::test]
 async fn a_lost_answer_under_the_next_alias_is_adopted_not_repeated() {
-    let (f, host, _) = moved_override_setup(true).await;
-    let hour = chrono::TimeDelta::hours(1);
+    let (f, host, _) = moved_override_setup().await;
+    // Writes: the cut, then the create under the next alias, whose answer is lost.
+    let base = f.provider.write_calls();
+    f.provider
+        .inject(Trigger::Write(base + 2), Fault::LoseResponse);
+    let hour = TimeDelta::hours(1);
     let report = f.sync(&host, day(1) - hour).await;
     assert_ne!(report.status, SyncStatus::Ok, "{report}");
     let report = f.sync(&host, day(1) - hour / 2).await;
     assert_eq!(report.status, SyncStatus::Ok, "{report}");
-    let next = oncall_sync::alias_attempt(&f.destination.id, day(1), 1);
+    assert_eq!(report.write_calls, 0, "adopted: {report}");
+    let next = alias_attempt(&f.destination.id, day(1), 1);
     assert!(f.ledger().iter().any(|l| l.id == next), "{report}");
     let eves: Vec<_> = f
         .vendor_overrides()
@@ -474,4 +481,72 @@ async fn a_lost_answer_under_the_next_alias_is_adopted_not_repeated() {
         .filter(|o| o.span.member == email("eve"))
         .collect();
     assert_eq!(eves.len(), 1, "{eves:?}");
+}
+
+/// The holder of day 1's alias is out of view: a person moved it to a stretch that has ended. The
+/// vendor refuses the alias, and the driver takes the next one.
+#[tokio::test]
+async fn an_alias_held_out_of_view_is_refused_then_the_next_one_is_taken() {
+    let f = Fixture::new(Vendor::OpsgenieLike, day(0));
+    let mut host = schedule(0, 4);
+    let hour = TimeDelta::hours(1);
+    assert_eq!(
+        f.sync(&host, day(0) - hour * 3).await.status,
+        SyncStatus::Ok
+    );
+    let day1 = alias_for(&f.destination.id, day(1));
+    let moved = Span::new(day(0) - hour * 2, day(0) - hour, email("bob"));
+    f.provider.edit_override(&f.vs(), &day1, moved).unwrap();
+    host.replace_assignee(RoleIndex::PRIMARY, day(1), Some(email("eve")))
+        .unwrap();
+
+    let report = f.sync(&host, day(0)).await;
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    assert_eq!(report.write_calls, 2, "refused, then taken: {report}");
+    let next = alias_attempt(&f.destination.id, day(1), 1);
+    let new = f
+        .vendor_overrides()
+        .into_iter()
+        .find(|o| o.id == next)
+        .unwrap();
+    assert_eq!(new.span, Span::new(day(1), day(2), email("eve")));
+    assert!(f.ledger().iter().any(|l| l.id == next));
+    assert!(
+        f.ledger().iter().all(|l| l.id != day1),
+        "the moved copy is forgotten"
+    );
+    assert_eq!(f.sync(&host, day(0) + hour).await.write_calls, 0);
+}
+
+/// An adapter that re-sent a create after a timeout answers that the alias is taken, by the very
+/// override asked for. The driver finds it and takes it; nothing is written twice (R6).
+#[tokio::test]
+async fn our_own_override_under_a_refused_alias_is_taken_not_written_twice() {
+    let now = day(0);
+    let inner = InMemoryProvider::opsgenie_like(now);
+    inner.add_schedule(vendor_schedule("VS"));
+    let provider = Twisted(inner, Twist::ConflictAfterApplying);
+    let destination = Destination {
+        id: DestinationId("dest".into()),
+        connection: ConnectionId("conn".into()),
+        schedule: VendorScheduleId("VS".into()),
+        role: RoleIndex::PRIMARY,
+    };
+    let store = InMemoryStateStore::new();
+    let host = schedule(1, 3);
+    let targets = [SyncTarget {
+        destination: &destination,
+        provider: &provider,
+    }];
+    let report = sync(&host, &targets, &store, options(now)).await;
+    let report = &report.destinations[0];
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    let overrides = provider.0.overrides(&destination.schedule);
+    assert_eq!(overrides.len(), 2, "{overrides:?}");
+    let ledger = store.get(&destination.id).unwrap().ledger;
+    let mut ids: Vec<_> = ledger.iter().map(|l| &l.id).collect();
+    ids.sort();
+    let mut listed: Vec<_> = overrides.iter().map(|o| &o.id).collect();
+    listed.sort();
+    assert_eq!(ids, listed, "the ledger holds what the vendor holds, once");
 }

@@ -106,11 +106,11 @@ fn step() -> impl Strategy<Value = Step> {
 struct World {
     f: Fixture,
     shape: Shape,
-    /// Overrides a person edited in place (Opsgenie keeps the alias): theirs to shape as they like.
+    /// Overrides a person edited in place (Opsgenie keeps the alias): theirs to shape as they like,
+    /// unless the ledger holds them as they are.
     edited: std::collections::HashSet<oncall_sync::OverrideId>,
-    /// Parts of overrides the syncs re-created, by span: the overrides whose parts they keep.
-    kept_parts:
-        std::cell::RefCell<HashMap<Span, std::collections::HashSet<oncall_sync::OverrideId>>>,
+    /// Parts of overrides the syncs re-created: their ids, and the overrides whose parts they keep.
+    kept_parts: std::cell::RefCell<HashMap<oncall_sync::OverrideId, oncall_sync::OverrideId>>,
     schedule: Schedule,
     now: DateTime<Utc>,
     horizon: i64,
@@ -205,23 +205,35 @@ impl World {
             horizon: Some(TimeDelta::days(self.horizon)),
             mode: SyncMode::Apply,
         };
+        let before: std::collections::HashSet<_> = self
+            .f
+            .vendor_overrides()
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
         let mut report = sync(&self.schedule, &targets, store, options).await;
-        // Every kept part that may have been written (a failed create may still have landed).
-        for o in &report.destinations[1].outcomes {
-            if let (
+        // The overrides this sync wrote as kept parts: new, not ours, with the span of a kept-part
+        // create (a failed one may still have landed). Any other new one that is not ours is a
+        // create of ours whose answer was lost.
+        let parts: HashMap<&Span, &oncall_sync::OverrideId> = report.destinations[1]
+            .outcomes
+            .iter()
+            .filter_map(|o| match &o.operation.action {
                 oncall_sync::Action::Create {
                     span,
                     keeps_part_of: Some(of),
                     ..
-                },
-                oncall_sync::Outcome::Done | oncall_sync::Outcome::Failed,
-            ) = (&o.operation.action, &o.outcome)
-            {
-                self.kept_parts
-                    .borrow_mut()
-                    .entry(span.clone())
-                    .or_default()
-                    .insert(of.clone());
+                } => Some((span, of)),
+                _ => None,
+            })
+            .collect();
+        let ledger: std::collections::HashSet<_> =
+            self.ledger().into_iter().map(|l| l.id).collect();
+        for o in self.f.vendor_overrides() {
+            if !before.contains(&o.id) && !ledger.contains(&o.id) {
+                if let Some(of) = parts.get(&o.span) {
+                    self.kept_parts.borrow_mut().insert(o.id, (*of).clone());
+                }
             }
         }
         // R7: the broken destination fails alone; nothing of it is written and its ledger stays empty.
@@ -537,28 +549,38 @@ async fn run_with_clock(
                 unique.sort();
                 unique.dedup();
                 assert_eq!(ours.len(), unique.len(), "ledger ids unique");
-                // Nothing the sync wrote exists twice. Copies of one span are allowed only as the
-                // kept parts of distinct overrides (a person's part before F may equal a planned
-                // change: both stand), plus one of ours. A person may also move one of ours onto
-                // another (Opsgenie keeps the alias).
-                let ledger: std::collections::HashSet<_> =
-                    w.ledger().into_iter().map(|l| l.id).collect();
-                let mut by_span: HashMap<Span, (usize, bool)> = HashMap::new();
+                // Nothing the sync wrote exists twice. Copies of one span are allowed only as one of
+                // ours (the ledger holds it as it is), kept parts of distinct overrides (a person's
+                // part before F may equal a planned change: both stand), and a person's (theirs, or
+                // one of ours they edited, e.g. moved onto another of ours).
+                let ledger: HashMap<_, _> =
+                    w.ledger().into_iter().map(|l| (l.id, l.span)).collect();
+                let mut by_span: HashMap<Span, Vec<oncall_sync::OverrideId>> = HashMap::new();
                 for o in w.f.vendor_overrides() {
-                    if o.span.end > w.now
-                        && !o.id.as_str().starts_with("manual-")
-                        && !w.edited.contains(&o.id)
-                    {
-                        let entry = by_span.entry(o.span).or_default();
-                        entry.0 += 1;
-                        entry.1 |= ledger.contains(&o.id);
+                    if o.span.end > w.now {
+                        by_span.entry(o.span).or_default().push(o.id);
                     }
                 }
-                for (span, (count, ours)) in by_span {
-                    let kept = w.kept_parts.borrow().get(&span).map_or(0, |of| of.len());
+                let kept = w.kept_parts.borrow();
+                for (span, ids) in by_span.into_iter().filter(|(_, ids)| ids.len() > 1) {
+                    let (ours, others): (Vec<_>, Vec<_>) =
+                        ids.iter().partition(|id| ledger.get(*id) == Some(&span));
+                    let mut origins = Vec::new();
+                    let mut unexplained = Vec::new();
+                    for id in others {
+                        if let Some(of) = kept.get(id) {
+                            origins.push(of);
+                        } else if !id.as_str().starts_with("manual-") && !w.edited.contains(id) {
+                            unexplained.push(id);
+                        }
+                    }
+                    let parts = origins.len();
+                    origins.sort();
+                    origins.dedup();
                     assert!(
-                        count <= 1 || count <= kept + usize::from(ours),
-                        "written twice: {span} ({count} copies, {kept} kept parts, ours: {ours}): {:?}",
+                        ours.len() <= 1 && unexplained.is_empty() && origins.len() == parts,
+                        "written twice: {span} (ours: {ours:?}; unexplained: {unexplained:?}; kept \
+                         parts of {origins:?} from {parts}): {:?}",
                         w.f.vendor_overrides()
                     );
                 }

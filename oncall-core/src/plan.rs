@@ -101,7 +101,8 @@ pub struct Override {
 pub const ALIAS_PREFIX: &str = "oncall-sync-";
 
 /// The deterministic alias of an override we write for `destination` starting at `start` (R6):
-/// a retry after a crash asks for the same alias, so the vendor cannot hold two copies.
+/// a retry after a crash asks for the same alias, and the next plan recognises what it finds under
+/// it as ours ([`is_alias_for`]) instead of writing it again.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -142,15 +143,17 @@ pub fn alias_for(destination: &DestinationId, start: DateTime<Utc>) -> OverrideI
     OverrideId::new(std::str::from_utf8(&alias).unwrap_or(ALIAS_PREFIX))
 }
 
-/// How many aliases the driver tries for one create: [`alias_for`] and then
-/// [`alias_attempt`] 1, 2, … up to this count minus one.
+/// How many aliases one create may try: [`alias_for`] and then [`alias_attempt`] 1, 2, … up to
+/// this count minus one. It bounds the tries only: [`is_alias_for`] recognises any attempt, so
+/// overrides written under another bound by another release stay ours.
 pub const ALIAS_ATTEMPTS: u32 = 8;
 
 /// The alias to ask for on the `attempt`-th try (0 is [`alias_for`]; later ones add `-<attempt>`).
 ///
 /// A vendor keeps an alias while its override exists, and an override of ours may still exist
-/// with the alias of `start` after a person moved it, or after it was cut short: then the vendor
-/// refuses the alias as taken, and the driver asks for the next one. The sequence is deterministic,
+/// with the alias of `start` after a person moved it, or after it was cut short. The planner asks
+/// for the first alias no listed override holds; where the vendor still refuses one as taken (the
+/// holder ended, or moved out of view), the driver tries the next. The sequence is deterministic,
 /// so a create whose answer was lost is still recognised as ours by [`is_alias_for`].
 ///
 /// ```
@@ -183,12 +186,9 @@ pub fn is_alias_for(destination: &DestinationId, id: &OverrideId, start: DateTim
         return false;
     }
     let base = alias_for(destination, start);
-    // The attempt is written plainly: digits, no leading zero.
+    // The attempt is written plainly: digits, no leading zero (so never attempt 0).
     let attempt = |n: &str| {
-        !n.starts_with('0')
-            && n.bytes().all(|b| b.is_ascii_digit())
-            && n.parse::<u32>()
-                .is_ok_and(|n| (1..ALIAS_ATTEMPTS).contains(&n))
+        !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u32>().is_ok()
     };
     match id.strip_prefix(base.as_str()) {
         Some("") => true,
@@ -571,7 +571,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// How many steps call the vendor.
+    /// How many steps call the vendor. Each is one call, except a create whose alias the vendor
+    /// refuses as taken: that one reads once and tries the next aliases ([`alias_attempt`]).
     pub fn write_count(&self) -> usize {
         self.operations.iter().filter(|o| o.is_write()).count()
     }
@@ -812,10 +813,11 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                 let want = &desired_spans[i];
                 let to = if !running {
                     Some(want.clone())
-                } else if current.span.member == want.member && want.start <= now {
+                } else if current.span.member == want.member && want.start == now {
                     // Only the end of a running override may change: its past stays as it was (R1).
-                    // That serves a desired span in progress; one that starts later (a person moved
-                    // the copy earlier) would be joined to it across the stretch between them.
+                    // That serves a desired span in progress (clipped, it starts at now); one that
+                    // starts later (a person moved the copy earlier) would be joined to it across
+                    // the stretch between them.
                     Some(Span::new(current.span.start, want.end, want.member.clone()))
                 } else {
                     None
@@ -861,7 +863,23 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         ));
     }
 
-    // Desired spans still unmatched are written.
+    // Desired spans still unmatched are written, each under the first alias of its start that no
+    // listed override holds (one a person moved, or one cut short, keeps its alias).
+    let held: FastSet<&OverrideId> = if caps.client_ids {
+        vendor
+            .iter()
+            .filter(|o| o.id.as_str().starts_with(ALIAS_PREFIX))
+            .map(|o| &o.id)
+            .collect()
+    } else {
+        FastSet::default()
+    };
+    let free_alias = |start: DateTime<Utc>| {
+        (0..ALIAS_ATTEMPTS)
+            .map(|attempt| alias_attempt(destination, start, attempt))
+            .find(|alias| !held.contains(alias))
+            .unwrap_or_else(|| alias_for(destination, start))
+    };
     let mut creates: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> =
         Vec::with_capacity(desired_spans.len());
     for (i, span) in desired_spans.iter().enumerate() {
@@ -879,7 +897,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             PlannedOperation {
                 action: Action::Create {
                     span: span.clone(),
-                    id: caps.client_ids.then(|| alias_for(destination, span.start)),
+                    id: caps.client_ids.then(|| free_alias(span.start)),
                     owned: true,
                     keeps_part_of: None,
                 },

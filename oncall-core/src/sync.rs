@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::{Error, Resource};
 use crate::model::{RoleIndex, Schedule, Window};
 use crate::plan::{
-    alias_attempt, desired_spans, plan_export, Action, Override, OverrideId, Plan, PlanInput,
-    PlannedOperation, Span, Warning, ALIAS_ATTEMPTS,
+    alias_attempt, desired_spans, is_alias_for, plan_export, Action, Override, OverrideId, Plan,
+    PlanInput, PlannedOperation, Span, Warning, ALIAS_ATTEMPTS,
 };
 use crate::provider::{NewOverride, Provider, VendorScheduleId};
 use crate::state::{DestinationId, DestinationState, LastRun, StateStore};
@@ -420,41 +420,65 @@ impl Run<'_> {
         }
     }
 
-    /// Creates `span` under the aliases after the first (which the vendor refused as taken), until
-    /// one is free; a conflict on the last one is the error.
-    async fn create_with_next_alias(
+    /// After the vendor refused `refused` as taken for an override of `span`: takes our identical
+    /// override if one is there already (another worker, or an adapter's retry, wrote it), else
+    /// creates `span` under the first alias of its start that is free ([`alias_attempt`]). A conflict
+    /// on every one of them is the error.
+    async fn create_under_free_alias(
         &mut self,
         span: &Span,
+        refused: &OverrideId,
         mut message: String,
-    ) -> Option<Result<Override, Error>> {
-        for attempt in 1..ALIAS_ATTEMPTS {
-            let alias = alias_attempt(&self.target.destination.id, span.start, attempt);
+    ) -> Result<Override, Error> {
+        let destination = &self.target.destination;
+        let provider = self.target.provider;
+        // One read shows who holds the aliases of this start, unless they moved elsewhere.
+        let second = span.start.checked_add_signed(TimeDelta::seconds(1));
+        let listed = match second.map(|end| Window::new(span.start, end)) {
+            Some(Ok(window)) => {
+                provider
+                    .list_overrides(&destination.schedule, window)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        if let Some(ours) = listed
+            .iter()
+            .find(|o| o.span == *span && is_alias_for(&destination.id, &o.id, span.start))
+        {
+            return Ok(ours.clone());
+        }
+        for attempt in 0..ALIAS_ATTEMPTS {
+            let alias = alias_attempt(&destination.id, span.start, attempt);
+            if alias == *refused || listed.iter().any(|o| o.id == alias) {
+                continue;
+            }
+            if self.fatal {
+                break;
+            }
             let new = NewOverride {
                 span: span.clone(),
                 id: Some(alias),
             };
             self.report.write_calls += 1;
-            let result = self
-                .target
-                .provider
-                .create_overrides(
-                    &self.target.destination.schedule,
-                    std::slice::from_ref(&new),
-                )
+            let result = provider
+                .create_overrides(&destination.schedule, std::slice::from_ref(&new))
                 .await
-                .and_then(|mut results| {
-                    results.pop().unwrap_or_else(|| {
-                        Err(Error::InvalidResponse {
-                            message: "the vendor answered no result for one override sent".into(),
-                        })
-                    })
+                .and_then(|results| match <[_; 1]>::try_from(results) {
+                    Ok([result]) => result,
+                    Err(results) => Err(Error::InvalidResponse {
+                        message: format!(
+                            "the vendor answered {} results for one override sent",
+                            results.len()
+                        ),
+                    }),
                 });
             match result {
                 Err(Error::Conflict { message: m }) => message = m,
-                other => return Some(other),
+                other => return other,
             }
         }
-        Some(Err(Error::Conflict { message }))
+        Err(Error::Conflict { message })
     }
 
     /// Applies a batch of creates; returns one success flag per operation.
@@ -504,10 +528,15 @@ impl Run<'_> {
                 continue;
             };
             let result = match (results.next(), id) {
-                // The alias is taken by an override of ours that was moved or cut short: ask for the
-                // next one.
-                (Some(Err(Error::Conflict { message })), Some(_)) => {
-                    self.create_with_next_alias(span, message).await
+                // The alias is taken: by an override of ours that a person moved or that was cut
+                // short (it keeps the alias), or by this very override, written by someone else.
+                (Some(Err(Error::Conflict { message })), Some(refused)) if !self.fatal => {
+                    let result = self.create_under_free_alias(span, refused, message).await;
+                    if let Ok(created) = &result {
+                        // An override taken as it was found may already be in the ledger.
+                        self.forget(&created.id);
+                    }
+                    Some(result)
                 }
                 (result, _) => result,
             };
