@@ -622,6 +622,42 @@ fn everyone() -> Vec<Option<usize>> {
     (0..40).map(|i| Some(i % 5)).collect()
 }
 
+/// Shifts starting with `head`, then one-hour shifts, forty in all.
+fn shaped(head: &[(i64, i64)]) -> Shape {
+    let mut shape = head.to_vec();
+    shape.resize(40, (0, 1));
+    shape
+}
+
+/// Forty shifts, nobody assigned but `who` (shift, person).
+fn assigned(who: &[(usize, usize)]) -> Vec<Option<usize>> {
+    let mut assignees = vec![None; 40];
+    for &(shift, person) in who {
+        assignees[shift] = Some(person);
+    }
+    assignees
+}
+
+/// Runs the history against both vendors.
+async fn run_shaped(
+    shape: Shape,
+    assignees: Vec<Option<usize>>,
+    start_hours: i64,
+    steps: Vec<Step>,
+) {
+    for vendor in VENDORS {
+        run_with_clock(
+            vendor,
+            shape.clone(),
+            assignees.clone(),
+            start_hours,
+            0,
+            steps.clone(),
+        )
+        .await;
+    }
+}
+
 /// A person stretches an override of ours into the fresh region: the stretch is cut (R2), the
 /// override stays ours (R3).
 #[tokio::test]
@@ -734,8 +770,7 @@ async fn regression_a_person_moves_ours_onto_ours() {
 /// copy runs. The copy is cut at now and keeps its alias, so the new override takes the next one.
 #[tokio::test]
 async fn regression_a_moved_copy_keeps_the_alias_of_its_start() {
-    let mut shape = vec![(0, 1); 40];
-    shape[..8].copy_from_slice(&[
+    let shape = shaped(&[
         (0, 36),
         (0, 39),
         (9, 11),
@@ -744,13 +779,9 @@ async fn regression_a_moved_copy_keeps_the_alias_of_its_start() {
         (11, 2),
         (7, 5),
         (0, 40),
+        (1, 1),
     ]);
-    shape[8] = (1, 1);
-    let mut assignees = vec![None; 40];
-    for i in [3, 4, 7] {
-        assignees[i] = Some(0);
-    }
-    assignees[19] = Some(1);
+    let assignees = assigned(&[(3, 0), (4, 0), (7, 0), (19, 1)]);
     let steps = vec![
         Step::Sync(SyncFault::None),
         Step::ManualAdd {
@@ -774,17 +805,7 @@ async fn regression_a_moved_copy_keeps_the_alias_of_its_start() {
         },
         Step::Sync(SyncFault::None),
     ];
-    for vendor in VENDORS {
-        run_with_clock(
-            vendor,
-            shape.clone(),
-            assignees.clone(),
-            10,
-            0,
-            steps.clone(),
-        )
-        .await;
-    }
+    run_shaped(shape, assignees, 10, steps).await;
 }
 
 /// On PagerDuty a person's override straddling F loses its part before F, which is re-created; that
@@ -792,8 +813,7 @@ async fn regression_a_moved_copy_keeps_the_alias_of_its_start() {
 /// change is ours (R4), and neither is a duplicate of the other.
 #[tokio::test]
 async fn regression_a_kept_part_equal_to_a_planned_change() {
-    let mut shape = vec![(0, 1); 40];
-    shape[..8].copy_from_slice(&[
+    let shape = shaped(&[
         (0, 12),
         (0, 47),
         (0, 33),
@@ -803,11 +823,7 @@ async fn regression_a_kept_part_equal_to_a_planned_change() {
         (0, 1),
         (0, 12),
     ]);
-    let mut assignees = vec![None; 40];
-    assignees[3] = Some(0);
-    assignees[4] = Some(0);
-    assignees[5] = Some(2);
-    assignees[6] = Some(0);
+    let assignees = assigned(&[(3, 0), (4, 0), (5, 2), (6, 0)]);
     let steps = vec![
         Step::Sync(SyncFault::None),
         Step::Assign {
@@ -823,17 +839,7 @@ async fn regression_a_kept_part_equal_to_a_planned_change() {
         Step::Wait { hours: 5 },
         Step::Sync(SyncFault::None),
     ];
-    for vendor in VENDORS {
-        run_with_clock(
-            vendor,
-            shape.clone(),
-            assignees.clone(),
-            0,
-            0,
-            steps.clone(),
-        )
-        .await;
-    }
+    run_shaped(shape, assignees, 0, steps).await;
 }
 
 /// A person moves a future override of ours (Opsgenie keeps the alias) to run now, for the person
@@ -841,8 +847,7 @@ async fn regression_a_kept_part_equal_to_a_planned_change() {
 /// would put that person on call in the stretch between; the copy is cut and the span written.
 #[tokio::test]
 async fn regression_a_running_moved_copy_is_not_stretched_to_a_later_span() {
-    let mut shape = vec![(0, 1); 40];
-    shape[..9].copy_from_slice(&[
+    let shape = shaped(&[
         (0, 1),
         (0, 11),
         (0, 23),
@@ -853,10 +858,7 @@ async fn regression_a_running_moved_copy_is_not_stretched_to_a_later_span() {
         (0, 36),
         (0, 42),
     ]);
-    let mut assignees = vec![None; 40];
-    for a in &mut assignees[3..9] {
-        *a = Some(0);
-    }
+    let assignees = assigned(&[(3, 0), (4, 0), (5, 0), (6, 0), (7, 0), (8, 0)]);
     let steps = vec![
         Step::Sync(SyncFault::None),
         Step::ManualEdit {
@@ -871,15 +873,5 @@ async fn regression_a_running_moved_copy_is_not_stretched_to_a_later_span() {
         },
         Step::Sync(SyncFault::None),
     ];
-    for vendor in VENDORS {
-        run_with_clock(
-            vendor,
-            shape.clone(),
-            assignees.clone(),
-            16,
-            0,
-            steps.clone(),
-        )
-        .await;
-    }
+    run_shaped(shape, assignees, 16, steps).await;
 }
