@@ -682,7 +682,11 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             }
         })
     };
-    let mut ops: Vec<PlannedOperation> = Vec::new();
+    // Room for the usual steps (a create per desired span, a step per vendor override): growing a
+    // large vector copies it.
+    let mut ops: Vec<PlannedOperation> = Vec::with_capacity(desired_spans.len() + vendor.len());
+    // The stretches of the protected region that the plan changes, for R4's warnings.
+    let mut changes: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
 
     // Sort the vendor's live overrides into ours (with the ledger entry they belong to) and foreign.
     let ledger_pos: FastMap<&OverrideId, usize> = state
@@ -785,8 +789,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
 
     // Stale ledger entries: pair with a desired span starting at the same instant for an in-place update
     // where the vendor has one, otherwise remove them.
-    let mut removals: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> =
-        Vec::with_capacity(stale.len());
     for (entry, clipped) in stale {
         let Some(current) = vendor_by_id.get(&entry.id).copied() else {
             ops.push(PlannedOperation {
@@ -825,20 +827,17 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
                 if let Some(to) = to {
                     desired_done[i] = true;
                     let (s, e) = (clipped.start.min(want.start), clipped.end.max(want.end));
-                    removals.push((
-                        PlannedOperation {
-                            action: Action::Update {
-                                id: entry.id.clone(),
-                                from: current.span.clone(),
-                                to,
-                                owned: true,
-                            },
-                            reason,
-                            mark_limit: mark_limit(s, e),
+                    let op = PlannedOperation {
+                        action: Action::Update {
+                            id: entry.id.clone(),
+                            from: current.span.clone(),
+                            to,
+                            owned: true,
                         },
-                        s,
-                        e,
-                    ));
+                        reason,
+                        mark_limit: mark_limit(s, e),
+                    };
+                    push_change(&mut ops, &mut changes, fresh_from, op, s, e);
                     continue;
                 }
             }
@@ -852,61 +851,19 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             }
         };
         let from = current.span.start.max(now);
-        removals.push((
-            PlannedOperation {
-                action,
-                reason,
-                mark_limit: mark_limit(from, current.span.end),
-            },
+        let op = PlannedOperation {
+            action,
+            reason,
+            mark_limit: mark_limit(from, current.span.end),
+        };
+        push_change(
+            &mut ops,
+            &mut changes,
+            fresh_from,
+            op,
             from,
             current.span.end,
-        ));
-    }
-
-    // Desired spans still unmatched are written, each under the first alias of its start that no
-    // listed override holds (one a person moved, or one cut short, keeps its alias).
-    let held: FastSet<&OverrideId> = if caps.client_ids {
-        vendor
-            .iter()
-            .filter(|o| o.id.as_str().starts_with(ALIAS_PREFIX))
-            .map(|o| &o.id)
-            .collect()
-    } else {
-        FastSet::default()
-    };
-    let free_alias = |start: DateTime<Utc>| {
-        (0..ALIAS_ATTEMPTS)
-            .map(|attempt| alias_attempt(destination, start, attempt))
-            .find(|alias| !held.contains(alias))
-            .unwrap_or_else(|| alias_for(destination, start))
-    };
-    let mut creates: Vec<(PlannedOperation, DateTime<Utc>, DateTime<Utc>)> =
-        Vec::with_capacity(desired_spans.len());
-    for (i, span) in desired_spans.iter().enumerate() {
-        if desired_done[i] {
-            continue;
-        }
-        let reason = if !in_fresh(span.start) {
-            Reason::PlannedChange
-        } else if restore[i] {
-            Reason::Restore
-        } else {
-            Reason::NewSpan
-        };
-        creates.push((
-            PlannedOperation {
-                action: Action::Create {
-                    span: span.clone(),
-                    id: caps.client_ids.then(|| free_alias(span.start)),
-                    owned: true,
-                    keeps_part_of: None,
-                },
-                reason,
-                mark_limit: mark_limit(span.start, span.end),
-            },
-            span.start,
-            span.end,
-        ));
+        );
     }
 
     // R2: clear foreign overrides from the fresh region [F, E), keeping their parts outside it.
@@ -950,6 +907,52 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         clearing.clear(o, from, reason, &mut ops);
     }
 
+    ops.sort_by_key(|op| (phase(op), sort_time(op)));
+    // Creates of desired spans come last, in time order.
+    // Desired spans still unmatched are written, each under the first alias of its start that no
+    // listed override holds (one a person moved, or one cut short, keeps its alias).
+    let held: FastSet<&OverrideId> = if caps.client_ids {
+        vendor
+            .iter()
+            .filter(|o| o.id.as_str().starts_with(ALIAS_PREFIX))
+            .map(|o| &o.id)
+            .collect()
+    } else {
+        FastSet::default()
+    };
+    let free_alias = |start: DateTime<Utc>| {
+        if held.is_empty() {
+            return alias_for(destination, start);
+        }
+        (0..ALIAS_ATTEMPTS)
+            .map(|attempt| alias_attempt(destination, start, attempt))
+            .find(|alias| !held.contains(alias))
+            .unwrap_or_else(|| alias_for(destination, start))
+    };
+    for (i, span) in desired_spans.iter().enumerate() {
+        if desired_done[i] {
+            continue;
+        }
+        let reason = if !in_fresh(span.start) {
+            Reason::PlannedChange
+        } else if restore[i] {
+            Reason::Restore
+        } else {
+            Reason::NewSpan
+        };
+        let op = PlannedOperation {
+            action: Action::Create {
+                span: span.clone(),
+                id: caps.client_ids.then(|| free_alias(span.start)),
+                owned: true,
+                keeps_part_of: None,
+            },
+            reason,
+            mark_limit: mark_limit(span.start, span.end),
+        };
+        push_change(&mut ops, &mut changes, fresh_from, op, span.start, span.end);
+    }
+
     // R4 warnings: a foreign override in the protected region overlapping a planned change. A sweep
     // over both, sorted by start: foreign overrides join a heap keyed by end when they start before
     // a change ends, and leave it once a change starts after they end. Planned changes are shifts,
@@ -961,12 +964,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         .enumerate()
         .filter(|(j, (_, o))| !adopted[*j] && o.span.start < fresh_from)
         .map(|(_, (clipped, o))| (clipped.start, *o))
-        .collect();
-    let mut changes: Vec<(DateTime<Utc>, DateTime<Utc>)> = removals
-        .iter()
-        .chain(creates.iter())
-        .filter(|(_, start, _)| *start < fresh_from)
-        .map(|(_, start, end)| (*start, (*end).min(fresh_from)))
         .collect();
     changes.sort_unstable();
     // A delete and a create of one span are one change to warn about.
@@ -1026,10 +1023,6 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
             }),
     );
 
-    ops.extend(removals.into_iter().map(|(op, _, _)| op));
-    ops.sort_by_key(|op| (phase(op), sort_time(op)));
-    // Creates of desired spans come last and are already in time order.
-    ops.extend(creates.into_iter().map(|(op, _, _)| op));
     Plan {
         destination: destination.clone(),
         now,
@@ -1039,6 +1032,22 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         operations: ops,
         warnings,
     }
+}
+
+/// Adds `op`, which touches `[start, end)`, and notes the stretch it changes in the protected region
+/// (before `fresh_from`).
+fn push_change(
+    ops: &mut Vec<PlannedOperation>,
+    changes: &mut Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    fresh_from: DateTime<Utc>,
+    op: PlannedOperation,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) {
+    if start < fresh_from {
+        changes.push((start, end.min(fresh_from)));
+    }
+    ops.push(op);
 }
 
 fn truncate(target: &Override, now: DateTime<Utc>, owned: bool, caps: Capabilities) -> Action {
