@@ -908,9 +908,8 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     }
 
     ops.sort_by_key(|op| (phase(op), sort_time(op)));
-    // Creates of desired spans come last, in time order.
-    // Desired spans still unmatched are written, each under the first alias of its start that no
-    // listed override holds (one a person moved, or one cut short, keeps its alias).
+    // Desired spans still unmatched are written last, in time order, each under the first alias of
+    // its start that no listed override holds (one a person moved, or one cut short, keeps it).
     let held: FastSet<&OverrideId> = if caps.client_ids {
         vendor
             .iter()
