@@ -402,10 +402,6 @@ fn check_rules(
     assert_eq!(ledger, planned, "R4: protected region");
 }
 
-async fn run(vendor: Vendor, assignees: Vec<Option<usize>>, start_hours: i64, steps: Vec<Step>) {
-    run_with_clock(vendor, daily(), assignees, start_hours, 0, steps).await;
-}
-
 async fn run_with_clock(
     vendor: Vendor,
     shape: Shape,
@@ -639,7 +635,7 @@ fn assigned(who: &[(usize, usize)]) -> Vec<Option<usize>> {
 }
 
 /// Runs the history against both vendors.
-async fn run_shaped(
+async fn run_everywhere(
     shape: Shape,
     assignees: Vec<Option<usize>>,
     start_hours: i64,
@@ -662,95 +658,85 @@ async fn run_shaped(
 /// override stays ours (R3).
 #[tokio::test]
 async fn regression_our_override_stretched_into_the_fresh_region() {
-    for vendor in VENDORS {
-        let steps = vec![
-            Step::Wait { hours: 1 },
-            Step::Sync(SyncFault::None),
-            Step::ManualEdit {
-                k: 17,
-                hours: 25,
-                shift: 0,
-                who: None,
-            },
-            Step::Wait { hours: 24 },
-            Step::Sync(SyncFault::None),
-        ];
-        run(vendor, everyone(), 0, steps).await;
-    }
+    let steps = vec![
+        Step::Wait { hours: 1 },
+        Step::Sync(SyncFault::None),
+        Step::ManualEdit {
+            k: 17,
+            hours: 25,
+            shift: 0,
+            who: None,
+        },
+        Step::Wait { hours: 24 },
+        Step::Sync(SyncFault::None),
+    ];
+    run_everywhere(daily(), everyone(), 0, steps).await;
 }
 
 /// The same stretch reaching past the horizon end while the key is read-only: nothing is re-keyed
 /// wrongly, and the next clean sync is final.
 #[tokio::test]
 async fn regression_stretch_past_the_horizon_with_a_read_only_key() {
-    for vendor in VENDORS {
-        let steps = vec![
-            Step::Sync(SyncFault::None),
-            Step::ManualAdd {
-                offset: 0,
-                hours: 1,
-                who: 0,
-            },
-            Step::ManualEdit {
-                k: 6,
-                hours: 25,
-                shift: 0,
-                who: None,
-            },
-            Step::Sync(SyncFault::ReadOnly),
-        ];
-        run(vendor, everyone(), 1, steps).await;
-    }
+    let steps = vec![
+        Step::Sync(SyncFault::None),
+        Step::ManualAdd {
+            offset: 0,
+            hours: 1,
+            who: 0,
+        },
+        Step::ManualEdit {
+            k: 6,
+            hours: 25,
+            shift: 0,
+            who: None,
+        },
+        Step::Sync(SyncFault::ReadOnly),
+    ];
+    run_everywhere(daily(), everyone(), 1, steps).await;
 }
 
 /// A person stretches our running override past its end; once our span has ended, the stretched
 /// copy is theirs and is never taken back by its alias.
 #[tokio::test]
 async fn regression_stretched_running_override_outlives_our_span() {
-    for vendor in VENDORS {
-        let steps = vec![
-            Step::Sync(SyncFault::None),
-            Step::ManualEdit {
-                k: 12,
-                hours: 41,
-                shift: 0,
-                who: None,
-            },
-            Step::Assign {
-                shift: 0,
-                who: None,
-            },
-            Step::Wait { hours: 16 },
-            Step::Sync(SyncFault::RateLimited),
-        ];
-        run(vendor, everyone(), 8, steps).await;
-    }
+    let steps = vec![
+        Step::Sync(SyncFault::None),
+        Step::ManualEdit {
+            k: 12,
+            hours: 41,
+            shift: 0,
+            who: None,
+        },
+        Step::Assign {
+            shift: 0,
+            who: None,
+        },
+        Step::Wait { hours: 16 },
+        Step::Sync(SyncFault::RateLimited),
+    ];
+    run_everywhere(daily(), everyone(), 8, steps).await;
 }
 
 /// A run dies right after re-creating the part of a foreign override beyond the horizon; the next
 /// run must see that part (it starts exactly at the horizon end) and not create it twice.
 #[tokio::test]
 async fn regression_part_kept_beyond_the_horizon_by_a_dead_run() {
-    for vendor in VENDORS {
-        let steps = vec![
-            Step::ManualAdd {
-                offset: 110,
-                hours: 33,
-                who: 0,
-            },
-            Step::Sync(SyncFault::CrashAfterSaves(0)),
-        ];
-        run(vendor, everyone(), 2, steps).await;
-    }
+    let steps = vec![
+        Step::ManualAdd {
+            offset: 110,
+            hours: 33,
+            who: 0,
+        },
+        Step::Sync(SyncFault::CrashAfterSaves(0)),
+    ];
+    run_everywhere(daily(), everyone(), 2, steps).await;
 }
 
 /// A person moves an override of ours (Opsgenie keeps the alias) exactly onto the next one of ours:
 /// the person made that copy, in the protected region, and it stands (R3).
 #[tokio::test]
 async fn regression_a_person_moves_ours_onto_ours() {
-    let mut assignees = vec![None; 40];
-    assignees[2] = Some(0);
-    assignees[3] = Some(0);
+    let assignees = assigned(&[(2, 0), (3, 0)]);
     let steps = vec![
         Step::Sync(SyncFault::CrashAfterSaves(0)),
         Step::ManualEdit {
@@ -761,9 +747,7 @@ async fn regression_a_person_moves_ours_onto_ours() {
         },
         Step::Sync(SyncFault::None),
     ];
-    for vendor in VENDORS {
-        run(vendor, assignees.clone(), 21, steps.clone()).await;
-    }
+    run_everywhere(daily(), assignees, 21, steps).await;
 }
 
 /// A person moves ours to start two hours early; the host changes who is on call there while that
@@ -805,7 +789,7 @@ async fn regression_a_moved_copy_keeps_the_alias_of_its_start() {
         },
         Step::Sync(SyncFault::None),
     ];
-    run_shaped(shape, assignees, 10, steps).await;
+    run_everywhere(shape, assignees, 10, steps).await;
 }
 
 /// On PagerDuty a person's override straddling F loses its part before F, which is re-created; that
@@ -839,7 +823,7 @@ async fn regression_a_kept_part_equal_to_a_planned_change() {
         Step::Wait { hours: 5 },
         Step::Sync(SyncFault::None),
     ];
-    run_shaped(shape, assignees, 0, steps).await;
+    run_everywhere(shape, assignees, 0, steps).await;
 }
 
 /// A person moves a future override of ours (Opsgenie keeps the alias) to run now, for the person
@@ -873,5 +857,5 @@ async fn regression_a_running_moved_copy_is_not_stretched_to_a_later_span() {
         },
         Step::Sync(SyncFault::None),
     ];
-    run_shaped(shape, assignees, 16, steps).await;
+    run_everywhere(shape, assignees, 16, steps).await;
 }
