@@ -11,7 +11,7 @@
 //! plan and reports as JSON.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
-use oncall_sync::testkit::InMemoryProvider;
+use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
 use oncall_sync::{
     import_schedule, sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore,
     Member, Participant, Provider, RoleIndex, Rotation, RotationUnit, Schedule, Span, SyncMode,
@@ -248,11 +248,15 @@ async fn main() {
     let options = |now, mode| SyncOptions { now, horizon, mode };
 
     out.heading("2. Plan (dry run): nothing is written");
-    let plan = sync(&schedule, &targets, &store, options(now, SyncMode::DryRun)).await;
+    let plan = sync(&schedule, &targets, &store, options(now, SyncMode::DryRun))
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
     out.report("plan", &plan);
 
     out.heading("3. Sync");
-    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply)).await;
+    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply))
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
     out.report("first_sync", &report);
     if !report.is_ok() {
         fail("the first sync did not succeed");
@@ -271,7 +275,9 @@ async fn main() {
     out.heading(&format!(
         "4. After a manual override in the vendor ({manual}) and a swap in the host"
     ));
-    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply)).await;
+    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply))
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
     out.report("after_manual_change_and_swap", &report);
     if !report.is_ok() {
         fail("the sync after the changes did not succeed");
@@ -286,7 +292,9 @@ async fn main() {
     out.line("  the manual override is still there");
 
     out.heading("5. Sync again with nothing changed");
-    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply)).await;
+    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply))
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
     let writes: usize = report.destinations.iter().map(|d| d.write_calls).sum();
     out.line(format!("  {writes} write calls"));
     if writes != 0 || !report.is_ok() {

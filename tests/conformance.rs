@@ -8,7 +8,7 @@ mod common;
 use async_trait::async_trait;
 use common::*;
 use oncall_sync::testkit::conformance::{self, Context};
-use oncall_sync::testkit::InMemoryProvider;
+use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
 use oncall_sync::{
     Capabilities, Deletion, Error, NewOverride, OnCallPeriod, Override, OverrideId, Participant,
     Provider, RoleTimeline, Rotation, RotationUnit, Span, VendorSchedule, VendorScheduleId, Window,
@@ -73,6 +73,13 @@ impl Provider for WholeBatchFails {
     }
     async fn on_call(&self, s: &VendorScheduleId, w: Window) -> Result<Vec<RoleTimeline>, Error> {
         self.0.on_call(s, w).await
+    }
+    async fn get_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Option<Override>, Error> {
+        self.0.get_override(s, id).await
     }
     async fn list_overrides(
         &self,

@@ -8,7 +8,7 @@ mod common;
 use async_trait::async_trait;
 use chrono::{NaiveDate, TimeDelta};
 use common::*;
-use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger};
+use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
     alias_attempt, alias_for, import_schedule, sync, ConnectionId, Destination, DestinationId,
     DestinationState, Error, InMemoryStateStore, Participant, RoleIndex, Rotation, RotationUnit,
@@ -76,7 +76,9 @@ async fn a_failing_destination_leaves_the_others_intact() {
             provider: &f.provider,
         },
     );
-    let report = sync(&schedule, &targets, &f.store, options(now)).await;
+    let report = sync(&schedule, &targets, &f.store, options(now))
+        .await
+        .unwrap();
 
     let healthy = &report.destinations[1];
     assert_eq!(healthy.status, SyncStatus::Ok);
@@ -149,7 +151,9 @@ async fn two_workers_cannot_both_win() {
         destination: &f.destination,
         provider: &f.provider,
     }];
-    let report = sync(&schedule(3, 11), &targets, &racing, options(now)).await;
+    let report = sync(&schedule(3, 11), &targets, &racing, options(now))
+        .await
+        .unwrap();
     let d = &report.destinations[0];
     assert!(
         d.errors
@@ -312,6 +316,13 @@ impl oncall_sync::Provider for Twisted {
     ) -> Result<Vec<oncall_sync::RoleTimeline>, Error> {
         self.0.on_call(s, w).await
     }
+    async fn get_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &oncall_sync::OverrideId,
+    ) -> Result<Option<oncall_sync::Override>, Error> {
+        self.0.get_override(s, id).await
+    }
     async fn list_overrides(
         &self,
         s: &VendorScheduleId,
@@ -370,7 +381,9 @@ async fn an_override_whose_kept_part_went_unanswered_is_not_removed() {
         destination: &destination,
         provider: &provider,
     }];
-    let mut report = sync(&schedule(3, 11), &targets, &store, options(now)).await;
+    let mut report = sync(&schedule(3, 11), &targets, &store, options(now))
+        .await
+        .unwrap();
     let report = report.destinations.remove(0);
     let delete_z = report
         .outcomes
@@ -538,7 +551,7 @@ async fn our_own_override_under_a_refused_alias_is_taken_not_written_twice() {
         destination: &destination,
         provider: &provider,
     }];
-    let report = sync(&host, &targets, &store, options(now)).await;
+    let report = sync(&host, &targets, &store, options(now)).await.unwrap();
     let report = &report.destinations[0];
     assert_eq!(report.status, SyncStatus::Ok, "{report}");
     let overrides = provider.0.overrides(&destination.schedule);

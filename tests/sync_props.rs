@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
-use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger};
+use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
     sync, ConnectionId, Destination, DestinationId, DestinationReport, DestinationState, Error,
     InMemoryStateStore, Override, RoleIndex, Schedule, ScheduleId, Shift, Span, StateStore,
@@ -211,7 +211,9 @@ impl World {
             .into_iter()
             .map(|o| o.id)
             .collect();
-        let mut report = sync(&self.schedule, &targets, store, options).await;
+        let mut report = sync(&self.schedule, &targets, store, options)
+            .await
+            .unwrap();
         // The overrides this sync wrote as kept parts: new, not ours, with the span of a kept-part
         // create (a failed one may still have landed). Any other new one that is not ours is a
         // create of ours whose answer was lost.

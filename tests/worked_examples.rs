@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use oncall_sync::testkit::{CallKind, Fault, Trigger};
+use oncall_sync::testkit::{CallKind, Fault, Trigger, VendorSimulator};
 use oncall_sync::{Action, Error, Outcome, RoleIndex, SyncMode, SyncStatus, Warning};
 
 fn now() -> chrono::DateTime<chrono::Utc> {

@@ -274,6 +274,31 @@ pub enum ValidationError {
         /// The URL given.
         value: String,
     },
+    /// Two destinations of one sync write to the same vendor schedule of one connection: each
+    /// would take the other's overrides for foreign ones and delete them.
+    #[error(
+        "destinations {first} and {second} both export to schedule {schedule} of connection \
+         {connection}: give each vendor schedule one destination (one role)"
+    )]
+    SharedVendorSchedule {
+        /// The first destination.
+        first: crate::state::DestinationId,
+        /// The second destination.
+        second: crate::state::DestinationId,
+        /// Their connection.
+        connection: crate::sync::ConnectionId,
+        /// The vendor schedule they share.
+        schedule: crate::provider::VendorScheduleId,
+    },
+    /// An instant with a fraction of a second: the vendors keep whole seconds, so the library
+    /// sends nothing finer.
+    #[error("{what} {value} has a fraction of a second: instants must be whole seconds")]
+    SubSecondInstant {
+        /// What the instant is (e.g. "shift 3 start").
+        what: String,
+        /// The instant.
+        value: DateTime<Utc>,
+    },
     /// A restriction's duration is zero or longer than its period.
     #[error("restriction duration of {seconds} s is outside 1 s to {max_seconds} s")]
     RestrictionDuration {

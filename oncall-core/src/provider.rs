@@ -139,6 +139,20 @@ pub trait Provider: Send + Sync {
         window: Window,
     ) -> Result<Vec<RoleTimeline>, Error>;
 
+    /// One override by its id, wherever it lies: `None` when the vendor no longer holds it.
+    ///
+    /// Where overrides can be changed in place ([`Capabilities::update_in_place`]), a person can
+    /// move one of ours anywhere, out of every window the sync reads, and it keeps its id. Before
+    /// the sync forgets a ledger entry it could not see, it asks here, so a moved override is never
+    /// left behind unmanaged. Providers without in-place update may answer
+    /// [`Error::Unsupported`]: there an id never moves, so a listing that covers the ledger's span
+    /// settles whether the override is still there.
+    async fn get_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Option<Override>, Error>;
+
     /// Overrides overlapping `window`.
     async fn list_overrides(
         &self,

@@ -1,12 +1,12 @@
 //! The sync driver: for each destination, read, plan, apply in order, record, advance the mark.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::{Error, Resource};
+use crate::error::{Error, Resource, ValidationError};
 use crate::model::{RoleIndex, Schedule, Window};
 use crate::plan::{
     alias_attempt, desired_spans, is_alias_for, plan_export, Action, Override, OverrideId, Plan,
@@ -247,20 +247,42 @@ impl fmt::Display for SyncReport {
 
 /// Syncs `schedule` to every target, one after the other. A failing destination does not stop or roll
 /// back the others (R7).
+///
+/// Refuses, before any call, a set of targets in which two destinations write to the same vendor
+/// schedule of one connection ([`ValidationError::SharedVendorSchedule`]): each would take the
+/// other's overrides for foreign ones. Every other failure is reported per destination.
 pub async fn sync(
     schedule: &Schedule,
     targets: &[SyncTarget<'_>],
     store: &dyn StateStore,
     options: SyncOptions,
-) -> SyncReport {
+) -> Result<SyncReport, Error> {
+    check_targets(targets)?;
     let mut destinations = Vec::with_capacity(targets.len());
     for target in targets {
         destinations.push(sync_destination(schedule, *target, store, options).await);
     }
-    SyncReport {
+    Ok(SyncReport {
         now: options.now,
         destinations,
+    })
+}
+
+/// One destination per vendor schedule of a connection.
+fn check_targets(targets: &[SyncTarget<'_>]) -> Result<(), ValidationError> {
+    let mut seen: HashMap<(&ConnectionId, &VendorScheduleId), &DestinationId> = HashMap::new();
+    for target in targets {
+        let d = target.destination;
+        if let Some(first) = seen.insert((&d.connection, &d.schedule), &d.id) {
+            return Err(ValidationError::SharedVendorSchedule {
+                first: first.clone(),
+                second: d.id.clone(),
+                connection: d.connection.clone(),
+                schedule: d.schedule.clone(),
+            });
+        }
     }
+    Ok(())
 }
 
 /// Whether an error means every further write on this destination will fail too. (A vendor's

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use oncall_sync::testkit::InMemoryProvider;
+use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
 use oncall_sync::{
     sync, ConnectionId, Destination, DestinationId, DestinationReport, Email, InMemoryStateStore,
     Member, Override, RoleIndex, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions,
@@ -117,7 +117,9 @@ impl Fixture {
             horizon: None,
             mode,
         };
-        let mut report = sync(schedule, &targets, &self.store, options).await;
+        let mut report = sync(schedule, &targets, &self.store, options)
+            .await
+            .unwrap();
         report.destinations.remove(0)
     }
 

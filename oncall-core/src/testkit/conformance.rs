@@ -61,6 +61,7 @@ pub async fn run_all(provider: &dyn Provider, ctx: &Context) {
     updates_in_place_or_says_unsupported(provider, ctx).await;
     deletes_future_overrides(provider, ctx).await;
     keeps_client_ids_unique(provider, ctx).await;
+    looks_up_overrides_by_id(provider, ctx).await;
 }
 
 async fn create_one(provider: &dyn Provider, ctx: &Context, span: Span) -> Override {
@@ -391,4 +392,46 @@ pub async fn keeps_client_ids_unique(provider: &dyn Provider, ctx: &Context) {
         "only the first override exists"
     );
     cleanup(provider, ctx, &[created]).await;
+}
+
+/// Where overrides can be changed in place, one can be looked up by id wherever it lies, and a
+/// deleted one is `None`; elsewhere the lookup answers correctly or says [`Error::Unsupported`].
+pub async fn looks_up_overrides_by_id(provider: &dyn Provider, ctx: &Context) {
+    let o = create_one(
+        provider,
+        ctx,
+        Span::new(ctx.at(70, 0), ctx.at(70, 8), ctx.member(0)),
+    )
+    .await;
+    let found = provider.get_override(&ctx.schedule, &o.id).await;
+    if !provider.capabilities().update_in_place {
+        assert!(
+            matches!(&found, Err(Error::Unsupported { .. })) || found == Ok(Some(o.clone())),
+            "a lookup answers the override or Unsupported, got {found:?}"
+        );
+        cleanup(provider, ctx, &[o]).await;
+        return;
+    }
+    assert_eq!(found, Ok(Some(o.clone())), "the override is found by id");
+    // Moved far out of any window the sync reads, it keeps its id and is still found.
+    let moved = Span::new(ctx.at(75, 0), ctx.at(75, 8), ctx.member(1));
+    provider
+        .update_override(&ctx.schedule, &o.id, &moved)
+        .await
+        .expect("update in place");
+    let found = provider.get_override(&ctx.schedule, &o.id).await;
+    assert_eq!(
+        found,
+        Ok(Some(Override {
+            id: o.id.clone(),
+            span: moved
+        })),
+        "a moved override is found where it lies"
+    );
+    provider
+        .delete_override(&ctx.schedule, &o.id)
+        .await
+        .expect("delete");
+    let gone = provider.get_override(&ctx.schedule, &o.id).await;
+    assert_eq!(gone, Ok(None), "a deleted override is not found");
 }

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::error::{Error, Resource};
 use crate::model::Window;
@@ -12,23 +12,7 @@ use crate::provider::{
 };
 use crate::rotation::{expand_rotation, OnCallPeriod};
 
-/// Which call a [`Fault`] hits, counted from 1 over the provider's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// The n-th call of any kind.
-    Call(usize),
-    /// The n-th write call (create, update, delete).
-    Write(usize),
-}
-
-/// What an injected fault does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// The call fails with this error and changes nothing.
-    Fail(Error),
-    /// The call takes effect, but its answer is lost: the caller sees a transient error.
-    LoseResponse,
-}
+use super::simulator::{Fault, Trigger, VendorSimulator};
 
 /// A kind of provider call, as recorded in the call log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +25,8 @@ pub enum CallKind {
     OnCall,
     /// `list_overrides`.
     ListOverrides,
+    /// `get_override`.
+    GetOverride,
     /// `create_overrides` with this many items.
     Create(usize),
     /// `update_override`.
@@ -92,6 +78,7 @@ struct Inner {
     read_only: bool,
     rate_limited_calls: usize,
     clock_step: chrono::TimeDelta,
+    whole_seconds: bool,
 }
 
 /// A provider in memory, behaving as the vendors do where it matters to the sync: overrides with ids,
@@ -133,176 +120,15 @@ impl InMemoryProvider {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds (or replaces) a schedule, keeping its overrides.
-    pub fn add_schedule(&self, schedule: VendorSchedule) {
-        let mut inner = self.lock();
-        let id = schedule.id.clone();
-        match inner.schedules.get_mut(&id) {
-            Some(sim) => sim.config = schedule,
-            None => {
-                inner.schedules.insert(
-                    id,
-                    Sim {
-                        config: schedule,
-                        overrides: Vec::new(),
-                    },
-                );
-            }
-        }
-    }
-
-    /// Moves the provider's clock.
-    pub fn set_now(&self, now: DateTime<Utc>) {
-        self.lock().now = now;
-    }
-
-    /// The provider's clock.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.lock().now
-    }
-
-    /// Advances the clock by `step` after every call, as real time passes while a sync runs (a
-    /// sync's `now` is then always a little in the vendor's past). Zero, the default, freezes it.
-    pub fn set_clock_step(&self, step: chrono::TimeDelta) {
-        self.lock().clock_step = step;
-    }
-
-    /// Makes every write fail with a permission error, as a read-only key does.
-    pub fn set_read_only(&self, read_only: bool) {
-        self.lock().read_only = read_only;
-    }
-
-    /// Makes the next `calls` calls fail with a rate-limit error.
-    pub fn rate_limit_next(&self, calls: usize) {
-        self.lock().rate_limited_calls = calls;
-    }
-
-    /// Injects a fault.
-    pub fn inject(&self, trigger: Trigger, fault: Fault) {
-        self.lock().faults.push((trigger, fault));
-    }
-
-    /// Removes every pending fault, the read-only mode and the rate limit.
-    pub fn clear_faults(&self) {
-        let mut inner = self.lock();
-        inner.faults.clear();
-        inner.read_only = false;
-        inner.rate_limited_calls = 0;
-    }
-
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
 
-    /// How many write calls so far.
-    pub fn write_calls(&self) -> usize {
-        self.lock().writes
-    }
-
-    /// All overrides of a schedule, as a person looking at the vendor sees them, sorted by start.
-    pub fn overrides(&self, schedule: &VendorScheduleId) -> Vec<Override> {
-        let inner = self.lock();
-        let mut list: Vec<Override> = inner
-            .schedules
-            .get(schedule)
-            .map(|s| s.overrides.iter().map(|o| o.ov.clone()).collect())
-            .unwrap_or_default();
-        list.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
-        list
-    }
-
-    /// A person adds an override by hand (not a provider call). Returns its id.
-    pub fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
-        let mut inner = self.lock();
-        inner.next_seq += 1;
-        let seq = inner.next_seq;
-        let id = OverrideId::new(format!("manual-{seq}"));
-        if let Some(sim) = inner.schedules.get_mut(schedule) {
-            sim.overrides.push(Stored {
-                ov: Override {
-                    id: id.clone(),
-                    span,
-                },
-                seq,
-            });
-        }
-        id
-    }
-
-    /// A person deletes an override by hand. Returns whether it existed.
-    pub fn remove_override(&self, schedule: &VendorScheduleId, id: &OverrideId) -> bool {
-        let mut inner = self.lock();
-        let Some(sim) = inner.schedules.get_mut(schedule) else {
-            return false;
-        };
-        let before = sim.overrides.len();
-        sim.overrides.retain(|o| &o.ov.id != id);
-        sim.overrides.len() != before
-    }
-
-    /// A person edits an override by hand, as the vendor's UI lets them: in place where the vendor
-    /// updates in place, else by deleting it and creating a new one (a new id, so no longer ours).
-    /// Returns the id the edited override has, or `None` if it did not exist.
-    pub fn edit_override(
-        &self,
-        schedule: &VendorScheduleId,
-        id: &OverrideId,
-        span: Span,
-    ) -> Option<OverrideId> {
-        if !self.capabilities.update_in_place {
-            return self
-                .remove_override(schedule, id)
-                .then(|| self.insert_override(schedule, span));
-        }
-        let mut inner = self.lock();
-        let found = inner
-            .schedules
-            .get_mut(schedule)
-            .and_then(|sim| sim.overrides.iter_mut().find(|o| &o.ov.id == id))?;
-        found.ov.span = span;
-        Some(id.clone())
-    }
-
-    /// Who the overrides put on call over `window` (last created wins), joined where the member is the
-    /// same; stretches without override are absent.
-    pub fn render(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
-        let inner = self.lock();
-        let Some(sim) = inner.schedules.get(schedule) else {
-            return Vec::new();
-        };
-        let live: Vec<&Stored> = sim
-            .overrides
-            .iter()
-            .filter(|o| o.ov.span.overlaps(window.start(), window.end()))
-            .collect();
-        let mut cuts: Vec<DateTime<Utc>> = live
-            .iter()
-            .flat_map(|o| [o.ov.span.start, o.ov.span.end])
-            .chain([window.start(), window.end()])
-            .filter(|t| *t >= window.start() && *t <= window.end())
-            .collect();
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut out: Vec<OnCallPeriod> = Vec::new();
-        for pair in cuts.windows(2) {
-            let (s, e) = (pair[0], pair[1]);
-            let winner = live
-                .iter()
-                .filter(|o| o.ov.span.start <= s && o.ov.span.end >= e)
-                .max_by_key(|o| o.seq);
-            if let Some(w) = winner {
-                match out.last_mut() {
-                    Some(last) if last.end == s && last.member == w.ov.span.member => last.end = e,
-                    _ => out.push(OnCallPeriod {
-                        start: s,
-                        end: e,
-                        member: w.ov.span.member.clone(),
-                    }),
-                }
-            }
-        }
-        out
+    /// Stores whole seconds only, as the vendors do: instants written through the provider lose
+    /// their fraction of a second.
+    pub fn set_whole_seconds(&self, whole_seconds: bool) {
+        self.lock().whole_seconds = whole_seconds;
     }
 
     /// Records a call and decides whether a fault hits it. `Err` fails the call before it acts;
@@ -385,6 +211,18 @@ impl Sim {
     }
 }
 
+/// The span as the simulated vendor keeps it: floored to whole seconds where it keeps no more.
+fn stored_span(span: &Span, whole_seconds: bool) -> Span {
+    let floor = |t: DateTime<Utc>| {
+        if whole_seconds {
+            t.with_nanosecond(0).unwrap_or(t)
+        } else {
+            t
+        }
+    };
+    Span::new(floor(span.start), floor(span.end), span.member.clone())
+}
+
 fn lost() -> Error {
     Error::Transient {
         message: "connection reset before the response arrived".into(),
@@ -462,6 +300,20 @@ impl Provider for InMemoryProvider {
             .collect()
     }
 
+    async fn get_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Option<Override>, Error> {
+        {
+            let mut inner = self.lock();
+            if self.begin(&mut inner, CallKind::GetOverride, Some(schedule))? {
+                return Err(lost());
+            }
+        }
+        Ok(self.overrides(schedule).into_iter().find(|o| &o.id == id))
+    }
+
     async fn list_overrides(
         &self,
         schedule: &VendorScheduleId,
@@ -497,6 +349,7 @@ impl Provider for InMemoryProvider {
             });
         }
         let now = inner.now;
+        let whole_seconds = inner.whole_seconds;
         let mut results = Vec::with_capacity(overrides.len());
         for new in overrides {
             inner.next_seq += 1;
@@ -520,7 +373,7 @@ impl Provider for InMemoryProvider {
                 };
                 let ov = Override {
                     id,
-                    span: new.span.clone(),
+                    span: stored_span(&new.span, whole_seconds),
                 };
                 sim.overrides.push(Stored {
                     ov: ov.clone(),
@@ -550,6 +403,7 @@ impl Provider for InMemoryProvider {
             });
         }
         let now = inner.now;
+        let whole_seconds = inner.whole_seconds;
         let sim = inner
             .schedules
             .get_mut(schedule)
@@ -558,7 +412,7 @@ impl Provider for InMemoryProvider {
         let index = sim.find(id)?;
         let stored = &mut sim.overrides[index];
         // Cutting a started override "now" ends it at this vendor's now (the Provider contract).
-        let mut span = span.clone();
+        let mut span = stored_span(span, whole_seconds);
         if stored.ov.span.start < now && span.start < now && span.end <= now {
             span.end = now;
         }
@@ -605,5 +459,156 @@ impl Provider for InMemoryProvider {
             return Err(lost());
         }
         Ok(deletion)
+    }
+}
+
+impl VendorSimulator for InMemoryProvider {
+    fn add_schedule(&self, schedule: VendorSchedule) {
+        let mut inner = self.lock();
+        let id = schedule.id.clone();
+        match inner.schedules.get_mut(&id) {
+            Some(sim) => sim.config = schedule,
+            None => {
+                inner.schedules.insert(
+                    id,
+                    Sim {
+                        config: schedule,
+                        overrides: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn set_now(&self, now: DateTime<Utc>) {
+        self.lock().now = now;
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.lock().now
+    }
+
+    fn set_clock_step(&self, step: chrono::TimeDelta) {
+        self.lock().clock_step = step;
+    }
+
+    fn set_read_only(&self, read_only: bool) {
+        self.lock().read_only = read_only;
+    }
+
+    fn rate_limit_next(&self, calls: usize) {
+        self.lock().rate_limited_calls = calls;
+    }
+
+    fn inject(&self, trigger: Trigger, fault: Fault) {
+        self.lock().faults.push((trigger, fault));
+    }
+
+    fn clear_faults(&self) {
+        let mut inner = self.lock();
+        inner.faults.clear();
+        inner.read_only = false;
+        inner.rate_limited_calls = 0;
+    }
+
+    fn write_calls(&self) -> usize {
+        self.lock().writes
+    }
+
+    fn overrides(&self, schedule: &VendorScheduleId) -> Vec<Override> {
+        let inner = self.lock();
+        let mut list: Vec<Override> = inner
+            .schedules
+            .get(schedule)
+            .map(|s| s.overrides.iter().map(|o| o.ov.clone()).collect())
+            .unwrap_or_default();
+        list.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
+
+    fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
+        let mut inner = self.lock();
+        inner.next_seq += 1;
+        let seq = inner.next_seq;
+        let id = OverrideId::new(format!("manual-{seq}"));
+        if let Some(sim) = inner.schedules.get_mut(schedule) {
+            sim.overrides.push(Stored {
+                ov: Override {
+                    id: id.clone(),
+                    span,
+                },
+                seq,
+            });
+        }
+        id
+    }
+
+    fn remove_override(&self, schedule: &VendorScheduleId, id: &OverrideId) -> bool {
+        let mut inner = self.lock();
+        let Some(sim) = inner.schedules.get_mut(schedule) else {
+            return false;
+        };
+        let before = sim.overrides.len();
+        sim.overrides.retain(|o| &o.ov.id != id);
+        sim.overrides.len() != before
+    }
+
+    fn edit_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: Span,
+    ) -> Option<OverrideId> {
+        if !self.capabilities.update_in_place {
+            return self
+                .remove_override(schedule, id)
+                .then(|| self.insert_override(schedule, span));
+        }
+        let mut inner = self.lock();
+        let found = inner
+            .schedules
+            .get_mut(schedule)
+            .and_then(|sim| sim.overrides.iter_mut().find(|o| &o.ov.id == id))?;
+        found.ov.span = span;
+        Some(id.clone())
+    }
+
+    fn render(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
+        let inner = self.lock();
+        let Some(sim) = inner.schedules.get(schedule) else {
+            return Vec::new();
+        };
+        let live: Vec<&Stored> = sim
+            .overrides
+            .iter()
+            .filter(|o| o.ov.span.overlaps(window.start(), window.end()))
+            .collect();
+        let mut cuts: Vec<DateTime<Utc>> = live
+            .iter()
+            .flat_map(|o| [o.ov.span.start, o.ov.span.end])
+            .chain([window.start(), window.end()])
+            .filter(|t| *t >= window.start() && *t <= window.end())
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out: Vec<OnCallPeriod> = Vec::new();
+        for pair in cuts.windows(2) {
+            let (s, e) = (pair[0], pair[1]);
+            let winner = live
+                .iter()
+                .filter(|o| o.ov.span.start <= s && o.ov.span.end >= e)
+                .max_by_key(|o| o.seq);
+            if let Some(w) = winner {
+                match out.last_mut() {
+                    Some(last) if last.end == s && last.member == w.ov.span.member => last.end = e,
+                    _ => out.push(OnCallPeriod {
+                        start: s,
+                        end: e,
+                        member: w.ov.span.member.clone(),
+                    }),
+                }
+            }
+        }
+        out
     }
 }
