@@ -11,6 +11,7 @@
 //! - [`provider`]: the [`Provider`] trait and its contract; [`import_schedule`] over it.
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
 //! - [`mod@sync`]: the driver that applies plans through providers.
+//! - [`retry`] and [`pacing`]: when adapters retry and how they pace requests, decided here once.
 //! - `testkit` (feature): an in-memory provider with fault injection and the conformance suite.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod error;
 mod fast_hash;
 pub mod import;
 pub mod model;
+pub mod pacing;
 pub mod plan;
 pub mod provider;
 pub mod retry;

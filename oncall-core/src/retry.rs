@@ -13,6 +13,9 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest wait between attempts.
     pub max_delay: Duration,
+    /// Longest total wait across all attempts of one call: a retry that would wait beyond it is
+    /// not made.
+    pub max_total_delay: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -21,6 +24,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
+            max_total_delay: Duration::from_secs(90),
         }
     }
 }
@@ -87,6 +91,74 @@ impl RetryPolicy {
     }
 }
 
+/// Runs one vendor call with retries: `attempt(n)` makes try `n` (from 1); after a failure the
+/// policy decides ([`RetryPolicy::decide`]), and `sleep` waits as it says, until the call succeeds,
+/// the policy gives up, or the waits would pass [`RetryPolicy::max_total_delay`].
+///
+/// Runtime-agnostic: the adapter passes its runtime's sleep (the core has no timer and reads no
+/// clock) and a source of jitter in `[0, 1)`. The last error is returned as it came.
+///
+/// ```
+/// use std::time::Duration;
+/// use oncall_core::{retry::run_with_retries, Error, RetryPolicy};
+/// # futures_executor_free::run(async {
+/// let policy = RetryPolicy { base_delay: Duration::from_millis(1), ..RetryPolicy::default() };
+/// let mut slept = Vec::new();
+/// let result = run_with_retries(
+///     &policy,
+///     true,
+///     || 0.5,
+///     |d| { slept.push(d); async {} },
+///     |n| async move {
+///         if n < 3 { Err(Error::Transient { message: "503".into() }) } else { Ok(n) }
+///     },
+/// )
+/// .await;
+/// assert_eq!(result, Ok(3));
+/// assert_eq!(slept.len(), 2);
+/// # });
+/// # mod futures_executor_free {
+/// #     pub fn run<F: std::future::Future>(f: F) -> F::Output {
+/// #         let mut f = std::pin::pin!(f);
+/// #         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #         loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// #     }
+/// # }
+/// ```
+pub async fn run_with_retries<T, A, AF, S, SF>(
+    policy: &RetryPolicy,
+    idempotent: bool,
+    mut jitter: impl FnMut() -> f64,
+    mut sleep: S,
+    mut attempt: A,
+) -> Result<T, Error>
+where
+    A: FnMut(u32) -> AF,
+    AF: std::future::Future<Output = Result<T, Error>>,
+    S: FnMut(Duration) -> SF,
+    SF: std::future::Future<Output = ()>,
+{
+    let mut waited = Duration::ZERO;
+    let mut n = 1;
+    loop {
+        let error = match attempt(n).await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        match policy.decide(&error, n, idempotent, jitter()) {
+            RetryDecision::RetryAfter(wait) => {
+                waited = waited.saturating_add(wait);
+                if waited > policy.max_total_delay {
+                    return Err(error);
+                }
+                sleep(wait).await;
+                n += 1;
+            }
+            RetryDecision::GiveUp => return Err(error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +175,7 @@ mod tests {
             max_attempts: 10,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(5),
+            max_total_delay: Duration::MAX,
         };
         let d = |attempt, jitter| p.decide(&transient(), attempt, true, jitter);
         assert_eq!(d(1, 1.0), RetryDecision::RetryAfter(Duration::from_secs(1)));
@@ -131,6 +204,7 @@ mod tests {
             max_attempts: 3,
             base_delay: Duration::MAX,
             max_delay: Duration::MAX,
+            max_total_delay: Duration::MAX,
         };
         assert!(matches!(
             huge.decide(&transient(), 2, true, 1.0),
@@ -183,5 +257,97 @@ mod tests {
             RetryDecision::RetryAfter(Duration::from_secs(1)),
             "no hint: backoff"
         );
+    }
+}
+
+#[cfg(test)]
+mod runner_tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        // Nothing here waits on anything real: the sleeps are recorded, not slept.
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(10),
+            max_total_delay: Duration::from_secs(6),
+        }
+    }
+
+    fn run(
+        policy: &RetryPolicy,
+        idempotent: bool,
+        errors: Vec<Error>,
+    ) -> (Result<u32, Error>, Vec<Duration>) {
+        let mut slept = Vec::new();
+        let result = block_on(run_with_retries(
+            policy,
+            idempotent,
+            || 1.0,
+            |d| {
+                slept.push(d);
+                async {}
+            },
+            |n| {
+                let e = errors.get(n as usize - 1).cloned();
+                async move { e.map_or(Ok(n), Err) }
+            },
+        ));
+        (result, slept)
+    }
+
+    fn transient() -> Error {
+        Error::Transient {
+            message: "503".into(),
+        }
+    }
+
+    #[test]
+    fn retries_until_success_with_growing_waits() {
+        let (result, slept) = run(&policy(), true, vec![transient(), transient()]);
+        assert_eq!(result, Ok(3));
+        assert_eq!(slept, [Duration::from_secs(1), Duration::from_secs(2)]);
+    }
+
+    #[test]
+    fn stops_at_the_total_wait() {
+        // 1 + 2 = 3 s waited, the next 4 s would make 7 s > 6 s.
+        let (result, slept) = run(&policy(), true, vec![transient(); 5]);
+        assert_eq!(result, Err(transient()));
+        assert_eq!(slept.len(), 2);
+    }
+
+    #[test]
+    fn never_retries_what_may_have_landed_or_is_refused_for_rights() {
+        let (result, slept) = run(&policy(), false, vec![transient()]);
+        assert_eq!(result, Err(transient()));
+        assert!(slept.is_empty(), "a non-idempotent call is not re-sent");
+        let denied = Error::PermissionDenied {
+            message: "read-only".into(),
+        };
+        let (result, slept) = run(&policy(), true, vec![denied.clone()]);
+        assert_eq!(result, Err(denied));
+        assert!(slept.is_empty(), "R8: never retried");
+    }
+
+    #[test]
+    fn waits_as_the_vendor_says_on_a_rate_limit() {
+        let limited = Error::RateLimited {
+            retry_after: Some(Duration::from_secs(3)),
+            message: "429".into(),
+        };
+        let (result, slept) = run(&policy(), false, vec![limited]);
+        assert_eq!(result, Ok(2));
+        assert_eq!(slept, [Duration::from_secs(3)]);
     }
 }
