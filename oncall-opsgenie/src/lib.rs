@@ -1,13 +1,79 @@
 //! # oncall-opsgenie
 //!
-//! The Opsgenie adapter of oncall-sync. This release holds the connection settings (region or base URL,
-//! API key kept out of `Debug`); the HTTP client implementing [`oncall_core::Provider`] is not
-//! written yet.
+//! The Opsgenie adapter of oncall-sync: [`OpsgenieProvider`] implements the core's
+//! [`Provider`](oncall_core::Provider) over Opsgenie's REST API v2, and (feature `testkit`) a
+//! stateful simulator of that API, [`testkit::OpsgenieSimulator`], lets tests run against it on
+//! loopback.
+//!
+//! ```no_run
+//! use oncall_core::{import_schedule, Provider, VendorScheduleId, Window};
+//! use oncall_opsgenie::{OpsgenieProvider, Region};
+//! # async fn demo(window: Window) -> Result<(), oncall_core::Error> {
+//! let opsgenie = OpsgenieProvider::builder()
+//!     .with_api_key(std::env::var("OPSGENIE_API_KEY").unwrap_or_default())
+//!     .with_region(Region::Eu)
+//!     .build()?;
+//! for schedule in opsgenie.list_schedules().await? {
+//!     println!("{} ({}): {} rotations", schedule.name, schedule.zone, schedule.rotations.len());
+//! }
+//! let rota = import_schedule(&opsgenie, &VendorScheduleId("<schedule id>".into()), window).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What it calls
+//!
+//! Only the Schedule, Schedule Rotation and Schedule Override endpoints (DESIGN R10), always by id:
+//! `identifierType=id` on `/v2/schedules/{id}` and its `/timeline`, `scheduleIdentifierType=id` on
+//! every `/overrides` call. `Authorization: GenieKey <key>`; the key never appears in `Debug`, an
+//! error or a panic message.
+//!
+//! ## Capabilities
+//!
+//! - [x] client-chosen ids: the core's deterministic aliases; a taken alias is the item's `Conflict`
+//! - [x] update in place (`PUT`, a full replace that keeps the alias)
+//! - [x] concurrent creates: `max_batch` is the connection's concurrency limit; a batch's POSTs
+//!   go out together, paced, one result per item in order
+//! - [ ] delete truncates a running override (Opsgenie removes it; the sync cuts by updating the end)
+//!
+//! ## Choices where the core's model has no field
+//!
+//! - A schedule's `enabled` flag and participants that are teams or escalations (imported as
+//!   nobody) are in [`ScheduleDetails`] ([`OpsgenieProvider::schedule_details`]); disabled schedules
+//!   are still listed.
+//! - Import notes (a team on call, a rotation left out because it ended before the window) are in
+//!   [`OnCallReport`] ([`OpsgenieProvider::on_call_report`]).
+//! - Overrides that name no person (`none`, a team) are not listed: a core override has a member.
+//!
+//! ## Retries and pacing
+//!
+//! Reads, updates and deletes are retried on 429, 5xx and timeouts with the core's backoff and
+//! jitter, bounded in attempts and total wait. Creates are retried only after a 429; a create whose
+//! answer was lost is never re-sent (the sync re-reads and adopts it). Every clone of a provider
+//! shares one pacer (a request rate, [`DEFAULT_RATE_PER_MINUTE`] unless set) and one concurrency
+//! limit; a 429 pauses them all for the vendor's `X-RateLimit-Period-In-Sec` (capped by the policy).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod builder;
+mod client;
+mod error;
+mod json;
+mod models;
+mod provider;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod timeline;
+
+use chrono::{DateTime, Utc};
+pub use oncall_core::connection::Region;
 use oncall_core::connection::VendorUrls;
-pub use oncall_core::connection::{ConnectionBuilder, ConnectionSettings, Region};
+use oncall_core::{RoleTimeline, VendorSchedule};
+
+pub use builder::{
+    OpsgenieBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE, DEFAULT_TIMEOUT,
+};
+pub use provider::OpsgenieProvider;
+pub use timeline::CHUNK_DAYS;
 
 /// Opsgenie's API base URLs.
 pub const URLS: VendorUrls = VendorUrls {
@@ -15,15 +81,91 @@ pub const URLS: VendorUrls = VendorUrls {
     eu: "https://api.eu.opsgenie.com",
 };
 
-/// Connection settings for a Opsgenie account.
-///
-/// ```
-/// use oncall_opsgenie::{builder, Region};
-/// let settings = builder().with_api_key("key").with_region(Region::Eu).build().unwrap();
-/// assert_eq!(settings.base_url, "https://api.eu.opsgenie.com");
-/// ```
-pub fn builder() -> ConnectionBuilder {
-    ConnectionBuilder::new(URLS)
+/// A schedule with what the core's [`VendorSchedule`] has no field for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleDetails {
+    /// The schedule as the core sees it; rotations in the Opsgenie UI's order (timeline `order`).
+    pub schedule: VendorSchedule,
+    /// Whether the schedule is enabled in Opsgenie (a disabled one routes no alert).
+    pub enabled: bool,
+    /// Participants imported as nobody.
+    pub notes: Vec<Note>,
+}
+
+/// Who is on call per role, and what the core's model could not carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnCallReport {
+    /// One timeline per rotation that covers the window, in timeline order.
+    pub timelines: Vec<RoleTimeline>,
+    /// What a person should know about the import.
+    pub notes: Vec<Note>,
+}
+
+/// Something a host should show a person: what an import left out and why.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// A rotation participant that is a team or an escalation: its turns are imported as nobody.
+    NonUserParticipant {
+        /// The rotation's name.
+        rotation: String,
+        /// `team`, `escalation`, ...
+        kind: String,
+        /// The team's or escalation's name.
+        name: String,
+    },
+    /// A team or an escalation on call in the timeline: the role is empty there.
+    NonUserOnCall {
+        /// The rotation's name.
+        rotation: String,
+        /// `team`, `escalation`, ...
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+    /// A rotation that ended before the window or starts after it: no role.
+    RotationOutsideWindow {
+        /// The rotation's name.
+        rotation: String,
+        /// When it starts.
+        start: DateTime<Utc>,
+        /// When it ends, if it does.
+        end: Option<DateTime<Utc>>,
+    },
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::NonUserParticipant {
+                rotation,
+                kind,
+                name,
+            } => write!(
+                f,
+                "rotation {rotation:?}: {kind} {name:?} is a participant; its turns are imported as nobody"
+            ),
+            Note::NonUserOnCall {
+                rotation,
+                kind,
+                name,
+            } => write!(
+                f,
+                "rotation {rotation:?}: {kind} {name:?} is on call; the role is empty there"
+            ),
+            Note::RotationOutsideWindow {
+                rotation,
+                start,
+                end,
+            } => {
+                let end = end.map_or_else(|| "no end".to_owned(), |e| e.to_rfc3339());
+                write!(
+                    f,
+                    "rotation {rotation:?} ({start} to {end}) does not cover the window: not imported"
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -33,14 +175,48 @@ mod tests {
     #[test]
     fn official_urls() {
         let url = |r| {
-            builder()
+            OpsgenieProvider::builder()
                 .with_api_key("k")
                 .with_region(r)
                 .build()
                 .unwrap()
-                .base_url
+                .base_url()
+                .to_owned()
         };
         assert_eq!(url(Region::Us), "https://api.opsgenie.com");
         assert_eq!(url(Region::Eu), "https://api.eu.opsgenie.com");
+    }
+
+    #[test]
+    fn the_key_is_required_and_never_shown() {
+        let key = "s3cret-GenieKey-123";
+        let builder = OpsgenieProvider::builder().with_api_key(key);
+        assert!(!format!("{builder:?}").contains(key));
+        let provider = builder.build().unwrap();
+        assert!(!format!("{provider:?}").contains(key));
+        assert!(matches!(
+            OpsgenieProvider::builder().build(),
+            Err(oncall_core::Error::InvalidInput(_))
+        ));
+        let bad_url = OpsgenieProvider::builder()
+            .with_api_key(key)
+            .with_base_url("ftp://x")
+            .build()
+            .unwrap_err();
+        assert!(!bad_url.to_string().contains(key));
+    }
+
+    #[test]
+    fn clones_share_one_connection() {
+        use oncall_core::Provider;
+        let a = OpsgenieProvider::builder()
+            .with_api_key("k")
+            .with_max_concurrency(7)
+            .build()
+            .unwrap();
+        let b = a.clone();
+        assert_eq!(b.capabilities().max_batch, 7);
+        assert!(b.capabilities().client_ids && b.capabilities().update_in_place);
+        assert!(!b.capabilities().delete_truncates_running);
     }
 }

@@ -1,0 +1,351 @@
+//! Sending one request to Opsgenie: the key in the `Authorization` header, pacing and the
+//! concurrency limit shared by every clone, retries as the core's [`RetryPolicy`] decides, and the
+//! vendor's failures mapped by [`parse_error`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use oncall_core::connection::ConnectionSettings;
+use oncall_core::pacing::Pacer;
+use oncall_core::retry::run_with_retries;
+use oncall_core::{Error, RetryPolicy};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, DATE};
+use reqwest::{Method, Url};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::error::{parse_error, transport_error, CallContext};
+use crate::json::parse_body;
+
+/// What [`Client::new`] needs.
+pub(crate) struct ClientSettings {
+    pub connection: ConnectionSettings,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+    pub max_concurrency: usize,
+    pub rate_per_minute: Option<u32>,
+}
+
+/// One connection's HTTP machinery. The provider keeps it behind an `Arc`, so that clones share
+/// the connection pool, the pacer and the concurrency limit.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: Url,
+    base_url: String,
+    /// `GenieKey <key>`, marked sensitive (hyper and reqwest keep it out of their `Debug`).
+    authorization: HeaderValue,
+    timeout: Duration,
+    retry: RetryPolicy,
+    max_concurrency: usize,
+    pacer: Mutex<Pacer>,
+    permits: Semaphore,
+    jitter: AtomicU64,
+    /// The latest `Date` the vendor answered with: its clock, to whole seconds.
+    vendor_now: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"***")
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("max_concurrency", &self.max_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request: method, path below `/v2/`, query, JSON body, and what it is about (for errors).
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    pub path: Vec<&'a str>,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+    pub context: CallContext<'a>,
+}
+
+impl<'a> Request<'a> {
+    /// A read of `path`.
+    pub fn get(path: Vec<&'a str>, context: CallContext<'a>) -> Request<'a> {
+        Request {
+            method: Method::GET,
+            path,
+            query: Vec::new(),
+            body: None,
+            context,
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Request<'a> {
+        self.query.push((name, value.into()));
+        self
+    }
+}
+
+/// Locks a mutex that holds plain data: a panic elsewhere cannot leave it inconsistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Client {
+    pub fn new(settings: ClientSettings) -> Result<Client, Error> {
+        let ClientSettings {
+            connection,
+            timeout,
+            retry,
+            user_agent,
+            max_concurrency,
+            rate_per_minute,
+        } = settings;
+        let base = Url::parse(&connection.base_url).map_err(|e| {
+            Error::InvalidInput(oncall_core::ValidationError::InvalidBaseUrl {
+                value: format!("{} ({e})", connection.base_url),
+            })
+        })?;
+        let mut authorization =
+            HeaderValue::from_str(&format!("GenieKey {}", connection.api_key.expose()))
+                .map_err(|_| Error::InvalidInput(oncall_core::ValidationError::InvalidApiKey))?;
+        authorization.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| Error::Unsupported {
+                message: format!("the HTTP client could not be set up: {e}"),
+            })?;
+        let pacer = match rate_per_minute {
+            Some(rate) => Pacer::per_minute(rate, max_concurrency as u32),
+            None => Pacer::unlimited(),
+        };
+        Ok(Client {
+            http,
+            base,
+            base_url: connection.base_url,
+            authorization,
+            timeout,
+            retry,
+            max_concurrency,
+            pacer: Mutex::new(pacer),
+            permits: Semaphore::new(max_concurrency),
+            jitter: AtomicU64::new(jitter_seed()),
+            vendor_now: Mutex::new(None),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    /// The vendor's clock as its last answer's `Date` header gave it (whole seconds), if any.
+    pub fn vendor_now(&self) -> Option<DateTime<Utc>> {
+        *lock(&self.vendor_now)
+    }
+
+    /// Sends a request, retrying as the policy says. Creates (POST) are retried only after a 429
+    /// (the vendor refused them); a create whose answer was lost is never re-sent.
+    pub async fn send(&self, request: &Request<'_>) -> Result<Value, Error> {
+        self.send_unless(request, || Ok(())).await
+    }
+
+    /// As [`Client::send`], but `stop` is asked right before each attempt goes out (after waiting
+    /// for a slot): an `Err` ends the call unsent.
+    pub async fn send_unless(
+        &self,
+        request: &Request<'_>,
+        stop: impl Fn() -> Result<(), Error>,
+    ) -> Result<Value, Error> {
+        let idempotent = request.method != Method::POST;
+        run_with_retries(
+            &self.retry,
+            idempotent,
+            || self.next_jitter(),
+            tokio::time::sleep,
+            |_| self.attempt(request, &stop),
+        )
+        .await
+    }
+
+    async fn attempt(
+        &self,
+        request: &Request<'_>,
+        stop: &impl Fn() -> Result<(), Error>,
+    ) -> Result<Value, Error> {
+        let _permit = self.permits.acquire().await.map_err(|_| Error::Transient {
+            message: "the connection is shutting down".into(),
+        })?;
+        self.pace().await;
+        stop()?;
+        let mut builder = self
+            .http
+            .request(request.method.clone(), self.url(request))
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(body) = &request.body {
+            // Sets `Content-Type: application/json`.
+            builder = builder.json(body);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, self.timeout))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        self.note_vendor_time(&headers);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e, self.timeout))?;
+        if (200..300).contains(&status) {
+            return if body.iter().all(u8::is_ascii_whitespace) {
+                Ok(Value::Null)
+            } else {
+                parse_body(&body)
+            };
+        }
+        let error = parse_error(status, &headers, &body, &request.context);
+        if let Error::RateLimited { retry_after, .. } = &error {
+            self.pause(*retry_after);
+        }
+        Err(error)
+    }
+
+    fn url(&self, request: &Request<'_>) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            // Each segment is percent-encoded: ids and aliases may hold any character.
+            segments.pop_if_empty().push("v2").extend(&request.path);
+        }
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        url
+    }
+
+    async fn pace(&self) {
+        let wait = lock(&self.pacer).reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// After a 429, every request of the connection waits the vendor's period (capped by the
+    /// policy, which caps the retry's own wait the same way), so concurrent creates back off
+    /// together instead of each running into the limit again.
+    fn pause(&self, retry_after: Option<Duration>) {
+        let wait = retry_after
+            .unwrap_or(self.retry.base_delay)
+            .min(self.retry.max_delay);
+        lock(&self.pacer).pause_until(Instant::now() + wait);
+    }
+
+    fn note_vendor_time(&self, headers: &HeaderMap) {
+        let Some(date) = headers
+            .get(DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+        else {
+            return;
+        };
+        let date = date.with_timezone(&Utc);
+        let mut now = lock(&self.vendor_now);
+        *now = Some(now.map_or(date, |n| n.max(date)));
+    }
+
+    /// A number in `[0, 1)` for spreading retries (SplitMix64: jitter needs no more).
+    fn next_jitter(&self) -> f64 {
+        let mut z = self
+            .jitter
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A per-process random seed for the jitter, without reading a clock: std's randomly keyed hasher.
+fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> Client {
+        let connection = oncall_core::connection::ConnectionBuilder::new(crate::URLS)
+            .with_base_url(base)
+            .with_api_key("k")
+            .build()
+            .unwrap();
+        Client::new(ClientSettings {
+            connection,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            user_agent: "t".into(),
+            max_concurrency: 2,
+            rate_per_minute: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn urls_encode_every_segment_and_the_query() {
+        let c = client("http://127.0.0.1:9/proxy/");
+        let r = Request::get(
+            vec!["schedules", "a b/c", "overrides", "x?y"],
+            CallContext::default(),
+        )
+        .query("scheduleIdentifierType", "id")
+        .query("date", "2024-03-31T00:00:00+02:00");
+        assert_eq!(
+            c.url(&r).as_str(),
+            "http://127.0.0.1:9/proxy/v2/schedules/a%20b%2Fc/overrides/x%3Fy\
+             ?scheduleIdentifierType=id&date=2024-03-31T00%3A00%3A00%2B02%3A00"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let c = client("http://127.0.0.1:9");
+        for _ in 0..1000 {
+            let j = c.next_jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+
+    #[test]
+    fn the_vendor_clock_comes_from_date_headers() {
+        let c = client("http://127.0.0.1:9");
+        let mut h = HeaderMap::new();
+        h.insert(
+            DATE,
+            HeaderValue::from_static("Sun, 31 Mar 2024 07:00:05 GMT"),
+        );
+        c.note_vendor_time(&h);
+        h.insert(
+            DATE,
+            HeaderValue::from_static("Sun, 31 Mar 2024 07:00:01 GMT"),
+        );
+        c.note_vendor_time(&h);
+        assert_eq!(
+            c.vendor_now().unwrap().to_rfc3339(),
+            "2024-03-31T07:00:05+00:00",
+            "never goes back"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! From Opsgenie's schedule timeline to the core's role timelines: which rotations are roles and in
+//! which order, and the periods as one sorted, disjoint list per role. Translation only: who is on
+//! call is what the vendor's `finalTimeline` says, overrides included as the vendor applied them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use oncall_core::{OnCallPeriod, RoleTimeline, Window};
+
+use crate::models::{Recipient, TimelineRotation, WireRotation};
+use crate::Note;
+
+/// Longest stretch one timeline request asks for. The vendor's maximum `interval` is UNCONFIRMED
+/// (captures show three months); four weeks keeps each answer small.
+pub const CHUNK_DAYS: i64 = 28;
+
+/// The request windows covering `window`, in order.
+pub(crate) fn chunks(window: Window) -> Vec<Window> {
+    let mut out = Vec::new();
+    let mut start = window.start();
+    while start < window.end() {
+        let end = start
+            .checked_add_signed(TimeDelta::days(CHUNK_DAYS))
+            .map_or(window.end(), |e| e.min(window.end()));
+        if let Ok(w) = Window::new(start, end) {
+            out.push(w);
+        }
+        start = end;
+    }
+    out
+}
+
+/// Days to ask for so that the answer covers `chunk`: the vendor starts its window at local
+/// midnight of `date` (observed, reference §2.5) and counts local days (23 to 25 hours), so two
+/// days more than the chunk's length always reach its end.
+pub(crate) fn interval_days(chunk: Window) -> i64 {
+    let seconds = (chunk.end() - chunk.start()).num_seconds();
+    (seconds + 86_399) / 86_400 + 2
+}
+
+/// The order of the schedule's rotations as the Opsgenie UI shows them: by timeline `order`
+/// ascending, ties (and rotations the timeline does not list) by the vendor's array index.
+/// Returns indices into `rotations`.
+pub(crate) fn rotation_order(
+    rotations: &[WireRotation],
+    timeline: &[TimelineRotation],
+) -> Vec<usize> {
+    let order: HashMap<&str, f64> = timeline
+        .iter()
+        .filter_map(|t| Some((t.id.as_str(), t.order?)))
+        .collect();
+    let mut indices: Vec<usize> = (0..rotations.len()).collect();
+    indices.sort_by(|&a, &b| {
+        let key = |i: usize| {
+            order
+                .get(rotations[i].id.as_str())
+                .copied()
+                .unwrap_or(f64::INFINITY)
+        };
+        key(a).total_cmp(&key(b)).then(a.cmp(&b))
+    });
+    indices
+}
+
+/// One rotation's periods gathered over the chunks.
+struct Gathered {
+    id: String,
+    name: String,
+    order: Option<f64>,
+    /// Position of first sight (chunk, index): the tie-break after `order`.
+    seen: (usize, usize),
+    /// Clipped periods: start, end, member, kind.
+    periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email, String)>,
+}
+
+/// Builds one [`RoleTimeline`] per rotation that covers `window`, in timeline order, from the
+/// timeline answers of [`chunks`]. `config` is the schedule's rotation list, for the rotations'
+/// start and end: a rotation that ended before the window or starts after it is no role (the
+/// vendor keeps listing ended rotations; reference §2.3).
+pub(crate) fn role_timelines(
+    answers: &[(Window, Vec<TimelineRotation>)],
+    config: &[WireRotation],
+    window: Window,
+    notes: &mut Vec<Note>,
+) -> Vec<RoleTimeline> {
+    let mut gathered: Vec<Gathered> = Vec::new();
+    for (c, (chunk, rotations)) in answers.iter().enumerate() {
+        for (i, r) in rotations.iter().enumerate() {
+            let slot = match gathered.iter().position(|g| g.id == r.id) {
+                Some(slot) => slot,
+                None => {
+                    gathered.push(Gathered {
+                        id: r.id.clone(),
+                        name: r.name.clone(),
+                        order: r.order,
+                        seen: (c, i),
+                        periods: Vec::new(),
+                    });
+                    gathered.len() - 1
+                }
+            };
+            collect_periods(&mut gathered[slot], r, *chunk, window, notes);
+        }
+    }
+    gathered.retain(|g| covers_window(g, config, window, notes));
+    gathered.sort_by(|a, b| {
+        let key = |g: &Gathered| g.order.unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b)).then(a.seen.cmp(&b.seen))
+    });
+    let cuts: Vec<DateTime<Utc>> = answers.iter().map(|(c, _)| c.start()).collect();
+    gathered
+        .into_iter()
+        .map(|g| RoleTimeline {
+            name: g.name,
+            periods: joined(g.periods, &cuts),
+        })
+        .collect()
+}
+
+fn collect_periods(
+    into: &mut Gathered,
+    rotation: &TimelineRotation,
+    chunk: Window,
+    window: Window,
+    notes: &mut Vec<Note>,
+) {
+    let (lo, hi) = (
+        chunk.start().max(window.start()),
+        chunk.end().min(window.end()),
+    );
+    for p in &rotation.periods {
+        let (start, end) = (p.start.max(lo), p.end.min(hi));
+        if start >= end {
+            continue;
+        }
+        match &p.recipient {
+            Recipient::User(email) => {
+                into.periods
+                    .push((start, end, email.clone(), p.kind.clone()))
+            }
+            Recipient::Nobody => {}
+            Recipient::Other(who) => {
+                let note = Note::NonUserOnCall {
+                    rotation: rotation.name.clone(),
+                    kind: who.kind.clone(),
+                    name: who.name.clone(),
+                };
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
+    }
+}
+
+fn covers_window(
+    g: &Gathered,
+    config: &[WireRotation],
+    window: Window,
+    notes: &mut Vec<Note>,
+) -> bool {
+    let Some(r) = config.iter().find(|r| r.id == g.id) else {
+        // Not in the configuration we read (added since?): the timeline is the authority.
+        return true;
+    };
+    let covers = r.start < window.end() && r.end.is_none_or(|e| e > window.start());
+    if !covers {
+        notes.push(Note::RotationOutsideWindow {
+            rotation: g.name.clone(),
+            start: r.start,
+            end: r.end,
+        });
+    }
+    covers
+}
+
+/// Sorts the periods and makes them disjoint, joining the pieces the wire split: a `historical`
+/// period and the `default` one that continues it at the request instant (fractions of a second
+/// and all), and a period cut at a chunk boundary. Handoffs between turns stay as they are.
+fn joined(
+    mut periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email, String)>,
+    cuts: &[DateTime<Utc>],
+) -> Vec<OnCallPeriod> {
+    periods.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut out: Vec<(OnCallPeriod, String)> = Vec::with_capacity(periods.len());
+    for (start, end, member, kind) in periods {
+        let Some((last, last_kind)) = out.last_mut() else {
+            out.push((OnCallPeriod { start, end, member }, kind));
+            continue;
+        };
+        let split = last_kind == "historical" && kind == "default";
+        if last.end == start && last.member == member && (split || cuts.contains(&start)) {
+            last.end = end;
+            *last_kind = kind;
+            continue;
+        }
+        // The vendor's final timeline does not overlap itself; if it ever did, the earlier
+        // period keeps its end and the later one starts after it.
+        let start = start.max(last.end);
+        if start < end {
+            out.push((OnCallPeriod { start, end, member }, kind));
+        }
+    }
+    out.into_iter().map(|(p, _)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::TimelinePeriod;
+    use chrono::TimeZone;
+    use oncall_core::Email;
+
+    fn t(h: u32, m: u32, s: u32, ms: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2020, 6, 22, h, m, s).unwrap() + TimeDelta::milliseconds(ms.into())
+    }
+
+    fn user(name: &str) -> Recipient {
+        Recipient::User(Email::parse(&format!("{name}@example.com")).unwrap())
+    }
+
+    fn period(
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        kind: &str,
+        who: Recipient,
+    ) -> TimelinePeriod {
+        TimelinePeriod {
+            start,
+            end,
+            kind: kind.into(),
+            recipient: who,
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_window_and_ask_for_enough_days() {
+        let w = Window::new(t(0, 0, 0, 0), t(0, 0, 0, 0) + TimeDelta::days(60)).unwrap();
+        let c = chunks(w);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].start(), w.start());
+        assert_eq!(c[2].end(), w.end());
+        assert!(c.windows(2).all(|p| p[0].end() == p[1].start()));
+        assert_eq!(interval_days(c[0]), 30);
+        assert_eq!(interval_days(c[2]), 4 + 2);
+    }
+
+    #[test]
+    fn historical_and_default_join_and_handoffs_stay() {
+        // The SR capture's split at 11:30:14.401, then a handoff to bob at 17:00, then an override.
+        let split = t(11, 30, 14, 401);
+        let rotation = TimelineRotation {
+            id: "r".into(),
+            name: "Ops".into(),
+            order: Some(3.0),
+            periods: vec![
+                period(split, t(17, 0, 0, 0), "default", user("carlos")),
+                period(t(9, 0, 0, 0), split, "historical", user("carlos")),
+                period(t(17, 0, 0, 0), t(20, 0, 0, 0), "default", user("carlos")),
+                period(t(20, 0, 0, 0), t(22, 0, 0, 0), "override", user("bob")),
+                period(
+                    t(22, 0, 0, 0),
+                    t(23, 0, 0, 0),
+                    "default",
+                    Recipient::Other(crate::models::NonUser {
+                        kind: "team".into(),
+                        name: "support_team".into(),
+                    }),
+                ),
+            ],
+        };
+        let window = Window::new(t(10, 0, 0, 0), t(23, 0, 0, 0)).unwrap();
+        let mut notes = Vec::new();
+        let roles = role_timelines(&[(window, vec![rotation])], &[], window, &mut notes);
+        let got: Vec<_> = roles[0]
+            .periods
+            .iter()
+            .map(|p| (p.start, p.end, p.member.as_str().to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (t(10, 0, 0, 0), t(17, 0, 0, 0), "carlos@example.com".into()),
+                (t(17, 0, 0, 0), t(20, 0, 0, 0), "carlos@example.com".into()),
+                (t(20, 0, 0, 0), t(22, 0, 0, 0), "bob@example.com".into()),
+            ]
+        );
+        assert_eq!(
+            notes,
+            vec![Note::NonUserOnCall {
+                rotation: "Ops".into(),
+                kind: "team".into(),
+                name: "support_team".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn roles_follow_timeline_order_and_chunks_join() {
+        let w1 = Window::new(t(0, 0, 0, 0), t(12, 0, 0, 0)).unwrap();
+        let w2 = Window::new(t(12, 0, 0, 0), t(23, 0, 0, 0)).unwrap();
+        let whole = Window::new(w1.start(), w2.end()).unwrap();
+        let rot = |id: &str, order: Option<f64>, who: &str| TimelineRotation {
+            id: id.into(),
+            name: id.into(),
+            order,
+            periods: vec![period(t(6, 0, 0, 0), t(18, 0, 0, 0), "default", user(who))],
+        };
+        // Array order a, b, c; timeline order c (1.0), a (4.5), then b (no order: last).
+        let answer = vec![
+            rot("a", Some(4.5), "ann"),
+            rot("b", None, "bob"),
+            rot("c", Some(1.0), "cat"),
+        ];
+        let roles = role_timelines(
+            &[(w1, answer.clone()), (w2, answer)],
+            &[],
+            whole,
+            &mut Vec::new(),
+        );
+        let names: Vec<_> = roles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["c", "a", "b"]);
+        assert_eq!(
+            roles[0].periods.len(),
+            1,
+            "joined across the chunk boundary"
+        );
+        assert_eq!(
+            (roles[0].periods[0].start, roles[0].periods[0].end),
+            (t(6, 0, 0, 0), t(18, 0, 0, 0))
+        );
+    }
+}
