@@ -1,0 +1,183 @@
+//! [`PagerDutyBuilder`]: connection settings, timeouts, retries and pacing of a provider.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oncall_core::connection::{ConnectionBuilder, Region};
+use oncall_core::pacing::Pacer;
+use oncall_core::{Error, RetryPolicy};
+
+use crate::client::{default_headers, Client};
+use crate::directory::DirectoryCache;
+use crate::provider::{Inner, PagerDutyProvider};
+use crate::URLS;
+
+/// Requests a minute per key by default: under PagerDuty's 960, with room for the burst.
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 900;
+
+/// Requests that may go at once before pacing spaces them out.
+const BURST: u32 = 5;
+
+/// Builds a [`PagerDutyProvider`].
+///
+/// ```
+/// use std::time::Duration;
+/// use oncall_pagerduty::{PagerDutyProvider, Region};
+/// let provider = PagerDutyProvider::builder()
+///     .with_api_key("u+abcdefghijklmnopqr")
+///     .with_region(Region::Eu)
+///     .with_timeout(Duration::from_secs(20))
+///     .build()?;
+/// assert_eq!(provider.base_url(), "https://api.eu.pagerduty.com");
+/// assert!(!format!("{provider:?}").contains("abcdefghijklmnopqr"));
+/// # Ok::<(), oncall_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PagerDutyBuilder {
+    connection: ConnectionBuilder,
+    timeout: Duration,
+    retry: RetryPolicy,
+    user_agent: String,
+    rate_per_minute: u32,
+    directory_ttl: Duration,
+}
+
+impl Default for PagerDutyBuilder {
+    fn default() -> Self {
+        PagerDutyBuilder {
+            connection: ConnectionBuilder::new(URLS),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            user_agent: concat!("oncall-sync/", env!("CARGO_PKG_VERSION")).to_owned(),
+            rate_per_minute: DEFAULT_RATE_PER_MINUTE,
+            directory_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl PagerDutyBuilder {
+    /// A builder for the US region, no key yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The API key (an account key, read-only for import, full access for export).
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.connection = self.connection.with_api_key(key);
+        self
+    }
+
+    /// The region: [`Region::Us`] (default), [`Region::Eu`], or any base URL.
+    pub fn with_region(mut self, region: Region) -> Self {
+        self.connection = self.connection.with_region(region);
+        self
+    }
+
+    /// Any base URL (a proxy, a simulator on loopback).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.connection = self.connection.with_base_url(url);
+        self
+    }
+
+    /// How long one request may take, answer included (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retries of rate limits, and of reads and deletes after 5xx answers and timeouts.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Requests a minute this key may make, shared by every clone of the provider (default
+    /// [`DEFAULT_RATE_PER_MINUTE`]; PagerDuty allows 960 per key).
+    pub fn with_rate_per_minute(mut self, requests: u32) -> Self {
+        self.rate_per_minute = requests.max(1);
+        self
+    }
+
+    /// How long the user directory is reused before it is read again (default 60 s): long enough
+    /// that one sync run reads it once for all its destinations.
+    pub fn with_directory_ttl(mut self, ttl: Duration) -> Self {
+        self.directory_ttl = ttl;
+        self
+    }
+
+    /// Validates the settings and builds the provider.
+    pub fn build(self) -> Result<PagerDutyProvider, Error> {
+        let settings = self.connection.build()?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .user_agent(self.user_agent)
+            .default_headers(default_headers())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Unsupported {
+                message: format!("the HTTP client could not be set up: {e}"),
+            })?;
+        let seed = std::collections::hash_map::RandomState::new();
+        let seed = std::hash::BuildHasher::hash_one(&seed, 0u8) | 1;
+        let client = Client {
+            http,
+            base_url: settings.base_url,
+            key: settings.api_key,
+            retry: self.retry,
+            pacer: Mutex::new(Pacer::per_minute(self.rate_per_minute, BURST)),
+            jitter: Mutex::new(seed),
+        };
+        Ok(PagerDutyProvider {
+            inner: Arc::new(Inner {
+                client,
+                directory: DirectoryCache::new(self.directory_ttl),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn official_urls_and_validation() {
+        let url = |r| {
+            PagerDutyBuilder::new()
+                .with_api_key("k")
+                .with_region(r)
+                .build()
+                .unwrap()
+                .base_url()
+                .to_owned()
+        };
+        assert_eq!(url(Region::Us), "https://api.pagerduty.com");
+        assert_eq!(url(Region::Eu), "https://api.eu.pagerduty.com");
+        assert!(matches!(
+            PagerDutyBuilder::new().build(),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            PagerDutyBuilder::new()
+                .with_api_key("k")
+                .with_base_url("ftp://x")
+                .build(),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn the_key_is_never_shown() {
+        let builder = PagerDutyBuilder::new().with_api_key("y_NbAkKc66ryYTWUXYEu");
+        assert!(!format!("{builder:?}").contains("y_NbAkKc66ryYTWUXYEu"));
+        let provider = builder.build().unwrap();
+        assert!(!format!("{provider:?}").contains("y_NbAkKc66ryYTWUXYEu"));
+        assert!(!format!("{:?}", provider.clone()).contains("y_NbAkKc66ryYTWUXYEu"));
+    }
+}

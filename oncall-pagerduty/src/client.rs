@@ -1,0 +1,229 @@
+//! The HTTP side: one request with PagerDuty's headers, paced per key, retried as the core's policy
+//! says, and every failure mapped by [`parse_error`].
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use oncall_core::pacing::Pacer;
+use oncall_core::retry::run_with_retries;
+use oncall_core::{ApiKey, Error, RetryPolicy};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::error::parse_error;
+
+/// PagerDuty's versioning header: always sent (the spec marks it required).
+pub(crate) const ACCEPT: &str = "application/vnd.pagerduty+json;version=2";
+
+/// An answer the caller asked to see.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Which answers a call reads itself instead of mapping them to errors: `(status, attempt)`.
+pub(crate) type Accept = fn(StatusCode, u32) -> bool;
+
+/// Success only.
+pub(crate) fn success(status: StatusCode, _attempt: u32) -> bool {
+    status.is_success()
+}
+
+/// One PagerDuty account's HTTP client; shared (in an `Arc`) by every clone of the provider.
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base_url: String,
+    pub(crate) key: ApiKey,
+    pub(crate) retry: RetryPolicy,
+    /// Requests per key stay under PagerDuty's 960 a minute; a 429 pauses everyone.
+    pub(crate) pacer: Mutex<Pacer>,
+    pub(crate) jitter: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("key", &self.key)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A GET; the body of a 2xx answer.
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>, Error> {
+        let answer = self.send(Method::GET, path, query, None, success).await?;
+        Ok(answer.body)
+    }
+
+    /// Sends one request: paced, retried where the policy allows (GET and DELETE on 5xx and
+    /// timeouts; anything on 429, which the vendor refused), and mapped to an error unless `accept`
+    /// takes the answer.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        accept: Accept,
+    ) -> Result<Answer, Error> {
+        // A POST whose answer was lost may have landed: never re-sent (the sync re-reads and adopts).
+        let idempotent = method != Method::POST;
+        let result = run_with_retries(
+            &self.retry,
+            idempotent,
+            || self.jitter(),
+            tokio::time::sleep,
+            |attempt| self.attempt(method.clone(), path, query, body, accept, attempt),
+        )
+        .await;
+        result.map_err(|e| self.scrub(e))
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        accept: Accept,
+        attempt: u32,
+    ) -> Result<Answer, Error> {
+        self.pace().await;
+        let is_write = method != Method::GET;
+        let mut auth = HeaderValue::try_from(format!("Token token={}", self.key.expose()))
+            .map_err(|_| Error::InvalidInput(oncall_core::ValidationError::InvalidApiKey))?;
+        auth.set_sensitive(true);
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header(AUTHORIZATION, auth)
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport)?.to_vec();
+        if accept(status, attempt) {
+            return Ok(Answer { status, body });
+        }
+        let error = parse_error(status, &headers, &body, is_write);
+        if let Error::RateLimited { retry_after, .. } = &error {
+            self.pause(*retry_after);
+        }
+        Err(error)
+    }
+
+    /// Waits for this request's slot in the key's pace.
+    async fn pace(&self) {
+        let wait = self
+            .pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// After a 429: every request on this key waits the vendor's reset (bounded by the policy).
+    fn pause(&self, reset: Option<Duration>) {
+        let wait = reset
+            .unwrap_or(self.retry.base_delay)
+            .min(self.retry.max_delay);
+        self.pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pause_until(Instant::now() + wait);
+    }
+
+    /// A number in `[0, 1)` to spread retries (xorshift; quality does not matter here).
+    fn jitter(&self) -> f64 {
+        let mut state = self.jitter.lock().unwrap_or_else(|e| e.into_inner());
+        let mut x = *state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *state = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Makes sure the key appears in no message, whatever a vendor or proxy echoed.
+    fn scrub(&self, error: Error) -> Error {
+        let key = self.key.expose();
+        let clean = |m: String| {
+            if m.contains(key) {
+                m.replace(key, "***")
+            } else {
+                m
+            }
+        };
+        match error {
+            Error::Unauthenticated { message } => Error::Unauthenticated {
+                message: clean(message),
+            },
+            Error::PermissionDenied { message } => Error::PermissionDenied {
+                message: clean(message),
+            },
+            Error::NotFound { resource, message } => Error::NotFound {
+                resource,
+                message: clean(message),
+            },
+            Error::UnknownMember { email, message } => Error::UnknownMember {
+                email,
+                message: clean(message),
+            },
+            Error::RateLimited {
+                retry_after,
+                message,
+            } => Error::RateLimited {
+                retry_after,
+                message: clean(message),
+            },
+            Error::Transient { message } => Error::Transient {
+                message: clean(message),
+            },
+            Error::InvalidResponse { message } => Error::InvalidResponse {
+                message: clean(message),
+            },
+            Error::Rejected { message } => Error::Rejected {
+                message: clean(message),
+            },
+            Error::Conflict { message } => Error::Conflict {
+                message: clean(message),
+            },
+            Error::Unsupported { message } => Error::Unsupported {
+                message: clean(message),
+            },
+            other => other,
+        }
+    }
+}
+
+/// A request that got no (complete) answer: a timeout, a refused or dropped connection. Whether a
+/// write landed is unknown.
+fn transport(e: reqwest::Error) -> Error {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "lost its answer"
+    };
+    // The URL holds no secret (the key travels in a header); the error's own text names the cause.
+    Error::Transient {
+        message: format!("the request to PagerDuty {what}: {e}"),
+    }
+}
+
+/// Default headers of every request: the versioning `Accept`.
+pub(crate) fn default_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static(ACCEPT));
+    headers
+}

@@ -1,0 +1,466 @@
+//! A stateful simulator of PagerDuty's REST API v2 schedule, override and user endpoints, on
+//! loopback (feature `testkit`).
+//!
+//! [`PagerDutySimulator`] serves, over HTTP, what a PagerDuty account would: users and schedules
+//! with classic pagination, layers rendered into the final schedule (the lowest layer, the last in
+//! POST order, wins), overrides over every layer (the last created wins), batch creates with
+//! per-item results, deletes that answer 204, 200 when they truncate a running override at the
+//! simulator's now, and 400 for a past one. Its clock is whatever the test sets. It implements the
+//! core's [`VendorSimulator`], so a test (or a downstream project's property test) drives it as it
+//! drives the core's in-memory provider, and talks to it through a real [`PagerDutyProvider`].
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
+//! use oncall_core::{Email, Member, Provider, VendorSchedule, VendorScheduleId};
+//! use oncall_pagerduty::testkit::PagerDutySimulator;
+//!
+//! # #[tokio::main(flavor = "multi_thread")] async fn main() {
+//! let sim = PagerDutySimulator::start_at(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()).await;
+//! let ann = Email::parse("ann@example.com").unwrap();
+//! sim.add_schedule(VendorSchedule {
+//!     id: VendorScheduleId("PSCHED1".into()),
+//!     name: "Ops".into(),
+//!     zone: chrono_tz::Europe::Berlin,
+//!     members: vec![Member::new(ann.clone(), "Ann")],
+//!     rotations: vec![],
+//! });
+//! sim.inject(Trigger::Write(1), Fault::LoseResponse); // the first write lands, its answer is lost
+//! let provider = sim.provider(); // read-write key, fast retries
+//! let listed = provider.list_schedules().await.unwrap();
+//! assert_eq!(listed[0].members[0].email, ann);
+//! assert!(sim.requests().iter().all(|r| r.routed)); // only endpoints PagerDuty has
+//! # }
+//! ```
+//!
+//! Keys: [`PagerDutySimulator::READ_WRITE_KEY`] may do everything,
+//! [`PagerDutySimulator::READ_ONLY_KEY`] gets 403 on every non-GET (as PagerDuty's read-only keys
+//! do), and any other key gets 401 with a body that is not JSON.
+//!
+//! Faults: [`VendorSimulator::inject`] takes the core's faults, counted per HTTP request
+//! ([`Trigger::Call`]) or per POST/DELETE ([`Trigger::Write`]): a [`Fault::Fail`] answers what
+//! PagerDuty answers for that kind of error and changes nothing (a rate limit: 429 with
+//! `ratelimit-*` headers; a transient failure: 503; a permission error: 403 ...);
+//! [`Fault::LoseResponse`] applies the request and answers 502. Beyond those:
+//! [`PagerDutySimulator::inject_http`] ([`HttpFault`]: a malformed or incomplete 200, a slow answer),
+//! [`PagerDutySimulator::set_fault_rate`] (a seeded fraction of requests answered 429 or 503),
+//! [`VendorSimulator::rate_limit_next`], [`PagerDutySimulator::set_latency`]. A dropped connection
+//! cannot be made with wiremock: a slow answer beyond the client's timeout stands in for it (the
+//! client sees the same thing: no answer).
+//!
+//! Every request is logged ([`PagerDutySimulator::requests`]) with its method, path, query, key
+//! kind, headers that matter and status; a request to an endpoint PagerDuty does not have (or that
+//! R10 does not allow) is answered 404 and logged with `routed: false`.
+//!
+//! Vendor behaviour the reference leaves UNCONFIRMED is configurable: the shape of create answers
+//! ([`CreateAnswer`]), how a shift-based (v3) schedule id answers ([`V3Answer`]), and whether GET
+//! lists layers in reverse of POST order ([`PagerDutySimulator::set_layers_reversed_on_get`]).
+
+mod http;
+mod state;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
+use oncall_core::{
+    Email, OnCallPeriod, Override, OverrideId, Participant, RetryPolicy, Span, VendorSchedule,
+    VendorScheduleId, Window,
+};
+use wiremock::{Mock, MockServer};
+
+use crate::{PagerDutyBuilder, PagerDutyProvider};
+use http::{Responder, Sim};
+
+/// Which key a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// [`PagerDutySimulator::READ_WRITE_KEY`].
+    ReadWrite,
+    /// [`PagerDutySimulator::READ_ONLY_KEY`].
+    ReadOnly,
+    /// Another key.
+    Invalid,
+    /// No `Authorization: Token token=…` header at all.
+    Missing,
+}
+
+/// One request the simulator received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRequest {
+    /// `GET`, `POST`, `DELETE` ...
+    pub method: String,
+    /// The path, e.g. `/schedules/PX/overrides`.
+    pub path: String,
+    /// Query pairs in order (`include[]` repeats).
+    pub query: Vec<(String, String)>,
+    /// Which key.
+    pub key: KeyKind,
+    /// The `Accept` header.
+    pub accept: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The status answered.
+    pub status: u16,
+    /// Whether the path is an endpoint the simulator serves (false: answered 404).
+    pub routed: bool,
+}
+
+/// Faults only HTTP has (the core's [`Fault`]s are injected with [`VendorSimulator::inject`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFault {
+    /// The request is applied; a successful answer becomes a 200 whose body is cut-off JSON.
+    MalformedBody,
+    /// The request is applied; a successful answer becomes a 200 of `{}` (every field missing).
+    MissingField,
+    /// The request is applied and answered after this extra delay (beyond the client's timeout:
+    /// the answer is lost, as with a dropped connection).
+    Slow(Duration),
+}
+
+/// Which documented shape a batch create answers in (which one PagerDuty sends today is not
+/// settled: the spec and python-pagerduty say a top-level array, the v2→v3 guide a wrapped list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateAnswer {
+    /// `[{"status": 201, "override": {...}}, {"status": 400, "errors": [...], ...}]` (the spec).
+    TopLevelArray,
+    /// `{"overrides": [status objects]}`.
+    WrappedStatuses,
+    /// `{"overrides": [created overrides]}`: failed items are left out.
+    WrappedBare,
+}
+
+/// How the v2 API answers for a shift-based (v3) schedule id (UNCONFIRMED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V3Answer {
+    /// `GET /schedules/{id}` answers the schedule with `type: schedule_v3` (an upgraded schedule
+    /// keeps its id and flips its type); its override endpoints answer 400.
+    TypeV3,
+    /// Every v2 endpoint answers 404.
+    NotFound,
+}
+
+/// A simulated PagerDuty account on `127.0.0.1` (see the [module docs](self)).
+pub struct PagerDutySimulator {
+    server: MockServer,
+    state: Arc<Mutex<Sim>>,
+}
+
+impl std::fmt::Debug for PagerDutySimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PagerDutySimulator")
+            .field("uri", &self.server.uri())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PagerDutySimulator {
+    /// The key that may read and write.
+    pub const READ_WRITE_KEY: &'static str = "simRWkey0123456789ab";
+    /// The key that may only read.
+    pub const READ_ONLY_KEY: &'static str = "simROkey0123456789ab";
+
+    /// Starts a simulator whose clock reads 2024-01-01T00:00:00Z.
+    pub async fn start() -> PagerDutySimulator {
+        Self::start_at(
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )
+        .await
+    }
+
+    /// Starts a simulator whose clock reads `now`.
+    pub async fn start_at(now: DateTime<Utc>) -> PagerDutySimulator {
+        let state = Arc::new(Mutex::new(Sim {
+            account: state::Account {
+                now,
+                ..Default::default()
+            },
+            read_write_key: Self::READ_WRITE_KEY.into(),
+            read_only_key: Self::READ_ONLY_KEY.into(),
+            clock_step: TimeDelta::zero(),
+            calls: 0,
+            writes: 0,
+            faults: Vec::new(),
+            http_faults: Vec::new(),
+            read_only: false,
+            rate_limited: 0,
+            fault_rate: None,
+            latency: Duration::ZERO,
+            log: Vec::new(),
+            create_answer: CreateAnswer::TopLevelArray,
+            v3_answer: V3Answer::TypeV3,
+            layers_reversed_on_get: true,
+            max_batch: oncall_core::Capabilities::PAGERDUTY.max_batch,
+        }));
+        let server = MockServer::builder().start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Responder(Arc::clone(&state)))
+            .mount(&server)
+            .await;
+        PagerDutySimulator { server, state }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sim> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The base URL to give a provider.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Retries for tests: the same rules, waits of milliseconds.
+    pub fn test_retry_policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_total_delay: Duration::from_millis(200),
+        }
+    }
+
+    /// A builder for a provider of this account: the read-write key, fast test retries, no pacing
+    /// to speak of, a 5 s timeout. Change what a test needs before `build()`.
+    pub fn provider_builder(&self) -> PagerDutyBuilder {
+        PagerDutyProvider::builder()
+            .with_api_key(Self::READ_WRITE_KEY)
+            .with_base_url(self.uri())
+            .with_retry(Self::test_retry_policy())
+            .with_rate_per_minute(6_000_000)
+            .with_timeout(Duration::from_secs(5))
+    }
+
+    /// A provider of this account with the read-write key (see [`Self::provider_builder`]).
+    pub fn provider(&self) -> PagerDutyProvider {
+        self.provider_builder()
+            .build()
+            .unwrap_or_else(|e| unreachable!("the simulator's settings are valid: {e}"))
+    }
+
+    /// Adds a user (the email keeps its case, as PagerDuty shows it); returns its id.
+    pub fn add_user(&self, name: &str, email: &str) -> String {
+        self.lock().account.add_user(name, email)
+    }
+
+    /// Adds `count` users `user{i}@{domain}`, e.g. to test pagination.
+    pub fn add_users(&self, count: usize, domain: &str) {
+        let mut sim = self.lock();
+        for i in 0..count {
+            sim.account
+                .add_user(&format!("User {i}"), &format!("user{i}@{domain}"));
+        }
+    }
+
+    /// The id of the user with this email (case-insensitive).
+    pub fn user_id(&self, email: &str) -> Option<String> {
+        self.lock()
+            .account
+            .user_by_email(email)
+            .map(|u| u.id.clone())
+    }
+
+    /// Adds a shift-based (v3) schedule id: not listed, and answered as [`V3Answer`] says.
+    pub fn add_v3_schedule(&self, id: &str) {
+        self.lock().account.v3.insert(id.to_owned());
+    }
+
+    /// How a v3 schedule id answers.
+    pub fn set_v3_answer(&self, answer: V3Answer) {
+        self.lock().v3_answer = answer;
+    }
+
+    /// Which shape batch creates answer in.
+    pub fn set_create_answer(&self, answer: CreateAnswer) {
+        self.lock().create_answer = answer;
+    }
+
+    /// Whether GET lists layers in reverse of POST order (default: yes, as the reference reads it).
+    pub fn set_layers_reversed_on_get(&self, reversed: bool) {
+        self.lock().layers_reversed_on_get = reversed;
+    }
+
+    /// Extra time every answer takes.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Answers a fraction of requests (0 to 1) with 429 or 503, drawn from `seed`; 0 turns it off.
+    pub fn set_fault_rate(&self, fraction: f64, seed: u64) {
+        self.lock().fault_rate = (fraction > 0.0).then_some((fraction, seed));
+    }
+
+    /// Injects an HTTP-only fault.
+    pub fn inject_http(&self, trigger: Trigger, fault: HttpFault) {
+        self.lock().http_faults.push((trigger, fault));
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<SimRequest> {
+        self.lock().log.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+}
+
+fn period(sim: &Sim, r: state::Rendered) -> Option<OnCallPeriod> {
+    Some(OnCallPeriod {
+        start: r.start,
+        end: r.end,
+        member: sim.account.email_of(&r.user_id)?,
+    })
+}
+
+impl VendorSimulator for PagerDutySimulator {
+    fn now(&self) -> DateTime<Utc> {
+        self.lock().account.now
+    }
+
+    fn set_now(&self, now: DateTime<Utc>) {
+        self.lock().account.now = now;
+    }
+
+    fn set_clock_step(&self, step: TimeDelta) {
+        self.lock().clock_step = step;
+    }
+
+    /// Members become users of the account (an existing user of the same email, in any case, is
+    /// kept); rotations become layers, the first rotation the highest-precedence layer (the last in
+    /// POST order). Nobody slots cannot be shown on the wire: they stay gaps in the rendering.
+    fn add_schedule(&self, schedule: VendorSchedule) {
+        let mut sim = self.lock();
+        let a = &mut sim.account;
+        let member_ids = schedule
+            .members
+            .iter()
+            .map(|m| a.ensure_user(&m.name, m.email.as_str()))
+            .collect();
+        for r in &schedule.rotations {
+            for p in &r.participants {
+                if let Participant::Member(e) = p {
+                    a.ensure_user(e.as_str(), e.as_str());
+                }
+            }
+        }
+        let layers = schedule.rotations.into_iter().rev().collect();
+        a.put_schedule(
+            &schedule.id.0,
+            &schedule.name,
+            schedule.zone,
+            layers,
+            member_ids,
+        );
+    }
+
+    fn overrides(&self, schedule: &VendorScheduleId) -> Vec<Override> {
+        let sim = self.lock();
+        let Some(s) = sim.account.schedules.get(&schedule.0) else {
+            return Vec::new();
+        };
+        let mut list: Vec<Override> = s
+            .overrides
+            .iter()
+            .filter_map(|o| {
+                Some(Override {
+                    id: OverrideId::new(o.id.as_str()),
+                    span: Span::new(o.start, o.end, sim.account.email_of(&o.user_id)?),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
+
+    fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
+        let mut sim = self.lock();
+        let a = &mut sim.account;
+        let user = a.ensure_user(span.member.as_str(), span.member.as_str());
+        let created = a.insert_override(&schedule.0, span.start, span.end, user);
+        OverrideId::new(created.map(|o| o.id).unwrap_or_default())
+    }
+
+    fn remove_override(&self, schedule: &VendorScheduleId, id: &OverrideId) -> bool {
+        self.lock()
+            .account
+            .remove_override(&schedule.0, id.as_str())
+    }
+
+    /// PagerDuty cannot edit an override: a person deletes it and creates another (a new id).
+    fn edit_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: Span,
+    ) -> Option<OverrideId> {
+        self.remove_override(schedule, id)
+            .then(|| self.insert_override(schedule, span))
+    }
+
+    fn render(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
+        let sim = self.lock();
+        let Some(s) = sim.account.schedules.get(&schedule.0) else {
+            return Vec::new();
+        };
+        sim.account
+            .overrides_layer(s, window)
+            .into_iter()
+            .filter_map(|r| period(&sim, r))
+            .collect()
+    }
+
+    fn inject(&self, trigger: Trigger, fault: Fault) {
+        self.lock().faults.push((trigger, fault));
+    }
+
+    fn set_read_only(&self, read_only: bool) {
+        self.lock().read_only = read_only;
+    }
+
+    fn rate_limit_next(&self, calls: usize) {
+        self.lock().rate_limited = calls;
+    }
+
+    fn clear_faults(&self) {
+        let mut sim = self.lock();
+        sim.faults.clear();
+        sim.http_faults.clear();
+        sim.read_only = false;
+        sim.rate_limited = 0;
+        sim.fault_rate = None;
+    }
+
+    fn write_calls(&self) -> usize {
+        self.lock().writes
+    }
+}
+
+/// Members of the simulated account by email, for tests that check a mapping.
+impl PagerDutySimulator {
+    /// The final schedule as PagerDuty would render it over `window` (layers and overrides).
+    pub fn final_schedule(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
+        let sim = self.lock();
+        let Some(s) = sim.account.schedules.get(&schedule.0) else {
+            return Vec::new();
+        };
+        sim.account
+            .final_schedule(s, window)
+            .into_iter()
+            .filter_map(|r| period(&sim, r))
+            .collect()
+    }
+
+    /// The email PagerDuty shows for a user id, as given (not lower-cased).
+    pub fn email_as_given(&self, user_id: &str) -> Option<String> {
+        self.lock().account.user(user_id).map(|u| u.email.clone())
+    }
+
+    /// Whether any user has this email (case-insensitive).
+    pub fn knows(&self, email: &Email) -> bool {
+        self.lock().account.user_by_email(email.as_str()).is_some()
+    }
+}

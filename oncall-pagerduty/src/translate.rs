@@ -1,0 +1,278 @@
+//! Pure translations between PagerDuty's wire shapes and the core model: layers to rotations,
+//! rendered entries to on-call periods. No IO here; the provider resolves user ids first.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, NaiveTime, Utc, Weekday};
+use chrono_tz::Tz;
+use oncall_core::{Email, Error, OnCallPeriod, Participant, Restriction, Rotation, RotationUnit};
+
+use crate::error::invalid;
+use crate::models::{Layer, WireRestriction};
+
+const HOUR: i64 = 3_600;
+const DAY: i64 = 24 * HOUR;
+const WEEK: i64 = 7 * DAY;
+
+/// A layer's turn length in the core's units.
+///
+/// Whole weeks are weekly and whole days daily turns, which the core hands off at the same local
+/// wall time across DST. Whether PagerDuty counts such turns in absolute seconds or in local time
+/// is UNCONFIRMED; wall time is the safe reading (DESIGN §2) and what PagerDuty's UI suggests (a
+/// "daily" handoff at 09:00). Other whole hours are hourly turns in absolute time. A length that
+/// is not a whole number of hours (PagerDuty's UI offers none) has no rotation in the core's model:
+/// it is refused rather than approximated.
+pub(crate) fn turn_unit(seconds: i64, path: &str) -> Result<(RotationUnit, u32), Error> {
+    let unit = |unit, per: i64| {
+        u32::try_from(seconds / per)
+            .map(|n| (unit, n))
+            .map_err(|_| invalid(path, format!("turn length of {seconds} s is out of range")))
+    };
+    match seconds {
+        s if s <= 0 => Err(invalid(path, format!("turn length of {s} s"))),
+        s if s % WEEK == 0 => unit(RotationUnit::Weekly, WEEK),
+        s if s % DAY == 0 => unit(RotationUnit::Daily, DAY),
+        s if s % HOUR == 0 => unit(RotationUnit::Hourly, HOUR),
+        s => Err(Error::Unsupported {
+            message: format!(
+                "layer at `{path}` hands off every {s} s, not a whole number of hours: the \
+                 rotation model has no such turn"
+            ),
+        }),
+    }
+}
+
+fn local(t: DateTime<FixedOffset>, zone: Tz) -> NaiveDateTime {
+    t.with_timezone(&zone).naive_local()
+}
+
+fn restriction(r: &WireRestriction, path: &str) -> Result<Restriction, Error> {
+    let start = NaiveTime::parse_from_str(&r.start_time_of_day, "%H:%M:%S")
+        .map_err(|e| invalid(&format!("{path}.start_time_of_day"), e))?;
+    let made = match (r.kind.as_str(), r.start_day_of_week) {
+        ("daily_restriction", _) => Restriction::daily(start, r.duration_seconds),
+        ("weekly_restriction", Some(day @ 1..=7)) => {
+            let day = Weekday::try_from((day - 1) as u8)
+                .map_err(|e| invalid(&format!("{path}.start_day_of_week"), e))?;
+            Restriction::weekly(day, start, r.duration_seconds)
+        }
+        ("weekly_restriction", day) => {
+            return Err(invalid(
+                &format!("{path}.start_day_of_week"),
+                format!("{day:?} is not an ISO weekday (1-7)"),
+            ))
+        }
+        (other, _) => {
+            return Err(invalid(
+                &format!("{path}.type"),
+                format!("unknown restriction {other:?}"),
+            ))
+        }
+    };
+    made.map_err(|e| invalid(path, e))
+}
+
+/// A layer as a core [`Rotation`], in the schedule's zone, or `None` for a layer that covers nothing
+/// (ended before it began: PagerDuty never deletes layers, it ends them).
+///
+/// `rotation_virtual_start` is where turn 0 starts, `start` where coverage begins (when later),
+/// `end` where it stops. Restrictions are in the request's time zone, which for `GET
+/// /schedules/{id}` is the schedule's own: the zone given here.
+pub(crate) fn layer_rotation(
+    layer: &Layer,
+    zone: Tz,
+    emails: &HashMap<String, Email>,
+    path: &str,
+) -> Result<Option<Rotation>, Error> {
+    let (unit, length) = turn_unit(
+        layer.rotation_turn_length_seconds,
+        &format!("{path}.rotation_turn_length_seconds"),
+    )?;
+    let start = local(layer.rotation_virtual_start, zone);
+    let effective = local(layer.start, zone);
+    let end = layer.end.map(|e| local(e, zone));
+    if end.is_some_and(|end| end <= start.max(effective)) {
+        return Ok(None);
+    }
+    let participants = layer
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            emails
+                .get(&u.user.id)
+                .cloned()
+                .map(Participant::Member)
+                .ok_or_else(|| invalid(&format!("{path}.users[{i}].user.id"), "unknown user"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if participants.is_empty() {
+        return Err(invalid(&format!("{path}.users"), "a layer without users"));
+    }
+    let restrictions = layer
+        .restrictions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| restriction(r, &format!("{path}.restrictions[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = layer
+        .name
+        .clone()
+        .or_else(|| layer.id.clone())
+        .unwrap_or_else(|| "layer".to_owned());
+    Ok(Some(Rotation {
+        name,
+        unit,
+        length,
+        start,
+        effective_from: (effective > start).then_some(effective),
+        end,
+        participants,
+        restrictions,
+    }))
+}
+
+/// Rendered entries (possibly from several overlapping chunk reads, with `overflow=true`) as
+/// sorted, disjoint periods clipped to `[from, to)`: repeats across chunk borders are joined, and
+/// so are adjacent entries of the same person (whether PagerDuty joins them is UNCONFIRMED).
+pub(crate) fn join_entries(
+    mut entries: Vec<OnCallPeriod>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<OnCallPeriod> {
+    entries.retain(|p| p.start < p.end && p.start < to && p.end > from);
+    entries.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)));
+    let mut out: Vec<OnCallPeriod> = Vec::with_capacity(entries.len());
+    for mut p in entries {
+        p.start = p.start.max(from);
+        p.end = p.end.min(to);
+        match out.last_mut() {
+            Some(last) if p.start <= last.end && p.member == last.member => {
+                last.end = last.end.max(p.end);
+            }
+            // The final schedule has one person at a time: an overlap of two is cut at the first's
+            // end rather than reported twice.
+            Some(last) if p.start < last.end => {
+                if p.end > last.end {
+                    p.start = last.end;
+                    out.push(p);
+                }
+            }
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap()
+    }
+
+    #[test]
+    fn turn_lengths() {
+        let u = |s| turn_unit(s, "l");
+        assert_eq!(u(604_800 * 2), Ok((RotationUnit::Weekly, 2)));
+        assert_eq!(u(86_400), Ok((RotationUnit::Daily, 1)));
+        assert_eq!(u(86_400 * 3), Ok((RotationUnit::Daily, 3)));
+        assert_eq!(u(3_600 * 12), Ok((RotationUnit::Hourly, 12)));
+        assert_eq!(u(3_600 * 36), Ok((RotationUnit::Hourly, 36)));
+        assert!(matches!(u(1_800), Err(Error::Unsupported { .. })));
+        assert!(matches!(u(0), Err(Error::InvalidResponse { .. })));
+    }
+
+    #[test]
+    fn the_spec_example_layer() {
+        // GET /schedules/PI7DH85 from the spec, layer PG68P1M.
+        let layer: Layer = serde_json::from_str(
+            r#"{"name":"Layer 1","id":"PG68P1M","start":"2015-11-06T21:00:00-05:00",
+                "rotation_virtual_start":"2015-11-06T20:00:00-05:00","rotation_turn_length_seconds":86400,
+                "users":[{"user":{"id":"PXPGF42","type":"user_reference","summary":"Regina Phalange"}}],
+                "restrictions":[{"type":"daily_restriction","start_time_of_day":"08:00:00","duration_seconds":32400},
+                                {"type":"weekly_restriction","start_day_of_week":5,"start_time_of_day":"18:00:00","duration_seconds":7200}]}"#,
+        )
+        .unwrap();
+        let emails = HashMap::from([("PXPGF42".to_owned(), email("regina@example.com"))]);
+        let zone = chrono_tz::America::New_York;
+        let r = layer_rotation(&layer, zone, &emails, "schedule.schedule_layers[0]")
+            .unwrap()
+            .unwrap();
+        let at = |h, m| {
+            chrono::NaiveDate::from_ymd_opt(2015, 11, 6)
+                .unwrap()
+                .and_hms_opt(h, m, 0)
+                .unwrap()
+        };
+        assert_eq!((r.unit, r.length), (RotationUnit::Daily, 1));
+        assert_eq!(r.start, at(20, 0));
+        assert_eq!(r.effective_from, Some(at(21, 0)));
+        assert_eq!(r.end, None);
+        assert_eq!(
+            r.participants,
+            [Participant::Member(email("regina@example.com"))]
+        );
+        assert_eq!(
+            r.restrictions,
+            [
+                Restriction::daily(NaiveTime::from_hms_opt(8, 0, 0).unwrap(), 32_400).unwrap(),
+                Restriction::weekly(
+                    Weekday::Fri,
+                    NaiveTime::from_hms_opt(18, 0, 0).unwrap(),
+                    7_200
+                )
+                .unwrap()
+            ]
+        );
+        // An unknown user id or a bad restriction names its path.
+        let e = layer_rotation(&layer, zone, &HashMap::new(), "schedule.schedule_layers[0]")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("schedule.schedule_layers[0].users[0].user.id"),
+            "{e}"
+        );
+        let mut bad = layer.clone();
+        bad.restrictions[1].start_day_of_week = Some(8);
+        let e = layer_rotation(&bad, zone, &emails, "l").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("l.restrictions[1].start_day_of_week"),
+            "{e}"
+        );
+        // A layer ended before it began covers nothing.
+        let mut ended = layer;
+        ended.end = Some(ended.start);
+        assert_eq!(layer_rotation(&ended, zone, &emails, "l"), Ok(None));
+    }
+
+    #[test]
+    fn chunks_join_and_clip() {
+        let t = |d, h| Utc.with_ymd_and_hms(2024, 1, d, h, 0, 0).unwrap();
+        let p = |s, e, who: &str| OnCallPeriod {
+            start: s,
+            end: e,
+            member: email(who),
+        };
+        let entries = vec![
+            // Chunk 2 repeats the entry crossing the chunk border (overflow=true).
+            p(t(2, 9), t(3, 9), "b@x.io"),
+            p(t(1, 9), t(2, 9), "a@x.io"),
+            p(t(2, 9), t(3, 9), "b@x.io"),
+            p(t(3, 9), t(3, 17), "b@x.io"),
+            p(t(4, 9), t(6, 9), "c@x.io"),
+        ];
+        let joined = join_entries(entries, t(1, 12), t(5, 0));
+        assert_eq!(
+            joined,
+            [
+                p(t(1, 12), t(2, 9), "a@x.io"),
+                p(t(2, 9), t(3, 17), "b@x.io"),
+                p(t(4, 9), t(5, 0), "c@x.io"),
+            ]
+        );
+    }
+}
