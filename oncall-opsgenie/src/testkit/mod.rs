@@ -1,0 +1,505 @@
+//! A stateful simulator of Opsgenie's Schedule, Schedule Rotation and Schedule Override API
+//! (feature `testkit`), served on loopback by wiremock, for this crate's tests and for downstream
+//! projects' own tests and property tests.
+//!
+//! [`OpsgenieSimulator`] implements the core's
+//! [`VendorSimulator`](oncall_core::testkit::VendorSimulator): a test sets its clock, adds schedules
+//! (the core's [`VendorSchedule`], served in Opsgenie's wire shapes), plays a person editing
+//! overrides in the UI, injects faults, and reads back what the vendor holds. A provider built by
+//! [`OpsgenieSimulator::provider`] talks to it over HTTP, exactly as it would to Opsgenie.
+//!
+//! What it simulates:
+//!
+//! - `GET /v2/schedules[?expand=rotation]`, `GET /v2/schedules/{id}` and `…/timeline` (by id, or
+//!   by name with `identifierType=name`), `GET …/rotations[/{id}]`, and `GET`, `POST`, `PUT`,
+//!   `DELETE` of `…/overrides[/{alias}]` (by id, or by name with `scheduleIdentifierType=name`).
+//!   Anything else is answered 404 and logged with [`LoggedRequest::simulated`] false, so a test can
+//!   assert that nothing outside these endpoints was asked for (DESIGN R10).
+//! - Rotations (hourly, daily, weekly; wall-clock handoffs in the schedule's zone, by the core's
+//!   `expand_rotation`; `none` participants; both kinds of time restriction). The timeline applies
+//!   overrides to every rotation, clipped to the times each rotation is active, and splits turns at
+//!   the clock (plus 401 ms, as the real split has milliseconds) into `historical` and `default`.
+//! - Overrides: aliases unique per schedule ([`AliasTaken`]), `PUT` in place, `GET` by alias,
+//!   `DELETE`; creates that end in the past are refused; an update that ends a running override in
+//!   the past is clamped to now or refused ([`PastEnd`]). Overlaps: the last created wins.
+//! - Keys: [`READ_WRITE_KEY`], [`READ_ONLY_KEY`] (writes get 403/40301), anything else 401.
+//! - Faults: the core's [`Fault`]s by [`Trigger`] (the n-th request, or the n-th write); a
+//!   [`Fault::Fail`] answers the status and body Opsgenie gives for that kind of error and changes
+//!   nothing, [`Fault::LoseResponse`] applies the request and answers 502; [`HttpFault`]s
+//!   (malformed 200, slow answer, dropped connection); [`VendorSimulator::rate_limit_next`] (429
+//!   with Opsgenie's rate-limit headers); a random rate of 429s and 503s from a seed
+//!   ([`OpsgenieSimulator::set_fault_rate`]); a latency per request.
+//! - A request log ([`OpsgenieSimulator::requests`]): method, path, query, key, status, JSON body.
+//!
+//! The simulator's clock is only ever the one the test sets; the `Date` header of every answer
+//! carries it (that is how a provider learns the vendor's now).
+//!
+//! # Example: a sync against the simulator
+//!
+//! ```
+//! use chrono::{NaiveDate, TimeZone, Utc};
+//! use oncall_core::testkit::VendorSimulator;
+//! use oncall_core::{
+//!     sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member, Participant,
+//!     RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, SyncMode, SyncOptions,
+//!     SyncTarget, VendorSchedule, VendorScheduleId,
+//! };
+//! use oncall_opsgenie::testkit::OpsgenieSimulator;
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let now = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+//! let sim = OpsgenieSimulator::start_at(now).await;
+//! let (ann, bob) = (Email::parse("ann@example.com").unwrap(), Email::parse("bob@example.com").unwrap());
+//! let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().and_hms_opt(9, 0, 0).unwrap();
+//! sim.add_schedule(VendorSchedule {
+//!     id: VendorScheduleId("ops".into()),
+//!     name: "Ops".into(),
+//!     zone: chrono_tz::Europe::Berlin,
+//!     members: vec![Member::new(ann.clone(), "Ann"), Member::new(bob.clone(), "Bob")],
+//!     rotations: vec![Rotation::new(
+//!         "primary",
+//!         RotationUnit::Weekly,
+//!         1,
+//!         start,
+//!         vec![Participant::Member(ann.clone()), Participant::Member(bob.clone())],
+//!     )],
+//! });
+//! let provider = sim.provider();
+//! let day = |d| Utc.with_ymd_and_hms(2024, 3, d, 8, 0, 0).unwrap();
+//! let host = Schedule::new(
+//!     ScheduleId("host".into()),
+//!     chrono_tz::Europe::Berlin,
+//!     vec!["primary".into()],
+//!     vec![Member::new(ann.clone(), "Ann"), Member::new(bob.clone(), "Bob")],
+//!     vec![Shift::new(day(2), day(3), vec![Some(bob.clone())])],
+//! )
+//! .unwrap();
+//! let destination = Destination {
+//!     id: DestinationId("ops-primary".into()),
+//!     connection: ConnectionId("opsgenie".into()),
+//!     schedule: VendorScheduleId("ops".into()),
+//!     role: RoleIndex::PRIMARY,
+//! };
+//! let store = InMemoryStateStore::new();
+//! let options = SyncOptions { now, horizon: None, mode: SyncMode::Apply };
+//! let targets = [SyncTarget { destination: &destination, provider: &provider }];
+//! let report = sync(&host, &targets, &store, options).await.unwrap();
+//! assert!(report.is_ok(), "{report}");
+//! let held = sim.overrides(&VendorScheduleId("ops".into()));
+//! assert_eq!(held.len(), 1);
+//! assert_eq!(held[0].span.member, bob);
+//! // Everything the sync asked for is an endpoint the simulator serves.
+//! assert!(sim.requests().iter().all(|r| r.simulated));
+//! # });
+//! ```
+//!
+//! The core's conformance suite runs the same way:
+//! `oncall_core::testkit::conformance::run_all(&sim.provider(), &context)`.
+
+mod http;
+mod state;
+mod timeline;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
+use oncall_core::{
+    Email, OnCallPeriod, Override, OverrideId, RetryPolicy, Span, VendorSchedule, VendorScheduleId,
+    Window,
+};
+use serde_json::Value;
+use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::{OpsgenieBuilder, OpsgenieProvider};
+use state::{State, Stored};
+
+/// The key the simulator accepts for reads and writes.
+pub const READ_WRITE_KEY: &str = "opsgenie-sim-read-write-key";
+
+/// The key the simulator accepts for reads only: its writes get 403/40301.
+pub const READ_ONLY_KEY: &str = "opsgenie-sim-read-only-key";
+
+/// Which key a logged request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// [`READ_WRITE_KEY`].
+    ReadWrite,
+    /// [`READ_ONLY_KEY`].
+    ReadOnly,
+    /// Some other key (answered 401).
+    Invalid,
+    /// No `Authorization: GenieKey …` header at all (answered 401).
+    Missing,
+}
+
+/// One request as the simulator received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, percent-encoded as sent (`/v2/schedules/ops/overrides`).
+    pub path: String,
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// Which key it carried.
+    pub key: KeyKind,
+    /// The status answered; `None` when the connection was dropped.
+    pub status: Option<u16>,
+    /// The JSON body, if it had one.
+    pub body: Option<Value>,
+    /// Whether it is one of the endpoints the simulator serves (all within DESIGN R10).
+    pub simulated: bool,
+}
+
+impl LoggedRequest {
+    /// The value of a query parameter.
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Faults only an HTTP simulator can inject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpFault {
+    /// The request takes effect, and the answer is a 200 whose JSON lacks `data`.
+    MalformedBody,
+    /// The request takes effect, and the answer comes after this delay (beyond the client's
+    /// timeout, the answer is lost to it).
+    Slow(Duration),
+    /// The connection is closed without an answer; the request does not take effect.
+    DropConnection,
+}
+
+/// What the simulator does with an update that ends a running override at or before its now.
+/// Opsgenie's behaviour is UNCONFIRMED; the Provider contract asks for the end at the vendor's now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PastEnd {
+    /// The end becomes the simulator's now (the default; as the in-memory provider).
+    Clamp,
+    /// A 422 naming `endDate`.
+    Refuse,
+}
+
+/// How the simulator refuses a create whose alias the schedule already holds (UNCONFIRMED which
+/// the vendor uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasTaken {
+    /// 409 "conflicts with another entity" (the default).
+    Conflict409,
+    /// 422 saying the alias exists.
+    Unprocessable422,
+}
+
+/// How the simulator answers a request for a schedule it does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSchedule {
+    /// 403/40301 "Api key is not authorized to access the schedule", as observed (the default).
+    Forbidden,
+    /// 404.
+    NotFound,
+}
+
+/// A simulated Opsgenie account on `127.0.0.1`. See the [module docs](self).
+pub struct OpsgenieSimulator {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for OpsgenieSimulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsgenieSimulator")
+            .field("uri", &self.server.uri())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wiremock asks every mock whether it matches before one responds, one request at a time. The
+/// intake "matcher" handles the request in full and leaves the answer for the responder; it
+/// matches (with the dropping responder) only when the connection is to be dropped.
+struct Intake(Arc<Mutex<State>>);
+
+impl Match for Intake {
+    fn matches(&self, request: &Request) -> bool {
+        let mut state = lock(&self.0);
+        let reply = http::handle(&mut state, request);
+        let drop = reply.drop;
+        state.pending = Some(reply);
+        drop
+    }
+}
+
+struct Replay(Arc<Mutex<State>>);
+
+impl Respond for Replay {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut state = lock(&self.0);
+        let request_id = format!("sim-{}", state.calls);
+        match state.pending.take() {
+            Some(reply) => reply.template(state.now, &request_id),
+            None => ResponseTemplate::new(500).set_body_string("simulator: no answer prepared"),
+        }
+    }
+}
+
+impl OpsgenieSimulator {
+    /// Starts a simulator on `127.0.0.1` (a free port) with its clock at 2024-01-01 00:00 UTC.
+    pub async fn start() -> OpsgenieSimulator {
+        let start = Utc
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        OpsgenieSimulator::start_at(start).await
+    }
+
+    /// Starts a simulator with its clock at `now`.
+    pub async fn start_at(now: DateTime<Utc>) -> OpsgenieSimulator {
+        // No wiremock recording: the simulator keeps its own log (a bench sends thousands).
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        let state = Arc::new(Mutex::new(State::new(now)));
+        let dropping = state.clone();
+        Mock::given(Intake(state.clone()))
+            .respond_with_err(move |_: &Request| {
+                lock(&dropping).pending = None;
+                std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the simulator drops this connection",
+                )
+            })
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Replay(state.clone()))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        OpsgenieSimulator { server, state }
+    }
+
+    /// The base URL (`http://127.0.0.1:<port>`).
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Retries for tests: ten attempts, waits of 1 to 5 ms (a 429's period is capped to that too),
+    /// a second in all.
+    pub fn test_retry_policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_total_delay: Duration::from_secs(1),
+        }
+    }
+
+    /// A builder pointed at the simulator with [`READ_WRITE_KEY`], [`Self::test_retry_policy`], a
+    /// 5 s timeout and no request rate of its own; change what a test needs.
+    pub fn provider_builder(&self) -> OpsgenieBuilder {
+        OpsgenieProvider::builder()
+            .with_base_url(self.uri())
+            .with_api_key(READ_WRITE_KEY)
+            .with_retry(Self::test_retry_policy())
+            .with_timeout(Duration::from_secs(5))
+            .without_rate_limit()
+    }
+
+    /// A provider with [`Self::provider_builder`]'s settings.
+    pub fn provider(&self) -> OpsgenieProvider {
+        self.build(self.provider_builder())
+    }
+
+    /// A provider with [`READ_ONLY_KEY`].
+    pub fn read_only_provider(&self) -> OpsgenieProvider {
+        self.build(self.provider_builder().with_api_key(READ_ONLY_KEY))
+    }
+
+    fn build(&self, builder: OpsgenieBuilder) -> OpsgenieProvider {
+        match builder.build() {
+            Ok(p) => p,
+            // The simulator's URL and keys are valid by construction.
+            Err(e) => panic!("the simulator's provider settings are invalid: {e}"),
+        }
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        lock(&self.state).log.clone()
+    }
+
+    /// Empties the request log (the call and write counts go on).
+    pub fn clear_requests(&self) {
+        lock(&self.state).log.clear();
+    }
+
+    /// How many requests of any kind the simulator has received.
+    pub fn calls(&self) -> usize {
+        lock(&self.state).calls
+    }
+
+    /// Every answer waits this long (on the server, without holding up other requests).
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.state).latency = latency;
+    }
+
+    /// Answers a `fraction` of requests (0 to 1) with a 429 or a 503, half and half, chosen by a
+    /// pseudo-random sequence from `seed`: the same requests get the same faults on every run.
+    /// [`VendorSimulator::clear_faults`] ends it.
+    pub fn set_fault_rate(&self, fraction: f64, seed: u64) {
+        lock(&self.state).fault_rate = Some((fraction.clamp(0.0, 1.0), state::Rng::new(seed)));
+    }
+
+    /// Injects an HTTP-level fault at a trigger (counted like [`VendorSimulator::inject`]).
+    pub fn inject_http(&self, trigger: Trigger, fault: HttpFault) {
+        lock(&self.state)
+            .faults
+            .push((trigger, state::Pending::Http(fault)));
+    }
+
+    /// The `X-RateLimit-Period-In-Sec` of simulated 429s (default 1; the real ones say 1 or 60).
+    pub fn set_rate_limit_period(&self, seconds: u64) {
+        lock(&self.state).rate_limit_period = seconds;
+    }
+
+    /// How an update ending a running override in the past is answered (default: clamped).
+    pub fn set_update_past_end(&self, past_end: PastEnd) {
+        lock(&self.state).past_end = past_end;
+    }
+
+    /// How a create with a taken alias is refused (default: 409).
+    pub fn set_alias_taken(&self, answer: AliasTaken) {
+        lock(&self.state).alias_taken = answer;
+    }
+
+    /// How a request for an unknown schedule is answered (default: 403/40301).
+    pub fn set_unknown_schedule(&self, answer: UnknownSchedule) {
+        lock(&self.state).unknown_schedule = answer;
+    }
+
+    /// Sets the timeline `order` of a schedule's rotations, by array index (by default 1, 2, 3 …
+    /// in the order given to [`VendorSimulator::add_schedule`]).
+    pub fn set_timeline_order(&self, schedule: &VendorScheduleId, order: &[f64]) {
+        if let Some(s) = lock(&self.state).schedule_mut(&schedule.0) {
+            s.order = order.to_vec();
+        }
+    }
+
+    /// Enables or disables a schedule (only the `enabled` flag changes).
+    pub fn set_enabled(&self, schedule: &VendorScheduleId, enabled: bool) {
+        if let Some(s) = lock(&self.state).schedule_mut(&schedule.0) {
+            s.enabled = enabled;
+        }
+    }
+
+    /// Adds a user to the account (the members of added schedules are users already). Overrides
+    /// may name any user of the account; anyone else is a 422 naming `user`.
+    pub fn add_user(&self, email: Email) {
+        lock(&self.state).users.insert(email);
+    }
+}
+
+impl VendorSimulator for OpsgenieSimulator {
+    fn now(&self) -> DateTime<Utc> {
+        lock(&self.state).now
+    }
+
+    fn set_now(&self, now: DateTime<Utc>) {
+        lock(&self.state).now = now;
+    }
+
+    fn set_clock_step(&self, step: TimeDelta) {
+        lock(&self.state).clock_step = step;
+    }
+
+    /// Serves the schedule in Opsgenie's shapes; its members become users of the account.
+    fn add_schedule(&self, schedule: VendorSchedule) {
+        lock(&self.state).add_schedule(schedule);
+    }
+
+    fn overrides(&self, schedule: &VendorScheduleId) -> Vec<Override> {
+        lock(&self.state)
+            .schedule(&schedule.0)
+            .map(state::listed)
+            .unwrap_or_default()
+    }
+
+    /// A person's override gets the alias `manual-<n>` (the vendor would choose a random one).
+    fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
+        let mut state = lock(&self.state);
+        let seq = state.next_seq();
+        let alias = OverrideId::new(format!("manual-{seq}"));
+        if let Some(s) = state.schedule_mut(&schedule.0) {
+            s.overrides.push(Stored {
+                alias: alias.clone(),
+                span,
+                seq,
+                rotations: None,
+            });
+        }
+        alias
+    }
+
+    fn remove_override(&self, schedule: &VendorScheduleId, id: &OverrideId) -> bool {
+        let mut state = lock(&self.state);
+        let Some(s) = state.schedule_mut(&schedule.0) else {
+            return false;
+        };
+        let before = s.overrides.len();
+        s.overrides.retain(|o| &o.alias != id);
+        s.overrides.len() != before
+    }
+
+    /// Opsgenie's UI edits an override in place: the alias stays.
+    fn edit_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: Span,
+    ) -> Option<OverrideId> {
+        let mut state = lock(&self.state);
+        let s = state.schedule_mut(&schedule.0)?;
+        let i = s.find(id.as_str())?;
+        s.overrides[i].span = span;
+        Some(id.clone())
+    }
+
+    fn render(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
+        lock(&self.state)
+            .schedule(&schedule.0)
+            .map(|s| state::render(&s.overrides, window))
+            .unwrap_or_default()
+    }
+
+    fn inject(&self, trigger: Trigger, fault: Fault) {
+        lock(&self.state)
+            .faults
+            .push((trigger, state::Pending::Core(fault)));
+    }
+
+    fn set_read_only(&self, read_only: bool) {
+        lock(&self.state).read_only = read_only;
+    }
+
+    fn rate_limit_next(&self, calls: usize) {
+        lock(&self.state).rate_limited = calls;
+    }
+
+    /// Clears pending faults (HTTP ones too), the read-only mode, the rate limit and the fault rate.
+    fn clear_faults(&self) {
+        lock(&self.state).clear_faults();
+    }
+
+    fn write_calls(&self) -> usize {
+        lock(&self.state).writes
+    }
+}

@@ -1,0 +1,252 @@
+//! The simulated account: schedules, users, overrides, the clock, faults and the request log. No
+//! HTTP here: `http.rs` turns requests into calls on this state.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use oncall_core::testkit::{Fault, Trigger};
+use oncall_core::{Email, OnCallPeriod, Override, OverrideId, Span, VendorSchedule, Window};
+use serde_json::Value;
+
+use super::{AliasTaken, HttpFault, LoggedRequest, PastEnd, UnknownSchedule};
+
+/// A fault waiting for its trigger.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    Core(Fault),
+    Http(HttpFault),
+}
+
+/// An override as the simulated vendor holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub alias: OverrideId,
+    pub span: Span,
+    /// Creation order: the last created wins where overrides overlap (UNCONFIRMED for Opsgenie;
+    /// the same rule as the core's in-memory provider).
+    pub seq: u64,
+    /// The rotations (ids or names) it is limited to; `None`: every rotation.
+    pub rotations: Option<Vec<String>>,
+}
+
+/// A schedule: the core's configuration plus what only Opsgenie has.
+#[derive(Debug, Clone)]
+pub(crate) struct SimSchedule {
+    pub config: VendorSchedule,
+    pub enabled: bool,
+    /// Timeline `order` per rotation, by array index.
+    pub order: Vec<f64>,
+    pub overrides: Vec<Stored>,
+}
+
+impl SimSchedule {
+    pub fn rotation_id(&self, index: usize) -> String {
+        format!("{}-rotation-{}", self.config.id, index + 1)
+    }
+
+    pub fn find(&self, alias: &str) -> Option<usize> {
+        self.overrides
+            .iter()
+            .position(|o| o.alias.as_str() == alias)
+    }
+}
+
+/// A deterministic pseudo-random sequence (SplitMix64) for the fault rate.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// A number in `[0, 1)`.
+    pub fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Everything the simulator holds, behind one mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub now: DateTime<Utc>,
+    pub clock_step: TimeDelta,
+    /// In the order they were added (the list endpoint's order).
+    pub schedules: Vec<SimSchedule>,
+    pub users: BTreeSet<Email>,
+    pub next_seq: u64,
+    pub log: Vec<LoggedRequest>,
+    pub calls: usize,
+    pub writes: usize,
+    pub faults: Vec<(Trigger, Pending)>,
+    pub read_only: bool,
+    pub rate_limited: usize,
+    pub rate_limit_period: u64,
+    pub fault_rate: Option<(f64, Rng)>,
+    pub latency: Duration,
+    pub past_end: PastEnd,
+    pub alias_taken: AliasTaken,
+    pub unknown_schedule: UnknownSchedule,
+    /// The answer decided for the request being handled (wiremock matches, then responds).
+    pub pending: Option<super::http::Reply>,
+}
+
+impl State {
+    pub fn new(now: DateTime<Utc>) -> State {
+        State {
+            now,
+            clock_step: TimeDelta::zero(),
+            schedules: Vec::new(),
+            users: BTreeSet::new(),
+            next_seq: 0,
+            log: Vec::new(),
+            calls: 0,
+            writes: 0,
+            faults: Vec::new(),
+            read_only: false,
+            rate_limited: 0,
+            rate_limit_period: 1,
+            fault_rate: None,
+            latency: Duration::ZERO,
+            past_end: PastEnd::Clamp,
+            alias_taken: AliasTaken::Conflict409,
+            unknown_schedule: UnknownSchedule::Forbidden,
+            pending: None,
+        }
+    }
+
+    pub fn schedule(&self, id: &str) -> Option<&SimSchedule> {
+        self.schedules.iter().find(|s| s.config.id.0 == id)
+    }
+
+    pub fn schedule_mut(&mut self, id: &str) -> Option<&mut SimSchedule> {
+        self.schedules.iter_mut().find(|s| s.config.id.0 == id)
+    }
+
+    pub fn add_schedule(&mut self, config: VendorSchedule) {
+        self.users
+            .extend(config.members.iter().map(|m| m.email.clone()));
+        let order = (1..=config.rotations.len()).map(|i| i as f64).collect();
+        match self.schedule_mut(&config.id.0) {
+            Some(s) => {
+                s.order = order;
+                s.config = config;
+            }
+            None => self.schedules.push(SimSchedule {
+                config,
+                enabled: true,
+                order,
+                overrides: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Counts a request and takes the fault it triggers, if any.
+    pub fn count(&mut self, write: bool) -> Option<Pending> {
+        self.calls += 1;
+        if write {
+            self.writes += 1;
+        }
+        self.now = self
+            .now
+            .checked_add_signed(self.clock_step)
+            .unwrap_or(self.now);
+        let (call, writes) = (self.calls, self.writes);
+        let hit = self.faults.iter().position(|(t, _)| match t {
+            Trigger::Call(n) => *n == call,
+            Trigger::Write(n) => write && *n == writes,
+        })?;
+        Some(self.faults.remove(hit).1)
+    }
+
+    /// Whether the random fault rate hits this request, and with a 429 (`true`) or a 503.
+    pub fn random_fault(&mut self) -> Option<bool> {
+        let (rate, rng) = self.fault_rate.as_mut()?;
+        let rate = *rate;
+        (rng.next() < rate).then(|| rng.next() < 0.5)
+    }
+
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+        self.read_only = false;
+        self.rate_limited = 0;
+        self.fault_rate = None;
+    }
+}
+
+/// Who the overrides put on call over `window`, last created winning, joined where the member is
+/// the same (the [`VendorSimulator::render`](oncall_core::testkit::VendorSimulator::render) view).
+pub(crate) fn render(overrides: &[Stored], window: Window) -> Vec<OnCallPeriod> {
+    let live: Vec<&Stored> = overrides
+        .iter()
+        .filter(|o| o.span.overlaps(window.start(), window.end()))
+        .collect();
+    let mut cuts: Vec<DateTime<Utc>> = live
+        .iter()
+        .flat_map(|o| [o.span.start, o.span.end])
+        .chain([window.start(), window.end()])
+        .filter(|t| *t >= window.start() && *t <= window.end())
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out: Vec<OnCallPeriod> = Vec::new();
+    for pair in cuts.windows(2) {
+        let (s, e) = (pair[0], pair[1]);
+        let Some(winner) = live
+            .iter()
+            .filter(|o| o.span.start <= s && o.span.end >= e)
+            .max_by_key(|o| o.seq)
+        else {
+            continue;
+        };
+        match out.last_mut() {
+            Some(last) if last.end == s && last.member == winner.span.member => last.end = e,
+            _ => out.push(OnCallPeriod {
+                start: s,
+                end: e,
+                member: winner.span.member.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// The overrides of a schedule as a person sees them: sorted by span, then alias.
+pub(crate) fn listed(schedule: &SimSchedule) -> Vec<Override> {
+    let mut list: Vec<Override> = schedule
+        .overrides
+        .iter()
+        .map(|o| Override {
+            id: o.alias.clone(),
+            span: o.span.clone(),
+        })
+        .collect();
+    list.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+    list
+}
+
+/// A stable, Opsgenie-looking user id for an email.
+pub(crate) fn user_id(email: &Email) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in email.as_str().bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("user-{hash:016x}")
+}
+
+/// A JSON body for the request log (`None` when empty or not JSON).
+pub(crate) fn logged_body(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
