@@ -6,46 +6,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
-    sync, ConnectionId, Destination, DestinationId, DestinationReport, DestinationState, Error,
-    InMemoryStateStore, Override, RoleIndex, Schedule, ScheduleId, Shift, Span, StateStore,
-    SyncMode, SyncOptions, SyncStatus, SyncTarget, Versioned,
+    sync, ConnectionId, Destination, DestinationId, DestinationReport, Error, Override, RoleIndex,
+    Schedule, ScheduleId, Shift, Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget,
 };
 use proptest::prelude::*;
-
-/// A store that "crashes" after a number of saves: later saves fail, so the driver stops as a dying
-/// process would, right after a vendor write whose state was not saved.
-struct CrashingStore<'a> {
-    inner: &'a InMemoryStateStore,
-    saves_left: AtomicUsize,
-}
-
-#[async_trait]
-impl StateStore for CrashingStore<'_> {
-    async fn load(&self, d: &DestinationId) -> Result<Versioned<DestinationState>, Error> {
-        self.inner.load(d).await
-    }
-    async fn save(
-        &self,
-        d: &DestinationId,
-        expected: u64,
-        state: &DestinationState,
-    ) -> Result<u64, Error> {
-        if self.saves_left.load(Ordering::SeqCst) == 0 {
-            return Err(Error::Transient {
-                message: "process died".into(),
-            });
-        }
-        self.saves_left.fetch_sub(1, Ordering::SeqCst);
-        self.inner.save(d, expected, state).await
-    }
-}
 
 #[derive(Debug, Clone)]
 enum SyncFault {
@@ -485,10 +454,7 @@ async fn run_with_clock(
                         &w.f.store
                     }
                     SyncFault::CrashAfterSaves(n) => {
-                        crash_store = CrashingStore {
-                            inner: &w.f.store,
-                            saves_left: AtomicUsize::new(n),
-                        };
+                        crash_store = CrashingStore::new(&w.f.store, n);
                         &crash_store
                     }
                 };

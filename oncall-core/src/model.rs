@@ -427,6 +427,14 @@ fn validate_shifts<'a>(
                 end: shift.end,
             });
         }
+        for (edge, value) in [("start", shift.start), ("end", shift.end)] {
+            if value.timestamp_subsec_nanos() != 0 {
+                return Err(ValidationError::SubSecondInstant {
+                    what: format!("shift {index} {edge}"),
+                    value,
+                });
+            }
+        }
         if shift.assignees.len() != roles {
             return Err(ValidationError::AssigneeCount {
                 index,

@@ -3,6 +3,22 @@
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
+/// The instant floored to whole seconds: the vendors keep no more, so the library sends no more.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use oncall_core::time::whole_seconds;
+/// let t = Utc.with_ymd_and_hms(2024, 3, 10, 9, 0, 0).unwrap();
+/// assert_eq!(whole_seconds(t + chrono::TimeDelta::milliseconds(999)), t);
+/// ```
+pub fn whole_seconds(instant: DateTime<Utc>) -> DateTime<Utc> {
+    instant
+        .checked_sub_signed(TimeDelta::nanoseconds(i64::from(
+            instant.timestamp_subsec_nanos(),
+        )))
+        .unwrap_or(instant)
+}
+
 /// Maps a local wall time in `zone` to a UTC instant.
 ///
 /// A time in a spring-forward gap moves to the first instant after the gap; an ambiguous time in a

@@ -1,12 +1,16 @@
 //! Shared fixtures: daily 09:00 UTC shifts, "day N" instants, a destination over an in-memory provider.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
 use oncall_sync::{
-    sync, ConnectionId, Destination, DestinationId, DestinationReport, Email, InMemoryStateStore,
-    Member, Override, RoleIndex, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions,
-    SyncTarget, VendorSchedule, VendorScheduleId, Window,
+    sync, ConnectionId, Destination, DestinationId, DestinationReport, DestinationState, Email,
+    Error, InMemoryStateStore, Member, Override, RoleIndex, Schedule, ScheduleId, Shift, Span,
+    StateStore, SyncMode, SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId, Versioned,
+    Window,
 };
 
 pub const PEOPLE: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
@@ -70,6 +74,44 @@ pub enum Vendor {
 
 pub const VENDORS: [Vendor; 2] = [Vendor::PagerDutyLike, Vendor::OpsgenieLike];
 
+/// A store that "crashes" after a number of saves: later saves fail, so the driver stops as a dying
+/// process would, right after a vendor write whose state was not saved.
+pub struct CrashingStore<'a> {
+    inner: &'a InMemoryStateStore,
+    saves_left: AtomicUsize,
+}
+
+impl<'a> CrashingStore<'a> {
+    /// A store over `inner` that saves `saves` times, then "dies".
+    pub fn new(inner: &'a InMemoryStateStore, saves: usize) -> Self {
+        CrashingStore {
+            inner,
+            saves_left: AtomicUsize::new(saves),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for CrashingStore<'_> {
+    async fn load(&self, d: &DestinationId) -> Result<Versioned<DestinationState>, Error> {
+        self.inner.load(d).await
+    }
+    async fn save(
+        &self,
+        d: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error> {
+        if self.saves_left.load(Ordering::SeqCst) == 0 {
+            return Err(Error::Transient {
+                message: "process died".into(),
+            });
+        }
+        self.saves_left.fetch_sub(1, Ordering::SeqCst);
+        self.inner.save(d, expected, state).await
+    }
+}
+
 pub struct Fixture {
     pub provider: InMemoryProvider,
     pub store: InMemoryStateStore,
@@ -125,6 +167,38 @@ impl Fixture {
 
     pub async fn sync(&self, schedule: &Schedule, now: DateTime<Utc>) -> DestinationReport {
         self.run(schedule, now, SyncMode::Apply).await
+    }
+
+    /// A sync that keeps its state in `store`, with the vendor's clock at `now`.
+    pub async fn sync_with_store(
+        &self,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+        store: &dyn StateStore,
+    ) -> DestinationReport {
+        self.provider.set_now(now);
+        self.sync_full(schedule, now, store, None).await
+    }
+
+    /// A sync with every knob: the state store and the horizon (the vendor's clock is left as set).
+    pub async fn sync_full(
+        &self,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+        store: &dyn StateStore,
+        horizon: Option<TimeDelta>,
+    ) -> DestinationReport {
+        let targets = [SyncTarget {
+            destination: &self.destination,
+            provider: &self.provider,
+        }];
+        let options = SyncOptions {
+            now,
+            horizon,
+            mode: SyncMode::Apply,
+        };
+        let mut report = sync(schedule, &targets, store, options).await.unwrap();
+        report.destinations.remove(0)
     }
 
     pub fn foreign(

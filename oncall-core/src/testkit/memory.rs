@@ -79,6 +79,8 @@ struct Inner {
     rate_limited_calls: usize,
     clock_step: chrono::TimeDelta,
     whole_seconds: bool,
+    /// Creates of overrides starting at these instants fail with the error (until cleared).
+    refused_starts: Vec<(DateTime<Utc>, Error)>,
 }
 
 /// A provider in memory, behaving as the vendors do where it matters to the sync: overrides with ids,
@@ -123,6 +125,12 @@ impl InMemoryProvider {
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// Makes every create of an override starting at `start` fail with `error`, alone in its batch
+    /// (as a vendor refuses one item), until [`VendorSimulator::clear_faults`].
+    pub fn refuse_creates_starting_at(&self, start: DateTime<Utc>, error: Error) {
+        self.lock().refused_starts.push((start, error));
     }
 
     /// Stores whole seconds only, as the vendors do: instants written through the provider lose
@@ -350,6 +358,7 @@ impl Provider for InMemoryProvider {
         }
         let now = inner.now;
         let whole_seconds = inner.whole_seconds;
+        let refused = inner.refused_starts.clone();
         let mut results = Vec::with_capacity(overrides.len());
         for new in overrides {
             inner.next_seq += 1;
@@ -358,6 +367,9 @@ impl Provider for InMemoryProvider {
                 break;
             };
             let result = (|| {
+                if let Some((_, e)) = refused.iter().find(|(t, _)| *t == new.span.start) {
+                    return Err(e.clone());
+                }
                 check_writable(&new.span, now)?;
                 sim.check_member(&new.span)?;
                 let id = match (&new.id, self.capabilities.client_ids) {
@@ -436,6 +448,7 @@ impl Provider for InMemoryProvider {
         let mut inner = self.lock();
         let lose = self.begin(&mut inner, CallKind::Delete, Some(schedule))?;
         let now = inner.now;
+        let whole_seconds = inner.whole_seconds;
         let truncates = self.capabilities.delete_truncates_running;
         let sim = inner
             .schedules
@@ -449,7 +462,8 @@ impl Provider for InMemoryProvider {
             });
         }
         let deletion = if span.start < now && truncates {
-            sim.overrides[index].ov.span.end = now;
+            sim.overrides[index].ov.span.end =
+                stored_span(&Span::new(now, now, span.member), whole_seconds).end;
             Deletion::Truncated
         } else {
             sim.overrides.remove(index);
@@ -509,6 +523,7 @@ impl VendorSimulator for InMemoryProvider {
         inner.faults.clear();
         inner.read_only = false;
         inner.rate_limited_calls = 0;
+        inner.refused_starts.clear();
     }
 
     fn write_calls(&self) -> usize {
