@@ -1,5 +1,7 @@
 //! The core's conformance suite against `PagerDutyProvider` talking HTTP to `PagerDutySimulator`.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use chrono::{NaiveDate, TimeZone, Utc};
 use oncall_core::testkit::conformance::{self, Context};
 use oncall_core::testkit::VendorSimulator;

@@ -3,6 +3,8 @@
 //! answers 500 and must see no request: a call outside the mocked endpoints (and so outside R10)
 //! fails the test.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -302,9 +304,12 @@ async fn creates_a_batch_and_reads_per_item_results() {
     }
 }
 
+/// A check of one create result.
+type CreateCheck = fn(&Result<oncall_core::Override, Error>) -> bool;
+
 #[tokio::test]
 async fn accepts_every_documented_create_answer() {
-    let cases: [(u16, &str, fn(&Result<oncall_core::Override, Error>) -> bool); 3] = [
+    let cases: [(u16, &str, CreateCheck); 3] = [
         (201, include_str!("fixtures/create_single.json"), |r| {
             r.as_ref().is_ok_and(|o| o.id.as_str() == "PQ47DCP")
         }),

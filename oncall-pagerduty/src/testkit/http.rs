@@ -337,15 +337,19 @@ impl Sim {
             // PagerDuty's 401 is not always JSON (go-pagerduty#469).
             return Reply::text(401, "Unauthorized");
         }
-        if self.rate_limited > 0 {
-            self.rate_limited -= 1;
-            return Reply::rate_limited();
-        }
-        if let Some(reply) = self.random_fault() {
-            return reply;
-        }
+        // Faults injected for this very request come first: a seeded random fault must not swallow
+        // the one a test placed on, say, the first write.
         let fault = self.take_fault(write);
         let http_fault = self.take_http_fault(write);
+        if fault.is_none() && http_fault.is_none() {
+            if self.rate_limited > 0 {
+                self.rate_limited -= 1;
+                return Reply::rate_limited();
+            }
+            if let Some(reply) = self.random_fault() {
+                return reply;
+            }
+        }
         match fault {
             Some(Fault::Fail(e)) => return failure(&e),
             Some(Fault::LoseResponse) => {
@@ -740,5 +744,19 @@ impl Sim {
             Err(Refusal::NotFound(_)) => not_found(),
             Err(Refusal::Invalid(errors)) => Reply::error(400, "Invalid Override", 2001, &errors),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_spread_over_the_unit_interval() {
+        let mut state = 1;
+        let draws: Vec<f64> = (0..1000).map(|_| Sim::draw(&mut state)).collect();
+        let low = draws.iter().filter(|d| **d < 0.25).count();
+        assert!((150..350).contains(&low), "{low}");
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
     }
 }

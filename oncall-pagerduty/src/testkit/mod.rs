@@ -464,3 +464,79 @@ impl PagerDutySimulator {
         self.lock().account.user_by_email(email.as_str()).is_some()
     }
 }
+
+/// A provider that sends one override per create call, as a vendor without batch creates would:
+/// the yardstick for what batching saves (the crate's bench and tests compare the two).
+#[derive(Debug, Clone)]
+pub struct Unbatched<P>(pub P);
+
+#[async_trait::async_trait]
+impl<P: oncall_core::Provider> oncall_core::Provider for Unbatched<P> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn capabilities(&self) -> oncall_core::Capabilities {
+        oncall_core::Capabilities {
+            max_batch: 1,
+            ..self.0.capabilities()
+        }
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, oncall_core::Error> {
+        self.0.list_schedules().await
+    }
+
+    async fn schedule(&self, id: &VendorScheduleId) -> Result<VendorSchedule, oncall_core::Error> {
+        self.0.schedule(id).await
+    }
+
+    async fn on_call(
+        &self,
+        id: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<oncall_core::RoleTimeline>, oncall_core::Error> {
+        self.0.on_call(id, window).await
+    }
+
+    async fn get_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Option<Override>, oncall_core::Error> {
+        self.0.get_override(s, id).await
+    }
+
+    async fn list_overrides(
+        &self,
+        s: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<Override>, oncall_core::Error> {
+        self.0.list_overrides(s, window).await
+    }
+
+    async fn create_overrides(
+        &self,
+        s: &VendorScheduleId,
+        overrides: &[oncall_core::NewOverride],
+    ) -> Result<Vec<Result<Override, oncall_core::Error>>, oncall_core::Error> {
+        self.0.create_overrides(s, overrides).await
+    }
+
+    async fn update_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &OverrideId,
+        span: &Span,
+    ) -> Result<Override, oncall_core::Error> {
+        self.0.update_override(s, id, span).await
+    }
+
+    async fn delete_override(
+        &self,
+        s: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<oncall_core::Deletion, oncall_core::Error> {
+        self.0.delete_override(s, id).await
+    }
+}
