@@ -1,5 +1,7 @@
 //! The core's conformance suite, against the provider and the simulator over HTTP.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use oncall_core::testkit::conformance::{self, Context};
