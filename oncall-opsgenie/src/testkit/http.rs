@@ -195,7 +195,8 @@ fn decide(
         }
         _ => {}
     }
-    if let Some(limited) = state.random_fault() {
+    // Random faults fall on requests no injected fault claimed.
+    if let Some(limited) = fault.is_none().then(|| state.random_fault()).flatten() {
         return if limited {
             too_many(state.rate_limit_period)
         } else {
@@ -700,12 +701,11 @@ fn update_override(state: &mut State, index: usize, alias: &str, incoming: &Inco
         return no_override(alias);
     };
     let mut span = body.span;
-    if s.overrides[i].span.start < now && span.start < now && span.end <= now {
-        match past_end {
-            PastEnd::Clamp => span.end = now,
-            PastEnd::Refuse => return unprocessable("endDate", "End date must be in the future"),
-        }
+    let running_cut = s.overrides[i].span.start < now && span.start < now && span.end <= now;
+    if running_cut && past_end == PastEnd::Clamp {
+        span.end = now;
     }
+    // An end before now is refused (an end at now is not in the past).
     if span.end < now {
         return unprocessable("endDate", "End date must be in the future");
     }

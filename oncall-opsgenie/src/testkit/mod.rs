@@ -180,7 +180,7 @@ pub enum HttpFault {
 pub enum PastEnd {
     /// The end becomes the simulator's now (the default; as the in-memory provider).
     Clamp,
-    /// A 422 naming `endDate`.
+    /// A 422 naming `endDate` for an end before the simulator's now.
     Refuse,
 }
 
