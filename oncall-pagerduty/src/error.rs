@@ -130,8 +130,8 @@ pub(crate) fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
 ///
 /// `is_write` says whether the request was a POST or a DELETE: PagerDuty answers 403 to every
 /// non-GET request of a read-only key, which R8 reports as such. A 404 is reported as
-/// [`Resource::Other`]; callers that know what they asked for name it (see
-/// [`with_resource`]). Messages carry the vendor's words, never the key.
+/// [`Resource::Other`]; the provider, which knows what it asked for, names it. Messages carry the
+/// vendor's words, never the key.
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8], is_write: bool) -> Error {
     let vendor = VendorError::parse(body);
     let said = vendor.describe(status);
