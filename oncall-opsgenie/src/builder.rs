@@ -9,7 +9,7 @@ use crate::client::{Client, ClientSettings};
 use crate::{OpsgenieProvider, URLS};
 
 /// Requests in flight per connection unless told otherwise (and so the creates of one batch).
-pub const DEFAULT_MAX_CONCURRENCY: usize = 10;
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 
 /// Requests per minute per connection unless told otherwise. Opsgenie's limits per plan are
 /// UNCONFIRMED (reference §3.2): 600 a minute stays below the smallest documented-looking figures,
