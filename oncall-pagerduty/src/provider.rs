@@ -367,33 +367,45 @@ impl PagerDutyProvider {
 }
 
 /// Pairs per-item results with the items sent. The vendor presumably answers in request order
-/// (UNCONFIRMED): a result is matched by its echoed start, end and user first, and by position when
-/// nothing echoes (a failed item may echo little).
+/// (UNCONFIRMED): results are matched by their echoed start, end and user first; an item nothing
+/// echoes (a failed item may echo little) takes the result at its own position, unless that result
+/// echoes another item.
 fn match_results(
     sent: &[(NewWireOverride, &NewOverride)],
     results: Vec<CreateResult>,
 ) -> Vec<Result<Override, Error>> {
+    let echoes = |r: &CreateResult, (wire, new): &(NewWireOverride, &NewOverride)| {
+        r.created.as_ref().is_some_and(|o| {
+            o.start == new.span.start && o.end == new.span.end && o.user.id == wire.user.id
+        })
+    };
     let mut used = vec![false; results.len()];
-    sent.iter()
-        .enumerate()
-        .map(|(k, (wire, new))| {
-            let same = |r: &CreateResult| {
-                r.created.as_ref().is_some_and(|o| {
-                    o.start == new.span.start && o.end == new.span.end && o.user.id == wire.user.id
-                })
-            };
-            let found = (0..results.len())
-                .find(|&j| !used[j] && same(&results[j]))
-                .or_else(|| (k < results.len() && !used[k]).then_some(k));
-            let Some(j) = found else {
-                return Err(Error::InvalidResponse {
-                    message: format!(
-                        "PagerDuty's answer to a batch create has no result for override {k}"
-                    ),
-                });
-            };
+    let mut pick: Vec<Option<usize>> = sent
+        .iter()
+        .map(|item| {
+            let j = (0..results.len()).find(|&j| !used[j] && echoes(&results[j], item))?;
             used[j] = true;
-            item_result(&results[j], new, j)
+            Some(j)
+        })
+        .collect();
+    for (k, slot) in pick.iter_mut().enumerate() {
+        let free =
+            k < results.len() && !used[k] && !sent.iter().any(|item| echoes(&results[k], item));
+        if slot.is_none() && free {
+            used[k] = true;
+            *slot = Some(k);
+        }
+    }
+    sent.iter()
+        .zip(pick)
+        .enumerate()
+        .map(|(k, ((_, new), j))| match j {
+            Some(j) => item_result(&results[j], new, j),
+            None => Err(Error::InvalidResponse {
+                message: format!(
+                    "PagerDuty's answer to a batch create has no result for override {k}"
+                ),
+            }),
         })
         .collect()
 }

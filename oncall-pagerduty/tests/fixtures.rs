@@ -678,3 +678,44 @@ async fn a_list_past_ten_thousand_is_an_error_not_a_truncation() {
         .max();
     assert_eq!(last, Some(9900), "offset + limit never passed 10000");
 }
+
+#[tokio::test]
+async fn a_rate_limit_without_headers_backs_off_and_retries() {
+    let server = MockServer::start().await;
+    // "429 without the rate limit headers or the response body" may happen ([D-RATE]).
+    pd("GET", "/schedules")
+        .respond_with(ResponseTemplate::new(429))
+        .up_to_n_times(3)
+        .expect(3)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    pd("GET", "/schedules")
+        .respond_with(json(
+            r#"{"schedules": [], "limit": 100, "offset": 0, "more": false}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    assert_eq!(provider(&server).list_schedules().await.unwrap(), []);
+    // Past the policy's attempts the rate limit is reported, with no wait hint.
+    let server = MockServer::start().await;
+    pd("GET", "/schedules")
+        .respond_with(ResponseTemplate::new(429))
+        .expect(4)
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    let e = provider(&server).list_schedules().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}

@@ -665,3 +665,182 @@ async fn a_first_export_of_a_year_uses_batched_creates() {
         "365 creates in batches of 50, against one per call"
     );
 }
+
+#[tokio::test]
+async fn clones_share_one_pace() {
+    let sim = PagerDutySimulator::start_at(day(0)).await;
+    sim.add_schedule(vendor_schedule("PPACE", vec![]));
+    // 1200 a minute: one request per 50 ms after a burst of five.
+    let provider = sim
+        .provider_builder()
+        .with_rate_per_minute(1200)
+        .build()
+        .unwrap();
+    let clone = provider.clone();
+    let id = VendorScheduleId("PPACE".into());
+    let window = Window::new(day(1), day(2)).unwrap();
+    provider.list_overrides(&id, window).await.unwrap(); // the directory read: two requests
+    let started = std::time::Instant::now();
+    let reads = (0..8).map(|i| {
+        let p = if i % 2 == 0 { &provider } else { &clone };
+        p.list_overrides(&id, window)
+    });
+    for r in futures_util::future::join_all(reads).await {
+        r.unwrap();
+    }
+    // Ten requests in all through the two clones: at least five waited their 50 ms turn.
+    assert!(
+        started.elapsed() >= Duration::from_millis(240),
+        "the clones were paced together: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn deletes_through_the_simulator() {
+    let now = day(5);
+    let sim = PagerDutySimulator::start_at(now).await;
+    sim.add_schedule(vendor_schedule("PDEL", vec![]));
+    let id = VendorScheduleId("PDEL".into());
+    let past = sim.insert_override(&id, Span::new(day(1), day(2), email("ann")));
+    let running = sim.insert_override(&id, Span::new(day(4), day(6), email("bob")));
+    let future = sim.insert_override(&id, Span::new(day(7), day(8), email("cat")));
+    let provider = sim.provider();
+    assert_eq!(
+        provider.delete_override(&id, &running).await,
+        Ok(oncall_core::Deletion::Truncated)
+    );
+    assert_eq!(
+        provider.delete_override(&id, &future).await,
+        Ok(oncall_core::Deletion::Deleted)
+    );
+    let e = provider.delete_override(&id, &past).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Rejected { .. }),
+        "R1: a past override is refused: {e:?}"
+    );
+    let left: Vec<_> = sim
+        .overrides(&id)
+        .into_iter()
+        .map(|o| (o.id, o.span.end))
+        .collect();
+    assert_eq!(left, [(past, day(2)), (running, now)]);
+    // A delete retried after a lost answer reads the vendor's 400 as its own truncation.
+    let cut = sim.insert_override(&id, Span::new(day(4), day(9), email("dan")));
+    sim.inject(Trigger::Write(4), Fault::LoseResponse);
+    sim.set_clock_step(TimeDelta::seconds(1));
+    assert_eq!(
+        provider.delete_override(&id, &cut).await,
+        Ok(oncall_core::Deletion::Truncated)
+    );
+    let statuses: Vec<u16> = sim
+        .requests()
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [400, 502]);
+}
+
+#[tokio::test]
+async fn every_create_answer_shape_of_the_simulator_is_read() {
+    use oncall_pagerduty::testkit::CreateAnswer;
+    for shape in [
+        CreateAnswer::TopLevelArray,
+        CreateAnswer::WrappedStatuses,
+        CreateAnswer::WrappedBare,
+    ] {
+        let sim = PagerDutySimulator::start_at(day(5)).await;
+        sim.add_schedule(vendor_schedule("PSHAPE", vec![]));
+        sim.set_create_answer(shape);
+        let provider = sim.provider();
+        let id = VendorScheduleId("PSHAPE".into());
+        let items = [
+            NewOverride {
+                span: Span::new(day(6), day(7), email("ann")),
+                id: None,
+            },
+            NewOverride {
+                span: Span::new(day(1), day(2), email("bob")),
+                id: None,
+            },
+            NewOverride {
+                span: Span::new(day(7), day(8), email("cat")),
+                id: None,
+            },
+        ];
+        let results = provider.create_overrides(&id, &items).await.unwrap();
+        assert_eq!(results.len(), 3, "{shape:?}");
+        assert_eq!(
+            results[0].as_ref().unwrap().span,
+            items[0].span,
+            "{shape:?}"
+        );
+        assert_eq!(
+            results[2].as_ref().unwrap().span,
+            items[2].span,
+            "{shape:?}"
+        );
+        assert!(
+            results[1].is_err(),
+            "{shape:?}: an override in the past is refused"
+        );
+        assert_eq!(sim.overrides(&id).len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_person_added_since_the_directory_was_read_is_found_with_a_short_ttl() {
+    let sim = PagerDutySimulator::start_at(day(0)).await;
+    sim.add_schedule(vendor_schedule("PNEW", vec![]));
+    let id = VendorScheduleId("PNEW".into());
+    let newcomer = Email::parse("new.person@example.com").unwrap();
+    let new = [NewOverride {
+        span: Span::new(day(2), day(3), newcomer.clone()),
+        id: None,
+    }];
+    // Default freshness: a directory read a moment ago is trusted, the person is unknown.
+    let cached = sim.provider();
+    let results = cached.create_overrides(&id, &new).await.unwrap();
+    assert!(matches!(&results[0], Err(Error::UnknownMember { email, .. }) if *email == newcomer));
+    sim.add_user("New Person", "New.Person@Example.com");
+    let results = cached.create_overrides(&id, &new).await.unwrap();
+    assert!(
+        results[0].is_err(),
+        "the directory is not re-read within seconds"
+    );
+    assert_eq!(cached.directory_loads(), 1);
+    // With no freshness window the directory is read again and the person found.
+    let fresh = sim
+        .provider_builder()
+        .with_directory_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    let results = fresh.create_overrides(&id, &new).await.unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+}
+
+#[tokio::test]
+async fn requests_outside_the_api_are_answered_404_and_logged() {
+    let sim = PagerDutySimulator::start_at(day(0)).await;
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{}/users/PX/contact_methods", sim.uri()))
+        .header(
+            "Authorization",
+            format!("Token token={}", PagerDutySimulator::READ_WRITE_KEY),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(answer
+        .text()
+        .await
+        .unwrap()
+        .contains("no endpoint GET /users/PX/contact_methods"));
+    let log = sim.requests();
+    assert_eq!(log.len(), 1);
+    assert!(!log[0].routed);
+}
