@@ -386,7 +386,7 @@ impl Provider for OpsgenieProvider {
     /// Ending a running override at or before the vendor's now: whether Opsgenie clamps such an
     /// end to its now, keeps it in its past, or refuses it is UNCONFIRMED. The safe reading: send
     /// it as asked; if the vendor accepted it, read the override back and answer what the vendor
-    /// holds; if it refused it, re-send (up to [`CUT_RESENDS`] times) with the end at the first
+    /// holds; if it refused it, re-send (up to three times) with the end at the first
     /// whole second not before the vendor's now, as its `Date` header gives it.
     async fn update_override(
         &self,

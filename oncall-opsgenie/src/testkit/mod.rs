@@ -3,7 +3,7 @@
 //! projects' own tests and property tests.
 //!
 //! [`OpsgenieSimulator`] implements the core's
-//! [`VendorSimulator`](oncall_core::testkit::VendorSimulator): a test sets its clock, adds schedules
+//! [`VendorSimulator`]: a test sets its clock, adds schedules
 //! (the core's [`VendorSchedule`], served in Opsgenie's wire shapes), plays a person editing
 //! overrides in the UI, injects faults, and reads back what the vendor holds. A provider built by
 //! [`OpsgenieSimulator::provider`] talks to it over HTTP, exactly as it would to Opsgenie.
