@@ -102,8 +102,13 @@ impl Client {
             .request(method, format!("{}{path}", self.base_url))
             .header(AUTHORIZATION, auth)
             .query(query);
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(body) => request = request.json(body),
+            // The spec marks the JSON content type required on every operation; the docs on writes.
+            None if is_write => {
+                request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+            }
+            None => {}
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();

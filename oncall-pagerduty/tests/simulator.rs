@@ -219,8 +219,8 @@ async fn a_full_import_and_export_calls_only_the_allowed_endpoints() {
             r.accept.as_deref(),
             Some("application/vnd.pagerduty+json;version=2")
         );
-        if r.method == "POST" {
-            assert_eq!(r.content_type.as_deref(), Some("application/json"));
+        if r.method != "GET" {
+            assert_eq!(r.content_type.as_deref(), Some("application/json"), "{r:?}");
         }
     }
 }
