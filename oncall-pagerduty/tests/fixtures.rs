@@ -719,3 +719,61 @@ async fn a_rate_limit_without_headers_backs_off_and_retries() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn users_missing_from_the_directory_are_looked_up_or_kept_apart() {
+    let server = MockServer::start().await;
+    mount_users(&server).await;
+    pd("GET", "/schedules/PI7DH85/overrides")
+        .respond_with(json(
+            r#"{"overrides": [
+                {"id": "PNEW01", "start": "2012-07-03T00:00:00Z", "end": "2012-07-04T00:00:00Z",
+                 "user": {"id": "PADDED1", "type": "user_reference", "summary": "Added Later"}},
+                {"id": "PGONE1", "start": "2012-07-01T00:00:00Z", "end": "2012-07-02T00:00:00Z",
+                 "user": {"id": "PGONE", "type": "user_reference", "summary": "Deleted User"}}]}"#,
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    // Added since the directory was read: one lookup by id.
+    pd("GET", "/users/PADDED1")
+        .respond_with(json(
+            r#"{"user": {"id": "PADDED1", "type": "user", "name": "Added Later", "email": "Added.Later@Example.com"}}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Deleted: PagerDuty still names the user in old overrides, but the user is gone.
+    pd("GET", "/users/PGONE")
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_raw(include_str!("fixtures/error_404.json"), "application/json"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    let p = provider(&server);
+    let window = Window::new(utc("2012-07-01T00:00:00Z"), utc("2012-07-05T00:00:00Z")).unwrap();
+    let listed = p
+        .list_overrides(&VendorScheduleId("PI7DH85".into()), window)
+        .await
+        .unwrap();
+    let who: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|o| (o.id.as_str(), o.span.member.as_str()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("PGONE1", "pgone@deleted-user.pagerduty.invalid"),
+            ("PNEW01", "added.later@example.com"),
+        ],
+        "sorted by start; a deleted user is nobody the host knows"
+    );
+    // Looked-up users are remembered: a second listing makes no lookup (expect(1) above).
+    p.list_overrides(&VendorScheduleId("PI7DH85".into()), window)
+        .await
+        .map(|_| ())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
