@@ -1,18 +1,34 @@
 //! Property tests for DESIGN §3 rules R1-R7 over random sequences of host changes, manual vendor
-//! edits, time passing, syncs and faults, against PagerDuty-like and Opsgenie-like providers.
+//! edits, time passing, syncs and faults: against the in-memory PagerDuty-like and Opsgenie-like
+//! providers, and through the HTTP adapters against the Opsgenie and PagerDuty simulators.
+//!
+//! Histories draw one or two roles (each its own destination), explicit shifts with or without a
+//! horizon, schedules that shrink and grow at their end, people who move overrides far past the
+//! horizon and the read window, vendors that keep whole seconds, vendor clocks ahead of the host's
+//! (up to 59 s) and running on during a sync, host clocks that go back, and faults. After every
+//! sync it checks R1-R5, the scope `S` and the instant the sync planned with; after every faulty
+//! sync a clean one must converge and a second clean one must write nothing (R6), with no
+//! duplicates in the ledger or the vendor.
+//!
+//! `SYNC_PROPS_CASES` raises the in-memory case count (160 by default), `SYNC_PROPS_HTTP_CASES`
+//! the count through each HTTP adapter (8 by default); `SYNC_PROPS_DEBUG` prints every sync.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
+use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+use oncall_sync::pagerduty::testkit::PagerDutySimulator;
 use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
-    sync, ConnectionId, Destination, DestinationId, DestinationReport, Error, Override, RoleIndex,
-    Schedule, ScheduleId, Shift, Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget,
+    desired_spans, sync, ConnectionId, Destination, DestinationId, DestinationReport, Error,
+    InMemoryStateStore, Override, OverrideId, Provider, RoleIndex, Schedule, ScheduleId, Shift,
+    Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget, VendorScheduleId,
 };
 use proptest::prelude::*;
 
@@ -20,6 +36,8 @@ use proptest::prelude::*;
 enum SyncFault {
     None,
     FailWrite(usize),
+    /// The vendor refuses the k-th write for good (not a transient failure): it holds the mark.
+    RejectWrite(usize),
     LoseWrite(usize),
     ReadOnly,
     RateLimited,
@@ -36,34 +54,60 @@ enum Step {
     ManualAdd { offset: i64, hours: i64, who: usize },
     /// A person deletes the k-th vendor override.
     ManualDelete { k: usize },
-    /// A person changes the end of the k-th vendor override.
+    /// A person changes the start, length or person of the k-th vendor override.
     ManualEdit {
         k: usize,
         hours: i64,
         shift: i64,
         who: Option<usize>,
     },
+    /// A person moves the k-th vendor override `days` later (past the horizon, the scope and the
+    /// window the sync reads) or earlier (from beyond the horizon into the fresh region).
+    ManualMoveFar { k: usize, days: i64 },
+    /// The same step, on the secondary role: the host's secondary and its own vendor schedule.
+    Secondary(Box<Step>),
     /// Time passes.
     Wait { hours: i64 },
-    /// The host exports further ahead.
-    Horizon { days: i64 },
+    /// The host exports further ahead (`None`: every shift, no horizon).
+    Horizon { days: Option<i64> },
+    /// The host's rota ends after `shifts` shifts (it drops or restores shifts at its end).
+    Length { shifts: usize },
+    /// The next sync runs on a host clock this far behind.
+    ClockBehind { seconds: i64 },
     /// A sync, possibly with a fault.
     Sync(SyncFault),
 }
 
-fn step() -> impl Strategy<Value = Step> {
+fn manual_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        2 => (0usize..40, prop::option::weighted(0.8, 0usize..5)).prop_map(|(shift, who)| Step::Assign { shift, who }),
-        1 => (0usize..40, 0usize..40).prop_map(|(a, b)| Step::Swap { a, b }),
         2 => (-48i64..(24 * 15), 1i64..72, 0usize..5).prop_map(|(offset, hours, who)| Step::ManualAdd { offset, hours, who }),
         1 => (0usize..30).prop_map(|k| Step::ManualDelete { k }),
         1 => (0usize..30, 1i64..60, -3i64..4, prop::option::of(0usize..5))
             .prop_map(|(k, hours, shift, who)| Step::ManualEdit { k, hours, shift, who }),
+        1 => (0usize..30, prop_oneof![6i64..40, -8i64..-1]).prop_map(|(k, days)| Step::ManualMoveFar { k, days }),
+    ]
+}
+
+fn host_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        2 => (0usize..40, prop::option::weighted(0.8, 0usize..5)).prop_map(|(shift, who)| Step::Assign { shift, who }),
+        1 => (0usize..40, 0usize..40).prop_map(|(a, b)| Step::Swap { a, b }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => host_step(),
+        5 => manual_step(),
+        2 => prop_oneof![host_step(), manual_step()].prop_map(|s| Step::Secondary(Box::new(s))),
         2 => (1i64..40).prop_map(|hours| Step::Wait { hours }),
-        1 => (2i64..16).prop_map(|days| Step::Horizon { days }),
-        4 => prop_oneof![
+        1 => prop::option::weighted(0.8, 2i64..16).prop_map(|days| Step::Horizon { days }),
+        1 => (20usize..=40).prop_map(|shifts| Step::Length { shifts }),
+        1 => prop_oneof![Just(300i64), Just(4 * 3600), 1i64..3600].prop_map(|seconds| Step::ClockBehind { seconds }),
+        5 => prop_oneof![
             4 => Just(SyncFault::None),
             1 => (1usize..6).prop_map(SyncFault::FailWrite),
+            1 => (1usize..6).prop_map(SyncFault::RejectWrite),
             1 => (1usize..6).prop_map(SyncFault::LoseWrite),
             1 => Just(SyncFault::ReadOnly),
             1 => Just(SyncFault::RateLimited),
@@ -72,20 +116,91 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-struct World {
-    f: Fixture,
+/// Where the vendor lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Memory(Vendor),
+    HttpOpsgenie,
+    HttpPagerDuty,
+}
+
+/// A vendor account as a test drives it (the simulator) and as the sync sees it (the provider).
+struct Account {
+    sim: Arc<dyn VendorSimulator>,
+    provider: Arc<dyn Provider>,
+}
+
+impl Account {
+    /// Opens an account; `whole_seconds` makes the in-memory vendor keep whole seconds (the HTTP
+    /// simulators always do, as the vendors do).
+    async fn open(kind: Kind, now: DateTime<Utc>, whole_seconds: bool) -> Account {
+        match kind {
+            Kind::Memory(vendor) => {
+                let memory = Arc::new(match vendor {
+                    Vendor::PagerDutyLike => InMemoryProvider::pagerduty_like(now),
+                    Vendor::OpsgenieLike => InMemoryProvider::opsgenie_like(now),
+                });
+                memory.set_whole_seconds(whole_seconds);
+                Account {
+                    sim: memory.clone(),
+                    provider: memory,
+                }
+            }
+            Kind::HttpOpsgenie => {
+                let sim = Arc::new(OpsgenieSimulator::start_at(now).await);
+                Account {
+                    provider: Arc::new(sim.provider()),
+                    sim,
+                }
+            }
+            Kind::HttpPagerDuty => {
+                let sim = Arc::new(PagerDutySimulator::start_at(now).await);
+                Account {
+                    provider: Arc::new(sim.provider()),
+                    sim,
+                }
+            }
+        }
+    }
+}
+
+/// How a history's world is set up.
+#[derive(Debug, Clone)]
+struct Config {
+    kind: Kind,
     shape: Shape,
-    /// Overrides a person edited in place (Opsgenie keeps the alias): theirs to shape as they like,
-    /// unless the ledger holds them as they are.
-    edited: std::collections::HashSet<oncall_sync::OverrideId>,
-    /// Parts of overrides the syncs re-created: their ids, and the overrides whose parts they keep.
-    kept_parts: std::cell::RefCell<HashMap<oncall_sync::OverrideId, oncall_sync::OverrideId>>,
-    schedule: Schedule,
-    now: DateTime<Utc>,
-    horizon: i64,
-    /// A second destination whose provider always fails, synced alongside (R7).
-    broken_provider: InMemoryProvider,
-    broken: Destination,
+    primary: Vec<Option<usize>>,
+    /// Assignees of a secondary role exported to a second vendor schedule; `None`: one role
+    /// exported (the secondary, always eve, is not).
+    secondary: Option<Vec<Option<usize>>>,
+    start_hours: i64,
+    /// How far the vendor's clock runs on with every call.
+    clock_step: i64,
+    /// How far the vendor's clock is ahead of the host's.
+    ahead: i64,
+    /// Whether the vendor keeps whole seconds (and the host's clock then has fractions).
+    whole_seconds: bool,
+}
+
+impl Config {
+    fn simple(
+        kind: Kind,
+        shape: Shape,
+        primary: Vec<Option<usize>>,
+        start_hours: i64,
+        clock_step: i64,
+    ) -> Config {
+        Config {
+            kind,
+            shape,
+            primary,
+            secondary: None,
+            start_hours,
+            clock_step,
+            ahead: 0,
+            whole_seconds: false,
+        }
+    }
 }
 
 /// Shift boundaries, as (hours of gap before, hours long) per shift from day 0 on.
@@ -96,19 +211,27 @@ fn daily() -> Shape {
     vec![(0, 24); 40]
 }
 
-fn host_schedule(shape: &[(i64, i64)], assignees: &[Option<usize>]) -> Schedule {
+/// The host's rota: the first `len` shifts of `shape`.
+fn host_schedule(
+    shape: &[(i64, i64)],
+    primary: &[Option<usize>],
+    secondary: Option<&[Option<usize>]>,
+    len: usize,
+) -> Schedule {
     let mut end = day(0);
     let shifts = shape
         .iter()
-        .zip(assignees)
-        .map(|(&(gap, hours), who)| {
+        .zip(primary)
+        .enumerate()
+        .take(len)
+        .map(|(i, (&(gap, hours), who))| {
             let start = end + TimeDelta::hours(gap);
             end = start + TimeDelta::hours(hours);
-            Shift::new(
-                start,
-                end,
-                vec![who.map(|w| email(PEOPLE[w])), Some(email("eve"))],
-            )
+            let second = match secondary {
+                Some(s) => s[i].map(|w| email(PEOPLE[w])),
+                None => Some(email("eve")),
+            };
+            Shift::new(start, end, vec![who.map(|w| email(PEOPLE[w])), second])
         })
         .collect();
     Schedule::new(
@@ -121,72 +244,288 @@ fn host_schedule(shape: &[(i64, i64)], assignees: &[Option<usize>]) -> Schedule 
     .unwrap()
 }
 
+/// One exported role: its destination and what the oracle remembers about its vendor schedule.
+struct Exported {
+    destination: Destination,
+    /// Overrides a person edited in place (Opsgenie keeps the alias): theirs to shape as they like,
+    /// unless the ledger holds them as they are.
+    edited: HashSet<OverrideId>,
+    /// Parts of overrides the syncs re-created: their ids, and the overrides whose parts they keep.
+    kept_parts: HashMap<OverrideId, OverrideId>,
+    /// Ledger entries that ended or that a sync cut or deleted: a copy a person then moved or
+    /// stretched is theirs, history to the ledger.
+    retired: HashSet<OverrideId>,
+}
+
+struct World {
+    account: Account,
+    store: Arc<InMemoryStateStore>,
+    exported: Vec<Exported>,
+    shape: Shape,
+    primary: Vec<Option<usize>>,
+    secondary: Option<Vec<Option<usize>>>,
+    len: usize,
+    schedule: Schedule,
+    now: DateTime<Utc>,
+    ahead: TimeDelta,
+    whole_seconds: bool,
+    /// Sub-second part of the host clock, stepped on every sync when the vendor keeps whole seconds.
+    fraction: i64,
+    horizon: Option<i64>,
+    /// The next sync's host clock is this far behind.
+    behind: TimeDelta,
+    /// A destination whose provider always fails, synced alongside (R7).
+    broken_provider: InMemoryProvider,
+    broken: Destination,
+}
+
+/// One sync's view of one destination, before and after.
+struct Observed {
+    before: Vec<Override>,
+    ledger_before: Vec<Override>,
+    h_before: Option<DateTime<Utc>>,
+    last_run_before: Option<DateTime<Utc>>,
+    given: DateTime<Utc>,
+    report: DestinationReport,
+}
+
 impl World {
-    fn new(
-        vendor: Vendor,
-        shape: Shape,
-        assignees: &[Option<usize>],
-        start_hours: i64,
-        clock_step: i64,
-    ) -> World {
-        let now = day(2) + TimeDelta::hours(start_hours);
+    async fn new(config: Config) -> World {
+        let now = day(2) + TimeDelta::hours(config.start_hours);
+        let account = Account::open(config.kind, now, config.whole_seconds).await;
+        account
+            .sim
+            .set_clock_step(TimeDelta::seconds(config.clock_step));
         let broken_provider = InMemoryProvider::pagerduty_like(now);
         broken_provider.add_schedule(vendor_schedule("B"));
         broken_provider.set_read_only(true);
+        let mut schedules = vec!["VS"];
+        if config.secondary.is_some() {
+            schedules.push("VS2");
+        }
+        let exported = schedules
+            .iter()
+            .enumerate()
+            .map(|(role, id)| {
+                account.sim.add_schedule(vendor_schedule(id));
+                Exported {
+                    destination: Destination {
+                        id: DestinationId(format!("dest-{id}")),
+                        connection: ConnectionId("conn".into()),
+                        schedule: VendorScheduleId((*id).into()),
+                        role: RoleIndex(role),
+                    },
+                    edited: HashSet::new(),
+                    kept_parts: HashMap::new(),
+                    retired: HashSet::new(),
+                }
+            })
+            .collect();
+        let len = config.shape.len();
         World {
-            f: {
-                let f = Fixture::new(vendor, now);
-                f.provider.set_clock_step(TimeDelta::seconds(clock_step));
-                f
-            },
-            schedule: host_schedule(&shape, assignees),
-            shape,
-            edited: Default::default(),
-            kept_parts: Default::default(),
+            schedule: host_schedule(
+                &config.shape,
+                &config.primary,
+                config.secondary.as_deref(),
+                len,
+            ),
+            account,
+            store: Arc::new(InMemoryStateStore::new()),
+            exported,
+            shape: config.shape,
+            primary: config.primary,
+            secondary: config.secondary,
+            len,
             now,
-            horizon: 5,
+            ahead: TimeDelta::seconds(config.ahead),
+            whole_seconds: config.whole_seconds,
+            fraction: 0,
+            horizon: Some(5),
+            behind: TimeDelta::zero(),
             broken_provider,
             broken: Destination {
                 id: DestinationId("broken".into()),
                 connection: ConnectionId("broken-conn".into()),
-                schedule: oncall_sync::VendorScheduleId("B".into()),
+                schedule: VendorScheduleId("B".into()),
                 role: RoleIndex::PRIMARY,
             },
         }
     }
 
-    async fn sync(&self, store: &dyn StateStore) -> DestinationReport {
+    fn reschedule(&mut self) {
+        self.schedule = host_schedule(
+            &self.shape,
+            &self.primary,
+            self.secondary.as_deref(),
+            self.len,
+        );
+    }
+
+    fn vendor_overrides(&self, e: usize) -> Vec<Override> {
+        self.account
+            .sim
+            .overrides(&self.exported[e].destination.schedule)
+    }
+
+    fn state(&self, e: usize) -> oncall_sync::DestinationState {
+        self.store
+            .get(&self.exported[e].destination.id)
+            .unwrap_or_default()
+    }
+
+    fn ledger(&self, e: usize) -> Vec<Override> {
+        self.state(e).ledger
+    }
+
+    /// Host and vendor share one clock (the vendor's `ahead` of it): while a sync ran, the vendor's
+    /// moved on, and the next sync's `now` is read after that.
+    fn catch_up(&mut self) {
+        self.now = self.now.max(self.account.sim.now() - self.ahead);
+    }
+
+    /// Applies a host or manual step to role `e` (0: primary, 1: secondary).
+    fn apply(&mut self, e: usize, step: Step) {
+        let e = e.min(self.exported.len() - 1);
+        let vs = self.exported[e].destination.schedule.clone();
+        let nth = |w: &World, k: usize| {
+            let all = w.account.sim.overrides(&vs);
+            all.get(k % all.len().max(1)).cloned()
+        };
+        match step {
+            Step::Assign { shift, who } => {
+                match (e, self.secondary.as_mut()) {
+                    (1, Some(s)) => s[shift] = who,
+                    _ => self.primary[shift] = who,
+                }
+                self.reschedule();
+            }
+            Step::Swap { a, b } => {
+                match (e, self.secondary.as_mut()) {
+                    (1, Some(s)) => s.swap(a, b),
+                    _ => self.primary.swap(a, b),
+                }
+                self.reschedule();
+            }
+            Step::ManualAdd { offset, hours, who } => {
+                let start = self.now + TimeDelta::hours(offset);
+                let span = Span::new(start, start + TimeDelta::hours(hours), email(PEOPLE[who]));
+                self.account.sim.insert_override(&vs, span);
+            }
+            Step::ManualDelete { k } => {
+                if let Some(o) = nth(self, k) {
+                    self.account.sim.remove_override(&vs, &o.id);
+                }
+            }
+            Step::ManualEdit {
+                k,
+                hours,
+                shift,
+                who,
+            } => {
+                if let Some(o) = nth(self, k) {
+                    let start = o.span.start + TimeDelta::hours(shift);
+                    let member = who.map_or(o.span.member.clone(), |w| email(PEOPLE[w]));
+                    let span = Span::new(start, start + TimeDelta::hours(hours), member);
+                    self.edit(e, &o.id, span);
+                }
+            }
+            Step::ManualMoveFar { k, days } => {
+                if let Some(o) = nth(self, k) {
+                    let by = TimeDelta::days(days);
+                    let span = Span::new(o.span.start + by, o.span.end + by, o.span.member);
+                    self.edit(e, &o.id, span);
+                }
+            }
+            other => unreachable!("not a host or manual step: {other:?}"),
+        }
+    }
+
+    fn edit(&mut self, e: usize, id: &OverrideId, span: Span) {
+        let vs = self.exported[e].destination.schedule.clone();
+        if let Some(id) = self.account.sim.edit_override(&vs, id, span) {
+            self.exported[e].edited.insert(id);
+        }
+    }
+
+    /// Syncs every exported role and the broken destination in one `sync` call.
+    async fn sync(&mut self, store: &dyn StateStore) -> Vec<Observed> {
         // The vendor's clock runs on during a sync and never goes back.
-        self.f.provider.set_now(self.now.max(self.f.provider.now()));
+        let vendor_now = (self.now + self.ahead).max(self.account.sim.now());
+        self.account.sim.set_now(vendor_now);
         self.broken_provider.set_now(self.now);
-        let targets = [
-            SyncTarget {
-                destination: &self.broken,
-                provider: &self.broken_provider,
-            },
-            SyncTarget {
-                destination: &self.f.destination,
-                provider: &self.f.provider,
-            },
-        ];
+        let mut given = self.now - std::mem::replace(&mut self.behind, TimeDelta::zero());
+        if self.whole_seconds {
+            self.fraction = (self.fraction + 317) % 1000;
+            given += TimeDelta::milliseconds(self.fraction);
+        }
+        let mut observed: Vec<Observed> = (0..self.exported.len())
+            .map(|e| {
+                let state = self.state(e);
+                Observed {
+                    before: self.vendor_overrides(e),
+                    ledger_before: state.ledger,
+                    h_before: state.high_water,
+                    last_run_before: state.last_run.map(|r| r.at),
+                    given,
+                    report: placeholder_report(),
+                }
+            })
+            .collect();
+        let mut targets = vec![SyncTarget {
+            destination: &self.broken,
+            provider: &self.broken_provider,
+        }];
+        targets.extend(self.exported.iter().map(|x| SyncTarget {
+            destination: &x.destination,
+            provider: self.account.provider.as_ref(),
+        }));
         let options = SyncOptions {
-            now: self.now,
-            horizon: Some(TimeDelta::days(self.horizon)),
+            now: given,
+            horizon: self.horizon.map(TimeDelta::days),
             mode: SyncMode::Apply,
         };
-        let before: std::collections::HashSet<_> = self
-            .f
-            .vendor_overrides()
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
-        let mut report = sync(&self.schedule, &targets, store, options)
+        let report = sync(&self.schedule, &targets, store, options)
             .await
             .unwrap();
-        // The overrides this sync wrote as kept parts: new, not ours, with the span of a kept-part
-        // create (a failed one may still have landed). Any other new one that is not ours is a
-        // create of ours whose answer was lost.
-        let parts: HashMap<&Span, &oncall_sync::OverrideId> = report.destinations[1]
+        self.check_broken(&report.destinations[0]);
+        for (e, (obs, report)) in observed
+            .iter_mut()
+            .zip(report.destinations.into_iter().skip(1))
+            .enumerate()
+        {
+            self.note_kept_parts(e, &obs.before, &report);
+            if let Some(plan) = &report.plan {
+                let ended = obs.ledger_before.iter().filter(|l| l.span.end <= plan.now);
+                let removed = report
+                    .outcomes
+                    .iter()
+                    .filter_map(|o| match &o.operation.action {
+                        oncall_sync::Action::Truncate {
+                            target,
+                            owned: true,
+                            ..
+                        }
+                        | oncall_sync::Action::Delete {
+                            target,
+                            owned: true,
+                        } if o.outcome == oncall_sync::Outcome::Done => Some(&target.id),
+                        _ => None,
+                    });
+                let retired = &mut self.exported[e].retired;
+                retired.extend(ended.map(|l| l.id.clone()));
+                retired.extend(removed.cloned());
+            }
+            obs.report = report;
+        }
+        observed
+    }
+
+    /// Notes the overrides this sync wrote as kept parts: new, not ours, with the span of a
+    /// kept-part create (a failed one may still have landed). Any other new one that is not ours is
+    /// a create of ours whose answer was lost.
+    fn note_kept_parts(&mut self, e: usize, before: &[Override], report: &DestinationReport) {
+        let before: HashSet<&OverrideId> = before.iter().map(|o| &o.id).collect();
+        let parts: HashMap<&Span, &OverrideId> = report
             .outcomes
             .iter()
             .filter_map(|o| match &o.operation.action {
@@ -198,23 +537,24 @@ impl World {
                 _ => None,
             })
             .collect();
-        let ledger: std::collections::HashSet<_> =
-            self.ledger().into_iter().map(|l| l.id).collect();
-        for o in self.f.vendor_overrides() {
+        let ledger: HashSet<OverrideId> = self.ledger(e).into_iter().map(|l| l.id).collect();
+        for o in self.vendor_overrides(e) {
             if !before.contains(&o.id) && !ledger.contains(&o.id) {
                 if let Some(of) = parts.get(&o.span) {
-                    self.kept_parts.borrow_mut().insert(o.id, (*of).clone());
+                    self.exported[e].kept_parts.insert(o.id, (*of).clone());
                 }
             }
         }
-        // R7: the broken destination fails alone; nothing of it is written and its ledger stays empty.
-        // (R5 may carry its mark over a stretch that needed no write, never past a failed step.)
-        let broken = &report.destinations[0];
+    }
+
+    /// R7: the broken destination fails alone; nothing of it is written and its ledger stays empty.
+    /// (R5 may carry its mark over a stretch that needed no write, never past a failed step.)
+    fn check_broken(&self, broken: &DestinationReport) {
         let had_writes = broken.plan.as_ref().is_some_and(|p| p.write_count() > 0);
         if had_writes {
             assert_eq!(broken.status, SyncStatus::Failed);
         }
-        let broken_state = self.f.store.get(&self.broken.id).unwrap_or_default();
+        let broken_state = self.store.get(&self.broken.id).unwrap_or_default();
         assert!(broken_state.ledger.is_empty());
         assert!(self
             .broken_provider
@@ -227,17 +567,21 @@ impl World {
                 "R5/R7: mark past a failed step"
             );
         }
-        report.destinations.remove(1)
     }
+}
 
-    fn ledger(&self) -> Vec<Override> {
-        self.f.ledger()
-    }
-
-    /// Host and vendor share one clock: while a sync ran, the vendor's moved on, and the next sync's
-    /// `now` is read after that.
-    fn catch_up(&mut self) {
-        self.now = self.now.max(self.f.provider.now());
+fn placeholder_report() -> DestinationReport {
+    DestinationReport {
+        destination: DestinationId(String::new()),
+        connection: ConnectionId(String::new()),
+        status: SyncStatus::Failed,
+        plan: None,
+        outcomes: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        high_water_before: None,
+        high_water_after: None,
+        write_calls: 0,
     }
 }
 
@@ -250,21 +594,32 @@ fn clip(
     (s < e).then(|| (s, e, span.member.to_string()))
 }
 
-/// Checks R1-R5 for one sync, given the vendor and ledger before it.
-fn check_rules(
-    w: &World,
-    before: &[Override],
-    ledger_before: &[Override],
-    h_before: Option<DateTime<Utc>>,
-    report: &DestinationReport,
-) {
-    let now = w.now;
-    let after = w.f.vendor_overrides();
+fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
+}
+
+/// Checks, for one destination's sync: the instant it planned with, R1-R5 and the scope `S`.
+fn check_rules(w: &World, e: usize, obs: &Observed) {
+    let report = &obs.report;
+    let role = w.exported[e].destination.role;
+    let after = w.vendor_overrides(e);
     let after_by_id: HashMap<_, _> = after.iter().map(|o| (o.id.clone(), o)).collect();
-    let before_ids: HashMap<_, _> = before.iter().map(|o| (o.id.clone(), o)).collect();
+    let before_ids: HashMap<_, _> = obs.before.iter().map(|o| (o.id.clone(), o)).collect();
+
+    // The instant: whole seconds, never before the last run's (a clock that went back).
+    let now = match &report.plan {
+        Some(plan) => {
+            let expected = obs
+                .last_run_before
+                .map_or(floor(obs.given), |l| l.max(floor(obs.given)));
+            assert_eq!(plan.now, expected, "planned with the wrong instant");
+            plan.now
+        }
+        None => return,
+    };
 
     // R1: history is untouched; what ran at `now` keeps its past.
-    for o in before {
+    for o in &obs.before {
         if o.span.end <= now {
             assert_eq!(
                 after_by_id.get(&o.id).copied(),
@@ -291,13 +646,12 @@ fn check_rules(
 
     let Some(plan) = &report.plan else { return };
     // What was cut "now" ends at the vendor's now, a moment later than the plan's.
-    let vendor_now = w.f.provider.now();
+    let vendor_now = w.account.sim.now();
     let (fresh, end) = (plan.fresh_from, plan.horizon_end);
-    let ledger_ids: std::collections::HashSet<_> =
-        ledger_before.iter().map(|l| l.id.clone()).collect();
+    let ledger_ids: HashSet<_> = obs.ledger_before.iter().map(|l| l.id.clone()).collect();
 
     // R3: foreign overrides wholly before the fresh region are never touched.
-    for o in before {
+    for o in &obs.before {
         if !ledger_ids.contains(&o.id)
             && o.span.end > now
             && o.span.end <= fresh
@@ -311,13 +665,29 @@ fn check_rules(
         }
     }
 
+    // Scope: what lies wholly at or after S is never touched, ours or not.
+    let desired = desired_spans(&w.schedule, role, now, w.horizon.map(TimeDelta::days)).unwrap();
+    // S, as DESIGN §3 defines it: max(E, now + horizon) with a horizon, max(E, H) without.
+    let scope_end = match (w.horizon, obs.h_before) {
+        (Some(days), _) => desired.horizon_end().max(now + TimeDelta::days(days)),
+        (None, Some(h)) => desired.horizon_end().max(h),
+        (None, None) => desired.horizon_end(),
+    };
+    for o in obs.before.iter().filter(|o| o.span.start >= scope_end) {
+        assert_eq!(
+            after_by_id.get(&o.id).copied(),
+            Some(o),
+            "scope: an override wholly past S = {scope_end} was touched"
+        );
+    }
+
     // R5: the mark never moves backwards and never passes E.
-    let h_after = w.f.high_water();
-    if let (Some(b), Some(a)) = (h_before, h_after) {
+    let h_after = w.state(e).high_water;
+    if let (Some(b), Some(a)) = (obs.h_before, h_after) {
         assert!(a >= b, "R5: mark moved backwards");
     }
     if let Some(a) = h_after {
-        assert!(a <= end.max(h_before.unwrap_or(a)), "R5: mark beyond E");
+        assert!(a <= end.max(obs.h_before.unwrap_or(a)), "R5: mark beyond E");
     }
 
     if report.status != SyncStatus::Ok {
@@ -325,18 +695,12 @@ fn check_rules(
     }
     assert_eq!(
         h_after,
-        Some(h_before.map_or(end, |h| h.max(end))).filter(|h| *h > now || h_before.is_some()),
+        Some(obs.h_before.map_or(end, |h| h.max(end)))
+            .filter(|h| *h > now || obs.h_before.is_some()),
         "R5 after success"
     );
 
     // R2: after success, the vendor's overrides in [F, E) are exactly the desired spans there.
-    let desired = oncall_sync::desired_spans(
-        &w.schedule,
-        RoleIndex::PRIMARY,
-        now,
-        Some(TimeDelta::days(w.horizon)),
-    )
-    .unwrap();
     let checked_from = fresh.max(vendor_now);
     let mut want: Vec<_> = desired
         .spans()
@@ -352,13 +716,14 @@ fn check_rules(
     assert_eq!(got, want, "R2: fresh region [{checked_from}, {end})");
 
     // R4: in the protected region the ledger now equals the desired spans (both clipped at now).
+    let ledger = w.ledger(e);
     let protected = |spans: Vec<(DateTime<Utc>, DateTime<Utc>, String)>| {
         let mut spans: Vec<_> = spans.into_iter().filter(|(s, _, _)| *s < fresh).collect();
         spans.sort();
         spans
     };
-    let ledger = protected(
-        w.ledger()
+    let held = protected(
+        ledger
             .iter()
             .filter_map(|l| clip(&l.span, now, end))
             .collect(),
@@ -370,213 +735,304 @@ fn check_rules(
             .filter_map(|s| clip(s, now, end))
             .collect(),
     );
-    assert_eq!(ledger, planned, "R4: protected region");
+    assert_eq!(held, planned, "R4: protected region");
+
+    // Scope: within [E, S) nothing of ours is left that no desired span matches.
+    let stray: Vec<_> = ledger
+        .iter()
+        .filter(|l| l.span.overlaps(end.max(now), scope_end))
+        .collect();
+    assert!(stray.is_empty(), "scope: ours left in [E, S): {stray:?}");
 }
 
-async fn run_with_clock(
-    vendor: Vendor,
-    shape: Shape,
-    assignees: Vec<Option<usize>>,
-    start_hours: i64,
-    clock_step: i64,
-    steps: Vec<Step>,
-) {
-    let mut w = World::new(vendor, shape, &assignees, start_hours, clock_step);
-    let mut assignees = assignees;
+/// After every sync: a clean one a little later must converge, a second one at the same instant
+/// must make no write call (R6), and nothing of ours exists twice.
+async fn check_convergence(w: &mut World, fault: &SyncFault) {
+    w.now += TimeDelta::seconds(90);
+    w.catch_up();
+    let store = w.store.clone();
+    let observed = w.sync(store.as_ref()).await;
+    for (e, obs) in observed.iter().enumerate() {
+        debug_print(w, e, "clean sync", &obs.report);
+        assert_eq!(
+            obs.report.status,
+            SyncStatus::Ok,
+            "converges after {fault:?}: {}",
+            obs.report
+        );
+        check_rules(w, e, obs);
+        check_ours_are_managed(w, e, obs);
+    }
+    w.catch_up();
+    let again = w.sync(store.as_ref()).await;
+    for (e, obs) in again.iter().enumerate() {
+        assert_eq!(
+            obs.report.write_calls, 0,
+            "R6: a second sync with nothing changed writes nothing: {}",
+            obs.report
+        );
+        check_no_duplicates(w, e);
+    }
+}
+
+/// After a clean sync, every live override carrying our alias is in the ledger: an entry is never
+/// forgotten while the vendor holds it, wherever a person moved it. (Cuts that have just landed at
+/// the vendor's now, within the clock skew, are done with; a copy a person moved or stretched after
+/// its ledger entry ended, or after a sync cut it, is theirs.)
+fn check_ours_are_managed(w: &World, e: usize, obs: &Observed) {
+    let Some(plan) = &obs.report.plan else { return };
+    // As the next sync will see them: its `now` is the vendor's, less the vendor's lead.
+    let next_now = plan.now.max(w.account.sim.now() - w.ahead);
+    let skew_end = next_now + oncall_sync::CLOCK_SKEW;
+    let ledger: HashSet<OverrideId> = w.ledger(e).into_iter().map(|l| l.id).collect();
+    let retired = &w.exported[e].retired;
+    let unmanaged: Vec<Override> = w
+        .vendor_overrides(e)
+        .into_iter()
+        .filter(|o| o.id.as_str().starts_with(oncall_sync::ALIAS_PREFIX))
+        .filter(|o| o.span.end > skew_end || o.span.start >= plan.now)
+        .filter(|o| !ledger.contains(&o.id) && !retired.contains(&o.id))
+        .collect();
+    assert!(
+        unmanaged.is_empty(),
+        "ours in the vendor but not in the ledger: {unmanaged:?}"
+    );
+}
+
+/// Nothing the sync wrote exists twice. Copies of one span are allowed only as one of ours (the
+/// ledger holds it as it is), kept parts of distinct overrides (a person's part before F may equal
+/// a planned change: both stand), and a person's (theirs, or one of ours they edited, e.g. moved
+/// onto another of ours).
+fn check_no_duplicates(w: &World, e: usize) {
+    let ours: Vec<_> = w.ledger(e).iter().map(|l| l.id.clone()).collect();
+    let unique: HashSet<_> = ours.iter().collect();
+    assert_eq!(ours.len(), unique.len(), "ledger ids unique");
+    let ledger: HashMap<_, _> = w.ledger(e).into_iter().map(|l| (l.id, l.span)).collect();
+    let mut by_span: HashMap<Span, Vec<OverrideId>> = HashMap::new();
+    for o in w.vendor_overrides(e) {
+        if o.span.end > w.now {
+            by_span.entry(o.span).or_default().push(o.id);
+        }
+    }
+    let x = &w.exported[e];
+    for (span, ids) in by_span.into_iter().filter(|(_, ids)| ids.len() > 1) {
+        let (ours, others): (Vec<_>, Vec<_>) =
+            ids.iter().partition(|id| ledger.get(*id) == Some(&span));
+        let mut origins = Vec::new();
+        let mut unexplained = Vec::new();
+        for id in others {
+            if let Some(of) = x.kept_parts.get(id) {
+                origins.push(of);
+            } else if !is_manual(id) && !x.edited.contains(id) {
+                unexplained.push(id);
+            }
+        }
+        let parts = origins.len();
+        origins.sort();
+        origins.dedup();
+        assert!(
+            ours.len() <= 1 && unexplained.is_empty() && origins.len() == parts,
+            "written twice: {span} (ours: {ours:?}; unexplained: {unexplained:?}; kept parts of \
+             {origins:?} from {parts}): {:?}",
+            w.vendor_overrides(e)
+        );
+    }
+}
+
+/// Whether a person made this override by hand (each simulator names those its own way).
+fn is_manual(id: &OverrideId) -> bool {
+    !id.as_str().starts_with(oncall_sync::ALIAS_PREFIX)
+        && (id.as_str().starts_with("manual-") || id.as_str().contains("manual"))
+}
+
+fn debug_print(w: &World, e: usize, what: &str, report: &DestinationReport) {
+    if std::env::var("SYNC_PROPS_DEBUG").is_err() {
+        return;
+    }
+    let show = |v: Vec<Override>| {
+        v.iter()
+            .map(|o| format!("    {} {}\n", o.id, o.span))
+            .collect::<String>()
+    };
+    eprintln!(
+        "--- {what} at {} ({})\n{report}vendor:\n{}ledger:\n{}",
+        w.now,
+        w.exported[e].destination.id,
+        show(w.vendor_overrides(e)),
+        show(w.ledger(e))
+    );
+}
+
+/// Plays one history and checks every sync.
+async fn run(config: Config, steps: Vec<Step>) {
+    let mut w = World::new(config).await;
     for step in steps {
         match step {
-            Step::Assign { shift, who } => {
-                assignees[shift] = who;
-                w.schedule = host_schedule(&w.shape, &assignees);
-            }
-            Step::Swap { a, b } => {
-                assignees.swap(a, b);
-                w.schedule = host_schedule(&w.shape, &assignees);
-            }
-            Step::ManualAdd { offset, hours, who } => {
-                let start = w.now + TimeDelta::hours(offset);
-                w.f.foreign(start, start + TimeDelta::hours(hours), PEOPLE[who]);
-            }
-            Step::ManualDelete { k } => {
-                let all = w.f.vendor_overrides();
-                if let Some(o) = all.get(k % all.len().max(1)) {
-                    w.f.provider.remove_override(&w.f.vs(), &o.id);
-                }
-            }
-            Step::ManualEdit {
-                k,
-                hours,
-                shift,
-                who,
-            } => {
-                let all = w.f.vendor_overrides();
-                if let Some(o) = all.get(k % all.len().max(1)) {
-                    // A person moves the start, the end, or the person of any override.
-                    let start = o.span.start + TimeDelta::hours(shift);
-                    let member = who.map_or(o.span.member.clone(), |w| email(PEOPLE[w]));
-                    let span = Span::new(start, start + TimeDelta::hours(hours), member);
-                    if let Some(id) = w.f.provider.edit_override(&w.f.vs(), &o.id, span) {
-                        w.edited.insert(id);
-                    }
-                }
-            }
+            Step::Secondary(inner) => w.apply(1, *inner),
             Step::Wait { hours } => w.now += TimeDelta::hours(hours),
             Step::Horizon { days } => w.horizon = days,
+            Step::Length { shifts } => {
+                w.len = shifts;
+                w.reschedule();
+            }
+            Step::ClockBehind { seconds } => w.behind = TimeDelta::seconds(seconds),
             Step::Sync(fault) => {
                 w.catch_up();
-                let before = w.f.vendor_overrides();
-                let ledger_before = w.ledger();
-                let h_before = w.f.high_water();
-                let base = w.f.provider.write_calls();
+                let store = w.store.clone();
+                let sim = w.account.sim.clone();
+                let base = sim.write_calls();
                 let crash_store;
                 let store: &dyn StateStore = match fault {
-                    SyncFault::None => &w.f.store,
+                    SyncFault::None => store.as_ref(),
                     SyncFault::FailWrite(k) => {
-                        w.f.provider.inject(
+                        sim.inject(
                             Trigger::Write(base + k),
                             Fault::Fail(Error::Transient {
                                 message: "503".into(),
                             }),
                         );
-                        &w.f.store
+                        store.as_ref()
+                    }
+                    SyncFault::RejectWrite(k) => {
+                        sim.inject(
+                            Trigger::Write(base + k),
+                            Fault::Fail(Error::Rejected {
+                                message: "refused".into(),
+                            }),
+                        );
+                        store.as_ref()
                     }
                     SyncFault::LoseWrite(k) => {
-                        w.f.provider
-                            .inject(Trigger::Write(base + k), Fault::LoseResponse);
-                        &w.f.store
+                        sim.inject(Trigger::Write(base + k), Fault::LoseResponse);
+                        store.as_ref()
                     }
                     SyncFault::ReadOnly => {
-                        w.f.provider.set_read_only(true);
-                        &w.f.store
+                        sim.set_read_only(true);
+                        store.as_ref()
                     }
                     SyncFault::RateLimited => {
-                        w.f.provider.rate_limit_next(2);
-                        &w.f.store
+                        sim.rate_limit_next(2);
+                        store.as_ref()
                     }
                     SyncFault::CrashAfterSaves(n) => {
-                        crash_store = CrashingStore::new(&w.f.store, n);
+                        crash_store = CrashingStore::new(store.as_ref(), n);
                         &crash_store
                     }
                 };
-                let report = w.sync(store).await;
-                if std::env::var("SYNC_PROPS_DEBUG").is_ok() {
-                    let show = |v: Vec<Override>| {
-                        v.iter()
-                            .map(|o| format!("    {} {}\n", o.id, o.span))
-                            .collect::<String>()
-                    };
-                    eprintln!(
-                        "--- sync {fault:?} at {}\n{report}vendor:\n{}ledger:\n{}",
-                        w.now,
-                        show(w.f.vendor_overrides()),
-                        show(w.ledger())
-                    );
-                }
-                w.f.provider.clear_faults();
-                check_rules(&w, &before, &ledger_before, h_before, &report);
-                if let SyncFault::ReadOnly = fault {
-                    assert!(
-                        report
-                            .errors
-                            .iter()
-                            .all(|e| matches!(e.error, Error::PermissionDenied { .. })),
-                        "R8"
-                    );
-                    assert!(report.write_calls <= 1, "R8: never retried");
-                }
-                // Every sync is followed by a clean one a little later, which must converge; then a
-                // second clean one at the same instant must make no write call (R6).
-                w.now += TimeDelta::seconds(90);
-                w.catch_up();
-                let before = w.f.vendor_overrides();
-                let ledger_before = w.ledger();
-                let h_before = w.f.high_water();
-                let report = w.sync(&w.f.store).await;
-                if std::env::var("SYNC_PROPS_DEBUG").is_ok() {
-                    eprintln!("--- clean sync\n{report}");
-                }
-                assert_eq!(
-                    report.status,
-                    SyncStatus::Ok,
-                    "converges after {fault:?}: {report}"
-                );
-                check_rules(&w, &before, &ledger_before, h_before, &report);
-                w.catch_up();
-                let again = w.sync(&w.f.store).await;
-                assert_eq!(
-                    again.write_calls, 0,
-                    "R6: a second sync with nothing changed writes nothing: {again}"
-                );
-                // No duplicates of ours.
-                let ours: Vec<_> = w.ledger().iter().map(|l| l.id.clone()).collect();
-                let mut unique = ours.clone();
-                unique.sort();
-                unique.dedup();
-                assert_eq!(ours.len(), unique.len(), "ledger ids unique");
-                // Nothing the sync wrote exists twice. Copies of one span are allowed only as one of
-                // ours (the ledger holds it as it is), kept parts of distinct overrides (a person's
-                // part before F may equal a planned change: both stand), and a person's (theirs, or
-                // one of ours they edited, e.g. moved onto another of ours).
-                let ledger: HashMap<_, _> =
-                    w.ledger().into_iter().map(|l| (l.id, l.span)).collect();
-                let mut by_span: HashMap<Span, Vec<oncall_sync::OverrideId>> = HashMap::new();
-                for o in w.f.vendor_overrides() {
-                    if o.span.end > w.now {
-                        by_span.entry(o.span).or_default().push(o.id);
+                let observed = w.sync(store).await;
+                sim.clear_faults();
+                for (e, obs) in observed.iter().enumerate() {
+                    debug_print(&w, e, &format!("sync {fault:?}"), &obs.report);
+                    check_rules(&w, e, obs);
+                    if let SyncFault::ReadOnly = fault {
+                        assert!(
+                            obs.report
+                                .errors
+                                .iter()
+                                .all(|e| matches!(e.error, Error::PermissionDenied { .. })),
+                            "R8"
+                        );
+                        assert!(obs.report.write_calls <= 1, "R8: never retried");
                     }
                 }
-                let kept = w.kept_parts.borrow();
-                for (span, ids) in by_span.into_iter().filter(|(_, ids)| ids.len() > 1) {
-                    let (ours, others): (Vec<_>, Vec<_>) =
-                        ids.iter().partition(|id| ledger.get(*id) == Some(&span));
-                    let mut origins = Vec::new();
-                    let mut unexplained = Vec::new();
-                    for id in others {
-                        if let Some(of) = kept.get(id) {
-                            origins.push(of);
-                        } else if !id.as_str().starts_with("manual-") && !w.edited.contains(id) {
-                            unexplained.push(id);
-                        }
-                    }
-                    let parts = origins.len();
-                    origins.sort();
-                    origins.dedup();
-                    assert!(
-                        ours.len() <= 1 && unexplained.is_empty() && origins.len() == parts,
-                        "written twice: {span} (ours: {ours:?}; unexplained: {unexplained:?}; kept \
-                         parts of {origins:?} from {parts}): {:?}",
-                        w.f.vendor_overrides()
-                    );
-                }
+                check_convergence(&mut w, &fault).await;
             }
+            host_or_manual => w.apply(0, host_or_manual),
         }
     }
 }
 
+fn cases(variable: &str, default: u32) -> u32 {
+    std::env::var(variable)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    // Daily shifts, or shifts of 1 to 48 hours, mostly back to back, some after a gap (a
+    // rotation's restriction).
+    prop_oneof![
+        1 => Just(daily()),
+        2 => prop::collection::vec((prop_oneof![3 => Just(0i64), 1 => 1i64..12], 1i64..49), 40),
+    ]
+}
+
+fn config(kind: impl Strategy<Value = Kind>) -> impl Strategy<Value = Config> {
+    (
+        kind,
+        shape(),
+        prop::collection::vec(prop::option::weighted(0.85, 0usize..5), 40),
+        prop::option::weighted(
+            0.3,
+            prop::collection::vec(prop::option::weighted(0.85, 0usize..5), 40),
+        ),
+        0i64..24,
+        prop_oneof![Just(0i64), 1i64..6],
+        prop_oneof![2 => Just(0i64), 1 => 1i64..60],
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(
+            |(kind, shape, primary, secondary, start_hours, clock_step, ahead, whole_seconds)| {
+                Config {
+                    kind,
+                    shape,
+                    primary,
+                    secondary,
+                    start_hours,
+                    clock_step,
+                    ahead,
+                    whole_seconds,
+                }
+            },
+        )
+}
+
+fn block_on(f: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f);
+}
+
 proptest! {
-    // SYNC_PROPS_CASES raises the count for a deeper search than CI's.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("SYNC_PROPS_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(160),
+        cases: cases("SYNC_PROPS_CASES", 160),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
     fn rules_hold_over_random_histories(
-        vendor in prop::sample::select(VENDORS.to_vec()),
-        // Daily shifts, or shifts of 1 to 48 hours, mostly back to back, some after a gap (a
-        // rotation's restriction).
-        shape in prop_oneof![
-            1 => Just(daily()),
-            2 => prop::collection::vec((prop_oneof![3 => Just(0i64), 1 => 1i64..12], 1i64..49), 40),
-        ],
-        assignees in prop::collection::vec(prop::option::weighted(0.85, 0usize..5), 40),
-        start_hours in 0i64..24,
-        clock_step in prop_oneof![Just(0i64), 1i64..6],
+        config in config(prop::sample::select(VENDORS.to_vec()).prop_map(Kind::Memory)),
         steps in prop::collection::vec(step(), 1..16),
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(run_with_clock(vendor, shape, assignees, start_hours, clock_step, steps));
+        block_on(run(config, steps));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases("SYNC_PROPS_HTTP_CASES", 8),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn rules_hold_through_the_opsgenie_adapter(
+        config in config(Just(Kind::HttpOpsgenie)),
+        steps in prop::collection::vec(step(), 1..12),
+    ) {
+        block_on(run(config, steps));
+    }
+
+    #[test]
+    fn rules_hold_through_the_pagerduty_adapter(
+        config in config(Just(Kind::HttpPagerDuty)),
+        steps in prop::collection::vec(step(), 1..12),
+    ) {
+        block_on(run(config, steps));
     }
 }
 
@@ -602,23 +1058,21 @@ fn assigned(who: &[(usize, usize)]) -> Vec<Option<usize>> {
     assignees
 }
 
-/// Runs the history against both vendors.
+/// Runs the history against both in-memory vendors (and, where `SYNC_PROPS_HTTP` is set, through
+/// both HTTP adapters too).
 async fn run_everywhere(
     shape: Shape,
     assignees: Vec<Option<usize>>,
     start_hours: i64,
     steps: Vec<Step>,
 ) {
-    for vendor in VENDORS {
-        run_with_clock(
-            vendor,
-            shape.clone(),
-            assignees.clone(),
-            start_hours,
-            0,
-            steps.clone(),
-        )
-        .await;
+    let mut kinds: Vec<Kind> = VENDORS.iter().map(|v| Kind::Memory(*v)).collect();
+    if std::env::var("SYNC_PROPS_HTTP").is_ok() {
+        kinds.extend([Kind::HttpOpsgenie, Kind::HttpPagerDuty]);
+    }
+    for kind in kinds {
+        let config = Config::simple(kind, shape.clone(), assignees.clone(), start_hours, 0);
+        run(config, steps.clone()).await;
     }
 }
 

@@ -40,7 +40,7 @@ pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
     alias_attempt, alias_for, desired_spans, is_alias_for, plan_export, Action, Desired, Override,
     OverrideId, Plan, PlanInput, PlannedOperation, Reason, Span, Warning, ALIAS_ATTEMPTS,
-    ALIAS_PREFIX,
+    ALIAS_PREFIX, CLOCK_SKEW,
 };
 pub use provider::{
     Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
