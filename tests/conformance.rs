@@ -191,3 +191,10 @@ async fn in_memory_provider_behaves_like_the_vendors() {
         ]
     );
 }
+
+#[tokio::test]
+async fn in_memory_store_passes_the_store_conformance_suite() {
+    let store = oncall_sync::InMemoryStateStore::new();
+    // Memory cannot be corrupted from outside: that one check is skipped.
+    oncall_sync::testkit::store_conformance::run_all(&store, "memory", |_| false).await;
+}

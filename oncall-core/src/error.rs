@@ -78,6 +78,13 @@ pub enum Error {
         /// What conflicted.
         message: String,
     },
+    /// A state store holds something it cannot read (a corrupt file or row, an unknown format
+    /// version). Nothing is replaced or emptied: a person must look.
+    #[error("corrupt state: {message}")]
+    CorruptState {
+        /// What is unreadable, and where (the file, the table and destination).
+        message: String,
+    },
     /// The provider cannot do this at all (e.g. in-place update on PagerDuty).
     #[error("unsupported: {message}")]
     Unsupported {
