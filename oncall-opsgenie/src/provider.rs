@@ -263,6 +263,17 @@ impl OpsgenieProvider {
     }
 }
 
+/// Whether the vendor refused a write for its end date (a 422 naming `endDate`, or saying the end
+/// is in the past): only such a refusal of a cut is re-sent with the vendor's now. Any other
+/// refusal stands.
+fn refuses_the_end(e: &Error) -> bool {
+    let Error::Rejected { message } = e else {
+        return false;
+    };
+    let m = message.to_lowercase();
+    m.starts_with("http 422") && (m.contains("enddate") || m.contains("end date"))
+}
+
 /// Errors after which the rest of a batch is not sent: the key cannot write, the schedule is gone,
 /// or the vendor answers what we cannot read (nothing is written after a malformed answer).
 fn stops_a_batch(e: &Error) -> bool {
@@ -386,7 +397,7 @@ impl Provider for OpsgenieProvider {
     /// Ending a running override at or before the vendor's now: whether Opsgenie clamps such an
     /// end to its now, keeps it in its past, or refuses it is UNCONFIRMED. The safe reading: send
     /// it as asked; if the vendor accepted it, read the override back and answer what the vendor
-    /// holds; if it refused it, re-send (up to three times) with the end at the first
+    /// holds; if it refused the end (a 422 naming `endDate`), re-send (up to three times) with the end at the first
     /// whole second not before the vendor's now, as its `Date` header gives it.
     async fn update_override(
         &self,
@@ -399,7 +410,7 @@ impl Provider for OpsgenieProvider {
         let mut sent = span.clone();
         for _ in 0..CUT_RESENDS {
             match (&result, self.is_cut(&sent)) {
-                (Err(Error::Rejected { .. }), Some(now)) => {
+                (Err(e), Some(now)) if refuses_the_end(e) => {
                     sent.end = now + TimeDelta::seconds(1);
                     result = self.put(schedule, id, &sent).await;
                 }

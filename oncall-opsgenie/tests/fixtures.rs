@@ -535,6 +535,30 @@ async fn a_cut_the_vendor_refuses_is_resent_at_its_now() {
     assert_eq!(held.span.end, t("2025-07-02T12:00:01Z"));
 }
 
+/// Refused for another reason: the refusal stands, nothing is re-sent.
+#[tokio::test]
+async fn a_cut_refused_for_another_reason_is_not_resent() {
+    let server = MockServer::start().await;
+    write_call("PUT", Some(ALIAS))
+        .respond_with(answer(422, "error_422_fields.json").insert_header("Date", DURING))
+        .expect(1)
+        .mount(&server)
+        .await;
+    forbid_everything_else(&server).await;
+    let cut = span(
+        "2025-07-02T06:00:00Z",
+        "2025-07-02T11:00:00Z",
+        "alice@example.com",
+    );
+    let refused = provider(&server)
+        .update_override(&s1(), &OverrideId::new(ALIAS), &cut)
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Rejected { .. })),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn deletes_and_reports_an_unknown_alias() {
     let server = MockServer::start().await;
