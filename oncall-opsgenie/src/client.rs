@@ -231,7 +231,7 @@ impl Client {
         url
     }
 
-    async fn pace(&self) {
+    pub(crate) async fn pace(&self) {
         let wait = lock(&self.pacer).reserve(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -241,7 +241,7 @@ impl Client {
     /// After a 429, every request of the connection waits the vendor's period (capped by the
     /// policy, which caps the retry's own wait the same way), so concurrent creates back off
     /// together instead of each running into the limit again.
-    fn pause(&self, retry_after: Option<Duration>) {
+    pub(crate) fn pause(&self, retry_after: Option<Duration>) {
         let wait = retry_after
             .unwrap_or(self.retry.base_delay)
             .min(self.retry.max_delay);

@@ -441,3 +441,31 @@ impl Provider for OpsgenieProvider {
         Ok(Deletion::Deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn a_rate_limit_pauses_every_clone() {
+        let policy = oncall_core::RetryPolicy {
+            max_delay: Duration::from_millis(80),
+            ..oncall_core::RetryPolicy::default()
+        };
+        let a = OpsgenieProvider::builder()
+            .with_api_key("k")
+            .with_retry(policy)
+            .without_rate_limit()
+            .build()
+            .unwrap();
+        let b = a.clone();
+        // A 429 seen by one clone asks for 60 s; the policy caps the pause at 80 ms.
+        a.client.pause(Some(Duration::from_secs(60)));
+        let started = Instant::now();
+        b.client.pace().await;
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(70), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+}

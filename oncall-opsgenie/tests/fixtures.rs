@@ -378,8 +378,19 @@ async fn looks_up_an_override_by_alias() {
         .expect(1)
         .mount(&server)
         .await;
+    override_call("GET", Some("hidden"))
+        .respond_with(answer(403, "error_403_read.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
     forbid_everything_else(&server).await;
     let p = provider(&server);
+    // A 403 is the schedule's NotFound, not "gone": the sync must not forget what it cannot see.
+    let hidden = p.get_override(&s1(), &OverrideId::new("hidden")).await;
+    assert!(
+        matches!(&hidden, Err(Error::NotFound { resource: Resource::Schedule(s), .. }) if s == S1),
+        "{hidden:?}"
+    );
     let found = p
         .get_override(&s1(), &OverrideId::new(ALIAS))
         .await

@@ -215,6 +215,11 @@ async fn the_request_log_of_an_import_and_an_export_stays_within_r10() {
     assert!(report.errors.is_empty(), "{report}");
 
     let log = sim.requests();
+    let dated_timelines = log
+        .iter()
+        .filter(|r| r.path.ends_with("/timeline") && r.query_value("date").is_some())
+        .count();
+    assert_eq!(dated_timelines, 3, "sixty days in chunks of 28");
     let methods: HashSet<&str> = log.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(
         methods,
@@ -641,6 +646,26 @@ async fn a_batch_of_creates_goes_out_concurrently() {
     assert_eq!(ids, asked, "one result per item, in order");
     // One at a time would take 20 × 100 ms.
     assert!(took < Duration::from_millis(1000), "took {took:?}");
+    // Bounded: four at a time take at least five rounds.
+    let bounded = sim
+        .provider_builder()
+        .with_max_concurrency(4)
+        .build()
+        .unwrap();
+    let more: Vec<NewOverride> = (30..50)
+        .map(|d| NewOverride {
+            span: Span::new(day(d), day(d + 1), email("bob")),
+            id: Some(OverrideId::new(format!("c{d}"))),
+        })
+        .collect();
+    let started = Instant::now();
+    let results = bounded.create_overrides(&vs, &more).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// The Provider contract: an update that ends a running override at or before the vendor's now
