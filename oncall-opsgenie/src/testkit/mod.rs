@@ -95,9 +95,11 @@
 //! The core's conformance suite runs the same way:
 //! `oncall_core::testkit::conformance::run_all(&sim.provider(), &context)`.
 
+mod endpoints;
 mod http;
 mod state;
 mod timeline;
+mod wire;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -1,0 +1,287 @@
+//! Opsgenie's wire shapes as the simulator answers them (reference §2, §3): schedules, rotations,
+//! overrides, and the status and body of each kind of refusal.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use oncall_core::{resolve_local, Email, Error, Participant, Resource, Restriction, RotationUnit};
+use serde_json::{json, Map, Value};
+
+use super::http::Reply;
+use super::state::{user_id, SimSchedule, Stored};
+use super::UnknownSchedule;
+
+pub(super) fn unknown_schedule(answer: UnknownSchedule, schedule: &str) -> Reply {
+    match answer {
+        // The DXW capture for a schedule that does not exist.
+        UnknownSchedule::Forbidden => Reply::json(
+            403,
+            json!({"code": 40301, "message": "Api key is not authorized to access the schedule"}),
+        ),
+        UnknownSchedule::NotFound => Reply::message(
+            404,
+            format!("Schedule with identifier [{schedule}] does not exist"),
+        ),
+    }
+}
+
+pub(super) fn no_override(alias: &str) -> Reply {
+    Reply::message(404, format!("Could not find override with alias [{alias}]"))
+}
+
+pub(super) fn too_many(period: u64) -> Reply {
+    // The Go SDK's 429 fixture: body and headers.
+    let mut r = Reply::message(429, "TooManyRequests");
+    r.headers = vec![
+        ("X-RateLimit-State", "THROTTLED".into()),
+        ("X-RateLimit-Reason", "ACCOUNT".into()),
+        ("X-RateLimit-Period-In-Sec", period.to_string()),
+    ];
+    r
+}
+
+/// The status and body the vendor gives for a kind of failure (`Fault::Fail`).
+pub(super) fn error_reply(error: &Error, rate_limit_period: u64) -> Reply {
+    match error {
+        Error::RateLimited { retry_after, .. } => {
+            too_many(retry_after.map_or(rate_limit_period, |d| d.as_secs()))
+        }
+        Error::Transient { .. } => Reply::message(503, "Service Unavailable"),
+        Error::PermissionDenied { message } => {
+            Reply::json(403, json!({"code": 40301, "message": message}))
+        }
+        Error::Unauthenticated { message } => Reply::message(401, message.clone()),
+        Error::NotFound {
+            resource: Resource::Schedule(id),
+            ..
+        } => Reply::message(
+            404,
+            format!("Schedule with identifier [{id}] does not exist"),
+        ),
+        Error::NotFound { resource, .. } => no_override(&resource.to_string()),
+        Error::UnknownMember { email, .. } => {
+            unprocessable("user", format!("User [{email}] does not exist"))
+        }
+        Error::Rejected { message } => Reply::message(422, message.clone()),
+        Error::Conflict { message } => Reply::message(409, message.clone()),
+        Error::InvalidResponse { .. } => Reply::json(200, json!({"result": "Ok"})),
+        Error::InvalidInput(e) => Reply::message(400, e.to_string()),
+        Error::Unsupported { message } => {
+            Reply::json(403, json!({"code": 40302, "message": message}))
+        }
+        other => Reply::message(500, other.to_string()),
+    }
+}
+
+pub(super) fn unprocessable(field: &str, message: impl Into<String>) -> Reply {
+    let mut errors = Map::new();
+    errors.insert(field.into(), Value::String(message.into()));
+    Reply::json(
+        422,
+        json!({"message": "Request body is not processable. Please check the errors.", "errors": errors}),
+    )
+}
+
+pub(super) fn fmt(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+pub(super) fn parent_json(s: &SimSchedule) -> Value {
+    json!({"id": s.config.id.0, "name": s.config.name, "enabled": s.enabled})
+}
+
+pub(super) fn schedule_json(s: &SimSchedule, with_rotations: bool) -> Value {
+    let rotations: Vec<Value> = if with_rotations {
+        (0..s.config.rotations.len())
+            .map(|i| rotation_json(s, i))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    json!({
+        "id": s.config.id.0,
+        "name": s.config.name,
+        "description": "",
+        "timezone": s.config.zone.name(),
+        "enabled": s.enabled,
+        "rotations": rotations,
+    })
+}
+
+/// A core rotation in Opsgenie's shape. (Opsgenie has no "effective from": such a rotation is
+/// served from its start; the simulated timeline still honours it.)
+pub(super) fn rotation_json(s: &SimSchedule, index: usize) -> Value {
+    let r = &s.config.rotations[index];
+    let zone = s.config.zone;
+    let participants: Vec<Value> = r
+        .participants
+        .iter()
+        .map(|p| match p {
+            Participant::Member(email) => user_json(email),
+            Participant::Nobody => json!({"type": "none"}),
+        })
+        .collect();
+    let mut v = json!({
+        "id": s.rotation_id(index),
+        "name": r.name,
+        "startDate": fmt(resolve_local(zone, r.start)),
+        "type": match r.unit {
+            RotationUnit::Hourly => "hourly",
+            RotationUnit::Daily => "daily",
+            RotationUnit::Weekly => "weekly",
+        },
+        "length": r.length,
+        "participants": participants,
+    });
+    if let Some(end) = r.end {
+        v["endDate"] = json!(fmt(resolve_local(zone, end)));
+    }
+    if let Some(restriction) = restriction_json(&r.restrictions) {
+        v["timeRestriction"] = restriction;
+    }
+    v
+}
+
+pub(super) fn user_json(email: &Email) -> Value {
+    json!({"type": "user", "id": user_id(email), "username": email.as_str()})
+}
+
+pub(super) const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// One daily window as `time-of-day`; anything else as `weekday-and-time-of-day`, a daily window
+/// becoming one entry per weekday.
+pub(super) fn restriction_json(restrictions: &[Restriction]) -> Option<Value> {
+    use chrono::Timelike;
+    let hm = |seconds: u32| (seconds / 3600, (seconds % 3600) / 60);
+    match restrictions {
+        [] => None,
+        [r] if r.day.is_none() => {
+            let start = r.start.num_seconds_from_midnight();
+            let (sh, sm) = hm(start);
+            let (eh, em) = hm((start + r.duration_seconds) % 86_400);
+            Some(json!({"type": "time-of-day",
+                "restriction": {"startHour": sh, "startMin": sm, "endHour": eh, "endMin": em}}))
+        }
+        _ => {
+            let mut items = Vec::new();
+            for r in restrictions {
+                let days: Vec<u32> = match r.day {
+                    Some(d) => vec![d.num_days_from_monday()],
+                    None => (0..7).collect(),
+                };
+                for day in days {
+                    let start = day * 86_400 + r.start.num_seconds_from_midnight();
+                    let end = (start + r.duration_seconds) % (7 * 86_400);
+                    let ((sh, sm), (eh, em)) = (hm(start % 86_400), hm(end % 86_400));
+                    items.push(json!({
+                        "startDay": WEEKDAYS[(start / 86_400) as usize % 7], "startHour": sh, "startMin": sm,
+                        "endDay": WEEKDAYS[(end / 86_400) as usize % 7], "endHour": eh, "endMin": em,
+                    }));
+                }
+            }
+            Some(json!({"type": "weekday-and-time-of-day", "restrictions": items}))
+        }
+    }
+}
+
+pub(super) fn override_json(s: &SimSchedule, o: &Stored) -> Value {
+    // For an override of every rotation, whether the vendor answers `[]` or the full list is
+    // UNCONFIRMED; the simulator answers `[]`.
+    let rotations: Vec<Value> = o
+        .rotations
+        .iter()
+        .flatten()
+        .map(|r| json!({"id": r, "name": r}))
+        .collect();
+    json!({
+        "_parent": parent_json(s),
+        "alias": o.alias.as_str(),
+        "user": user_json(&o.span.member),
+        "startDate": fmt(o.span.start),
+        "endDate": fmt(o.span.end),
+        "rotations": rotations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Weekday;
+
+    #[test]
+    fn restrictions_round_trip_through_the_wire() {
+        let check = |rs: Vec<Restriction>| {
+            let v = restriction_json(&rs).unwrap();
+            // Read back through the adapter's own parser, inside a rotation.
+            let rotation = json!({"id": "r", "type": "daily", "startDate": "2024-01-01T00:00:00Z", "timeRestriction": v});
+            let schedule = json!({"id": "s", "timezone": "UTC", "rotations": [rotation]});
+            let back = crate::models::schedule(&crate::json::Node::root(&schedule)).unwrap();
+            back.rotations[0].rotation.restrictions.clone()
+        };
+        let daily = vec![Restriction::time_of_day(8, 0, 20, 0).unwrap()];
+        assert_eq!(check(daily.clone()), daily);
+        let weekly =
+            vec![Restriction::weekday_and_time(Weekday::Fri, 18, 0, Weekday::Mon, 10, 0).unwrap()];
+        assert_eq!(check(weekly.clone()), weekly);
+        let night = vec![Restriction::time_of_day(22, 0, 6, 0).unwrap(), weekly[0]];
+        let back = check(night);
+        assert_eq!(
+            back.len(),
+            8,
+            "a daily window becomes one entry per weekday"
+        );
+    }
+
+    #[test]
+    fn faults_answer_as_the_vendor_does() {
+        let r = error_reply(
+            &Error::RateLimited {
+                retry_after: None,
+                message: String::new(),
+            },
+            1,
+        );
+        assert_eq!(r.status, 429);
+        assert!(r
+            .headers
+            .contains(&("X-RateLimit-Period-In-Sec", "1".into())));
+        let e = Email::parse("x@example.com").unwrap();
+        assert_eq!(
+            error_reply(
+                &Error::UnknownMember {
+                    email: e,
+                    message: String::new()
+                },
+                1
+            )
+            .status,
+            422
+        );
+        assert_eq!(
+            error_reply(
+                &Error::Transient {
+                    message: String::new()
+                },
+                1
+            )
+            .status,
+            503
+        );
+        assert_eq!(
+            error_reply(
+                &Error::PermissionDenied {
+                    message: String::new()
+                },
+                1
+            )
+            .status,
+            403
+        );
+    }
+}
