@@ -711,3 +711,58 @@ async fn requests_outside_the_simulated_endpoints_are_logged() {
     assert!(!log[0].simulated);
     assert_eq!(log[0].path, "/v2/alerts");
 }
+
+#[tokio::test]
+async fn ended_and_future_rotations_take_no_role() {
+    let (sim, vs) = simulator_with_schedule().await;
+    let local = |d: u32| {
+        NaiveDate::from_ymd_opt(2024, 1, d)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap()
+    };
+    let mut ended = Rotation::new(
+        "ended",
+        RotationUnit::Daily,
+        1,
+        local(1),
+        vec![Participant::Member(email("cat"))],
+    );
+    ended.end = Some(local(2));
+    let future = Rotation::new(
+        "future",
+        RotationUnit::Daily,
+        1,
+        local(20),
+        vec![Participant::Member(email("dan"))],
+    );
+    let current = daily_schedule("VS").rotations[0].clone();
+    sim.add_schedule(VendorSchedule {
+        rotations: vec![ended, current, future],
+        ..daily_schedule("VS")
+    });
+    let provider = sim.provider();
+    // The configuration lists all three, with their start and end.
+    let all = provider.schedule(&vs).await.unwrap().rotations;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].end, Some(local(2)));
+    let report = provider
+        .on_call_report(&vs, Window::new(day(3), day(6)).unwrap())
+        .await
+        .unwrap();
+    let names: Vec<&str> = report.timelines.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["daily"],
+        "only the rotation that covers the window is a role"
+    );
+    let left_out: Vec<String> = report
+        .notes
+        .iter()
+        .filter_map(|n| match n {
+            oncall_opsgenie::Note::RotationOutsideWindow { rotation, .. } => Some(rotation.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left_out, ["ended", "future"]);
+}
