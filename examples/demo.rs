@@ -1,17 +1,24 @@
-//! The main job end to end, on in-process vendor simulators (no keys, no network):
+//! The main job end to end, over the real HTTP adapters, against the Opsgenie and PagerDuty
+//! simulators started in this process (no keys, no network beyond loopback):
 //!
-//! 1. list an Opsgenie-style account's schedules and import one (two rotations merged by position
-//!    into primary and secondary roles, across the Europe/Berlin spring-forward night);
-//! 2. plan (dry run) an export of the primary to a PagerDuty-style schedule and the secondary to the
-//!    Opsgenie-style one, with a person's manual override in the way;
-//! 3. sync, then make a 2 a.m. manual change in the vendor and a swap in the host, and sync again:
-//!    the manual change survives, the swap is exported, a second sync writes nothing.
+//! 1. list the Opsgenie account's schedules and import "Platform" (a daily primary and a weekly
+//!    secondary rotation, merged by position into two roles) for four weeks across the
+//!    Europe/Berlin spring-forward night;
+//! 2. plan (dry run) an export of the primary to an Opsgenie schedule and the secondary to a
+//!    PagerDuty schedule, with a person's manual override already in the way;
+//! 3. sync; then a person covers tonight's secondary by hand in PagerDuty at 2 a.m., the host swaps
+//!    two primaries, and the sync runs again: the manual override survives, the swap is exported
+//!    (two in-place updates on Opsgenie), and a third sync writes nothing.
 //!
-//! `cargo run --example demo` prints it for people; `cargo run --example demo -- --json` prints the
-//! plan and reports as JSON.
+//! Every step prints what it cost in vendor calls. `cargo run --example demo` prints it for people;
+//! `cargo run --example demo -- --json` prints the plan and the reports as one JSON document. The
+//! demo exits non-zero if any of that does not happen: CI runs it as a smoke test.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
-use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
+use chrono_tz::Europe::Berlin;
+use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+use oncall_sync::pagerduty::testkit::PagerDutySimulator;
+use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{
     import_schedule, sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore,
     Member, Participant, Provider, RoleIndex, Rotation, RotationUnit, Schedule, Span, SyncMode,
@@ -27,32 +34,40 @@ const PEOPLE: [(&str, &str); 5] = [
 ];
 
 fn email(i: usize) -> Email {
-    Email::parse(PEOPLE[i].0).expect("demo emails are valid")
+    Email::parse(PEOPLE[i].0).unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 fn members() -> Vec<Member> {
-    PEOPLE
-        .iter()
-        .map(|(e, n)| Member::new(Email::parse(e).expect("demo emails are valid"), *n))
+    (0..PEOPLE.len())
+        .map(|i| Member::new(email(i), PEOPLE[i].1))
         .collect()
 }
 
 fn local(y: i32, m: u32, d: u32, h: u32) -> chrono::NaiveDateTime {
     NaiveDate::from_ymd_opt(y, m, d)
         .and_then(|d| d.and_hms_opt(h, 0, 0))
-        .expect("valid demo date")
+        .unwrap_or_else(|| fail("invalid demo date"))
 }
 
-/// The Opsgenie-style account: a "Platform" schedule with a daily primary and a weekly secondary.
-fn opsgenie_account(now: DateTime<Utc>) -> InMemoryProvider {
-    let provider = InMemoryProvider::opsgenie_like(now);
-    let people = |ids: &[usize]| ids.iter().map(|&i| Participant::Member(email(i))).collect();
-    provider.add_schedule(VendorSchedule {
-        id: VendorScheduleId("og-platform".into()),
-        name: "Platform".into(),
-        zone: chrono_tz::Europe::Berlin,
+fn schedule(id: &str, name: &str, rotations: Vec<Rotation>) -> VendorSchedule {
+    VendorSchedule {
+        id: VendorScheduleId(id.into()),
+        name: name.into(),
+        zone: Berlin,
         members: members(),
-        rotations: vec![
+        rotations,
+    }
+}
+
+/// The Opsgenie account: "Platform" with a daily primary and a weekly secondary rotation (the
+/// import source), and "Platform primary", the schedule the primary role is exported to.
+async fn opsgenie_account(now: DateTime<Utc>) -> OpsgenieSimulator {
+    let sim = OpsgenieSimulator::start_at(now).await;
+    let people = |ids: &[usize]| ids.iter().map(|&i| Participant::Member(email(i))).collect();
+    sim.add_schedule(schedule(
+        "og-platform",
+        "Platform",
+        vec![
             Rotation::new(
                 "Daily primary",
                 RotationUnit::Daily,
@@ -68,50 +83,105 @@ fn opsgenie_account(now: DateTime<Utc>) -> InMemoryProvider {
                 people(&[4, 3, 2]),
             ),
         ],
-    });
-    provider
+    ));
+    let primary_rotation = Rotation::new(
+        "Primary",
+        RotationUnit::Weekly,
+        1,
+        local(2024, 3, 4, 9),
+        people(&[0, 1]),
+    );
+    sim.add_schedule(schedule(
+        "og-platform-primary",
+        "Platform primary",
+        vec![primary_rotation],
+    ));
+    sim
 }
 
-/// The PagerDuty-style account: an escalation schedule the primary is exported to.
-fn pagerduty_account(now: DateTime<Utc>) -> InMemoryProvider {
-    let provider = InMemoryProvider::pagerduty_like(now);
-    provider.add_schedule(VendorSchedule {
-        id: VendorScheduleId("PD-PLATFORM".into()),
-        name: "Platform escalation".into(),
-        zone: chrono_tz::Europe::Berlin,
-        members: members(),
-        rotations: Vec::new(),
-    });
-    provider
+/// The PagerDuty account: "Platform secondary", the schedule the secondary role is exported to.
+async fn pagerduty_account(now: DateTime<Utc>) -> PagerDutySimulator {
+    let sim = PagerDutySimulator::start_at(now).await;
+    let layer = Rotation::new(
+        "Layer 1",
+        RotationUnit::Weekly,
+        1,
+        local(2024, 3, 4, 9),
+        vec![Participant::Member(email(2)), Participant::Member(email(3))],
+    );
+    sim.add_schedule(schedule("PSECOND", "Platform secondary", vec![layer]));
+    sim
+}
+
+/// Requests and writes each simulator has answered so far.
+struct Calls<'a> {
+    opsgenie: &'a OpsgenieSimulator,
+    pagerduty: &'a PagerDutySimulator,
+    seen: (usize, usize, usize, usize),
+}
+
+impl<'a> Calls<'a> {
+    fn new(opsgenie: &'a OpsgenieSimulator, pagerduty: &'a PagerDutySimulator) -> Self {
+        let mut calls = Calls {
+            opsgenie,
+            pagerduty,
+            seen: (0, 0, 0, 0),
+        };
+        calls.seen = calls.now();
+        calls
+    }
+
+    fn now(&self) -> (usize, usize, usize, usize) {
+        let og = self.opsgenie.requests();
+        let pd = self.pagerduty.requests();
+        let og_writes = og.iter().filter(|r| r.method != "GET").count();
+        let pd_writes = pd.iter().filter(|r| r.method != "GET").count();
+        (og.len(), og_writes, pd.len(), pd_writes)
+    }
+
+    /// The calls since the last step, as a line, and the writes among them.
+    fn step(&mut self) -> (String, usize) {
+        let now = self.now();
+        let (og, ogw, pd, pdw) = (
+            now.0 - self.seen.0,
+            now.1 - self.seen.1,
+            now.2 - self.seen.2,
+            now.3 - self.seen.3,
+        );
+        self.seen = now;
+        (
+            format!("  vendor calls: Opsgenie {og} ({ogw} writes), PagerDuty {pd} ({pdw} writes)"),
+            ogw + pdw,
+        )
+    }
 }
 
 fn print_schedule(out: &Output, schedule: &Schedule) {
     let zone = schedule.zone();
     out.line(format!(
-        "  {:<34} {:<7} {}",
+        "  {:<30} {:<6} {}",
         "from (Europe/Berlin)",
         "hours",
         schedule.roles().join(" / ")
     ));
     for shift in schedule.shifts() {
-        let who: Vec<String> = shift
+        let who: Vec<&str> = shift
             .assignees
             .iter()
             .map(|a| {
-                a.as_ref().map_or("-".to_owned(), |e| {
-                    e.as_str().split('@').next().unwrap_or("").to_owned()
-                })
+                a.as_ref()
+                    .map_or("-", |e| e.as_str().split('@').next().unwrap_or(""))
             })
             .collect();
         out.line(format!(
-            "  {:<34} {:<7} {}",
+            "  {:<30} {:<6} {}",
             shift
                 .start
                 .with_timezone(&zone)
                 .format("%a %Y-%m-%d %H:%M %Z")
                 .to_string(),
             format!(
-                "{:.1}",
+                "{:.0}",
                 (shift.end - shift.start).num_minutes() as f64 / 60.0
             ),
             who.join(" / ")
@@ -137,21 +207,25 @@ impl Output {
         }
     }
 
-    fn report(&mut self, key: &str, report: &SyncReport) {
-        match &mut self.json {
-            Some(map) => {
-                let value = serde_json::to_value(report).unwrap_or_else(|e| e.to_string().into());
-                map.insert(key.to_owned(), value);
-            }
-            None => print!("{report}"),
+    fn value(&mut self, key: &str, value: impl serde::Serialize) {
+        if let Some(map) = &mut self.json {
+            let value = serde_json::to_value(value).unwrap_or_else(|e| e.to_string().into());
+            map.insert(key.to_owned(), value);
         }
+    }
+
+    fn report(&mut self, key: &str, report: &SyncReport) {
+        if self.json.is_none() {
+            print!("{report}");
+        }
+        self.value(key, report);
     }
 
     fn finish(self) {
         if let Some(map) = self.json {
             match serde_json::to_string_pretty(&map) {
                 Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("cannot print JSON: {e}"),
+                Err(e) => fail(&format!("cannot print JSON: {e}")),
             }
         }
     }
@@ -163,162 +237,196 @@ fn fail(message: &str) -> ! {
     std::process::exit(1)
 }
 
+fn check(ok: bool, message: &str) {
+    if !ok {
+        fail(message);
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let json = std::env::args().any(|a| a == "--json");
     let mut out = Output {
         json: json.then(serde_json::Map::new),
     };
-    // A fixed "now" makes the demo reproducible: Monday 2024-03-25, the week Berlin springs forward.
+    // A fixed "now" makes the demo reproducible: Monday 2024-03-25 09:00 in Berlin, the week the
+    // clocks spring forward.
     let mut now = Utc
         .with_ymd_and_hms(2024, 3, 25, 8, 0, 0)
         .single()
-        .expect("valid instant");
-    let opsgenie = opsgenie_account(now);
-    let pagerduty = pagerduty_account(now);
+        .unwrap_or_else(|| fail("invalid demo instant"));
+    let opsgenie = opsgenie_account(now).await;
+    let pagerduty = pagerduty_account(now).await;
+    let (og, pd) = (opsgenie.provider(), pagerduty.provider());
+    let mut calls = Calls::new(&opsgenie, &pagerduty);
+    out.line(format!(
+        "Opsgenie simulator at {}, PagerDuty simulator at {}",
+        opsgenie.uri(),
+        pagerduty.uri()
+    ));
 
-    out.heading("1. Schedules in the Opsgenie-style account");
-    match opsgenie.list_schedules().await {
-        Ok(schedules) => {
-            for s in schedules {
-                let rotations: Vec<&str> = s.rotations.iter().map(|r| r.name.as_str()).collect();
-                out.line(format!(
-                    "  {} ({}), {} members, rotations: {}",
-                    s.name,
-                    s.zone,
-                    s.members.len(),
-                    rotations.join(", ")
-                ));
-            }
-        }
-        Err(e) => fail(&format!("listing failed: {e}")),
+    out.heading("1. Schedules in the Opsgenie account");
+    let listed = og
+        .list_schedules()
+        .await
+        .unwrap_or_else(|e| fail(&format!("listing failed: {e}")));
+    for s in &listed {
+        let rotations: Vec<&str> = s.rotations.iter().map(|r| r.name.as_str()).collect();
+        out.line(format!(
+            "  {} ({}), {} members, rotations: {}",
+            s.name,
+            s.zone,
+            s.members.len(),
+            rotations.join(", ")
+        ));
     }
+    out.line(calls.step().0);
 
-    // Ten days, ending at a handoff (Thursday 09:00 in Berlin).
-    let until = oncall_sync::resolve_local(chrono_tz::Europe::Berlin, local(2024, 4, 4, 9));
-    let window = Window::new(now, until).expect("non-empty window");
-    let mut schedule =
-        match import_schedule(&opsgenie, &VendorScheduleId("og-platform".into()), window).await {
-            Ok(s) => s,
-            Err(e) => fail(&format!("import failed: {e}")),
-        };
-    out.heading(
-        "Imported \"Platform\" for the next 10 days (Saturday's shift spans the DST change: 23 h)",
+    // Four weeks from now, ending at a handoff (09:00 in Berlin).
+    let until = oncall_sync::resolve_local(Berlin, local(2024, 4, 22, 9));
+    let window = Window::new(now, until).unwrap_or_else(|e| fail(&e.to_string()));
+    let source = VendorScheduleId("og-platform".into());
+    let mut host = import_schedule(&og, &source, window)
+        .await
+        .unwrap_or_else(|e| fail(&format!("import failed: {e}")));
+    out.heading("Imported \"Platform\" for four weeks (the shift over the DST change lasts 23 h)");
+    print_schedule(&out, &host);
+    out.line(calls.step().0);
+    check(
+        host.shifts()
+            .iter()
+            .any(|s| s.end - s.start == TimeDelta::hours(23)),
+        "the import lost the DST change",
     );
-    print_schedule(&out, &schedule);
-    if let Some(map) = &mut out.json {
-        map.insert(
-            "imported".into(),
-            serde_json::to_value(&schedule).unwrap_or_default(),
-        );
-    }
+    out.value("imported", &host);
 
-    // Someone already put a manual override into the PagerDuty-style schedule, in the export horizon.
-    let pd_schedule = VendorScheduleId("PD-PLATFORM".into());
+    // Someone already covers part of Wednesday's secondary by hand in PagerDuty.
     let start = now;
     let at = |d: i64, h: i64| start + TimeDelta::days(d) + TimeDelta::hours(h);
-    pagerduty.insert_override(&pd_schedule, Span::new(at(3, 2), at(3, 10), email(4)));
+    let secondary_schedule = VendorScheduleId("PSECOND".into());
+    pagerduty.insert_override(
+        &secondary_schedule,
+        Span::new(at(2, 2), at(2, 10), email(0)),
+    );
 
     let destinations = [
         Destination {
-            id: DestinationId("platform-primary-to-pagerduty".into()),
-            connection: ConnectionId("pagerduty-acme".into()),
-            schedule: pd_schedule.clone(),
+            id: DestinationId("platform-primary-to-opsgenie".into()),
+            connection: ConnectionId("opsgenie-acme".into()),
+            schedule: VendorScheduleId("og-platform-primary".into()),
             role: RoleIndex::PRIMARY,
         },
         Destination {
-            id: DestinationId("platform-secondary-to-opsgenie".into()),
-            connection: ConnectionId("opsgenie-acme".into()),
-            schedule: VendorScheduleId("og-platform".into()),
+            id: DestinationId("platform-secondary-to-pagerduty".into()),
+            connection: ConnectionId("pagerduty-acme".into()),
+            schedule: secondary_schedule.clone(),
             role: RoleIndex::SECONDARY,
         },
     ];
     let targets = [
         SyncTarget {
             destination: &destinations[0],
-            provider: &pagerduty,
+            provider: &og,
         },
         SyncTarget {
             destination: &destinations[1],
-            provider: &opsgenie,
+            provider: &pd,
         },
     ];
     let store = InMemoryStateStore::new();
-    let horizon = Some(TimeDelta::days(7));
-    let options = |now, mode| SyncOptions { now, horizon, mode };
+    let options = |now, mode| SyncOptions {
+        now,
+        horizon: None,
+        mode,
+    };
+    let run = |now, mode| sync(&host, &targets, &store, options(now, mode));
 
     out.heading("2. Plan (dry run): nothing is written");
-    let plan = sync(&schedule, &targets, &store, options(now, SyncMode::DryRun))
+    let plan = run(now, SyncMode::DryRun)
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
     out.report("plan", &plan);
+    let (line, writes) = calls.step();
+    out.line(line);
+    check(writes == 0, "the dry run wrote to a vendor");
 
     out.heading("3. Sync");
-    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply))
+    let report = run(now, SyncMode::Apply)
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
     out.report("first_sync", &report);
-    if !report.is_ok() {
-        fail("the first sync did not succeed");
-    }
+    out.line(calls.step().0);
+    check(report.is_ok(), "the first sync did not succeed");
 
-    // Two hours later: Ken covers tonight's primary from 02:00 to 04:00 (Berlin) by hand in
+    // Two hours later: Ken covers tonight's secondary from 02:00 to 04:00 (Berlin) by hand in
     // PagerDuty, and the host swaps the primaries of Wednesday and Thursday.
     now += TimeDelta::hours(2);
-    pagerduty.set_now(now);
     opsgenie.set_now(now);
-    let manual = pagerduty.insert_override(&pd_schedule, Span::new(at(0, 17), at(0, 19), email(4)));
-    let (wednesday, thursday) = (schedule.shifts()[2].start, schedule.shifts()[3].start);
-    if let Err(e) = schedule.swap_assignees(RoleIndex::PRIMARY, wednesday, thursday) {
-        fail(&format!("swap failed: {e}"));
-    }
+    pagerduty.set_now(now);
+    let tonight = Span::new(at(0, 17), at(0, 19), email(4));
+    let manual = pagerduty.insert_override(&secondary_schedule, tonight.clone());
+    let (wednesday, thursday) = (host.shifts()[2].clone(), host.shifts()[3].clone());
+    host.swap_assignees(RoleIndex::PRIMARY, wednesday.start, thursday.start)
+        .unwrap_or_else(|e| fail(&format!("swap failed: {e}")));
+    let run = |now, mode| sync(&host, &targets, &store, options(now, mode));
     out.heading(&format!(
-        "4. After a manual override in the vendor ({manual}) and a swap in the host"
+        "4. After a manual override in PagerDuty ({manual}, Ken tonight 02:00-04:00) and a swap of \
+         Wednesday's and Thursday's primaries in the host"
     ));
-    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply))
+    let report = run(now, SyncMode::Apply)
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
     out.report("after_manual_change_and_swap", &report);
-    if !report.is_ok() {
-        fail("the sync after the changes did not succeed");
-    }
+    out.line(calls.step().0);
+    check(report.is_ok(), "the sync after the changes did not succeed");
     let kept = pagerduty
-        .overrides(&pd_schedule)
-        .iter()
-        .any(|o| o.id == manual);
-    if !kept {
-        fail("the manual override made in the vendor was lost");
-    }
-    out.line("  the manual override is still there");
+        .overrides(&secondary_schedule)
+        .into_iter()
+        .any(|o| o.id == manual && o.span == tonight);
+    check(kept, "the manual override made in the vendor was lost");
+    out.line("  the manual override is still there, as the person made it");
+    let primary_overrides = opsgenie.overrides(&destinations[0].schedule);
+    let shows = |shift: &oncall_sync::Shift, who: &Option<Email>| {
+        primary_overrides
+            .iter()
+            .any(|o| o.span.start == shift.start && Some(&o.span.member) == who.as_ref())
+    };
+    check(
+        shows(&wednesday, &thursday.assignees[0]) && shows(&thursday, &wednesday.assignees[0]),
+        "the swap was not exported",
+    );
+    out.line("  the swap is in Opsgenie: Wednesday and Thursday changed hands");
 
     out.heading("5. Sync again with nothing changed");
-    let report = sync(&schedule, &targets, &store, options(now, SyncMode::Apply))
+    let report = run(now + TimeDelta::minutes(1), SyncMode::Apply)
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let writes: usize = report.destinations.iter().map(|d| d.write_calls).sum();
-    out.line(format!("  {writes} write calls"));
-    if writes != 0 || !report.is_ok() {
-        fail("a sync with nothing changed wrote to a vendor or failed");
-    }
     out.report("second_sync", &report);
+    let (line, writes) = calls.step();
+    out.line(line);
+    check(
+        writes == 0 && report.is_ok(),
+        "a sync with nothing changed wrote to a vendor or failed",
+    );
+
+    out.heading("Where each destination stands");
     for d in &destinations {
-        if let Some(state) = store.get(&d.id) {
-            let mark = state
-                .high_water
-                .map_or_else(|| "none".to_owned(), |h| h.to_rfc3339());
-            let last = state.last_run.map_or("never".to_owned(), |r| {
-                if r.ok {
-                    "ok".to_owned()
-                } else {
-                    format!("failed: {}", r.error.unwrap_or_default())
-                }
-            });
-            out.line(format!(
-                "  {}: mark {mark}, {} overrides ours, last run {last}",
-                d.id,
-                state.ledger.len()
-            ));
-        }
+        let Some(state) = store.get(&d.id) else {
+            fail(&format!("no state for {}", d.id));
+        };
+        let mark = state.high_water.map_or_else(
+            || "none".to_owned(),
+            |h| {
+                h.with_timezone(&Berlin)
+                    .format("%a %Y-%m-%d %H:%M %Z")
+                    .to_string()
+            },
+        );
+        out.line(format!(
+            "  {}: mark {mark}, {} overrides of ours in the vendor",
+            d.id,
+            state.ledger.len()
+        ));
     }
     out.finish();
 }

@@ -69,6 +69,9 @@ pub enum Deletion {
 pub struct Capabilities {
     /// Most overrides one create call takes (1 when the vendor creates one at a time).
     pub max_batch: usize,
+    /// Whether a batch of creates is one request to the vendor (PagerDuty's multi form), or one
+    /// request per item sent side by side (Opsgenie). Counts of write calls follow it.
+    pub batch_is_one_request: bool,
     /// Whether an override can be changed in place (Opsgenie PUT).
     pub update_in_place: bool,
     /// Whether the client chooses override ids (Opsgenie aliases).
@@ -82,6 +85,7 @@ impl Capabilities {
     /// documented; 50 stays modest), no update, server-chosen ids, delete truncates a running override.
     pub const PAGERDUTY: Capabilities = Capabilities {
         max_batch: 50,
+        batch_is_one_request: true,
         update_in_place: false,
         client_ids: false,
         delete_truncates_running: true,
@@ -91,6 +95,7 @@ impl Capabilities {
     /// removes (so a running override is cut by updating its end).
     pub const OPSGENIE: Capabilities = Capabilities {
         max_batch: 1,
+        batch_is_one_request: false,
         update_in_place: true,
         client_ids: true,
         delete_truncates_running: false,

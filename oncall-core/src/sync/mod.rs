@@ -171,7 +171,8 @@ pub struct DestinationReport {
     pub high_water_before: Option<DateTime<Utc>>,
     /// `H` after (unchanged on failure and in a dry run).
     pub high_water_after: Option<DateTime<Utc>>,
-    /// How many vendor write calls were made.
+    /// How many write requests were sent to the vendor (a PagerDuty batch is one; Opsgenie sends
+    /// one per override).
     pub write_calls: usize,
 }
 

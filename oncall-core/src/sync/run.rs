@@ -556,7 +556,7 @@ impl<'a> Run<'a> {
     /// retried under the next one ([`Run::create_under_free_alias`]).
     async fn apply_creates(&mut self, ops: &[&PlannedOperation]) -> Vec<Applied> {
         let items: Vec<NewOverride> = ops.iter().filter_map(|op| new_override(op)).collect();
-        self.report.write_calls += 1;
+        self.count_creates(items.len());
         let mut results: Vec<Option<Result<Override, Error>>> = match self
             .target
             .provider
@@ -605,6 +605,12 @@ impl<'a> Run<'a> {
             applied.push(self.record_create(op, result));
         }
         applied
+    }
+
+    /// Counts the write requests a create call of `items` overrides makes.
+    fn count_creates(&mut self, items: usize) {
+        let caps = self.target.provider.capabilities();
+        self.report.write_calls += if caps.batch_is_one_request { 1 } else { items };
     }
 
     /// Records one create's result in the ledger or the errors.
@@ -700,7 +706,7 @@ impl<'a> Run<'a> {
                 return;
             }
             let again: Vec<NewOverride> = resend.iter().map(|&i| items[i].clone()).collect();
-            self.report.write_calls += 1;
+            self.count_creates(again.len());
             match provider.create_overrides(schedule, &again).await {
                 Ok(answers) => {
                     let mut answers = answers.into_iter();

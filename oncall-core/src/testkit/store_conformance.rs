@@ -130,10 +130,8 @@ pub async fn lets_one_of_many_concurrent_savers_win(store: &dyn StateStore, pref
     let d = destination(prefix, "race");
     let v = store.save(&d, 0, &sample_state(7)).await.expect("save");
     let states: Vec<DestinationState> = (0..SAVERS).map(|i| sample_state(100 + i)).collect();
-    let saves: Vec<Pin<Box<dyn Future<Output = Result<u64, Error>> + Send + '_>>> = states
-        .iter()
-        .map(|s| store.save(&d, v, s))
-        .collect();
+    let saves: Vec<BoxedFuture<'_, Result<u64, Error>>> =
+        states.iter().map(|s| store.save(&d, v, s)).collect();
     let results = JoinAll::new(saves).await;
     let winners: Vec<usize> = (0..results.len()).filter(|&i| results[i].is_ok()).collect();
     assert_eq!(winners.len(), 1, "exactly one saver wins: {results:?}");
@@ -146,12 +144,18 @@ pub async fn lets_one_of_many_concurrent_savers_win(store: &dyn StateStore, pref
         }
     }
     let loaded = store.load(&d).await.expect("load");
-    assert_eq!(loaded.value, states[winners[0]], "the winner's state is stored");
+    assert_eq!(
+        loaded.value, states[winners[0]],
+        "the winner's state is stored"
+    );
 }
 
 /// Two destinations' states never mix.
 pub async fn keeps_destinations_apart(store: &dyn StateStore, prefix: &str) {
-    let (a, b) = (destination(prefix, "apart-a"), destination(prefix, "apart-b"));
+    let (a, b) = (
+        destination(prefix, "apart-a"),
+        destination(prefix, "apart-b"),
+    );
     store.save(&a, 0, &sample_state(8)).await.expect("save a");
     store.save(&b, 0, &sample_state(9)).await.expect("save b");
     assert_eq!(store.load(&a).await.expect("load a").value, sample_state(8));
@@ -180,15 +184,17 @@ pub async fn reports_a_corrupt_entry(
     }
 }
 
+type BoxedFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Polls every future until all are ready; results in order. (The core has no executor of its
 /// own: this runs the savers of one check concurrently on whatever runtime drives the check.)
 struct JoinAll<'a, T> {
-    futures: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + 'a>>>>,
+    futures: Vec<Option<BoxedFuture<'a, T>>>,
     results: Vec<Option<T>>,
 }
 
 impl<'a, T> JoinAll<'a, T> {
-    fn new(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + 'a>>>) -> Self {
+    fn new(futures: Vec<BoxedFuture<'a, T>>) -> Self {
         let results = futures.iter().map(|_| None).collect();
         JoinAll {
             futures: futures.into_iter().map(Some).collect(),
