@@ -60,7 +60,13 @@ pub struct Versioned<T> {
 /// `save` is a compare-and-swap: it succeeds only if the stored version still equals `expected`, and
 /// returns the new version. Otherwise it fails with [`Error::Conflict`], so two workers syncing the
 /// same destination cannot both win. `load` of an unknown destination gives version 0 and the default
-/// state.
+/// state. `remove` is a compare-and-swap too: it drops a destination's state (a destination the host
+/// retired) only if its version is still `expected`; afterwards the destination loads
+/// as unknown. Removing an unknown destination at version 0 succeeds and changes nothing.
+///
+/// A store whose stored state is unreadable answers [`Error::CorruptState`] naming what it cannot
+/// read, and never replaces it with a default. `testkit::store_conformance` (feature `testkit`)
+/// checks all of this.
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Reads a destination's state.
@@ -74,6 +80,20 @@ pub trait StateStore: Send + Sync {
         expected: u64,
         state: &DestinationState,
     ) -> Result<u64, Error>;
+
+    /// Drops a destination's state if its version is still `expected` (see the contract above).
+    ///
+    /// The default answers [`Error::Unsupported`], for stores written before this method existed
+    /// (and test wrappers that never retire a destination); every store of this library implements
+    /// it.
+    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
+        let _ = expected;
+        Err(Error::Unsupported {
+            message: format!(
+                "this state store cannot remove the state of destination {destination}"
+            ),
+        })
+    }
 }
 
 /// A [`StateStore`] in memory, for tests, demos and hosts that keep state themselves.
@@ -138,6 +158,20 @@ impl StateStore for InMemoryStateStore {
         );
         Ok(version)
     }
+
+    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
+        let mut states = self.lock();
+        let current = states.get(destination).map_or(0, |v| v.version);
+        if current != expected {
+            return Err(Error::Conflict {
+                message: format!(
+                    "state of destination {destination} is at version {current}, not {expected}: another sync saved first"
+                ),
+            });
+        }
+        states.remove(destination);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +209,36 @@ mod tests {
             "the loser changed nothing"
         );
         assert_eq!(block_on(store.save(&d, 1, &state)), Ok(2));
+    }
+
+    #[test]
+    fn remove_is_a_compare_and_swap() {
+        let store = InMemoryStateStore::new();
+        let d = DestinationId("d".into());
+        assert_eq!(
+            block_on(store.remove(&d, 0)),
+            Ok(()),
+            "unknown at 0: nothing to do"
+        );
+        assert!(matches!(
+            block_on(store.remove(&d, 3)),
+            Err(Error::Conflict { .. })
+        ));
+        let state = DestinationState {
+            high_water: Some(DateTime::<Utc>::UNIX_EPOCH),
+            ..DestinationState::default()
+        };
+        assert_eq!(block_on(store.save(&d, 0, &state)), Ok(1));
+        let stale = block_on(store.remove(&d, 0));
+        assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+        assert_eq!(
+            store.get(&d),
+            Some(state),
+            "a refused remove keeps the state"
+        );
+        assert_eq!(block_on(store.remove(&d, 1)), Ok(()));
+        assert_eq!(store.get(&d), None);
+        assert_eq!(block_on(store.load(&d)).map(|v| v.version), Ok(0));
     }
 
     #[test]

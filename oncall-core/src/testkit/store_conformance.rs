@@ -1,6 +1,6 @@
 //! The checks every [`StateStore`] must pass, as `pub async fn`s over `&dyn StateStore`: load of an
-//! unknown destination, save and load, compare-and-swap, concurrent savers (exactly one wins), and
-//! a corrupt entry (a typed error, never a silent default).
+//! unknown destination, save and load, compare-and-swap, concurrent savers (exactly one wins),
+//! removal under compare-and-swap, and a corrupt entry (a typed error, never a silent default).
 //!
 //! ```no_run
 //! # async fn demo(store: &dyn oncall_core::StateStore) {
@@ -40,6 +40,7 @@ pub async fn run_all(
     refuses_a_stale_version(store, prefix).await;
     lets_one_of_many_concurrent_savers_win(store, prefix).await;
     keeps_destinations_apart(store, prefix).await;
+    removes_under_compare_and_swap(store, prefix).await;
     reports_a_corrupt_entry(store, prefix, corrupt).await;
 }
 
@@ -160,6 +161,57 @@ pub async fn keeps_destinations_apart(store: &dyn StateStore, prefix: &str) {
     store.save(&b, 0, &sample_state(9)).await.expect("save b");
     assert_eq!(store.load(&a).await.expect("load a").value, sample_state(8));
     assert_eq!(store.load(&b).await.expect("load b").value, sample_state(9));
+}
+
+/// `remove` is a compare-and-swap: a stale version is [`Error::Conflict`] and keeps the state; the
+/// current one drops it, after which the destination loads as unknown (version 0) and can be saved
+/// afresh. Removing an unknown destination at version 0 succeeds; at another version it conflicts.
+/// Other destinations are untouched.
+pub async fn removes_under_compare_and_swap(store: &dyn StateStore, prefix: &str) {
+    let (d, other) = (destination(prefix, "removed"), destination(prefix, "kept"));
+    store
+        .remove(&d, 0)
+        .await
+        .expect("removing an unknown destination at version 0 succeeds");
+    let unknown = store.remove(&d, 1).await;
+    assert!(
+        matches!(unknown, Err(Error::Conflict { .. })),
+        "an unknown destination is at version 0, not 1: got {unknown:?}"
+    );
+    store
+        .save(&other, 0, &sample_state(11))
+        .await
+        .expect("save other");
+    let v1 = store.save(&d, 0, &sample_state(12)).await.expect("save");
+    let v2 = store.save(&d, v1, &sample_state(13)).await.expect("save");
+    let stale = store.remove(&d, v1).await;
+    assert!(
+        matches!(stale, Err(Error::Conflict { .. })),
+        "a remove under a stale version loses with Conflict, got {stale:?}"
+    );
+    let loaded = store.load(&d).await.expect("load");
+    assert_eq!(
+        (loaded.version, loaded.value),
+        (v2, sample_state(13)),
+        "the refused remove kept it"
+    );
+    store
+        .remove(&d, v2)
+        .await
+        .expect("remove under the current version");
+    let loaded = store.load(&d).await.expect("load after remove");
+    assert_eq!(loaded.version, 0, "a removed destination loads as unknown");
+    assert_eq!(loaded.value, DestinationState::default());
+    let again = store
+        .save(&d, 0, &sample_state(14))
+        .await
+        .expect("save afresh after remove");
+    assert_eq!(store.load(&d).await.expect("load").version, again);
+    assert_eq!(
+        store.load(&other).await.expect("load other").value,
+        sample_state(11),
+        "removing one destination leaves the others"
+    );
 }
 
 /// A destination whose stored state is unreadable loads as [`Error::CorruptState`] naming it,
