@@ -9,6 +9,7 @@
 //! - [`rotation`] and [`time`]: rotation configuration, expansion in civil time, merging by position.
 //! - [`plan`]: desired spans, the planner for DESIGN rules R1-R6, plans people can read.
 //! - [`provider`]: the [`Provider`] trait and its contract; [`import_schedule`] over it.
+//! - [`connections`]: the registry of vendor accounts a host embeds (R9: none destroyed in use).
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
 //! - [`mod@sync`]: the driver that applies plans through providers.
 //! - [`retry`] and [`pacing`]: when adapters retry and how they pace requests, decided here once.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod connection;
+pub mod connections;
 pub mod credentials;
 pub mod error;
 mod fast_hash;
@@ -33,6 +35,9 @@ pub mod sync;
 pub mod testkit;
 pub mod time;
 
+pub use connections::{
+    Connection, ConnectionError, ConnectionRegistry, Endpoint, KeyReference, ProviderKind, Usage,
+};
 pub use credentials::ApiKey;
 pub use error::{Error, Resource, ValidationError};
 pub use import::import_schedule;
