@@ -5,13 +5,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 
 use crate::error::{Error, Resource};
-use crate::model::Window;
+use crate::model::{Email, Window};
 use crate::plan::{Override, OverrideId, Span};
 use crate::provider::{
     Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
 };
 use crate::rotation::{expand_rotation, OnCallPeriod};
 
+use super::overlaps::{resolve_overlaps, Layered};
 use super::simulator::{Fault, Trigger, VendorSimulator};
 
 /// A kind of provider call, as recorded in the call log.
@@ -593,37 +594,19 @@ impl VendorSimulator for InMemoryProvider {
         let Some(sim) = inner.schedules.get(schedule) else {
             return Vec::new();
         };
-        let live: Vec<&Stored> = sim
+        let stretches: Vec<Layered<Email>> = sim
             .overrides
             .iter()
-            .filter(|o| o.ov.span.overlaps(window.start(), window.end()))
+            .map(|o| Layered {
+                start: o.ov.span.start,
+                end: o.ov.span.end,
+                who: o.ov.span.member.clone(),
+                precedence: o.seq,
+            })
             .collect();
-        let mut cuts: Vec<DateTime<Utc>> = live
-            .iter()
-            .flat_map(|o| [o.ov.span.start, o.ov.span.end])
-            .chain([window.start(), window.end()])
-            .filter(|t| *t >= window.start() && *t <= window.end())
-            .collect();
-        cuts.sort_unstable();
-        cuts.dedup();
-        let mut out: Vec<OnCallPeriod> = Vec::new();
-        for pair in cuts.windows(2) {
-            let (s, e) = (pair[0], pair[1]);
-            let winner = live
-                .iter()
-                .filter(|o| o.ov.span.start <= s && o.ov.span.end >= e)
-                .max_by_key(|o| o.seq);
-            if let Some(w) = winner {
-                match out.last_mut() {
-                    Some(last) if last.end == s && last.member == w.ov.span.member => last.end = e,
-                    _ => out.push(OnCallPeriod {
-                        start: s,
-                        end: e,
-                        member: w.ov.span.member.clone(),
-                    }),
-                }
-            }
-        }
-        out
+        resolve_overlaps(&stretches, window)
+            .into_iter()
+            .map(|(start, end, member)| OnCallPeriod { start, end, member })
+            .collect()
     }
 }

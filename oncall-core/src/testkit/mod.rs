@@ -5,8 +5,10 @@
 
 pub mod conformance;
 mod memory;
+mod overlaps;
 mod simulator;
 pub mod store_conformance;
 
 pub use memory::{Call, CallKind, InMemoryProvider};
+pub use overlaps::{resolve_overlaps, Layered};
 pub use simulator::{Fault, Trigger, VendorSimulator};

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use oncall_core::testkit::{Fault, Trigger};
+use oncall_core::testkit::{resolve_overlaps, Fault, Layered, Trigger};
 use oncall_core::{Email, OnCallPeriod, Override, OverrideId, Span, VendorSchedule, Window};
 use serde_json::Value;
 
@@ -188,38 +188,19 @@ impl State {
 /// Who the overrides put on call over `window`, last created winning, joined where the member is
 /// the same (the [`VendorSimulator::render`](oncall_core::testkit::VendorSimulator::render) view).
 pub(crate) fn render(overrides: &[Stored], window: Window) -> Vec<OnCallPeriod> {
-    let live: Vec<&Stored> = overrides
+    let stretches: Vec<Layered<Email>> = overrides
         .iter()
-        .filter(|o| o.span.overlaps(window.start(), window.end()))
+        .map(|o| Layered {
+            start: o.span.start,
+            end: o.span.end,
+            who: o.span.member.clone(),
+            precedence: o.seq,
+        })
         .collect();
-    let mut cuts: Vec<DateTime<Utc>> = live
-        .iter()
-        .flat_map(|o| [o.span.start, o.span.end])
-        .chain([window.start(), window.end()])
-        .filter(|t| *t >= window.start() && *t <= window.end())
-        .collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut out: Vec<OnCallPeriod> = Vec::new();
-    for pair in cuts.windows(2) {
-        let (s, e) = (pair[0], pair[1]);
-        let Some(winner) = live
-            .iter()
-            .filter(|o| o.span.start <= s && o.span.end >= e)
-            .max_by_key(|o| o.seq)
-        else {
-            continue;
-        };
-        match out.last_mut() {
-            Some(last) if last.end == s && last.member == winner.span.member => last.end = e,
-            _ => out.push(OnCallPeriod {
-                start: s,
-                end: e,
-                member: winner.span.member.clone(),
-            }),
-        }
-    }
-    out
+    resolve_overlaps(&stretches, window)
+        .into_iter()
+        .map(|(start, end, member)| OnCallPeriod { start, end, member })
+        .collect()
 }
 
 /// The overrides of a schedule as a person sees them: sorted by span, then alias.

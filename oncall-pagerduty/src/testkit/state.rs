@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
+use oncall_core::testkit::{resolve_overlaps, Layered};
 use oncall_core::{expand_rotation, Email, Participant, Rotation, Window};
 
 /// A user of the account. The email keeps the case it was given.
@@ -315,33 +316,26 @@ impl Account {
 /// Stacks levels of entries (later levels win where they cover) over `window`, clipped to it and
 /// joined where the same user continues.
 pub(crate) fn stack(levels: Vec<Vec<Rendered>>, window: Window) -> Vec<Rendered> {
-    let mut cuts: Vec<DateTime<Utc>> = levels
-        .iter()
-        .flatten()
-        .flat_map(|r| [r.start, r.end])
-        .chain([window.start(), window.end()])
-        .filter(|t| *t >= window.start() && *t <= window.end())
+    let stretches: Vec<Layered<String>> = levels
+        .into_iter()
+        .enumerate()
+        .flat_map(|(level, entries)| {
+            entries.into_iter().map(move |r| Layered {
+                start: r.start,
+                end: r.end,
+                who: r.user_id,
+                precedence: level as u64,
+            })
+        })
         .collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut out: Vec<Rendered> = Vec::new();
-    for pair in cuts.windows(2) {
-        let (s, e) = (pair[0], pair[1]);
-        let winner = levels
-            .iter()
-            .rev()
-            .find_map(|level| level.iter().find(|r| r.start <= s && r.end >= e));
-        let Some(w) = winner else { continue };
-        match out.last_mut() {
-            Some(last) if last.end == s && last.user_id == w.user_id => last.end = e,
-            _ => out.push(Rendered {
-                start: s,
-                end: e,
-                user_id: w.user_id.clone(),
-            }),
-        }
-    }
-    out
+    resolve_overlaps(&stretches, window)
+        .into_iter()
+        .map(|(start, end, user_id)| Rendered {
+            start,
+            end,
+            user_id,
+        })
+        .collect()
 }
 
 #[cfg(test)]
