@@ -14,6 +14,8 @@ pub use oncall_core::*;
 pub use oncall_opsgenie as opsgenie;
 #[cfg(feature = "pagerduty")]
 pub use oncall_pagerduty as pagerduty;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 /// The README's code blocks, compiled as doc tests so they stay true.
 #[cfg(doctest)]

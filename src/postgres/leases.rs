@@ -1,0 +1,295 @@
+//! Destinations shared between workers: enrolment, due times, leases, and the fenced view of the
+//! store a lease holder syncs through.
+//!
+//! A worker claims due destinations (`FOR UPDATE SKIP LOCKED`: concurrent claimers never wait for
+//! each other and never get the same row), holds each with an expiry it renews while it works, and
+//! releases it with the next due time. Every claim also raises the destination's state version:
+//! the version is the fencing token. A worker whose lease expired and whose destination another
+//! worker claimed cannot save any more (its version is stale), and through [`FencedStore`] it
+//! cannot even start a sync of it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oncall_core::{DestinationId, DestinationState, Error, ScheduleId, StateStore, Versioned};
+
+use super::{version_of, PostgresStateStore};
+
+/// A destination a worker claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The destination.
+    pub destination: DestinationId,
+    /// The host schedule it belongs to.
+    pub schedule: ScheduleId,
+    /// Its state's version right after the claim: the fencing token.
+    pub token: u64,
+    /// How many runs in a row failed before this claim.
+    pub failures: u32,
+}
+
+/// The lease statements of one table.
+pub(super) struct LeaseSql {
+    enroll: String,
+    unenroll: String,
+    sync_soon: String,
+    claim: String,
+    renew: String,
+    release: String,
+}
+
+impl LeaseSql {
+    pub(super) fn new(table: &str) -> LeaseSql {
+        LeaseSql {
+            // A new destination is due at once; a known one keeps its due time (or becomes due at
+            // once if it was not scheduled).
+            enroll: format!(
+                "INSERT INTO {table} AS t (destination, schedule, due_at) VALUES ($1, $2, now()) \
+                 ON CONFLICT (destination) DO UPDATE \
+                 SET schedule = EXCLUDED.schedule, due_at = coalesce(t.due_at, now())"
+            ),
+            unenroll: format!(
+                "UPDATE {table} SET schedule = NULL, due_at = NULL WHERE destination = $1"
+            ),
+            sync_soon: format!(
+                "UPDATE {table} SET due_at = now() \
+                 WHERE destination = ANY($1) AND schedule IS NOT NULL"
+            ),
+            claim: format!(
+                "WITH due AS ( \
+                     SELECT destination FROM {table} \
+                     WHERE due_at <= now() AND schedule IS NOT NULL \
+                       AND (holder IS NULL OR lease_expires_at <= now()) \
+                     ORDER BY due_at \
+                     LIMIT $2 \
+                     FOR UPDATE SKIP LOCKED) \
+                 UPDATE {table} AS t \
+                 SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
+                     version = t.version + 1 \
+                 FROM due WHERE t.destination = due.destination \
+                 RETURNING t.destination, t.schedule, t.version, t.failures"
+            ),
+            renew: format!(
+                "UPDATE {table} SET lease_expires_at = now() + $3 * interval '1 millisecond' \
+                 WHERE destination = ANY($2) AND holder = $1 \
+                 RETURNING destination"
+            ),
+            release: format!(
+                "UPDATE {table} \
+                 SET holder = NULL, lease_expires_at = NULL, failures = $4, \
+                     due_at = CASE WHEN schedule IS NULL THEN NULL \
+                                   ELSE now() + $3 * interval '1 millisecond' END \
+                 WHERE destination = $1 AND holder = $2"
+            ),
+        }
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl PostgresStateStore {
+    /// Puts a destination of host schedule `schedule` in the workers' hands: new, it is due at once;
+    /// known, it moves to `schedule` and keeps its due time. Its state is untouched.
+    pub async fn enroll(
+        &self,
+        destination: &DestinationId,
+        schedule: &ScheduleId,
+    ) -> Result<(), Error> {
+        let client = self.client().await?;
+        client
+            .execute(&self.sql.leases.enroll, &[&destination.0, &schedule.0])
+            .await
+            .map_err(|e| self.db_error(&format!("enrolling destination {destination}"), e))?;
+        Ok(())
+    }
+
+    /// Takes a destination out of the workers' hands (a worker holding it finishes its run); its
+    /// state stays until [`StateStore::remove`].
+    pub async fn unenroll(&self, destination: &DestinationId) -> Result<(), Error> {
+        let client = self.client().await?;
+        client
+            .execute(&self.sql.leases.unenroll, &[&destination.0])
+            .await
+            .map_err(|e| self.db_error(&format!("unenrolling destination {destination}"), e))?;
+        Ok(())
+    }
+
+    /// Makes enrolled destinations due now (the host changed its rota: sync it soon rather than
+    /// at the next period). Returns how many were found.
+    pub async fn sync_soon(&self, destinations: &[DestinationId]) -> Result<u64, Error> {
+        let ids: Vec<&str> = destinations.iter().map(|d| d.0.as_str()).collect();
+        let client = self.client().await?;
+        client
+            .execute(&self.sql.leases.sync_soon, &[&ids])
+            .await
+            .map_err(|e| self.db_error("making destinations due", e))
+    }
+
+    /// Claims up to `limit` due destinations for `holder` until `lease` from now (the database's
+    /// clock), oldest due first, skipping rows other claimers hold or are claiming. Each claim
+    /// raises the destination's version (see [`Claim::token`]).
+    pub async fn claim_due(
+        &self,
+        holder: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(&self.sql.leases.claim, &[&holder, &limit, &millis(lease)])
+            .await
+            .map_err(|e| self.db_error("claiming due destinations", e))?;
+        rows.iter()
+            .map(|row| {
+                let read = |e| self.db_error("reading a claim", e);
+                Ok(Claim {
+                    destination: DestinationId(row.try_get(0).map_err(read)?),
+                    schedule: ScheduleId(row.try_get(1).map_err(read)?),
+                    token: version_of(row.try_get(2).map_err(read)?),
+                    failures: u32::try_from(row.try_get::<_, i32>(3).map_err(read)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Extends `holder`'s leases of `destinations` to `lease` from now. Returns the destinations it
+    /// still holds; any other was taken over after its lease expired.
+    pub async fn renew(
+        &self,
+        holder: &str,
+        destinations: &[DestinationId],
+        lease: Duration,
+    ) -> Result<Vec<DestinationId>, Error> {
+        let ids: Vec<&str> = destinations.iter().map(|d| d.0.as_str()).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(&self.sql.leases.renew, &[&holder, &ids, &millis(lease)])
+            .await
+            .map_err(|e| self.db_error("renewing leases", e))?;
+        rows.iter()
+            .map(|row| {
+                row.try_get(0)
+                    .map(DestinationId)
+                    .map_err(|e| self.db_error("reading a renewal", e))
+            })
+            .collect()
+    }
+
+    /// Gives a destination back: due again `next_run` from now, with `failures` runs in a row
+    /// failed. Returns false when `holder` no longer held it (it was taken over; nothing changes).
+    pub async fn release(
+        &self,
+        holder: &str,
+        destination: &DestinationId,
+        next_run: Duration,
+        failures: u32,
+    ) -> Result<bool, Error> {
+        let failures = i32::try_from(failures).unwrap_or(i32::MAX);
+        let client = self.client().await?;
+        let released = client
+            .execute(
+                &self.sql.leases.release,
+                &[&destination.0, &holder, &millis(next_run), &failures],
+            )
+            .await
+            .map_err(|e| self.db_error(&format!("releasing destination {destination}"), e))?;
+        Ok(released == 1)
+    }
+
+    /// The store as the holder of `claims` syncs through it: see [`FencedStore`].
+    pub fn fenced(&self, claims: &[Claim]) -> FencedStore {
+        FencedStore {
+            store: self.clone(),
+            tokens: Mutex::new(
+                claims
+                    .iter()
+                    .map(|c| (c.destination.clone(), c.token))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The store as a lease holder sees it: a destination loads only while its version is still the
+/// one the holder's claim (or its own last save) left, so a worker whose destination was taken
+/// over stops before it reads the vendor, let alone writes. Saves are the store's compare-and-swap.
+/// Destinations not claimed are refused.
+#[derive(Debug)]
+pub struct FencedStore {
+    store: PostgresStateStore,
+    tokens: Mutex<HashMap<DestinationId, u64>>,
+}
+
+impl FencedStore {
+    fn token(&self, destination: &DestinationId) -> Option<u64> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(destination)
+            .copied()
+    }
+
+    fn set_token(&self, destination: &DestinationId, token: u64) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(destination.clone(), token);
+    }
+
+    fn not_held(destination: &DestinationId) -> Error {
+        Error::Conflict {
+            message: format!(
+                "destination {destination} is not held by this worker: its lease was lost or never claimed"
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for FencedStore {
+    async fn load(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<Versioned<DestinationState>, Error> {
+        let token = self
+            .token(destination)
+            .ok_or_else(|| Self::not_held(destination))?;
+        let loaded = self.store.load(destination).await?;
+        if loaded.version != token {
+            return Err(Error::Conflict {
+                message: format!(
+                    "destination {destination} was taken over: its state is at version {}, \
+                     not this worker's {token}",
+                    loaded.version
+                ),
+            });
+        }
+        Ok(loaded)
+    }
+
+    async fn save(
+        &self,
+        destination: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error> {
+        if self.token(destination).is_none() {
+            return Err(Self::not_held(destination));
+        }
+        let version = self.store.save(destination, expected, state).await?;
+        self.set_token(destination, version);
+        Ok(version)
+    }
+
+    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
+        if self.token(destination).is_none() {
+            return Err(Self::not_held(destination));
+        }
+        self.store.remove(destination, expected).await
+    }
+}

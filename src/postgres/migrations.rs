@@ -1,0 +1,120 @@
+//! The store's schema, as numbered migrations shipped in the crate, and `migrate()`.
+
+use oncall_core::Error;
+
+use super::{db_message, PostgresStateStore};
+
+/// The migrations, in order. A migration, once released, never changes: a new one is added.
+/// `{schema}` stands for the store's schema.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE {schema}.destination_state (
+        -- The host's destination id.
+        destination      text PRIMARY KEY,
+        -- Grows on every save and every claim: the compare-and-swap version and the fencing token.
+        version          bigint NOT NULL DEFAULT 0 CHECK (version >= 0),
+        -- The format of `state` (1: the core's DestinationState as JSON); NULL while never saved.
+        format           integer,
+        state            jsonb,
+        -- For workers: the host schedule the destination belongs to (NULL: not enrolled) ...
+        schedule         text,
+        -- ... when it is due next (NULL: not scheduled) ...
+        due_at           timestamptz,
+        -- ... who holds it, until when, and how many runs in a row failed.
+        holder           text,
+        lease_expires_at timestamptz,
+        failures         integer NOT NULL DEFAULT 0,
+        updated_at       timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX destination_state_due ON {schema}.destination_state (due_at)
+        WHERE due_at IS NOT NULL;",
+)];
+
+/// The newest schema version this library knows.
+const LATEST: i32 = 1;
+
+impl PostgresStateStore {
+    /// Creates the schema and its tables, or brings them up to date; does nothing when they are.
+    ///
+    /// Safe to call from many processes at once: one transaction under an advisory lock keyed by
+    /// the schema applies what is missing, and the others wait for it and then find nothing to do.
+    /// A schema newer than this library (a later release migrated it) is
+    /// [`Error::CorruptState`]: this library does not write to tables it does not know.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        let schema = &self.sql.schema;
+        let fail = |e: tokio_postgres::Error| Error::Transient {
+            message: format!("migrating schema {schema}: {}", db_message(&e)),
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(fail)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
+            .await
+            .map_err(fail)?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                 version    integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .map_err(fail)?;
+        let row = tx
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
+                &[],
+            )
+            .await
+            .map_err(fail)?;
+        let current: i32 = row.try_get(0).map_err(fail)?;
+        if current > LATEST {
+            return Err(Error::CorruptState {
+                message: format!(
+                    "schema {schema} is at version {current}, newer than this library knows \
+                     ({LATEST}): upgrade the library"
+                ),
+            });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(&sql.replace("{schema}", schema))
+                .await
+                .map_err(fail)?;
+            tx.execute(
+                &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
+                &[version],
+            )
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+}
+
+/// The advisory lock of a schema's migrations: a fixed tag and the schema's name, hashed (FNV-1a,
+/// stable across releases and platforms, unlike PostgreSQL's internal `hashtext`).
+fn lock_key(schema: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "oncall-sync migrate ".bytes().chain(schema.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_up_to_the_latest() {
+        let versions: Vec<i32> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        let expected: Vec<i32> = (1..=LATEST).collect();
+        assert_eq!(versions, expected);
+    }
+
+    #[test]
+    fn lock_keys_differ_by_schema_and_stay_put() {
+        assert_ne!(lock_key("a"), lock_key("b"));
+        assert_eq!(lock_key("oncall_sync"), lock_key("oncall_sync"));
+    }
+}

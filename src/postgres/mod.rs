@@ -1,0 +1,369 @@
+//! Destination state in PostgreSQL, shared by many worker processes (feature `postgres`).
+//!
+//! [`PostgresStateStore`] keeps one row per destination in one table: the state as `jsonb` and a
+//! version that makes every save a compare-and-swap (`UPDATE … WHERE version = $n`; a lost race is
+//! the core's [`Error::Conflict`]). The same rows carry what the [`worker`](crate::worker) needs to
+//! share destinations between processes: the host schedule a destination belongs to, when it is due,
+//! and a lease ([`leases`](PostgresStateStore::claim_due)).
+//!
+//! ```no_run
+//! use oncall_sync::postgres::PostgresStateStore;
+//! # async fn demo() -> Result<(), oncall_sync::Error> {
+//! let store = PostgresStateStore::connect("postgres://oncall@db.internal/oncall").await?;
+//! store.migrate().await?; // safe from many processes at once
+//! # Ok(()) }
+//! ```
+//!
+//! Connections use TLS where the URL's `sslmode` asks for it (`prefer`, the default, tries it),
+//! with rustls on ring and the Mozilla roots; a host with its own CA, pool settings or TLS builds
+//! its own pool and passes it to [`PostgresStateStore::from_pool`].
+//!
+//! # Errors
+//!
+//! The core's [`Error`] has no storage kind of its own: a connection that failed, timed out or was
+//! refused, and any error PostgreSQL reports, is [`Error::Transient`] (a worker backs off and tries
+//! again); a row that does not read as a state, a state format this library does not know, and a
+//! schema that is missing or newer than this library are [`Error::CorruptState`]. Messages name the
+//! schema, the table and the destination, never the connection's password.
+
+mod leases;
+mod migrations;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use oncall_core::{DestinationId, DestinationState, Error, StateStore, Versioned};
+use serde_json::Value;
+
+pub use deadpool_postgres;
+pub use leases::{Claim, FencedStore};
+pub use tokio_postgres;
+
+/// The schema the store uses unless told otherwise.
+pub const DEFAULT_SCHEMA: &str = "oncall_sync";
+
+/// The format of the `state` column this library writes (and the only one it reads).
+const STATE_FORMAT: i32 = 1;
+
+/// How many connections [`PostgresStateStore::connect`] keeps open at most.
+const DEFAULT_POOL_SIZE: usize = 8;
+
+/// A [`StateStore`] in PostgreSQL, with the leases a [`Worker`](crate::worker::Worker) needs.
+///
+/// Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct PostgresStateStore {
+    pool: Pool,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for PostgresStateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's settings hold the connection's password: only its size is shown.
+        let status = self.pool.status();
+        f.debug_struct("PostgresStateStore")
+            .field("schema", &self.sql.schema)
+            .field("pool_size", &status.size)
+            .field("pool_max_size", &status.max_size)
+            .finish()
+    }
+}
+
+impl PostgresStateStore {
+    /// Connects to the database at `url` (a `postgres://` URL or a `key=value` string) with a pool
+    /// of up to 8 connections, and checks that one connection works. The schema is
+    /// [`DEFAULT_SCHEMA`]; call [`migrate`](Self::migrate) before the first use.
+    pub async fn connect(url: &str) -> Result<PostgresStateStore, Error> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Transient {
+            message: format!("invalid PostgreSQL connection string: {e}"),
+        })?;
+        let manager = Manager::from_config(
+            config,
+            tls_connector()?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(DEFAULT_POOL_SIZE)
+            .build()
+            .map_err(|e| Error::Transient {
+                message: format!("cannot build a PostgreSQL pool: {e}"),
+            })?;
+        let store = PostgresStateStore::from_pool(pool);
+        // One connection now, so that a wrong URL or password fails here rather than later.
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    /// A store over the host's own pool (its TLS, its pool size, its timeouts), in
+    /// [`DEFAULT_SCHEMA`].
+    pub fn from_pool(pool: Pool) -> PostgresStateStore {
+        PostgresStateStore {
+            pool,
+            sql: Arc::new(Sql::new(DEFAULT_SCHEMA)),
+        }
+    }
+
+    /// The same pool, with the tables in `schema` (lowercase letters, digits and `_`, starting with
+    /// a letter or `_`, at most 63 bytes): several deployments, or tests running in parallel, share
+    /// one database without seeing each other.
+    pub fn with_schema(self, schema: &str) -> Result<PostgresStateStore, Error> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !schema.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(Error::Unsupported {
+                message: format!(
+                    "schema name {schema:?}: use lowercase letters, digits and _, starting with a letter or _, at most 63 bytes"
+                ),
+            });
+        }
+        Ok(PostgresStateStore {
+            pool: self.pool,
+            sql: Arc::new(Sql::new(schema)),
+        })
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.sql.schema
+    }
+
+    /// The pool, for a host that runs its own queries beside the store's.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The table of destination state, schema-qualified (`oncall_sync.destination_state`).
+    pub fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
+        self.pool.get().await.map_err(|e| Error::Transient {
+            message: format!(
+                "no PostgreSQL connection for schema {}: {e}",
+                self.sql.schema
+            ),
+        })
+    }
+
+    /// Maps a PostgreSQL error: a missing table means the schema was never migrated.
+    fn db_error(&self, what: &str, e: tokio_postgres::Error) -> Error {
+        use tokio_postgres::error::SqlState;
+        let missing = e.code().is_some_and(|c| {
+            *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME
+        });
+        if missing {
+            return Error::CorruptState {
+                message: format!(
+                    "{what}: table {} does not exist: call PostgresStateStore::migrate first",
+                    self.sql.table
+                ),
+            };
+        }
+        Error::Transient {
+            message: format!("{what} in {}: {}", self.sql.table, db_message(&e)),
+        }
+    }
+
+    fn corrupt(&self, destination: &DestinationId, why: impl fmt::Display) -> Error {
+        Error::CorruptState {
+            message: format!(
+                "state of destination {destination} in table {}: {why}",
+                self.sql.table
+            ),
+        }
+    }
+
+    /// Reads a row's version and state (version 0 and the default state when there is none).
+    fn read_state(
+        &self,
+        destination: &DestinationId,
+        row: Option<&tokio_postgres::Row>,
+    ) -> Result<Versioned<DestinationState>, Error> {
+        let Some(row) = row else {
+            return Ok(Versioned {
+                version: 0,
+                value: DestinationState::default(),
+            });
+        };
+        let version = version_of(
+            row.try_get::<_, i64>(0)
+                .map_err(|e| self.corrupt(destination, e))?,
+        );
+        let format: Option<i32> = row.try_get(1).map_err(|e| self.corrupt(destination, e))?;
+        let state: Option<Value> = row.try_get(2).map_err(|e| self.corrupt(destination, e))?;
+        let value = match (format, state) {
+            // Enrolled for a worker (or claimed) but never saved.
+            (_, None) => DestinationState::default(),
+            (Some(STATE_FORMAT), Some(json)) => serde_json::from_value(json)
+                .map_err(|e| self.corrupt(destination, format!("not a destination state: {e}")))?,
+            (format, Some(_)) => return Err(self.corrupt(
+                destination,
+                format!(
+                    "state format {format:?} is unknown to this library (it writes {STATE_FORMAT})"
+                ),
+            )),
+        };
+        Ok(Versioned { version, value })
+    }
+
+    fn conflict(&self, destination: &DestinationId, expected: u64, what: &str) -> Error {
+        Error::Conflict {
+            message: format!(
+                "state of destination {destination} is no longer at version {expected}: another \
+                 worker {what} first (or took the destination over)"
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for PostgresStateStore {
+    async fn load(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<Versioned<DestinationState>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&self.sql.load, &[&destination.0])
+            .await
+            .map_err(|e| self.db_error(&format!("loading destination {destination}"), e))?;
+        self.read_state(destination, row.as_ref())
+    }
+
+    async fn save(
+        &self,
+        destination: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error> {
+        let Ok(expected_db) = i64::try_from(expected) else {
+            return Err(self.conflict(destination, expected, "saved"));
+        };
+        let json = serde_json::to_value(state).map_err(|e| Error::InvalidResponse {
+            message: format!("state of destination {destination} does not serialise: {e}"),
+        })?;
+        let client = self.client().await?;
+        let what = format!("saving destination {destination}");
+        let row = if expected == 0 {
+            client
+                .query_opt(&self.sql.insert, &[&destination.0, &STATE_FORMAT, &json])
+                .await
+        } else {
+            client
+                .query_opt(
+                    &self.sql.update,
+                    &[&destination.0, &expected_db, &STATE_FORMAT, &json],
+                )
+                .await
+        }
+        .map_err(|e| self.db_error(&what, e))?;
+        match row {
+            Some(row) => Ok(version_of(
+                row.try_get(0).map_err(|e| self.db_error(&what, e))?,
+            )),
+            None => Err(self.conflict(destination, expected, "saved")),
+        }
+    }
+
+    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
+        let Ok(expected_db) = i64::try_from(expected) else {
+            return Err(self.conflict(destination, expected, "saved"));
+        };
+        let client = self.client().await?;
+        let what = format!("removing destination {destination}");
+        let deleted = client
+            .execute(&self.sql.remove, &[&destination.0, &expected_db])
+            .await
+            .map_err(|e| self.db_error(&what, e))?;
+        if deleted == 1 {
+            return Ok(());
+        }
+        // Nothing deleted: fine for an unknown destination at version 0, a lost race otherwise.
+        let exists = client
+            .query_opt(&self.sql.load, &[&destination.0])
+            .await
+            .map_err(|e| self.db_error(&what, e))?
+            .is_some();
+        if !exists && expected == 0 {
+            Ok(())
+        } else {
+            Err(self.conflict(destination, expected, "saved"))
+        }
+    }
+}
+
+/// Versions are `bigint` in the table and never negative (a check constraint says so).
+fn version_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// PostgreSQL's own words for an error, where it sent some (the client's `Display` alone says
+/// only "db error").
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// rustls on ring (as the adapters' reqwest), verifying servers against the Mozilla roots.
+fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Transient {
+            message: format!("TLS settings for PostgreSQL: {e}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The store's statements, written once per schema.
+struct Sql {
+    schema: String,
+    table: String,
+    load: String,
+    insert: String,
+    update: String,
+    remove: String,
+    leases: leases::LeaseSql,
+}
+
+impl Sql {
+    fn new(schema: &str) -> Sql {
+        let table = format!("{schema}.destination_state");
+        Sql {
+            load: format!("SELECT version, format, state FROM {table} WHERE destination = $1"),
+            // Version 0: a new row, or one enrolled (never saved, never claimed) by a worker.
+            insert: format!(
+                "INSERT INTO {table} AS t (destination, version, format, state) VALUES ($1, 1, $2, $3) \
+                 ON CONFLICT (destination) DO UPDATE \
+                 SET version = 1, format = EXCLUDED.format, state = EXCLUDED.state, updated_at = now() \
+                 WHERE t.version = 0 \
+                 RETURNING version"
+            ),
+            update: format!(
+                "UPDATE {table} SET version = version + 1, format = $3, state = $4, updated_at = now() \
+                 WHERE destination = $1 AND version = $2 \
+                 RETURNING version"
+            ),
+            remove: format!("DELETE FROM {table} WHERE destination = $1 AND version = $2"),
+            leases: leases::LeaseSql::new(&table),
+            schema: schema.to_owned(),
+            table,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! `PostgresStateStore` against a real PostgreSQL (`DATABASE_URL`): the core's store conformance
+//! suite, corrupt rows, migrations from many processes at once, and no password in any output.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod postgres_support;
+
+use oncall_sync::postgres::PostgresStateStore;
+use oncall_sync::testkit::store_conformance;
+use oncall_sync::{DestinationId, Error, StateStore};
+use postgres_support::*;
+
+/// Runs SQL from the conformance suite's synchronous corrupt hook (on a worker thread of the
+/// multi-threaded runtime, which may block).
+fn execute_blocking(store: &PostgresStateStore, sql: String) {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(execute(store, &sql));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_store_conformance_suite() {
+    let Some(store) = fresh_store("conformance").await else {
+        return;
+    };
+    store_conformance::run_all(&store, "pg", |d: &DestinationId| {
+        let sql = format!(
+            "UPDATE {} SET state = '{{\"high_water\": \"not an instant\"}}' WHERE destination = '{}'",
+            store.table(),
+            d.0
+        );
+        execute_blocking(&store, sql);
+        true
+    })
+    .await;
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_state_format_is_corrupt_state_naming_table_and_destination() {
+    let Some(store) = fresh_store("format").await else {
+        return;
+    };
+    let d = DestinationId("og-primary".into());
+    store
+        .save(&d, 0, &store_conformance::sample_state(1))
+        .await
+        .unwrap();
+    execute(
+        &store,
+        &format!(
+            "UPDATE {} SET format = 2 WHERE destination = 'og-primary'",
+            store.table()
+        ),
+    )
+    .await;
+    match store.load(&d).await {
+        Err(Error::CorruptState { message }) => {
+            assert!(message.contains("og-primary"), "{message}");
+            assert!(message.contains(store.table()), "{message}");
+            assert!(message.contains("format Some(2)"), "{message}");
+        }
+        other => panic!("an unknown format is CorruptState, got {other:?}"),
+    }
+    // Nothing was replaced: a save over it still needs the version it is at.
+    let lost = store.save(&d, 0, &Default::default()).await;
+    assert!(matches!(lost, Err(Error::Conflict { .. })), "{lost:?}");
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_processes_migrating_at_once_all_succeed_and_apply_each_migration_once() {
+    let Some(url) = database_url("migrate_concurrently") else {
+        return;
+    };
+    let schema = unique_schema("migrate");
+    // Eight pools stand for eight processes starting together.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, schema) = (url.clone(), schema.clone());
+        tasks.push(tokio::spawn(async move {
+            let store = PostgresStateStore::connect(&url)
+                .await
+                .unwrap()
+                .with_schema(&schema)
+                .unwrap();
+            store.migrate().await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("every migrate succeeds");
+    }
+    let store = store_in(&url, &schema).await; // and once more, later: nothing to do
+    let client = store.pool().get().await.unwrap();
+    let rows = client
+        .query(
+            &format!("SELECT version FROM {schema}.schema_migrations"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, vec![1], "each migration applied once");
+    drop(client);
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_newer_than_the_library_is_refused() {
+    let Some(store) = fresh_store("newer").await else {
+        return;
+    };
+    execute(
+        &store,
+        &format!(
+            "INSERT INTO {}.schema_migrations (version) VALUES (99)",
+            store.schema()
+        ),
+    )
+    .await;
+    match store.migrate().await {
+        Err(Error::CorruptState { message }) => {
+            assert!(message.contains("version 99"), "{message}")
+        }
+        other => panic!("a newer schema is CorruptState, got {other:?}"),
+    }
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmigrated_schema_says_to_migrate() {
+    let Some(url) = database_url("unmigrated") else {
+        return;
+    };
+    let store = PostgresStateStore::connect(&url)
+        .await
+        .unwrap()
+        .with_schema(&unique_schema("unmigrated"))
+        .unwrap();
+    match store.load(&DestinationId("d".into())).await {
+        Err(Error::CorruptState { message }) => assert!(message.contains("migrate"), "{message}"),
+        other => panic!("expected CorruptState asking for migrate, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_schema_names_are_refused_before_any_sql() {
+    let Some(store) = fresh_store("names").await else {
+        return;
+    };
+    for bad in ["", "Upper", "a;drop", "1abc", "a-b", &"x".repeat(64)] {
+        assert!(
+            store.clone().with_schema(bad).is_err(),
+            "{bad:?} must be refused"
+        );
+    }
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_never_shows_in_debug_or_errors() {
+    let Some(url) = database_url("password") else {
+        return;
+    };
+    const SECRET: &str = "pw-Zq81-never-print";
+    // Nothing listens on port 1: the connection fails, and its error must not carry the password.
+    let refused = PostgresStateStore::connect(&format!(
+        "postgres://oncall:{SECRET}@127.0.0.1:1/oncall?connect_timeout=2"
+    ))
+    .await
+    .unwrap_err();
+    for text in [refused.to_string(), format!("{refused:?}")] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("no PostgreSQL connection"), "{text}");
+    }
+    let store = PostgresStateStore::connect(&url).await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(shown.contains("oncall_sync"), "{shown}");
+    if let Ok(parsed) = url.parse::<oncall_sync::postgres::tokio_postgres::Config>() {
+        if let Some(password) = parsed.get_password() {
+            let password = String::from_utf8_lossy(password);
+            assert!(!shown.contains(password.as_ref()), "{shown}");
+        }
+    }
+}
