@@ -43,9 +43,9 @@ pub use error::{Error, Resource, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
-    alias_attempt, alias_for, desired_spans, is_alias_for, plan_export, Action, Desired, Override,
-    OverrideId, Plan, PlanInput, PlannedOperation, Reason, Span, Warning, ALIAS_ATTEMPTS,
-    ALIAS_PREFIX, CLOCK_SKEW,
+    alias_attempt, alias_for, desired_spans, is_alias_for, plan_export, plan_retirement, Action,
+    Desired, Override, OverrideId, Plan, PlanInput, PlannedOperation, Reason, RetirementInput,
+    Span, Warning, ALIAS_ATTEMPTS, ALIAS_PREFIX, CLOCK_SKEW,
 };
 pub use provider::{
     Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
@@ -59,7 +59,7 @@ pub use state::{
     DestinationId, DestinationState, InMemoryStateStore, LastRun, StateStore, Versioned,
 };
 pub use sync::{
-    sync, ConnectionId, Destination, DestinationReport, OperationOutcome, Outcome, SyncError,
-    SyncMode, SyncOptions, SyncReport, SyncStatus, SyncTarget,
+    retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome, Outcome,
+    SyncError, SyncMode, SyncOptions, SyncReport, SyncStatus, SyncTarget,
 };
 pub use time::{local_date, local_time, resolve_local};

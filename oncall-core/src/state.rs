@@ -61,7 +61,7 @@ pub struct Versioned<T> {
 /// returns the new version. Otherwise it fails with [`Error::Conflict`], so two workers syncing the
 /// same destination cannot both win. `load` of an unknown destination gives version 0 and the default
 /// state. `remove` is a compare-and-swap too: it drops a destination's state (a destination the host
-/// retired) only if its version is still `expected`; afterwards the destination loads
+/// retired, [`crate::sync::retire`]) only if its version is still `expected`; afterwards the destination loads
 /// as unknown. Removing an unknown destination at version 0 succeeds and changes nothing.
 ///
 /// A store whose stored state is unreadable answers [`Error::CorruptState`] naming what it cannot

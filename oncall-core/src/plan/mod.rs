@@ -713,5 +713,7 @@ impl fmt::Display for Plan {
 
 mod clearing;
 mod planner;
+mod retirement;
 
 pub use planner::plan_export;
+pub use retirement::{plan_retirement, RetirementInput};

@@ -12,7 +12,10 @@ use crate::plan::{Plan, PlannedOperation, Warning};
 use crate::provider::{Provider, VendorScheduleId};
 use crate::state::{DestinationId, StateStore};
 
+mod retire;
 mod run;
+
+pub use retire::retire;
 
 /// A host-chosen identifier of a connection (one vendor account and key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
