@@ -1,0 +1,223 @@
+//! Leases on a real PostgreSQL (`DATABASE_URL`): due destinations are claimed once among many
+//! claimers, renewed while held, released with the next due time; and the state's version fences a
+//! worker whose lease expired off a destination another worker took over.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod postgres_support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use oncall_sync::postgres::PostgresStateStore;
+use oncall_sync::testkit::store_conformance::sample_state;
+use oncall_sync::{DestinationId, Error, ScheduleId, StateStore};
+use postgres_support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn d(name: &str) -> DestinationId {
+    DestinationId(name.into())
+}
+
+async fn enroll_many(store: &PostgresStateStore, n: usize) -> Vec<DestinationId> {
+    let mut all = Vec::new();
+    for i in 0..n {
+        let id = d(&format!("dest-{i:03}"));
+        store
+            .enroll(&id, &ScheduleId(format!("sched-{}", i / 2)))
+            .await
+            .unwrap();
+        all.push(id);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_get_the_same_destination() {
+    let Some(store) = fresh_store("claimers").await else {
+        return;
+    };
+    let all = enroll_many(&store, 60).await;
+    let url = database_url("claimers").unwrap();
+    // Six claimers with pools of their own claim in small batches until nothing is due.
+    let mut tasks = Vec::new();
+    for c in 0..6 {
+        let claimer = store_in(&url, store.schema()).await;
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let claims = claimer.claim_due(&format!("c{c}"), 4, LONG).await.unwrap();
+                if claims.is_empty() {
+                    return got;
+                }
+                got.extend(claims.into_iter().map(|c| c.destination));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id} was claimed twice");
+        }
+    }
+    assert_eq!(
+        seen,
+        all.into_iter().collect(),
+        "every due destination was claimed"
+    );
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_is_not_claimed_again_until_it_expires_and_renewal_keeps_it() {
+    let Some(store) = fresh_store("expiry").await else {
+        return;
+    };
+    let id = d("og-primary");
+    store
+        .enroll(&id, &ScheduleId("platform".into()))
+        .await
+        .unwrap();
+    let first = store
+        .claim_due("w1", 10, Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].schedule, ScheduleId("platform".into()));
+    assert!(
+        store.claim_due("w2", 10, LONG).await.unwrap().is_empty(),
+        "held"
+    );
+    // Renewed before it expires, it stays with w1 past the first expiry.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let renewed = store
+        .renew("w1", std::slice::from_ref(&id), Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(renewed, vec![id.clone()]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(
+        store.claim_due("w2", 10, LONG).await.unwrap().is_empty(),
+        "renewed"
+    );
+    // Not renewed, it expires, and w2 takes it over; w1's renewal then says it is gone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = store.claim_due("w2", 10, LONG).await.unwrap();
+    assert_eq!(taken.len(), 1, "an expired lease is claimable");
+    assert!(
+        taken[0].token > first[0].token,
+        "a claim raises the version"
+    );
+    let renewed = store
+        .renew("w1", std::slice::from_ref(&id), LONG)
+        .await
+        .unwrap();
+    assert!(renewed.is_empty(), "w1 learns it lost the lease");
+    assert!(
+        !store.release("w1", &id, Duration::ZERO, 0).await.unwrap(),
+        "w1 cannot release what w2 holds"
+    );
+    drop_schema(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_sets_the_next_due_time_and_the_failure_count() {
+    let Some(store) = fresh_store("release").await else {
+        return;
+    };
+    let (a, b) = (d("a"), d("b"));
+    for id in [&a, &b] {
+        store.enroll(id, &ScheduleId("s".into())).await.unwrap();
+    }
+    let claims = store.claim_due("w1", 10, LONG).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    assert!(store.release("w1", &a, Duration::ZERO, 3).await.unwrap());
+    assert!(store
+        .release("w1", &b, Duration::from_secs(3600), 0)
+        .await
+        .unwrap());
+    let again = store.claim_due("w2", 10, LONG).await.unwrap();
+    assert_eq!(again.len(), 1, "only a is due again: {again:?}");
+    assert_eq!((&again[0].destination, again[0].failures), (&a, 3));
+    // The host asks for b now (its rota changed); enrolling again keeps b's due time.
+    store.enroll(&b, &ScheduleId("s".into())).await.unwrap();
+    assert!(store.claim_due("w2", 10, LONG).await.unwrap().is_empty());
+    assert_eq!(store.sync_soon(std::slice::from_ref(&b)).await.unwrap(), 1);
+    assert_eq!(store.claim_due("w2", 10, LONG).await.unwrap().len(), 1);
+    // An unenrolled destination is never due, and keeps its state.
+    store
+        .save(&a, again[0].token, &sample_state(1))
+        .await
+        .unwrap();
+    store.release("w2", &a, Duration::ZERO, 0).await.unwrap();
+    store.unenroll(&a).await.unwrap();
+    assert_eq!(store.sync_soon(std::slice::from_ref(&a)).await.unwrap(), 0);
+    assert!(store.claim_due("w3", 10, LONG).await.unwrap().is_empty());
+    assert_eq!(store.load(&a).await.unwrap().value, sample_state(1));
+    drop_schema(&store).await;
+}
+
+/// The fencing proof: w1 claims and loads, its lease expires, w2 takes the destination over. w1
+/// can neither save (its version is stale, even before w2 saved anything) nor start another sync
+/// of it through its fenced view; w2 saves, and the stored state is w2's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_lease_expired_cannot_save_over_the_one_that_took_over() {
+    let Some(store) = fresh_store("fencing").await else {
+        return;
+    };
+    let url = database_url("fencing").unwrap();
+    let (w1, w2) = (
+        store_in(&url, store.schema()).await,
+        store_in(&url, store.schema()).await,
+    );
+    let id = d("pd-secondary");
+    store
+        .enroll(&id, &ScheduleId("platform".into()))
+        .await
+        .unwrap();
+    store.save(&id, 0, &sample_state(1)).await.unwrap();
+
+    let c1 = w1
+        .claim_due("w1", 1, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let fenced1 = w1.fenced(&c1);
+    let loaded1 = fenced1.load(&id).await.unwrap();
+    assert_eq!(loaded1.version, c1[0].token);
+
+    tokio::time::sleep(Duration::from_millis(300)).await; // w1 stalls past its lease
+    let c2 = w2.claim_due("w2", 1, LONG).await.unwrap();
+    assert_eq!(c2.len(), 1, "w2 takes the expired lease over");
+    let fenced2 = w2.fenced(&c2);
+    let loaded2 = fenced2.load(&id).await.unwrap();
+
+    // w1 wakes up: its save loses, before and after w2's own save.
+    let early = fenced1.save(&id, loaded1.version, &sample_state(66)).await;
+    assert!(matches!(early, Err(Error::Conflict { .. })), "{early:?}");
+    let v = fenced2
+        .save(&id, loaded2.version, &sample_state(2))
+        .await
+        .unwrap();
+    let late = fenced1.save(&id, loaded1.version, &sample_state(67)).await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    // Nor can it start again: its view refuses to load what it no longer holds.
+    let reload = fenced1.load(&id).await;
+    assert!(
+        matches!(&reload, Err(Error::Conflict { message }) if message.contains("taken over")),
+        "{reload:?}"
+    );
+    let stored = store.load(&id).await.unwrap();
+    assert_eq!(
+        (stored.version, stored.value),
+        (v, sample_state(2)),
+        "w2's state stands"
+    );
+    // w2 can go on saving through its view (its token follows its saves).
+    fenced2.load(&id).await.unwrap();
+    fenced2.save(&id, v, &sample_state(3)).await.unwrap();
+    // And a destination that was never claimed is refused by a fenced view.
+    let other = fenced2.load(&d("not-claimed")).await;
+    assert!(matches!(other, Err(Error::Conflict { .. })), "{other:?}");
+    drop_schema(&store).await;
+}
