@@ -14,8 +14,11 @@ pub use oncall_core::*;
 pub use oncall_opsgenie as opsgenie;
 #[cfg(feature = "pagerduty")]
 pub use oncall_pagerduty as pagerduty;
+pub mod file_store;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+
+pub use file_store::FileStateStore;
 
 /// The README's code blocks, compiled as doc tests so they stay true.
 #[cfg(doctest)]
