@@ -14,6 +14,7 @@ pub use oncall_core::*;
 pub use oncall_opsgenie as opsgenie;
 #[cfg(feature = "pagerduty")]
 pub use oncall_pagerduty as pagerduty;
+pub mod config;
 pub mod file_store;
 #[cfg(feature = "postgres")]
 pub mod postgres;
