@@ -293,6 +293,8 @@ enum Twist {
     /// Creates apply, and then answer as an adapter that re-sent them after a timeout would: the
     /// alias is taken.
     ConflictAfterApplying,
+    /// Creates apply, and then the vendor's answer cannot be read.
+    UnreadableAfterApplying,
 }
 
 #[async_trait]
@@ -342,6 +344,9 @@ impl oncall_sync::Provider for Twisted {
                 Ok(results)
             }
             Twist::ConflictAfterApplying => self.0.create_overrides(s, o).await,
+            Twist::UnreadableAfterApplying => Err(Error::InvalidResponse {
+                message: "data[0].alias: missing".into(),
+            }),
         }
     }
     async fn update_override(
@@ -572,4 +577,58 @@ async fn our_own_override_under_a_refused_alias_is_taken_not_written_twice() {
     let mut listed: Vec<_> = overrides.iter().map(|o| &o.id).collect();
     listed.sort();
     assert_eq!(ids, listed, "the ledger holds what the vendor holds, once");
+}
+
+/// A vendor answer that cannot be read leaves what happened unknown: nothing more is written in
+/// that run, and the next run adopts what landed instead of writing it twice.
+#[tokio::test]
+async fn nothing_is_written_after_an_answer_that_cannot_be_read() {
+    let now = day(0);
+    let inner = InMemoryProvider::opsgenie_like(now);
+    inner.add_schedule(vendor_schedule("VS"));
+    let provider = Twisted(inner, Twist::UnreadableAfterApplying);
+    let destination = Destination {
+        id: DestinationId("dest".into()),
+        connection: ConnectionId("conn".into()),
+        schedule: VendorScheduleId("VS".into()),
+        role: RoleIndex::PRIMARY,
+    };
+    let store = InMemoryStateStore::new();
+    let host = schedule(1, 5);
+    let targets = [SyncTarget {
+        destination: &destination,
+        provider: &provider,
+    }];
+    let report = sync(&host, &targets, &store, options(now)).await.unwrap();
+    let report = &report.destinations[0];
+    assert_eq!(report.status, SyncStatus::Failed, "{report}");
+    assert_eq!(report.write_calls, 1, "one create, then nothing: {report}");
+    assert_eq!(provider.0.write_calls(), 1);
+    assert!(report.outcomes[1..]
+        .iter()
+        .all(|o| o.outcome == oncall_sync::Outcome::Skipped));
+    assert_eq!(
+        store.get(&destination.id).unwrap().high_water,
+        Some(day(1)),
+        "the mark stops at the span whose answer was unreadable"
+    );
+
+    // Once the vendor answers properly, the landed create is adopted, not written again.
+    let healthy = provider.0;
+    let targets = [SyncTarget {
+        destination: &destination,
+        provider: &healthy,
+    }];
+    let report = sync(
+        &host,
+        &targets,
+        &store,
+        options(now + TimeDelta::minutes(1)),
+    )
+    .await
+    .unwrap();
+    let report = &report.destinations[0];
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    assert_eq!(healthy.overrides(&destination.schedule).len(), 4);
+    assert_eq!(report.write_calls, 3, "the three not yet written: {report}");
 }

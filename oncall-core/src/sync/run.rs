@@ -88,15 +88,17 @@ impl Applied {
     }
 }
 
-/// Whether an error means every further write on this destination will fail too. (A vendor's
-/// conflict, such as an alias in use, concerns one override; a conflict saving state stops the run
-/// where the save fails.)
+/// Whether an error means every further write on this destination will fail too, or must not be
+/// tried: a vendor answer we could not read leaves what happened unknown, so nothing more is
+/// written this run. (A vendor's conflict, such as an alias in use, concerns one override; a
+/// conflict saving state stops the run where the save fails.)
 fn is_fatal(error: &Error) -> bool {
     matches!(
         error,
         Error::PermissionDenied { .. }
             | Error::Unauthenticated { .. }
             | Error::RateLimited { .. }
+            | Error::InvalidResponse { .. }
             | Error::NotFound {
                 resource: Resource::Schedule(_),
                 ..
