@@ -1,0 +1,888 @@
+//! `oncall`: the command line over oncall-sync.
+//!
+//! ```text
+//! oncall schedules --config FILE --connection ID [--json]
+//! oncall import    --config FILE --connection ID --schedule REMOTE_ID --from T --to T [--json]
+//! oncall plan      --config FILE --state FILE [--now T] [--json]
+//! oncall sync      --config FILE --state FILE [--now T] [--json]
+//! oncall status    --config FILE --state FILE [--now T] [--json]
+//! oncall retire    --config FILE --state FILE --destination ID [--now T] [--dry-run] [--json]
+//! ```
+//!
+//! `T` is an RFC 3339 instant; `--now` is the instant the sync treats as now (default: the system
+//! clock; `status` takes it too, for the health it computes). The config file is described in
+//! `oncall_sync::config`; each connection's API key is read from the environment variable the
+//! config names, and never appears in the arguments, the config, the state file or any output.
+//! The state file is a `FileStateStore` (created on the first save; `plan` and `status` never
+//! create it); it also remembers which connections' keys proved read-only.
+//!
+//! Exit codes: 0 every destination ok; 1 at least one destination failed or partly failed (or, for
+//! `status`, has health `error`; for `schedules` and `import`, the vendor call failed); 2 bad usage
+//! or config, with nothing sent and no state file created.
+//!
+//! Run it with `cargo run --example oncall -- plan --config oncall.json --state state.json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono_tz::Tz;
+use clap::{Parser, Subcommand};
+use oncall_sync::config::{process_env, Config, ConfigError};
+use oncall_sync::{
+    desired_spans, import_schedule, retire, sync, Action, ConnectionId, ConnectionRegistry,
+    Destination, DestinationId, DestinationReport, Error, FileStateStore, Outcome,
+    PlannedOperation, Provider, Schedule, Span, StateStore, SyncMode, SyncOptions, SyncStatus,
+    SyncTarget, VendorScheduleId, Window,
+};
+use serde_json::{json, Value};
+
+/// Keep on-call rotas planned in a host application in step with PagerDuty and Opsgenie.
+#[derive(Parser)]
+#[command(name = "oncall", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// The JSON config file (connections, schedule, destinations).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Print one JSON object instead of text for people.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct Stateful {
+    #[command(flatten)]
+    common: Common,
+    /// The state file (marks and ledgers per destination).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// The instant to treat as now (RFC 3339; default: the system clock).
+    #[arg(long, value_name = "T", value_parser = instant)]
+    now: Option<DateTime<Utc>>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the schedules a connection's key can see.
+    Schedules {
+        #[command(flatten)]
+        common: Common,
+        /// The connection's id in the config.
+        #[arg(long, value_name = "ID")]
+        connection: String,
+    },
+    /// Import a vendor schedule's shifts, in a form that pastes into the config as its schedule.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The connection's id in the config.
+        #[arg(long, value_name = "ID")]
+        connection: String,
+        /// The vendor's schedule id.
+        #[arg(long, value_name = "REMOTE_ID")]
+        schedule: String,
+        /// Start of the window to import (RFC 3339).
+        #[arg(long, value_name = "T", value_parser = instant)]
+        from: DateTime<Utc>,
+        /// End of the window to import (RFC 3339).
+        #[arg(long, value_name = "T", value_parser = instant)]
+        to: DateTime<Utc>,
+    },
+    /// Show what a sync would do, writing nothing.
+    Plan(Stateful),
+    /// Export the schedule to every destination.
+    Sync(Stateful),
+    /// Show each destination's mark, last run, ledger and health, without calling any vendor.
+    Status(Stateful),
+    /// Stop exporting to a destination: delete our overrides there that have not started, then
+    /// drop its state.
+    Retire {
+        #[command(flatten)]
+        stateful: Stateful,
+        /// The destination's id in the config.
+        #[arg(long, value_name = "ID")]
+        destination: String,
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn instant(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 instant ({e}), e.g. 2026-12-01T09:00:00+01:00"))
+}
+
+/// Why a command stopped early: bad usage or config (exit 2, nothing sent), or a failure (exit 1).
+enum Stop {
+    Usage(String),
+    Failed(String),
+}
+
+impl From<ConfigError> for Stop {
+    fn from(e: ConfigError) -> Stop {
+        Stop::Usage(format!("config: {e}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(Stop::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+        Err(Stop::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command; `Ok(false)` when a destination failed (exit 1).
+async fn run(command: Command) -> Result<bool, Stop> {
+    match command {
+        Command::Schedules { common, connection } => schedules(&common, &connection).await,
+        Command::Import {
+            common,
+            connection,
+            schedule,
+            from,
+            to,
+        } => import(&common, &connection, &schedule, from, to).await,
+        Command::Plan(s) => export(&s, SyncMode::DryRun).await,
+        Command::Sync(s) => export(&s, SyncMode::Apply).await,
+        Command::Status(s) => status(&s).await,
+        Command::Retire {
+            stateful,
+            destination,
+            dry_run,
+        } => {
+            let mode = if dry_run {
+                SyncMode::DryRun
+            } else {
+                SyncMode::Apply
+            };
+            retire_destination(&stateful, &destination, mode).await
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // The CLI is where the clock is read, once.
+fn now_or_clock(now: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    now.unwrap_or_else(Utc::now)
+}
+
+fn print_json(value: &Value) -> Result<(), Stop> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Stop::Failed(format!("cannot print JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn local(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+fn local_mark(t: Option<DateTime<Utc>>, zone: Tz) -> String {
+    t.map_or_else(|| "none".to_owned(), |t| local(t, zone))
+}
+
+// ---------------------------------------------------------------------------------------------
+// schedules and import: one connection, reads only.
+
+fn connection_provider(config: &Config, id: &str) -> Result<Arc<dyn Provider>, Stop> {
+    let id = ConnectionId(id.to_owned());
+    if config.connection(&id).is_none() {
+        return Err(Stop::Usage(format!(
+            "--connection {id}: no such connection in the config"
+        )));
+    }
+    Ok(config.provider(&id, &process_env)?)
+}
+
+async fn schedules(common: &Common, connection: &str) -> Result<bool, Stop> {
+    let config = Config::from_file(&common.config)?;
+    let provider = connection_provider(&config, connection)?;
+    let listed = provider
+        .list_schedules()
+        .await
+        .map_err(|e| Stop::Failed(format!("connection {connection}: {e}")))?;
+    if common.json {
+        let schedules: Vec<Value> = listed
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id.0,
+                    "name": s.name,
+                    "time_zone": s.zone.name(),
+                    "members": s.members.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&json!({ "schedules": schedules }))?;
+    } else {
+        for s in &listed {
+            println!(
+                "{}  {:?}  {}  {} members, {} rotations",
+                s.id,
+                s.name,
+                s.zone.name(),
+                s.members.len(),
+                s.rotations.len()
+            );
+        }
+        println!("{} schedules on connection {connection}", listed.len());
+    }
+    Ok(true)
+}
+
+async fn import(
+    common: &Common,
+    connection: &str,
+    schedule: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<bool, Stop> {
+    let config = Config::from_file(&common.config)?;
+    let window = Window::new(from, to).map_err(|e| Stop::Usage(format!("--from/--to: {e}")))?;
+    let provider = connection_provider(&config, connection)?;
+    let id = VendorScheduleId(schedule.to_owned());
+    let imported = import_schedule(provider.as_ref(), &id, window)
+        .await
+        .map_err(|e| Stop::Failed(format!("connection {connection}, schedule {schedule}: {e}")))?;
+    let zone = imported.zone();
+    let warnings = empty_roles(&imported, window);
+    if common.json {
+        let in_zone = |t: DateTime<Utc>| {
+            t.with_timezone(&zone)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        };
+        let shifts: Vec<Value> = imported
+            .shifts()
+            .iter()
+            .map(|s| {
+                json!({
+                    "start": in_zone(s.start),
+                    "end": in_zone(s.end),
+                    "assignees": s.assignees.iter().map(|a| a.as_ref().map(|e| e.as_str())).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&json!({
+            "id": schedule,
+            "time_zone": zone.name(),
+            "roles": imported.roles(),
+            "shifts": shifts,
+            "warnings": warnings,
+        }))?;
+    } else {
+        println!(
+            "schedule {schedule} ({}), roles {:?}",
+            zone.name(),
+            imported.roles()
+        );
+        for s in imported.shifts() {
+            let who: Vec<&str> = s
+                .assignees
+                .iter()
+                .map(|a| a.as_ref().map_or("-", |e| e.as_str()))
+                .collect();
+            println!(
+                "  {} → {}  {}",
+                local(s.start, zone),
+                local(s.end, zone),
+                who.join(", ")
+            );
+        }
+        for w in &warnings {
+            println!("  warning: {w}");
+        }
+    }
+    Ok(true)
+}
+
+/// Stretches of the window where a role has nobody (the vendor's rotation shows nobody there).
+fn empty_roles(schedule: &Schedule, window: Window) -> Vec<String> {
+    let zone = schedule.zone();
+    let mut warnings = Vec::new();
+    for (role, name) in schedule.roles().iter().enumerate() {
+        let mut covered = window.start();
+        let mut gap = |from: DateTime<Utc>, to: DateTime<Utc>| {
+            if from < to {
+                warnings.push(format!(
+                    "role {name} has nobody from {} to {}",
+                    local(from, zone),
+                    local(to, zone)
+                ));
+            }
+        };
+        for shift in schedule.shifts() {
+            if shift.assignees.get(role).is_some_and(Option::is_some) {
+                gap(covered, shift.start);
+                covered = covered.max(shift.end);
+            }
+        }
+        gap(covered, window.end());
+    }
+    warnings
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan and sync.
+
+/// Everything a command over the destinations needs, validated before any request.
+struct Prepared {
+    config: Config,
+    schedule: Schedule,
+    now: DateTime<Utc>,
+    store: FileStateStore,
+}
+
+fn prepare(s: &Stateful) -> Result<Prepared, Stop> {
+    let config = Config::from_file(&s.common.config)?;
+    let now = now_or_clock(s.now);
+    let schedule = config.schedule(now)?;
+    Ok(Prepared {
+        config,
+        schedule,
+        now,
+        store: FileStateStore::new(&s.state),
+    })
+}
+
+async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
+    let p = prepare(s)?;
+    let providers = p.config.destination_providers(&process_env)?;
+    let mut targets = Vec::with_capacity(p.config.destinations().len());
+    for destination in p.config.destinations() {
+        let provider = providers
+            .get(&destination.connection)
+            .ok_or_else(|| Stop::Usage(format!("destination {}: no provider", destination.id)))?;
+        targets.push(SyncTarget {
+            destination,
+            provider: provider.as_ref(),
+        });
+    }
+    let options = SyncOptions {
+        now: p.now,
+        horizon: p.config.horizon(),
+        mode,
+    };
+    let report = sync(&p.schedule, &targets, &p.store, options)
+        .await
+        .map_err(|e| Stop::Usage(e.to_string()))?;
+    if mode == SyncMode::Apply {
+        remember_keys(&p, |registry| {
+            registry.record_report(&report);
+        });
+    }
+    print_reports(&p, &report.destinations, mode, s.common.json)?;
+    Ok(report.destinations.iter().all(is_ok))
+}
+
+fn is_ok(report: &DestinationReport) -> bool {
+    matches!(report.status, SyncStatus::Ok | SyncStatus::Planned)
+}
+
+/// Keeps the connection registry in the state file: the config's connections, each keeping what
+/// it proved before (while its key variable and endpoint are the same), then `learn`.
+fn remember_keys(p: &Prepared, learn: impl FnOnce(&mut ConnectionRegistry)) {
+    let result = p.store.update_connections(|stored| {
+        let mut fresh = p.config.registry();
+        merge_evidence(&mut fresh, stored);
+        learn(&mut fresh);
+        *stored = fresh;
+    });
+    if let Err(e) = result {
+        eprintln!("warning: the connection registry was not saved: {e}");
+    }
+}
+
+/// Carries over "this key proved read-only" from `stored` to `fresh` for connections unchanged.
+fn merge_evidence(fresh: &mut ConnectionRegistry, stored: &ConnectionRegistry) {
+    let mut merged = ConnectionRegistry::new();
+    for c in fresh.list() {
+        let mut c = c.clone();
+        if let Some(old) = stored.get(&c.id) {
+            if (old.provider, &old.key, &old.endpoint) == (c.provider, &c.key, &c.endpoint) {
+                c.read_only = old.read_only.clone();
+            }
+        }
+        // Ids come from a valid registry: unique.
+        let _ = merged.add(c);
+    }
+    *fresh = merged;
+}
+
+fn status_word(status: SyncStatus) -> &'static str {
+    match status {
+        SyncStatus::Ok | SyncStatus::Planned => "ok",
+        SyncStatus::Partial => "partial",
+        _ => "failed",
+    }
+}
+
+fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::PermissionDenied { .. } => "permission_denied",
+        Error::Unauthenticated { .. } => "unauthenticated",
+        Error::NotFound { .. } => "not_found",
+        Error::RateLimited { .. } => "rate_limited",
+        Error::Transient { .. } => "transient",
+        Error::InvalidResponse { .. } => "invalid_response",
+        Error::InvalidInput(_) => "invalid_input",
+        Error::UnknownMember { .. } => "unknown_member",
+        Error::Rejected { .. } => "rejected",
+        Error::Conflict { .. } => "conflict",
+        Error::CorruptState { .. } => "corrupt_state",
+        Error::Unsupported { .. } => "unsupported",
+        _ => "other",
+    }
+}
+
+/// One line of a diff: the sign, the operation name, the span shown, and the vendor id.
+struct Line<'a> {
+    sign: char,
+    op: &'static str,
+    span: Span,
+    id: Option<&'a str>,
+    from: Option<&'a Span>,
+}
+
+fn line(op: &PlannedOperation) -> Option<Line<'_>> {
+    Some(match &op.action {
+        Action::Create { span, id, .. } => Line {
+            sign: '+',
+            op: "create",
+            span: span.clone(),
+            id: id.as_ref().map(|i| i.as_str()),
+            from: None,
+        },
+        Action::Update { id, from, to, .. } => Line {
+            sign: '~',
+            op: "update",
+            span: to.clone(),
+            id: Some(id.as_str()),
+            from: Some(from),
+        },
+        Action::Delete { target, .. } => Line {
+            sign: '-',
+            op: "delete",
+            span: target.span.clone(),
+            id: Some(target.id.as_str()),
+            from: None,
+        },
+        Action::Truncate { target, at, .. } => Line {
+            sign: '<',
+            op: "truncate",
+            span: Span::new(target.span.start, *at, target.span.member.clone()),
+            id: Some(target.id.as_str()),
+            from: Some(&target.span),
+        },
+        Action::Adopt { target } => Line {
+            sign: '=',
+            op: "adopt",
+            span: target.span.clone(),
+            id: Some(target.id.as_str()),
+            from: None,
+        },
+        // Ledger-only: counted as `forgotten`, not listed.
+        _ => return None,
+    })
+}
+
+fn span_json(span: &Span) -> Value {
+    json!({"start": rfc3339(span.start), "end": rfc3339(span.end), "member": span.member.as_str()})
+}
+
+fn operation_json(op: &PlannedOperation, outcome: Option<&Outcome>) -> Option<Value> {
+    let line = line(op)?;
+    let mut value = span_json(&line.span);
+    value["op"] = json!(line.op);
+    value["id"] = json!(line.id);
+    value["reason"] = json!(op.reason);
+    if let Some(from) = line.from {
+        value["from"] = span_json(from);
+    }
+    if let Some(outcome) = outcome {
+        value["outcome"] = json!(outcome);
+    }
+    Some(value)
+}
+
+/// The operations of a report: with outcomes after a run, the plan's in a dry run.
+fn operations(report: &DestinationReport) -> Vec<(&PlannedOperation, Option<&Outcome>)> {
+    if report.status == SyncStatus::Planned || report.outcomes.is_empty() {
+        report
+            .plan
+            .iter()
+            .flat_map(|p| &p.operations)
+            .map(|op| (op, None))
+            .collect()
+    } else {
+        report
+            .outcomes
+            .iter()
+            .map(|o| (&o.operation, Some(&o.outcome)))
+            .collect()
+    }
+}
+
+fn report_json(report: &DestinationReport, mode: SyncMode) -> Value {
+    let ops = operations(report);
+    let forgotten = ops.iter().filter(|(op, _)| line(op).is_none()).count();
+    let operations: Vec<Value> = ops
+        .iter()
+        .filter_map(|(op, outcome)| operation_json(op, *outcome))
+        .collect();
+    let errors: Vec<Value> = report
+        .errors
+        .iter()
+        .map(|e| {
+            json!({
+                "kind": error_kind(&e.error),
+                "message": e.to_string(),
+                "connection": e.connection.0,
+                "destination": e.destination.0,
+                "operation": e.operation,
+            })
+        })
+        .collect();
+    let mark = match mode {
+        SyncMode::DryRun => report.high_water_before,
+        _ => report.high_water_after,
+    };
+    json!({
+        "id": report.destination.0,
+        "connection": report.connection.0,
+        "status": status_word(report.status),
+        "high_water": mark.map(rfc3339),
+        "high_water_before": report.high_water_before.map(rfc3339),
+        "operations": operations,
+        "forgotten": forgotten,
+        "errors": errors,
+        "warnings": report.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "write_calls": report.write_calls,
+        "planned": mode == SyncMode::DryRun,
+    })
+}
+
+fn print_reports(
+    p: &Prepared,
+    reports: &[DestinationReport],
+    mode: SyncMode,
+    as_json: bool,
+) -> Result<(), Stop> {
+    if as_json {
+        let destinations: Vec<Value> = reports.iter().map(|r| report_json(r, mode)).collect();
+        return print_json(&json!({ "now": rfc3339(p.now), "destinations": destinations }));
+    }
+    let zone = p.config.time_zone();
+    for report in reports {
+        print_report(p, report, mode, zone);
+    }
+    Ok(())
+}
+
+fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: Tz) {
+    let target = p
+        .config
+        .destination(&report.destination)
+        .map_or_else(String::new, |d| {
+            format!(
+                " → schedule {} of connection {} ({})",
+                d.schedule,
+                d.connection,
+                role_name(p, d)
+            )
+        });
+    println!("{}{target}", report.destination);
+    let ops = operations(report);
+    if ops.iter().all(|(op, _)| line(op).is_none()) {
+        println!("  (nothing to do)");
+    }
+    for (op, outcome) in &ops {
+        let Some(l) = line(op) else { continue };
+        let id = l.id.map_or_else(String::new, |i| format!(" [{i}]"));
+        let result = match outcome {
+            Some(Outcome::Done) | None => String::new(),
+            Some(other) => format!("  ({})", format!("{other:?}").to_lowercase()),
+        };
+        println!(
+            "  {} {:<8} {} → {}  {}{id}  {}{result}",
+            l.sign,
+            l.op,
+            local(l.span.start, zone),
+            local(l.span.end, zone),
+            l.span.member,
+            op.reason.describe()
+        );
+    }
+    for w in &report.warnings {
+        println!("  warning: {w}");
+    }
+    for e in &report.errors {
+        println!("  error: {e}");
+    }
+    let verb = if mode == SyncMode::DryRun {
+        "planned"
+    } else {
+        "wrote"
+    };
+    let writes = match (&report.plan, mode) {
+        (Some(plan), SyncMode::DryRun) => plan.write_count(),
+        _ => report.write_calls,
+    };
+    let mark = match mode {
+        SyncMode::DryRun => local_mark(report.high_water_before, zone),
+        _ => format!(
+            "{} (was {})",
+            local_mark(report.high_water_after, zone),
+            local_mark(report.high_water_before, zone)
+        ),
+    };
+    println!(
+        "{}: {}, {verb} {writes} write calls, mark {mark}",
+        report.destination,
+        status_word(report.status)
+    );
+}
+
+fn role_name(p: &Prepared, d: &Destination) -> String {
+    p.schedule
+        .roles()
+        .get(d.role.0)
+        .cloned()
+        .unwrap_or_else(|| d.role.default_name())
+}
+
+// ---------------------------------------------------------------------------------------------
+// retire.
+
+async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bool, Stop> {
+    let p = prepare(s)?;
+    let destination = p
+        .config
+        .destination(&DestinationId(id.to_owned()))
+        .ok_or_else(|| {
+            Stop::Usage(format!(
+                "--destination {id}: no such destination in the config"
+            ))
+        })?
+        .clone();
+    let provider = p.config.provider(&destination.connection, &process_env)?;
+    let report = retire(&destination, provider.as_ref(), &p.store, p.now, mode).await;
+    if mode == SyncMode::Apply {
+        remember_keys(&p, |registry| {
+            registry.record_destination(p.now, &report);
+        });
+    }
+    let ok = is_ok(&report);
+    print_reports(&p, std::slice::from_ref(&report), mode, s.common.json)?;
+    if !s.common.json && mode == SyncMode::Apply && ok {
+        println!(
+            "destination {id} is retired: remove it from the config, or the next sync exports to it again"
+        );
+    }
+    Ok(ok)
+}
+
+// ---------------------------------------------------------------------------------------------
+// status: the state file and the config only, no vendor call.
+
+/// A desired shift that starts within this of now and is not exported makes the health `error`.
+const SOON: TimeDelta = TimeDelta::days(3);
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Health {
+    Ok,
+    Warning,
+    Error,
+}
+
+impl Health {
+    fn word(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Warning => "warning",
+            Health::Error => "error",
+        }
+    }
+}
+
+struct DestinationStatus {
+    destination: Destination,
+    state: Result<oncall_sync::DestinationState, Error>,
+    not_exported: Vec<Span>,
+    health: Health,
+}
+
+async fn status(s: &Stateful) -> Result<bool, Stop> {
+    let p = prepare(s)?;
+    let registry = p
+        .store
+        .load_connections()
+        .map_err(|e| Stop::Failed(e.to_string()))?;
+    let mut statuses = Vec::new();
+    for destination in p.config.destinations() {
+        statuses.push(destination_status(&p, destination).await?);
+    }
+    if s.common.json {
+        let destinations: Vec<Value> = statuses
+            .iter()
+            .map(|st| status_json(st, &registry))
+            .collect();
+        print_json(&json!({ "now": rfc3339(p.now), "destinations": destinations }))?;
+    } else {
+        for st in &statuses {
+            print_status(&p, st, &registry);
+        }
+    }
+    Ok(statuses.iter().all(|st| st.health != Health::Error))
+}
+
+async fn destination_status(p: &Prepared, d: &Destination) -> Result<DestinationStatus, Stop> {
+    let state = p.store.load(&d.id).await.map(|v| v.value);
+    let desired = desired_spans(&p.schedule, d.role, p.now, p.config.horizon())
+        .map_err(|e| Stop::Usage(format!("destination {}: {e}", d.id)))?;
+    let now = p.now;
+    let ledger: Vec<Span> = match &state {
+        Ok(state) => state
+            .ledger
+            .iter()
+            .filter_map(|l| l.span.clipped(now))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let not_exported: Vec<Span> = desired
+        .spans()
+        .iter()
+        .filter(|span| span.clipped(now).is_some_and(|c| !ledger.contains(&c)))
+        .cloned()
+        .collect();
+    let health = if state.is_err() || not_exported.iter().any(|s| s.start.max(now) < now + SOON) {
+        Health::Error
+    } else if !not_exported.is_empty() {
+        Health::Warning
+    } else {
+        Health::Ok
+    };
+    Ok(DestinationStatus {
+        destination: d.clone(),
+        state,
+        not_exported,
+        health,
+    })
+}
+
+fn status_json(st: &DestinationStatus, registry: &ConnectionRegistry) -> Value {
+    let d = &st.destination;
+    let read_only = registry
+        .get(&d.connection)
+        .and_then(|c| c.read_only.as_ref());
+    let (high_water, last_run, ledger, state_error) = match &st.state {
+        Ok(state) => (
+            state.high_water.map(rfc3339),
+            state
+                .last_run
+                .as_ref()
+                .map(|r| json!({"at": rfc3339(r.at), "ok": r.ok, "error": r.error})),
+            state.ledger.len(),
+            None,
+        ),
+        Err(e) => (None, None, 0, Some(e.to_string())),
+    };
+    json!({
+        "id": d.id.0,
+        "connection": d.connection.0,
+        "health": st.health.word(),
+        "high_water": high_water,
+        "last_run": last_run,
+        "ledger_overrides": ledger,
+        "key_read_only": read_only.is_some(),
+        "read_only_evidence": read_only.map(|e| json!({"at": rfc3339(e.at), "destination": e.destination.0, "message": e.message})),
+        "not_exported": st.not_exported.iter().map(span_json).collect::<Vec<_>>(),
+        "state_error": state_error,
+    })
+}
+
+fn print_status(p: &Prepared, st: &DestinationStatus, registry: &ConnectionRegistry) {
+    let zone = p.config.time_zone();
+    let d = &st.destination;
+    println!(
+        "{} → schedule {} of connection {} ({}): health {}",
+        d.id,
+        d.schedule,
+        d.connection,
+        role_name(p, d),
+        st.health.word()
+    );
+    match &st.state {
+        Ok(state) => {
+            let last = state.last_run.as_ref().map_or_else(
+                || "never".to_owned(),
+                |r| {
+                    let outcome = if r.ok { "ok" } else { "failed" };
+                    let error = r
+                        .error
+                        .as_deref()
+                        .map_or_else(String::new, |e| format!(": {e}"));
+                    format!("{} {outcome}{error}", local(r.at, zone))
+                },
+            );
+            println!(
+                "  mark {}; last run {last}; {} overrides in the ledger",
+                local_mark(state.high_water, zone),
+                state.ledger.len()
+            );
+        }
+        Err(e) => println!("  state unreadable: {e}"),
+    }
+    match registry
+        .get(&d.connection)
+        .and_then(|c| c.read_only.as_ref())
+    {
+        Some(e) => println!(
+            "  key of connection {} proved read-only: a write to {} was refused at {}",
+            d.connection,
+            e.destination,
+            local(e.at, zone)
+        ),
+        None => println!("  key of connection {}: no write refused", d.connection),
+    }
+    for span in &st.not_exported {
+        println!(
+            "  not exported: {} → {}  {}",
+            local(span.start, zone),
+            local(span.end, zone),
+            span.member
+        );
+    }
+}
