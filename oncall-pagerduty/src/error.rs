@@ -129,9 +129,11 @@ pub(crate) fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
 /// Maps a PagerDuty error answer into the core's [`Error`].
 ///
 /// `is_write` says whether the request was a POST or a DELETE: PagerDuty answers 403 to every
-/// non-GET request of a read-only key, which R8 reports as such. A 404 is reported as
-/// [`Resource::Other`]; the provider, which knows what it asked for, names it. Messages carry the
-/// vendor's words, never the key.
+/// non-GET request of a read-only key, which R8 reports as such ([`Error::PermissionDenied`]). A
+/// 403 on a read is not that: the key cannot see the resource (not found, or not visible to this
+/// key), so it is an [`Error::NotFound`], like a 404. Both are reported as [`Resource::Other`];
+/// the provider, which knows what it asked for, names it. Messages carry the vendor's words,
+/// never the key.
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8], is_write: bool) -> Error {
     let vendor = VendorError::parse(body);
     let said = vendor.describe(status);
@@ -148,10 +150,12 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8], is_writ
                  schedule ({said})"
             ),
         },
-        403 => Error::PermissionDenied {
-            message: format!(
-                "PagerDuty refused a read: the API key may not see this resource ({said})"
-            ),
+        // A read refused to a key that may write elsewhere: the resource is missing or hidden
+        // from this key (a team-restricted schedule), not R8's read-only key. As Opsgenie's 403 on
+        // a read, it is the resource's NotFound, which the caller names.
+        403 => Error::NotFound {
+            resource: Resource::Other("PagerDuty resource".into()),
+            message: format!("not found, or not visible to this key: {said}"),
         },
         404 => Error::NotFound {
             resource: match vendor.code {
@@ -259,8 +263,16 @@ mod tests {
                 headers: &[],
                 body: r#"{"message":"Insufficient permissions","required_scopes":"schedules.read"}"#,
                 write: false,
-                check: |e| matches!(e, Error::PermissionDenied { message } if message.contains("read") && message.contains("Insufficient permissions")),
-                why: "a refused read (terraform-provider#310 body)",
+                check: |e| matches!(e, Error::NotFound { message, .. } if message.starts_with("not found, or not visible to this key") && message.contains("Insufficient permissions")),
+                why: "a refused read is not R8's read-only key: the resource is missing or hidden from this key (terraform-provider#310 body)",
+            },
+            Case {
+                status: 403,
+                headers: &[],
+                body: r#"{"error":{"message":"Access Denied","code":2010}}"#,
+                write: false,
+                check: |e| matches!(e, Error::NotFound { message, .. } if message.contains("not visible to this key") && message.contains("Access Denied")),
+                why: "a full-access key that may not see one schedule gets NotFound, never PermissionDenied",
             },
             Case {
                 status: 404,

@@ -60,7 +60,10 @@
 //!   A 429 waits `ratelimit-reset` seconds (bounded by the retry policy) and pauses every clone;
 //!   without the header the wait backs off exponentially. Reads and deletes are retried after 5xx
 //!   answers and timeouts, bounded in attempts and total wait; a 403 on a write is
-//!   [`Error::PermissionDenied`](oncall_core::Error::PermissionDenied), never retried (R8).
+//!   [`Error::PermissionDenied`](oncall_core::Error::PermissionDenied), never retried (R8). A 403
+//!   on a read is not a read-only key: the schedule is missing or hidden from this key, so it is
+//!   the schedule's [`Error::NotFound`](oncall_core::Error::NotFound) ("not found, or not visible
+//!   to this key"), as on Opsgenie.
 //! - **Keys** appear in no `Debug` output, error or message.
 //!
 //! ## UNCONFIRMED vendor behaviour, and the reading taken

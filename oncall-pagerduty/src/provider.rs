@@ -217,8 +217,9 @@ impl PagerDutyProvider {
         let missing = || Error::NotFound {
             resource: Resource::Schedule(schedule.0.clone()),
             message: format!(
-                "PagerDuty has no layer-based schedule {schedule} visible to this key (a \
-                 shift-based v3 schedule is not visible to the v2 API)"
+                "not found, or not visible to this key: PagerDuty has no layer-based schedule \
+                 {schedule} this key may see (a shift-based v3 schedule is not visible to the v2 \
+                 API either)"
             ),
         };
         match &error {

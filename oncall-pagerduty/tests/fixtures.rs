@@ -594,6 +594,45 @@ async fn a_malformed_answer_names_the_field_and_nothing_is_written() {
     assert!(matches!(&e, Error::InvalidResponse { .. }), "{e:?}");
 }
 
+/// A full-access key that may not see one schedule: PagerDuty answers 403 to the read. That is the
+/// schedule's NotFound ("not found, or not visible to this key"), not R8's read-only key, so a host
+/// does not take the whole connection for read-only.
+#[tokio::test]
+async fn a_schedule_hidden_from_the_key_is_not_found_not_read_only() {
+    let server = MockServer::start().await;
+    let forbidden = || {
+        ResponseTemplate::new(403)
+            .set_body_raw(include_str!("fixtures/error_403.json"), "application/json")
+    };
+    pd("GET", "/schedules/PHIDDEN")
+        .respond_with(forbidden())
+        .expect(2) // the read, and the look after the override listing's refusal
+        .mount(&server)
+        .await;
+    pd("GET", "/schedules/PHIDDEN/overrides")
+        .respond_with(forbidden())
+        .expect(1)
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    let p = provider(&server);
+    let id = VendorScheduleId("PHIDDEN".into());
+    let window = Window::new(utc("2024-01-01T00:00:00Z"), utc("2024-01-02T00:00:00Z")).unwrap();
+    let errors = [
+        p.schedule(&id).await.unwrap_err(),
+        p.list_overrides(&id, window).await.unwrap_err(),
+    ];
+    for e in &errors {
+        assert!(
+            matches!(e, Error::NotFound { resource: Resource::Schedule(s), message }
+                if s == "PHIDDEN" && message.contains("not found, or not visible to this key")),
+            "{e:?}"
+        );
+        assert!(!e.is_permission_denied(), "{e:?}");
+        no_key_in(e);
+    }
+}
+
 #[tokio::test]
 async fn a_shift_based_schedule_says_so() {
     let server = MockServer::start().await;
