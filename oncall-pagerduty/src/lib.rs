@@ -52,7 +52,9 @@
 //!   `rotation_virtual_start` is the rotation's start, the layer's `start` its effective start.
 //!   Rotations keep the GET order, read as highest precedence first (GET lists layers in reverse of
 //!   POST order: UNCONFIRMED), so rotation 0 is the layer that wins.
-//! - **Import** reads `final_schedule` in chunks of at most 30 days with `overflow=true`, joined.
+//! - **Import** reads `final_schedule` in chunks of at most 30 days with `overflow=true`; the
+//!   copies of an entry that crosses a chunk border are joined, consecutive turns of one person
+//!   are not (each turn is a shift).
 //! - **Creates** use the multi form and read every documented answer shape. A create whose answer
 //!   is lost (timeout, 5xx, dropped connection) is [`Error::Transient`](oncall_core::Error::Transient)
 //!   for the whole call and never re-sent: the sync re-reads and adopts what landed.

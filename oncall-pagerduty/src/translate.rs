@@ -132,9 +132,11 @@ pub(crate) fn layer_rotation(
     }))
 }
 
-/// Rendered entries (possibly from several overlapping chunk reads, with `overflow=true`) as
-/// sorted, disjoint periods clipped to `[from, to)`: repeats across chunk borders are joined, and
-/// so are adjacent entries of the same person (whether PagerDuty joins them is UNCONFIRMED).
+/// Rendered entries (possibly from several chunk reads, with `overflow=true`) as sorted, disjoint
+/// periods clipped to `[from, to)`. Only what overlaps is joined: an entry that crosses a chunk
+/// border comes whole in both chunks, and its copies become one. Entries of one person that only
+/// touch stay apart, as the vendor gave them: consecutive turns are consecutive shifts, as on
+/// Opsgenie and the in-memory provider (whether PagerDuty itself joins them is UNCONFIRMED).
 pub(crate) fn join_entries(
     mut entries: Vec<OnCallPeriod>,
     from: DateTime<Utc>,
@@ -147,7 +149,7 @@ pub(crate) fn join_entries(
         p.start = p.start.max(from);
         p.end = p.end.min(to);
         match out.last_mut() {
-            Some(last) if p.start <= last.end && p.member == last.member => {
+            Some(last) if p.start < last.end && p.member == last.member => {
                 last.end = last.end.max(p.end);
             }
             // The final schedule has one person at a time: an overlap of two is cut at the first's
@@ -258,19 +260,24 @@ mod tests {
             member: email(who),
         };
         let entries = vec![
-            // Chunk 2 repeats the entry crossing the chunk border (overflow=true).
+            // Chunk 2 repeats the entry crossing the chunk border (overflow=true): one period.
             p(t(2, 9), t(3, 9), "b@x.io"),
             p(t(1, 9), t(2, 9), "a@x.io"),
             p(t(2, 9), t(3, 9), "b@x.io"),
+            // The same person's next turn touches the last: two turns, as the vendor gave them
+            // (Opsgenie and the in-memory provider keep consecutive turns apart too).
             p(t(3, 9), t(3, 17), "b@x.io"),
+            // A partial copy overlapping c's entry is joined into it.
             p(t(4, 9), t(6, 9), "c@x.io"),
+            p(t(4, 12), t(5, 9), "c@x.io"),
         ];
         let joined = join_entries(entries, t(1, 12), t(5, 0));
         assert_eq!(
             joined,
             [
                 p(t(1, 12), t(2, 9), "a@x.io"),
-                p(t(2, 9), t(3, 17), "b@x.io"),
+                p(t(2, 9), t(3, 9), "b@x.io"),
+                p(t(3, 9), t(3, 17), "b@x.io"),
                 p(t(4, 9), t(5, 0), "c@x.io"),
             ]
         );

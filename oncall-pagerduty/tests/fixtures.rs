@@ -212,6 +212,80 @@ async fn imports_the_final_schedule_in_chunks() {
     );
 }
 
+/// Two consecutive daily turns of one person stay two shifts (as Opsgenie and the in-memory
+/// provider import them), while the copy of a turn that crosses a chunk border (`overflow=true`
+/// answers it whole in both chunks) becomes one.
+#[tokio::test]
+async fn an_import_keeps_consecutive_turns_apart_and_joins_chunk_copies() {
+    let server = MockServer::start().await;
+    mount_users(&server).await;
+    let entry = |start: &str, end: &str, user: &str| {
+        format!(
+            r#"{{"start":"{start}","end":"{end}","user":{{"id":"{user}","type":"user_reference"}}}}"#
+        )
+    };
+    let answer = |entries: &[String]| {
+        json(&format!(
+            r#"{{"schedule":{{"id":"PI7DH85","type":"schedule","name":"Ops","time_zone":"UTC",
+                "users":[],"schedule_layers":[],
+                "final_schedule":{{"name":"Final Schedule","rendered_schedule_entries":[{}]}}}}}}"#,
+            entries.join(",")
+        ))
+    };
+    // Scott on Nov 29 and Nov 30 (two turns that touch), then Aurelio from Nov 30 09:00 across the
+    // chunk border at Dec 1 00:00 into Dec 1 09:00, answered whole by both chunks.
+    let crossing = entry("2015-11-30T09:00:00Z", "2015-12-01T09:00:00Z", "PEYSGVF");
+    pd("GET", "/schedules/PI7DH85")
+        .and(query_param("since", "2015-11-01T00:00:00Z"))
+        .and(query_param("overflow", "true"))
+        .respond_with(answer(&[
+            entry("2015-11-28T09:00:00Z", "2015-11-29T09:00:00Z", "P37CSDJ"),
+            entry("2015-11-29T09:00:00Z", "2015-11-30T09:00:00Z", "P37CSDJ"),
+            crossing.clone(),
+        ]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    pd("GET", "/schedules/PI7DH85")
+        .and(query_param("since", "2015-12-01T00:00:00Z"))
+        .and(query_param("overflow", "true"))
+        .respond_with(answer(&[crossing]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    let window = Window::new(utc("2015-11-01T00:00:00Z"), utc("2015-12-15T00:00:00Z")).unwrap();
+    let timelines = provider(&server)
+        .on_call(&VendorScheduleId("PI7DH85".into()), window)
+        .await
+        .unwrap();
+    let got: Vec<(DateTime<Utc>, DateTime<Utc>, String)> = timelines[0]
+        .periods
+        .iter()
+        .map(|p| (p.start, p.end, p.member.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                utc("2015-11-28T09:00:00Z"),
+                utc("2015-11-29T09:00:00Z"),
+                "scott@example.com".to_owned()
+            ),
+            (
+                utc("2015-11-29T09:00:00Z"),
+                utc("2015-11-30T09:00:00Z"),
+                "scott@example.com".to_owned()
+            ),
+            (
+                utc("2015-11-30T09:00:00Z"),
+                utc("2015-12-01T09:00:00Z"),
+                "aurelio.rice@example.com".to_owned()
+            ),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn lists_overrides_whole_with_users_past_the_first_page() {
     let server = MockServer::start().await;
