@@ -631,12 +631,20 @@ fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: 
     for (op, outcome) in &ops {
         let Some(l) = line(op) else { continue };
         let id = l.id.map_or_else(String::new, |i| format!(" [{i}]"));
+        let was = l.from.map_or_else(String::new, |f| {
+            format!(
+                " (was {} → {} {})",
+                local(f.start, zone),
+                local(f.end, zone),
+                f.member
+            )
+        });
         let result = match outcome {
             Some(Outcome::Done) | None => String::new(),
             Some(other) => format!("  ({})", format!("{other:?}").to_lowercase()),
         };
         println!(
-            "  {} {:<8} {} → {}  {}{id}  {}{result}",
+            "  {} {:<8} {} → {}  {}{id}{was}  {}{result}",
             l.sign,
             l.op,
             local(l.span.start, zone),
@@ -651,14 +659,9 @@ fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: 
     for e in &report.errors {
         println!("  error: {e}");
     }
-    let verb = if mode == SyncMode::DryRun {
-        "planned"
-    } else {
-        "wrote"
-    };
     let writes = match (&report.plan, mode) {
-        (Some(plan), SyncMode::DryRun) => plan.write_count(),
-        _ => report.write_calls,
+        (Some(plan), SyncMode::DryRun) => format!("{} operations planned", plan.write_count()),
+        _ => format!("{} write calls", report.write_calls),
     };
     let mark = match mode {
         SyncMode::DryRun => local_mark(report.high_water_before, zone),
@@ -669,7 +672,7 @@ fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: 
         ),
     };
     println!(
-        "{}: {}, {verb} {writes} write calls, mark {mark}",
+        "{}: {}, {writes}, mark {mark}",
         report.destination,
         status_word(report.status)
     );
