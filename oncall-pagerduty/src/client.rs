@@ -1,6 +1,7 @@
 //! The HTTP side: one request with PagerDuty's headers, paced per key, retried as the core's policy
 //! says, and every failure mapped by [`parse_error`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,13 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
 }
 
-/// Which answers a call reads itself instead of mapping them to errors: `(status, attempt)`.
-pub(crate) type Accept = fn(StatusCode, u32) -> bool;
+/// Which answers a call reads itself instead of mapping them to errors: `(status, landed)`, where
+/// `landed` says whether an earlier attempt of this call may have taken effect (its answer was
+/// lost: a 5xx, a timeout, a dropped connection). A refusal (a 429, any 4xx) never landed.
+pub(crate) type Accept = fn(StatusCode, bool) -> bool;
 
 /// Success only.
-pub(crate) fn success(status: StatusCode, _attempt: u32) -> bool {
+pub(crate) fn success(status: StatusCode, _landed: bool) -> bool {
     status.is_success()
 }
 
@@ -72,12 +75,22 @@ impl Client {
     ) -> Result<Answer, Error> {
         // A POST whose answer was lost may have landed: never re-sent (the sync re-reads and adopts).
         let idempotent = method != Method::POST;
+        let landed = AtomicBool::new(false);
         let result = run_with_retries(
             &self.retry,
             idempotent,
             || self.jitter(),
             tokio::time::sleep,
-            |attempt| self.attempt(method.clone(), path, query, body, accept, attempt),
+            |_| async {
+                let result = self
+                    .attempt(method.clone(), path, query, body, accept, &landed)
+                    .await;
+                // Only a lost answer leaves the attempt's effect unknown; a 429 refused it.
+                if matches!(result, Err(Error::Transient { .. })) {
+                    landed.store(true, Ordering::Relaxed);
+                }
+                result
+            },
         )
         .await;
         result.map_err(|e| self.scrub(e))
@@ -90,7 +103,7 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
         accept: Accept,
-        attempt: u32,
+        landed: &AtomicBool,
     ) -> Result<Answer, Error> {
         self.pace().await;
         let is_write = method != Method::GET;
@@ -114,7 +127,7 @@ impl Client {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transport)?.to_vec();
-        if accept(status, attempt) {
+        if accept(status, landed.load(Ordering::Relaxed)) {
             return Ok(Answer { status, body });
         }
         let error = parse_error(status, &headers, &body, is_write);

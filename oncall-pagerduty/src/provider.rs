@@ -644,8 +644,9 @@ impl Provider for PagerDutyProvider {
         })
     }
 
-    /// `DELETE`: 204 deleted, 200 truncated (it was running). Retried after a lost answer, a 404
-    /// means the first try deleted it, and a 400 (the override is now past) that it truncated it.
+    /// `DELETE`: 204 deleted, 200 truncated (it was running). Retried after a lost answer (a 5xx,
+    /// a timeout), a 404 means the lost try deleted it, and a 400 (the override is now past) that
+    /// it truncated it. After a 429 nothing landed: the retry's 400 or 404 is the answer as it is.
     async fn delete_override(
         &self,
         schedule: &VendorScheduleId,
@@ -656,9 +657,9 @@ impl Provider for PagerDutyProvider {
             segment(&schedule.0),
             segment(id.as_str())
         );
-        let accept = |s: StatusCode, attempt: u32| {
+        let accept = |s: StatusCode, landed: bool| {
             s.is_success()
-                || (attempt > 1 && (s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST))
+                || (landed && (s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST))
         };
         let answer = self
             .client()

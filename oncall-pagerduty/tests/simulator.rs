@@ -743,6 +743,33 @@ async fn deletes_through_the_simulator() {
     assert_eq!(statuses, [400, 502]);
 }
 
+/// A 429 is a refusal: the delete did not land. The retry's 400 (a past override) or 404 (gone)
+/// is then the vendor's answer to this delete, not the echo of an earlier attempt that landed.
+#[tokio::test]
+async fn a_delete_retried_after_a_rate_limit_reads_the_answer_as_it_is() {
+    let now = day(5);
+    let sim = PagerDutySimulator::start_at(now).await;
+    sim.add_schedule(vendor_schedule("PDEL", vec![]));
+    let id = VendorScheduleId("PDEL".into());
+    let past = sim.insert_override(&id, Span::new(day(1), day(2), email("ann")));
+    let provider = sim.provider();
+    sim.rate_limit_next(1);
+    let e = provider.delete_override(&id, &past).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Rejected { .. }),
+        "R1: a past override is refused, after a 429 too: {e:?}"
+    );
+    let gone = oncall_core::OverrideId::new("PNOSUCH");
+    sim.rate_limit_next(1);
+    let e = provider.delete_override(&id, &gone).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::NotFound { resource: oncall_core::Resource::Override(o), .. } if o == "PNOSUCH"),
+        "{e:?}"
+    );
+    let statuses: Vec<u16> = sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 400, 429, 404]);
+}
+
 #[tokio::test]
 async fn every_create_answer_shape_of_the_simulator_is_read() {
     use oncall_pagerduty::testkit::CreateAnswer;
