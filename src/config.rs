@@ -38,6 +38,8 @@
 //!   and weekly handoffs keep the local wall time of `start` across DST. `start` and the optional
 //!   `end` are local wall times in the schedule's zone, without an offset. A `null` participant is
 //!   a turn with nobody. Without an `end`, the rotation runs on and `horizon_days` is required.
+//! - `oncall import --json` prints a schedule in this shape (its `id` is the vendor schedule's,
+//!   and its `warnings` are ignored here): it pastes into the file as `schedule`.
 //! - **Destinations**: one vendor schedule (`schedule_id`) of one connection, and the host role
 //!   exported there (by name). No two destinations may share a vendor schedule of one connection:
 //!   each would take the other's overrides for foreign ones.
@@ -240,6 +242,10 @@ struct RawSchedule {
     rotation: Option<RawRotation>,
     #[serde(default)]
     horizon_days: Option<u32>,
+    /// `oncall import --json` prints its notes here: pasted with the schedule, they are ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    warnings: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,11 @@
 //! This crate is a facade: [`core`] is the sans-IO model, planner and sync driver; the adapters are
 //! [`opsgenie`] and [`pagerduty`] (features of the same names, on by default). See `README.md` and
 //! `ARCHITECTURE.md` for the map.
+//!
+//! It also holds what the `oncall` CLI (`examples/oncall.rs`) runs on, for hosts to reuse:
+//! [`config`], the CLI's JSON config (connections, one schedule, destinations; a provider per
+//! connection), and [`FileStateStore`], destination state in one JSON file with compare-and-swap
+//! across processes.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

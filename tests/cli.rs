@@ -931,12 +931,13 @@ async fn schedules_and_import_give_what_pastes_into_the_config() {
                 start,
                 people(&["ann", "bob", "cat"]),
             ),
+            // Handing off on Tuesdays; nobody the week before the import window's second day.
             Rotation::new(
                 "weekly",
                 RotationUnit::Weekly,
                 1,
-                start,
-                people(&["dan", "ann"]),
+                start + TimeDelta::days(1),
+                vec![Participant::Member(email("dan")), Participant::Nobody],
             ),
         ],
     ));
@@ -981,12 +982,21 @@ async fn schedules_and_import_give_what_pastes_into_the_config() {
     assert_eq!(schedule["roles"], json!(["primary", "secondary"]));
     assert_eq!(schedule["shifts"].as_array().unwrap().len(), 4);
     assert_eq!(schedule["shifts"][0]["start"], "2026-11-30T09:00:00+01:00");
-    // It pastes into the config as its schedule, and plans.
+    assert_eq!(
+        schedule["shifts"][0]["assignees"],
+        json!(["bob@example.com", null])
+    );
+    assert_eq!(
+        schedule["shifts"][1]["assignees"],
+        json!(["cat@example.com", "dan@example.com"])
+    );
+    assert_eq!(
+        schedule["warnings"],
+        json!(["role secondary has nobody from 2026-11-30 09:00 CET to 2026-12-01 09:00 CET"])
+    );
+    // It pastes into the config as its schedule, as it is, and plans.
     let mut config = w.config_value(&rota(0, 2));
-    let mut pasted = schedule.clone();
-    pasted["id"] = json!("platform");
-    pasted.as_object_mut().unwrap().remove("warnings");
-    config["schedule"] = pasted;
+    config["schedule"] = schedule.clone();
     w.write_config(&config);
     let plan = w.run(&["plan", "--now", &at(now()), "--json"]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
