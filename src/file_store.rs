@@ -339,9 +339,10 @@ impl FileStateStore {
     /// what was renamed is the lock judged stale (if another process took the lock in between, it
     /// is put back). Returns whether the lock file is gone.
     fn break_if_stale(&self) -> bool {
-        let Ok(metadata) = fs::metadata(&self.lock_path) else {
-            // Gone already: try again at once.
-            return true;
+        let metadata = match fs::metadata(&self.lock_path) {
+            Ok(metadata) => metadata,
+            // Released meanwhile: try again at once.
+            Err(e) => return e.kind() == ErrorKind::NotFound,
         };
         let age = metadata
             .modified()
@@ -350,15 +351,16 @@ impl FileStateStore {
         if age.is_none_or(|age| age < self.stale_after) {
             return false;
         }
-        let Ok(judged) = fs::read(&self.lock_path) else {
-            return true;
+        let judged = match fs::read(&self.lock_path) {
+            Ok(judged) => judged,
+            Err(e) => return e.kind() == ErrorKind::NotFound,
         };
         let mut aside = self.lock_path.clone().into_os_string();
         aside.push(format!(".stale-{}", unique_token()));
         let aside = PathBuf::from(aside);
-        if fs::rename(&self.lock_path, &aside).is_err() {
-            // Someone else broke or released it first.
-            return true;
+        if let Err(e) = fs::rename(&self.lock_path, &aside) {
+            // Gone: someone else broke or released it first.
+            return e.kind() == ErrorKind::NotFound;
         }
         if fs::read(&aside).is_ok_and(|taken| taken != judged) {
             // A live lock was renamed: restore it unless yet another process holds the lock now.
