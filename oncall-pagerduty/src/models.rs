@@ -2,13 +2,22 @@
 //! timestamps take any offset and fractional seconds. Of users only `id`, `name` and `email` are
 //! declared, so nothing else a user record carries (phone numbers, contact methods) is ever kept.
 //!
-//! Bodies are decoded in two steps: JSON to a [`Value`], then each part to its type, so that a
-//! malformed answer is reported with the path of the field that was wrong
-//! (`schedule.schedule_layers[1].rotation_turn_length_seconds: missing field`), not a line and column.
+//! Schedule and override bodies are decoded in two steps: JSON to a [`Value`], then each part to
+//! its type, so that a malformed answer is reported with the path of the field that was wrong
+//! (`schedule.schedule_layers[1].rotation_turn_length_seconds: missing field`), not a line and
+//! column. Pages of lists and user records are decoded straight from the bytes into their types
+//! ([`decode_page`], [`decode_user`]), so that nothing of a user but id, name and email is ever
+//! held, not even for a moment in a [`Value`] (R10); a failing item is still named by its index.
 
 use chrono::{DateTime, Utc};
 use oncall_core::Error;
-use serde::de::DeserializeOwned;
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
+    Visitor,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -181,15 +190,130 @@ pub(crate) fn decode_optional_items<T: DeserializeOwned>(
     }
 }
 
-/// Decodes a page of a classic list: the items under `key`, and `more` (a missing `more` ends the
-/// list, as the reference clients do, rather than looping).
-pub(crate) fn decode_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<Page<T>, Error> {
-    let root = json(body, key)?;
-    Ok(Page {
-        items: decode_items(&root, key)?,
-        more: root.get("more").and_then(Value::as_bool).unwrap_or(false),
+/// Decodes a page of a classic list straight from the bytes: the items under `key` as `T`, and
+/// `more` (a missing `more` ends the list, as the reference clients do, rather than looping).
+///
+/// No [`Value`] is built on the way: every other field, of the page and of its items, is skipped
+/// unread, so a user record is never held with more than `T`'s fields (of users, id, name and
+/// email: R10). An item that fails is named by its index (`users[3]`).
+pub(crate) fn decode_page<T: DeserializeOwned>(
+    body: &[u8],
+    key: &'static str,
+) -> Result<Page<T>, Error> {
+    let failed = Cell::new(None);
+    let seed = PageSeed::<T> {
+        key,
+        failed: &failed,
+        item: PhantomData,
+    };
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let page = seed
+        .deserialize(&mut reader)
+        .and_then(|page| reader.end().map(|()| page));
+    page.map_err(|e| {
+        let path = match failed.get() {
+            Some(i) => format!("{key}[{i}]"),
+            None => key.to_owned(),
+        };
+        if e.is_syntax() || e.is_eof() {
+            invalid(&path, format!("not JSON ({e})"))
+        } else {
+            invalid(&path, e)
+        }
     })
 }
+
+/// One user's answer (`GET /users/{id}`: `{"user": {...}}`), decoded straight into [`User`].
+pub(crate) fn decode_user(body: &[u8]) -> Result<User, Error> {
+    #[derive(Deserialize)]
+    struct Answer {
+        user: User,
+    }
+    serde_json::from_slice::<Answer>(body)
+        .map(|a| a.user)
+        .map_err(|e| invalid("user", e))
+}
+
+/// Reads `{"<key>": [items], "more": bool, ...}`, skipping every other field.
+struct PageSeed<'a, T> {
+    key: &'static str,
+    /// The index of the item that failed to decode, if one did.
+    failed: &'a Cell<Option<usize>>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for PageSeed<'_, T> {
+    type Value = Page<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Page<T>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for PageSeed<'_, T> {
+    type Value = Page<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a page with a `{}` list", self.key)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Page<T>, A::Error> {
+        let (mut items, mut more) = (None, false);
+        while let Some(field) = map.next_key::<String>()? {
+            if field == self.key {
+                items = Some(map.next_value_seed(ItemsSeed::<T> {
+                    failed: self.failed,
+                    item: PhantomData,
+                })?);
+            } else if field == "more" {
+                more = map.next_value::<Option<bool>>()?.unwrap_or(false);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        let items = items.ok_or_else(|| de::Error::missing_field(self.key))?;
+        Ok(Page { items, more })
+    }
+}
+
+/// Reads a list item by item, noting the index of the first that fails.
+struct ItemsSeed<'a, T> {
+    failed: &'a Cell<Option<usize>>,
+    item: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for ItemsSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<T>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for ItemsSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(PAGE_HINT));
+        loop {
+            match seq.next_element::<T>() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(items),
+                Err(e) => {
+                    self.failed.set(Some(items.len()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Most items a page holds (PagerDuty's `limit` maximum): a bound on what a hint reserves.
+const PAGE_HINT: usize = 100;
 
 /// Reads a batch-create answer in every shape seen documented: a top-level array of
 /// `{status, errors?, override}` (the spec), `{"overrides": [...]}` with status objects or bare
@@ -270,6 +394,46 @@ mod tests {
         assert_eq!(
             format!("{u:?}"),
             r#"User { id: "P1", name: Some("Ann"), email: "ann@example.com" }"#
+        );
+    }
+
+    #[test]
+    fn users_decode_straight_into_id_name_email() {
+        let page = br#"{"users":[
+            {"id":"P1","type":"user","name":"Ann","email":"ann@example.com","time_zone":"UTC",
+             "contact_methods":[{"type":"phone_contact_method","address":"+15555550100"}],
+             "notification_rules":[{"id":"N1","urgency":"high"}]},
+            {"id":"P2","email":"bob@example.com","name":null}],
+            "limit":100,"offset":0,"more":true,"total":null}"#;
+        let page = decode_page::<User>(page, "users").unwrap();
+        assert!(page.more);
+        assert_eq!(
+            format!("{:?}", page.items),
+            r#"[User { id: "P1", name: Some("Ann"), email: "ann@example.com" }, User { id: "P2", name: None, email: "bob@example.com" }]"#
+        );
+        let bad = br#"{"users":[{"id":"P1","email":"a@x.io"},{"id":"P2","name":"No Email"}],"more":false}"#;
+        let e = decode_page::<User>(bad, "users").unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidResponse { message } if message.contains("`users[1]`") && message.contains("email")),
+            "{e}"
+        );
+        let e = decode_page::<User>(br#"{"more":false}"#, "users").unwrap_err();
+        assert!(e.to_string().contains("`users`"), "{e}");
+        let e = decode_page::<User>(br#"{"users":[{"id":"#, "users").unwrap_err();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+        let one = br#"{"user":{"id":"P9","name":"Cat","email":"cat@example.com","contact_methods":[{"address":"+15555550101"}]}}"#;
+        assert_eq!(
+            decode_user(one).unwrap(),
+            User {
+                id: "P9".into(),
+                name: Some("Cat".into()),
+                email: "cat@example.com".into()
+            }
+        );
+        let e = decode_user(br#"{"user":{"id":"P9"}}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("`user`") && e.to_string().contains("email"),
+            "{e}"
         );
     }
 

@@ -20,8 +20,8 @@ use crate::directory::{Directory, DirectoryCache, UNKNOWN_EMAIL_REFRESH};
 use crate::error::{invalid, parse_error, with_resource, VendorError};
 use crate::models::{
     self, decode, decode_create_results, decode_items, decode_optional_items, decode_page,
-    wire_time, CreateResult, Entry, Layer, NewUserRef, NewWireOverride, ScheduleHead, User,
-    UserRef, WireOverride,
+    decode_user, wire_time, CreateResult, Entry, Layer, NewUserRef, NewWireOverride, ScheduleHead,
+    User, UserRef, WireOverride,
 };
 use crate::pagination::collect_pages;
 use crate::translate::{join_entries, layer_rotation};
@@ -162,8 +162,7 @@ impl PagerDutyProvider {
         let path = format!("/users/{}", segment(&user.id));
         let member = match self.client().get(&path, &[]).await {
             Ok(body) => {
-                let root = models::json(&body, "user")?;
-                let u: User = decode(models::at(&root, "user")?, "user")?;
+                let u = decode_user(&body)?;
                 let email = Email::parse(&u.email).map_err(|e| invalid("user.email", e))?;
                 let name = u.name.unwrap_or_else(|| email.to_string());
                 Member::new(email, name)
