@@ -23,6 +23,8 @@ pub mod config;
 pub mod file_store;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod worker;
 
 pub use file_store::FileStateStore;
 

@@ -221,3 +221,31 @@ async fn a_worker_whose_lease_expired_cannot_save_over_the_one_that_took_over() 
     assert!(matches!(other, Err(Error::Conflict { .. })), "{other:?}");
     drop_schema(&store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_brings_the_due_siblings_of_its_host_schedule() {
+    let Some(store) = fresh_store("siblings").await else {
+        return;
+    };
+    for (id, schedule) in [("a-og", "s1"), ("a-pd", "s1"), ("b-og", "s2")] {
+        store
+            .enroll(&d(id), &ScheduleId(schedule.into()))
+            .await
+            .unwrap();
+    }
+    let claims = store.claim_due("w1", 1, LONG).await.unwrap();
+    let mut got: Vec<(String, String)> = claims
+        .iter()
+        .map(|c| (c.destination.0.clone(), c.schedule.0.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("a-og".into(), "s1".into()), ("a-pd".into(), "s1".into())],
+        "one destination asked for, its schedule's other due destination with it"
+    );
+    let rest = store.claim_due("w2", 5, LONG).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].destination, d("b-og"));
+    drop_schema(&store).await;
+}

@@ -57,18 +57,28 @@ impl LeaseSql {
                 "UPDATE {table} SET due_at = now() \
                  WHERE destination = ANY($1) AND schedule IS NOT NULL"
             ),
+            // Due rows first, oldest due first; then the due rows of the same host schedules, so
+            // that one sync serves a schedule's destinations together. Rows other claimers hold
+            // or are claiming are skipped, never waited for.
             claim: format!(
-                "WITH due AS ( \
-                     SELECT destination FROM {table} \
+                "WITH first AS ( \
+                     SELECT destination, schedule FROM {table} \
                      WHERE due_at <= now() AND schedule IS NOT NULL \
                        AND (holder IS NULL OR lease_expires_at <= now()) \
-                     ORDER BY due_at \
+                     ORDER BY due_at, schedule \
                      LIMIT $2 \
-                     FOR UPDATE SKIP LOCKED) \
+                     FOR UPDATE SKIP LOCKED), \
+                 siblings AS ( \
+                     SELECT destination FROM {table} \
+                     WHERE due_at <= now() AND schedule IN (SELECT schedule FROM first) \
+                       AND (holder IS NULL OR lease_expires_at <= now()) \
+                     FOR UPDATE SKIP LOCKED), \
+                 claimed AS ( \
+                     SELECT destination FROM first UNION SELECT destination FROM siblings) \
                  UPDATE {table} AS t \
                  SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
                      version = t.version + 1 \
-                 FROM due WHERE t.destination = due.destination \
+                 FROM claimed WHERE t.destination = claimed.destination \
                  RETURNING t.destination, t.schedule, t.version, t.failures"
             ),
             renew: format!(
@@ -130,8 +140,9 @@ impl PostgresStateStore {
     }
 
     /// Claims up to `limit` due destinations for `holder` until `lease` from now (the database's
-    /// clock), oldest due first, skipping rows other claimers hold or are claiming. Each claim
-    /// raises the destination's version (see [`Claim::token`]).
+    /// clock), oldest due first, and with them the other due destinations of their host schedules
+    /// (so the result may hold more than `limit`), skipping rows other claimers hold or are
+    /// claiming. Each claim raises the destination's version (see [`Claim::token`]).
     pub async fn claim_due(
         &self,
         holder: &str,

@@ -205,12 +205,14 @@ impl PostgresStateStore {
             (_, None) => DestinationState::default(),
             (Some(STATE_FORMAT), Some(json)) => serde_json::from_value(json)
                 .map_err(|e| self.corrupt(destination, format!("not a destination state: {e}")))?,
-            (format, Some(_)) => return Err(self.corrupt(
-                destination,
-                format!(
+            (format, Some(_)) => {
+                return Err(self.corrupt(
+                    destination,
+                    format!(
                     "state format {format:?} is unknown to this library (it writes {STATE_FORMAT})"
                 ),
-            )),
+                ))
+            }
         };
         Ok(Versioned { version, value })
     }

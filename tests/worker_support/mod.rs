@@ -1,0 +1,296 @@
+//! A fleet for worker tests and the workers benchmark: a real PostgreSQL schema, both vendor
+//! simulators, a host with `n` schedules of two roles (primary to Opsgenie, secondary to
+//! PagerDuty: two destinations per schedule), and workers started (and killed) at will, each
+//! with its own pool and its own tagging forwarders in front of the simulators.
+
+#![allow(dead_code)] // each test binary uses a part
+
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+use oncall_sync::pagerduty::testkit::PagerDutySimulator;
+use oncall_sync::postgres::PostgresStateStore;
+use oncall_sync::testkit::VendorSimulator;
+use oncall_sync::worker::{Host, HostSchedule, Worker, WorkerOptions};
+use oncall_sync::{
+    ConnectionId, Destination, DestinationId, Email, Error, Member, Provider, RoleIndex, Schedule,
+    ScheduleId, Shift, VendorSchedule, VendorScheduleId,
+};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Shifts per host schedule (daily, from the start day).
+pub const DAYS: u32 = 400;
+/// The export horizon.
+pub const HORIZON_DAYS: i64 = 7;
+
+pub fn people() -> Vec<Email> {
+    ["ann", "bob", "cat", "dan"]
+        .iter()
+        .map(|n| Email::parse(&format!("{n}@example.com")).unwrap())
+        .collect()
+}
+
+/// 2024-03-01 09:00 UTC plus `days`.
+pub fn day(days: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap() + TimeDelta::days(days)
+}
+
+/// The host's database: its schedules, and its clock (the simulators' clock).
+pub struct Rota {
+    schedules: Mutex<HashMap<ScheduleId, HostSchedule>>,
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl Rota {
+    pub fn schedule(&self, id: &ScheduleId) -> Option<HostSchedule> {
+        self.schedules.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap()
+    }
+
+    /// Swaps both roles' assignees between shifts `a` and `b` (days from the start) of schedule `i`.
+    pub fn swap(&self, i: usize, a: i64, b: i64) {
+        let mut schedules = self.schedules.lock().unwrap();
+        let s = schedules.get_mut(&schedule_id(i)).unwrap();
+        for role in [RoleIndex(0), RoleIndex(1)] {
+            s.schedule.swap_assignees(role, day(a), day(b)).unwrap();
+        }
+    }
+}
+
+pub fn schedule_id(i: usize) -> ScheduleId {
+    ScheduleId(format!("s{i:03}"))
+}
+
+/// The destinations of schedule `i`: (id, vendor schedule, opsgenie?).
+pub fn destinations_of(i: usize) -> [Destination; 2] {
+    [
+        Destination {
+            id: DestinationId(format!("s{i:03}-og")),
+            connection: ConnectionId("og".into()),
+            schedule: VendorScheduleId(format!("og-{i:03}")),
+            role: RoleIndex(0),
+        },
+        Destination {
+            id: DestinationId(format!("s{i:03}-pd")),
+            connection: ConnectionId("pd".into()),
+            schedule: VendorScheduleId(format!("PD{i:03}")),
+            role: RoleIndex(1),
+        },
+    ]
+}
+
+fn host_schedule(i: usize) -> HostSchedule {
+    let people = people();
+    let members = people
+        .iter()
+        .map(|e| Member::new(e.clone(), e.as_str()))
+        .collect();
+    let shifts = (0..DAYS as usize)
+        .map(|k| {
+            Shift::new(
+                day(k as i64),
+                day(k as i64 + 1),
+                vec![
+                    Some(people[(i + k) % 4].clone()),
+                    Some(people[(i + k + 1) % 4].clone()),
+                ],
+            )
+        })
+        .collect();
+    HostSchedule {
+        schedule: Schedule::new(
+            schedule_id(i),
+            chrono_tz::UTC,
+            vec!["primary".into(), "secondary".into()],
+            members,
+            shifts,
+        )
+        .unwrap(),
+        destinations: destinations_of(i).to_vec(),
+        horizon: Some(TimeDelta::days(HORIZON_DAYS)),
+    }
+}
+
+/// The simulators, the host's rota, and the database.
+pub struct Fleet {
+    pub og: Arc<OpsgenieSimulator>,
+    pub pd: Arc<PagerDutySimulator>,
+    pub rota: Arc<Rota>,
+    pub url: String,
+    /// A store of the test's own (its own pool) for set-up and checks.
+    pub store: PostgresStateStore,
+    pub schedules: usize,
+}
+
+impl Fleet {
+    /// `schedules` host schedules (2 destinations each), enrolled, with the clock at `day(0)`.
+    pub async fn new(url: &str, schema: &str, schedules: usize) -> Fleet {
+        let now = day(0) - TimeDelta::hours(1);
+        let (og, pd) = (
+            OpsgenieSimulator::start_at(now).await,
+            PagerDutySimulator::start_at(now).await,
+        );
+        let store = PostgresStateStore::connect(url)
+            .await
+            .unwrap()
+            .with_schema(schema)
+            .unwrap();
+        store.migrate().await.unwrap();
+        let members: Vec<Member> = people()
+            .into_iter()
+            .map(|e| Member::new(e.clone(), e.as_str()))
+            .collect();
+        let mut rota = HashMap::new();
+        for i in 0..schedules {
+            for d in destinations_of(i) {
+                let vendor = VendorSchedule {
+                    id: d.schedule.clone(),
+                    name: d.schedule.0.clone(),
+                    zone: chrono_tz::UTC,
+                    members: members.clone(),
+                    rotations: vec![],
+                };
+                if d.connection.0 == "og" {
+                    og.add_schedule(vendor);
+                } else {
+                    pd.add_schedule(vendor);
+                }
+                store.enroll(&d.id, &schedule_id(i)).await.unwrap();
+            }
+            rota.insert(schedule_id(i), host_schedule(i));
+        }
+        Fleet {
+            og: Arc::new(og),
+            pd: Arc::new(pd),
+            rota: Arc::new(Rota {
+                schedules: Mutex::new(rota),
+                now: Mutex::new(now),
+            }),
+            url: url.to_owned(),
+            store,
+            schedules,
+        }
+    }
+
+    pub fn destinations(&self) -> Vec<Destination> {
+        (0..self.schedules).flat_map(destinations_of).collect()
+    }
+
+    /// Sets the clock of the vendors and the host.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.og.set_now(now);
+        self.pd.set_now(now);
+        *self.rota.now.lock().unwrap() = now;
+    }
+
+    /// Makes every destination due now.
+    pub async fn all_due(&self) {
+        let ids: Vec<DestinationId> = self.destinations().into_iter().map(|d| d.id).collect();
+        self.store.sync_soon(&ids).await.unwrap();
+    }
+
+    /// How many destinations ended a run at `now` in step and are released.
+    pub async fn synced_at(&self, now: DateTime<Utc>) -> i64 {
+        let client = self.store.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE holder IS NULL \
+                     AND (state->'last_run'->>'ok')::boolean \
+                     AND (state->'last_run'->>'at')::timestamptz = $1::text::timestamptz",
+                    self.store.table()
+                ),
+                &[&now.to_rfc3339()],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
+
+    /// Starts a worker named `name` (its lease holder id and its tag in the simulators' logs),
+    /// with a pool of its own.
+    pub async fn start_worker(&self, name: &str, options: WorkerOptions) -> WorkerHandle {
+        let store = PostgresStateStore::connect(&self.url)
+            .await
+            .unwrap()
+            .with_schema(self.store.schema())
+            .unwrap();
+        let og = self
+            .og
+            .provider_builder()
+            .with_base_url(proxy::start(&self.og.uri(), name))
+            .build()
+            .unwrap();
+        let pd = self
+            .pd
+            .provider_builder()
+            .with_base_url(proxy::start(&self.pd.uri(), name))
+            .build()
+            .unwrap();
+        let host = TestHost {
+            rota: self.rota.clone(),
+            providers: HashMap::from([
+                (ConnectionId("og".into()), Arc::new(og) as Arc<dyn Provider>),
+                (ConnectionId("pd".into()), Arc::new(pd) as Arc<dyn Provider>),
+            ]),
+        };
+        let worker = Worker::new(
+            store,
+            Arc::new(host),
+            WorkerOptions {
+                id: name.to_owned(),
+                ..options
+            },
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            worker
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        WorkerHandle { task, stop }
+    }
+}
+
+/// A running worker: abort `task` to kill it at whatever point it is, or send `stop` to shut
+/// it down gracefully.
+pub struct WorkerHandle {
+    pub task: JoinHandle<()>,
+    pub stop: oneshot::Sender<()>,
+}
+
+struct TestHost {
+    rota: Arc<Rota>,
+    providers: HashMap<ConnectionId, Arc<dyn Provider>>,
+}
+
+#[async_trait]
+impl Host for TestHost {
+    async fn schedule(&self, id: &ScheduleId) -> Result<Option<HostSchedule>, Error> {
+        Ok(self.rota.schedule(id))
+    }
+
+    async fn provider(&self, connection: &ConnectionId) -> Result<Arc<dyn Provider>, Error> {
+        self.providers
+            .get(connection)
+            .cloned()
+            .ok_or_else(|| Error::Unsupported {
+                message: format!("no connection {connection}"),
+            })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.rota.now()
+    }
+}
