@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use oncall_core::connection::ConnectionSettings;
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::run_with_retries;
-use oncall_core::{Error, RetryPolicy};
+use oncall_core::{ApiKey, Error, RetryPolicy};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, DATE};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -37,6 +37,8 @@ pub(crate) struct Client {
     base_url: String,
     /// `GenieKey <key>`, marked sensitive (hyper and reqwest keep it out of their `Debug`).
     authorization: HeaderValue,
+    /// The key, to redact it from whatever an answer echoes ([`Client::scrub`]).
+    api_key: ApiKey,
     timeout: Duration,
     retry: RetryPolicy,
     max_concurrency: usize,
@@ -128,6 +130,7 @@ impl Client {
             base,
             base_url: connection.base_url,
             authorization,
+            api_key: connection.api_key,
             timeout,
             retry,
             max_concurrency,
@@ -173,6 +176,12 @@ impl Client {
             |_| self.attempt(request, &stop),
         )
         .await
+        .map_err(|e| self.scrub(e))
+    }
+
+    /// `error` without the key, whatever the vendor's or a proxy's answer echoed into it.
+    pub fn scrub(&self, error: Error) -> Error {
+        self.api_key.redact_error(error)
     }
 
     async fn attempt(

@@ -52,6 +52,21 @@ impl OpsgenieProvider {
         self.client.base_url()
     }
 
+    /// A result as it leaves the provider: the key redacted from any error, whatever answer its
+    /// message quotes (the client's errors, a malformed body's values).
+    fn scrubbed<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        result.map_err(|e| self.client.scrub(e))
+    }
+
+    /// [`Self::scrubbed`] for a batch's results, item by item.
+    fn scrubbed_batch(
+        &self,
+        result: Result<Vec<Result<Override, Error>>, Error>,
+    ) -> Result<Vec<Result<Override, Error>>, Error> {
+        self.scrubbed(result)
+            .map(|items| items.into_iter().map(|r| self.scrubbed(r)).collect())
+    }
+
     /// Every schedule with what the core's [`VendorSchedule`] has no field for: whether it is
     /// enabled, and participants imported as nobody (teams, escalations).
     ///
@@ -59,21 +74,26 @@ impl OpsgenieProvider {
     /// would make it look deleted to a host that exports to it; a host that wants only live
     /// schedules filters on [`ScheduleDetails::enabled`].
     pub async fn list_schedule_details(&self) -> Result<Vec<ScheduleDetails>, Error> {
-        let request =
-            Request::get(vec!["schedules"], CallContext::default()).query("expand", "rotation");
-        let answer = self.client.send(&request).await?;
-        let root = Node::root(&answer);
-        let schedules = root
-            .field("data")?
-            .items()?
-            .iter()
-            .map(models::schedule)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut details = Vec::with_capacity(schedules.len());
-        for wire in schedules {
-            details.push(self.details(wire).await?);
-        }
-        Ok(details)
+        self.scrubbed(
+            async {
+                let request = Request::get(vec!["schedules"], CallContext::default())
+                    .query("expand", "rotation");
+                let answer = self.client.send(&request).await?;
+                let root = Node::root(&answer);
+                let schedules = root
+                    .field("data")?
+                    .items()?
+                    .iter()
+                    .map(models::schedule)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut details = Vec::with_capacity(schedules.len());
+                for wire in schedules {
+                    details.push(self.details(wire).await?);
+                }
+                Ok(details)
+            }
+            .await,
+        )
     }
 
     /// One schedule with its [`ScheduleDetails`].
@@ -81,8 +101,13 @@ impl OpsgenieProvider {
         &self,
         schedule: &VendorScheduleId,
     ) -> Result<ScheduleDetails, Error> {
-        let wire = self.get_schedule(schedule).await?;
-        self.details(wire).await
+        self.scrubbed(
+            async {
+                let wire = self.get_schedule(schedule).await?;
+                self.details(wire).await
+            }
+            .await,
+        )
     }
 
     /// Who is on call over `window`, one timeline per rotation in timeline order, with notes on
@@ -98,18 +123,23 @@ impl OpsgenieProvider {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<OnCallReport, Error> {
-        let config = self.get_schedule(schedule).await?;
-        let mut answers = Vec::new();
-        for chunk in chunks(window) {
-            let date = chunk.start().to_rfc3339_opts(SecondsFormat::Millis, true);
-            let rotations = self
-                .timeline(schedule, Some((date, interval_days(chunk))))
-                .await?;
-            answers.push((chunk, rotations));
-        }
-        let mut notes = Vec::new();
-        let timelines = role_timelines(&answers, &config.rotations, window, &mut notes);
-        Ok(OnCallReport { timelines, notes })
+        self.scrubbed(
+            async {
+                let config = self.get_schedule(schedule).await?;
+                let mut answers = Vec::new();
+                for chunk in chunks(window) {
+                    let date = chunk.start().to_rfc3339_opts(SecondsFormat::Millis, true);
+                    let rotations = self
+                        .timeline(schedule, Some((date, interval_days(chunk))))
+                        .await?;
+                    answers.push((chunk, rotations));
+                }
+                let mut notes = Vec::new();
+                let timelines = role_timelines(&answers, &config.rotations, window, &mut notes);
+                Ok(OnCallReport { timelines, notes })
+            }
+            .await,
+        )
     }
 
     async fn get_schedule(&self, schedule: &VendorScheduleId) -> Result<WireSchedule, Error> {
@@ -319,12 +349,17 @@ impl Provider for OpsgenieProvider {
     }
 
     async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
-        let details = self.list_schedule_details().await?;
-        Ok(details.into_iter().map(|d| d.schedule).collect())
+        self.scrubbed(
+            async {
+                let details = self.list_schedule_details().await?;
+                Ok(details.into_iter().map(|d| d.schedule).collect())
+            }
+            .await,
+        )
     }
 
     async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {
-        Ok(self.schedule_details(schedule).await?.schedule)
+        self.scrubbed(async { Ok(self.schedule_details(schedule).await?.schedule) }.await)
     }
 
     async fn on_call(
@@ -332,7 +367,7 @@ impl Provider for OpsgenieProvider {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<Vec<RoleTimeline>, Error> {
-        Ok(self.on_call_report(schedule, window).await?.timelines)
+        self.scrubbed(async { Ok(self.on_call_report(schedule, window).await?.timelines) }.await)
     }
 
     /// `GET …/overrides/{alias}`. A 404 is `None`, unless the vendor says the schedule is missing.
@@ -343,15 +378,20 @@ impl Provider for OpsgenieProvider {
         schedule: &VendorScheduleId,
         id: &OverrideId,
     ) -> Result<Option<Override>, Error> {
-        let request = Self::override_request(Method::GET, schedule, Some(id), None);
-        match self.client.send(&request).await {
-            Ok(answer) => models::override_(&Node::root(&answer).field("data")?),
-            Err(Error::NotFound {
-                resource: Resource::Override(_),
-                ..
-            }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.scrubbed(
+            async {
+                let request = Self::override_request(Method::GET, schedule, Some(id), None);
+                match self.client.send(&request).await {
+                    Ok(answer) => models::override_(&Node::root(&answer).field("data")?),
+                    Err(Error::NotFound {
+                        resource: Resource::Override(_),
+                        ..
+                    }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            .await,
+        )
     }
 
     /// `GET …/overrides` (Opsgenie has no window parameter), kept where they overlap `window`.
@@ -361,18 +401,23 @@ impl Provider for OpsgenieProvider {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<Vec<Override>, Error> {
-        let request = Self::override_request(Method::GET, schedule, None, None);
-        let answer = self.client.send(&request).await?;
-        let mut overrides = Vec::new();
-        for node in Node::root(&answer).field("data")?.items()? {
-            if let Some(o) = models::override_(&node)? {
-                if o.span.overlaps(window.start(), window.end()) {
-                    overrides.push(o);
+        self.scrubbed(
+            async {
+                let request = Self::override_request(Method::GET, schedule, None, None);
+                let answer = self.client.send(&request).await?;
+                let mut overrides = Vec::new();
+                for node in Node::root(&answer).field("data")?.items()? {
+                    if let Some(o) = models::override_(&node)? {
+                        if o.span.overlaps(window.start(), window.end()) {
+                            overrides.push(o);
+                        }
+                    }
                 }
+                overrides.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+                Ok(overrides)
             }
-        }
-        overrides.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
-        Ok(overrides)
+            .await,
+        )
     }
 
     /// One POST per item, sent concurrently within the connection's limit and pace; one result
@@ -385,11 +430,16 @@ impl Provider for OpsgenieProvider {
         schedule: &VendorScheduleId,
         overrides: &[NewOverride],
     ) -> Result<Vec<Result<Override, Error>>, Error> {
-        let stopped = Mutex::new(None);
-        let creates = overrides
-            .iter()
-            .map(|new| self.create_one(schedule, new, &stopped));
-        Ok(join_all(creates).await)
+        self.scrubbed_batch(
+            async {
+                let stopped = Mutex::new(None);
+                let creates = overrides
+                    .iter()
+                    .map(|new| self.create_one(schedule, new, &stopped));
+                Ok(join_all(creates).await)
+            }
+            .await,
+        )
     }
 
     /// `PUT …/overrides/{alias}`: a full replace of person and span (no `rotations`: every rotation).
@@ -405,28 +455,33 @@ impl Provider for OpsgenieProvider {
         id: &OverrideId,
         span: &Span,
     ) -> Result<Override, Error> {
-        let span = models::wire_span(span);
-        let mut result = self.put(schedule, id, &span).await;
-        let mut sent = span.clone();
-        for _ in 0..CUT_RESENDS {
-            match (&result, self.is_cut(&sent)) {
-                (Err(e), Some(now)) if refuses_the_end(e) => {
-                    sent.end = now + TimeDelta::seconds(1);
-                    result = self.put(schedule, id, &sent).await;
+        self.scrubbed(
+            async {
+                let span = models::wire_span(span);
+                let mut result = self.put(schedule, id, &span).await;
+                let mut sent = span.clone();
+                for _ in 0..CUT_RESENDS {
+                    match (&result, self.is_cut(&sent)) {
+                        (Err(e), Some(now)) if refuses_the_end(e) => {
+                            sent.end = now + TimeDelta::seconds(1);
+                            result = self.put(schedule, id, &sent).await;
+                        }
+                        _ => break,
+                    }
                 }
-                _ => break,
+                result?;
+                if self.is_cut(&sent).is_some() {
+                    if let Some(held) = self.get_override(schedule, id).await? {
+                        return Ok(held);
+                    }
+                }
+                Ok(Override {
+                    id: id.clone(),
+                    span: sent,
+                })
             }
-        }
-        result?;
-        if self.is_cut(&sent).is_some() {
-            if let Some(held) = self.get_override(schedule, id).await? {
-                return Ok(held);
-            }
-        }
-        Ok(Override {
-            id: id.clone(),
-            span: sent,
-        })
+            .await,
+        )
     }
 
     /// `DELETE …/overrides/{alias}`: Opsgenie removes the override, running or not. An alias the
@@ -436,9 +491,14 @@ impl Provider for OpsgenieProvider {
         schedule: &VendorScheduleId,
         id: &OverrideId,
     ) -> Result<Deletion, Error> {
-        let request = Self::override_request(Method::DELETE, schedule, Some(id), None);
-        let _: Value = self.client.send(&request).await?;
-        Ok(Deletion::Deleted)
+        self.scrubbed(
+            async {
+                let request = Self::override_request(Method::DELETE, schedule, Some(id), None);
+                let _: Value = self.client.send(&request).await?;
+                Ok(Deletion::Deleted)
+            }
+            .await,
+        )
     }
 }
 

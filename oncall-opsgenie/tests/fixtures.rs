@@ -937,6 +937,66 @@ async fn a_malformed_answer_names_the_field() {
     );
 }
 
+/// A vendor or a proxy that echoes the key in its answer: no error carries it on.
+#[tokio::test]
+async fn an_answer_that_echoes_the_key_leaves_no_trace_of_it_in_errors() {
+    let server = MockServer::start().await;
+    call("GET", "/v2/schedules")
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "message": format!("Key [GenieKey {KEY}] is not valid"), "took": 0.0, "requestId": "r"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    write_call("POST", None)
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Request body is not processable. Please check the errors.",
+            "errors": {"alias": format!("alias taken by key {KEY}")}, "took": 0.0, "requestId": "r"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    write_call("PUT", Some(ALIAS))
+        .respond_with(ResponseTemplate::new(502).set_body_string(format!(
+            "<html>proxy error for Authorization: GenieKey {KEY}</html>"
+        )))
+        .mount(&server)
+        .await;
+    forbid_everything_else(&server).await;
+    let p = provider(&server);
+    let listed = p.list_schedules().await;
+    assert!(
+        matches!(listed, Err(Error::Unauthenticated { .. })),
+        "{listed:?}"
+    );
+    no_key(&listed);
+    let item = NewOverride {
+        span: span(
+            "2025-07-02T06:00:00Z",
+            "2025-07-03T06:00:00Z",
+            "a@example.com",
+        ),
+        id: Some(OverrideId::new(ALIAS)),
+    };
+    let created = p.create_overrides(&s1(), &[item]).await.unwrap();
+    assert!(created[0].is_err(), "{created:?}");
+    no_key(&created[0]);
+    let updated = p
+        .update_override(
+            &s1(),
+            &OverrideId::new(ALIAS),
+            &span(
+                "2025-07-02T06:00:00Z",
+                "2025-07-03T06:00:00Z",
+                "a@example.com",
+            ),
+        )
+        .await;
+    assert!(
+        matches!(updated, Err(Error::Transient { .. })),
+        "{updated:?}"
+    );
+    no_key(&updated);
+}
+
 #[tokio::test]
 async fn the_key_is_sent_only_in_the_authorization_header() {
     let server = MockServer::start().await;

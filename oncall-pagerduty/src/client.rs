@@ -172,54 +172,8 @@ impl Client {
     }
 
     /// Makes sure the key appears in no message, whatever a vendor or proxy echoed.
-    fn scrub(&self, error: Error) -> Error {
-        let key = self.key.expose();
-        let clean = |m: String| {
-            if m.contains(key) {
-                m.replace(key, "***")
-            } else {
-                m
-            }
-        };
-        match error {
-            Error::Unauthenticated { message } => Error::Unauthenticated {
-                message: clean(message),
-            },
-            Error::PermissionDenied { message } => Error::PermissionDenied {
-                message: clean(message),
-            },
-            Error::NotFound { resource, message } => Error::NotFound {
-                resource,
-                message: clean(message),
-            },
-            Error::UnknownMember { email, message } => Error::UnknownMember {
-                email,
-                message: clean(message),
-            },
-            Error::RateLimited {
-                retry_after,
-                message,
-            } => Error::RateLimited {
-                retry_after,
-                message: clean(message),
-            },
-            Error::Transient { message } => Error::Transient {
-                message: clean(message),
-            },
-            Error::InvalidResponse { message } => Error::InvalidResponse {
-                message: clean(message),
-            },
-            Error::Rejected { message } => Error::Rejected {
-                message: clean(message),
-            },
-            Error::Conflict { message } => Error::Conflict {
-                message: clean(message),
-            },
-            Error::Unsupported { message } => Error::Unsupported {
-                message: clean(message),
-            },
-            other => other,
-        }
+    pub(crate) fn scrub(&self, error: Error) -> Error {
+        self.key.redact_error(error)
     }
 }
 

@@ -110,6 +110,21 @@ impl PagerDutyProvider {
         &self.inner.client
     }
 
+    /// A result as it leaves the provider: the key redacted from any error, whatever answer the
+    /// message quotes (the client's errors, a batch's refusal, a malformed body).
+    fn scrubbed<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        result.map_err(|e| self.client().scrub(e))
+    }
+
+    /// [`Self::scrubbed`] for a batch's results, item by item.
+    fn scrubbed_batch(
+        &self,
+        result: Result<Vec<Result<Override, Error>>, Error>,
+    ) -> Result<Vec<Result<Override, Error>>, Error> {
+        self.scrubbed(result)
+            .map(|items| items.into_iter().map(|r| self.scrubbed(r)).collect())
+    }
+
     // ---- users -------------------------------------------------------------------------------
 
     async fn load_directory(&self) -> Result<Directory, Error> {
@@ -470,27 +485,38 @@ impl Provider for PagerDutyProvider {
     /// (`GET /schedules/{id}`): the listing renders restrictions in the requesting user's zone, not
     /// the schedule's, so only a schedule's own read gives its layers right.
     async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
-        let heads: Vec<ScheduleHead> = collect_pages("schedules", |offset, limit| async move {
-            let body = self
-                .client()
-                .get(
-                    "/schedules",
-                    &[("limit", limit.to_string()), ("offset", offset.to_string())],
-                )
-                .await?;
-            decode_page(&body, "schedules")
-        })
-        .await?;
-        let mut schedules = Vec::with_capacity(heads.len());
-        for head in heads {
-            schedules.push(self.schedule(&VendorScheduleId(head.id)).await?);
-        }
-        Ok(schedules)
+        self.scrubbed(
+            async {
+                let heads: Vec<ScheduleHead> =
+                    collect_pages("schedules", |offset, limit| async move {
+                        let body = self
+                            .client()
+                            .get(
+                                "/schedules",
+                                &[("limit", limit.to_string()), ("offset", offset.to_string())],
+                            )
+                            .await?;
+                        decode_page(&body, "schedules")
+                    })
+                    .await?;
+                let mut schedules = Vec::with_capacity(heads.len());
+                for head in heads {
+                    schedules.push(self.schedule(&VendorScheduleId(head.id)).await?);
+                }
+                Ok(schedules)
+            }
+            .await,
+        )
     }
 
     async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {
-        let root = self.read_schedule(schedule, &[]).await?;
-        self.schedule_from(&root).await
+        self.scrubbed(
+            async {
+                let root = self.read_schedule(schedule, &[]).await?;
+                self.schedule_from(&root).await
+            }
+            .await,
+        )
     }
 
     /// The final schedule (layers and overrides, as PagerDuty resolves them) as one role, read in
@@ -500,41 +526,46 @@ impl Provider for PagerDutyProvider {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<Vec<RoleTimeline>, Error> {
-        let mut entries = Vec::new();
-        let mut from = window.start();
-        while from < window.end() {
-            let to = from
-                .checked_add_signed(ON_CALL_CHUNK)
-                .unwrap_or(window.end())
-                .min(window.end());
-            let query = [
-                ("since", wire_time(from)),
-                ("until", wire_time(to)),
-                ("overflow", "true".to_owned()),
-            ];
-            let root = self.read_schedule(schedule, &query).await?;
-            let path = "schedule.final_schedule.rendered_schedule_entries";
-            models::at(&root, "schedule.final_schedule")?;
-            entries.extend(decode_optional_items::<Entry>(&root, path)?);
-            from = to;
-        }
-        let refs: Vec<&UserRef> = entries.iter().filter_map(|e| e.user.as_ref()).collect();
-        let members = self.members_of(&refs).await?;
-        let periods = entries
-            .into_iter()
-            .filter_map(|e| {
-                let member = members.get(&e.user?.id)?;
-                Some(OnCallPeriod {
-                    start: e.start,
-                    end: e.end,
-                    member: member.email.clone(),
-                })
-            })
-            .collect();
-        Ok(vec![RoleTimeline {
-            name: RoleIndex::PRIMARY.default_name(),
-            periods: join_entries(periods, window.start(), window.end()),
-        }])
+        self.scrubbed(
+            async {
+                let mut entries = Vec::new();
+                let mut from = window.start();
+                while from < window.end() {
+                    let to = from
+                        .checked_add_signed(ON_CALL_CHUNK)
+                        .unwrap_or(window.end())
+                        .min(window.end());
+                    let query = [
+                        ("since", wire_time(from)),
+                        ("until", wire_time(to)),
+                        ("overflow", "true".to_owned()),
+                    ];
+                    let root = self.read_schedule(schedule, &query).await?;
+                    let path = "schedule.final_schedule.rendered_schedule_entries";
+                    models::at(&root, "schedule.final_schedule")?;
+                    entries.extend(decode_optional_items::<Entry>(&root, path)?);
+                    from = to;
+                }
+                let refs: Vec<&UserRef> = entries.iter().filter_map(|e| e.user.as_ref()).collect();
+                let members = self.members_of(&refs).await?;
+                let periods = entries
+                    .into_iter()
+                    .filter_map(|e| {
+                        let member = members.get(&e.user?.id)?;
+                        Some(OnCallPeriod {
+                            start: e.start,
+                            end: e.end,
+                            member: member.email.clone(),
+                        })
+                    })
+                    .collect();
+                Ok(vec![RoleTimeline {
+                    name: RoleIndex::PRIMARY.default_name(),
+                    periods: join_entries(periods, window.start(), window.end()),
+                }])
+            }
+            .await,
+        )
     }
 
     /// PagerDuty has no single-override read. Overrides cannot be changed in place there, so an id
@@ -544,9 +575,16 @@ impl Provider for PagerDutyProvider {
         _schedule: &VendorScheduleId,
         _id: &OverrideId,
     ) -> Result<Option<Override>, Error> {
-        Err(Error::Unsupported {
-            message: "PagerDuty has no single-override read; list the overrides of a window".into(),
-        })
+        self.scrubbed(
+            async {
+                Err(Error::Unsupported {
+                    message:
+                        "PagerDuty has no single-override read; list the overrides of a window"
+                            .into(),
+                })
+            }
+            .await,
+        )
     }
 
     async fn list_overrides(
@@ -554,29 +592,34 @@ impl Provider for PagerDutyProvider {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<Vec<Override>, Error> {
-        let path = format!("/schedules/{}/overrides", segment(&schedule.0));
-        let query = [
-            ("since", wire_time(window.start())),
-            ("until", wire_time(window.end())),
-            ("overflow", "true".to_owned()),
-        ];
-        let body = match self.client().get(&path, &query).await {
-            Ok(body) => body,
-            Err(e) => return Err(self.explain_schedule_error(schedule, e, true).await),
-        };
-        let root = models::json(&body, "overrides")?;
-        let wire: Vec<WireOverride> = decode_items(&root, "overrides")?;
-        let refs: Vec<&UserRef> = wire.iter().map(|o| &o.user).collect();
-        let members = self.members_of(&refs).await?;
-        let mut out = wire
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| Self::override_from(o, &members, &format!("overrides[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Which overrides the vendor's filter returns is UNCONFIRMED: keep exactly those that overlap.
-        out.retain(|o| o.span.overlaps(window.start(), window.end()));
-        out.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
-        Ok(out)
+        self.scrubbed(
+            async {
+                let path = format!("/schedules/{}/overrides", segment(&schedule.0));
+                let query = [
+                    ("since", wire_time(window.start())),
+                    ("until", wire_time(window.end())),
+                    ("overflow", "true".to_owned()),
+                ];
+                let body = match self.client().get(&path, &query).await {
+                    Ok(body) => body,
+                    Err(e) => return Err(self.explain_schedule_error(schedule, e, true).await),
+                };
+                let root = models::json(&body, "overrides")?;
+                let wire: Vec<WireOverride> = decode_items(&root, "overrides")?;
+                let refs: Vec<&UserRef> = wire.iter().map(|o| &o.user).collect();
+                let members = self.members_of(&refs).await?;
+                let mut out = wire
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, o)| Self::override_from(o, &members, &format!("overrides[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Which overrides the vendor's filter returns is UNCONFIRMED: keep exactly those that overlap.
+                out.retain(|o| o.span.overlaps(window.start(), window.end()));
+                out.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
+                Ok(out)
+            }
+            .await,
+        )
     }
 
     /// One multi-form POST for the batch. Items whose member the account does not know are not
@@ -587,48 +630,54 @@ impl Provider for PagerDutyProvider {
         schedule: &VendorScheduleId,
         overrides: &[NewOverride],
     ) -> Result<Vec<Result<Override, Error>>, Error> {
-        if overrides.len() > MAX_BATCH {
-            return Err(Error::Rejected {
-                message: format!("at most {MAX_BATCH} overrides per create call"),
-            });
-        }
-        let ids = self.user_ids(overrides).await?;
-        let sent: Vec<(NewWireOverride, &NewOverride)> = overrides
-            .iter()
-            .zip(&ids)
-            .filter_map(|(new, id)| {
-                let wire = NewWireOverride {
-                    start: wire_time(new.span.start),
-                    end: wire_time(new.span.end),
-                    user: NewUserRef {
-                        id: id.clone()?,
-                        kind: "user_reference",
-                    },
-                };
-                Some((wire, new))
-            })
-            .collect();
-        let mut answered = if sent.is_empty() {
-            Vec::new()
-        } else {
-            self.post_batch(schedule, &sent).await?
-        }
-        .into_iter();
-        Ok(overrides
-            .iter()
-            .zip(ids)
-            .map(|(new, id)| match id {
-                Some(_) => answered.next().unwrap_or_else(|| {
-                    Err(Error::InvalidResponse {
-                        message: "PagerDuty answered fewer results than overrides sent".into(),
+        self.scrubbed_batch(
+            async {
+                if overrides.len() > MAX_BATCH {
+                    return Err(Error::Rejected {
+                        message: format!("at most {MAX_BATCH} overrides per create call"),
+                    });
+                }
+                let ids = self.user_ids(overrides).await?;
+                let sent: Vec<(NewWireOverride, &NewOverride)> = overrides
+                    .iter()
+                    .zip(&ids)
+                    .filter_map(|(new, id)| {
+                        let wire = NewWireOverride {
+                            start: wire_time(new.span.start),
+                            end: wire_time(new.span.end),
+                            user: NewUserRef {
+                                id: id.clone()?,
+                                kind: "user_reference",
+                            },
+                        };
+                        Some((wire, new))
                     })
-                }),
-                None => Err(Error::UnknownMember {
-                    email: new.span.member.clone(),
-                    message: "no PagerDuty user of this account has this email".into(),
-                }),
-            })
-            .collect())
+                    .collect();
+                let mut answered = if sent.is_empty() {
+                    Vec::new()
+                } else {
+                    self.post_batch(schedule, &sent).await?
+                }
+                .into_iter();
+                Ok(overrides
+                    .iter()
+                    .zip(ids)
+                    .map(|(new, id)| match id {
+                        Some(_) => answered.next().unwrap_or_else(|| {
+                            Err(Error::InvalidResponse {
+                                message: "PagerDuty answered fewer results than overrides sent"
+                                    .into(),
+                            })
+                        }),
+                        None => Err(Error::UnknownMember {
+                            email: new.span.member.clone(),
+                            message: "no PagerDuty user of this account has this email".into(),
+                        }),
+                    })
+                    .collect())
+            }
+            .await,
+        )
     }
 
     async fn update_override(
@@ -637,10 +686,16 @@ impl Provider for PagerDutyProvider {
         _id: &OverrideId,
         _span: &Span,
     ) -> Result<Override, Error> {
-        Err(Error::Unsupported {
-            message: "PagerDuty overrides cannot be changed in place: delete and create instead"
-                .into(),
-        })
+        self.scrubbed(
+            async {
+                Err(Error::Unsupported {
+                    message:
+                        "PagerDuty overrides cannot be changed in place: delete and create instead"
+                            .into(),
+                })
+            }
+            .await,
+        )
     }
 
     /// `DELETE`: 204 deleted, 200 truncated (it was running). Retried after a lost answer (a 5xx,
@@ -651,33 +706,38 @@ impl Provider for PagerDutyProvider {
         schedule: &VendorScheduleId,
         id: &OverrideId,
     ) -> Result<Deletion, Error> {
-        let path = format!(
-            "/schedules/{}/overrides/{}",
-            segment(&schedule.0),
-            segment(id.as_str())
-        );
-        let accept = |s: StatusCode, landed: bool| {
-            s.is_success()
-                || (landed && (s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST))
-        };
-        let answer = self
-            .client()
-            .send(Method::DELETE, &path, &[], None, accept)
-            .await
-            .map_err(|e| match e {
-                Error::NotFound {
-                    resource: Resource::Other(what),
-                    message,
-                } if what == "schedule" => Error::NotFound {
-                    resource: Resource::Schedule(schedule.0.clone()),
-                    message,
-                },
-                e => with_resource(e, Resource::Override(id.to_string())),
-            })?;
-        Ok(match answer.status {
-            StatusCode::OK | StatusCode::BAD_REQUEST => Deletion::Truncated,
-            _ => Deletion::Deleted,
-        })
+        self.scrubbed(
+            async {
+                let path = format!(
+                    "/schedules/{}/overrides/{}",
+                    segment(&schedule.0),
+                    segment(id.as_str())
+                );
+                let accept = |s: StatusCode, landed: bool| {
+                    s.is_success()
+                        || (landed && (s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST))
+                };
+                let answer = self
+                    .client()
+                    .send(Method::DELETE, &path, &[], None, accept)
+                    .await
+                    .map_err(|e| match e {
+                        Error::NotFound {
+                            resource: Resource::Other(what),
+                            message,
+                        } if what == "schedule" => Error::NotFound {
+                            resource: Resource::Schedule(schedule.0.clone()),
+                            message,
+                        },
+                        e => with_resource(e, Resource::Override(id.to_string())),
+                    })?;
+                Ok(match answer.status {
+                    StatusCode::OK | StatusCode::BAD_REQUEST => Deletion::Truncated,
+                    _ => Deletion::Deleted,
+                })
+            }
+            .await,
+        )
     }
 }
 

@@ -497,6 +497,69 @@ async fn deletes_tell_deleted_from_truncated_and_map_errors() {
     }
 }
 
+/// A vendor or a proxy that echoes the key in its answer: no error carries it on, whether the
+/// client maps the answer or the provider reads it (a batch's 400, an item's refusal).
+#[tokio::test]
+async fn an_answer_that_echoes_the_key_leaves_no_trace_of_it_in_errors() {
+    let server = MockServer::start().await;
+    mount_users(&server).await;
+    let echo = format!(
+        r#"{{"error":{{"message":"Invalid Input Provided","code":2001,"errors":["Token token={KEY} may not do this"]}}}}"#
+    );
+    pd("POST", "/schedules/PI7DH85/overrides")
+        .and(wiremock::matchers::body_string_contains(
+            "2021-03-09T05:00:00Z",
+        ))
+        .respond_with(ResponseTemplate::new(400).set_body_raw(echo.clone(), "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let item_echo = format!(
+        r#"[{{"status":400,"errors":["User scott@example.com invalid for key {KEY}"],"override":{{"start":"2021-03-10T05:00:00Z","end":"2021-03-10T17:00:00Z","user":{{"id":"P37CSDJ"}}}}}}]"#
+    );
+    pd("POST", "/schedules/PI7DH85/overrides")
+        .and(wiremock::matchers::body_string_contains(
+            "2021-03-10T05:00:00Z",
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_raw(item_echo, "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    pd("GET", "/schedules/PI7DH85")
+        .respond_with(ResponseTemplate::new(401).set_body_raw(echo, "application/json"))
+        .mount(&server)
+        .await;
+    catch_all(&server).await;
+    let p = provider(&server);
+    let id = VendorScheduleId("PI7DH85".into());
+    let item = |day: u32| NewOverride {
+        span: Span::new(
+            Utc.with_ymd_and_hms(2021, 3, day, 5, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2021, 3, day, 17, 0, 0).unwrap(),
+            email("scott@example.com"),
+        ),
+        id: None,
+    };
+    let refused = p.create_overrides(&id, &[item(9)]).await;
+    match &refused {
+        Err(e) => no_key_in(e),
+        Ok(results) => results
+            .iter()
+            .flat_map(|r| r.as_ref().err())
+            .for_each(no_key_in),
+    }
+    assert!(
+        matches!(&refused, Err(_)) || matches!(&refused, Ok(r) if r[0].is_err()),
+        "{refused:?}"
+    );
+    let results = p.create_overrides(&id, &[item(10)]).await.unwrap();
+    let e = results[0].as_ref().unwrap_err();
+    no_key_in(e);
+    let e = p.schedule(&id).await.unwrap_err();
+    assert!(matches!(e, Error::Unauthenticated { .. }), "{e:?}");
+    no_key_in(&e);
+}
+
 #[tokio::test]
 async fn a_bad_key_is_unauthenticated_and_names_the_region() {
     let server = MockServer::start().await;
