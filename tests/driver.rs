@@ -137,6 +137,9 @@ impl StateStore for Racing<'_> {
         }
         self.inner.save(d, expected, state).await
     }
+    async fn remove(&self, d: &DestinationId, expected: u64) -> Result<(), Error> {
+        self.inner.remove(d, expected).await
+    }
 }
 
 #[tokio::test]

@@ -82,18 +82,7 @@ pub trait StateStore: Send + Sync {
     ) -> Result<u64, Error>;
 
     /// Drops a destination's state if its version is still `expected` (see the contract above).
-    ///
-    /// The default answers [`Error::Unsupported`], for stores written before this method existed
-    /// (and test wrappers that never retire a destination); every store of this library implements
-    /// it.
-    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
-        let _ = expected;
-        Err(Error::Unsupported {
-            message: format!(
-                "this state store cannot remove the state of destination {destination}"
-            ),
-        })
-    }
+    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error>;
 }
 
 /// A [`StateStore`] in memory, for tests, demos and hosts that keep state themselves.

@@ -110,6 +110,9 @@ impl StateStore for CrashingStore<'_> {
         self.saves_left.fetch_sub(1, Ordering::SeqCst);
         self.inner.save(d, expected, state).await
     }
+    async fn remove(&self, d: &DestinationId, expected: u64) -> Result<(), Error> {
+        self.inner.remove(d, expected).await
+    }
 }
 
 pub struct Fixture {

@@ -472,6 +472,8 @@ pub enum Reason {
     /// A person moved an override of ours wholly past the scope `S`: it is left alone there, and the
     /// ledger follows it (DESIGN §3, scope).
     MovedOutOfScope,
+    /// The destination is retired: ours that have not started are deleted (DESIGN §3).
+    Retired,
 }
 
 impl Reason {
@@ -493,6 +495,7 @@ impl Reason {
             Reason::OurAlias => "carries our alias: a create whose answer was lost (R6)",
             Reason::AlreadyGone => "no longer in the vendor",
             Reason::MovedOutOfScope => "ours, moved by a person past the scope: left there",
+            Reason::Retired => "ours, not started, and the destination is retired",
         }
     }
 }

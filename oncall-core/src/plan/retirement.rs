@@ -30,7 +30,7 @@ pub struct RetirementInput<'a> {
 /// Plans a destination's retirement: deletes our overrides that have not started, as the vendor
 /// holds them, and nothing else.
 ///
-/// - A ledger entry whose vendor copy starts after `now` is deleted ([`Reason::NoLongerDesired`]),
+/// - A ledger entry whose vendor copy starts after `now` is deleted ([`Reason::Retired`]),
 ///   wherever a person moved it; one whose copy has started (the running one) is left alone, and so
 ///   is every past override (R1).
 /// - A ledger entry the vendor no longer holds is forgotten ([`Reason::AlreadyGone`]).
@@ -78,7 +78,7 @@ pub fn plan_retirement(input: RetirementInput<'_>) -> Plan {
         }
         match input.vendor.iter().find(|o| o.id == entry.id) {
             Some(copy) if copy.span.start > now => {
-                operations.push(delete(copy, Reason::NoLongerDesired));
+                operations.push(delete(copy, Reason::Retired));
             }
             // The running one (or one a person ended): left alone.
             Some(_) => {}
