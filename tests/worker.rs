@@ -1,0 +1,354 @@
+//! The worker's life, against a real PostgreSQL (`DATABASE_URL`) and both vendor simulators: one
+//! sync per host schedule with a tracing span per destination run, the next runs it schedules
+//! (period, read-only wait), a destination the host dropped, a lease taken away mid-sync, and a
+//! graceful shutdown.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod postgres_support;
+mod worker_support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use oncall_sync::testkit::VendorSimulator;
+use oncall_sync::worker::WorkerOptions;
+use oncall_sync::{DestinationId, ScheduleId};
+use postgres_support::{database_url, drop_schema, unique_schema};
+use worker_support::{day, Fleet};
+
+/// Everything the worker traces, as the fmt subscriber writes it (one global subscriber: the
+/// workers' tasks run on the runtime's threads).
+fn traces() -> Arc<Mutex<Vec<u8>>> {
+    static TRACES: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    TRACES
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let sink = buffer.clone();
+            tracing_subscriber::fmt()
+                .with_writer(move || Sink(sink.clone()))
+                .init();
+            buffer
+        })
+        .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The traced lines of one worker.
+fn lines_of(worker: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(&traces().lock().unwrap()).into_owned();
+    text.lines()
+        .filter(|l| l.contains(&format!("worker={worker}")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        failure_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        lease: Duration::from_secs(3),
+        idle_poll: Duration::from_millis(20),
+        shutdown_grace: Duration::from_millis(100),
+        ..WorkerOptions::default()
+    }
+}
+
+async fn fleet(test: &str, schedules: usize) -> Option<Fleet> {
+    let url = database_url(test)?;
+    let fleet = Fleet::new(&url, &unique_schema(test), schedules).await;
+    fleet.set_now(day(0));
+    Some(fleet)
+}
+
+/// Polls `what` until it holds (or panics after ten seconds).
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One row's lease and schedule columns, for assertions.
+#[derive(Debug)]
+struct Row {
+    holder: Option<String>,
+    schedule: Option<String>,
+    due_in_s: Option<f64>,
+    failures: i32,
+    version: i64,
+}
+
+async fn row(fleet: &Fleet, destination: &str) -> Row {
+    let client = fleet.store.pool().get().await.unwrap();
+    let r = client
+        .query_one(
+            &format!(
+                "SELECT holder, schedule, extract(epoch FROM due_at - now())::float8, failures, version \
+                 FROM {} WHERE destination = $1",
+                fleet.store.table()
+            ),
+            &[&destination],
+        )
+        .await
+        .unwrap();
+    Row {
+        holder: r.get(0),
+        schedule: r.get(1),
+        due_in_s: r.get(2),
+        failures: r.get(3),
+        version: r.get(4),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_each_schedule_in_one_run_traces_each_destination_and_schedules_the_period() {
+    let Some(fleet) = fleet("worker_sync", 2).await else {
+        return;
+    };
+    traces();
+    let w = fleet.start_worker("trace-w1", options()).await;
+    eventually("every destination synced", || async {
+        fleet.synced_at(day(0)).await == 4
+    })
+    .await;
+    for d in fleet.destinations() {
+        let r = row(&fleet, &d.id.0).await;
+        let due = r.due_in_s.unwrap();
+        assert!(
+            (3000.0..=4000.0).contains(&due),
+            "{}: next run in {due} s",
+            d.id
+        );
+        assert_eq!((r.holder, r.failures), (None, 0), "{}", d.id);
+        assert!(
+            !fleet.og.overrides(&d.schedule).is_empty()
+                || !fleet.pd.overrides(&d.schedule).is_empty()
+        );
+    }
+    let lines = lines_of("trace-w1");
+    for d in fleet.destinations() {
+        let run: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                l.contains("destination_run") && l.contains(&format!("destination={}", d.id))
+            })
+            .collect();
+        assert_eq!(run.len(), 1, "one traced run of {}: {lines:#?}", d.id);
+        for field in [
+            "status=\"Ok\"",
+            "write_calls=",
+            "mark_after=",
+            "outcome=Synced",
+            "next_run_s=",
+        ] {
+            assert!(run[0].contains(field), "{field} in {}", run[0]);
+        }
+    }
+    // One sync per host schedule: each destination's run sits in its schedule's group span.
+    assert!(lines.iter().any(|l| l.contains("sync_group")
+        && l.contains("schedule=s000")
+        && l.contains("destinations=2")));
+    // The same schedule's destinations stay due together (one jitter draw per group).
+    let (a, b) = (row(&fleet, "s000-og").await, row(&fleet, "s000-pd").await);
+    assert!(
+        (a.due_in_s.unwrap() - b.due_in_s.unwrap()).abs() < 1.0,
+        "{a:?} {b:?}"
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_key_waits_the_long_backoff_while_the_other_connection_syncs() {
+    let Some(fleet) = fleet("worker_read_only", 1).await else {
+        return;
+    };
+    fleet.og.set_read_only(true);
+    let w = fleet
+        .start_worker(
+            "ro-w1",
+            WorkerOptions {
+                read_only_backoff: Duration::from_secs(6 * 3600),
+                ..options()
+            },
+        )
+        .await;
+    eventually("both destinations released", || async {
+        let (og, pd) = (row(&fleet, "s000-og").await, row(&fleet, "s000-pd").await);
+        og.due_in_s.is_some_and(|d| d > 0.0) && pd.due_in_s.is_some_and(|d| d > 0.0)
+    })
+    .await;
+    let og = row(&fleet, "s000-og").await;
+    assert!(og.due_in_s.unwrap() > 5.0 * 3600.0, "{og:?}");
+    assert_eq!(og.failures, 1);
+    let pd = row(&fleet, "s000-pd").await;
+    assert!(pd.due_in_s.unwrap() < 4000.0 && pd.failures == 0, "{pd:?}");
+    // Writes were refused once and not retried (R8): one POST per override planned, no more.
+    let posts = fleet
+        .og
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert!(
+        posts >= 1 && fleet.og.requests().iter().all(|r| r.status != Some(201)),
+        "{posts}"
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_the_host_no_longer_exports_to_is_unenrolled() {
+    let Some(fleet) = fleet("worker_dropped", 1).await else {
+        return;
+    };
+    let gone = DestinationId("s000-gone".into());
+    fleet
+        .store
+        .enroll(&gone, &ScheduleId("s000".into()))
+        .await
+        .unwrap();
+    let stray = DestinationId("nowhere-og".into());
+    fleet
+        .store
+        .enroll(&stray, &ScheduleId("no-such-schedule".into()))
+        .await
+        .unwrap();
+    let w = fleet.start_worker("gone-w1", options()).await;
+    eventually("the host's destinations synced", || async {
+        fleet.synced_at(day(0)).await == 2
+    })
+    .await;
+    eventually("both strays unenrolled", || async {
+        let (a, b) = (
+            row(&fleet, "s000-gone").await,
+            row(&fleet, "nowhere-og").await,
+        );
+        a.schedule.is_none() && b.schedule.is_none()
+    })
+    .await;
+    for name in ["s000-gone", "nowhere-og"] {
+        let r = row(&fleet, name).await;
+        assert_eq!(
+            (r.holder, r.due_in_s),
+            (None, None),
+            "{name}: never due again"
+        );
+    }
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_taken_away_mid_sync_stops_the_sync_and_is_left_to_its_new_holder() {
+    let Some(fleet) = fleet("worker_lease_lost", 1).await else {
+        return;
+    };
+    traces();
+    // Slow vendors: the first export takes seconds, time enough to take the lease away.
+    fleet.og.set_latency(Duration::from_millis(250));
+    fleet.pd.set_latency(Duration::from_millis(250));
+    let w = fleet
+        .start_worker(
+            "lost-w1",
+            WorkerOptions {
+                lease: Duration::from_millis(900),
+                ..options()
+            },
+        )
+        .await;
+    eventually("the worker holds s000-og", || async {
+        row(&fleet, "s000-og").await.holder.as_deref() == Some("lost-w1")
+    })
+    .await;
+    // Another worker takes it over, as a claim would: a new holder and a new version.
+    let client = fleet.store.pool().get().await.unwrap();
+    client
+        .execute(
+            &format!(
+                "UPDATE {} SET holder = 'thief', version = version + 1, \
+                 lease_expires_at = now() + interval '1 hour' WHERE destination = 's000-og'",
+                fleet.store.table()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let stolen = row(&fleet, "s000-og").await.version;
+    eventually("the worker gave the run up", || async {
+        lines_of("lost-w1")
+            .iter()
+            .any(|l| l.contains("destination=s000-og") && l.contains("outcome=Interrupted"))
+    })
+    .await;
+    let r = row(&fleet, "s000-og").await;
+    assert_eq!(
+        r.holder.as_deref(),
+        Some("thief"),
+        "its release did not touch the new holder's lease"
+    );
+    assert_eq!(r.version, stolen, "nothing was saved over the new holder");
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_releases_what_it_holds_due_at_once() {
+    let Some(fleet) = fleet("worker_shutdown", 2).await else {
+        return;
+    };
+    fleet.og.set_latency(Duration::from_millis(300));
+    fleet.pd.set_latency(Duration::from_millis(300));
+    let w = fleet.start_worker("stop-w1", options()).await;
+    eventually("the worker holds something", || async {
+        row(&fleet, "s000-og").await.holder.is_some()
+    })
+    .await;
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    let client = fleet.store.pool().get().await.unwrap();
+    let (held, due): (i64, i64) = {
+        let r = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE holder IS NOT NULL), \
+                            count(*) FILTER (WHERE due_at <= now()) FROM {}",
+                    fleet.store.table()
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(held, 0, "nothing stays held");
+    assert!(
+        due >= 1,
+        "what it could not finish is due at once for the next worker"
+    );
+    drop(client);
+    drop_schema(&fleet.store).await;
+}
