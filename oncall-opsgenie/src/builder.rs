@@ -11,6 +11,10 @@ use crate::{OpsgenieProvider, URLS};
 /// Requests in flight per connection unless told otherwise (and so the creates of one batch).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 
+/// The most requests in flight a connection takes: the concurrency limit is a semaphore, which
+/// holds at most this many permits.
+pub const MAX_CONCURRENCY: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
 /// Requests per minute per connection unless told otherwise. Opsgenie's limits per plan are
 /// UNCONFIRMED (reference §3.2): 600 a minute stays below the smallest documented-looking figures,
 /// and a 429 still pauses every request of the connection for the vendor's period.
@@ -105,11 +109,11 @@ impl OpsgenieBuilder {
         self
     }
 
-    /// Most requests in flight at once on this connection (at least 1), shared by every clone of
-    /// the provider. It is also the largest create batch the provider declares, so a batch's
-    /// POSTs all go out together.
+    /// Most requests in flight at once on this connection (at least 1, at most
+    /// [`MAX_CONCURRENCY`]), shared by every clone of the provider. It is also the largest create
+    /// batch the provider declares, so a batch's POSTs all go out together.
     pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
-        self.max_concurrency = max_concurrency.max(1);
+        self.max_concurrency = max_concurrency.clamp(1, MAX_CONCURRENCY);
         self
     }
 

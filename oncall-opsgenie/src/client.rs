@@ -105,6 +105,8 @@ impl Client {
             max_concurrency,
             rate_per_minute,
         } = settings;
+        // A semaphore holds at most MAX_PERMITS; more would panic.
+        let max_concurrency = max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
         let base = Url::parse(&connection.base_url).map_err(|e| {
             Error::InvalidInput(oncall_core::ValidationError::InvalidBaseUrl {
                 value: format!("{} ({e})", connection.base_url),
@@ -122,7 +124,10 @@ impl Client {
                 message: format!("the HTTP client could not be set up: {e}"),
             })?;
         let pacer = match rate_per_minute {
-            Some(rate) => Pacer::per_minute(rate, max_concurrency as u32),
+            // The burst is the concurrency (a batch's POSTs go together), at most u32::MAX.
+            Some(rate) => {
+                Pacer::per_minute(rate, u32::try_from(max_concurrency).unwrap_or(u32::MAX))
+            }
             None => Pacer::unlimited(),
         };
         Ok(Client {
@@ -254,7 +259,9 @@ impl Client {
         let wait = retry_after
             .unwrap_or(self.retry.base_delay)
             .min(self.retry.max_delay);
-        lock(&self.pacer).pause_until(Instant::now() + wait);
+        if let Some(until) = instant_after(wait) {
+            lock(&self.pacer).pause_until(until);
+        }
     }
 
     fn note_vendor_time(&self, headers: &HeaderMap) {
@@ -289,6 +296,15 @@ fn jitter_seed() -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
+}
+
+/// The instant `wait` from now. A wait too long for the clock to represent (a vendor's huge header
+/// under a policy without a cap) is taken as a year, which means "until told otherwise"; `None`
+/// only if even that cannot be represented.
+fn instant_after(wait: Duration) -> Option<Instant> {
+    const A_YEAR: Duration = Duration::from_secs(365 * 86_400);
+    let now = Instant::now();
+    now.checked_add(wait).or_else(|| now.checked_add(A_YEAR))
 }
 
 #[cfg(test)]
@@ -326,6 +342,29 @@ mod tests {
             "http://127.0.0.1:9/proxy/v2/schedules/a%20b%2Fc/overrides/x%3Fy\
              ?scheduleIdentifierType=id&date=2024-03-31T00%3A00%3A00%2B02%3A00"
         );
+    }
+
+    #[test]
+    fn a_huge_vendor_wait_under_an_unbounded_policy_does_not_panic() {
+        let connection = oncall_core::connection::ConnectionBuilder::new(crate::URLS)
+            .with_base_url("http://127.0.0.1:9")
+            .with_api_key("k")
+            .build()
+            .unwrap();
+        let c = Client::new(ClientSettings {
+            connection,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy {
+                max_delay: Duration::MAX,
+                ..RetryPolicy::default()
+            },
+            user_agent: "t".into(),
+            max_concurrency: 2,
+            rate_per_minute: None,
+        })
+        .unwrap();
+        c.pause(Some(Duration::from_secs(u64::MAX)));
+        c.pause(Some(Duration::MAX));
     }
 
     #[test]

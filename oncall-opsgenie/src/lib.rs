@@ -71,6 +71,7 @@ use oncall_core::{RoleTimeline, VendorSchedule};
 
 pub use builder::{
     OpsgenieBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE, DEFAULT_TIMEOUT,
+    MAX_CONCURRENCY,
 };
 pub use provider::OpsgenieProvider;
 pub use timeline::CHUNK_DAYS;
@@ -204,6 +205,20 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(!bad_url.to_string().contains(key));
+    }
+
+    #[test]
+    fn any_concurrency_builds() {
+        use oncall_core::Provider;
+        for asked in [0, 1, usize::MAX / 2, usize::MAX] {
+            let p = OpsgenieProvider::builder()
+                .with_api_key("k")
+                .with_max_concurrency(asked)
+                .build()
+                .unwrap();
+            let got = p.capabilities().max_batch;
+            assert!(got >= 1 && got <= asked.max(1), "{asked}: {got}");
+        }
     }
 
     #[test]

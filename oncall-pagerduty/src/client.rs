@@ -154,10 +154,12 @@ impl Client {
         let wait = reset
             .unwrap_or(self.retry.base_delay)
             .min(self.retry.max_delay);
-        self.pacer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pause_until(Instant::now() + wait);
+        if let Some(until) = instant_after(wait) {
+            self.pacer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pause_until(until);
+        }
     }
 
     /// A number in `[0, 1)` to spread retries (xorshift; quality does not matter here).
@@ -198,4 +200,35 @@ pub(crate) fn default_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static(ACCEPT));
     headers
+}
+
+/// The instant `wait` from now. A wait too long for the clock to represent (a vendor's huge header
+/// under a policy without a cap) is taken as a year, which means "until told otherwise"; `None`
+/// only if even that cannot be represented.
+fn instant_after(wait: Duration) -> Option<Instant> {
+    const A_YEAR: Duration = Duration::from_secs(365 * 86_400);
+    let now = Instant::now();
+    now.checked_add(wait).or_else(|| now.checked_add(A_YEAR))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_huge_vendor_wait_under_an_unbounded_policy_does_not_panic() {
+        let provider = crate::PagerDutyProvider::builder()
+            .with_api_key("k")
+            .with_retry(RetryPolicy {
+                max_delay: Duration::MAX,
+                ..RetryPolicy::default()
+            })
+            .build()
+            .unwrap();
+        let client = &provider.inner.client;
+        client.pause(Some(Duration::from_secs(u64::MAX)));
+        client.pause(Some(Duration::MAX));
+    }
 }
