@@ -172,10 +172,11 @@ pub(crate) fn parse_error(
         402 => Error::Rejected {
             message: format!("the account's plan does not allow this: {message}"),
         },
-        // 40302: "apiKey is valid and authorized but we do not support the request".
-        403 if vendor.code == Some(40302) => Error::Unsupported { message },
-        // A write refused for rights: a read-only key, or one without configuration access (R8).
+        // Any write refused with a 403, whatever its code: a read-only key, or one without
+        // configuration access (R8: PermissionDenied, never retried).
         403 if call.write => Error::PermissionDenied { message },
+        // 40302 on a read: "apiKey is valid and authorized but we do not support the request".
+        403 if vendor.code == Some(40302) => Error::Unsupported { message },
         // A read of a schedule the key may not see: Opsgenie answers 403/40301 for a schedule that
         // does not exist, too (observed, reference §3.1).
         403 if call.schedule.is_some() => Error::NotFound {
@@ -296,10 +297,22 @@ mod tests {
                     && e.to_string().contains("read-only or lacks rights")
             },
         },
+        // Any 403 on a write is R8's refusal, whatever its code: never retried, and reported as
+        // the key lacking rights.
         Case {
             status: 403,
             body: r#"{"code":40302,"message":"We do not support this request","took":0.0,"requestId":"r3"}"#,
             write: true,
+            alias: None,
+            expect: |e| {
+                matches!(e, Error::PermissionDenied { message } if message.contains("40302"))
+                    && e.to_string().contains("read-only or lacks rights")
+            },
+        },
+        Case {
+            status: 403,
+            body: r#"{"code":40302,"message":"We do not support this request","took":0.0,"requestId":"r3b"}"#,
+            write: false,
             alias: None,
             expect: |e| matches!(e, Error::Unsupported { .. }),
         },
