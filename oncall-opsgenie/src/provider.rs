@@ -424,7 +424,8 @@ impl Provider for OpsgenieProvider {
     /// per item, in order. A POST is retried only after a 429; one whose answer was lost is that
     /// item's [`Error::Transient`] (the sync re-reads and adopts). A taken alias is that item's
     /// [`Error::Conflict`], an unknown person its [`Error::UnknownMember`]. After a refusal for
-    /// rights or a malformed answer, items not yet sent are not sent.
+    /// rights or a malformed answer, items not yet sent are not sent. A batch larger than
+    /// [`Capabilities::max_batch`] is refused whole ([`Error::Rejected`]), unsent.
     async fn create_overrides(
         &self,
         schedule: &VendorScheduleId,
@@ -432,6 +433,16 @@ impl Provider for OpsgenieProvider {
     ) -> Result<Vec<Result<Override, Error>>, Error> {
         self.scrubbed_batch(
             async {
+                let max_batch = self.client.max_concurrency();
+                if overrides.len() > max_batch {
+                    return Err(Error::Rejected {
+                        message: format!(
+                            "at most {max_batch} overrides per create call (the connection's \
+                             concurrency), {} given",
+                            overrides.len()
+                        ),
+                    });
+                }
                 let stopped = Mutex::new(None);
                 let creates = overrides
                     .iter()

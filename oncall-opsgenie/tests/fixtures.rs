@@ -653,15 +653,29 @@ async fn refusals_are_typed_and_never_retried() {
 #[tokio::test]
 async fn a_read_only_key_stops_the_rest_of_a_batch() {
     let server = MockServer::start().await;
+    override_call("GET", None)
+        .respond_with(answer(200, "overrides.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
     write_call("POST", None)
         .respond_with(answer(403, "error_403_write.json"))
         .expect(1)
         .mount(&server)
         .await;
     forbid_everything_else(&server).await;
-    // One at a time, so the second and third wait for the first's answer.
-    let p = provider_with(&server, 1, Duration::from_secs(2));
-    let items: Vec<NewOverride> = (1..=3)
+    // Two at a time, at 600 a minute: after one read, the first create goes at once and the
+    // second waits its 100 ms slot, by when the first's refusal is in.
+    let p = OpsgenieProvider::builder()
+        .with_base_url(server.uri())
+        .with_api_key(KEY)
+        .with_max_concurrency(2)
+        .with_rate_per_minute(600)
+        .build()
+        .unwrap();
+    let window = Window::new(t("2025-07-01T00:00:00Z"), t("2025-07-04T00:00:00Z")).unwrap();
+    p.list_overrides(&s1(), window).await.unwrap();
+    let items: Vec<NewOverride> = (1..=2)
         .map(|d| NewOverride {
             span: span(
                 &format!("2025-07-0{d}T06:00:00Z"),
@@ -672,7 +686,7 @@ async fn a_read_only_key_stops_the_rest_of_a_batch() {
         })
         .collect();
     let results = p.create_overrides(&s1(), &items).await.unwrap();
-    assert_eq!(results.len(), 3, "one result per item");
+    assert_eq!(results.len(), 2, "one result per item");
     assert!(
         results
             .iter()
@@ -686,9 +700,35 @@ async fn a_read_only_key_stops_the_rest_of_a_batch() {
         .contains("not sent"));
     assert_eq!(
         requests(&server).await,
-        1,
-        "R8: one refusal, nothing retried or sent after it"
+        2,
+        "R8: the read, one refusal, nothing retried or sent after it"
     );
+}
+
+/// A batch larger than the provider declares is refused whole, before anything is sent (the
+/// contract: creates take at most `max_batch` items), as the other providers do.
+#[tokio::test]
+async fn a_batch_larger_than_max_batch_is_refused_unsent() {
+    let server = MockServer::start().await;
+    forbid_everything_else(&server).await;
+    let p = provider_with(&server, 2, Duration::from_secs(2));
+    assert_eq!(p.capabilities().max_batch, 2);
+    let items: Vec<NewOverride> = (1..=3)
+        .map(|d| NewOverride {
+            span: span(
+                &format!("2025-07-0{d}T06:00:00Z"),
+                &format!("2025-07-0{d}T18:00:00Z"),
+                "a@example.com",
+            ),
+            id: Some(OverrideId::new(format!("oncall-sync-{d}"))),
+        })
+        .collect();
+    let e = p.create_overrides(&s1(), &items).await;
+    assert!(
+        matches!(&e, Err(Error::Rejected { message }) if message.contains("at most 2")),
+        "{e:?}"
+    );
+    assert_eq!(requests(&server).await, 0);
 }
 
 #[tokio::test]
@@ -736,7 +776,7 @@ async fn per_item_refusals_of_a_create() {
         item("bad-fields", "a@example.com"),
         item("ok", "a@example.com"),
     ];
-    let results = provider(&server)
+    let results = provider_with(&server, items.len(), Duration::from_secs(2))
         .create_overrides(&s1(), &items)
         .await
         .unwrap();

@@ -646,21 +646,36 @@ async fn a_batch_of_creates_goes_out_concurrently() {
     assert_eq!(ids, asked, "one result per item, in order");
     // One at a time would take 20 × 100 ms.
     assert!(took < Duration::from_millis(1000), "took {took:?}");
-    // Bounded: four at a time take at least five rounds.
+    // Bounded across clones: five batches of four at once, four requests at a time in all, take
+    // at least five rounds.
     let bounded = sim
         .provider_builder()
         .with_max_concurrency(4)
         .build()
         .unwrap();
-    let more: Vec<NewOverride> = (30..50)
-        .map(|d| NewOverride {
-            span: Span::new(day(d), day(d + 1), email("bob")),
-            id: Some(OverrideId::new(format!("c{d}"))),
+    let batches: Vec<Vec<NewOverride>> = (0..5)
+        .map(|b| {
+            (0..4)
+                .map(|i| {
+                    let d = 30 + 4 * b + i;
+                    NewOverride {
+                        span: Span::new(day(d), day(d + 1), email("bob")),
+                        id: Some(OverrideId::new(format!("c{d}"))),
+                    }
+                })
+                .collect()
         })
         .collect();
     let started = Instant::now();
-    let results = bounded.create_overrides(&vs, &more).await.unwrap();
-    assert!(results.iter().all(Result::is_ok));
+    let all = futures_util::future::join_all(batches.iter().map(|batch| {
+        let clone = bounded.clone();
+        let vs = vs.clone();
+        async move { clone.create_overrides(&vs, batch).await }
+    }))
+    .await;
+    assert!(all
+        .iter()
+        .all(|r| r.as_ref().unwrap().iter().all(Result::is_ok)));
     assert!(
         started.elapsed() >= Duration::from_millis(500),
         "{:?}",
