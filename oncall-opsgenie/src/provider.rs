@@ -319,7 +319,11 @@ fn stops_a_batch(e: &Error) -> bool {
     )
 }
 
-/// The error of a create not sent because an earlier one of its batch failed with `e`.
+/// The error of a create not sent because an earlier one of its batch failed with `e` (one that
+/// [`stops_a_batch`]): of the same kind, so that the sync treats the unsent item as it treats
+/// the failure that stopped it. After a malformed answer that is [`Error::InvalidResponse`],
+/// never [`Error::Transient`]: the sync takes a transient item for a lost answer, re-reads and
+/// re-sends it, and nothing may be written after an answer that could not be read.
 fn not_sent_after(e: &Error) -> Error {
     let message = format!("not sent: an earlier create of this batch failed ({e})");
     match e {
@@ -329,7 +333,7 @@ fn not_sent_after(e: &Error) -> Error {
             resource: resource.clone(),
             message,
         },
-        _ => Error::Transient { message },
+        _ => Error::InvalidResponse { message },
     }
 }
 

@@ -529,6 +529,55 @@ async fn a_malformed_answer_stops_the_destination_before_any_write() {
     );
 }
 
+/// A create answered with a malformed 200 (it landed; the answer cannot be read): nothing more is
+/// written in that run, not even the batch's creates held back behind it, and the next run adopts
+/// what landed and ends ok, with no duplicate.
+#[tokio::test]
+async fn nothing_is_written_after_a_malformed_answer_to_a_create() {
+    let (sim, vs) = simulator_with_schedule().await;
+    // Two at a time, at 600 a minute: after the sync's read, the batch's first create goes at once
+    // and the second waits its slot, by when the first's malformed answer is in.
+    let provider = sim
+        .provider_builder()
+        .with_max_concurrency(2)
+        .with_rate_per_minute(600)
+        .build()
+        .unwrap();
+    sim.inject_http(Trigger::Write(1), HttpFault::MalformedBody);
+    let schedule = host(5, 9);
+    let store = InMemoryStateStore::new();
+    let report = export(&provider, &schedule, &store, now()).await;
+    let writes: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {} {:?}", r.method, r.path, r.status))
+        .collect();
+    assert_eq!(writes.len(), 1, "one write reached the vendor: {writes:?}");
+    assert_ne!(report.status, oncall_core::SyncStatus::Ok, "{report}");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| matches!(e.error, Error::InvalidResponse { .. })),
+        "{report}"
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .all(|e| !matches!(e.error, Error::Transient { .. })),
+        "nothing is left for the driver to re-send: {report}"
+    );
+    sim.clear_faults();
+    let again = export(&provider, &schedule, &store, now()).await;
+    assert_eq!(again.status, oncall_core::SyncStatus::Ok, "{again}");
+    let held = sim.overrides(&vs);
+    assert!(duplicates(&held).is_empty(), "{held:?}");
+    let spans: Vec<Span> = held.iter().map(|o| o.span.clone()).collect();
+    assert_eq!(spans, desired(&schedule, now()));
+}
+
 #[tokio::test]
 async fn lost_and_dropped_creates_are_not_sent_twice() {
     let (sim, vs) = simulator_with_schedule().await;
