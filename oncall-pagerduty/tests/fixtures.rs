@@ -685,7 +685,17 @@ async fn server_errors_retry_reads_within_bounds_and_never_creates() {
 #[tokio::test]
 async fn a_malformed_answer_names_the_field_and_nothing_is_written() {
     let server = MockServer::start().await;
-    // No user directory either: the answers fail before any user id needs one.
+    // The directory serves the create's user; the reads fail before any user id needs it.
+    mount_users(&server).await;
+    // A create that landed, answered with an item that lacks its end: one POST, never again.
+    pd("POST", "/schedules/PI7DH85/overrides")
+        .respond_with(ResponseTemplate::new(201).set_body_raw(
+            r#"[{"status":201,"override":{"id":"Q1","start":"2021-03-09T05:00:00Z","user":{"id":"P37CSDJ"}}}]"#,
+            "application/json",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
     pd("GET", "/schedules/PI7DH85/overrides")
         .respond_with(json(
             r#"{"overrides":[{"id":"PQ47DCP","start":"2012-07-01T00:00:00-04:00","user":{"id":"PEYSGVF"}}]}"#,
@@ -729,6 +739,24 @@ async fn a_malformed_answer_names_the_field_and_nothing_is_written() {
         .await
         .unwrap_err();
     assert!(matches!(&e, Error::InvalidResponse { .. }), "{e:?}");
+    // The write: the whole call is the malformed answer, naming the field; nothing is re-sent
+    // (the catch-all and the POST's `expect(1)` check it when the server drops).
+    let batch = [NewOverride {
+        span: Span::new(
+            utc("2021-03-09T05:00:00Z"),
+            utc("2021-03-09T17:00:00Z"),
+            email("scott@example.com"),
+        ),
+        id: None,
+    }];
+    let e = p
+        .create_overrides(&VendorScheduleId("PI7DH85".into()), &batch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidResponse { message } if message.contains("[0].override") && message.contains("end")),
+        "{e:?}"
+    );
 }
 
 /// A full-access key that may not see one schedule: PagerDuty answers 403 to the read. That is the

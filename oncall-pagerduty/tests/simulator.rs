@@ -595,6 +595,46 @@ async fn a_slow_create_is_not_sent_twice_and_a_malformed_answer_is_reported() {
     );
 }
 
+/// A batch create answered with a malformed 200 (it landed; the answer cannot be read): nothing
+/// more is written in that run, and the next run adopts what landed and ends ok, with no duplicate.
+#[tokio::test]
+async fn nothing_is_written_after_a_malformed_answer_to_a_create() {
+    let now = day(2) + TimeDelta::hours(5);
+    let sim = PagerDutySimulator::start_at(now).await;
+    sim.add_schedule(vendor_schedule("PBAD", vec![]));
+    let provider = sim.provider();
+    let store = InMemoryStateStore::new();
+    // More than one batch of creates (50 each): the second must not be sent.
+    let host = host(80, 1);
+    let dest = destination("bad", "PBAD", 0);
+    let targets = [SyncTarget {
+        destination: &dest,
+        provider: &provider,
+    }];
+    sim.inject_http(Trigger::Write(1), HttpFault::MalformedBody);
+    let report = run(&host, &targets, &store, now, 70).await;
+    let writes: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+        .collect();
+    assert_eq!(writes.len(), 1, "one write reached the vendor: {writes:?}");
+    let d = &report.destinations[0];
+    assert_ne!(d.status, SyncStatus::Ok, "{report}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| matches!(e.error, Error::InvalidResponse { .. })),
+        "{report}"
+    );
+    sim.clear_faults();
+    let again = run(&host, &targets, &store, now, 70).await;
+    assert_eq!(again.destinations[0].status, SyncStatus::Ok, "{again}");
+    assert_no_duplicates(&sim, "PBAD");
+    assert_eq!(held(&sim, "PBAD"), desired(&host, now, 70));
+}
+
 #[tokio::test]
 async fn a_shift_based_schedule_is_refused_clearly() {
     let sim = PagerDutySimulator::start_at(day(0)).await;
