@@ -137,37 +137,105 @@ impl Incoming<'_> {
     }
 }
 
-/// Handles one request: logs it, counts it, applies faults, keys and the endpoint.
-pub(crate) fn handle(state: &mut State, request: &wiremock::Request) -> Reply {
+/// A request as the simulator counted it on arrival: its number (its place in the log) and the
+/// fault it triggered. Its answer is decided later, when wiremock asks for it ([`answer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Arrival {
+    /// The request's number, from 1: its place in the log, counting cleared entries.
+    pub number: usize,
+    fault: Option<Pending>,
+    write: bool,
+}
+
+impl Arrival {
+    /// Whether the connection is to be closed without an answer ([`HttpFault::DropConnection`]).
+    pub fn drops(&self) -> bool {
+        matches!(self.fault, Some(Pending::Http(HttpFault::DropConnection)))
+    }
+}
+
+/// What identifies a request well enough to pair its arrival with its answer: requests that share
+/// it are identical, so which of them was counted first is immaterial.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Fingerprint {
+    method: String,
+    url: String,
+    authorization: Option<Vec<u8>>,
+    body: Vec<u8>,
+}
+
+impl Fingerprint {
+    pub fn of(request: &wiremock::Request) -> Fingerprint {
+        Fingerprint {
+            method: request.method.as_str().to_owned(),
+            url: request.url.as_str().to_owned(),
+            authorization: request
+                .headers
+                .get("authorization")
+                .map(|v| v.as_bytes().to_vec()),
+            body: request.body.clone(),
+        }
+    }
+}
+
+/// Counts a request, logs it and takes the fault it triggers, if any (the first step of handling
+/// it). A dropped connection is settled here: it is logged without a status.
+pub(crate) fn arrive(state: &mut State, request: &wiremock::Request) -> Arrival {
     let method = request.method.as_str().to_owned();
     let write = matches!(method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH");
-    let segments: Vec<String> = request
-        .url
-        .path_segments()
-        .map(|s| s.map(percent_decode).collect())
-        .unwrap_or_default();
-    let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-    let endpoint = Endpoint::parse(&method, &segments);
+    let endpoint = Endpoint::parse(&method, &segments(request));
     let fault = state.count(write);
     state.log.push(LoggedRequest {
         method,
         path: request.url.path().to_owned(),
-        query: query.clone(),
+        query: request.url.query_pairs().into_owned().collect(),
         key: key_kind(&request.headers),
         status: None,
         body: logged_body(&request.body),
         simulated: endpoint.is_some(),
     });
-    let index = state.log.len() - 1;
-    let key = state.log[index].key;
+    state.logged += 1;
+    Arrival {
+        number: state.logged,
+        fault,
+        write,
+    }
+}
+
+/// Answers a request counted by [`arrive`] (the second step): rate limits, faults, keys and the
+/// endpoint, over the state as it is now; the status goes into the request's log entry.
+pub(crate) fn answer(state: &mut State, request: &wiremock::Request, arrival: Arrival) -> Reply {
+    let method = request.method.as_str();
+    let endpoint = Endpoint::parse(method, &segments(request));
+    let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
     let incoming = Incoming {
         query: &query,
         body: &request.body,
     };
-    let mut reply = decide(state, endpoint, key, write, fault, &incoming);
+    let key = key_kind(&request.headers);
+    let mut reply = decide(
+        state,
+        endpoint,
+        key,
+        arrival.write,
+        arrival.fault,
+        &incoming,
+    );
     reply.delay += state.latency;
-    state.log[index].status = (!reply.drop).then_some(reply.status);
+    let status = (!reply.drop).then_some(reply.status);
+    if let Some(entry) = state.logged_entry(arrival.number) {
+        entry.status = status;
+    }
     reply
+}
+
+/// The path's segments, percent-decoded.
+fn segments(request: &wiremock::Request) -> Vec<String> {
+    request
+        .url
+        .path_segments()
+        .map(|s| s.map(percent_decode).collect())
+        .unwrap_or_default()
 }
 
 fn decide(

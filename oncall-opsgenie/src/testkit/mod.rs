@@ -101,6 +101,7 @@ mod state;
 mod timeline;
 mod wire;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -223,31 +224,56 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Wiremock asks every mock whether it matches before one responds, one request at a time. The
-/// intake "matcher" handles the request in full and leaves the answer for the responder; it
-/// matches (with the dropping responder) only when the connection is to be dropped.
+/// The intake "matcher" counts every request on arrival, logs it and takes the fault it
+/// triggers; it matches (with the dropping responder) only when the connection is to be dropped.
+/// Otherwise the arrival waits, under the request's fingerprint, for [`Replay`] to answer it.
 struct Intake(Arc<Mutex<State>>);
 
 impl Match for Intake {
     fn matches(&self, request: &Request) -> bool {
         let mut state = lock(&self.0);
-        let reply = http::handle(&mut state, request);
-        let drop = reply.drop;
-        state.pending = Some(reply);
-        drop
+        let arrival = http::arrive(&mut state, request);
+        if arrival.drops() {
+            return true;
+        }
+        state
+            .arrived
+            .entry(http::Fingerprint::of(request))
+            .or_default()
+            .push_back(arrival);
+        false
     }
 }
 
+/// Answers a request over the state as it is when wiremock asks, pairing it with its own arrival
+/// by fingerprint: were two requests matched before either was answered, each still gets its own
+/// answer. (Wiremock 0.6 happens to match and respond under one lock; nothing here relies on it.)
 struct Replay(Arc<Mutex<State>>);
 
 impl Respond for Replay {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut state = lock(&self.0);
-        let request_id = format!("sim-{}", state.calls);
-        match state.pending.take() {
-            Some(reply) => reply.template(state.now, &request_id),
-            None => ResponseTemplate::new(500).set_body_string("simulator: no answer prepared"),
+        let fingerprint = http::Fingerprint::of(request);
+        let waiting = state
+            .arrived
+            .get_mut(&fingerprint)
+            .and_then(VecDeque::pop_front);
+        if state
+            .arrived
+            .get(&fingerprint)
+            .is_some_and(VecDeque::is_empty)
+        {
+            state.arrived.remove(&fingerprint);
         }
+        // A request wiremock answers without asking the intake first cannot happen; count it now
+        // rather than answer nothing.
+        let arrival = match waiting {
+            Some(arrival) => arrival,
+            None => http::arrive(&mut state, request),
+        };
+        let request_id = format!("sim-{}", arrival.number);
+        let reply = http::answer(&mut state, request, arrival);
+        reply.template(state.now, &request_id)
     }
 }
 
@@ -269,10 +295,8 @@ impl OpsgenieSimulator {
             .start()
             .await;
         let state = Arc::new(Mutex::new(State::new(now)));
-        let dropping = state.clone();
         Mock::given(Intake(state.clone()))
             .respond_with_err(move |_: &Request| {
-                lock(&dropping).pending = None;
                 std::io::Error::new(
                     std::io::ErrorKind::ConnectionAborted,
                     "the simulator drops this connection",
@@ -341,7 +365,7 @@ impl OpsgenieSimulator {
 
     /// Empties the request log (the call and write counts go on).
     pub fn clear_requests(&self) {
-        lock(&self.state).log.clear();
+        lock(&self.state).clear_log();
     }
 
     /// How many requests of any kind the simulator has received.
@@ -503,5 +527,64 @@ impl VendorSimulator for OpsgenieSimulator {
 
     fn write_calls(&self) -> usize {
         lock(&self.state).writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use wiremock::http::{HeaderMap, HeaderValue, Method, Url};
+
+    fn request(method: Method, path: &str) -> Request {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("GenieKey {READ_WRITE_KEY}")).unwrap(),
+        );
+        Request {
+            url: Url::parse(&format!("http://127.0.0.1:9{path}")).unwrap(),
+            method,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    fn status(template: &ResponseTemplate) -> String {
+        let shown = format!("{template:?}");
+        let at = shown.find("status_code: ").unwrap() + "status_code: ".len();
+        shown[at..at + 3].to_owned()
+    }
+
+    /// Wiremock happens to match and respond to one request at a time, under one lock. Were two
+    /// requests to interleave (both matched, then both answered, in any order), each must still
+    /// get its own answer.
+    #[test]
+    fn interleaved_requests_keep_their_own_answers() {
+        let state = Arc::new(Mutex::new(State::new(
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        )));
+        lock(&state).add_schedule(VendorSchedule {
+            id: VendorScheduleId("VS".into()),
+            name: "VS".into(),
+            zone: chrono_tz::UTC,
+            members: Vec::new(),
+            rotations: Vec::new(),
+        });
+        let (intake, replay) = (Intake(state.clone()), Replay(state.clone()));
+        let listed = request(Method::GET, "/v2/schedules");
+        let outside = request(Method::GET, "/v2/alerts");
+        assert!(!intake.matches(&listed));
+        assert!(!intake.matches(&outside));
+        assert_eq!(status(&replay.respond(&outside)), "404");
+        assert_eq!(status(&replay.respond(&listed)), "200");
+        let log = lock(&state).log.clone();
+        assert_eq!(
+            log.iter()
+                .map(|r| (r.path.as_str(), r.status))
+                .collect::<Vec<_>>(),
+            [("/v2/schedules", Some(200)), ("/v2/alerts", Some(404))]
+        );
     }
 }

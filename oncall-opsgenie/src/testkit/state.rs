@@ -1,7 +1,7 @@
 //! The simulated account: schedules, users, overrides, the clock, faults and the request log. No
 //! HTTP here: `http.rs` turns requests into calls on this state.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -9,6 +9,7 @@ use oncall_core::testkit::{resolve_overlaps, Fault, Layered, Trigger};
 use oncall_core::{Email, OnCallPeriod, Override, OverrideId, Span, VendorSchedule, Window};
 use serde_json::Value;
 
+use super::http::{Arrival, Fingerprint};
 use super::{AliasTaken, HttpFault, LoggedRequest, PastEnd, UnknownSchedule};
 
 /// A fault waiting for its trigger.
@@ -93,8 +94,15 @@ pub(crate) struct State {
     pub past_end: PastEnd,
     pub alias_taken: AliasTaken,
     pub unknown_schedule: UnknownSchedule,
-    /// The answer decided for the request being handled (wiremock matches, then responds).
-    pub pending: Option<super::http::Reply>,
+    /// Requests counted on arrival (by wiremock's matcher) and not yet answered (by its
+    /// responder), by fingerprint, first come first served.
+    pub arrived: HashMap<Fingerprint, VecDeque<Arrival>>,
+    /// How many requests were logged since the start, cleared ones included.
+    pub logged: usize,
+    /// How many log entries were cleared ([`OpsgenieSimulator::clear_requests`]).
+    ///
+    /// [`OpsgenieSimulator::clear_requests`]: super::OpsgenieSimulator::clear_requests
+    pub cleared: usize,
 }
 
 impl State {
@@ -117,8 +125,22 @@ impl State {
             past_end: PastEnd::Clamp,
             alias_taken: AliasTaken::Conflict409,
             unknown_schedule: UnknownSchedule::Forbidden,
-            pending: None,
+            arrived: HashMap::new(),
+            logged: 0,
+            cleared: 0,
         }
+    }
+
+    /// The log entry of the request numbered `number` ([`Arrival::number`]), unless cleared.
+    pub fn logged_entry(&mut self, number: usize) -> Option<&mut LoggedRequest> {
+        let at = number.checked_sub(self.cleared + 1)?;
+        self.log.get_mut(at)
+    }
+
+    /// Empties the request log; numbering goes on.
+    pub fn clear_log(&mut self) {
+        self.cleared += self.log.len();
+        self.log.clear();
     }
 
     pub fn schedule(&self, id: &str) -> Option<&SimSchedule> {
