@@ -1,0 +1,181 @@
+//! `examples/worker.rs` end to end: the binary, the CLI's config file pointing at both simulators,
+//! a real PostgreSQL (`DATABASE_URL`). `--once` exports every destination and exits 0; a second
+//! `--once` writes nothing (R6); no key and no database password in any output.
+//!
+//! The binary is `target/<profile>/examples/worker`, which `cargo test --features postgres` builds
+//! with the other examples (a filtered run does not: `cargo build --features postgres --example
+//! worker` first, as `.ci/run` does).
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod postgres_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use oncall_sync::opsgenie::testkit::{OpsgenieSimulator, READ_WRITE_KEY};
+use oncall_sync::pagerduty::testkit::PagerDutySimulator;
+use oncall_sync::testkit::VendorSimulator;
+use oncall_sync::{Email, Member, VendorSchedule, VendorScheduleId};
+use postgres_support::{database_url, unique_schema};
+use serde_json::json;
+
+fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).unwrap();
+    let bin = profile
+        .join("examples")
+        .join(format!("worker{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test --features postgres` builds the examples; after a filtered \
+         build run `cargo build --features postgres --example worker` first",
+        bin.display()
+    );
+    bin
+}
+
+/// The example syncs at the system clock (it is a real worker): the simulators follow it.
+fn system_now() -> DateTime<Utc> {
+    #[allow(clippy::disallowed_methods)]
+    let now = Utc::now();
+    now.duration_trunc(TimeDelta::seconds(1)).unwrap()
+}
+
+fn vendor_schedule(id: &str, people: &[Email]) -> VendorSchedule {
+    VendorSchedule {
+        id: VendorScheduleId(id.into()),
+        name: id.into(),
+        zone: chrono_tz::UTC,
+        members: people
+            .iter()
+            .map(|e| Member::new(e.clone(), e.as_str()))
+            .collect(),
+        rotations: vec![],
+    }
+}
+
+async fn run_once(config: &Path, url: &str, schema: &str) -> Output {
+    let mut child = std::process::Command::new(worker_binary())
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--schema",
+            schema,
+            "--once",
+        ])
+        .env("DATABASE_URL", url)
+        .env("WORKER_TEST_OG_KEY", READ_WRITE_KEY)
+        .env("WORKER_TEST_PD_KEY", PagerDutySimulator::READ_WRITE_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The simulators run on this test's runtime: wait without blocking it.
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    panic!(
+        "the worker did not finish within a minute: {:?}",
+        child.wait_with_output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
+    let Some(url) = database_url("worker_example") else {
+        return;
+    };
+    let now = system_now();
+    let (og, pd) = (
+        OpsgenieSimulator::start_at(now).await,
+        PagerDutySimulator::start_at(now).await,
+    );
+    let people: Vec<Email> = ["ann", "bob"]
+        .iter()
+        .map(|n| Email::parse(&format!("{n}@example.com")).unwrap())
+        .collect();
+    og.add_schedule(vendor_schedule("og-sched", &people));
+    pd.add_schedule(vendor_schedule("PDSCHED", &people));
+    let day = |d: i64| {
+        (now + TimeDelta::days(d))
+            .duration_trunc(TimeDelta::days(1))
+            .unwrap()
+    };
+    let shifts: Vec<_> = (1..=5)
+        .map(|d| {
+            json!({"start": day(d).to_rfc3339(), "end": day(d + 1).to_rfc3339(),
+                   "assignees": [people[(d % 2) as usize].as_str(), people[((d + 1) % 2) as usize].as_str()]})
+        })
+        .collect();
+    let config = json!({
+        "connections": [
+            {"id": "og", "provider": "opsgenie", "api_key_env": "WORKER_TEST_OG_KEY", "base_url": og.uri()},
+            {"id": "pd", "provider": "pagerduty", "api_key_env": "WORKER_TEST_PD_KEY", "base_url": pd.uri()}],
+        "schedule": {"id": "platform", "time_zone": "UTC", "roles": ["primary", "secondary"], "shifts": shifts},
+        "destinations": [
+            {"id": "og-primary", "connection": "og", "schedule_id": "og-sched", "role": "primary"},
+            {"id": "pd-secondary", "connection": "pd", "schedule_id": "PDSCHED", "role": "secondary"}]
+    });
+    let dir = std::env::temp_dir().join(unique_schema("worker_example"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("oncall.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let schema = unique_schema("worker_example");
+
+    let first = run_once(&file, &url, &schema).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&first.stdout).into_owned(),
+        String::from_utf8_lossy(&first.stderr).into_owned(),
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("og-primary: ok mark"), "{stdout}");
+    assert!(stdout.contains("pd-secondary: ok mark"), "{stdout}");
+    assert!(
+        stderr.contains("destination_run"),
+        "the runs are traced: {stderr}"
+    );
+    assert_eq!(og.overrides(&VendorScheduleId("og-sched".into())).len(), 5);
+    assert_eq!(pd.overrides(&VendorScheduleId("PDSCHED".into())).len(), 5);
+
+    let writes = og.write_calls() + pd.write_calls();
+    let second = run_once(&file, &url, &schema).await;
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert_eq!(
+        og.write_calls() + pd.write_calls(),
+        writes,
+        "a second run writes nothing"
+    );
+
+    // Neither key nor the database URL's password (if any) shows anywhere.
+    let password = url
+        .parse::<oncall_sync::postgres::tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| {
+            c.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        });
+    for output in [&first, &second] {
+        for text in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(text);
+            assert!(
+                !text.contains(READ_WRITE_KEY)
+                    && !text.contains(PagerDutySimulator::READ_WRITE_KEY)
+            );
+            if let Some(p) = &password {
+                assert!(!text.contains(p.as_str()), "the database password leaked");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
