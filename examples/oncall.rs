@@ -14,7 +14,11 @@
 //! `oncall_sync::config`; each connection's API key is read from the environment variable the
 //! config names, and never appears in the arguments, the config, the state file or any output.
 //! The state file is a `FileStateStore` (created on the first save; `plan` and `status` never
-//! create it); it also remembers which connections' keys proved read-only.
+//! create it); it also remembers which connections' keys proved read-only. Built with the
+//! `postgres` feature, `--state` also takes a `postgres://` URL: the state then lives in PostgreSQL
+//! (`oncall_sync::postgres`, migrated on first use, schema `oncall_sync` or the URL's
+//! `oncall_schema` parameter), shared with workers (`examples/worker.rs`). Keep a password out of
+//! the URL where others can list processes: use the server's trust, peer or certificate auth.
 //!
 //! Exit codes: 0 every destination ok; 1 at least one destination failed or partly failed (or, for
 //! `status`, has health `error`; for `schedules` and `import`, the vendor call failed); 2 bad usage
@@ -60,7 +64,8 @@ struct Common {
 struct Stateful {
     #[command(flatten)]
     common: Common,
-    /// The state file (marks and ledgers per destination).
+    /// The state file (marks and ledgers per destination), or a postgres:// URL (feature
+    /// `postgres`).
     #[arg(long, value_name = "FILE")]
     state: PathBuf,
     /// The instant to treat as now (RFC 3339; default: the system clock).
@@ -362,10 +367,10 @@ struct Prepared {
     config: Config,
     schedule: Schedule,
     now: DateTime<Utc>,
-    store: FileStateStore,
+    store: StateBackend,
 }
 
-fn prepare(s: &Stateful) -> Result<Prepared, Stop> {
+async fn prepare(s: &Stateful) -> Result<Prepared, Stop> {
     let config = Config::from_file(&s.common.config)?;
     let now = now_or_clock(s.now);
     let schedule = config.schedule(now)?;
@@ -373,12 +378,98 @@ fn prepare(s: &Stateful) -> Result<Prepared, Stop> {
         config,
         schedule,
         now,
-        store: FileStateStore::new(&s.state),
+        store: StateBackend::open(&s.state).await?,
     })
 }
 
+/// Where the state lives: a file, or a PostgreSQL database (feature `postgres`).
+enum StateBackend {
+    File(FileStateStore),
+    #[cfg(feature = "postgres")]
+    Postgres(oncall_sync::postgres::PostgresStateStore),
+}
+
+impl StateBackend {
+    async fn open(state: &std::path::Path) -> Result<StateBackend, Stop> {
+        let text = state.to_string_lossy();
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            return Ok(StateBackend::File(FileStateStore::new(state)));
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let (url, schema) = split_schema(&text);
+            let schema = schema.unwrap_or(oncall_sync::postgres::DEFAULT_SCHEMA);
+            let store = oncall_sync::postgres::PostgresStateStore::connect(&url)
+                .await
+                .map_err(|e| Stop::Failed(e.to_string()))?
+                .with_schema(schema)
+                .map_err(|e| Stop::Usage(format!("--state: {e}")))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| Stop::Failed(e.to_string()))?;
+            Ok(StateBackend::Postgres(store))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Err(Stop::Usage(
+            "--state: a postgres:// URL needs the postgres feature (cargo run --features postgres --example oncall)".into(),
+        ))
+    }
+
+    fn store(&self) -> &dyn StateStore {
+        match self {
+            StateBackend::File(f) => f,
+            #[cfg(feature = "postgres")]
+            StateBackend::Postgres(p) => p,
+        }
+    }
+
+    async fn load_connections(&self) -> Result<ConnectionRegistry, Error> {
+        match self {
+            StateBackend::File(f) => f.load_connections(),
+            #[cfg(feature = "postgres")]
+            StateBackend::Postgres(p) => p.load_connections().await,
+        }
+    }
+
+    async fn update_connections(
+        &self,
+        change: impl FnOnce(&mut ConnectionRegistry) + Send,
+    ) -> Result<(), Error> {
+        match self {
+            StateBackend::File(f) => f.update_connections(change),
+            #[cfg(feature = "postgres")]
+            StateBackend::Postgres(p) => p.update_connections(change).await,
+        }
+    }
+}
+
+/// `postgres://h/db?oncall_schema=s&sslmode=…` → (`postgres://h/db?sslmode=…`, `Some("s")`).
+#[cfg(feature = "postgres")]
+fn split_schema(url: &str) -> (String, Option<&str>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("oncall_schema=") {
+            Some(s) => {
+                schema = Some(s);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_owned(), schema)
+    } else {
+        (format!("{base}?{}", rest.join("&")), schema)
+    }
+}
+
 async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
-    let p = prepare(s)?;
+    let p = prepare(s).await?;
     let providers = p.config.destination_providers(&process_env)?;
     let mut targets = Vec::with_capacity(p.config.destinations().len());
     for destination in p.config.destinations() {
@@ -395,13 +486,14 @@ async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
         horizon: p.config.horizon(),
         mode,
     };
-    let report = sync(&p.schedule, &targets, &p.store, options)
+    let report = sync(&p.schedule, &targets, p.store.store(), options)
         .await
         .map_err(|e| Stop::Usage(e.to_string()))?;
     if mode == SyncMode::Apply {
         remember_keys(&p, |registry| {
             registry.record_report(&report);
-        });
+        })
+        .await;
     }
     print_reports(&p, &report.destinations, mode, s.common.json)?;
     Ok(report.destinations.iter().all(is_ok))
@@ -413,13 +505,16 @@ fn is_ok(report: &DestinationReport) -> bool {
 
 /// Keeps the connection registry in the state file: the config's connections, each keeping what
 /// it proved before (while its key variable and endpoint are the same), then `learn`.
-fn remember_keys(p: &Prepared, learn: impl FnOnce(&mut ConnectionRegistry)) {
-    let result = p.store.update_connections(|stored| {
-        let mut fresh = p.config.registry();
-        merge_evidence(&mut fresh, stored);
-        learn(&mut fresh);
-        *stored = fresh;
-    });
+async fn remember_keys(p: &Prepared, learn: impl FnOnce(&mut ConnectionRegistry) + Send) {
+    let mut fresh = p.config.registry();
+    let result = p
+        .store
+        .update_connections(|stored| {
+            merge_evidence(&mut fresh, stored);
+            learn(&mut fresh);
+            *stored = fresh;
+        })
+        .await;
     if let Err(e) = result {
         eprintln!("warning: the connection registry was not saved: {e}");
     }
@@ -690,7 +785,7 @@ fn role_name(p: &Prepared, d: &Destination) -> String {
 // retire.
 
 async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bool, Stop> {
-    let p = prepare(s)?;
+    let p = prepare(s).await?;
     let destination = p
         .config
         .destination(&DestinationId(id.to_owned()))
@@ -701,11 +796,19 @@ async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bo
         })?
         .clone();
     let provider = p.config.provider(&destination.connection, &process_env)?;
-    let report = retire(&destination, provider.as_ref(), &p.store, p.now, mode).await;
+    let report = retire(
+        &destination,
+        provider.as_ref(),
+        p.store.store(),
+        p.now,
+        mode,
+    )
+    .await;
     if mode == SyncMode::Apply {
         remember_keys(&p, |registry| {
             registry.record_destination(p.now, &report);
-        });
+        })
+        .await;
     }
     let ok = is_ok(&report);
     print_reports(&p, std::slice::from_ref(&report), mode, s.common.json)?;
@@ -748,10 +851,11 @@ struct DestinationStatus {
 }
 
 async fn status(s: &Stateful) -> Result<bool, Stop> {
-    let p = prepare(s)?;
+    let p = prepare(s).await?;
     let registry = p
         .store
         .load_connections()
+        .await
         .map_err(|e| Stop::Failed(e.to_string()))?;
     let mut statuses = Vec::new();
     for destination in p.config.destinations() {
@@ -772,7 +876,7 @@ async fn status(s: &Stateful) -> Result<bool, Stop> {
 }
 
 async fn destination_status(p: &Prepared, d: &Destination) -> Result<DestinationStatus, Stop> {
-    let state = p.store.load(&d.id).await.map(|v| v.value);
+    let state = p.store.store().load(&d.id).await.map(|v| v.value);
     let desired = desired_spans(&p.schedule, d.role, p.now, p.config.horizon())
         .map_err(|e| Stop::Usage(format!("destination {}: {e}", d.id)))?;
     let now = p.now;

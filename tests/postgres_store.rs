@@ -94,13 +94,13 @@ async fn many_processes_migrating_at_once_all_succeed_and_apply_each_migration_o
     let client = store.pool().get().await.unwrap();
     let rows = client
         .query(
-            &format!("SELECT version FROM {schema}.schema_migrations"),
+            &format!("SELECT version FROM {schema}.schema_migrations ORDER BY version"),
             &[],
         )
         .await
         .unwrap();
     let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![1], "each migration applied once");
+    assert_eq!(versions, vec![1, 2], "each migration applied once");
     drop(client);
     drop_schema(&store).await;
 }
@@ -182,4 +182,49 @@ async fn the_password_never_shows_in_debug_or_errors() {
             assert!(!shown.contains(password.as_ref()), "{shown}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_registry_is_kept_and_concurrent_updates_both_land() {
+    use oncall_sync::{Connection, ConnectionId, Endpoint, KeyReference, ProviderKind};
+    let Some(store) = fresh_store("registry").await else {
+        return;
+    };
+    assert!(store.load_connections().await.unwrap().list().is_empty());
+    let add = |id: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .update_connections(|r| {
+                    r.add(Connection::new(
+                        ConnectionId(id.into()),
+                        ProviderKind::Opsgenie,
+                        KeyReference::EnvVar(format!("{id}_KEY")),
+                        Endpoint::Us,
+                    ))
+                    .unwrap();
+                })
+                .await
+        })
+    };
+    let (a, b) = (add("og"), add("og2"));
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    let registry = store.load_connections().await.unwrap();
+    let ids: Vec<&str> = registry.list().iter().map(|c| c.id.0.as_str()).collect();
+    assert_eq!(ids.len(), 2, "both updates landed: {ids:?}");
+    execute(
+        &store,
+        &format!(
+            "UPDATE {}.connection_registry SET registry = '[1]'",
+            store.schema()
+        ),
+    )
+    .await;
+    let corrupt = store.load_connections().await;
+    assert!(
+        matches!(corrupt, Err(Error::CorruptState { .. })),
+        "{corrupt:?}"
+    );
+    drop_schema(&store).await;
 }

@@ -6,9 +6,10 @@ use super::{db_message, PostgresStateStore};
 
 /// The migrations, in order. A migration, once released, never changes: a new one is added.
 /// `{schema}` stands for the store's schema.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE {schema}.destination_state (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE {schema}.destination_state (
         -- The host's destination id.
         destination      text PRIMARY KEY,
         -- Grows on every save and every claim: the compare-and-swap version and the fencing token.
@@ -28,10 +29,20 @@ const MIGRATIONS: &[(i32, &str)] = &[(
     );
     CREATE INDEX destination_state_due ON {schema}.destination_state (due_at)
         WHERE due_at IS NOT NULL;",
-)];
+    ),
+    (
+        2,
+        "-- The host's connection registry (which keys proved read-only), as one JSON document.
+    CREATE TABLE {schema}.connection_registry (
+        id         boolean PRIMARY KEY DEFAULT true CHECK (id),
+        registry   jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );",
+    ),
+];
 
 /// The newest schema version this library knows.
-const LATEST: i32 = 1;
+const LATEST: i32 = 2;
 
 impl PostgresStateStore {
     /// Creates the schema and its tables, or brings them up to date; does nothing when they are.

@@ -28,6 +28,7 @@
 
 mod leases;
 mod migrations;
+mod registry;
 
 use std::fmt;
 use std::sync::Arc;
