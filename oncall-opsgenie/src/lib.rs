@@ -42,7 +42,12 @@
 //!   are still listed.
 //! - Import notes (a team on call, a rotation left out because it ended before the window) are in
 //!   [`OnCallReport`] ([`OpsgenieProvider::on_call_report`]).
-//! - Overrides that name no person (`none`, a team) are not listed: a core override has a member.
+//! - Overrides that name no person (`none`, a team, an escalation) are listed and fetched under
+//!   reserved, reversible emails in the `.invalid` domain ([`OverrideRecipient`]:
+//!   `nobody@opsgenie.invalid`, `team.<id>@opsgenie.invalid`, `escalation.<id>@opsgenie.invalid`),
+//!   and written back as the recipient they stand for: a sync clears a person's `none` override
+//!   from the fresh region like any foreign one, a cut keeps who it is, and an override of ours
+//!   that a person set to nobody is still found. No create names one unless asked to.
 //!
 //! ## Retries and pacing
 //!
@@ -60,6 +65,7 @@ mod error;
 mod json;
 mod models;
 mod provider;
+mod recipient;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod timeline;
@@ -74,6 +80,7 @@ pub use builder::{
     MAX_CONCURRENCY,
 };
 pub use provider::OpsgenieProvider;
+pub use recipient::{OverrideRecipient, RESERVED_DOMAIN};
 pub use timeline::CHUNK_DAYS;
 
 /// Opsgenie's API base URLs.

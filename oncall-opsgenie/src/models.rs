@@ -12,6 +12,7 @@ use oncall_core::{
 use serde_json::{json, Value};
 
 use crate::json::{invalid, Node};
+use crate::OverrideRecipient;
 
 /// A rotation participant or timeline recipient that is not a person: a team, an escalation, or a
 /// kind this adapter does not know. Its role slot is imported as nobody; the name is reported.
@@ -294,14 +295,13 @@ fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
     })
 }
 
-/// Parses one override (`data` of a get, an item of a list). `None` for an override that names
-/// no person (`none`, or a team): the core's [`Span`] always has a member.
+/// Parses one override (`data` of a get, an item of a list). One that names no person (`none`, a
+/// team, an escalation) names the reserved email of its [`OverrideRecipient`]. `None` only for a
+/// recipient of a kind this adapter does not know, or whose id no email can carry.
 pub(crate) fn override_(node: &Node<'_>) -> Result<Option<Override>, Error> {
     let alias = node.field("alias")?.str()?;
-    let user = node.field("user")?;
-    let member = match user.field("type")?.str()? {
-        "user" => user.field("username")?.email()?,
-        _ => return Ok(None),
+    let Some(member) = override_recipient(&node.field("user")?)?.and_then(|r| r.email()) else {
+        return Ok(None);
     };
     let start = node.field("startDate")?.instant()?;
     let end = node.field("endDate")?.instant()?;
@@ -309,6 +309,30 @@ pub(crate) fn override_(node: &Node<'_>) -> Result<Option<Override>, Error> {
         id: OverrideId::new(alias),
         span: Span::new(start, end, member),
     }))
+}
+
+/// Who an override names: `{"type":"user","username":…}`, `{"type":"none"}`, or a team or an
+/// escalation by id. `None` for another kind (the API lists no other for overrides).
+fn override_recipient(user: &Node<'_>) -> Result<Option<OverrideRecipient>, Error> {
+    let id = || -> Result<String, Error> { Ok(user.field("id")?.str()?.to_owned()) };
+    Ok(Some(match user.field("type")?.str()? {
+        "user" => OverrideRecipient::User(user.field("username")?.email()?),
+        "none" => OverrideRecipient::Nobody,
+        "team" => OverrideRecipient::Team(id()?),
+        "escalation" => OverrideRecipient::Escalation(id()?),
+        _ => return Ok(None),
+    }))
+}
+
+/// `user` of a create or update body: the recipient `member` stands for (a user by username, or
+/// `none`, a team or an escalation for the reserved emails), so that a cut keeps who it is.
+fn user_json(member: &Email) -> Value {
+    match OverrideRecipient::from_email(member) {
+        OverrideRecipient::Nobody => json!({"type": "none"}),
+        OverrideRecipient::Team(id) => json!({"type": "team", "id": id}),
+        OverrideRecipient::Escalation(id) => json!({"type": "escalation", "id": id}),
+        _ => json!({"type": "user", "username": member.as_str()}),
+    }
 }
 
 /// The alias a create or update answers (`data.alias`).
@@ -332,8 +356,9 @@ pub(crate) fn wire_span(span: &Span) -> Span {
     Span::new(floor(span.start), floor(span.end), span.member.clone())
 }
 
-/// The body of a create: the alias, the user by username, the span, and no `rotations` field, so
-/// that the override applies to every rotation of the schedule (DESIGN §1.4).
+/// The body of a create: the alias, the user by username (a reserved email as the recipient it
+/// stands for), the span, and no `rotations` field, so that the override applies to every rotation
+/// of the schedule (DESIGN §1.4).
 pub(crate) fn create_body(span: &Span, alias: Option<&OverrideId>) -> Value {
     let mut body = update_body(span);
     if let (Some(alias), Value::Object(map)) = (alias, &mut body) {
@@ -345,7 +370,7 @@ pub(crate) fn create_body(span: &Span, alias: Option<&OverrideId>) -> Value {
 /// The body of an update: a full replace of user and span (no `rotations`: every rotation).
 pub(crate) fn update_body(span: &Span) -> Value {
     json!({
-        "user": {"type": "user", "username": span.member.as_str()},
+        "user": user_json(&span.member),
         "startDate": wire_instant(span.start),
         "endDate": wire_instant(span.end),
     })
@@ -473,5 +498,55 @@ mod tests {
         );
         assert!(update_body(&span).get("rotations").is_none());
         assert!(update_body(&span).get("alias").is_none());
+        // The reserved emails go back as the recipients they stand for.
+        for (who, user) in [
+            (OverrideRecipient::Nobody, json!({"type": "none"})),
+            (
+                OverrideRecipient::Team("t-1".into()),
+                json!({"type": "team", "id": "t-1"}),
+            ),
+            (
+                OverrideRecipient::Escalation("e-1".into()),
+                json!({"type": "escalation", "id": "e-1"}),
+            ),
+        ] {
+            let reserved = Span::new(span.start, span.end, who.email().unwrap());
+            assert_eq!(update_body(&reserved)["user"], user);
+            assert_eq!(create_body(&reserved, None)["user"], user);
+        }
+    }
+
+    #[test]
+    fn overrides_of_every_recipient_are_read() {
+        let item = |user: Value| {
+            json!({"alias": "a", "user": user, "startDate": "2025-07-01T00:00:00Z",
+                   "endDate": "2025-07-02T00:00:00Z", "rotations": []})
+        };
+        let member = |user: Value| {
+            let v = item(user);
+            override_(&Node::root(&v))
+                .unwrap()
+                .map(|o| o.span.member.to_string())
+        };
+        assert_eq!(
+            member(json!({"type": "user", "username": "Ann@Example.com"})).as_deref(),
+            Some("ann@example.com")
+        );
+        assert_eq!(
+            member(json!({"type": "none"})).as_deref(),
+            Some("nobody@opsgenie.invalid")
+        );
+        assert_eq!(
+            member(json!({"type": "team", "id": "t-1", "name": "ops"})).as_deref(),
+            Some("team.t-1@opsgenie.invalid")
+        );
+        assert_eq!(
+            member(json!({"type": "escalation", "id": "e-1"})).as_deref(),
+            Some("escalation.e-1@opsgenie.invalid")
+        );
+        assert_eq!(member(json!({"type": "schedule", "id": "s"})), None);
+        let v = item(json!({"type": "team", "name": "no id"}));
+        let e = override_(&Node::root(&v)).unwrap_err();
+        assert!(e.to_string().contains("user.id: missing"), "{e}");
     }
 }

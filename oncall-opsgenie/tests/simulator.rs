@@ -20,7 +20,7 @@ use oncall_core::{
 use oncall_opsgenie::testkit::{
     HttpFault, KeyKind, OpsgenieSimulator, PastEnd, READ_ONLY_KEY, READ_WRITE_KEY,
 };
-use oncall_opsgenie::OpsgenieProvider;
+use oncall_opsgenie::{OpsgenieProvider, OverrideRecipient};
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
@@ -576,6 +576,94 @@ async fn nothing_is_written_after_a_malformed_answer_to_a_create() {
     assert!(duplicates(&held).is_empty(), "{held:?}");
     let spans: Vec<Span> = held.iter().map(|o| o.span.clone()).collect();
     assert_eq!(spans, desired(&schedule, now()));
+}
+
+/// R2 over an override that names no person: a person's `none` override in the fresh region is
+/// a foreign override like any other, and a sync clears it.
+#[tokio::test]
+async fn a_persons_none_override_in_the_fresh_region_is_cleared() {
+    let (sim, vs) = simulator_with_schedule().await;
+    let nobody = sim
+        .insert_recipient_override(&vs, day(6), day(7), &OverrideRecipient::Nobody)
+        .unwrap();
+    let team = OverrideRecipient::Team("6c4e2b1a-0d9f-4e0a-9a4b-2f7c1d3e5a6b".into());
+    let teams = sim
+        .insert_recipient_override(&vs, day(7), day(8), &team)
+        .unwrap();
+    let listed = sim
+        .provider()
+        .list_overrides(&vs, Window::new(day(5), day(9)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|o| (o.id.clone(), OverrideRecipient::from_email(&o.span.member)))
+            .collect::<Vec<_>>(),
+        [(nobody, OverrideRecipient::Nobody), (teams, team)],
+        "listed like any override"
+    );
+    let store = InMemoryStateStore::new();
+    let schedule = host(3, 10);
+    let report = export(&sim.provider(), &schedule, &store, now()).await;
+    assert!(report.errors.is_empty(), "{report}");
+    let held: Vec<Span> = sim.overrides(&vs).iter().map(|o| o.span.clone()).collect();
+    assert_eq!(
+        held,
+        desired(&schedule, now()),
+        "R2: only the desired spans"
+    );
+}
+
+/// An override of ours that a person set to nobody is still ours: `get_override` finds it (the
+/// contract's `None` says the vendor no longer holds it, and the sync would forget it).
+#[tokio::test]
+async fn an_override_of_ours_set_to_nobody_is_still_found() {
+    let (sim, vs) = simulator_with_schedule().await;
+    let store = InMemoryStateStore::new();
+    let schedule = host(3, 10);
+    let provider = sim.provider();
+    assert!(export(&provider, &schedule, &store, now())
+        .await
+        .errors
+        .is_empty());
+    let ours = sim.overrides(&vs).pop().unwrap();
+    let nobody = OverrideRecipient::Nobody.email().unwrap();
+    let edited = Span::new(ours.span.start, ours.span.end, nobody.clone());
+    assert_eq!(
+        sim.edit_override(&vs, &ours.id, edited.clone()),
+        Some(ours.id.clone())
+    );
+    let found = provider.get_override(&vs, &ours.id).await.unwrap();
+    assert_eq!(found.map(|o| o.span), Some(edited), "found, naming nobody");
+}
+
+/// A running override of a team, cut by a sync (R2), keeps naming the team: the PUT writes back
+/// who it is, not a user.
+#[tokio::test]
+async fn a_running_team_override_is_cut_and_stays_the_teams() {
+    let (sim, vs) = simulator_with_schedule().await;
+    let team = OverrideRecipient::Team("6c4e2b1a-0d9f-4e0a-9a4b-2f7c1d3e5a6b".into());
+    let id = sim
+        .insert_recipient_override(&vs, day(2), day(4), &team)
+        .unwrap();
+    let store = InMemoryStateStore::new();
+    let report = export(&sim.provider(), &host(3, 10), &store, now()).await;
+    assert!(report.errors.is_empty(), "{report}");
+    let puts: Vec<serde_json::Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .filter_map(|r| r.body)
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(
+        puts[0]["user"],
+        serde_json::json!({"type": "team", "id": "6c4e2b1a-0d9f-4e0a-9a4b-2f7c1d3e5a6b"})
+    );
+    let cut = sim.overrides(&vs).into_iter().find(|o| o.id == id).unwrap();
+    assert_eq!(OverrideRecipient::from_email(&cut.span.member), team);
+    assert_eq!((cut.span.start, cut.span.end), (day(2), now()));
 }
 
 #[tokio::test]

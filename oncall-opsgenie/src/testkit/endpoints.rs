@@ -9,9 +9,11 @@ use super::http::{Endpoint, Incoming, Reply};
 use super::state::{user_id, State, Stored};
 use super::timeline::rotation_periods;
 use super::wire::{
-    fmt, no_override, override_json, parent_json, rotation_json, schedule_json, unprocessable,
+    fmt, no_override, override_json, parent_json, recipient_json, rotation_json, schedule_json,
+    unprocessable,
 };
 use super::{AliasTaken, PastEnd};
+use crate::OverrideRecipient;
 
 /// Answers a request for an endpoint, the schedule found at `index` (unused for the list).
 pub(super) fn route(
@@ -124,7 +126,7 @@ pub(super) fn timeline(state: &State, index: usize, incoming: &Incoming<'_>) -> 
                 .into_iter()
                 .map(|p| {
                     json!({"startDate": fmt(p.start), "endDate": fmt(p.end), "type": p.kind,
-                           "recipient": {"id": user_id(&p.member), "type": "user", "name": p.member.as_str()}})
+                           "recipient": recipient_json(&p.member)})
                 })
                 .collect();
             json!({"id": id, "name": r.name, "order": s.order.get(i).copied().unwrap_or(i as f64 + 1.0),
@@ -184,16 +186,38 @@ fn read_date(value: &Value, field: &str) -> Result<DateTime<Utc>, Reply> {
     Ok(DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_else(|| t.with_timezone(&Utc)))
 }
 
-/// The user an override names, by username or id: a user of the account, or a 422 naming `user`.
+/// Who an override names: a user of the account by username or id, `none`, or a team or an
+/// escalation by id (any id: the simulator keeps no teams), held as the reserved email of
+/// [`OverrideRecipient`]; anything else is a 422 naming `user`.
 fn read_member(state: &State, value: &Value) -> Result<Email, Reply> {
     let user = value
         .get("user")
         .ok_or_else(|| unprocessable("user", "user is required"))?;
-    if user.get("type").and_then(Value::as_str) != Some("user") {
-        return Err(unprocessable(
-            "user",
-            "the simulator takes overrides for users only",
-        ));
+    let by_id = |kind: &str| {
+        let id = user.get("id").and_then(Value::as_str).unwrap_or_default();
+        let recipient = match kind {
+            "team" => OverrideRecipient::Team(id.to_owned()),
+            _ => OverrideRecipient::Escalation(id.to_owned()),
+        };
+        recipient
+            .email()
+            .filter(|_| !id.is_empty())
+            .ok_or_else(|| unprocessable("user", format!("Invalid {kind} [{id}]")))
+    };
+    match user.get("type").and_then(Value::as_str) {
+        Some("user") => {}
+        Some("none") => {
+            return OverrideRecipient::Nobody
+                .email()
+                .ok_or_else(|| unprocessable("user", "none"))
+        }
+        Some(kind @ ("team" | "escalation")) => return by_id(kind),
+        other => {
+            return Err(unprocessable(
+                "user",
+                format!("Invalid recipient type [{}]", other.unwrap_or_default()),
+            ))
+        }
     }
     let username = user.get("username").and_then(Value::as_str);
     let id = user.get("id").and_then(Value::as_str);

@@ -22,6 +22,9 @@
 //! - Overrides: aliases unique per schedule ([`AliasTaken`]), `PUT` in place, `GET` by alias,
 //!   `DELETE`; creates that end in the past are refused; an update that ends a running override in
 //!   the past is clamped to now or refused ([`PastEnd`]). Overlaps: the last created wins.
+//!   Overrides may name nobody, a team or an escalation
+//!   ([`OpsgenieSimulator::insert_recipient_override`]; held under the reserved emails of
+//!   [`OverrideRecipient`], served as `{"type":"none"}`, `{"type":"team","id":…}`, …).
 //! - Keys: [`READ_WRITE_KEY`], [`READ_ONLY_KEY`] (writes get 403/40301), anything else 401.
 //! - Faults: the core's [`Fault`]s by [`Trigger`] (the n-th request, or the n-th write); a
 //!   [`Fault::Fail`] answers the status and body Opsgenie gives for that kind of error and changes
@@ -114,7 +117,7 @@ use oncall_core::{
 use serde_json::Value;
 use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::{OpsgenieBuilder, OpsgenieProvider};
+use crate::{OpsgenieBuilder, OpsgenieProvider, OverrideRecipient};
 use state::{State, Stored};
 
 /// The key the simulator accepts for reads and writes.
@@ -425,6 +428,23 @@ impl OpsgenieSimulator {
         if let Some(s) = lock(&self.state).schedule_mut(&schedule.0) {
             s.enabled = enabled;
         }
+    }
+
+    /// A person's override that names a recipient who is not a person (`none`, a team, an
+    /// escalation; see [`OverrideRecipient`]), over every rotation, as Opsgenie's UI makes one.
+    /// It is held, listed and fetched under the recipient's reserved email, and served on the wire
+    /// as that recipient (`{"type":"none"}`, `{"type":"team","id":…}`, …); the timeline shows it
+    /// as nobody, or as the team or escalation, on call. Returns its alias, as
+    /// [`VendorSimulator::insert_override`] does; `None` for a recipient with no reserved email.
+    pub fn insert_recipient_override(
+        &self,
+        schedule: &VendorScheduleId,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        recipient: &OverrideRecipient,
+    ) -> Option<OverrideId> {
+        let member = recipient.email()?;
+        Some(self.insert_override(schedule, Span::new(start, end, member)))
     }
 
     /// Adds a user to the account (the members of added schedules are users already). Overrides

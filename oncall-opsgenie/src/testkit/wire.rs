@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::http::Reply;
 use super::state::{user_id, SimSchedule, Stored};
 use super::UnknownSchedule;
+use crate::OverrideRecipient;
 
 pub(super) fn unknown_schedule(answer: UnknownSchedule, schedule: &str) -> Reply {
     match answer {
@@ -144,6 +145,35 @@ pub(super) fn user_json(email: &Email) -> Value {
     json!({"type": "user", "id": user_id(email), "username": email.as_str()})
 }
 
+/// Who an override names, as the vendor writes it: a user, or (for the reserved emails of
+/// [`OverrideRecipient`]) `none`, a team or an escalation.
+pub(super) fn override_user_json(member: &Email) -> Value {
+    match OverrideRecipient::from_email(member) {
+        OverrideRecipient::Nobody => json!({"type": "none"}),
+        OverrideRecipient::Team(id) => {
+            json!({"type": "team", "id": id, "name": format!("team {id}")})
+        }
+        OverrideRecipient::Escalation(id) => {
+            json!({"type": "escalation", "id": id, "name": format!("escalation {id}")})
+        }
+        _ => user_json(member),
+    }
+}
+
+/// Who is on call in a timeline period, as the vendor writes it (`name` is a user's username).
+pub(super) fn recipient_json(member: &Email) -> Value {
+    match OverrideRecipient::from_email(member) {
+        OverrideRecipient::Nobody => json!({"type": "none"}),
+        OverrideRecipient::Team(id) => {
+            json!({"type": "team", "id": id, "name": format!("team {id}")})
+        }
+        OverrideRecipient::Escalation(id) => {
+            json!({"type": "escalation", "id": id, "name": format!("escalation {id}")})
+        }
+        _ => json!({"id": user_id(member), "type": "user", "name": member.as_str()}),
+    }
+}
+
 pub(super) const WEEKDAYS: [&str; 7] = [
     "monday",
     "tuesday",
@@ -202,7 +232,7 @@ pub(super) fn override_json(s: &SimSchedule, o: &Stored) -> Value {
     json!({
         "_parent": parent_json(s),
         "alias": o.alias.as_str(),
-        "user": user_json(&o.span.member),
+        "user": override_user_json(&o.span.member),
         "startDate": fmt(o.span.start),
         "endDate": fmt(o.span.end),
         "rotations": rotations,
