@@ -51,6 +51,13 @@ const STATE_FORMAT: i32 = 1;
 /// How many connections [`PostgresStateStore::connect`] keeps open at most.
 const DEFAULT_POOL_SIZE: usize = 8;
 
+/// How long [`PostgresStateStore::connect`]'s pool waits to open (or check) a connection, unless
+/// the URL says otherwise (`connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a caller waits for a free connection of that pool.
+const POOL_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A [`StateStore`] in PostgreSQL, with the leases a [`Worker`](crate::worker::Worker) needs.
 ///
 /// Cheap to clone: clones share the pool.
@@ -74,12 +81,16 @@ impl fmt::Debug for PostgresStateStore {
 
 impl PostgresStateStore {
     /// Connects to the database at `url` (a `postgres://` URL or a `key=value` string) with a pool
-    /// of up to 8 connections, and checks that one connection works. The schema is
+    /// of up to 8 connections (waits bounded: 10 s to connect unless the URL's `connect_timeout`
+    /// says otherwise, 30 s for a free connection), and checks that one connection works. The schema is
     /// [`DEFAULT_SCHEMA`]; call [`migrate`](Self::migrate) before the first use.
     pub async fn connect(url: &str) -> Result<PostgresStateStore, Error> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Transient {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| Error::Transient {
             message: format!("invalid PostgreSQL connection string: {e}"),
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(
             config,
             tls_connector()?,
@@ -87,8 +98,14 @@ impl PostgresStateStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: a worker whose database is gone fails its step and tries again later,
+        // it never hangs.
         let pool = Pool::builder(manager)
             .max_size(DEFAULT_POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| Error::Transient {
                 message: format!("cannot build a PostgreSQL pool: {e}"),
