@@ -49,6 +49,26 @@
 //!   from the fresh region like any foreign one, a cut keeps who it is, and an override of ours
 //!   that a person set to nobody is still found. No create names one unless asked to.
 //!
+//! ## Overrides limited to some rotations
+//!
+//! A person may limit an override to some rotations (`rotations` on the wire). The core's model has
+//! no such field, so:
+//!
+//! - Every update is a full replace, and whether Opsgenie resets such an override to every rotation
+//!   on a `PUT` without `rotations` is UNCONFIRMED. The adapter therefore remembers, per schedule
+//!   and alias, the rotations of the limited overrides it (or a clone) last listed or fetched, and
+//!   sends them back with every update: a running one cut by a sync keeps its rotations, and its
+//!   past stays where it was (R1). A listing of a schedule replaces what is remembered of it. An
+//!   override named with `[]`, or with every rotation of the schedule, counts as every rotation;
+//!   telling the two apart costs one read of the schedule, only when a listing or a fetch names
+//!   rotations.
+//! - **Known limitation** (needs a change to the core's model): the sync sees a limited override as
+//!   covering every rotation. A foreign limited override in the fresh region is removed or cut like
+//!   any other, and one that equals a desired span (same start, end and person) is adopted into
+//!   the ledger as ours (R2), although it covers only its rotations; the role's other rotations then
+//!   show their own turns there. Creates never name rotations, so the sync's own overrides always
+//!   apply to every rotation.
+//!
 //! ## Retries and pacing
 //!
 //! Reads, updates and deletes are retried on 429, 5xx and timeouts with the core's backoff and
@@ -63,6 +83,7 @@ mod builder;
 mod client;
 mod error;
 mod json;
+mod limits;
 mod models;
 mod provider;
 mod recipient;

@@ -12,6 +12,7 @@ use oncall_core::{
 use serde_json::{json, Value};
 
 use crate::json::{invalid, Node};
+use crate::limits::RotationRef;
 use crate::OverrideRecipient;
 
 /// A rotation participant or timeline recipient that is not a person: a team, an escalation, or a
@@ -295,19 +296,41 @@ fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
     })
 }
 
+/// An override as Opsgenie holds it: the core's override, and the rotations it names.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HeldOverride {
+    pub held: Override,
+    /// As the vendor lists them; empty: every rotation (see [`crate::limits::limits`]).
+    pub rotations: Vec<RotationRef>,
+}
+
 /// Parses one override (`data` of a get, an item of a list). One that names no person (`none`, a
 /// team, an escalation) names the reserved email of its [`OverrideRecipient`]. `None` only for a
 /// recipient of a kind this adapter does not know, or whose id no email can carry.
-pub(crate) fn override_(node: &Node<'_>) -> Result<Option<Override>, Error> {
+pub(crate) fn override_(node: &Node<'_>) -> Result<Option<HeldOverride>, Error> {
     let alias = node.field("alias")?.str()?;
     let Some(member) = override_recipient(&node.field("user")?)?.and_then(|r| r.email()) else {
         return Ok(None);
     };
     let start = node.field("startDate")?.instant()?;
     let end = node.field("endDate")?.instant()?;
-    Ok(Some(Override {
-        id: OverrideId::new(alias),
-        span: Span::new(start, end, member),
+    let mut rotations = Vec::new();
+    for r in node.opt_items("rotations")? {
+        let text = |key: &str| -> Result<Option<String>, Error> {
+            Ok(r.opt(key)?.map(|n| n.str()).transpose()?.map(str::to_owned))
+        };
+        let (id, name) = (text("id")?, text("name")?);
+        if id.is_none() && name.is_none() {
+            return Err(invalid(r.path(), "a rotation with neither id nor name"));
+        }
+        rotations.push(RotationRef { id, name });
+    }
+    Ok(Some(HeldOverride {
+        held: Override {
+            id: OverrideId::new(alias),
+            span: Span::new(start, end, member),
+        },
+        rotations,
     }))
 }
 
@@ -360,20 +383,26 @@ pub(crate) fn wire_span(span: &Span) -> Span {
 /// stands for), the span, and no `rotations` field, so that the override applies to every rotation
 /// of the schedule (DESIGN §1.4).
 pub(crate) fn create_body(span: &Span, alias: Option<&OverrideId>) -> Value {
-    let mut body = update_body(span);
+    let mut body = update_body(span, &[]);
     if let (Some(alias), Value::Object(map)) = (alias, &mut body) {
         map.insert("alias".into(), Value::String(alias.to_string()));
     }
     body
 }
 
-/// The body of an update: a full replace of user and span (no `rotations`: every rotation).
-pub(crate) fn update_body(span: &Span) -> Value {
-    json!({
+/// The body of an update: a full replace of user and span, and the rotations of an override
+/// limited to some (none: every rotation, and the field is left out, as in a create).
+pub(crate) fn update_body(span: &Span, rotations: &[RotationRef]) -> Value {
+    let mut body = json!({
         "user": user_json(&span.member),
         "startDate": wire_instant(span.start),
         "endDate": wire_instant(span.end),
-    })
+    });
+    if let (false, Value::Object(map)) = (rotations.is_empty(), &mut body) {
+        let named = rotations.iter().map(RotationRef::json).collect();
+        map.insert("rotations".into(), Value::Array(named));
+    }
+    body
 }
 
 #[cfg(test)]
@@ -496,8 +525,16 @@ mod tests {
             json!({"alias":"oncall-sync-3f2a9c0e","user":{"type":"user","username":"alice@example.com"},
                    "startDate":"2025-07-01T06:00:00Z","endDate":"2025-07-02T06:00:00Z"})
         );
-        assert!(update_body(&span).get("rotations").is_none());
-        assert!(update_body(&span).get("alias").is_none());
+        assert!(update_body(&span, &[]).get("rotations").is_none());
+        assert!(update_body(&span, &[]).get("alias").is_none());
+        let limited = [RotationRef {
+            id: Some("r1".into()),
+            name: Some("Ops".into()),
+        }];
+        assert_eq!(
+            update_body(&span, &limited)["rotations"],
+            json!([{"id": "r1"}])
+        );
         // The reserved emails go back as the recipients they stand for.
         for (who, user) in [
             (OverrideRecipient::Nobody, json!({"type": "none"})),
@@ -511,7 +548,7 @@ mod tests {
             ),
         ] {
             let reserved = Span::new(span.start, span.end, who.email().unwrap());
-            assert_eq!(update_body(&reserved)["user"], user);
+            assert_eq!(update_body(&reserved, &[])["user"], user);
             assert_eq!(create_body(&reserved, None)["user"], user);
         }
     }
@@ -526,7 +563,7 @@ mod tests {
             let v = item(user);
             override_(&Node::root(&v))
                 .unwrap()
-                .map(|o| o.span.member.to_string())
+                .map(|o| o.held.span.member.to_string())
         };
         assert_eq!(
             member(json!({"type": "user", "username": "Ann@Example.com"})).as_deref(),

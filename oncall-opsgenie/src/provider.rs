@@ -1,6 +1,7 @@
 //! [`OpsgenieProvider`]: the core's [`Provider`] over Opsgenie's REST API v2. Translation only:
 //! every call maps to the Schedule, Schedule Rotation or Schedule Override endpoints (R10).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -17,7 +18,8 @@ use crate::builder::OpsgenieBuilder;
 use crate::client::{Client, Request};
 use crate::error::CallContext;
 use crate::json::Node;
-use crate::models::{self, WireSchedule};
+use crate::limits::{limits, RotationMemory, RotationRef};
+use crate::models::{self, HeldOverride, WireSchedule};
 use crate::timeline::{chunks, interval_days, role_timelines, rotation_order};
 use crate::{Note, OnCallReport, ScheduleDetails};
 
@@ -33,6 +35,8 @@ const CUT_RESENDS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct OpsgenieProvider {
     client: Arc<Client>,
+    /// Rotations of the limited overrides last listed or fetched, shared by clones.
+    rotations: Arc<RotationMemory>,
 }
 
 impl OpsgenieProvider {
@@ -44,6 +48,7 @@ impl OpsgenieProvider {
     pub(crate) fn from_client(client: Client) -> OpsgenieProvider {
         OpsgenieProvider {
             client: Arc::new(client),
+            rotations: Arc::new(RotationMemory::default()),
         }
     }
 
@@ -281,8 +286,65 @@ impl OpsgenieProvider {
     ) -> Result<(), Error> {
         let mut request =
             Self::override_request(Method::PUT, schedule, Some(id), Some(&span.member));
-        request.body = Some(models::update_body(span));
+        // A full replace: an override limited to some rotations keeps them (see `limits`).
+        let rotations = self.rotations.of(&schedule.0, id);
+        request.body = Some(models::update_body(span, &rotations));
         self.client.send(&request).await.map(|_| ())
+    }
+
+    /// `GET …/overrides/{alias}`, remembering the rotations of a limited override.
+    async fn fetch_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Option<Override>, Error> {
+        let request = Self::override_request(Method::GET, schedule, Some(id), None);
+        let held = match self.client.send(&request).await {
+            Ok(answer) => models::override_(&Node::root(&answer).field("data")?)?,
+            Err(Error::NotFound {
+                resource: Resource::Override(_),
+                ..
+            }) => None,
+            Err(e) => return Err(e),
+        };
+        let limited = self.limited(schedule, held.iter()).await?;
+        self.rotations
+            .fetched(&schedule.0, id, limited.into_values().next());
+        Ok(held.map(|h| h.held))
+    }
+
+    /// `GET …/overrides`: every override the schedule holds (Opsgenie has no window parameter),
+    /// remembering the rotations of the limited ones.
+    async fn fetch_overrides(&self, schedule: &VendorScheduleId) -> Result<Vec<Override>, Error> {
+        let request = Self::override_request(Method::GET, schedule, None, None);
+        let answer = self.client.send(&request).await?;
+        let mut held = Vec::new();
+        for node in Node::root(&answer).field("data")?.items()? {
+            held.extend(models::override_(&node)?);
+        }
+        let limited = self.limited(schedule, held.iter()).await?;
+        self.rotations.listed(&schedule.0, limited);
+        Ok(held.into_iter().map(|h| h.held).collect())
+    }
+
+    /// The overrides among `held` that are limited to some rotations, with those rotations. Only
+    /// when one names rotations is the schedule read, to tell a list of every rotation (which
+    /// limits nothing) from a real limit.
+    async fn limited<'a>(
+        &self,
+        schedule: &VendorScheduleId,
+        held: impl Iterator<Item = &'a HeldOverride>,
+    ) -> Result<HashMap<OverrideId, Vec<RotationRef>>, Error> {
+        let named: Vec<&HeldOverride> = held.filter(|h| !h.rotations.is_empty()).collect();
+        if named.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let all = self.get_schedule(schedule).await?.rotations;
+        Ok(named
+            .into_iter()
+            .filter(|h| limits(&h.rotations, &all))
+            .map(|h| (h.held.id.clone(), h.rotations.clone()))
+            .collect())
     }
 
     /// Whether `span` ends a running override at or before the vendor's now, as far as its last
@@ -382,24 +444,13 @@ impl Provider for OpsgenieProvider {
         schedule: &VendorScheduleId,
         id: &OverrideId,
     ) -> Result<Option<Override>, Error> {
-        self.scrubbed(
-            async {
-                let request = Self::override_request(Method::GET, schedule, Some(id), None);
-                match self.client.send(&request).await {
-                    Ok(answer) => models::override_(&Node::root(&answer).field("data")?),
-                    Err(Error::NotFound {
-                        resource: Resource::Override(_),
-                        ..
-                    }) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
-            .await,
-        )
+        self.scrubbed(async { self.fetch_override(schedule, id).await }.await)
     }
 
     /// `GET …/overrides` (Opsgenie has no window parameter), kept where they overlap `window`.
-    /// Overrides that name no person (`none`, a team) are left out: the core cannot hold them.
+    /// Overrides that name no person are listed under their reserved emails
+    /// ([`OverrideRecipient`](crate::OverrideRecipient)); the rotations of those limited to some
+    /// are remembered for their updates.
     async fn list_overrides(
         &self,
         schedule: &VendorScheduleId,
@@ -407,16 +458,8 @@ impl Provider for OpsgenieProvider {
     ) -> Result<Vec<Override>, Error> {
         self.scrubbed(
             async {
-                let request = Self::override_request(Method::GET, schedule, None, None);
-                let answer = self.client.send(&request).await?;
-                let mut overrides = Vec::new();
-                for node in Node::root(&answer).field("data")?.items()? {
-                    if let Some(o) = models::override_(&node)? {
-                        if o.span.overlaps(window.start(), window.end()) {
-                            overrides.push(o);
-                        }
-                    }
-                }
+                let mut overrides = self.fetch_overrides(schedule).await?;
+                overrides.retain(|o| o.span.overlaps(window.start(), window.end()));
                 overrides.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.id.cmp(&b.id)));
                 Ok(overrides)
             }
@@ -457,7 +500,9 @@ impl Provider for OpsgenieProvider {
         )
     }
 
-    /// `PUT …/overrides/{alias}`: a full replace of person and span (no `rotations`: every rotation).
+    /// `PUT …/overrides/{alias}`: a full replace of person and span. An override limited to some
+    /// rotations, as this provider or a clone last listed or fetched it, keeps them (they are sent
+    /// back); any other is sent without `rotations` (every rotation).
     ///
     /// Ending a running override at or before the vendor's now: whether Opsgenie clamps such an
     /// end to its now, keeps it in its past, or refuses it is UNCONFIRMED. The safe reading: send

@@ -79,6 +79,16 @@ async fn forbid_everything_else(server: &MockServer) {
         .await;
 }
 
+/// `GET /v2/schedules/{S1}`: read when a listed or fetched override names rotations, to tell an
+/// override of every rotation from one limited to some.
+async fn mount_schedule(server: &MockServer) {
+    call("GET", &format!("/v2/schedules/{S1}"))
+        .and(query_param("identifierType", "id"))
+        .respond_with(answer(200, "get_schedule.json").insert_header("Date", BEFORE))
+        .mount(server)
+        .await;
+}
+
 fn provider_with(server: &MockServer, concurrency: usize, timeout: Duration) -> OpsgenieProvider {
     OpsgenieProvider::builder()
         .with_base_url(server.uri())
@@ -326,6 +336,7 @@ async fn imports_the_final_timeline_joined_and_clipped() {
 #[tokio::test]
 async fn lists_overrides_overlapping_the_window_whole_and_sorted() {
     let server = MockServer::start().await;
+    mount_schedule(&server).await;
     override_call("GET", None)
         .respond_with(answer(200, "overrides.json"))
         .mount(&server)
@@ -378,6 +389,7 @@ async fn lists_overrides_overlapping_the_window_whole_and_sorted() {
 #[tokio::test]
 async fn looks_up_an_override_by_alias() {
     let server = MockServer::start().await;
+    mount_schedule(&server).await;
     override_call("GET", Some(ALIAS))
         .respond_with(answer(200, "get_override.json"))
         .mount(&server)
@@ -483,6 +495,114 @@ async fn updates_in_place_with_a_full_replace() {
         .await
         .unwrap();
     assert_eq!((updated.id.as_str(), updated.span), (ALIAS, to));
+}
+
+/// An update is a full replace: an override a person limited to some rotations gets them back
+/// with it (whether a PUT without them resets it to every rotation is UNCONFIRMED); one of every
+/// rotation (`[]`, or a list of all of the schedule's rotations) is sent without the field.
+#[tokio::test]
+async fn updates_send_back_the_rotations_of_a_limited_override() {
+    let server = MockServer::start().await;
+    mount_schedule(&server).await;
+    // Every answer carries the vendor's clock before the spans: none of the updates is a cut.
+    override_call("GET", None)
+        .respond_with(answer(200, "overrides.json").insert_header("Date", BEFORE))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let every: Vec<Value> = [
+        ("b073c102-ecd5-4a6f-acf2-443280074c33", "Ops"),
+        (
+            "06af48dc-0496-43ea-bae7-77b96e77ff76",
+            "Dev 2020-06-24 to 2020-12-23",
+        ),
+        ("69e7d46d-538e-4fca-95d0-5c316a54424e", "On Call Phone"),
+    ]
+    .iter()
+    .map(|(id, name)| json!({"id": id, "name": name}))
+    .collect();
+    override_call("GET", Some("every-rotation"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Date", BEFORE)
+                .set_body_json(json!({"data": {
+            "alias": "every-rotation", "user": {"type": "user", "username": "cat@example.com"},
+            "startDate": "2025-07-04T06:00:00Z", "endDate": "2025-07-05T06:00:00Z",
+            "rotations": every}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let limited = "2d3a8b8e-6c1f-4a55-9a2e-11c8e0c0a5f0";
+    write_call("PUT", Some(limited))
+        .and(body_json(json!({
+            "user": {"type": "user", "username": "bob@example.com"},
+            "startDate": "2025-07-01T06:00:00Z",
+            "endDate": "2025-07-01T10:00:00Z",
+            "rotations": [{"id": "b073c102-ecd5-4a6f-acf2-443280074c33"}]
+        })))
+        .respond_with(answer(200, "update_override.json").insert_header("Date", BEFORE))
+        .expect(1)
+        .mount(&server)
+        .await;
+    for (alias, who) in [
+        (ALIAS, "alice@example.com"),
+        ("every-rotation", "cat@example.com"),
+    ] {
+        write_call("PUT", Some(alias))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"user": {"username": who}}),
+            ))
+            .and(|r: &wiremock::Request| {
+                r.body_json::<Value>()
+                    .is_ok_and(|b| b.get("rotations").is_none())
+            })
+            .respond_with(answer(200, "update_override.json").insert_header("Date", BEFORE))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    forbid_everything_else(&server).await;
+    let p = provider(&server);
+    let window = Window::new(t("2025-07-01T00:00:00Z"), t("2025-07-04T00:00:00Z")).unwrap();
+    p.list_overrides(&s1(), window).await.unwrap();
+    p.get_override(&s1(), &OverrideId::new("every-rotation"))
+        .await
+        .unwrap()
+        .unwrap();
+    // A clone shares what the provider learnt.
+    let clone = p.clone();
+    for (alias, to) in [
+        (
+            limited,
+            span(
+                "2025-07-01T06:00:00Z",
+                "2025-07-01T10:00:00Z",
+                "bob@example.com",
+            ),
+        ),
+        (
+            ALIAS,
+            span(
+                "2025-07-02T06:00:00Z",
+                "2025-07-03T09:00:00Z",
+                "alice@example.com",
+            ),
+        ),
+        (
+            "every-rotation",
+            span(
+                "2025-07-04T06:00:00Z",
+                "2025-07-05T09:00:00Z",
+                "cat@example.com",
+            ),
+        ),
+    ] {
+        clone
+            .update_override(&s1(), &OverrideId::new(alias), &to)
+            .await
+            .unwrap();
+    }
 }
 
 /// Ending a running override in the vendor's past: whether Opsgenie clamps, keeps or refuses such an
@@ -662,6 +782,7 @@ async fn refusals_are_typed_and_never_retried() {
 #[tokio::test]
 async fn a_read_only_key_stops_the_rest_of_a_batch() {
     let server = MockServer::start().await;
+    mount_schedule(&server).await;
     override_call("GET", None)
         .respond_with(answer(200, "overrides.json"))
         .expect(1)
@@ -709,8 +830,9 @@ async fn a_read_only_key_stops_the_rest_of_a_batch() {
         .contains("not sent"));
     assert_eq!(
         requests(&server).await,
-        2,
-        "R8: the read, one refusal, nothing retried or sent after it"
+        3,
+        "R8: the reads (overrides, and the schedule for the rotations one names), one refusal, \
+         nothing retried or sent after it"
     );
 }
 
@@ -823,6 +945,7 @@ fn throttled() -> ResponseTemplate {
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried_where_safe() {
     let server = MockServer::start().await;
+    mount_schedule(&server).await;
     // A read: one 429 (the 60 s period is capped by the policy's 5 ms), one 503, then the answer.
     override_call("GET", None)
         .respond_with(throttled())
@@ -917,7 +1040,9 @@ async fn rate_limits_and_server_errors_are_retried_where_safe() {
             .count()
     };
     assert_eq!(
-        log.iter().filter(|r| r.method.as_str() == "GET").count(),
+        log.iter()
+            .filter(|r| r.method.as_str() == "GET" && r.url.path().ends_with("/overrides"))
+            .count(),
         3,
         "429, 503, 200"
     );
@@ -1049,6 +1174,7 @@ async fn an_answer_that_echoes_the_key_leaves_no_trace_of_it_in_errors() {
 #[tokio::test]
 async fn the_key_is_sent_only_in_the_authorization_header() {
     let server = MockServer::start().await;
+    mount_schedule(&server).await;
     override_call("GET", None)
         .respond_with(answer(200, "overrides.json"))
         .mount(&server)

@@ -666,6 +666,52 @@ async fn a_running_team_override_is_cut_and_stays_the_teams() {
     assert_eq!((cut.span.start, cut.span.end), (day(2), now()));
 }
 
+/// R1 for an override a person limited to one rotation: a sync that cuts it while it runs (R2)
+/// keeps its rotations, so its past stays where it was. (A PUT without `rotations` may reset it to
+/// every rotation: UNCONFIRMED; the simulator does, and the past would then change.)
+#[tokio::test]
+async fn a_running_override_limited_to_one_rotation_keeps_its_rotations_and_past_when_cut() {
+    let (sim, vs) = simulator_with_schedule().await;
+    let start = NaiveDate::from_ymd_opt(2024, 1, 1)
+        .unwrap()
+        .and_hms_opt(9, 0, 0)
+        .unwrap();
+    let secondary = Rotation::new(
+        "secondary",
+        RotationUnit::Weekly,
+        1,
+        start,
+        vec![Participant::Member(email("cat"))],
+    );
+    sim.add_schedule(VendorSchedule {
+        rotations: vec![daily_schedule("VS").rotations[0].clone(), secondary],
+        ..daily_schedule("VS")
+    });
+    let rotations = sim.rotation_ids(&vs);
+    let limited = vec![rotations[1].clone()];
+    let id =
+        sim.insert_override_for_rotations(&vs, Span::new(day(2), day(5), email("eve")), &limited);
+    let provider = sim.provider();
+    let past = Window::new(day(1), now()).unwrap();
+    let before = provider.on_call(&vs, past).await.unwrap();
+    let store = InMemoryStateStore::new();
+    let report = export(&provider, &host(3, 10), &store, now()).await;
+    assert!(report.errors.is_empty(), "{report}");
+    let cut = sim.overrides(&vs).into_iter().find(|o| o.id == id).unwrap();
+    assert_eq!(
+        (cut.span.start, cut.span.end),
+        (day(2), now()),
+        "cut at now"
+    );
+    assert_eq!(
+        sim.override_rotations(&vs, &id),
+        Some(Some(limited)),
+        "the cut keeps its rotations"
+    );
+    let after = provider.on_call(&vs, past).await.unwrap();
+    assert_eq!(after, before, "R1: the past of every rotation is as it was");
+}
+
 #[tokio::test]
 async fn lost_and_dropped_creates_are_not_sent_twice() {
     let (sim, vs) = simulator_with_schedule().await;

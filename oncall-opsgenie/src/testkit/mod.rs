@@ -22,7 +22,10 @@
 //! - Overrides: aliases unique per schedule ([`AliasTaken`]), `PUT` in place, `GET` by alias,
 //!   `DELETE`; creates that end in the past are refused; an update that ends a running override in
 //!   the past is clamped to now or refused ([`PastEnd`]). Overlaps: the last created wins.
-//!   Overrides may name nobody, a team or an escalation
+//!   Overrides may be limited to some rotations
+//!   ([`OpsgenieSimulator::insert_override_for_rotations`]; a `PUT` without `rotations` resets one
+//!   to every rotation, the UNCONFIRMED reading that puts history at risk), and may name nobody, a
+//!   team or an escalation
 //!   ([`OpsgenieSimulator::insert_recipient_override`]; held under the reserved emails of
 //!   [`OverrideRecipient`], served as `{"type":"none"}`, `{"type":"team","id":…}`, …).
 //! - Keys: [`READ_WRITE_KEY`], [`READ_ONLY_KEY`] (writes get 403/40301), anything else 401.
@@ -445,6 +448,53 @@ impl OpsgenieSimulator {
     ) -> Option<OverrideId> {
         let member = recipient.email()?;
         Some(self.insert_override(schedule, Span::new(start, end, member)))
+    }
+
+    /// The ids of a schedule's rotations, in the order given to
+    /// [`VendorSimulator::add_schedule`] (`<schedule id>-rotation-<n>`, from 1).
+    pub fn rotation_ids(&self, schedule: &VendorScheduleId) -> Vec<String> {
+        lock(&self.state)
+            .schedule(&schedule.0)
+            .map(|s| {
+                (0..s.config.rotations.len())
+                    .map(|i| s.rotation_id(i))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A person's override limited to some of the schedule's rotations (ids from
+    /// [`Self::rotation_ids`], or rotation names), as Opsgenie's UI makes one: the timeline shows
+    /// it in those rotations only. Returns its alias, as [`VendorSimulator::insert_override`] does.
+    ///
+    /// What a `PUT` without `rotations` does to such an override is UNCONFIRMED; the simulator
+    /// takes the reading that puts history at risk: the override then applies to every rotation.
+    pub fn insert_override_for_rotations(
+        &self,
+        schedule: &VendorScheduleId,
+        span: Span,
+        rotations: &[String],
+    ) -> OverrideId {
+        let id = self.insert_override(schedule, span);
+        if let Some(s) = lock(&self.state).schedule_mut(&schedule.0) {
+            if let Some(i) = s.find(id.as_str()) {
+                s.overrides[i].rotations = Some(rotations.to_vec());
+            }
+        }
+        id
+    }
+
+    /// The rotations an override is limited to (`Some(None)`: every rotation); `None` when the
+    /// schedule holds no override of that alias.
+    pub fn override_rotations(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Option<Option<Vec<String>>> {
+        let state = lock(&self.state);
+        let s = state.schedule(&schedule.0)?;
+        let i = s.find(id.as_str())?;
+        Some(s.overrides[i].rotations.clone())
     }
 
     /// Adds a user to the account (the members of added schedules are users already). Overrides
