@@ -64,8 +64,6 @@ pub(crate) struct TimelineRotation {
 pub(crate) struct TimelinePeriod {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    /// `historical`, `default`, `override`, ...
-    pub kind: String,
     pub recipient: Recipient,
 }
 
@@ -275,10 +273,8 @@ pub(crate) fn timeline(root: &Node<'_>) -> Result<Vec<TimelineRotation>, Error> 
 fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
     let start = node.field("startDate")?.instant()?;
     let end = node.field("endDate")?.instant()?;
-    let kind = match node.opt("type")? {
-        Some(k) => k.str()?.to_owned(),
-        None => String::new(),
-    };
+    // The period's `type` (`historical`, `default`, `override`, ...) is not needed: pieces split
+    // at the request instant are joined by their instant, whatever their types.
     let recipient = match node.opt("recipient")? {
         None => Recipient::Nobody,
         Some(r) => match r.field("type")?.str()? {
@@ -291,7 +287,6 @@ fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
     Ok(TimelinePeriod {
         start,
         end,
-        kind,
         recipient,
     })
 }

@@ -121,8 +121,9 @@ impl OpsgenieProvider {
     ///
     /// Reads the schedule (for the rotations' start and end) and its timeline in chunks of
     /// [`CHUNK_DAYS`](crate::CHUNK_DAYS) days. Periods are the vendor's `finalTimeline`: overrides
-    /// as the vendor applied them to each rotation, the `historical` and `default` parts of a
-    /// shift split at the request instant joined again, clipped to the window.
+    /// as the vendor applied them to each rotation, the pieces of one person's period split at the
+    /// request instant (`historical` then `default`, or an override's two parts: an instant with a
+    /// fraction of a second) joined again, clipped to the window.
     pub async fn on_call_report(
         &self,
         schedule: &VendorScheduleId,

@@ -69,8 +69,8 @@ struct Gathered {
     order: Option<f64>,
     /// Position of first sight (chunk, index): the tie-break after `order`.
     seen: (usize, usize),
-    /// Clipped periods: start, end, member, kind.
-    periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email, String)>,
+    /// Clipped periods: start, end, member.
+    periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)>,
 }
 
 /// Builds one [`RoleTimeline`] per rotation that covers `window`, in timeline order, from the
@@ -134,10 +134,7 @@ fn collect_periods(
             continue;
         }
         match &p.recipient {
-            Recipient::User(email) => {
-                into.periods
-                    .push((start, end, email.clone(), p.kind.clone()))
-            }
+            Recipient::User(email) => into.periods.push((start, end, email.clone())),
             Recipient::Nobody => {}
             Recipient::Other(who) => {
                 let note = Note::NonUserOnCall {
@@ -174,34 +171,35 @@ fn covers_window(
     covers
 }
 
-/// Sorts the periods and makes them disjoint, joining the pieces the wire split: a `historical`
-/// period and the `default` one that continues it at the request instant (fractions of a second
-/// and all), and a period cut at a chunk boundary. Handoffs between turns stay as they are.
+/// Sorts the periods and makes them disjoint, joining the pieces the wire split: neighbours of one
+/// person that meet at an instant with a fraction of a second (the request instant, where the
+/// vendor splits a turn into `historical` and `default`, and perhaps an override too: whatever the
+/// period types, as nothing else the vendor keeps has fractions), and a period cut at a chunk
+/// boundary. Handoffs between turns, at whole seconds, stay as they are.
 fn joined(
-    mut periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email, String)>,
+    mut periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)>,
     cuts: &[DateTime<Utc>],
 ) -> Vec<OnCallPeriod> {
     periods.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut out: Vec<(OnCallPeriod, String)> = Vec::with_capacity(periods.len());
-    for (start, end, member, kind) in periods {
-        let Some((last, last_kind)) = out.last_mut() else {
-            out.push((OnCallPeriod { start, end, member }, kind));
+    let mut out: Vec<OnCallPeriod> = Vec::with_capacity(periods.len());
+    for (start, end, member) in periods {
+        let Some(last) = out.last_mut() else {
+            out.push(OnCallPeriod { start, end, member });
             continue;
         };
-        let split = last_kind == "historical" && kind == "default";
-        if last.end == start && last.member == member && (split || cuts.contains(&start)) {
+        let split = start.timestamp_subsec_nanos() != 0 || cuts.contains(&start);
+        if last.end == start && last.member == member && split {
             last.end = end;
-            *last_kind = kind;
             continue;
         }
         // The vendor's final timeline does not overlap itself; if it ever did, the earlier
         // period keeps its end and the later one starts after it.
         let start = start.max(last.end);
         if start < end {
-            out.push((OnCallPeriod { start, end, member }, kind));
+            out.push(OnCallPeriod { start, end, member });
         }
     }
-    out.into_iter().map(|(p, _)| p).collect()
+    out
 }
 
 #[cfg(test)]
@@ -219,16 +217,17 @@ mod tests {
         Recipient::User(Email::parse(&format!("{name}@example.com")).unwrap())
     }
 
+    /// A period as the wire gives it; `_kind` (`historical`, `default`, `override`) only says
+    /// what the vendor would label it.
     fn period(
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        kind: &str,
+        _kind: &str,
         who: Recipient,
     ) -> TimelinePeriod {
         TimelinePeriod {
             start,
             end,
-            kind: kind.into(),
             recipient: who,
         }
     }
@@ -292,6 +291,42 @@ mod tests {
                 kind: "team".into(),
                 name: "support_team".into()
             }]
+        );
+    }
+
+    #[test]
+    fn pieces_split_at_an_instant_with_milliseconds_join_whatever_their_type() {
+        // An override split at the request instant (UNCONFIRMED whether the vendor does), a turn
+        // split historical/default, and a change of person at a whole second, which stays.
+        let split = t(12, 0, 0, 401);
+        let rotation = TimelineRotation {
+            id: "r".into(),
+            name: "Ops".into(),
+            order: Some(1.0),
+            periods: vec![
+                period(t(10, 0, 0, 0), split, "override", user("eve")),
+                period(split, t(14, 0, 0, 0), "override", user("eve")),
+                period(t(14, 0, 0, 0), t(16, 0, 0, 0), "default", user("ann")),
+                period(t(16, 0, 0, 0), t(16, 30, 0, 250), "historical", user("bob")),
+                period(t(16, 30, 0, 250), t(18, 0, 0, 0), "default", user("bob")),
+                period(t(18, 0, 0, 0), t(20, 0, 0, 0), "override", user("bob")),
+            ],
+        };
+        let window = Window::new(t(9, 0, 0, 0), t(21, 0, 0, 0)).unwrap();
+        let roles = role_timelines(&[(window, vec![rotation])], &[], window, &mut Vec::new());
+        let got: Vec<_> = roles[0]
+            .periods
+            .iter()
+            .map(|p| (p.start, p.end, p.member.as_str().to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (t(10, 0, 0, 0), t(14, 0, 0, 0), "eve@example.com".into()),
+                (t(14, 0, 0, 0), t(16, 0, 0, 0), "ann@example.com".into()),
+                (t(16, 0, 0, 0), t(18, 0, 0, 0), "bob@example.com".into()),
+                (t(18, 0, 0, 0), t(20, 0, 0, 0), "bob@example.com".into()),
+            ]
         );
     }
 

@@ -392,6 +392,50 @@ async fn an_import_across_dst_merges_two_rotations_and_an_override() {
     );
 }
 
+/// An override running at the vendor's clock: the timeline splits it there, at an instant with
+/// milliseconds (as it splits turns; UNCONFIRMED for overrides, on in the simulator). The import
+/// joins the pieces: shifts stay whole seconds, so `import_schedule` succeeds, and the override is
+/// one shift.
+#[tokio::test]
+async fn an_import_joins_an_override_split_at_the_request_instant() {
+    let (sim, vs) = simulator_with_schedule().await;
+    sim.set_split_overrides(true);
+    // now() is 12:00 on day 3: eve's override runs from 10:00 to 14:00.
+    let (from, to) = (now() - TimeDelta::hours(2), now() + TimeDelta::hours(2));
+    sim.insert_override(&vs, Span::new(from, to, email("eve")));
+    let provider = sim.provider();
+    let window = Window::new(day(3), day(4)).unwrap();
+    let timeline = provider.on_call(&vs, window).await.unwrap();
+    let periods: Vec<_> = timeline[0]
+        .periods
+        .iter()
+        .map(|p| (p.start, p.end, p.member.clone()))
+        .collect();
+    assert_eq!(
+        periods,
+        [
+            (day(3), from, email("bob")),
+            (from, to, email("eve")),
+            (to, day(4), email("bob")),
+        ],
+        "one period for the override, whole seconds"
+    );
+    let rota = import_schedule(&provider, &vs, window).await.unwrap();
+    let got: Vec<_> = rota
+        .shifts()
+        .iter()
+        .map(|s| (s.start, s.end, s.assignees[0].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (day(3), from, Some(email("bob"))),
+            (from, to, Some(email("eve"))),
+            (to, day(4), Some(email("bob"))),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn rotations_come_in_timeline_order_not_array_order() {
     let (sim, vs) = simulator_with_schedule().await;

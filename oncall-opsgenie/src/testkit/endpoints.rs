@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::http::{Endpoint, Incoming, Reply};
 use super::state::{user_id, State, Stored};
-use super::timeline::rotation_periods;
+use super::timeline::{rotation_periods, Split};
 use super::wire::{
     fmt, no_override, override_json, parent_json, recipient_json, rotation_json, schedule_json,
     unprocessable,
@@ -81,8 +81,8 @@ pub(super) fn list_schedules(state: &State, incoming: &Incoming<'_>) -> Reply {
 }
 
 /// `GET /v2/schedules/{id}/timeline`: the window starts at local midnight of `date` (observed) and
-/// runs `interval` `intervalUnit`s; turns split at the simulator's now plus 401 ms (the vendor's
-/// split has milliseconds, reference §2.5).
+/// runs `interval` `intervalUnit`s; turns (and, unless turned off, override periods) split at the
+/// simulator's now plus 401 ms (the vendor's split has milliseconds, reference §2.5).
 pub(super) fn timeline(state: &State, index: usize, incoming: &Incoming<'_>) -> Reply {
     let s = &state.schedules[index];
     let zone = s.config.zone;
@@ -109,7 +109,10 @@ pub(super) fn timeline(state: &State, index: usize, incoming: &Incoming<'_>) -> 
     let Some(window) = end_day.and_then(|e| Window::new(midnight(day), midnight(e)).ok()) else {
         return unprocessable("date", "the window is out of range");
     };
-    let split = state.now + TimeDelta::milliseconds(401);
+    let split = Split {
+        at: state.now + TimeDelta::milliseconds(401),
+        overrides: state.split_overrides,
+    };
     let rotations: Vec<Value> = s
         .config
         .rotations

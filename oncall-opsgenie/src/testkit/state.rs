@@ -94,6 +94,8 @@ pub(crate) struct State {
     pub past_end: PastEnd,
     pub alias_taken: AliasTaken,
     pub unknown_schedule: UnknownSchedule,
+    /// Whether the timeline splits override periods at the request instant too.
+    pub split_overrides: bool,
     /// Requests counted on arrival (by wiremock's matcher) and not yet answered (by its
     /// responder), by fingerprint, first come first served.
     pub arrived: HashMap<Fingerprint, VecDeque<Arrival>>,
@@ -125,6 +127,7 @@ impl State {
             past_end: PastEnd::Clamp,
             alias_taken: AliasTaken::Conflict409,
             unknown_schedule: UnknownSchedule::Forbidden,
+            split_overrides: true,
             arrived: HashMap::new(),
             logged: 0,
             cleared: 0,

@@ -18,6 +18,14 @@ pub(crate) struct SimPeriod {
     pub member: Email,
 }
 
+/// Where the timeline splits periods: the request instant (with milliseconds), and whether
+/// override periods are split there too, or only the rotation's turns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Split {
+    pub at: DateTime<Utc>,
+    pub overrides: bool,
+}
+
 /// Where a stretch of the timeline comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -38,7 +46,7 @@ pub(crate) fn rotation_periods(
     zone: Tz,
     overrides: &[&Stored],
     window: Window,
-    split: DateTime<Utc>,
+    split: Split,
 ) -> Vec<SimPeriod> {
     let margin = TimeDelta::days(8);
     let wide = match (
@@ -51,12 +59,24 @@ pub(crate) fn rotation_periods(
     let turns = expand_rotation(rotation, zone, wide).unwrap_or_default();
     let active = active_windows(rotation, zone, wide);
     let stretches = paint(&turns, &active, overrides, wide);
+    let split_overrides = split.overrides;
+    let split = split.at;
     let mut out = Vec::new();
     for (start, end, source, member) in stretches {
         if end <= window.start() || start >= window.end() {
             continue;
         }
         match source {
+            Source::Override(_) if split_overrides && start < split && split < end => {
+                for (start, end) in [(start, split), (split, end)] {
+                    out.push(SimPeriod {
+                        start,
+                        end,
+                        kind: "override",
+                        member: member.clone(),
+                    });
+                }
+            }
             Source::Override(_) => out.push(SimPeriod {
                 start,
                 end,
@@ -207,7 +227,11 @@ mod tests {
         };
         let split = t(1, 12) + TimeDelta::milliseconds(401);
         let window = Window::new(t(1, 0), t(4, 0)).unwrap();
-        let got: Vec<_> = rotation_periods(&rotation, chrono_tz::UTC, &[&o], window, split)
+        let at = Split {
+            at: split,
+            overrides: true,
+        };
+        let got: Vec<_> = rotation_periods(&rotation, chrono_tz::UTC, &[&o], window, at)
             .into_iter()
             .map(|p| (p.start, p.end, p.kind, p.member.as_str().to_owned()))
             .collect();
