@@ -535,3 +535,111 @@ async fn a_copy_a_person_already_changed_into_the_planned_change_is_adopted() {
     assert_eq!(report.write_calls, 0, "{report}");
     assert!(f.ledger().iter().any(|l| l.id == day8 && l.span == bob));
 }
+
+/// Host and vendor members, plus one the host knows and the vendor does not.
+fn with_stranger(shifts: Vec<Shift>) -> Schedule {
+    let mut people = members();
+    people.push(oncall_sync::Member::new(email("zed"), "Zed"));
+    Schedule::new(
+        ScheduleId("host".into()),
+        chrono_tz::UTC,
+        vec!["primary".into()],
+        people,
+        shifts,
+    )
+    .unwrap()
+}
+
+/// R5 amended, on a vendor that updates in place: a stale override of ours in the fresh region
+/// changed into a span whose member the vendor does not know fails alone; the mark passes it.
+#[tokio::test]
+async fn an_update_to_a_member_the_vendor_does_not_know_does_not_hold_the_mark() {
+    let f = Fixture::new(Vendor::OpsgenieLike, at(3, 12));
+    f.provider.refuse_creates_starting_at(
+        day(7),
+        Error::Rejected {
+            message: "refused".into(),
+        },
+    );
+    let mut host = with_stranger(shifts(3, 11));
+    assert_eq!(f.sync(&host, at(3, 12)).await.status, SyncStatus::Partial);
+    assert_eq!(f.high_water(), Some(day(7)));
+    f.provider.clear_faults();
+    host.replace_assignee(RoleIndex::PRIMARY, day(9), Some(email("zed")))
+        .unwrap();
+    let report = f.sync(&host, at(3, 13)).await;
+    assert_eq!(report.status, SyncStatus::Partial, "{report}");
+    assert!(
+        report
+            .errors
+            .iter()
+            .all(|e| matches!(e.error, Error::UnknownMember { .. })),
+        "{report}"
+    );
+    assert_eq!(f.high_water(), Some(day(11)), "{report}");
+    // R4 all the same: the ledger's override of day 9 is gone, the vendor's rotation shows there.
+    assert!(
+        f.vendor_overrides()
+            .iter()
+            .all(|o| !o.span.overlaps(day(9), day(10))),
+        "{:?}",
+        f.vendor_overrides()
+    );
+}
+
+/// R3 with a cut of ours: after a sync cuts our running override (the host left the role empty),
+/// a person stretches that override on by hand. It is theirs now: the next sync leaves it alone
+/// instead of taking it back by its alias and cutting it again.
+#[tokio::test]
+async fn a_cut_of_ours_that_a_person_stretches_on_is_theirs() {
+    let f = Fixture::new(Vendor::OpsgenieLike, at(3, 12));
+    let mut host = schedule(3, 11);
+    assert_eq!(f.sync(&host, at(3, 12)).await.status, SyncStatus::Ok);
+    // Day 3 was written from now, when it was running.
+    let day3 = alias_for(&f.destination.id, at(3, 12));
+    host.replace_assignee(RoleIndex::PRIMARY, day(3), None)
+        .unwrap();
+    let cut = f.sync(&host, at(3, 13)).await;
+    assert_eq!(cut.write_calls, 1, "{cut}");
+    let stretched = Span::new(at(3, 12), at(3, 18), email(PEOPLE[3]));
+    f.provider
+        .edit_override(&f.vs(), &day3, stretched.clone())
+        .unwrap();
+    let report = f.sync(&host, at(3, 13) + TimeDelta::minutes(30)).await;
+    assert_eq!(report.status, SyncStatus::Ok, "{report}");
+    assert_eq!(
+        report.write_calls, 0,
+        "the person's stretch stands: {report}"
+    );
+    assert!(f
+        .vendor_overrides()
+        .iter()
+        .any(|o| o.id == day3 && o.span == stretched));
+}
+
+/// R6 with a cut whose answer was lost: the vendor (5 s ahead) ended our running override at its
+/// own now, but the sync never heard. The next sync, 2 s later, sees a cut that has landed and
+/// writes nothing (no second cut stretching it, no delete of what is now the vendor's past).
+#[tokio::test]
+async fn a_cut_whose_answer_was_lost_is_not_cut_again() {
+    for vendor in VENDORS {
+        let f = Fixture::new(vendor, at(3, 12));
+        let mut host = schedule(3, 11);
+        assert_eq!(f.sync(&host, at(3, 12)).await.status, SyncStatus::Ok);
+        host.replace_assignee(RoleIndex::PRIMARY, day(3), None)
+            .unwrap();
+        let now = at(3, 13);
+        let ahead = TimeDelta::seconds(5);
+        let base = f.provider.write_calls();
+        f.provider
+            .inject(Trigger::Write(base + 1), Fault::LoseResponse);
+        f.provider.set_now(now + ahead);
+        let lost = f.sync_full(&host, now, &f.store, None).await;
+        assert_ne!(lost.status, SyncStatus::Ok, "{vendor:?}: {lost}");
+        let later = now + TimeDelta::seconds(2);
+        f.provider.set_now(later + ahead);
+        let again = f.sync_full(&host, later, &f.store, None).await;
+        assert_eq!(again.status, SyncStatus::Ok, "{vendor:?}: {again}");
+        assert_eq!(again.write_calls, 0, "{vendor:?}: {again}");
+    }
+}

@@ -474,6 +474,8 @@ pub enum Reason {
     MovedOutOfScope,
     /// The destination is retired: ours that have not started are deleted (DESIGN §3).
     Retired,
+    /// Ours, already cut at the vendor's now (its answer was lost): the ledger follows it (R6).
+    CutLanded,
 }
 
 impl Reason {
@@ -496,6 +498,7 @@ impl Reason {
             Reason::AlreadyGone => "no longer in the vendor",
             Reason::MovedOutOfScope => "ours, moved by a person past the scope: left there",
             Reason::Retired => "ours, not started, and the destination is retired",
+            Reason::CutLanded => "ours, already cut at the vendor's now (R6)",
         }
     }
 }

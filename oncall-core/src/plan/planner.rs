@@ -86,6 +86,17 @@ impl<'a> Frame<'a> {
         start >= self.fresh_from
     }
 
+    /// R6: whether an override that started before now ends within the clock skew after it: a cut
+    /// that has landed (the vendor ended it at its own now, a moment after ours). It is done, and
+    /// never cut again.
+    fn landed_cut(&self, span: &Span) -> bool {
+        span.start < self.now
+            && self
+                .now
+                .checked_add_signed(CLOCK_SKEW)
+                .is_some_and(|t| span.end <= t)
+    }
+
     /// The desired span starting at `start`.
     fn desired_at(&self, start: DateTime<Utc>) -> Option<usize> {
         self.desired.binary_search_by(|s| s.start.cmp(&start)).ok()
@@ -143,12 +154,6 @@ fn sort_vendor_overrides<'a>(
         orphans: Vec::new(),
         foreign: Vec::new(),
     };
-    let landed_cut = |o: &Override| {
-        o.span.start < now
-            && now
-                .checked_add_signed(CLOCK_SKEW)
-                .is_some_and(|t| o.span.end <= t)
-    };
     for o in vendor.iter().filter(|o| o.span.end > now) {
         match ledger_pos.get(&o.id) {
             // A ledger entry that has ended is history; if a person stretched its vendor copy past
@@ -157,7 +162,7 @@ fn sort_vendor_overrides<'a>(
             Some(&i) if state.ledger[i].span.end > now => view.copies[i] = Some(o),
             // A running override that ends within the clock skew is a cut that has landed (the
             // vendor ended it at its own now): it is done, never cut again (R6).
-            _ if landed_cut(o) => {}
+            _ if frame.landed_cut(&o.span) => {}
             Some(_) => view.foreign.extend(o.span.clipped(now).map(|c| (c, o))),
             // With client-chosen ids, an override carrying one of our aliases for its own start is
             // ours even when the ledger lost it (a create whose answer was lost): take it back, so
@@ -408,6 +413,19 @@ impl Steps {
                 });
                 continue;
             };
+            // A cut whose answer was lost has landed all the same: the ledger follows it (R6).
+            if frame.landed_cut(&current.span) {
+                if current.span != entry.span {
+                    self.ops.push(PlannedOperation {
+                        action: Action::Adopt {
+                            target: current.clone(),
+                        },
+                        reason: Reason::CutLanded,
+                        mark_limit: None,
+                    });
+                }
+                continue;
+            }
             let reason = if frame.in_fresh(clipped.start) {
                 if frame.desired_equal(&clipped).is_some() {
                     Reason::Restore

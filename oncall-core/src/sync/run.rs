@@ -88,6 +88,17 @@ impl Applied {
     }
 }
 
+/// R5: a failed step holds the mark, except a span of ours (written or changed into) whose member
+/// the vendor does not know: it is reported and tried again on every later sync, from the
+/// protected region (R4), without holding everything after it in the fresh region.
+fn holds_mark(op: &PlannedOperation, error: &Error) -> bool {
+    let ours = matches!(
+        op.action,
+        Action::Create { owned: true, .. } | Action::Update { owned: true, .. }
+    );
+    !(ours && matches!(error, Error::UnknownMember { .. }))
+}
+
 /// Whether an error means every further write on this destination will fail too, or must not be
 /// tried: a vendor answer we could not read leaves what happened unknown, so nothing more is
 /// written this run. (A vendor's conflict, such as an alias in use, concerns one override; a
@@ -118,6 +129,8 @@ struct Run<'a> {
     save_failed: bool,
     /// Overrides whose surviving part could not be re-created: they are not removed this run.
     held: HashSet<OverrideId>,
+    /// Every override this run created (ours and kept parts of others').
+    created: HashSet<OverrideId>,
 }
 
 impl<'a> Run<'a> {
@@ -144,6 +157,7 @@ impl<'a> Run<'a> {
             fatal: false,
             save_failed: false,
             held: HashSet::new(),
+            created: HashSet::new(),
         }
     }
 
@@ -153,6 +167,15 @@ impl<'a> Run<'a> {
             Ok(loaded) => {
                 self.version = loaded.version;
                 self.state = loaded.value;
+                // A mark saved before instants were whole seconds is rounded up: never backwards.
+                self.state.high_water = self.state.high_water.map(|h| {
+                    let floor = whole_seconds(h);
+                    if floor == h {
+                        h
+                    } else {
+                        floor + TimeDelta::seconds(1)
+                    }
+                });
                 self.report.high_water_before = self.state.high_water;
                 self.report.high_water_after = self.state.high_water;
                 true
@@ -519,9 +542,53 @@ impl<'a> Run<'a> {
                 Applied::Done
             }
             Err(e) => {
+                let holds_mark = holds_mark(op, &e);
+                let refused_member = matches!(e, Error::UnknownMember { .. });
                 self.error(Some(op), e);
-                Applied::Failed { holds_mark: true }
+                match &op.action {
+                    Action::Update {
+                        id,
+                        from,
+                        owned: true,
+                        ..
+                    } if refused_member => self.remove_after_refused_update(id, from).await,
+                    _ => Applied::Failed { holds_mark },
+                }
             }
+        }
+    }
+
+    /// R4 when the vendor refuses an in-place update for a member it does not know: the change
+    /// still removes the ledger's override there (as a delete and a create would on a vendor
+    /// without update), so the vendor's own rotation shows until the member exists. The failed
+    /// span does not hold the mark (R5); a failed removal does.
+    async fn remove_after_refused_update(&mut self, id: &OverrideId, from: &Span) -> Applied {
+        let caps = self.target.provider.capabilities();
+        let target = Override {
+            id: id.clone(),
+            span: from.clone(),
+        };
+        let action = if from.start < self.now {
+            Action::Truncate {
+                target,
+                at: self.now,
+                owned: true,
+                by_delete: caps.delete_truncates_running || !caps.update_in_place,
+            }
+        } else {
+            Action::Delete {
+                target,
+                owned: true,
+            }
+        };
+        let removal = PlannedOperation {
+            action,
+            reason: crate::plan::Reason::PlannedChange,
+            mark_limit: None,
+        };
+        match Box::pin(self.apply_one(&removal)).await {
+            Applied::Done => Applied::Failed { holds_mark: false },
+            _ => Applied::Failed { holds_mark: true },
         }
     }
 
@@ -541,14 +608,26 @@ impl<'a> Run<'a> {
                 Action::Delete {
                     target,
                     owned: true,
-                }
-                | Action::Truncate {
+                },
+                _,
+            ) => self.forget(&target.id),
+            // A cut override of ours stays in the ledger as cut, so that it is history once it has
+            // ended: a copy a person then stretches on is theirs, never taken back by its alias.
+            (
+                Action::Truncate {
                     target,
+                    at,
                     owned: true,
                     ..
                 },
                 _,
-            ) => self.forget(&target.id),
+            ) => {
+                self.forget(&target.id);
+                self.state.ledger.push(Override {
+                    id: target.id.clone(),
+                    span: Span::new(target.span.start, *at, target.span.member.clone()),
+                });
+            }
             _ => {}
         }
     }
@@ -565,10 +644,17 @@ impl<'a> Run<'a> {
             .create_overrides(&self.target.destination.schedule, &items)
             .await
         {
+            Ok(results) if results.len() == items.len() => results.into_iter().map(Some).collect(),
+            // Answers that do not line up with the items cannot be read item by item.
             Ok(results) => {
-                let mut results: Vec<_> = results.into_iter().map(Some).collect();
-                results.resize_with(items.len(), || None);
-                results
+                let e = Error::InvalidResponse {
+                    message: format!(
+                        "the vendor answered {} results for {} overrides sent",
+                        results.len(),
+                        items.len()
+                    ),
+                };
+                vec![Some(Err(e)); items.len()]
             }
             // Whether anything landed is unknown: every item is recovered as lost.
             Err(e @ Error::Transient { .. }) => vec![Some(Err(e)); items.len()],
@@ -631,6 +717,7 @@ impl<'a> Run<'a> {
         };
         let error = match result {
             Some(Ok(created)) => {
+                self.created.insert(created.id.clone());
                 if *owned {
                     self.state.ledger.push(created);
                 }
@@ -642,8 +729,7 @@ impl<'a> Run<'a> {
             },
         };
         self.held.extend(keeps_part_of.iter().cloned());
-        // R5: a span of ours whose member the vendor does not know does not hold the mark.
-        let holds_mark = !(*owned && matches!(error, Error::UnknownMember { .. }));
+        let holds_mark = holds_mark(op, &error);
         self.error(Some(op), error);
         Applied::Failed { holds_mark }
     }
@@ -678,11 +764,14 @@ impl<'a> Run<'a> {
             let Ok(listed) = provider.list_overrides(schedule, window).await else {
                 return;
             };
+            // Nothing ours, and nothing this run wrote (a kept part of someone's override), is
+            // taken for a lost create.
             let mut claimed: HashSet<OverrideId> = self
                 .state
                 .ledger
                 .iter()
                 .map(|l| l.id.clone())
+                .chain(self.created.iter().cloned())
                 .chain(results.iter().filter_map(|r| match r {
                     Some(Ok(o)) => Some(o.id.clone()),
                     _ => None,
