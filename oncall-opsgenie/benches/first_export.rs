@@ -1,8 +1,13 @@
 //! Why this bench exists: Opsgenie creates one override per POST, so a year's first export is 365
 //! round trips. The adapter declares a batch as large as its concurrency limit and sends a batch's
 //! POSTs together; this measures that against one POST at a time, through the core's `sync`, over
-//! the simulator with 20 ms of latency per request (no request rate of our own, so only the
-//! concurrency differs). Issue 7's goal: well under a tenth of the one-at-a-time time.
+//! the simulator with 20 ms of latency per request. Issue 7's goal: well under a tenth of the
+//! one-at-a-time time.
+//!
+//! Three configurations: `concurrent` and `one_at_a_time` with no request rate of our own (only
+//! the concurrency differs), and `concurrent_default_rate`, the builder's defaults (concurrency 16,
+//! 600 requests a minute): there the rate, not the concurrency, sets the pace, about ten creates a
+//! second, so a year's export takes over half a minute.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use std::time::{Duration, Instant};
@@ -16,7 +21,7 @@ use oncall_core::{
     SyncTarget, VendorSchedule, VendorScheduleId,
 };
 use oncall_opsgenie::testkit::OpsgenieSimulator;
-use oncall_opsgenie::DEFAULT_MAX_CONCURRENCY;
+use oncall_opsgenie::{DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE};
 
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -49,8 +54,9 @@ fn year() -> Option<Schedule> {
     .ok()
 }
 
-/// One first export, timed from the sync's start to its end (the simulator's start is not timed).
-async fn first_export(schedule: &Schedule, concurrency: usize) -> Duration {
+/// One first export, timed from the sync's start to its end (the simulator's start is not timed);
+/// `rate` is the provider's requests a minute, `None` for no rate of its own.
+async fn first_export(schedule: &Schedule, concurrency: usize, rate: Option<u32>) -> Duration {
     let now = Utc
         .with_ymd_and_hms(2024, 1, 1, 8, 0, 0)
         .single()
@@ -77,11 +83,12 @@ async fn first_export(schedule: &Schedule, concurrency: usize) -> Duration {
         members,
     });
     sim.set_latency(LATENCY);
-    let provider = match sim
-        .provider_builder()
-        .with_max_concurrency(concurrency)
-        .build()
-    {
+    let builder = sim.provider_builder().with_max_concurrency(concurrency);
+    let builder = match rate {
+        Some(rate) => builder.with_rate_per_minute(rate),
+        None => builder,
+    };
+    let provider = match builder.build() {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
@@ -125,9 +132,14 @@ fn bench(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("opsgenie_first_export_365_days_20ms");
     group.sample_size(10);
-    for (name, concurrency) in [
-        ("concurrent", DEFAULT_MAX_CONCURRENCY),
-        ("one_at_a_time", 1),
+    for (name, concurrency, rate) in [
+        ("concurrent", DEFAULT_MAX_CONCURRENCY, None),
+        ("one_at_a_time", 1, None),
+        (
+            "concurrent_default_rate",
+            DEFAULT_MAX_CONCURRENCY,
+            Some(DEFAULT_RATE_PER_MINUTE),
+        ),
     ] {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter_custom(|iters| {
@@ -135,7 +147,7 @@ fn bench(c: &mut Criterion) {
                 async move {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        total += first_export(schedule, concurrency).await;
+                        total += first_export(schedule, concurrency, rate).await;
                     }
                     total
                 }

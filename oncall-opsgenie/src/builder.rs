@@ -17,7 +17,9 @@ pub const MAX_CONCURRENCY: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
 /// Requests per minute per connection unless told otherwise. Opsgenie's limits per plan are
 /// UNCONFIRMED (reference §3.2): 600 a minute stays below the smallest documented-looking figures,
-/// and a 429 still pauses every request of the connection for the vendor's period.
+/// and a 429 still pauses every request of the connection for the vendor's period. This rate, not
+/// the concurrency, bounds how fast creates go: ten a second (see the crate docs, "Retries and
+/// pacing", to raise it).
 pub const DEFAULT_RATE_PER_MINUTE: u32 = 600;
 
 /// How long one request may take unless told otherwise.
@@ -118,6 +120,7 @@ impl OpsgenieBuilder {
     }
 
     /// Most requests per minute on this connection, on average (at least 1), shared by every clone.
+    /// It sets the throughput of a large export: raise it to what the account's plan allows.
     pub fn with_rate_per_minute(mut self, requests: u32) -> Self {
         self.rate_per_minute = Some(requests.max(1));
         self
