@@ -266,9 +266,11 @@ struct Exported {
     manual: HashSet<OverrideId>,
     /// Parts of overrides the syncs re-created: their ids, and the overrides whose parts they keep.
     kept_parts: HashMap<OverrideId, OverrideId>,
-    /// Ledger entries that ended: a copy a person then moved or stretched is theirs, history to the
-    /// ledger.
+    /// Ledger entries that ended or left the ledger: a copy a person then moves or stretches is
+    /// theirs, history to the ledger.
     retired: HashSet<OverrideId>,
+    /// Every id the ledger has held.
+    ever_ours: HashSet<OverrideId>,
 }
 
 struct World {
@@ -332,6 +334,7 @@ impl World {
                     manual: HashSet::new(),
                     kept_parts: HashMap::new(),
                     retired: HashSet::new(),
+                    ever_ours: HashSet::new(),
                 }
             })
             .collect();
@@ -468,7 +471,21 @@ impl World {
         let vendor_now = (self.now + self.ahead).max(self.account.sim.now());
         self.account.sim.set_now(vendor_now);
         self.broken_provider.set_now(self.now);
-        let mut given = self.now - std::mem::replace(&mut self.behind, TimeDelta::zero());
+        // A worker whose clock went back behind the destination's last run (another worker's, a
+        // moment ago) plans from that run's instant. A clock far behind the vendor's with no recent
+        // run to correct it is beyond what the library promises (a minute of skew), so the step
+        // applies only right after a run.
+        let behind = std::mem::replace(&mut self.behind, TimeDelta::zero());
+        let recent_run = self
+            .state(0)
+            .last_run
+            .is_some_and(|r| self.now - r.at <= TimeDelta::minutes(2));
+        let mut given = self.now
+            - if recent_run {
+                behind
+            } else {
+                TimeDelta::zero()
+            };
         if self.whole_seconds {
             self.fraction = (self.fraction + 317) % 1000;
             given += TimeDelta::milliseconds(self.fraction);
@@ -513,10 +530,14 @@ impl World {
                 let ended = obs.ledger_before.iter().filter(|l| l.span.end <= plan.now);
                 let ledger: HashSet<OverrideId> =
                     self.ledger(e).into_iter().map(|l| l.id).collect();
-                let retired = &mut self.exported[e].retired;
-                retired.extend(ended.map(|l| l.id.clone()));
+                // Whatever left the ledger is history to it (check_rules checks it left only when
+                // the vendor no longer held it live).
+                let left = obs.ledger_before.iter().filter(|l| !ledger.contains(&l.id));
+                let x = &mut self.exported[e];
+                x.retired.extend(ended.chain(left).map(|l| l.id.clone()));
                 // An id back in the ledger is ours again (Opsgenie reuses a free alias).
-                retired.retain(|id| !ledger.contains(id));
+                x.retired.retain(|id| !ledger.contains(id));
+                x.ever_ours.extend(ledger);
             }
             obs.report = report;
         }
@@ -620,6 +641,29 @@ fn check_rules(w: &World, e: usize, obs: &Observed) {
         }
         None => return,
     };
+
+    // A ledger entry is forgotten only when the vendor no longer holds it live, wherever a person
+    // moved it (the vendor's copy found by id, not only in the window the sync read).
+    let ledger_after: HashSet<OverrideId> = w.ledger(e).into_iter().map(|l| l.id).collect();
+    let skew_end = next_now(w, now) + oncall_sync::CLOCK_SKEW;
+    // (A freed alias may be asked for again by this sync's creates: that is a new override.)
+    let asked: HashSet<&OverrideId> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.operation.action {
+            oncall_sync::Action::Create { id: Some(id), .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    for l in obs.ledger_before.iter().filter(|l| l.span.end > now) {
+        if !ledger_after.contains(&l.id) && !asked.contains(&l.id) {
+            let live = after.iter().find(|o| o.id == l.id && o.span.end > skew_end);
+            assert!(
+                live.is_none(),
+                "forgotten while the vendor holds it: {l:?} as {live:?}"
+            );
+        }
+    }
 
     // R1: history is untouched; what ran at `now` keeps its past.
     for o in &obs.before {
@@ -837,23 +881,22 @@ fn succeeded(report: &DestinationReport) -> bool {
         .all(|e| matches!(e.error, Error::UnknownMember { .. }))
 }
 
-/// After a clean sync, every live override carrying our alias is in the ledger: an entry is never
-/// forgotten while the vendor holds it, wherever a person moved it. (Cuts that have just landed at
-/// the vendor's now, within the clock skew, are done with; a copy a person moved or stretched after
-/// its ledger entry ended is theirs.)
+/// After a clean sync, every live override carrying our alias that the ledger never held (a create
+/// whose answer was lost) has been taken back, unless a person edited it first (its alias no
+/// longer matches its start: it is theirs). Cuts that have just landed at the vendor's now, within
+/// the clock skew, are done with.
 fn check_ours_are_managed(w: &World, e: usize, obs: &Observed) {
     let Some(plan) = &obs.report.plan else { return };
-    // As the next sync will see them: its `now` is the vendor's, less the vendor's lead.
-    let next_now = plan.now.max(w.account.sim.now() - w.ahead);
-    let skew_end = next_now + oncall_sync::CLOCK_SKEW;
+    let skew_end = next_now(w, plan.now) + oncall_sync::CLOCK_SKEW;
     let ledger: HashSet<OverrideId> = w.ledger(e).into_iter().map(|l| l.id).collect();
-    let retired = &w.exported[e].retired;
+    let x = &w.exported[e];
     let unmanaged: Vec<Override> = w
         .vendor_overrides(e)
         .into_iter()
         .filter(|o| o.id.as_str().starts_with(oncall_sync::ALIAS_PREFIX))
         .filter(|o| o.span.end > skew_end || o.span.start >= plan.now)
-        .filter(|o| !ledger.contains(&o.id) && !retired.contains(&o.id))
+        .filter(|o| !ledger.contains(&o.id) && !x.ever_ours.contains(&o.id))
+        .filter(|o| !x.manual.contains(&o.id))
         .collect();
     assert!(
         unmanaged.is_empty(),
@@ -861,8 +904,13 @@ fn check_ours_are_managed(w: &World, e: usize, obs: &Observed) {
     );
 }
 
+/// The next sync's `now`, as it will see it: the vendor's clock, less the vendor's lead.
+fn next_now(w: &World, now: DateTime<Utc>) -> DateTime<Utc> {
+    now.max(w.account.sim.now() - w.ahead)
+}
+
 /// Nothing the sync wrote exists twice. Copies of one span are allowed only as one of ours (the
-/// ledger holds it as it is), kept parts of distinct overrides (a person's part before F may equal
+/// ledger holds it as it is, and no person edited it), kept parts of distinct overrides (a person's part before F may equal
 /// a planned change: both stand), and a person's (theirs, or one of ours they edited, e.g. moved
 /// onto another of ours).
 fn check_no_duplicates(w: &World, e: usize) {
@@ -878,8 +926,11 @@ fn check_no_duplicates(w: &World, e: usize) {
     }
     let x = &w.exported[e];
     for (span, ids) in by_span.into_iter().filter(|(_, ids)| ids.len() > 1) {
-        let (ours, others): (Vec<_>, Vec<_>) =
-            ids.iter().partition(|id| ledger.get(*id) == Some(&span));
+        // A copy a person moved onto another of ours is theirs, even once the ledger follows it
+        // (past the scope): the sync never writes under an id that exists.
+        let (ours, others): (Vec<_>, Vec<_>) = ids
+            .iter()
+            .partition(|id| ledger.get(*id) == Some(&span) && !x.manual.contains(*id));
         let mut origins = Vec::new();
         let mut unexplained = Vec::new();
         for id in others {

@@ -7,17 +7,12 @@ use super::planner::{truncate, Frame};
 use super::{Action, Override, OverrideId, PlannedOperation, Reason, Span};
 use crate::fast_hash::{FastMap, FastSet};
 use crate::model::Email;
-use crate::provider::Capabilities;
 
 /// Plans removing overrides from a stretch of the fresh region while keeping their parts outside it.
+///
+/// The stretch is the fresh region `[F, E)` of its frame: overrides reaching into it are cleared.
 pub(super) struct Clearing<'a> {
-    pub(super) now: DateTime<Utc>,
-    /// The end of the stretch: the horizon end `E`.
-    pub(super) to: DateTime<Utc>,
-    pub(super) caps: Capabilities,
     pub(super) vendor: &'a [Override],
-    /// Where the fresh region starts: foreign overrides reaching into `[fresh_from, to)` are cleared.
-    pub(super) fresh_from: DateTime<Utc>,
     /// Our ledger's ids.
     pub(super) ledger_pos: &'a FastMap<&'a OverrideId, usize>,
     /// Overrides this plan takes as ours (adopted, or carrying our alias).
@@ -59,7 +54,9 @@ impl<'a> Clearing<'a> {
         // a part of someone else's override. (Checked after the cheap span comparison.)
         let may_cover = |o: &Override| {
             o.id != original.id
-                && !o.span.overlaps(self.fresh_from, self.to)
+                && !o
+                    .span
+                    .overlaps(self.frame.fresh_from, self.frame.horizon_end)
                 && !self.ledger_pos.contains_key(&o.id)
                 && !self.taken.contains(&o.id)
         };
@@ -79,7 +76,7 @@ impl<'a> Clearing<'a> {
             for o in self
                 .vendor
                 .iter()
-                .filter(|o| o.span.end > self.now && may_cover(o))
+                .filter(|o| o.span.end > self.frame.now && may_cover(o))
             {
                 index
                     .entry((&o.span.member, o.span.end))
@@ -101,7 +98,7 @@ impl<'a> Clearing<'a> {
             .push(span.start);
     }
 
-    /// Removes `o` from `[from, self.to)`, keeping its parts outside. Where the vendor updates in
+    /// Removes `o` from `[from, E)`, keeping its parts outside. Where the vendor updates in
     /// place, an edited override of ours keeps its id and the ledger keeps believing its span (R3).
     /// Where it cannot, a person cannot edit an override either, so an edited copy of ours is only
     /// the vendor's own doing: it is replaced like a foreign one and leaves the ledger.
@@ -112,7 +109,7 @@ impl<'a> Clearing<'a> {
         reason: Option<Reason>,
         ops: &mut Vec<PlannedOperation>,
     ) {
-        let (now, to, caps) = (self.now, self.to, self.caps);
+        let (now, to, caps) = (self.frame.now, self.frame.horizon_end, self.frame.caps);
         let member = &o.span.member;
         let left = (o.span.start < from).then(|| Span::new(o.span.start, from, member.clone()));
         let right = (o.span.end > to).then(|| Span::new(to, o.span.end, member.clone()));

@@ -368,7 +368,8 @@ pub struct PlanInput<'a> {
     pub now: DateTime<Utc>,
     /// What the destination should show.
     pub desired: &'a Desired,
-    /// The vendor's overrides overlapping `[now, max(H, E))`.
+    /// The vendor's overrides overlapping `[now, S)` and every span of the ledger entries in it
+    /// (the driver reads a second past those), plus copies of ledger entries found by id.
     pub vendor: &'a [Override],
     /// The destination's mark and ledger.
     pub state: &'a DestinationState,

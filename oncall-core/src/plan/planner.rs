@@ -1,8 +1,9 @@
 //! The planner: one destination's export as named phases, each keeping one rule of DESIGN §3.
 //!
 //! [`plan_export`] reads top to bottom as the rules: sort the vendor's overrides into ours and
-//! foreign (R6), match the ledger against the desired spans (R3, R2), adopt exact matches (R2, R6),
-//! change what the host changed (R4), clear the fresh region (R2), write what is missing, and warn.
+//! foreign, and take back ours by alias (R6); match the ledger against the desired spans (R3, R2);
+//! adopt copies people moved onto a desired span and exact matches (R2, R6); change what the host
+//! changed, within the scope S (R4); clear the fresh region (R2); write what is missing; warn.
 
 use chrono::{DateTime, Utc};
 
@@ -48,14 +49,14 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
 /// The instants and desired spans every phase plans against.
 pub(super) struct Frame<'a> {
     destination: &'a DestinationId,
-    now: DateTime<Utc>,
+    pub(super) now: DateTime<Utc>,
     /// `F = max(H, now)`: where the fresh region starts.
-    fresh_from: DateTime<Utc>,
+    pub(super) fresh_from: DateTime<Utc>,
     /// `E`: the horizon end.
-    horizon_end: DateTime<Utc>,
+    pub(super) horizon_end: DateTime<Utc>,
     /// `S`: how far the host vouches for its rota; ours wholly after it are left alone.
     scope_end: DateTime<Utc>,
-    caps: Capabilities,
+    pub(super) caps: Capabilities,
     /// The desired spans that start before `E`, clipped at now (R1): sorted, with distinct starts.
     desired: Vec<Span>,
 }
@@ -128,6 +129,8 @@ impl<'a> Frame<'a> {
 
 /// The vendor's live overrides, sorted into ours and foreign.
 struct VendorView<'a> {
+    /// Ledger id → position in the ledger (every entry).
+    positions: FastMap<&'a OverrideId, usize>,
     /// Per ledger entry that is still live, its vendor copy.
     copies: Vec<Option<&'a Override>>,
     /// Overrides carrying our alias that the ledger lost (a create whose answer was lost).
@@ -143,32 +146,37 @@ fn sort_vendor_overrides<'a>(
     state: &'a DestinationState,
 ) -> VendorView<'a> {
     let now = frame.now;
-    let ledger_pos: FastMap<&OverrideId, usize> = state
-        .ledger
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (&l.id, i))
-        .collect();
+    let last_run = state.last_run.as_ref().map(|r| whole_seconds(r.at));
     let mut view = VendorView {
+        positions: state
+            .ledger
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (&l.id, i))
+            .collect(),
         copies: vec![None; state.ledger.len()],
         orphans: Vec::new(),
         foreign: Vec::new(),
     };
     for o in vendor.iter().filter(|o| o.span.end > now) {
-        match ledger_pos.get(&o.id) {
-            // A ledger entry that has ended is history; if a person stretched its vendor copy past
-            // now, that live part is theirs. (The driver keeps such entries while the copy lives, so
-            // the alias check below never takes it back.)
-            Some(&i) if state.ledger[i].span.end > now => view.copies[i] = Some(o),
+        match view.positions.get(&o.id).copied() {
+            // A ledger entry that has ended (or that a sync cut) is history; if a person stretched
+            // its vendor copy past now, that live part is theirs. (The driver keeps such entries
+            // while the copy lives, so the alias check below never takes it back.)
+            Some(i) if state.ledger[i].span.end > now => view.copies[i] = Some(o),
             // A running override that ends within the clock skew is a cut that has landed (the
             // vendor ended it at its own now): it is done, never cut again (R6).
             _ if frame.landed_cut(&o.span) => {}
             Some(_) => view.foreign.extend(o.span.clipped(now).map(|c| (c, o))),
             // With client-chosen ids, an override carrying one of our aliases for its own start is
             // ours even when the ledger lost it (a create whose answer was lost): take it back, so
-            // it is never written twice.
+            // it is never written twice. A create starts no earlier than the run that wrote it,
+            // and no run that wrote one the ledger lost was saved: one that starts before the
+            // last saved run is an override of ours the ledger let go of as history, which a
+            // person has since stretched on: theirs.
             None if frame.caps.client_ids
-                && is_alias_for(frame.destination, &o.id, o.span.start) =>
+                && is_alias_for(frame.destination, &o.id, o.span.start)
+                && last_run.is_none_or(|t| o.span.start >= t) =>
             {
                 view.orphans.push(o);
             }
@@ -192,12 +200,6 @@ struct LedgerIndex<'a> {
 
 impl<'a> LedgerIndex<'a> {
     fn new(frame: &Frame<'_>, state: &'a DestinationState, vendor: &VendorView<'a>) -> Self {
-        let positions = state
-            .ledger
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (&l.id, i))
-            .collect();
         let live: Vec<(&Override, Option<&Override>, Span)> = state
             .ledger
             .iter()
@@ -210,7 +212,7 @@ impl<'a> LedgerIndex<'a> {
             .filter_map(|(l, copy, _)| copy.map(|c| (&l.id, c)))
             .collect();
         LedgerIndex {
-            positions,
+            positions: vendor.positions.clone(),
             live,
             copies,
             orphans: vendor.orphans.clone(),
@@ -500,11 +502,7 @@ impl Steps {
             }
         }
         let clearing = Clearing {
-            now: frame.now,
-            to: horizon_end,
-            caps: frame.caps,
             vendor,
-            fresh_from,
             ledger_pos: &ledger.positions,
             taken: foreign
                 .iter()

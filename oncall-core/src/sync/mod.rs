@@ -224,7 +224,8 @@ impl fmt::Display for DestinationReport {
 /// The result of a sync: one report per destination.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncReport {
-    /// The instant the sync ran.
+    /// The instant the sync was given. Each destination plans with it floored to whole seconds,
+    /// or with its last run's instant where the clock went back (its plan's `now`).
     pub now: DateTime<Utc>,
     /// One report per destination, in the order given.
     pub destinations: Vec<DestinationReport>,
