@@ -1,17 +1,18 @@
 //! Retiring a destination as named steps: load its state, read the vendor, plan the retirement,
 //! delete (or only plan), then drop the state.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::run::{Applied, Run};
 use super::{
-    Destination, DestinationReport, OperationOutcome, Outcome, SyncError, SyncMode, SyncStatus,
+    Destination, DestinationReport, OperationOutcome, Outcome, SyncMode, SyncStatus, SyncTarget,
 };
-use crate::error::{Error, Resource};
 use crate::model::Window;
-use crate::plan::{plan_retirement, Action, Override, Plan, PlannedOperation, RetirementInput};
+use crate::plan::{plan_retirement, Override, OverrideId, Plan, RetirementInput};
 use crate::provider::Provider;
-use crate::state::{DestinationState, LastRun, StateStore};
-use crate::time::whole_seconds;
+use crate::state::StateStore;
 
 /// Retires a destination the host stops exporting to (DESIGN §3): deletes our overrides there that
 /// have not started ([`plan_retirement`]), leaves the running one and everything foreign alone, and
@@ -82,285 +83,122 @@ pub async fn retire(
     now: DateTime<Utc>,
     mode: SyncMode,
 ) -> DestinationReport {
-    let mut run = Retirement::new(destination, provider, store);
+    let mut run = Run::new(
+        SyncTarget {
+            destination,
+            provider,
+        },
+        store,
+    );
     if !run.load_state().await {
         return run.report;
     }
     run.settle_now(now);
-    let Some(vendor) = run.read_vendor().await else {
+    let Some(vendor) = read_ours(&mut run).await else {
         return run.report;
     };
-    let plan = run.plan(&vendor);
+    let plan = plan_retirement(RetirementInput {
+        destination: &destination.id,
+        now: run.now,
+        vendor: &vendor,
+        state: &run.state,
+        capabilities: provider.capabilities(),
+    });
     if mode == SyncMode::DryRun {
         run.report.status = SyncStatus::Planned;
         run.report.plan = Some(plan);
         return run.report;
     }
-    let outcomes = run.apply(&plan).await;
-    run.finish(plan, outcomes).await;
+    // The sync's own steps delete, keep the ledger and the saved state in step after each delete,
+    // and stop after an error every later write would share (R8).
+    let applied = run.apply(&plan).await;
+    finish(&mut run, plan, applied).await;
     run.report
 }
 
-/// Whether every further delete on this destination would fail too.
-fn stops_the_rest(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::PermissionDenied { .. }
-            | Error::Unauthenticated { .. }
-            | Error::RateLimited { .. }
-            | Error::NotFound {
-                resource: Resource::Schedule(_),
-                ..
-            }
-    )
-}
-
-struct Retirement<'a> {
-    destination: &'a Destination,
-    provider: &'a dyn Provider,
-    store: &'a dyn StateStore,
-    now: DateTime<Utc>,
-    version: u64,
-    state: DestinationState,
-    report: DestinationReport,
-}
-
-impl<'a> Retirement<'a> {
-    fn new(
-        destination: &'a Destination,
-        provider: &'a dyn Provider,
-        store: &'a dyn StateStore,
-    ) -> Self {
-        Retirement {
-            destination,
-            provider,
-            store,
-            now: DateTime::<Utc>::UNIX_EPOCH,
-            version: 0,
-            state: DestinationState::default(),
-            report: DestinationReport {
-                destination: destination.id.clone(),
-                connection: destination.connection.clone(),
-                status: SyncStatus::Failed,
-                plan: None,
-                outcomes: Vec::new(),
-                errors: Vec::new(),
-                warnings: Vec::new(),
-                high_water_before: None,
-                high_water_after: None,
-                write_calls: 0,
-            },
-        }
-    }
-
-    fn error(&mut self, operation: Option<&PlannedOperation>, error: Error) {
-        self.report.errors.push(SyncError {
-            destination: self.destination.id.clone(),
-            connection: self.destination.connection.clone(),
-            operation: operation.map(ToString::to_string),
-            error,
-        });
-    }
-
-    async fn load_state(&mut self) -> bool {
-        match self.store.load(&self.destination.id).await {
-            Ok(loaded) => {
-                self.version = loaded.version;
-                self.state = loaded.value;
-                self.report.high_water_before = self.state.high_water;
-                self.report.high_water_after = self.state.high_water;
-                true
-            }
+/// Reads the vendor's overrides from now to past the last ledger entry and the mark; where
+/// overrides can be moved in place, looks up by id each ledger entry not found there.
+async fn read_ours(run: &mut Run<'_>) -> Option<Vec<Override>> {
+    let (provider, schedule) = (run.target.provider, &run.target.destination.schedule);
+    let end = run
+        .state
+        .ledger
+        .iter()
+        .map(|l| l.span.end)
+        .chain(run.state.high_water)
+        .fold(run.now, DateTime::max);
+    let end = end.checked_add_signed(TimeDelta::seconds(1)).unwrap_or(end);
+    let mut vendor = match Window::new(run.now, end) {
+        Ok(window) => match provider.list_overrides(schedule, window).await {
+            Ok(listed) => listed,
             Err(e) => {
-                self.error(None, e);
-                false
+                run.error(None, e);
+                return None;
+            }
+        },
+        Err(_) => Vec::new(),
+    };
+    if !provider.capabilities().update_in_place {
+        return Some(vendor);
+    }
+    let listed: HashSet<OverrideId> = vendor.iter().map(|o| o.id.clone()).collect();
+    let missing: Vec<OverrideId> = run
+        .state
+        .ledger
+        .iter()
+        .filter(|l| !listed.contains(&l.id))
+        .map(|l| l.id.clone())
+        .collect();
+    for id in missing {
+        match provider.get_override(schedule, &id).await {
+            Ok(Some(copy)) => vendor.push(copy),
+            Ok(None) => {}
+            Err(e) => {
+                run.error(None, e);
+                return None;
             }
         }
     }
+    Some(vendor)
+}
 
-    /// Whole seconds, and never before the last run (a clock that went back).
-    fn settle_now(&mut self, given: DateTime<Utc>) {
-        let given = whole_seconds(given);
-        let last_run = self.state.last_run.as_ref().map(|r| whole_seconds(r.at));
-        self.now = last_run.map_or(given, |last| last.max(given));
-        if self.now != given {
-            self.report
-                .warnings
-                .push(crate::plan::Warning::ClockBehind {
-                    given,
-                    last_run: self.now,
-                });
-        }
-    }
-
-    /// Reads the vendor's overrides from now to past the last ledger entry and the mark; where
-    /// overrides can be moved in place, looks up by id each ledger entry not found there.
-    async fn read_vendor(&mut self) -> Option<Vec<Override>> {
-        let end = self
-            .state
-            .ledger
-            .iter()
-            .map(|l| l.span.end)
-            .chain(self.state.high_water)
-            .fold(self.now, DateTime::max);
-        let end = end.checked_add_signed(TimeDelta::seconds(1)).unwrap_or(end);
-        let mut vendor = match Window::new(self.now, end) {
-            Ok(window) => {
-                let listed = self
-                    .provider
-                    .list_overrides(&self.destination.schedule, window)
-                    .await;
-                match listed {
-                    Ok(listed) => listed,
-                    Err(e) => {
-                        self.error(None, e);
-                        return None;
-                    }
-                }
-            }
-            Err(_) => Vec::new(),
-        };
-        if !self.provider.capabilities().update_in_place {
-            return Some(vendor);
-        }
-        let missing: Vec<Override> = self
-            .state
-            .ledger
-            .iter()
-            .filter(|l| !vendor.iter().any(|o| o.id == l.id))
-            .cloned()
-            .collect();
-        for entry in missing {
-            match self
-                .provider
-                .get_override(&self.destination.schedule, &entry.id)
-                .await
-            {
-                Ok(Some(copy)) => vendor.push(copy),
-                Ok(None) => {}
-                Err(e) => {
-                    self.error(None, e);
-                    return None;
-                }
-            }
-        }
-        Some(vendor)
-    }
-
-    fn plan(&mut self, vendor: &[Override]) -> Plan {
-        plan_retirement(RetirementInput {
-            destination: &self.destination.id,
-            now: self.now,
-            vendor,
-            state: &self.state,
-            capabilities: self.provider.capabilities(),
+/// Drops the state when every step succeeded; otherwise keeps it with this run's outcome, so that
+/// retiring again finishes the job.
+async fn finish(run: &mut Run<'_>, plan: Plan, applied: Vec<Applied>) {
+    run.report.outcomes = plan
+        .operations
+        .iter()
+        .cloned()
+        .zip(applied)
+        .map(|(operation, a)| OperationOutcome {
+            operation,
+            outcome: a.outcome(),
         })
-    }
-
-    /// Deletes in the plan's order, keeping the ledger (and the saved state) in step after each.
-    async fn apply(&mut self, plan: &Plan) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(plan.operations.len());
-        let mut stopped = false;
-        for op in &plan.operations {
-            if stopped {
-                outcomes.push(Outcome::Skipped);
-                continue;
+        .collect();
+    run.report.plan = Some(plan);
+    if run.report.errors.is_empty() {
+        let destination = &run.target.destination.id;
+        match run.store.remove(destination, run.version).await {
+            Ok(()) => {
+                run.report.high_water_after = None;
+                run.report.status = SyncStatus::Ok;
+                return;
             }
-            let target = match &op.action {
-                Action::Forget { target } => {
-                    self.state.ledger.retain(|l| l.id != target.id);
-                    outcomes.push(Outcome::Done);
-                    continue;
-                }
-                Action::Delete { target, .. } => target,
-                _ => {
-                    outcomes.push(Outcome::Skipped);
-                    continue;
-                }
-            };
-            self.report.write_calls += 1;
-            let deleted = self
-                .provider
-                .delete_override(&self.destination.schedule, &target.id)
-                .await;
-            match deleted {
-                Ok(_)
-                | Err(Error::NotFound {
-                    resource: Resource::Override(_),
-                    ..
-                }) => {
-                    self.state.ledger.retain(|l| l.id != target.id);
-                    outcomes.push(Outcome::Done);
-                    // A process that dies from here on retires again from what is left.
-                    if !self.save().await {
-                        stopped = true;
-                    }
-                }
-                Err(e) => {
-                    stopped = stops_the_rest(&e);
-                    self.error(Some(op), e);
-                    outcomes.push(Outcome::Failed);
-                }
-            }
+            Err(e) => run.error(None, e),
         }
-        outcomes
+    } else {
+        run.record_last_run().await;
     }
-
-    async fn save(&mut self) -> bool {
-        match self
-            .store
-            .save(&self.destination.id, self.version, &self.state)
-            .await
-        {
-            Ok(version) => {
-                self.version = version;
-                true
-            }
-            Err(e) => {
-                self.error(None, e);
-                false
-            }
-        }
-    }
-
-    /// Drops the state when every step succeeded; otherwise keeps it with this run's outcome.
-    async fn finish(&mut self, plan: Plan, outcomes: Vec<Outcome>) {
-        self.report.outcomes = plan
-            .operations
-            .iter()
-            .cloned()
-            .zip(outcomes)
-            .map(|(operation, outcome)| OperationOutcome { operation, outcome })
-            .collect();
-        self.report.plan = Some(plan);
-        if self.report.errors.is_empty() {
-            match self.store.remove(&self.destination.id, self.version).await {
-                Ok(()) => {
-                    self.report.high_water_after = None;
-                    self.report.status = SyncStatus::Ok;
-                    return;
-                }
-                Err(e) => self.error(None, e),
-            }
-        } else {
-            self.state.last_run = Some(LastRun {
-                at: self.now,
-                ok: false,
-                error: self.report.errors.first().map(ToString::to_string),
-            });
-            self.save().await;
-        }
-        let wrote = self
-            .report
-            .outcomes
-            .iter()
-            .any(|o| o.outcome == Outcome::Done && o.operation.is_write());
-        self.report.status = if wrote {
-            SyncStatus::Partial
-        } else {
-            SyncStatus::Failed
-        };
-    }
+    let wrote = run
+        .report
+        .outcomes
+        .iter()
+        .any(|o| o.outcome == Outcome::Done && o.operation.is_write());
+    run.report.status = if wrote {
+        SyncStatus::Partial
+    } else {
+        SyncStatus::Failed
+    };
 }
 
 #[cfg(test)]
@@ -369,6 +207,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::error::Error;
     use crate::model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift};
     use crate::plan::Span;
     use crate::provider::{Capabilities, VendorSchedule, VendorScheduleId};

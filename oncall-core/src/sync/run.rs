@@ -60,7 +60,7 @@ pub(super) async fn sync_destination(
 
 /// What became of one planned step, as the mark needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Applied {
+pub(super) enum Applied {
     Done,
     /// Failed; `holds_mark` is false only where R5 lets the mark pass (a member the vendor does
     /// not know).
@@ -71,7 +71,7 @@ enum Applied {
 }
 
 impl Applied {
-    fn outcome(self) -> Outcome {
+    pub(super) fn outcome(self) -> Outcome {
         match self {
             Applied::Done => Outcome::Done,
             Applied::Failed { .. } => Outcome::Failed,
@@ -117,14 +117,16 @@ fn is_fatal(error: &Error) -> bool {
     )
 }
 
-struct Run<'a> {
-    target: SyncTarget<'a>,
-    store: &'a dyn StateStore,
+/// One destination's run: what the sync (and a retirement, [`super::retire`]) reads, writes and
+/// reports, step by step.
+pub(super) struct Run<'a> {
+    pub(super) target: SyncTarget<'a>,
+    pub(super) store: &'a dyn StateStore,
     /// The instant this destination plans with: whole seconds, never before its last run.
-    now: DateTime<Utc>,
-    version: u64,
-    state: DestinationState,
-    report: DestinationReport,
+    pub(super) now: DateTime<Utc>,
+    pub(super) version: u64,
+    pub(super) state: DestinationState,
+    pub(super) report: DestinationReport,
     fatal: bool,
     save_failed: bool,
     /// Overrides whose surviving part could not be re-created: they are not removed this run.
@@ -134,7 +136,7 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(target: SyncTarget<'a>, store: &'a dyn StateStore) -> Run<'a> {
+    pub(super) fn new(target: SyncTarget<'a>, store: &'a dyn StateStore) -> Run<'a> {
         let destination = target.destination;
         Run {
             target,
@@ -162,7 +164,7 @@ impl<'a> Run<'a> {
     }
 
     /// Loads the destination's mark, ledger and last run.
-    async fn load_state(&mut self) -> bool {
+    pub(super) async fn load_state(&mut self) -> bool {
         match self.store.load(&self.target.destination.id).await {
             Ok(loaded) => {
                 self.version = loaded.version;
@@ -190,7 +192,7 @@ impl<'a> Run<'a> {
     /// DESIGN §3: instants are whole seconds, and a destination never plans with a `now` earlier
     /// than its last run's: a clock that went back is replaced by the last run's `now`, with a
     /// warning.
-    fn settle_now(&mut self, given: DateTime<Utc>) {
+    pub(super) fn settle_now(&mut self, given: DateTime<Utc>) {
         let given = whole_seconds(given);
         let last_run = self.state.last_run.as_ref().map(|r| whole_seconds(r.at));
         self.now = match last_run {
@@ -319,7 +321,7 @@ impl<'a> Run<'a> {
     /// Applies the plan in its order: consecutive creates in batches, the rest one call each,
     /// saving the state after every successful write. After a fatal error (a read-only key, a
     /// missing schedule) the rest is skipped; a removal whose kept part failed is skipped too.
-    async fn apply(&mut self, plan: &Plan) -> Vec<Applied> {
+    pub(super) async fn apply(&mut self, plan: &Plan) -> Vec<Applied> {
         let max_batch = self.target.provider.capabilities().max_batch.max(1);
         let ops = &plan.operations;
         let mut applied: Vec<Applied> = Vec::with_capacity(ops.len());
@@ -432,7 +434,7 @@ impl<'a> Run<'a> {
     }
 
     /// Saves the state with the outcome of this run; returns whether the save succeeded.
-    async fn record_last_run(&mut self) -> bool {
+    pub(super) async fn record_last_run(&mut self) -> bool {
         self.state.last_run = Some(LastRun {
             at: self.now,
             ok: self.report.errors.is_empty(),
@@ -441,7 +443,7 @@ impl<'a> Run<'a> {
         self.save().await
     }
 
-    fn error(&mut self, operation: Option<&PlannedOperation>, error: Error) {
+    pub(super) fn error(&mut self, operation: Option<&PlannedOperation>, error: Error) {
         if let Error::UnknownMember { email, .. } = &error {
             let warning = Warning::UnknownMember {
                 email: email.clone(),
@@ -460,7 +462,7 @@ impl<'a> Run<'a> {
     }
 
     /// Saves the state under compare-and-swap; a failure is recorded and stops further writes.
-    async fn save(&mut self) -> bool {
+    pub(super) async fn save(&mut self) -> bool {
         match self
             .store
             .save(&self.target.destination.id, self.version, &self.state)
