@@ -8,7 +8,8 @@
 //! with `cargo build --example oncall`).
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
+mod common;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -98,21 +99,6 @@ impl Run {
     }
 }
 
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile
-        .join("examples")
-        .join(format!("oncall{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test` builds the examples; after a filtered build run \
-         `cargo build --example oncall` first",
-        bin.display()
-    );
-    bin
-}
-
 impl World {
     async fn new() -> World {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -196,7 +182,7 @@ impl World {
     }
 
     fn run_raw(&self, args: &[String]) -> Run {
-        let mut command = Command::new(binary());
+        let mut command = Command::new(common::example_binary("oncall"));
         command.args(args).env_clear();
         if let Some(key) = self.og_key {
             command.env("OG_KEY", key);

@@ -9,9 +9,9 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
 mod postgres_support;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -23,26 +23,12 @@ use oncall_sync::{DestinationId, Email, Member, StateStore, VendorSchedule, Vend
 use postgres_support::{database_url, drop_schema, unique_schema};
 use serde_json::{json, Value};
 
-fn oncall_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile
-        .join("examples")
-        .join(format!("oncall{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --features postgres --example oncall` first",
-        bin.display()
-    );
-    bin
-}
-
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).unwrap()
 }
 
 async fn oncall(args: &[&str], og_key: &str) -> Output {
-    let mut child = std::process::Command::new(oncall_binary())
+    let mut child = std::process::Command::new(common::example_binary("oncall"))
         .args(args)
         .env("PGCLI_TEST_OG_KEY", og_key)
         .env("PGCLI_TEST_PD_KEY", PagerDutySimulator::READ_WRITE_KEY)

@@ -8,9 +8,10 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
 mod postgres_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -21,21 +22,6 @@ use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{Email, Member, VendorSchedule, VendorScheduleId};
 use postgres_support::{database_url, unique_schema};
 use serde_json::json;
-
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile
-        .join("examples")
-        .join(format!("worker{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test --features postgres` builds the examples; after a filtered \
-         build run `cargo build --features postgres --example worker` first",
-        bin.display()
-    );
-    bin
-}
 
 /// The example syncs at the system clock (it is a real worker): the simulators follow it.
 fn system_now() -> DateTime<Utc> {
@@ -58,7 +44,7 @@ fn vendor_schedule(id: &str, people: &[Email]) -> VendorSchedule {
 }
 
 async fn run_once(config: &Path, url: &str, schema: &str) -> Output {
-    let mut child = std::process::Command::new(worker_binary())
+    let mut child = std::process::Command::new(common::example_binary("worker"))
         .args([
             "--config",
             config.to_str().unwrap(),

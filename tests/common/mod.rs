@@ -266,3 +266,25 @@ pub fn desired_view(
     }
     out
 }
+
+/// The binary of an example (`oncall`, `worker`) next to this test's own: `cargo test` builds the
+/// examples (with the features of the run); after a filtered build, build it first, e.g.
+/// `cargo build --example oncall` (`--features postgres` for the worker).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let bin = profile
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test` builds the examples; after a filtered build run `cargo \
+         build --example {name}` first (with `--features postgres` for the PostgreSQL tests)",
+        bin.display()
+    );
+    bin
+}
