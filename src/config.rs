@@ -566,6 +566,12 @@ fn validate_schedule(raw: &RawSchedule) -> Result<Shifts, ConfigError> {
     if raw.horizon_days == Some(0) {
         return Err(invalid("schedule.horizon_days", "must be at least 1"));
     }
+    if raw.horizon_days.is_some_and(|d| d > MAX_HORIZON_DAYS) {
+        return Err(invalid(
+            "schedule.horizon_days",
+            format!("must be at most {MAX_HORIZON_DAYS} (ten years)"),
+        ));
+    }
     let id = ScheduleId(raw.id.clone());
     match (&raw.shifts, &raw.rotation) {
         (Some(shifts), None) => {
@@ -726,6 +732,20 @@ fn parse_rotation(
             ))
         }
     };
+    let longest = match unit {
+        RotationUnit::Hourly => 24 * 366,
+        RotationUnit::Daily => 366,
+        RotationUnit::Weekly => 53,
+    };
+    if raw.length == 0 || raw.length > longest {
+        return Err(invalid(
+            "schedule.rotation.length",
+            format!(
+                "must be 1 to {longest} ({} a turn of up to a year)",
+                raw.unit
+            ),
+        ));
+    }
     let start = parse_local(&raw.start, "schedule.rotation.start")?;
     let end = raw
         .end
@@ -799,6 +819,10 @@ fn parse_rotation(
     Ok(rotation)
 }
 
+/// The longest horizon a config may ask for: longer would reach past the years chrono computes
+/// with on an open-ended rotation.
+const MAX_HORIZON_DAYS: u32 = 3_660;
+
 impl RotationConfig {
     /// The longest a turn can last (a week of 25-hour days, for weekly turns across DST).
     fn turn(&self) -> TimeDelta {
@@ -865,7 +889,15 @@ fn validate_destinations(
     roles: &[String],
 ) -> Result<Vec<Destination>, ConfigError> {
     let mut ids = HashSet::new();
-    let mut targets: HashMap<(String, String), DestinationId> = HashMap::new();
+    // One account is one vendor, one endpoint and one key: two connection ids that share all three
+    // reach the same vendor schedules.
+    let account = |connection: &str| {
+        connections
+            .iter()
+            .find(|c| c.id.0 == connection)
+            .map(|c| (c.provider, c.endpoint.clone(), c.api_key_env.clone()))
+    };
+    let mut targets: HashMap<_, (DestinationId, String)> = HashMap::new();
     let mut destinations = Vec::with_capacity(raw.len());
     for (i, d) in raw.iter().enumerate() {
         let at = |field: &str| format!("destinations[{i}].{field}");
@@ -900,8 +932,8 @@ fn validate_destinations(
                     roles: roles.to_vec(),
                 })?;
         let id = DestinationId(d.id.clone());
-        let key = (d.connection.clone(), d.schedule_id.clone());
-        if let Some(first) = targets.insert(key, id.clone()) {
+        let key = (account(&d.connection), d.schedule_id.clone());
+        if let Some((first, _)) = targets.insert(key, (id.clone(), d.connection.clone())) {
             return Err(ConfigError::SharedVendorSchedule {
                 first,
                 second: id,
@@ -1052,6 +1084,25 @@ mod tests {
         assert!(matches!(e, ConfigError::SharedVendorSchedule { .. }));
         // The same vendor schedule id on two connections is two schedules.
         assert!(edited(r#""schedule_id": "PSCHED""#, r#""schedule_id": "og-sched""#).is_ok());
+        // ... unless the two connections are one account (vendor, endpoint and key variable).
+        let twin = edited(
+            r#"{"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"}"#,
+            r#"{"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"},
+               {"id": "pd-again", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"}"#,
+        );
+        assert!(twin.is_ok());
+        let text = EXAMPLE
+            .replace(
+                r#"{"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"}"#,
+                r#"{"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"},
+                   {"id": "pd-again", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"}"#,
+            )
+            .replace(r#""connection": "og", "schedule_id""#, r#""connection": "pd-again", "schedule_id""#)
+            .replace(r#""schedule_id": "og-sched""#, r#""schedule_id": "PSCHED""#);
+        check_error(
+            Config::from_json(&text),
+            &["og-primary", "pd-secondary", "PSCHED"],
+        );
         check_error(
             edited(r#""id": "og", "#, r#""id": "og", "colour": 1, "#),
             &["unknown field `colour`", "line 2"],
@@ -1193,6 +1244,20 @@ mod tests {
         check_error(
             Config::from_json(&one_list),
             &["schedule.rotation.participants", "2 roles"],
+        );
+        // Out-of-range lengths and horizons are config errors, not a panic in date arithmetic.
+        let endless = text.replace(
+            r#""unit": "weekly","#,
+            r#""unit": "weekly", "length": 4000000000,"#,
+        );
+        check_error(
+            Config::from_json(&endless),
+            &["schedule.rotation.length", "1 to 53"],
+        );
+        let far = text.replace(r#""horizon_days": 14"#, r#""horizon_days": 4000000000"#);
+        check_error(
+            Config::from_json(&far),
+            &["schedule.horizon_days", "at most"],
         );
     }
 }

@@ -339,9 +339,16 @@ impl FileStateStore {
     /// what was renamed is the lock judged stale (if another process took the lock in between, it
     /// is put back). Returns whether the lock file is gone.
     fn break_if_stale(&self) -> bool {
+        // The token first, then the age: if another process replaced the lock in between, the age
+        // read is the new lock's (fresh: nothing is broken); if it replaces it after, the token
+        // renamed aside is not the one judged, and it is put back.
+        let judged = match fs::read(&self.lock_path) {
+            Ok(judged) => judged,
+            // Released meanwhile: try again at once.
+            Err(e) => return e.kind() == ErrorKind::NotFound,
+        };
         let metadata = match fs::metadata(&self.lock_path) {
             Ok(metadata) => metadata,
-            // Released meanwhile: try again at once.
             Err(e) => return e.kind() == ErrorKind::NotFound,
         };
         let age = metadata
@@ -351,10 +358,6 @@ impl FileStateStore {
         if age.is_none_or(|age| age < self.stale_after) {
             return false;
         }
-        let judged = match fs::read(&self.lock_path) {
-            Ok(judged) => judged,
-            Err(e) => return e.kind() == ErrorKind::NotFound,
-        };
         let mut aside = self.lock_path.clone().into_os_string();
         aside.push(format!(".stale-{}", unique_token()));
         let aside = PathBuf::from(aside);

@@ -116,16 +116,26 @@ pub async fn retire(
     run.report
 }
 
-/// Reads the vendor's overrides from now to past the last ledger entry and the mark; where
-/// overrides can be moved in place, looks up by id each ledger entry not found there.
+/// Reads the vendor's overrides from now to past the last ledger entry and the mark (and, where
+/// our overrides carry our alias, far beyond: a create whose answer was lost may lie past both);
+/// where overrides can be moved in place, looks up by id each ledger entry not found there.
 async fn read_ours(run: &mut Run<'_>) -> Option<Vec<Override>> {
     let (provider, schedule) = (run.target.provider, &run.target.destination.schedule);
+    let lost_creates = provider
+        .capabilities()
+        .client_ids
+        .then(|| {
+            run.now
+                .checked_add_signed(TimeDelta::days(LOST_CREATES_DAYS))
+        })
+        .flatten();
     let end = run
         .state
         .ledger
         .iter()
         .map(|l| l.span.end)
         .chain(run.state.high_water)
+        .chain(lost_creates)
         .fold(run.now, DateTime::max);
     let end = end.checked_add_signed(TimeDelta::seconds(1)).unwrap_or(end);
     let mut vendor = match Window::new(run.now, end) {
@@ -161,6 +171,10 @@ async fn read_ours(run: &mut Run<'_>) -> Option<Vec<Override>> {
     }
     Some(vendor)
 }
+
+/// How far past now a retirement looks for overrides carrying our alias that the ledger lost (ten
+/// years: further than any horizon a host exports; Opsgenie lists every override in one call).
+const LOST_CREATES_DAYS: i64 = 3_660;
 
 /// Drops the state when every step succeeded; otherwise keeps it with this run's outcome, so that
 /// retiring again finishes the job.
@@ -319,6 +333,34 @@ mod tests {
             assert_eq!(w.store.get(&w.destination.id), None, "the state is gone");
             assert_eq!(report.high_water_after, None);
         }
+    }
+
+    /// A first export that died after its creates and before saving anything leaves overrides
+    /// carrying our alias that no ledger or mark points at: retiring still finds and deletes them.
+    #[test]
+    fn finds_our_creates_whose_state_was_never_saved() {
+        let w = exported(Capabilities::OPSGENIE);
+        let lost = block_on(w.store.load(&w.destination.id)).unwrap().version;
+        block_on(w.store.remove(&w.destination.id, lost)).unwrap();
+        let report = block_on(retire(
+            &w.destination,
+            &w.vendor,
+            &w.store,
+            t(2, 12),
+            SyncMode::Apply,
+        ));
+        assert_eq!(report.status, SyncStatus::Ok, "{report}");
+        let starts: Vec<_> = w
+            .vendor
+            .overrides(&w.destination.schedule)
+            .iter()
+            .map(|o| o.span.start)
+            .collect();
+        assert_eq!(
+            starts,
+            [t(1, 9), t(2, 9)],
+            "only the past and the running one"
+        );
     }
 
     #[test]
