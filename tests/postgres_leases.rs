@@ -92,7 +92,7 @@ async fn a_held_lease_is_not_claimed_again_until_it_expires_and_renewal_keeps_it
     // Renewed before it expires, it stays with w1 past the first expiry.
     tokio::time::sleep(Duration::from_millis(250)).await;
     let renewed = store
-        .renew("w1", std::slice::from_ref(&id), Duration::from_millis(400))
+        .renew("w1", &first, Duration::from_millis(400))
         .await
         .unwrap();
     assert_eq!(renewed, vec![id.clone()]);
@@ -109,13 +109,13 @@ async fn a_held_lease_is_not_claimed_again_until_it_expires_and_renewal_keeps_it
         taken[0].token > first[0].token,
         "a claim raises the version"
     );
-    let renewed = store
-        .renew("w1", std::slice::from_ref(&id), LONG)
-        .await
-        .unwrap();
+    let renewed = store.renew("w1", &first, LONG).await.unwrap();
     assert!(renewed.is_empty(), "w1 learns it lost the lease");
     assert!(
-        !store.release("w1", &id, Duration::ZERO, 0).await.unwrap(),
+        !store
+            .release("w1", &first[0], Duration::ZERO, 0)
+            .await
+            .unwrap(),
         "w1 cannot release what w2 holds"
     );
     drop_schema(&store).await;
@@ -130,11 +130,15 @@ async fn release_sets_the_next_due_time_and_the_failure_count() {
     for id in [&a, &b] {
         store.enroll(id, &ScheduleId("s".into())).await.unwrap();
     }
-    let claims = store.claim_due("w1", 10, LONG).await.unwrap();
+    let mut claims = store.claim_due("w1", 10, LONG).await.unwrap();
+    claims.sort_by(|x, y| x.destination.0.cmp(&y.destination.0));
     assert_eq!(claims.len(), 2);
-    assert!(store.release("w1", &a, Duration::ZERO, 3).await.unwrap());
     assert!(store
-        .release("w1", &b, Duration::from_secs(3600), 0)
+        .release("w1", &claims[0], Duration::ZERO, 3)
+        .await
+        .unwrap());
+    assert!(store
+        .release("w1", &claims[1], Duration::from_secs(3600), 0)
         .await
         .unwrap());
     let again = store.claim_due("w2", 10, LONG).await.unwrap();
@@ -150,7 +154,10 @@ async fn release_sets_the_next_due_time_and_the_failure_count() {
         .save(&a, again[0].token, &sample_state(1))
         .await
         .unwrap();
-    store.release("w2", &a, Duration::ZERO, 0).await.unwrap();
+    assert!(store
+        .release("w2", &again[0], Duration::ZERO, 0)
+        .await
+        .unwrap());
     store.unenroll(&a).await.unwrap();
     assert_eq!(store.sync_soon(std::slice::from_ref(&a)).await.unwrap(), 0);
     assert!(store.claim_due("w3", 10, LONG).await.unwrap().is_empty());
@@ -247,5 +254,61 @@ async fn a_claim_brings_the_due_siblings_of_its_host_schedule() {
     let rest = store.claim_due("w2", 5, LONG).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].destination, d("b-og"));
+    drop_schema(&store).await;
+}
+
+/// A worker's claim of a destination expires (its renewals did not get through), and the same
+/// worker claims the destination again. The first claim's late renewal and release (its run
+/// ending after all) must not touch the second claim: it stays held, by the second claim only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_release_of_an_old_claim_leaves_a_newer_claim_of_the_same_holder_alone() {
+    let Some(store) = fresh_store("late_release").await else {
+        return;
+    };
+    let id = d("og-primary");
+    store
+        .enroll(&id, &ScheduleId("platform".into()))
+        .await
+        .unwrap();
+    let old = store
+        .claim_due("w1", 1, Duration::from_millis(100))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // w1's first claim expires
+    let new = store.claim_due("w1", 1, LONG).await.unwrap();
+    assert_eq!(new.len(), 1, "the expired claim is claimable again");
+    assert_ne!(old[0].id, new[0].id, "each claim has a number of its own");
+
+    let renewed = store.renew("w1", &old, LONG).await.unwrap();
+    assert!(
+        renewed.is_empty(),
+        "the old claim is not renewed: {renewed:?}"
+    );
+    assert!(
+        !store
+            .release("w1", &old[0], Duration::ZERO, 0)
+            .await
+            .unwrap(),
+        "the old claim's release changes nothing"
+    );
+    assert!(
+        store.claim_due("w2", 10, LONG).await.unwrap().is_empty(),
+        "the newer claim still holds the destination"
+    );
+    assert_eq!(
+        store.renew("w1", &new, LONG).await.unwrap(),
+        vec![id.clone()]
+    );
+    assert!(store
+        .release("w1", &new[0], Duration::ZERO, 0)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .release("w1", &new[0], Duration::ZERO, 0)
+            .await
+            .unwrap(),
+        "a claim is released once"
+    );
     drop_schema(&store).await;
 }

@@ -3,8 +3,10 @@
 //!
 //! A worker claims due destinations (`FOR UPDATE SKIP LOCKED`: concurrent claimers never wait for
 //! each other and never get the same row), holds each with an expiry it renews while it works, and
-//! releases it with the next due time. Every claim also raises the destination's state version:
-//! the version is the fencing token. A worker whose lease expired and whose destination another
+//! releases it with the next due time. Each claim has a number of its own ([`Claim::id`]), which
+//! renewals and releases name: a late release of an old claim never ends a newer one, even of the
+//! same holder. Every claim also raises the destination's state version: the version is the
+//! fencing token. A worker whose lease expired and whose destination another
 //! worker claimed cannot save any more (its version is stale), and through [`FencedStore`] it
 //! cannot even start a sync of it.
 
@@ -28,6 +30,9 @@ pub struct Claim {
     pub token: u64,
     /// How many runs in a row failed before this claim.
     pub failures: u32,
+    /// The claim's own number (unique in the schema): renewals and the release name it, so that
+    /// a late release of an older claim never ends this one.
+    pub id: u64,
 }
 
 /// The lease statements of one table.
@@ -41,7 +46,8 @@ pub(super) struct LeaseSql {
 }
 
 impl LeaseSql {
-    pub(super) fn new(table: &str) -> LeaseSql {
+    pub(super) fn new(schema: &str, table: &str) -> LeaseSql {
+        let claim_ids = format!("{schema}.claim_ids");
         LeaseSql {
             // A new destination is due at once; a known one keeps its due time (or becomes due at
             // once if it was not scheduled).
@@ -77,21 +83,23 @@ impl LeaseSql {
                      SELECT destination FROM first UNION SELECT destination FROM siblings) \
                  UPDATE {table} AS t \
                  SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
-                     version = t.version + 1 \
+                     version = t.version + 1, claim_id = nextval('{claim_ids}') \
                  FROM claimed WHERE t.destination = claimed.destination \
-                 RETURNING t.destination, t.schedule, t.version, t.failures"
+                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id"
             ),
             renew: format!(
-                "UPDATE {table} SET lease_expires_at = now() + $3 * interval '1 millisecond' \
-                 WHERE destination = ANY($2) AND holder = $1 \
-                 RETURNING destination"
+                "UPDATE {table} AS t SET lease_expires_at = now() + $3 * interval '1 millisecond' \
+                 FROM unnest($2::text[], $4::bigint[]) AS c(destination, claim_id) \
+                 WHERE t.destination = c.destination AND t.claim_id = c.claim_id \
+                   AND t.holder = $1 \
+                 RETURNING t.destination"
             ),
             release: format!(
                 "UPDATE {table} \
-                 SET holder = NULL, lease_expires_at = NULL, failures = $4, \
+                 SET holder = NULL, lease_expires_at = NULL, claim_id = NULL, failures = $4, \
                      due_at = CASE WHEN schedule IS NULL THEN NULL \
                                    ELSE now() + $3 * interval '1 millisecond' END \
-                 WHERE destination = $1 AND holder = $2"
+                 WHERE destination = $1 AND holder = $2 AND claim_id = $5"
             ),
         }
     }
@@ -99,6 +107,12 @@ impl LeaseSql {
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// A claim's number as the `bigint` column holds it (numbers come from a sequence: never
+/// negative, so none is out of range; -1 matches nothing).
+fn claim_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(-1)
 }
 
 impl PostgresStateStore {
@@ -155,31 +169,38 @@ impl PostgresStateStore {
             .query(&self.sql.leases.claim, &[&holder, &limit, &millis(lease)])
             .await
             .map_err(|e| self.db_error("claiming due destinations", e))?;
-        rows.iter()
-            .map(|row| {
-                let read = |e| self.db_error("reading a claim", e);
-                Ok(Claim {
-                    destination: DestinationId(row.try_get(0).map_err(read)?),
-                    schedule: ScheduleId(row.try_get(1).map_err(read)?),
-                    token: version_of(row.try_get(2).map_err(read)?),
-                    failures: u32::try_from(row.try_get::<_, i32>(3).map_err(read)?).unwrap_or(0),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| self.claim_of(row)).collect()
     }
 
-    /// Extends `holder`'s leases of `destinations` to `lease` from now. Returns the destinations it
-    /// still holds; any other was taken over after its lease expired.
+    /// Reads a claim from a row of (destination, schedule, version, failures, claim_id).
+    fn claim_of(&self, row: &tokio_postgres::Row) -> Result<Claim, Error> {
+        let read = |e| self.db_error("reading a claim", e);
+        Ok(Claim {
+            destination: DestinationId(row.try_get(0).map_err(read)?),
+            schedule: ScheduleId(row.try_get(1).map_err(read)?),
+            token: version_of(row.try_get(2).map_err(read)?),
+            failures: u32::try_from(row.try_get::<_, i32>(3).map_err(read)?).unwrap_or(0),
+            id: version_of(row.try_get(4).map_err(read)?),
+        })
+    }
+
+    /// Extends `holder`'s `claims` to `lease` from now. Returns the destinations whose claim it
+    /// still holds; any other was released or taken over after its lease expired (a newer claim
+    /// of the same destination, even by the same holder, is not this one).
     pub async fn renew(
         &self,
         holder: &str,
-        destinations: &[DestinationId],
+        claims: &[Claim],
         lease: Duration,
     ) -> Result<Vec<DestinationId>, Error> {
-        let ids: Vec<&str> = destinations.iter().map(|d| d.0.as_str()).collect();
+        let ids: Vec<&str> = claims.iter().map(|c| c.destination.0.as_str()).collect();
+        let claim_ids: Vec<i64> = claims.iter().map(|c| claim_id(c.id)).collect();
         let client = self.client().await?;
         let rows = client
-            .query(&self.sql.leases.renew, &[&holder, &ids, &millis(lease)])
+            .query(
+                &self.sql.leases.renew,
+                &[&holder, &ids, &millis(lease), &claim_ids],
+            )
             .await
             .map_err(|e| self.db_error("renewing leases", e))?;
         rows.iter()
@@ -191,21 +212,29 @@ impl PostgresStateStore {
             .collect()
     }
 
-    /// Gives a destination back: due again `next_run` from now, with `failures` runs in a row
-    /// failed. Returns false when `holder` no longer held it (it was taken over; nothing changes).
+    /// Gives a claimed destination back: due again `next_run` from now, with `failures` runs in a
+    /// row failed. Returns false when the claim no longer held it (it was released, or taken over;
+    /// nothing changes).
     pub async fn release(
         &self,
         holder: &str,
-        destination: &DestinationId,
+        claim: &Claim,
         next_run: Duration,
         failures: u32,
     ) -> Result<bool, Error> {
+        let destination = &claim.destination;
         let failures = i32::try_from(failures).unwrap_or(i32::MAX);
         let client = self.client().await?;
         let released = client
             .execute(
                 &self.sql.leases.release,
-                &[&destination.0, &holder, &millis(next_run), &failures],
+                &[
+                    &destination.0,
+                    &holder,
+                    &millis(next_run),
+                    &failures,
+                    &claim_id(claim.id),
+                ],
             )
             .await
             .map_err(|e| self.db_error(&format!("releasing destination {destination}"), e))?;

@@ -39,10 +39,17 @@ const MIGRATIONS: &[(i32, &str)] = &[
         updated_at timestamptz NOT NULL DEFAULT now()
     );",
     ),
+    (
+        3,
+        "-- Each claim gets a number of its own; renewals and releases name it, so that a late
+    -- release of an old claim cannot end a newer claim of the same holder.
+    CREATE SEQUENCE {schema}.claim_ids;
+    ALTER TABLE {schema}.destination_state ADD COLUMN claim_id bigint;",
+    ),
 ];
 
 /// The newest schema version this library knows.
-const LATEST: i32 = 2;
+const LATEST: i32 = 3;
 
 impl PostgresStateStore {
     /// Creates the schema and its tables, or brings them up to date; does nothing when they are.

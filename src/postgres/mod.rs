@@ -381,7 +381,7 @@ impl Sql {
                  RETURNING version"
             ),
             remove: format!("DELETE FROM {table} WHERE destination = $1 AND version = $2"),
-            leases: leases::LeaseSql::new(&table),
+            leases: leases::LeaseSql::new(schema, &table),
             schema: schema.to_owned(),
             table,
         }

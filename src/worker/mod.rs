@@ -125,11 +125,11 @@ impl<H: Host> std::fmt::Debug for Worker<H> {
 }
 
 /// A destination this worker holds: until when it may work on it (a margin before the lease
-/// runs out), and its failures in a row before the claim.
-#[derive(Debug, Clone, Copy)]
+/// runs out), and the claim it holds it by (its failures in a row before the claim).
+#[derive(Debug, Clone)]
 struct Held {
     deadline: Instant,
-    failures: u32,
+    claim: Claim,
 }
 
 struct Inner<H: Host> {
@@ -245,7 +245,7 @@ impl<H: Host> Inner<H> {
                 claim.destination.clone(),
                 Held {
                     deadline,
-                    failures: claim.failures,
+                    claim: claim.clone(),
                 },
             );
             match groups.iter_mut().find(|g| g[0].schedule == claim.schedule) {
@@ -264,11 +264,10 @@ impl<H: Host> Inner<H> {
             schedule = %claims[0].schedule,
             destinations = claims.len()
         );
-        let ids: Vec<DestinationId> = claims.iter().map(|c| c.destination.clone()).collect();
         let run = group::sync_group(&*self.host, &self.store, &self.options.id, &claims);
         let ended = tokio::select! {
             ended = run.instrument(span.clone()) => ended,
-            () = self.lease_lost(&ids) => claims
+            () = self.lease_lost(&claims) => claims
                 .iter()
                 .map(|c| Ended {
                     destination: c.destination.clone(),
@@ -277,21 +276,21 @@ impl<H: Host> Inner<H> {
                 })
                 .collect(),
         };
-        self.release(ended).instrument(span).await;
+        self.release(&claims, ended).instrument(span).await;
     }
 
-    /// Completes when any of `ids` is no longer safely held: renewal found it taken, or its
-    /// deadline passed without a renewal.
-    async fn lease_lost(&self, ids: &[DestinationId]) {
+    /// Completes when any of `claims` is no longer safely held: renewal found it taken, its
+    /// deadline passed without a renewal, or the destination is held by another claim now.
+    async fn lease_lost(&self, claims: &[Claim]) {
         loop {
             let notified = self.lost.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let deadline = {
                 let held = self.held();
-                let deadlines: Option<Vec<Instant>> = ids
+                let deadlines: Option<Vec<Instant>> = claims
                     .iter()
-                    .map(|id| held.get(id).map(|h| h.deadline))
+                    .map(|c| self.held_by(&held, c).map(|h| h.deadline))
                     .collect();
                 deadlines.and_then(|d| d.into_iter().min())
             };
@@ -308,34 +307,55 @@ impl<H: Host> Inner<H> {
         }
     }
 
+    /// The entry of `held` for `claim`, if this worker still holds the destination by that claim
+    /// (not by a newer one).
+    fn held_by<'a>(
+        &self,
+        held: &'a HashMap<DestinationId, Held>,
+        claim: &Claim,
+    ) -> Option<&'a Held> {
+        held.get(&claim.destination)
+            .filter(|h| h.claim.id == claim.id)
+    }
+
+    /// Forgets `claim` (not a newer claim of its destination).
+    fn forget(&self, claim: &Claim) {
+        let mut held = self.held();
+        if self.held_by(&held, claim).is_some() {
+            held.remove(&claim.destination);
+        }
+    }
+
     /// Releases a group's destinations with their next due times (one jitter draw for the group,
     /// so that its destinations stay due together), and traces each run.
-    async fn release(&self, ended: Vec<Ended>) {
+    async fn release(&self, claims: &[Claim], ended: Vec<Ended>) {
         let unit = self.unit();
         for e in ended {
-            let failures = self.held().get(&e.destination).map_or(0, |h| h.failures);
-            let next = next_run(e.outcome, failures, &self.options, unit);
+            let Some(claim) = claims.iter().find(|c| c.destination == e.destination) else {
+                continue;
+            };
+            let next = next_run(e.outcome, claim.failures, &self.options, unit);
             group::trace_run(&self.options.id, &e, next.map(|(d, _)| d.as_secs_f64()));
             let result = match next {
                 Some((wait, failures)) => self
                     .store
-                    .release(&self.options.id, &e.destination, wait, failures)
+                    .release(&self.options.id, claim, wait, failures)
                     .await
                     .map(|_| ()),
-                None => self.unenroll(&e.destination).await,
+                None => self.unenroll(claim).await,
             };
             if let Err(error) = result {
                 warn!(worker = %self.options.id, destination = %e.destination, %error,
                       "releasing failed: the lease runs out by itself");
             }
-            self.held().remove(&e.destination);
+            self.forget(claim);
         }
     }
 
-    async fn unenroll(&self, destination: &DestinationId) -> Result<(), oncall_core::Error> {
-        self.store.unenroll(destination).await?;
+    async fn unenroll(&self, claim: &Claim) -> Result<(), oncall_core::Error> {
+        self.store.unenroll(&claim.destination).await?;
         self.store
-            .release(&self.options.id, destination, Duration::ZERO, 0)
+            .release(&self.options.id, claim, Duration::ZERO, 0)
             .await
             .map(|_| ())
     }
@@ -345,17 +365,17 @@ impl<H: Host> Inner<H> {
         let every = self.options.lease / 3;
         loop {
             tokio::time::sleep(every).await;
-            let ids: Vec<DestinationId> = self.held().keys().cloned().collect();
-            if ids.is_empty() {
+            let claims: Vec<Claim> = self.held().values().map(|h| h.claim.clone()).collect();
+            if claims.is_empty() {
                 continue;
             }
             let sent = Instant::now();
             match self
                 .store
-                .renew(&self.options.id, &ids, self.options.lease)
+                .renew(&self.options.id, &claims, self.options.lease)
                 .await
             {
-                Ok(kept) => self.renewed(&ids, &kept, sent),
+                Ok(kept) => self.renewed(&claims, &kept, sent),
                 Err(e) => {
                     warn!(worker = %self.options.id, error = %e, "renewing leases failed");
                 }
@@ -363,13 +383,15 @@ impl<H: Host> Inner<H> {
         }
     }
 
-    fn renewed(&self, asked: &[DestinationId], kept: &[DestinationId], sent: Instant) {
+    fn renewed(&self, asked: &[Claim], kept: &[DestinationId], sent: Instant) {
         let kept: HashSet<&DestinationId> = kept.iter().collect();
         let deadline = sent + self.options.lease - self.margin();
         let mut lost = false;
         let mut held = self.held();
-        for id in asked {
-            if let Some(h) = held.get_mut(id) {
+        for claim in asked {
+            let id = &claim.destination;
+            // A newer claim of the destination (taken since the renewal was sent) is not this one.
+            if let Some(h) = held.get_mut(id).filter(|h| h.claim.id == claim.id) {
                 if kept.contains(id) {
                     h.deadline = deadline;
                 } else {
@@ -398,19 +420,15 @@ impl<H: Host> Inner<H> {
         }
         groups.abort_all();
         while groups.join_next().await.is_some() {}
-        let left: Vec<(DestinationId, Held)> = self.held().drain().collect();
-        for (destination, held) in left {
+        let left: Vec<Held> = self.held().drain().map(|(_, h)| h).collect();
+        for held in left {
+            let claim = &held.claim;
             let released = self
                 .store
-                .release(
-                    &self.options.id,
-                    &destination,
-                    Duration::ZERO,
-                    held.failures,
-                )
+                .release(&self.options.id, claim, Duration::ZERO, claim.failures)
                 .await;
             if let Err(error) = released {
-                warn!(worker = %self.options.id, %destination, %error,
+                warn!(worker = %self.options.id, destination = %claim.destination, %error,
                       "releasing at shutdown failed: the lease runs out by itself");
             }
         }
