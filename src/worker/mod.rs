@@ -265,17 +265,18 @@ impl<H: Host> Inner<H> {
             destinations = claims.len()
         );
         let run = group::sync_group(&*self.host, &self.store, &self.options.id, &claims);
-        let ended = tokio::select! {
-            ended = run.instrument(span.clone()) => ended,
-            () = self.lease_lost(&claims) => claims
-                .iter()
-                .map(|c| Ended {
-                    destination: c.destination.clone(),
-                    outcome: RunOutcome::Interrupted,
-                    report: None,
-                })
-                .collect(),
-        };
+        let ended = unless_lost(self.lease_lost(&claims), run.instrument(span.clone()))
+            .await
+            .unwrap_or_else(|| {
+                claims
+                    .iter()
+                    .map(|c| Ended {
+                        destination: c.destination.clone(),
+                        outcome: RunOutcome::Interrupted,
+                        report: None,
+                    })
+                    .collect()
+            });
         self.release(&claims, ended).instrument(span).await;
     }
 
@@ -301,7 +302,8 @@ impl<H: Host> Inner<H> {
                 return;
             }
             tokio::select! {
-                () = tokio::time::sleep_until(deadline.into()) => {}
+                biased;
+                () = reached(deadline) => {}
                 () = notified => {}
             }
         }
@@ -435,6 +437,36 @@ impl<H: Host> Inner<H> {
     }
 }
 
+/// Runs `work` unless `lost` completes first (`None`).
+async fn unless_lost<T>(
+    lost: impl Future<Output = ()>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        // Biased, the lease first: at every wake-up the lease is checked before the sync is
+        // polled, so once its deadline has passed the sync is not polled again and cannot send
+        // one more request (a write) after it, even when both are ready at once. An unbiased
+        // select picks either branch at random.
+        biased;
+        () = lost => None,
+        done = work => Some(done),
+    }
+}
+
+/// Completes at `deadline`, by the clock at every poll: a task woken by other work (the sync's
+/// answers) after the deadline sees it passed even before the runtime's timer has fired.
+async fn reached(deadline: Instant) {
+    let timer = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(timer);
+    std::future::poll_fn(|cx| {
+        if Instant::now() >= deadline {
+            return std::task::Poll::Ready(());
+        }
+        timer.as_mut().poll(cx)
+    })
+    .await;
+}
+
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -453,4 +485,53 @@ fn random_seed() -> u64 {
             .map_or(0, |d| d.as_nanos() as u64),
     );
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+
+    use super::*;
+
+    /// Polls `future` once.
+    async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx))).await
+    }
+
+    #[tokio::test]
+    async fn once_the_lease_is_lost_the_work_is_not_polled_again_even_when_both_are_ready() {
+        // Both ready at the same poll, many times over: an unbiased race would pick the work
+        // about half of the time.
+        let polls = AtomicUsize::new(0);
+        for _ in 0..64 {
+            let work = poll_fn(|_| {
+                polls.fetch_add(1, Ordering::SeqCst);
+                Poll::Ready("a write")
+            });
+            assert_eq!(unless_lost(std::future::ready(()), work).await, None);
+        }
+        assert_eq!(
+            polls.load(Ordering::SeqCst),
+            0,
+            "the work ran after its lease was lost"
+        );
+        assert_eq!(
+            unless_lost(std::future::pending(), std::future::ready(7)).await,
+            Some(7)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deadline_that_passed_is_seen_at_the_next_poll_before_the_timer_fires() {
+        let deadline = Instant::now() + Duration::from_millis(30);
+        let mut waiting = pin!(reached(deadline));
+        assert!(poll_once(&mut waiting).await.is_pending());
+        // The runtime's thread is blocked past the deadline: its timer has not fired when the
+        // task is polled next (woken by the sync's own work, say).
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(poll_once(&mut waiting).await.is_ready());
+    }
 }
