@@ -315,6 +315,56 @@ async fn a_lease_taken_away_mid_sync_stops_the_sync_and_is_left_to_its_new_holde
     drop_schema(&fleet.store).await;
 }
 
+/// A bug in the host (or an adapter, or the core) panics the sync of one host schedule: its
+/// destinations are given back with a failure's backoff and the panic is logged, rather than
+/// held (and renewed) for the life of the process; the worker goes on with the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_panics_gives_its_destinations_back_and_the_worker_goes_on() {
+    let Some(fleet) = fleet("worker_panic", 2).await else {
+        return;
+    };
+    traces();
+    fleet.rota.panic_on(0);
+    let w = fleet
+        .start_worker(
+            "panic-w1",
+            WorkerOptions {
+                failure_backoff: Duration::from_secs(600),
+                max_backoff: Duration::from_secs(3600),
+                lease: Duration::from_millis(600),
+                ..options()
+            },
+        )
+        .await;
+    eventually("the other schedule synced", || async {
+        fleet.synced_at(day(0)).await == 2
+    })
+    .await;
+    eventually("the panicked schedule's destinations released", || async {
+        let (og, pd) = (row(&fleet, "s000-og").await, row(&fleet, "s000-pd").await);
+        og.holder.is_none() && pd.holder.is_none()
+    })
+    .await;
+    for name in ["s000-og", "s000-pd"] {
+        let r = row(&fleet, name).await;
+        let due = r.due_in_s.unwrap();
+        assert!(
+            (200.0..=700.0).contains(&due) && r.failures == 1,
+            "{name}: a failure's backoff: {r:?}"
+        );
+    }
+    let lines = lines_of("panic-w1");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("panicked") && l.contains("schedule=s000")),
+        "the panic is logged: {lines:#?}"
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_releases_what_it_holds_due_at_once() {
     let Some(fleet) = fleet("worker_shutdown", 2).await else {

@@ -7,8 +7,10 @@
 //! period (hourly by default) with jitter after a success, a doubling backoff after failures, a
 //! long wait once its key proved read-only. While it works it renews its leases; a destination
 //! whose lease it cannot renew in time is given up (its sync is stopped before the lease runs out,
-//! so no other worker ever syncs it at the same time). Shutdown is graceful: no new claims, the
-//! running syncs get a grace period to finish, and what is still held is released due at once.
+//! so no other worker ever syncs it at the same time). A sync that panics (a bug in the host, an
+//! adapter or the core) is logged, and its destinations are released as failed runs. Shutdown is
+//! graceful: no new claims, the running syncs get a grace period to finish, and what is still
+//! held is released due at once.
 //!
 //! The host supplies what only it knows through [`Host`]: a schedule and its destinations by id,
 //! and a provider per connection; and enrols its destinations with
@@ -57,8 +59,8 @@ use std::time::{Duration, Instant};
 
 use oncall_core::DestinationId;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
-use tracing::{info_span, warn, Instrument};
+use tokio::task::{self, JoinSet};
+use tracing::{error, info_span, warn, Instrument};
 
 pub use host::{Host, HostSchedule};
 pub use schedule::{next_run, RunOutcome};
@@ -178,23 +180,25 @@ impl<H: Host> Worker<H> {
         // Renewal stops with this future, however it ends: a worker dropped mid-run (its task
         // aborted) must not keep its leases alive.
         let _renewer = AbortOnDrop(tokio::spawn(inner.clone().renew_leases()));
-        let mut groups: JoinSet<()> = JoinSet::new();
+        let mut groups = Groups::default();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let free = inner.options.concurrency.saturating_sub(groups.len());
+            let free = inner.options.concurrency.saturating_sub(groups.tasks.len());
             let mut claimed = false;
             if free > 0 {
                 for group in inner.claim(free).await {
                     claimed = true;
-                    groups.spawn(inner.clone().run_group(group));
+                    groups.spawn(inner, group);
                 }
             }
-            let room = groups.len() < inner.options.concurrency;
+            let room = groups.tasks.len() < inner.options.concurrency;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 () = std::future::ready(()), if claimed && room => {}
-                Some(_) = groups.join_next(), if !groups.is_empty() => {}
+                Some(joined) = groups.tasks.join_next_with_id(), if !groups.tasks.is_empty() => {
+                    inner.joined(joined, &mut groups.claims).await;
+                }
                 () = tokio::time::sleep(inner.options.idle_poll) => {}
             }
         }
@@ -409,19 +413,65 @@ impl<H: Host> Inner<H> {
         }
     }
 
+    /// A group's task ended. A group releases its destinations itself when it finishes; one that
+    /// panicked (a bug in the host, an adapter or the core) did not: its destinations are
+    /// released here as failed runs (with the failure backoff, so a panic that repeats does not
+    /// spin), and the panic is logged. A cancelled group (shutdown) is left to `shut_down`.
+    async fn joined(
+        &self,
+        joined: Result<(task::Id, ()), task::JoinError>,
+        running: &mut HashMap<task::Id, Vec<Claim>>,
+    ) {
+        let error = match joined {
+            Ok((id, ())) => {
+                running.remove(&id);
+                return;
+            }
+            Err(error) => error,
+        };
+        let Some(claims) = running.remove(&error.id()) else {
+            return;
+        };
+        if !error.is_panic() {
+            return;
+        }
+        let payload = error.into_panic();
+        let panic = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        error!(worker = %self.options.id, schedule = %claims[0].schedule, %panic,
+               "a sync group panicked: its destinations are released as failed runs");
+        let ended = claims
+            .iter()
+            .map(|c| Ended {
+                destination: c.destination.clone(),
+                outcome: RunOutcome::Failed,
+                report: None,
+            })
+            .collect();
+        self.release(&claims, ended).await;
+    }
+
     /// Lets running syncs finish within the grace period, stops the rest, and releases what is
     /// still held, due at once.
-    async fn shut_down(&self, mut groups: JoinSet<()>) {
+    async fn shut_down(&self, mut groups: Groups) {
         let grace = tokio::time::sleep(self.options.shutdown_grace);
         tokio::pin!(grace);
         loop {
             tokio::select! {
                 () = &mut grace => break,
-                next = groups.join_next() => if next.is_none() { break },
+                next = groups.tasks.join_next_with_id() => match next {
+                    Some(joined) => self.joined(joined, &mut groups.claims).await,
+                    None => break,
+                },
             }
         }
-        groups.abort_all();
-        while groups.join_next().await.is_some() {}
+        groups.tasks.abort_all();
+        while let Some(joined) = groups.tasks.join_next_with_id().await {
+            self.joined(joined, &mut groups.claims).await;
+        }
         let left: Vec<Held> = self.held().drain().map(|(_, h)| h).collect();
         for held in left {
             let claim = &held.claim;
@@ -465,6 +515,20 @@ async fn reached(deadline: Instant) {
         timer.as_mut().poll(cx)
     })
     .await;
+}
+
+/// The sync groups running, and the claims each task holds (to release them if it panics).
+#[derive(Default)]
+struct Groups {
+    tasks: JoinSet<()>,
+    claims: HashMap<task::Id, Vec<Claim>>,
+}
+
+impl Groups {
+    fn spawn<H: Host>(&mut self, inner: &Arc<Inner<H>>, claims: Vec<Claim>) {
+        let task = self.tasks.spawn(inner.clone().run_group(claims.clone()));
+        self.claims.insert(task.id(), claims);
+    }
 }
 
 /// Aborts a task when dropped.

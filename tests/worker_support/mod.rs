@@ -7,7 +7,7 @@
 
 pub mod proxy;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -45,9 +45,16 @@ pub fn day(days: i64) -> DateTime<Utc> {
 pub struct Rota {
     schedules: Mutex<HashMap<ScheduleId, HostSchedule>>,
     now: Mutex<DateTime<Utc>>,
+    /// Schedules whose reading panics (a bug in the host).
+    panicking: Mutex<HashSet<ScheduleId>>,
 }
 
 impl Rota {
+    /// From now on, asking the host for schedule `i` panics.
+    pub fn panic_on(&self, i: usize) {
+        self.panicking.lock().unwrap().insert(schedule_id(i));
+    }
+
     pub fn schedule(&self, id: &ScheduleId) -> Option<HostSchedule> {
         self.schedules.lock().unwrap().get(id).cloned()
     }
@@ -174,6 +181,7 @@ impl Fleet {
             rota: Arc::new(Rota {
                 schedules: Mutex::new(rota),
                 now: Mutex::new(now),
+                panicking: Mutex::new(HashSet::new()),
             }),
             url: url.to_owned(),
             store,
@@ -278,6 +286,10 @@ struct TestHost {
 #[async_trait]
 impl Host for TestHost {
     async fn schedule(&self, id: &ScheduleId) -> Result<Option<HostSchedule>, Error> {
+        assert!(
+            !self.rota.panicking.lock().unwrap().contains(id),
+            "the host's schedule {id} panics"
+        );
         Ok(self.rota.schedule(id))
     }
 
