@@ -17,8 +17,12 @@
 //! create it); it also remembers which connections' keys proved read-only. Built with the
 //! `postgres` feature, `--state` also takes a `postgres://` URL: the state then lives in PostgreSQL
 //! (`oncall_sync::postgres`, migrated on first use, schema `oncall_sync` or the URL's
-//! `oncall_schema` parameter), shared with workers (`examples/worker.rs`). Keep a password out of
-//! the URL where others can list processes: use the server's trust, peer or certificate auth.
+//! `oncall_schema` parameter), shared with workers (`examples/worker.rs`): `sync` and `retire`
+//! claim their destinations as a worker claims them (holder `cli-<pid>`, due or not), write
+//! through the claims' fenced view and give them back due as they were; a destination a worker
+//! (or another command) holds is reported as an error (exit 1) and nothing is sent for it. Keep a
+//! password out of the URL where others can list processes: use the server's trust, peer or
+//! certificate auth.
 //!
 //! Exit codes: 0 every destination ok; 1 at least one destination failed or partly failed (or, for
 //! `status`, has health `error`; for `schedules` and `import`, the vendor call failed); 2 bad usage
@@ -37,8 +41,8 @@ use oncall_sync::config::{process_env, Config, ConfigError};
 use oncall_sync::{
     desired_spans, import_schedule, retire, sync, Action, ConnectionId, ConnectionRegistry,
     Destination, DestinationId, DestinationReport, Error, FileStateStore, Outcome,
-    PlannedOperation, Provider, Schedule, Span, StateStore, SyncMode, SyncOptions, SyncStatus,
-    SyncTarget, VendorScheduleId, Window,
+    PlannedOperation, Provider, Schedule, Span, StateStore, SyncError, SyncMode, SyncOptions,
+    SyncStatus, SyncTarget, VendorScheduleId, Window,
 };
 use serde_json::{json, Value};
 
@@ -468,6 +472,164 @@ fn split_schema(url: &str) -> (String, Option<&str>) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Claims: what a writing command (sync, retire) holds while it writes.
+
+/// How long this command's claims last in PostgreSQL unless renewed (every third of it); work
+/// stops a quarter of it before they would run out.
+#[cfg(feature = "postgres")]
+const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The destinations a writing command holds, and the store it saves them through.
+///
+/// A state file needs no claim: its lock serialises saves, and no worker syncs from it. In
+/// PostgreSQL, workers may be syncing the same destinations: each is claimed as a worker claims
+/// it, due or not, under the holder `cli-<pid>`, and synced through the claims' fenced view; one
+/// under another holder's live lease is refused (reported, nothing sent for it). The claims are
+/// renewed while the command works, and given back with the destinations due as they were.
+enum Claimed<'a> {
+    File(&'a FileStateStore),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<Leased>),
+}
+
+/// A command's claims in PostgreSQL.
+#[cfg(feature = "postgres")]
+struct Leased {
+    store: oncall_sync::postgres::PostgresStateStore,
+    holder: String,
+    claims: Vec<oncall_sync::postgres::Claim>,
+    refused: Vec<oncall_sync::postgres::HeldElsewhere>,
+    fenced: oncall_sync::postgres::FencedStore,
+    /// When the claim was asked for: the leases run from (a little after) then.
+    asked: std::time::Instant,
+}
+
+impl StateBackend {
+    /// Claims `destinations` for a command that writes.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    async fn claim(&self, destinations: &[DestinationId]) -> Result<Claimed<'_>, Stop> {
+        match self {
+            StateBackend::File(f) => Ok(Claimed::File(f)),
+            #[cfg(feature = "postgres")]
+            StateBackend::Postgres(store) => {
+                let holder = format!("cli-{}", std::process::id());
+                let asked = std::time::Instant::now();
+                let (claims, refused) = store
+                    .claim_now(&holder, destinations, CLAIM_LEASE)
+                    .await
+                    .map_err(|e| Stop::Failed(e.to_string()))?;
+                Ok(Claimed::Postgres(Box::new(Leased {
+                    store: store.clone(),
+                    fenced: store.fenced(&claims),
+                    holder,
+                    claims,
+                    refused,
+                    asked,
+                })))
+            }
+        }
+    }
+}
+
+impl Claimed<'_> {
+    /// The store to sync through.
+    fn store(&self) -> &dyn StateStore {
+        match self {
+            Claimed::File(f) => *f,
+            #[cfg(feature = "postgres")]
+            Claimed::Postgres(l) => &l.fenced,
+        }
+    }
+
+    /// Whether this command holds `destination`.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    fn holds(&self, destination: &DestinationId) -> bool {
+        match self {
+            Claimed::File(_) => true,
+            #[cfg(feature = "postgres")]
+            Claimed::Postgres(l) => l.claims.iter().any(|c| &c.destination == destination),
+        }
+    }
+
+    /// The destinations another holder keeps, each with its holder.
+    fn refused(&self) -> Vec<(&DestinationId, &str)> {
+        match self {
+            Claimed::File(_) => Vec::new(),
+            #[cfg(feature = "postgres")]
+            Claimed::Postgres(l) => l
+                .refused
+                .iter()
+                .map(|r| (&r.destination, r.holder.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Runs `work` while the claims are held: renewed every third of the lease, and stopped
+    /// (an error) if they are lost or could not be renewed in time.
+    async fn hold_while<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Stop> {
+        match self {
+            Claimed::File(_) => Ok(work.await),
+            #[cfg(feature = "postgres")]
+            Claimed::Postgres(l) => l.hold_while(work).await,
+        }
+    }
+
+    /// Gives the claims back (due as they were); a failure is a warning: they run out by
+    /// themselves.
+    async fn give_back(&self) {
+        #[cfg(feature = "postgres")]
+        if let Claimed::Postgres(l) = self {
+            for claim in &l.claims {
+                if let Err(e) = l.store.give_back(&l.holder, claim).await {
+                    eprintln!(
+                        "warning: destination {} was not given back ({e}): its claim runs out \
+                         within {} s",
+                        claim.destination,
+                        CLAIM_LEASE.as_secs()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Leased {
+    async fn hold_while<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Stop> {
+        let margin = CLAIM_LEASE / 4;
+        let mut deadline = self.asked + CLAIM_LEASE - margin;
+        let mut work = std::pin::pin!(work);
+        loop {
+            let renew_at = tokio::time::sleep(CLAIM_LEASE / 3);
+            tokio::select! {
+                // The deadline first: once it has passed, the work is not polled again.
+                biased;
+                () = tokio::time::sleep_until(deadline.into()) => return Err(self.lost()),
+                () = renew_at => {
+                    let sent = std::time::Instant::now();
+                    match self.store.renew(&self.holder, &self.claims, CLAIM_LEASE).await {
+                        Ok(kept) if kept.len() == self.claims.len() => {
+                            deadline = sent + CLAIM_LEASE - margin;
+                        }
+                        Ok(_) => return Err(self.lost()),
+                        Err(e) => eprintln!("warning: renewing this command's claims failed: {e}"),
+                    }
+                }
+                done = &mut work => return Ok(done),
+            }
+        }
+    }
+
+    fn lost(&self) -> Stop {
+        Stop::Failed(format!(
+            "this command ({}) lost its claims (they could not be renewed in time): stopped; a \
+             later sync finishes the work",
+            self.holder
+        ))
+    }
+}
+
 async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
     let p = prepare(s).await?;
     let providers = p.config.destination_providers(&process_env)?;
@@ -486,17 +648,80 @@ async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
         horizon: p.config.horizon(),
         mode,
     };
-    let report = sync(&p.schedule, &targets, p.store.store(), options)
-        .await
-        .map_err(|e| Stop::Usage(e.to_string()))?;
-    if mode == SyncMode::Apply {
-        remember_keys(&p, |registry| {
-            registry.record_report(&report);
-        })
-        .await;
+    if mode == SyncMode::DryRun {
+        // A plan only reads: no claim.
+        let report = sync(&p.schedule, &targets, p.store.store(), options)
+            .await
+            .map_err(|e| Stop::Usage(e.to_string()))?;
+        print_reports(&p, &report.destinations, mode, s.common.json)?;
+        return Ok(report.destinations.iter().all(is_ok));
     }
-    print_reports(&p, &report.destinations, mode, s.common.json)?;
-    Ok(report.destinations.iter().all(is_ok))
+    let ids: Vec<DestinationId> = targets.iter().map(|t| t.destination.id.clone()).collect();
+    let claimed = p.store.claim(&ids).await?;
+    targets.retain(|t| claimed.holds(&t.destination.id));
+    let report = claimed
+        .hold_while(sync(&p.schedule, &targets, claimed.store(), options))
+        .await;
+    claimed.give_back().await;
+    let report = report?.map_err(|e| Stop::Usage(e.to_string()))?;
+    remember_keys(&p, |registry| {
+        registry.record_report(&report);
+    })
+    .await;
+    let mut reports = report.destinations;
+    for (id, holder) in claimed.refused() {
+        if let Some(destination) = p.config.destination(id) {
+            reports.push(held_elsewhere(&p, destination, holder).await);
+        }
+    }
+    let order = |r: &DestinationReport| {
+        p.config
+            .destinations()
+            .iter()
+            .position(|d| d.id == r.destination)
+    };
+    reports.sort_by_key(order);
+    print_reports(&p, &reports, mode, s.common.json)?;
+    Ok(reports.iter().all(is_ok))
+}
+
+/// The report of a destination this command did not claim: another holder (a worker, another
+/// command line) is syncing it. Nothing was sent for it.
+async fn held_elsewhere(
+    p: &Prepared,
+    destination: &Destination,
+    holder: &str,
+) -> DestinationReport {
+    let mark = p
+        .store
+        .store()
+        .load(&destination.id)
+        .await
+        .ok()
+        .and_then(|v| v.value.high_water);
+    let error = Error::Conflict {
+        message: format!(
+            "held by {holder}, whose lease has not run out: not synced, nothing sent; try again \
+             once it is released"
+        ),
+    };
+    DestinationReport {
+        destination: destination.id.clone(),
+        connection: destination.connection.clone(),
+        status: SyncStatus::Failed,
+        plan: None,
+        outcomes: Vec::new(),
+        errors: vec![SyncError {
+            destination: destination.id.clone(),
+            connection: destination.connection.clone(),
+            operation: None,
+            error,
+        }],
+        warnings: Vec::new(),
+        high_water_before: mark,
+        high_water_after: mark,
+        write_calls: 0,
+    }
 }
 
 fn is_ok(report: &DestinationReport) -> bool {
@@ -796,14 +1021,34 @@ async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bo
         })?
         .clone();
     let provider = p.config.provider(&destination.connection, &process_env)?;
-    let report = retire(
-        &destination,
-        provider.as_ref(),
-        p.store.store(),
-        p.now,
-        mode,
-    )
-    .await;
+    let report = if mode == SyncMode::DryRun {
+        retire(
+            &destination,
+            provider.as_ref(),
+            p.store.store(),
+            p.now,
+            mode,
+        )
+        .await
+    } else {
+        let claimed = p.store.claim(std::slice::from_ref(&destination.id)).await?;
+        let report = match claimed.refused().first() {
+            Some((_, holder)) => Ok(held_elsewhere(&p, &destination, holder).await),
+            None => {
+                claimed
+                    .hold_while(retire(
+                        &destination,
+                        provider.as_ref(),
+                        claimed.store(),
+                        p.now,
+                        mode,
+                    ))
+                    .await
+            }
+        };
+        claimed.give_back().await;
+        report?
+    };
     if mode == SyncMode::Apply {
         remember_keys(&p, |registry| {
             registry.record_destination(p.now, &report);

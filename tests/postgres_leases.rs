@@ -84,7 +84,7 @@ async fn a_held_lease_is_not_claimed_again_until_it_expires_and_renewal_keeps_it
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].schedule, ScheduleId("platform".into()));
+    assert_eq!(first[0].schedule, Some(ScheduleId("platform".into())));
     assert!(
         store.claim_due("w2", 10, LONG).await.unwrap().is_empty(),
         "held"
@@ -243,7 +243,7 @@ async fn a_claim_brings_the_due_siblings_of_its_host_schedule() {
     let claims = store.claim_due("w1", 1, LONG).await.unwrap();
     let mut got: Vec<(String, String)> = claims
         .iter()
-        .map(|c| (c.destination.0.clone(), c.schedule.0.clone()))
+        .map(|c| (c.destination.0.clone(), c.schedule.clone().unwrap().0))
         .collect();
     got.sort();
     assert_eq!(
@@ -310,5 +310,108 @@ async fn a_late_release_of_an_old_claim_leaves_a_newer_claim_of_the_same_holder_
             .unwrap(),
         "a claim is released once"
     );
+    drop_schema(&store).await;
+}
+
+/// A command line claims destinations by name, due or not: a destination under another holder's
+/// live lease is refused and left alone; one enrolled nowhere (or never stored) is claimed too;
+/// giving a claim back leaves the due time and the failure count as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_by_name_refuse_live_leases_of_others_and_give_back_leaves_the_schedule() {
+    let Some(store) = fresh_store("claim_now").await else {
+        return;
+    };
+    let (held, later, unknown) = (d("held"), d("later"), d("unknown"));
+    for id in [&held, &later] {
+        store.enroll(id, &ScheduleId("s".into())).await.unwrap();
+    }
+    // `later` is released by a worker due in an hour after two failures; `held` is a worker's.
+    let first = store.claim_due("w1", 10, LONG).await.unwrap();
+    let later_claim = first.iter().find(|c| c.destination == later).unwrap();
+    let held_claim = first.iter().find(|c| c.destination == held).unwrap();
+    assert!(store
+        .release("w1", later_claim, Duration::from_secs(3600), 2)
+        .await
+        .unwrap());
+
+    let (claims, refused) = store
+        .claim_now(
+            "cli-1",
+            &[held.clone(), later.clone(), unknown.clone()],
+            LONG,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused,
+        vec![oncall_sync::postgres::HeldElsewhere {
+            destination: held.clone(),
+            holder: "w1".into()
+        }]
+    );
+    let mut got: Vec<(&str, Option<&str>)> = claims
+        .iter()
+        .map(|c| {
+            (
+                c.destination.0.as_str(),
+                c.schedule.as_ref().map(|s| s.0.as_str()),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![("later", Some("s")), ("unknown", None)]);
+    let later_now = claims.iter().find(|c| c.destination == later).unwrap();
+    assert!(
+        later_now.token > later_claim.token,
+        "a claim raises the version"
+    );
+    assert_eq!(later_now.failures, 2);
+    // The worker's lease is untouched; nobody else gets the command line's claims meanwhile.
+    assert_eq!(
+        store
+            .renew("w1", std::slice::from_ref(held_claim), LONG)
+            .await
+            .unwrap(),
+        vec![held.clone()]
+    );
+    let (none, refused) = store
+        .claim_now("cli-2", std::slice::from_ref(&later), LONG)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(refused[0].holder, "cli-1");
+    // Through the claims' fenced view, even the destination never stored before saves.
+    let fenced = store.fenced(&claims);
+    let loaded = fenced.load(&unknown).await.unwrap();
+    fenced
+        .save(&unknown, loaded.version, &sample_state(5))
+        .await
+        .unwrap();
+
+    for claim in &claims {
+        assert!(store.give_back("cli-1", claim).await.unwrap());
+        assert!(!store.give_back("cli-1", claim).await.unwrap(), "once");
+    }
+    assert!(
+        store.claim_due("w2", 10, LONG).await.unwrap().is_empty(),
+        "given back, `later` is still due in an hour and `unknown` enrolled nowhere"
+    );
+    let client = store.pool().get().await.unwrap();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT extract(epoch FROM due_at - now())::float8, failures, holder, schedule \
+                 FROM {} WHERE destination = 'later'",
+                store.table()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (due, failures, holder): (f64, i32, Option<String>) = (row.get(0), row.get(1), row.get(2));
+    assert!((3500.0..=3600.0).contains(&due), "due as it was: {due}");
+    assert_eq!((failures, holder), (2, None));
+    assert_eq!(store.load(&unknown).await.unwrap().value, sample_state(5));
+    drop(client);
     drop_schema(&store).await;
 }

@@ -24,8 +24,9 @@ use super::{version_of, PostgresStateStore};
 pub struct Claim {
     /// The destination.
     pub destination: DestinationId,
-    /// The host schedule it belongs to.
-    pub schedule: ScheduleId,
+    /// The host schedule it is enrolled in; `None` for a destination claimed by name
+    /// ([`claim_now`](PostgresStateStore::claim_now)) that no host schedule enrolled.
+    pub schedule: Option<ScheduleId>,
     /// Its state's version right after the claim: the fencing token.
     pub token: u64,
     /// How many runs in a row failed before this claim.
@@ -35,14 +36,28 @@ pub struct Claim {
     pub id: u64,
 }
 
+/// A destination [`claim_now`](PostgresStateStore::claim_now) did not claim: another holder's
+/// lease on it has not run out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldElsewhere {
+    /// The destination.
+    pub destination: DestinationId,
+    /// Who holds it (a worker's id, or another command line's).
+    pub holder: String,
+}
+
 /// The lease statements of one table.
 pub(super) struct LeaseSql {
     enroll: String,
     unenroll: String,
     sync_soon: String,
     claim: String,
+    ensure_rows: String,
+    lock_named: String,
+    claim_named: String,
     renew: String,
     release: String,
+    give_back: String,
 }
 
 impl LeaseSql {
@@ -87,6 +102,25 @@ impl LeaseSql {
                  FROM claimed WHERE t.destination = claimed.destination \
                  RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id"
             ),
+            // Claims by name: a row for each destination (a destination no worker enrolled and
+            // never saved has none), then the rows locked in one order (two command lines never
+            // deadlock), then the free ones claimed, due or not.
+            ensure_rows: format!(
+                "INSERT INTO {table} (destination) SELECT unnest($1::text[]) \
+                 ON CONFLICT (destination) DO NOTHING"
+            ),
+            lock_named: format!(
+                "SELECT destination, holder, \
+                        holder IS NULL OR holder = $2 OR lease_expires_at <= now() \
+                 FROM {table} WHERE destination = ANY($1) ORDER BY destination FOR UPDATE"
+            ),
+            claim_named: format!(
+                "UPDATE {table} AS t \
+                 SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
+                     version = t.version + 1, claim_id = nextval('{claim_ids}') \
+                 WHERE t.destination = ANY($2) \
+                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id"
+            ),
             renew: format!(
                 "UPDATE {table} AS t SET lease_expires_at = now() + $3 * interval '1 millisecond' \
                  FROM unnest($2::text[], $4::bigint[]) AS c(destination, claim_id) \
@@ -100,6 +134,10 @@ impl LeaseSql {
                      due_at = CASE WHEN schedule IS NULL THEN NULL \
                                    ELSE now() + $3 * interval '1 millisecond' END \
                  WHERE destination = $1 AND holder = $2 AND claim_id = $5"
+            ),
+            give_back: format!(
+                "UPDATE {table} SET holder = NULL, lease_expires_at = NULL, claim_id = NULL \
+                 WHERE destination = $1 AND holder = $2 AND claim_id = $3"
             ),
         }
     }
@@ -172,12 +210,85 @@ impl PostgresStateStore {
         rows.iter().map(|row| self.claim_of(row)).collect()
     }
 
+    /// Claims `destinations` for `holder` until `lease` from now, whether due or not (a command
+    /// line syncing out of turn), except those another holder's live lease keeps: those are
+    /// returned apart, untouched. A destination with no row yet gets one (enrolled in no host
+    /// schedule). Each claim raises the destination's version, as [`claim_due`](Self::claim_due)'s
+    /// do; give them back with [`give_back`](Self::give_back).
+    pub async fn claim_now(
+        &self,
+        holder: &str,
+        destinations: &[DestinationId],
+        lease: Duration,
+    ) -> Result<(Vec<Claim>, Vec<HeldElsewhere>), Error> {
+        let mut ids: Vec<&str> = destinations.iter().map(|d| d.0.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let fail = |e| self.db_error("claiming destinations by name", e);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(fail)?;
+        tx.execute(&self.sql.leases.ensure_rows, &[&ids])
+            .await
+            .map_err(fail)?;
+        let rows = tx
+            .query(&self.sql.leases.lock_named, &[&ids, &holder])
+            .await
+            .map_err(fail)?;
+        let (mut free, mut held) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let destination: String = row.try_get(0).map_err(fail)?;
+            if row.try_get::<_, Option<bool>>(2).map_err(fail)? == Some(true) {
+                free.push(destination);
+            } else {
+                held.push(HeldElsewhere {
+                    destination: DestinationId(destination),
+                    holder: row
+                        .try_get::<_, Option<String>>(1)
+                        .map_err(fail)?
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let claimed = tx
+            .query(
+                &self.sql.leases.claim_named,
+                &[&holder, &free, &millis(lease)],
+            )
+            .await
+            .map_err(fail)?;
+        let claims = claimed
+            .iter()
+            .map(|row| self.claim_of(row))
+            .collect::<Result<Vec<Claim>, Error>>()?;
+        tx.commit().await.map_err(fail)?;
+        Ok((claims, held))
+    }
+
+    /// Gives a claim back leaving the destination as it was: its due time and its failures in a
+    /// row unchanged (a command line's claim: a worker's schedule of the destination goes on).
+    /// Returns false when the claim no longer held it.
+    pub async fn give_back(&self, holder: &str, claim: &Claim) -> Result<bool, Error> {
+        let destination = &claim.destination;
+        let client = self.client().await?;
+        let released = client
+            .execute(
+                &self.sql.leases.give_back,
+                &[&destination.0, &holder, &claim_id(claim.id)],
+            )
+            .await
+            .map_err(|e| self.db_error(&format!("giving destination {destination} back"), e))?;
+        Ok(released == 1)
+    }
+
     /// Reads a claim from a row of (destination, schedule, version, failures, claim_id).
     fn claim_of(&self, row: &tokio_postgres::Row) -> Result<Claim, Error> {
         let read = |e| self.db_error("reading a claim", e);
         Ok(Claim {
             destination: DestinationId(row.try_get(0).map_err(read)?),
-            schedule: ScheduleId(row.try_get(1).map_err(read)?),
+            schedule: row
+                .try_get::<_, Option<String>>(1)
+                .map_err(read)?
+                .map(ScheduleId),
             token: version_of(row.try_get(2).map_err(read)?),
             failures: u32::try_from(row.try_get::<_, i32>(3).map_err(read)?).unwrap_or(0),
             id: version_of(row.try_get(4).map_err(read)?),

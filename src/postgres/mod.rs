@@ -39,7 +39,7 @@ use oncall_core::{DestinationId, DestinationState, Error, StateStore, Versioned}
 use serde_json::Value;
 
 pub use deadpool_postgres;
-pub use leases::{Claim, FencedStore};
+pub use leases::{Claim, FencedStore, HeldElsewhere};
 pub use tokio_postgres;
 
 /// The schema the store uses unless told otherwise.

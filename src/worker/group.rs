@@ -33,7 +33,6 @@ pub(super) async fn sync_group<H: Host>(
     let Some(first) = claims.first() else {
         return Vec::new();
     };
-    let schedule_id = &first.schedule;
     let all = |outcome| -> Vec<Ended> {
         claims
             .iter()
@@ -43,6 +42,10 @@ pub(super) async fn sync_group<H: Host>(
                 report: None,
             })
             .collect()
+    };
+    let Some(schedule_id) = &first.schedule else {
+        // Claimed by name, enrolled nowhere: not a worker's to sync (claim_due never gives one).
+        return all(RunOutcome::Unknown);
     };
     let host_schedule = match host.schedule(schedule_id).await {
         Ok(Some(s)) => s,

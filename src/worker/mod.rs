@@ -265,7 +265,7 @@ impl<H: Host> Inner<H> {
         let span = info_span!(
             "sync_group",
             worker = %self.options.id,
-            schedule = %claims[0].schedule,
+            schedule = %schedule_of(&claims),
             destinations = claims.len()
         );
         let run = group::sync_group(&*self.host, &self.store, &self.options.id, &claims);
@@ -441,7 +441,7 @@ impl<H: Host> Inner<H> {
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".to_owned());
-        error!(worker = %self.options.id, schedule = %claims[0].schedule, %panic,
+        error!(worker = %self.options.id, schedule = %schedule_of(&claims), %panic,
                "a sync group panicked: its destinations are released as failed runs");
         let ended = claims
             .iter()
@@ -515,6 +515,14 @@ async fn reached(deadline: Instant) {
         timer.as_mut().poll(cx)
     })
     .await;
+}
+
+/// The host schedule of a group's claims, for logs.
+fn schedule_of(claims: &[Claim]) -> &str {
+    claims
+        .first()
+        .and_then(|c| c.schedule.as_ref())
+        .map_or("", |s| s.0.as_str())
 }
 
 /// The sync groups running, and the claims each task holds (to release them if it panics).
