@@ -30,6 +30,7 @@
 //!
 //! Run it with `cargo run --example oncall -- plan --config oncall.json --state state.json`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use clap::{Parser, Subcommand};
 use oncall_sync::config::{process_env, Config, ConfigError};
 use oncall_sync::{
     desired_spans, import_schedule, retire, sync, Action, ConnectionId, ConnectionRegistry,
-    Destination, DestinationId, DestinationReport, Error, FileStateStore, Outcome,
+    Desired, Destination, DestinationId, DestinationReport, Error, FileStateStore, Outcome,
     PlannedOperation, Provider, Schedule, Span, StateStore, SyncError, SyncMode, SyncOptions,
     SyncStatus, SyncTarget, VendorScheduleId, Window,
 };
@@ -374,17 +375,48 @@ struct Prepared {
     store: StateBackend,
 }
 
-async fn prepare(s: &Stateful) -> Result<Prepared, Stop> {
+/// Whether a command may create the state (the file, or the schema, migrated) or only reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// The config, its schedule and the instant, checked (with `--state`'s form) before any state
+/// is opened or any request sent.
+struct Checked {
+    config: Config,
+    schedule: Schedule,
+    now: DateTime<Utc>,
+}
+
+fn check(s: &Stateful) -> Result<Checked, Stop> {
     let config = Config::from_file(&s.common.config)?;
     let now = now_or_clock(s.now);
     let schedule = config.schedule(now)?;
-    Ok(Prepared {
+    StateBackend::check(&s.state)?;
+    Ok(Checked {
         config,
         schedule,
         now,
-        store: StateBackend::open(&s.state).await?,
     })
 }
+
+impl Checked {
+    /// Opens the state, once everything the command needs has been checked.
+    async fn open(self, state: &std::path::Path, access: Access) -> Result<Prepared, Stop> {
+        Ok(Prepared {
+            store: StateBackend::open(state, access).await?,
+            config: self.config,
+            schedule: self.schedule,
+            now: self.now,
+        })
+    }
+}
+
+/// A `postgres://` state in a build without the feature.
+#[cfg(not(feature = "postgres"))]
+const NEEDS_POSTGRES: &str = "--state: a postgres:// URL needs the postgres feature (cargo run --features postgres --example oncall)";
 
 /// Where the state lives: a file, or a PostgreSQL database (feature `postgres`).
 enum StateBackend {
@@ -394,13 +426,40 @@ enum StateBackend {
 }
 
 impl StateBackend {
-    async fn open(state: &std::path::Path) -> Result<StateBackend, Stop> {
+    fn is_database(state: &std::path::Path) -> bool {
         let text = state.to_string_lossy();
-        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        text.starts_with("postgres://") || text.starts_with("postgresql://")
+    }
+
+    /// Checks `--state`'s form (a URL needs the feature; its schema name), opening nothing.
+    fn check(state: &std::path::Path) -> Result<(), Stop> {
+        if !Self::is_database(state) {
+            return Ok(());
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let text = state.to_string_lossy();
+            let (_, schema) = split_schema(&text);
+            oncall_sync::postgres::PostgresStateStore::check_schema_name(
+                schema.unwrap_or(oncall_sync::postgres::DEFAULT_SCHEMA),
+            )
+            .map_err(|e| Stop::Usage(format!("--state: {e}")))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Err(Stop::Usage(NEEDS_POSTGRES.into()))
+    }
+
+    /// Opens the state checked by [`check`](Self::check). A file is created on the first save
+    /// (by a command that writes); a database's schema is created or migrated for `Write`, and
+    /// for `Read` must be there already.
+    async fn open(state: &std::path::Path, access: Access) -> Result<StateBackend, Stop> {
+        Self::check(state)?;
+        if !Self::is_database(state) {
             return Ok(StateBackend::File(FileStateStore::new(state)));
         }
         #[cfg(feature = "postgres")]
         {
+            let text = state.to_string_lossy();
             let (url, schema) = split_schema(&text);
             let schema = schema.unwrap_or(oncall_sync::postgres::DEFAULT_SCHEMA);
             let store = oncall_sync::postgres::PostgresStateStore::connect(&url)
@@ -408,16 +467,26 @@ impl StateBackend {
                 .map_err(|e| Stop::Failed(e.to_string()))?
                 .with_schema(schema)
                 .map_err(|e| Stop::Usage(format!("--state: {e}")))?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| Stop::Failed(e.to_string()))?;
+            let ready = match access {
+                Access::Write => store.migrate().await,
+                Access::Read => store
+                    .verify_schema()
+                    .await
+                    .map_err(|e| Error::CorruptState {
+                        message: format!(
+                        "{e}; plan and status only read: `oncall sync` (or a worker) creates and \
+                         migrates the schema"
+                    ),
+                    }),
+            };
+            ready.map_err(|e| Stop::Failed(format!("--state: {e}")))?;
             Ok(StateBackend::Postgres(store))
         }
         #[cfg(not(feature = "postgres"))]
-        Err(Stop::Usage(
-            "--state: a postgres:// URL needs the postgres feature (cargo run --features postgres --example oncall)".into(),
-        ))
+        {
+            let _ = access;
+            Err(Stop::Usage(NEEDS_POSTGRES.into()))
+        }
     }
 
     fn store(&self) -> &dyn StateStore {
@@ -630,19 +699,37 @@ impl Leased {
     }
 }
 
+/// Every destination of the config with its connection's provider.
+fn sync_targets<'a>(
+    config: &'a Config,
+    providers: &'a BTreeMap<ConnectionId, Arc<dyn Provider>>,
+) -> Result<Vec<SyncTarget<'a>>, Stop> {
+    config
+        .destinations()
+        .iter()
+        .map(|destination| {
+            let provider = providers.get(&destination.connection).ok_or_else(|| {
+                Stop::Usage(format!("destination {}: no provider", destination.id))
+            })?;
+            Ok(SyncTarget {
+                destination,
+                provider: provider.as_ref(),
+            })
+        })
+        .collect()
+}
+
 async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
-    let p = prepare(s).await?;
-    let providers = p.config.destination_providers(&process_env)?;
-    let mut targets = Vec::with_capacity(p.config.destinations().len());
-    for destination in p.config.destinations() {
-        let provider = providers
-            .get(&destination.connection)
-            .ok_or_else(|| Stop::Usage(format!("destination {}: no provider", destination.id)))?;
-        targets.push(SyncTarget {
-            destination,
-            provider: provider.as_ref(),
-        });
-    }
+    let checked = check(s)?;
+    // Key variables and providers, before any state is opened.
+    let providers = checked.config.destination_providers(&process_env)?;
+    sync_targets(&checked.config, &providers)?;
+    let access = match mode {
+        SyncMode::DryRun => Access::Read,
+        _ => Access::Write,
+    };
+    let p = checked.open(&s.state, access).await?;
+    let mut targets = sync_targets(&p.config, &providers)?;
     let options = SyncOptions {
         now: p.now,
         horizon: p.config.horizon(),
@@ -1010,8 +1097,8 @@ fn role_name(p: &Prepared, d: &Destination) -> String {
 // retire.
 
 async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bool, Stop> {
-    let p = prepare(s).await?;
-    let destination = p
+    let checked = check(s)?;
+    let destination = checked
         .config
         .destination(&DestinationId(id.to_owned()))
         .ok_or_else(|| {
@@ -1020,7 +1107,14 @@ async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bo
             ))
         })?
         .clone();
-    let provider = p.config.provider(&destination.connection, &process_env)?;
+    let provider = checked
+        .config
+        .provider(&destination.connection, &process_env)?;
+    let access = match mode {
+        SyncMode::DryRun => Access::Read,
+        _ => Access::Write,
+    };
+    let p = checked.open(&s.state, access).await?;
     let report = if mode == SyncMode::DryRun {
         retire(
             &destination,
@@ -1096,15 +1190,28 @@ struct DestinationStatus {
 }
 
 async fn status(s: &Stateful) -> Result<bool, Stop> {
-    let p = prepare(s).await?;
+    let checked = check(s)?;
+    let mut desired = Vec::new();
+    for d in checked.config.destinations() {
+        desired.push(
+            desired_spans(
+                &checked.schedule,
+                d.role,
+                checked.now,
+                checked.config.horizon(),
+            )
+            .map_err(|e| Stop::Usage(format!("destination {}: {e}", d.id)))?,
+        );
+    }
+    let p = checked.open(&s.state, Access::Read).await?;
     let registry = p
         .store
         .load_connections()
         .await
         .map_err(|e| Stop::Failed(e.to_string()))?;
     let mut statuses = Vec::new();
-    for destination in p.config.destinations() {
-        statuses.push(destination_status(&p, destination).await?);
+    for (destination, desired) in p.config.destinations().iter().zip(desired) {
+        statuses.push(destination_status(&p, destination, desired).await);
     }
     if s.common.json {
         let destinations: Vec<Value> = statuses
@@ -1120,10 +1227,8 @@ async fn status(s: &Stateful) -> Result<bool, Stop> {
     Ok(statuses.iter().all(|st| st.health != Health::Error))
 }
 
-async fn destination_status(p: &Prepared, d: &Destination) -> Result<DestinationStatus, Stop> {
+async fn destination_status(p: &Prepared, d: &Destination, desired: Desired) -> DestinationStatus {
     let state = p.store.store().load(&d.id).await.map(|v| v.value);
-    let desired = desired_spans(&p.schedule, d.role, p.now, p.config.horizon())
-        .map_err(|e| Stop::Usage(format!("destination {}: {e}", d.id)))?;
     let now = p.now;
     let ledger: Vec<Span> = match &state {
         Ok(state) => state
@@ -1146,12 +1251,12 @@ async fn destination_status(p: &Prepared, d: &Destination) -> Result<Destination
     } else {
         Health::Ok
     };
-    Ok(DestinationStatus {
+    DestinationStatus {
         destination: d.clone(),
         state,
         not_exported,
         health,
-    })
+    }
 }
 
 fn status_json(st: &DestinationStatus, registry: &ConnectionRegistry) -> Value {

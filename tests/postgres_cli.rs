@@ -29,11 +29,17 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).unwrap()
 }
 
-async fn oncall(args: &[&str], og_key: &str) -> Output {
-    let mut child = std::process::Command::new(common::example_binary("oncall"))
+/// Runs the CLI with `og_key` for Opsgenie and, when `pd_key`, PagerDuty's read-write key.
+async fn oncall(args: &[&str], og_key: &str, pd_key: bool) -> Output {
+    let mut command = std::process::Command::new(common::example_binary("oncall"));
+    command
         .args(args)
         .env("PGCLI_TEST_OG_KEY", og_key)
-        .env("PGCLI_TEST_PD_KEY", PagerDutySimulator::READ_WRITE_KEY)
+        .env_remove("PGCLI_TEST_PD_KEY");
+    if pd_key {
+        command.env("PGCLI_TEST_PD_KEY", PagerDutySimulator::READ_WRITE_KEY);
+    }
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -220,6 +226,11 @@ impl Setup {
 
     /// Runs `oncall COMMAND --config … --state … --now … --json EXTRA…`.
     async fn run(&self, command: &str, extra: &[&str]) -> Output {
+        self.run_keys(command, extra, true).await
+    }
+
+    /// As `run`, with or without PagerDuty's key variable.
+    async fn run_keys(&self, command: &str, extra: &[&str], pd_key: bool) -> Output {
         let (state, now) = (self.state(), now().to_rfc3339());
         let mut args = vec![
             command,
@@ -232,7 +243,7 @@ impl Setup {
             "--json",
         ];
         args.extend_from_slice(extra);
-        oncall(&args, READ_WRITE_KEY).await
+        oncall(&args, READ_WRITE_KEY, pd_key).await
     }
 
     /// A store in the test's schema (its own pool), migrated.
@@ -394,4 +405,63 @@ async fn sync_and_retire_leave_a_destination_a_worker_holds_alone() {
     );
     assert_no_key(&[&synced, &retired, &again]);
     setup.finish(&store).await;
+}
+
+/// Whether the database has the schema.
+async fn schema_exists(url: &str, schema: &str) -> bool {
+    let store = PostgresStateStore::connect(url).await.unwrap();
+    let client = store.pool().get().await.unwrap();
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 1
+}
+
+/// Bad usage or config is found before the database is touched: a missing key variable is exit 2
+/// with the schema never created. `plan` and `status` only read: on a database without the
+/// schema they say so (exit 1) and create nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_and_read_only_commands_create_no_schema() {
+    let Some(url) = database_url("postgres_cli_no_schema") else {
+        return;
+    };
+    let setup = Setup::new(&url, "postgres_cli_no_schema").await;
+    let mut outputs = Vec::new();
+    for (command, extra) in [
+        ("sync", &[][..]),
+        ("plan", &[][..]),
+        ("retire", &["--destination", "pd-secondary"][..]),
+    ] {
+        let output = setup.run_keys(command, extra, false).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("PGCLI_TEST_PD_KEY"), "{command}: {stderr}");
+        assert!(
+            !schema_exists(&url, &setup.schema).await,
+            "{command} created the schema before finding the config bad"
+        );
+        outputs.push(output);
+    }
+    for command in ["plan", "status"] {
+        let output = setup.run(command, &[]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&setup.schema) && stderr.contains("oncall sync"),
+            "{command} says the schema is missing and what creates it: {stderr}"
+        );
+        assert!(
+            !schema_exists(&url, &setup.schema).await,
+            "{command} created the schema"
+        );
+        outputs.push(output);
+    }
+    assert!(setup.og.requests().is_empty() && setup.pd.requests().is_empty());
+    assert_no_key(&outputs.iter().collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&setup.dir);
 }

@@ -141,6 +141,35 @@ async fn an_unmigrated_schema_says_to_migrate() {
         Err(Error::CorruptState { message }) => assert!(message.contains("migrate"), "{message}"),
         other => panic!("expected CorruptState asking for migrate, got {other:?}"),
     }
+    // verify_schema says so, and creates nothing; after migrate() it is content.
+    match store.verify_schema().await {
+        Err(Error::CorruptState { message }) => assert!(
+            message.contains(store.schema()) && message.contains("does not exist"),
+            "{message}"
+        ),
+        other => panic!("expected CorruptState for a missing schema, got {other:?}"),
+    }
+    assert!(
+        store.verify_schema().await.is_err(),
+        "still missing: verifying created nothing"
+    );
+    store.migrate().await.unwrap();
+    store.verify_schema().await.unwrap();
+    execute(
+        &store,
+        &format!(
+            "INSERT INTO {}.schema_migrations (version) VALUES (99)",
+            store.schema()
+        ),
+    )
+    .await;
+    match store.verify_schema().await {
+        Err(Error::CorruptState { message }) => {
+            assert!(message.contains("version 99"), "{message}")
+        }
+        other => panic!("a newer schema is CorruptState, got {other:?}"),
+    }
+    drop_schema(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

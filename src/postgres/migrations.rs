@@ -108,6 +108,57 @@ impl PostgresStateStore {
     }
 }
 
+impl PostgresStateStore {
+    /// Checks, reading only, that the schema exists and is at the version this library writes:
+    /// for a host (or a command) that must not create or change the schema. A schema that is
+    /// missing, older or newer is [`Error::CorruptState`] saying which, and what to do.
+    pub async fn verify_schema(&self) -> Result<(), Error> {
+        let schema = &self.sql.schema;
+        let fail = |e: tokio_postgres::Error| Error::Transient {
+            message: format!("reading the version of schema {schema}: {}", db_message(&e)),
+        };
+        let client = self.client().await?;
+        let migrations = format!("{schema}.schema_migrations");
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&migrations])
+            .await
+            .map_err(fail)?
+            .try_get(0)
+            .map_err(fail)?;
+        if !exists {
+            return Err(Error::CorruptState {
+                message: format!(
+                    "schema {schema} does not exist: PostgresStateStore::migrate creates it"
+                ),
+            });
+        }
+        let current: i32 = client
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {migrations}"),
+                &[],
+            )
+            .await
+            .map_err(fail)?
+            .try_get(0)
+            .map_err(fail)?;
+        match current.cmp(&LATEST) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less => Err(Error::CorruptState {
+                message: format!(
+                    "schema {schema} is at version {current}, older than this library's \
+                     ({LATEST}): PostgresStateStore::migrate brings it up to date"
+                ),
+            }),
+            std::cmp::Ordering::Greater => Err(Error::CorruptState {
+                message: format!(
+                    "schema {schema} is at version {current}, newer than this library knows \
+                     ({LATEST}): upgrade the library"
+                ),
+            }),
+        }
+    }
+}
+
 /// The advisory lock of a schema's migrations: a fixed tag and the schema's name, hashed (FNV-1a,
 /// stable across releases and platforms, unlike PostgreSQL's internal `hashtext`).
 fn lock_key(schema: &str) -> i64 {

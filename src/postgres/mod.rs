@@ -129,6 +129,16 @@ impl PostgresStateStore {
     /// a letter or `_`, at most 63 bytes): several deployments, or tests running in parallel, share
     /// one database without seeing each other.
     pub fn with_schema(self, schema: &str) -> Result<PostgresStateStore, Error> {
+        Self::check_schema_name(schema)?;
+        Ok(PostgresStateStore {
+            pool: self.pool,
+            sql: Arc::new(Sql::new(schema)),
+        })
+    }
+
+    /// Checks a schema name as [`with_schema`](Self::with_schema) does, without a store (a
+    /// command line checks its arguments before it connects).
+    pub fn check_schema_name(schema: &str) -> Result<(), Error> {
         let valid = !schema.is_empty()
             && schema.len() <= 63
             && schema
@@ -142,10 +152,7 @@ impl PostgresStateStore {
                 ),
             });
         }
-        Ok(PostgresStateStore {
-            pool: self.pool,
-            sql: Arc::new(Sql::new(schema)),
-        })
+        Ok(())
     }
 
     /// The schema holding the tables.
