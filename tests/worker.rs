@@ -148,7 +148,9 @@ async fn syncs_each_schedule_in_one_run_traces_each_destination_and_schedules_th
         let run: Vec<&String> = lines
             .iter()
             .filter(|l| {
-                l.contains("destination_run") && l.contains(&format!("destination={}", d.id))
+                l.contains("destination_run")
+                    && l.contains(&format!("destination={}", d.id))
+                    && l.contains("outcome=")
             })
             .collect();
         assert_eq!(run.len(), 1, "one traced run of {}: {lines:#?}", d.id);
@@ -161,6 +163,31 @@ async fn syncs_each_schedule_in_one_run_traces_each_destination_and_schedules_th
         ] {
             assert!(run[0].contains(field), "{field} in {}", run[0]);
         }
+    }
+    // Each destination's span is open around its part of the work: every vendor call of a
+    // destination runs inside its own destination_run span.
+    let calls: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("vendor_call="))
+        .collect();
+    assert!(calls.len() >= 8, "{lines:#?}");
+    for call in calls {
+        let owner = fleet
+            .destinations()
+            .into_iter()
+            .find(|d| call.contains(&format!("vendor_schedule={}", d.schedule)))
+            .unwrap_or_else(|| panic!("a call to no destination's schedule: {call}"));
+        let span = call
+            .find("destination_run{")
+            .map(|at| &call[at..])
+            .unwrap_or_else(|| panic!("a vendor call outside any destination_run: {call}"));
+        assert!(
+            span.starts_with(&format!(
+                "destination_run{{worker=trace-w1 destination={}",
+                owner.id
+            )),
+            "{call}"
+        );
     }
     // One sync per host schedule: each destination's run sits in its schedule's group span.
     assert!(lines.iter().any(|l| l.contains("sync_group")

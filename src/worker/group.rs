@@ -1,6 +1,6 @@
 //! One sync of the claimed destinations of one host schedule, as named steps: ask the host, find
-//! the providers, sync through the fenced store, read each destination's outcome (with a tracing
-//! span per destination run).
+//! the providers, sync through the fenced store, read each destination's outcome; and the
+//! tracing span of each destination run, open from the claim to the release.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,10 +9,12 @@ use oncall_core::{
     sync, ConnectionId, Destination, DestinationId, DestinationReport, Error, Provider, SyncMode,
     SyncOptions, SyncTarget,
 };
+use tracing::field::{debug, display, Empty};
 use tracing::{info, info_span, warn};
 
 use super::host::{Host, HostSchedule};
 use super::schedule::RunOutcome;
+use super::traced::{TracedProvider, TracedStore};
 use crate::postgres::{Claim, PostgresStateStore};
 
 /// What became of one claimed destination, and why, for its release.
@@ -23,12 +25,17 @@ pub(super) struct Ended {
     pub(super) report: Option<DestinationReport>,
 }
 
-/// Syncs `claims` (all of one host schedule) in one `sync` call.
+/// The spans of a group's destination runs, by destination.
+pub(super) type RunSpans = HashMap<DestinationId, tracing::Span>;
+
+/// Syncs `claims` (all of one host schedule) in one `sync` call, each destination's provider
+/// and store calls in its span of `spans`.
 pub(super) async fn sync_group<H: Host>(
     host: &H,
     store: &PostgresStateStore,
     worker: &str,
     claims: &[Claim],
+    spans: &RunSpans,
 ) -> Vec<Ended> {
     let Some(first) = claims.first() else {
         return Vec::new();
@@ -68,11 +75,30 @@ pub(super) async fn sync_group<H: Host>(
         .cloned()
         .collect();
     let fenced = store.fenced(&synced);
+    let traced_store = TracedStore {
+        inner: &fenced,
+        spans,
+    };
+    let providers: Vec<TracedProvider> = targets
+        .iter()
+        .map(|(destination, provider)| {
+            let span = spans
+                .get(&destination.id)
+                .cloned()
+                .unwrap_or_else(tracing::Span::current);
+            span.record("connection", display(&destination.connection));
+            TracedProvider {
+                inner: provider.clone(),
+                span,
+            }
+        })
+        .collect();
     let sync_targets: Vec<SyncTarget<'_>> = targets
         .iter()
-        .map(|(destination, provider)| SyncTarget {
+        .zip(&providers)
+        .map(|((destination, _), provider)| SyncTarget {
             destination,
-            provider: provider.as_ref(),
+            provider,
         })
         .collect();
     let options = SyncOptions {
@@ -80,7 +106,14 @@ pub(super) async fn sync_group<H: Host>(
         horizon: host_schedule.horizon,
         mode: SyncMode::Apply,
     };
-    match sync(&host_schedule.schedule, &sync_targets, &fenced, options).await {
+    match sync(
+        &host_schedule.schedule,
+        &sync_targets,
+        &traced_store,
+        options,
+    )
+    .await
+    {
         Ok(report) => {
             for d in report.destinations {
                 ended.push(Ended {
@@ -155,21 +188,46 @@ async fn find_targets<H: Host>(
     (targets, ended)
 }
 
-/// The tracing span of one destination's run, with its outcome as fields, and one event in it.
-pub(super) fn trace_run(worker: &str, ended: &Ended, next_run_s: Option<f64>) {
-    let (report, destination, outcome) = (ended.report.as_ref(), &ended.destination, ended.outcome);
-    let span = info_span!(
+/// The span of one destination's run, opened at its claim (under the group's span, `parent`):
+/// its fields but the worker and the destination are recorded as they become known.
+pub(super) fn destination_span(
+    parent: &tracing::Span,
+    worker: &str,
+    destination: &DestinationId,
+) -> tracing::Span {
+    info_span!(
+        parent: parent,
         "destination_run",
-        worker,
+        worker = %worker,
         destination = %destination,
-        connection = report.map(|r| r.connection.0.as_str()),
-        status = report.map(|r| format!("{:?}", r.status)),
-        write_calls = report.map(|r| r.write_calls),
-        mark_before = report.and_then(|r| r.high_water_before).map(|t| t.to_rfc3339()),
-        mark_after = report.and_then(|r| r.high_water_after).map(|t| t.to_rfc3339()),
-        outcome = ?outcome,
-        next_run_s,
-    );
+        connection = Empty,
+        status = Empty,
+        write_calls = Empty,
+        mark_before = Empty,
+        mark_after = Empty,
+        outcome = Empty,
+        next_run_s = Empty,
+    )
+}
+
+/// Records a destination run's outcome in its span (its connection was recorded when its
+/// provider was found), and one event in it.
+pub(super) fn trace_run(span: &tracing::Span, ended: &Ended, next_run_s: Option<f64>) {
+    let (report, outcome) = (ended.report.as_ref(), ended.outcome);
+    if let Some(r) = report {
+        span.record("status", format!("{:?}", r.status));
+        span.record("write_calls", r.write_calls);
+        if let Some(t) = r.high_water_before {
+            span.record("mark_before", t.to_rfc3339());
+        }
+        if let Some(t) = r.high_water_after {
+            span.record("mark_after", t.to_rfc3339());
+        }
+    }
+    span.record("outcome", debug(outcome));
+    if let Some(s) = next_run_s {
+        span.record("next_run_s", s);
+    }
     let _entered = span.enter();
     let first_error = report
         .and_then(|r| r.errors.first())

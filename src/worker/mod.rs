@@ -14,9 +14,17 @@
 //!
 //! The host supplies what only it knows through [`Host`]: a schedule and its destinations by id,
 //! and a provider per connection; and enrols its destinations with
-//! [`PostgresStateStore::enroll`]. Each destination run is a `tracing` span `destination_run`
-//! (worker, destination, connection, status, write calls, the mark before and after, the
-//! outcome, the next run) inside a `sync_group` span.
+//! [`PostgresStateStore::enroll`].
+//!
+//! Tracing: each group's sync is a span `sync_group` (worker, host schedule, number of
+//! destinations), and each destination's run a span `destination_run` under it (worker,
+//! destination), open from the claim to the release. The destination's own vendor calls and state
+//! loads and saves run inside its span (the core's `sync` runs a group's destinations one after
+//! the other; the worker hands it, per destination, a provider and a store that enter the
+//! destination's span), while the core's planning between those calls is traced under the group's
+//! span. Its `connection` is recorded when its provider is found; at the end of the run its
+//! `status`, `write_calls`, `mark_before`, `mark_after`, `outcome` and `next_run_s` are recorded
+//! and one event is emitted in it (`destination in step`, or a warning with the first error).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -50,6 +58,7 @@
 mod group;
 mod host;
 mod schedule;
+mod traced;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -268,7 +277,14 @@ impl<H: Host> Inner<H> {
             schedule = %schedule_of(&claims),
             destinations = claims.len()
         );
-        let run = group::sync_group(&*self.host, &self.store, &self.options.id, &claims);
+        let spans: group::RunSpans = claims
+            .iter()
+            .map(|c| {
+                let run = group::destination_span(&span, &self.options.id, &c.destination);
+                (c.destination.clone(), run)
+            })
+            .collect();
+        let run = group::sync_group(&*self.host, &self.store, &self.options.id, &claims, &spans);
         let ended = unless_lost(self.lease_lost(&claims), run.instrument(span.clone()))
             .await
             .unwrap_or_else(|| {
@@ -281,7 +297,7 @@ impl<H: Host> Inner<H> {
                     })
                     .collect()
             });
-        self.release(&claims, ended).instrument(span).await;
+        self.release(&claims, ended, &spans).instrument(span).await;
     }
 
     /// Completes when any of `claims` is no longer safely held: renewal found it taken, its
@@ -334,14 +350,17 @@ impl<H: Host> Inner<H> {
 
     /// Releases a group's destinations with their next due times (one jitter draw for the group,
     /// so that its destinations stay due together), and traces each run.
-    async fn release(&self, claims: &[Claim], ended: Vec<Ended>) {
+    async fn release(&self, claims: &[Claim], ended: Vec<Ended>, spans: &group::RunSpans) {
         let unit = self.unit();
         for e in ended {
             let Some(claim) = claims.iter().find(|c| c.destination == e.destination) else {
                 continue;
             };
             let next = next_run(e.outcome, claim.failures, &self.options, unit);
-            group::trace_run(&self.options.id, &e, next.map(|(d, _)| d.as_secs_f64()));
+            let span = spans.get(&e.destination).cloned().unwrap_or_else(|| {
+                group::destination_span(&tracing::Span::current(), &self.options.id, &e.destination)
+            });
+            group::trace_run(&span, &e, next.map(|(d, _)| d.as_secs_f64()));
             let result = match next {
                 Some((wait, failures)) => self
                     .store
@@ -451,7 +470,7 @@ impl<H: Host> Inner<H> {
                 report: None,
             })
             .collect();
-        self.release(&claims, ended).await;
+        self.release(&claims, ended, &group::RunSpans::new()).await;
     }
 
     /// Lets running syncs finish within the grace period, stops the rest, and releases what is

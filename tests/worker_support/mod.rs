@@ -18,8 +18,9 @@ use oncall_sync::postgres::PostgresStateStore;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::worker::{Host, HostSchedule, Worker, WorkerOptions};
 use oncall_sync::{
-    ConnectionId, Destination, DestinationId, Email, Error, Member, Provider, RoleIndex, Schedule,
-    ScheduleId, Shift, VendorSchedule, VendorScheduleId,
+    Capabilities, ConnectionId, Deletion, Destination, DestinationId, Email, Error, Member,
+    NewOverride, Override, OverrideId, Provider, RoleIndex, RoleTimeline, Schedule, ScheduleId,
+    Shift, Span, VendorSchedule, VendorScheduleId, Window,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -247,8 +248,14 @@ impl Fleet {
         let host = TestHost {
             rota: self.rota.clone(),
             providers: HashMap::from([
-                (ConnectionId("og".into()), Arc::new(og) as Arc<dyn Provider>),
-                (ConnectionId("pd".into()), Arc::new(pd) as Arc<dyn Provider>),
+                (
+                    ConnectionId("og".into()),
+                    Arc::new(Announcing(Arc::new(og))) as Arc<dyn Provider>,
+                ),
+                (
+                    ConnectionId("pd".into()),
+                    Arc::new(Announcing(Arc::new(pd))) as Arc<dyn Provider>,
+                ),
             ]),
         };
         let worker = Worker::new(
@@ -304,5 +311,89 @@ impl Host for TestHost {
 
     fn now(&self) -> DateTime<Utc> {
         self.rota.now()
+    }
+}
+
+/// A provider that announces each vendor call as a tracing event (`vendor_call`, with the vendor
+/// schedule), so that a test sees in which span the call ran.
+struct Announcing(Arc<dyn Provider>);
+
+fn announce(call: &str, schedule: &VendorScheduleId) {
+    tracing::info!(vendor_call = call, vendor_schedule = %schedule, "vendor call");
+}
+
+#[async_trait]
+impl Provider for Announcing {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+        tracing::info!(vendor_call = "list_schedules", "vendor call");
+        self.0.list_schedules().await
+    }
+
+    async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {
+        announce("schedule", schedule);
+        self.0.schedule(schedule).await
+    }
+
+    async fn on_call(
+        &self,
+        schedule: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<RoleTimeline>, Error> {
+        announce("on_call", schedule);
+        self.0.on_call(schedule, window).await
+    }
+
+    async fn get_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Option<Override>, Error> {
+        announce("get_override", schedule);
+        self.0.get_override(schedule, id).await
+    }
+
+    async fn list_overrides(
+        &self,
+        schedule: &VendorScheduleId,
+        window: Window,
+    ) -> Result<Vec<Override>, Error> {
+        announce("list_overrides", schedule);
+        self.0.list_overrides(schedule, window).await
+    }
+
+    async fn create_overrides(
+        &self,
+        schedule: &VendorScheduleId,
+        overrides: &[NewOverride],
+    ) -> Result<Vec<Result<Override, Error>>, Error> {
+        announce("create_overrides", schedule);
+        self.0.create_overrides(schedule, overrides).await
+    }
+
+    async fn update_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        span: &Span,
+    ) -> Result<Override, Error> {
+        announce("update_override", schedule);
+        self.0.update_override(schedule, id, span).await
+    }
+
+    async fn delete_override(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+    ) -> Result<Deletion, Error> {
+        announce("delete_override", schedule);
+        self.0.delete_override(schedule, id).await
     }
 }
