@@ -1,7 +1,7 @@
 //! The worker's life, against a real PostgreSQL (`DATABASE_URL`) and both vendor simulators: one
 //! sync per host schedule with a tracing span per destination run, the next runs it schedules
-//! (period, read-only wait), a destination the host dropped, a lease taken away mid-sync, and a
-//! graceful shutdown.
+//! (period, read-only wait), a destination the host dropped, a lease that ran out mid-sync and was
+//! taken over, a group that panics, and a graceful shutdown.
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -288,13 +288,20 @@ async fn a_destination_the_host_no_longer_exports_to_is_unenrolled() {
     drop_schema(&fleet.store).await;
 }
 
+/// A worker whose database stalls mid-sync (its renewals cannot get through) lets its lease run
+/// out, and another worker claims the destination: the first worker has stopped sending to the
+/// vendor by then (it stops a margin before its lease runs out), and leaves the new holder's
+/// lease and state alone. The proof is the simulator's own log: no write to the destination's
+/// vendor schedule arrived after the takeover.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_taken_away_mid_sync_stops_the_sync_and_is_left_to_its_new_holder() {
-    let Some(fleet) = fleet("worker_lease_lost", 1).await else {
+async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_takes_over() {
+    let Some(mut fleet) = fleet("worker_lease_lost", 1).await else {
         return;
     };
     traces();
-    // Slow vendors: the first export takes seconds, time enough to take the lease away.
+    // Slow vendors, and Opsgenie's creates sent one at a time: the first export takes seconds,
+    // and is still writing when the lease runs out.
+    fleet.og_concurrency = Some(1);
     fleet.og.set_latency(Duration::from_millis(250));
     fleet.pd.set_latency(Duration::from_millis(250));
     let w = fleet
@@ -306,30 +313,82 @@ async fn a_lease_taken_away_mid_sync_stops_the_sync_and_is_left_to_its_new_holde
             },
         )
         .await;
-    eventually("the worker holds s000-og", || async {
-        row(&fleet, "s000-og").await.holder.as_deref() == Some("lost-w1")
+    let writes_to_og_000 = |from: usize| {
+        fleet.og.requests()[from..]
+            .iter()
+            .filter(|r| r.method != "GET" && r.path.starts_with("/v2/schedules/og-000/"))
+            .count()
+    };
+    eventually("the worker writes to og-000", || async {
+        writes_to_og_000(0) > 0
     })
     .await;
-    // Another worker takes it over, as a claim would: a new holder and a new version.
-    let client = fleet.store.pool().get().await.unwrap();
-    client
+    assert_eq!(
+        row(&fleet, "s000-og").await.holder.as_deref(),
+        Some("lost-w1")
+    );
+    // The worker's database stalls for s000-og: a transaction locks its row, so its renewals
+    // wait (and so would its save), until its lease has run out by the database's clock.
+    let mut locker = fleet.store.pool().get().await.unwrap();
+    let tx = locker.transaction().await.unwrap();
+    let table = fleet.store.table();
+    tx.query_one(
+        &format!("SELECT version FROM {table} WHERE destination = 's000-og' FOR UPDATE"),
+        &[],
+    )
+    .await
+    .unwrap();
+    eventually("the worker's lease ran out", || async {
+        let client = fleet.store.pool().get().await.unwrap();
+        client
+            .query_one(
+                &format!(
+                    "SELECT lease_expires_at <= now() FROM {table} WHERE destination = 's000-og'"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+    .await;
+    // Another worker claims it, as claim_due would: a new holder, claim and version (checked
+    // against the clock: `now()` is the transaction's start).
+    let taken = tx
         .execute(
             &format!(
-                "UPDATE {} SET holder = 'thief', version = version + 1, \
-                 lease_expires_at = now() + interval '1 hour' WHERE destination = 's000-og'",
-                fleet.store.table()
+                "UPDATE {table} SET holder = 'thief', version = version + 1, \
+                 claim_id = nextval('{}.claim_ids'), lease_expires_at = now() + interval '1 hour' \
+                 WHERE destination = 's000-og' AND lease_expires_at <= clock_timestamp()",
+                fleet.store.schema()
             ),
             &[],
         )
         .await
         .unwrap();
+    assert_eq!(taken, 1);
+    let takeover = fleet.og.requests().len();
+    tx.commit().await.unwrap();
+    drop(locker);
     let stolen = row(&fleet, "s000-og").await.version;
-    eventually("the worker gave the run up", || async {
+    let ended = || {
         lines_of("lost-w1")
-            .iter()
-            .any(|l| l.contains("destination=s000-og") && l.contains("outcome=Interrupted"))
+            .into_iter()
+            .find(|l| l.contains("destination=s000-og") && l.contains("outcome="))
+    };
+    eventually("the worker's run of s000-og ended", || async {
+        ended().is_some()
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // a late write would have landed
+    assert_eq!(
+        writes_to_og_000(takeover),
+        0,
+        "a write to og-000 arrived after the takeover: {:#?}",
+        &fleet.og.requests()[takeover..]
+    );
+    let ended = ended().unwrap();
+    assert!(ended.contains("outcome=Interrupted"), "{ended}");
     let r = row(&fleet, "s000-og").await;
     assert_eq!(
         r.holder.as_deref(),

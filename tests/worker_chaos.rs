@@ -5,12 +5,17 @@
 //! the clock moves on and the host swaps shifts. It checks, from the simulators and the database
 //! rather than the workers' word:
 //!
-//! - no duplicate override ever existed: every vendor schedule is polled throughout the run and
-//!   after every round, and its overrides never overlap;
-//! - no two workers ever held one destination at once: in each simulator's own request log (each
-//!   worker's requests are tagged on the way by a forwarder of its own), a write to a vendor
-//!   schedule always follows a request of the same worker to that schedule, so no worker's
-//!   reads and writes interleave with another's;
+//! - no duplicate override ever existed: the workers' writes to each simulator go through one
+//!   tap, one at a time, and after each write has landed (its answer is back) and before the next
+//!   is sent, the overrides of the vendor schedule written to are checked for overlaps: every
+//!   state the simulators ever held is checked (reads change nothing), and the count of writes
+//!   checked equals the simulators' own count of writes;
+//! - no two workers ever held one destination at once: every request is tagged on the way with
+//!   its worker and its run (the test host builds a provider per run: one claim, one lease), and
+//!   in each simulator's own log the requests to a vendor schedule come in one block per run,
+//!   never interleaved with another run's and never resumed after another run's began;
+//! - some kills hit a worker while it held leases: the database shows them still held by the
+//!   killed worker right after the kill;
 //! - every mark only moved forward: a trigger in the test's schema records the mark of every
 //!   version of every destination's state;
 //! - in the end every destination's vendor overrides equal its desired spans.
@@ -21,14 +26,13 @@ mod postgres_support;
 mod worker_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::worker::WorkerOptions;
-use oncall_sync::{desired_spans, Span, StateStore, VendorScheduleId};
+use oncall_sync::{desired_spans, Override, Span, StateStore, VendorScheduleId};
 use postgres_support::{database_url, drop_schema, execute, unique_schema};
 use worker_support::{day, proxy, Fleet, WorkerHandle, HORIZON_DAYS};
 
@@ -72,7 +76,14 @@ async fn four_workers_killed_at_random_keep_every_guarantee() {
         return;
     };
     let started = Instant::now();
-    let fleet = Arc::new(Fleet::new(&url, &unique_schema("chaos"), SCHEDULES).await);
+    let mut fleet = Fleet::new(&url, &unique_schema("chaos"), SCHEDULES).await;
+    let overlaps = Arc::new(Mutex::new(Vec::new()));
+    let taps = (
+        check_every_write(&fleet, &overlaps, true),
+        check_every_write(&fleet, &overlaps, false),
+    );
+    fleet.audit(taps.0.clone(), taps.1.clone());
+    let fleet = Arc::new(fleet);
     install_mark_audit(&fleet).await;
     fleet.og.set_fault_rate(0.10, 7);
     fleet.pd.set_fault_rate(0.10, 11);
@@ -82,38 +93,41 @@ async fn four_workers_killed_at_random_keep_every_guarantee() {
         let name = format!("w{slot}g0");
         workers.push((name.clone(), fleet.start_worker(&name, options()).await));
     }
-    let overlaps = Arc::new(Mutex::new(Vec::new()));
-    let watching = Arc::new(AtomicBool::new(true));
-    let monitor = tokio::spawn(watch_for_overlaps(
-        fleet.clone(),
-        overlaps.clone(),
-        watching.clone(),
-    ));
 
     let mut rng = Rng(0x5eed);
-    let mut kills = 0;
+    let mut kills = Kills::default();
     for round in 0..ROUNDS {
         let now = day(0) - TimeDelta::hours(1) + TimeDelta::hours(20 * round);
         edit_rota(&fleet, round, now);
         fleet.set_now(now);
         fleet.all_due().await;
         let kill = round < ROUNDS - 1;
-        kills += run_round(&fleet, &mut workers, &mut rng, now, kill).await;
-        record_overlaps(&fleet, &overlaps);
+        run_round(&fleet, &mut workers, &mut rng, now, kill, &mut kills).await;
         let found = overlaps.lock().unwrap().clone();
         assert!(
             found.is_empty(),
             "round {round}: overlapping overrides: {found:#?}"
         );
     }
-    watching.store(false, Ordering::Relaxed);
-    monitor.await.unwrap();
     fleet.og.clear_faults();
     fleet.pd.clear_faults();
 
+    // Every write was checked, and none ever left two overrides overlapping.
+    assert_eq!(taps.0.writes(), fleet.og.write_calls() as u64, "opsgenie");
+    assert_eq!(taps.1.writes(), fleet.pd.write_calls() as u64, "pagerduty");
     let found = overlaps.lock().unwrap().clone();
     assert!(found.is_empty(), "overlapping overrides: {found:#?}");
-    assert!(kills >= 8, "only {kills} kills: the test did not test much");
+    assert!(
+        kills.all >= 8,
+        "only {} kills: the test did not test much",
+        kills.all
+    );
+    assert!(
+        kills.holding * 2 >= kills.all,
+        "only {} of {} kills hit a worker holding leases",
+        kills.holding,
+        kills.all
+    );
     check_final_overrides(&fleet).await;
     check_marks_only_moved_forward(&fleet).await;
     let writers = check_one_holder_at_a_time(&fleet);
@@ -123,9 +137,13 @@ async fn four_workers_killed_at_random_keep_every_guarantee() {
     );
     stop_all(&fleet, workers).await;
     eprintln!(
-        "chaos: {} destinations, {ROUNDS} rounds, {kills} kills, {} writers, {} vendor requests, {:.1} s",
+        "chaos: {} destinations, {ROUNDS} rounds, {} kills ({} holding leases), {} writers, {} \
+         writes checked, {} vendor requests, {:.1} s",
         SCHEDULES * 2,
+        kills.all,
+        kills.holding,
         writers.len(),
+        taps.0.writes() + taps.1.writes(),
         fleet.og.requests().len() + fleet.pd.requests().len(),
         started.elapsed().as_secs_f64()
     );
@@ -144,84 +162,147 @@ fn edit_rota(fleet: &Fleet, round: i64, now: DateTime<Utc>) {
     }
 }
 
+/// The kills of the test: all of them, and those that hit a worker holding leases.
+#[derive(Default)]
+struct Kills {
+    all: usize,
+    holding: usize,
+}
+
 /// Waits until every destination has synced at `now`, killing and restarting workers at random
-/// meanwhile when `kill`. Returns the number of kills.
+/// meanwhile when `kill` (up to six a round), a worker holding leases (where one does within half
+/// a second) rather than an idle one.
 async fn run_round(
     fleet: &Fleet,
     workers: &mut [(String, WorkerHandle)],
     rng: &mut Rng,
     now: DateTime<Utc>,
     kill: bool,
-) -> usize {
+    kills: &mut Kills,
+) {
     let deadline = Instant::now() + ROUND_TIMEOUT;
     let total = (SCHEDULES * 2) as i64;
-    let mut kills = 0;
+    let mut this_round = 0;
     loop {
         let synced = fleet.synced_at(now).await;
         if synced == total {
-            return kills;
+            return;
         }
         assert!(
             Instant::now() < deadline,
             "only {synced} of {total} destinations synced at {now} within {ROUND_TIMEOUT:?}"
         );
-        if kill && kills < 6 {
-            let slot = rng.below(WORKERS as u64) as usize;
+        if kill && this_round < 6 {
+            let holding = holding_slots(fleet, workers).await;
+            let slot = if holding.is_empty() {
+                rng.below(WORKERS as u64) as usize
+            } else {
+                holding[rng.below(holding.len() as u64) as usize]
+            };
             let (name, handle) = &mut workers[slot];
             handle.task.abort();
+            let _ = (&mut handle.task).await; // gone: it runs nothing more
+                                              // Killed, it released nothing: what it held is still its own until the leases run out.
+            if live_leases(fleet).await.contains_key(name.as_str()) {
+                kills.holding += 1;
+            }
             let generation: u32 = name.rsplit('g').next().unwrap().parse().unwrap();
             let successor = format!("w{slot}g{}", generation + 1);
             *handle = fleet.start_worker(&successor, options()).await;
             *name = successor;
-            kills += 1;
+            kills.all += 1;
+            this_round += 1;
         }
         tokio::time::sleep(Duration::from_millis(60 + rng.below(240))).await;
     }
 }
 
-fn vendor_schedules(fleet: &Fleet) -> Vec<(VendorScheduleId, bool)> {
-    fleet
-        .destinations()
-        .into_iter()
-        .map(|d| (d.schedule, d.connection.0 == "og"))
+/// The workers holding leases, looked for every few milliseconds for up to half a second (late in
+/// a round, only the retries of failed destinations hold leases, briefly).
+async fn holding_slots(fleet: &Fleet, workers: &[(String, WorkerHandle)]) -> Vec<usize> {
+    let until = Instant::now() + Duration::from_millis(500);
+    loop {
+        let holders = live_leases(fleet).await;
+        let holding: Vec<usize> = (0..WORKERS)
+            .filter(|slot| holders.contains_key(&workers[*slot].0))
+            .collect();
+        if !holding.is_empty() || Instant::now() >= until {
+            return holding;
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+}
+
+/// How many live leases each holder has.
+async fn live_leases(fleet: &Fleet) -> HashMap<String, i64> {
+    let client = fleet.store.pool().get().await.unwrap();
+    client
+        .query(
+            &format!(
+                "SELECT holder, count(*) FROM {} WHERE holder IS NOT NULL \
+                 AND lease_expires_at > now() GROUP BY holder",
+                fleet.store.table()
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
         .collect()
 }
 
+/// The tap of one simulator (Opsgenie's or PagerDuty's): after each write, the overrides of the
+/// vendor schedule it wrote to are checked for overlaps (each one found is recorded in `found`).
+fn check_every_write(
+    fleet: &Fleet,
+    found: &Arc<Mutex<Vec<String>>>,
+    opsgenie: bool,
+) -> Arc<proxy::WriteTap> {
+    let found = found.clone();
+    let (og, pd) = (fleet.og.clone(), fleet.pd.clone());
+    proxy::WriteTap::new(move |path| {
+        let prefix = if opsgenie {
+            "/v2/schedules/"
+        } else {
+            "/schedules/"
+        };
+        let Some(schedule) = schedule_in(path, prefix) else {
+            found
+                .lock()
+                .unwrap()
+                .push(format!("a write to no schedule: {path}"));
+            return;
+        };
+        let schedule = VendorScheduleId(schedule);
+        let held = if opsgenie {
+            og.overrides(&schedule)
+        } else {
+            pd.overrides(&schedule)
+        };
+        let overlaps = overlapping(&schedule, held);
+        if !overlaps.is_empty() {
+            found.lock().unwrap().extend(overlaps);
+        }
+    })
+}
+
+/// The vendor schedule of a path under `prefix` (`/v2/schedules/og-001/overrides` → `og-001`).
+fn schedule_in(path: &str, prefix: &str) -> Option<String> {
+    path.strip_prefix(prefix)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// Overrides of one vendor schedule that overlap (or duplicate) one another.
-fn overlapping(fleet: &Fleet, schedule: &VendorScheduleId, opsgenie: bool) -> Vec<String> {
-    let mut held: Vec<Span> = if opsgenie {
-        fleet.og.overrides(schedule)
-    } else {
-        fleet.pd.overrides(schedule)
-    }
-    .into_iter()
-    .map(|o| o.span)
-    .collect();
+fn overlapping(schedule: &VendorScheduleId, held: Vec<Override>) -> Vec<String> {
+    let mut held: Vec<Span> = held.into_iter().map(|o| o.span).collect();
     held.sort_by_key(|s| (s.start, s.end));
     held.windows(2)
         .filter(|w| w[1].start < w[0].end)
         .map(|w| format!("{schedule}: {:?} overlaps {:?}", w[0], w[1]))
         .collect()
-}
-
-fn record_overlaps(fleet: &Fleet, found: &Mutex<Vec<String>>) {
-    for (schedule, opsgenie) in vendor_schedules(fleet) {
-        let o = overlapping(fleet, &schedule, opsgenie);
-        if !o.is_empty() {
-            found.lock().unwrap().extend(o);
-        }
-    }
-}
-
-async fn watch_for_overlaps(
-    fleet: Arc<Fleet>,
-    found: Arc<Mutex<Vec<String>>>,
-    watching: Arc<AtomicBool>,
-) {
-    while watching.load(Ordering::Relaxed) {
-        record_overlaps(&fleet, &found);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// Every destination's overrides that have not ended are exactly its desired spans (clipped at
@@ -323,25 +404,27 @@ async fn check_marks_only_moved_forward(fleet: &Fleet) {
     }
 }
 
-/// One request as the simulators logged it: who (its tag), method, vendor schedule.
+/// One request as the simulators logged it: who and which of its runs (its tags), method,
+/// vendor schedule.
 struct Logged {
     who: Option<String>,
+    run: Option<String>,
     write: bool,
     schedule: Option<String>,
 }
 
 fn logged(method: &str, path: &str, query: &[(String, String)], prefix: &str) -> Logged {
-    Logged {
-        who: query
+    let tag = |name: &str| {
+        query
             .iter()
-            .find(|(k, _)| k == proxy::TAG)
-            .map(|(_, v)| v.clone()),
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    Logged {
+        who: tag(proxy::TAG),
+        run: tag(proxy::RUN_TAG),
         write: method != "GET",
-        schedule: path
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split('/').next())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
+        schedule: schedule_in(path, prefix),
     }
 }
 
@@ -373,11 +456,15 @@ fn check_one_holder_at_a_time(fleet: &Fleet) -> HashSet<String> {
     writers
 }
 
-/// A write to a vendor schedule must follow a request to that schedule by the same worker: a
-/// worker's run starts with a read, so a second holder's requests would land between the first
-/// one's. Returns the number of writes and who wrote, or the first violation.
+/// The requests to each vendor schedule come in blocks, one per run (one claim of the
+/// destination, one lease): another run's request never lands between two of a run's requests
+/// to that schedule, so a run's block never resumes once another run's has begun. Two holders at
+/// once would interleave; a holder writing after its destination was taken over would resume its
+/// block. Returns the number of writes and who wrote, or the first violation.
 fn one_holder_at_a_time(log: &[Logged]) -> Result<(usize, HashSet<String>), String> {
-    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    // Per vendor schedule: the run whose block is going on, and the runs whose blocks ended.
+    let mut current: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut ended: HashSet<(&str, &str, &str)> = HashSet::new();
     let (mut writes, mut writers) = (0, HashSet::new());
     for (n, r) in log.iter().enumerate() {
         let who = r
@@ -387,55 +474,162 @@ fn one_holder_at_a_time(log: &[Logged]) -> Result<(usize, HashSet<String>), Stri
         let Some(schedule) = r.schedule.as_deref() else {
             continue;
         };
+        let run = r
+            .run
+            .as_deref()
+            .ok_or_else(|| format!("request {n} (from {who}) names no run"))?;
         if r.write {
             writes += 1;
             writers.insert(who.to_owned());
-            let before = last.get(schedule).copied();
-            if before != Some(who) {
-                return Err(format!(
-                    "request {n}: {who} wrote to {schedule} right after {before:?} used it: two holders at once"
-                ));
-            }
         }
-        last.insert(schedule, who);
+        match current.insert(schedule, (who, run)) {
+            Some(before) if before == (who, run) => {}
+            Some((was, was_run)) => {
+                ended.insert((schedule, was, was_run));
+                if ended.contains(&(schedule, who, run)) {
+                    return Err(format!(
+                        "request {n}: {who} (run {run}) used {schedule} again after {was} (run \
+                         {was_run}) had: two holders at once"
+                    ));
+                }
+            }
+            None => {}
+        }
     }
     Ok((writes, writers))
 }
 
 #[test]
 fn the_log_check_catches_interleaved_holders_and_passes_handovers() {
-    let r = |who: &str, write: bool, schedule: &str| Logged {
+    let r = |who: &str, run: &str, write: bool, schedule: &str| Logged {
         who: Some(who.into()),
+        run: Some(run.into()),
         write,
         schedule: Some(schedule.into()),
     };
-    // w1 syncs A, then w2 takes it over (reading first); B is w2's meanwhile.
+    // w1 syncs A (run 1), then w2 takes it over (run 2); B is w2's meanwhile (run 3); then w1
+    // claims A again (a new run, 4).
     let handover = [
-        r("w1", false, "A"),
-        r("w2", false, "B"),
-        r("w1", true, "A"),
-        r("w2", true, "B"),
-        r("w2", false, "A"),
-        r("w2", true, "A"),
+        r("w1", "1", false, "A"),
+        r("w2", "3", false, "B"),
+        r("w1", "1", true, "A"),
+        r("w2", "3", true, "B"),
+        r("w2", "2", false, "A"),
+        r("w2", "2", true, "A"),
+        r("w1", "4", false, "A"),
+        r("w1", "4", true, "A"),
     ];
-    assert_eq!(one_holder_at_a_time(&handover).map(|(n, _)| n), Ok(3));
+    assert_eq!(one_holder_at_a_time(&handover).map(|(n, _)| n), Ok(4));
     // w1 and w2 both run A: w2 reads between w1's read and write.
-    let both = [r("w1", false, "A"), r("w2", false, "A"), r("w1", true, "A")];
+    let both = [
+        r("w1", "1", false, "A"),
+        r("w2", "2", false, "A"),
+        r("w1", "1", true, "A"),
+    ];
     assert!(one_holder_at_a_time(&both).is_err());
-    // A write with no read of its own first (a stale holder writing after a handover).
+    // w1 reads, w2 reads and writes, w1 reads again and writes, all in w1's one run: w1 held A
+    // all along while w2 synced it.
+    let reread = [
+        r("w1", "1", false, "A"),
+        r("w2", "2", false, "A"),
+        r("w2", "2", true, "A"),
+        r("w1", "1", false, "A"),
+        r("w1", "1", true, "A"),
+    ];
+    assert!(one_holder_at_a_time(&reread).is_err());
+    // A stale holder writing after a handover.
     let stale = [
-        r("w1", false, "A"),
-        r("w2", false, "A"),
-        r("w2", true, "A"),
-        r("w1", true, "A"),
+        r("w1", "1", false, "A"),
+        r("w2", "2", false, "A"),
+        r("w2", "2", true, "A"),
+        r("w1", "1", true, "A"),
     ];
     assert!(one_holder_at_a_time(&stale).is_err());
     let untagged = [Logged {
         who: None,
+        run: None,
         write: false,
         schedule: None,
     }];
     assert!(one_holder_at_a_time(&untagged).is_err());
+    let no_run = [Logged {
+        who: Some("w1".into()),
+        run: None,
+        write: false,
+        schedule: Some("A".into()),
+    }];
+    assert!(one_holder_at_a_time(&no_run).is_err());
+}
+
+/// The tap sees the vendor schedule after every write, one write at a time: even a state that
+/// lasts only from one write to the next (two overrides, between a create and a delete sent at
+/// once) is checked, where polling could miss it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_tap_checks_the_state_after_every_write() {
+    use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+    use oncall_sync::{Member, NewOverride, Provider, VendorSchedule};
+
+    let now = day(0);
+    let og = Arc::new(OpsgenieSimulator::start_at(now).await);
+    let people = worker_support::people();
+    let schedule = VendorScheduleId("og-tap".into());
+    og.add_schedule(VendorSchedule {
+        id: schedule.clone(),
+        name: "tap".into(),
+        zone: chrono_tz::UTC,
+        members: people
+            .iter()
+            .map(|e| Member::new(e.clone(), e.as_str()))
+            .collect(),
+        rotations: vec![],
+    });
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let tap = {
+        let (og, seen, schedule) = (og.clone(), seen.clone(), schedule.clone());
+        proxy::WriteTap::new(move |path| {
+            assert_eq!(
+                schedule_in(path, "/v2/schedules/").as_deref(),
+                Some("og-tap")
+            );
+            seen.lock().unwrap().push(og.overrides(&schedule).len());
+        })
+    };
+    let provider = og
+        .provider_builder()
+        .with_base_url(proxy::start(&og.uri(), "tapped", Some(tap.clone())))
+        .build()
+        .unwrap();
+    let span = |d: i64, who: usize| Span::new(day(d), day(d + 1), people[who].clone());
+    let created = provider
+        .create_overrides(
+            &schedule,
+            &[
+                NewOverride {
+                    span: span(1, 0),
+                    id: None,
+                },
+                NewOverride {
+                    span: span(2, 1),
+                    id: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = created.into_iter().map(|c| c.unwrap().id).collect();
+    // Two deletes at once: between them, one override is left, for as long as one write takes.
+    let (a, b) = tokio::join!(
+        provider.delete_override(&schedule, &ids[0]),
+        provider.delete_override(&schedule, &ids[1])
+    );
+    a.unwrap();
+    b.unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    assert_eq!(tap.writes(), og.write_calls() as u64, "every write checked");
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    // The creates may land in either order, the deletes too; each state was seen once.
+    seen[..2].sort_unstable();
+    assert_eq!(seen, vec![1, 2, 1, 0]);
 }
 
 /// Shuts every worker down gracefully: nothing stays held.

@@ -8,11 +8,13 @@
 pub mod proxy;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+use oncall_sync::opsgenie::OpsgenieBuilder;
 use oncall_sync::pagerduty::testkit::PagerDutySimulator;
 use oncall_sync::postgres::PostgresStateStore;
 use oncall_sync::testkit::VendorSimulator;
@@ -137,6 +139,17 @@ pub struct Fleet {
     /// A store of the test's own (its own pool) for set-up and checks.
     pub store: PostgresStateStore,
     pub schedules: usize,
+    /// Set by [`audit`](Self::audit).
+    audit: Option<Audit>,
+    /// How many requests the workers' Opsgenie providers send at once (their default if `None`).
+    pub og_concurrency: Option<usize>,
+}
+
+/// What an audited fleet's workers go through: a write tap per simulator, and a provider per run.
+#[derive(Clone)]
+struct Audit {
+    og: Arc<proxy::WriteTap>,
+    pd: Arc<proxy::WriteTap>,
 }
 
 impl Fleet {
@@ -187,7 +200,18 @@ impl Fleet {
             url: url.to_owned(),
             store,
             schedules,
+            audit: None,
+            og_concurrency: None,
         }
+    }
+
+    /// From now on, workers started send their writes to each simulator through `og` and `pd`
+    /// (one at a time per simulator, each checked once its answer is back), and their host builds
+    /// a provider for every run, tagged with a run number of its own (`proxy::RUN_TAG`): in the
+    /// simulators' logs, each request names its worker and its run. (The unaudited fleet keeps
+    /// one provider per connection and lets writes run in parallel, as the benchmark needs.)
+    pub fn audit(&mut self, og: Arc<proxy::WriteTap>, pd: Arc<proxy::WriteTap>) {
+        self.audit = Some(Audit { og, pd });
     }
 
     pub fn destinations(&self) -> Vec<Destination> {
@@ -233,16 +257,24 @@ impl Fleet {
             .unwrap()
             .with_schema(self.store.schema())
             .unwrap();
-        let og = self
-            .og
-            .provider_builder()
-            .with_base_url(proxy::start(&self.og.uri(), name))
-            .build()
-            .unwrap();
+        let tap = |which: fn(&Audit) -> &Arc<proxy::WriteTap>| {
+            self.audit.as_ref().map(|a| which(a).clone())
+        };
+        let og_proxy = proxy::start(&self.og.uri(), name, tap(|a| &a.og));
+        let pd_proxy = proxy::start(&self.pd.uri(), name, tap(|a| &a.pd));
+        let og_builder = || match self.og_concurrency {
+            Some(n) => self.og.provider_builder().with_max_concurrency(n),
+            None => self.og.provider_builder(),
+        };
+        let per_run = self.audit.as_ref().map(|_| PerRun {
+            og: (og_builder(), og_proxy.clone()),
+            pd: (self.pd.clone(), pd_proxy.clone()),
+        });
+        let og = og_builder().with_base_url(og_proxy).build().unwrap();
         let pd = self
             .pd
             .provider_builder()
-            .with_base_url(proxy::start(&self.pd.uri(), name))
+            .with_base_url(pd_proxy)
             .build()
             .unwrap();
         let host = TestHost {
@@ -257,6 +289,7 @@ impl Fleet {
                     Arc::new(Announcing(Arc::new(pd))) as Arc<dyn Provider>,
                 ),
             ]),
+            per_run,
         };
         let worker = Worker::new(
             store,
@@ -288,6 +321,43 @@ pub struct WorkerHandle {
 struct TestHost {
     rota: Arc<Rota>,
     providers: HashMap<ConnectionId, Arc<dyn Provider>>,
+    /// In an audited fleet: a provider is built for every run instead.
+    per_run: Option<PerRun>,
+}
+
+/// The simulators and this worker's forwarders to them, to build a provider per run.
+struct PerRun {
+    og: (OpsgenieBuilder, String),
+    pd: (Arc<PagerDutySimulator>, String),
+}
+
+impl PerRun {
+    /// A provider of `connection` whose requests carry a run number no other run has.
+    fn provider(&self, connection: &ConnectionId) -> Option<Arc<dyn Provider>> {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let base = |proxy: &str| format!("{proxy}/run-{run}");
+        let provider: Arc<dyn Provider> = match connection.0.as_str() {
+            "og" => Arc::new(
+                self.og
+                    .0
+                    .clone()
+                    .with_base_url(base(&self.og.1))
+                    .build()
+                    .unwrap(),
+            ),
+            "pd" => Arc::new(
+                self.pd
+                    .0
+                    .provider_builder()
+                    .with_base_url(base(&self.pd.1))
+                    .build()
+                    .unwrap(),
+            ),
+            _ => return None,
+        };
+        Some(Arc::new(Announcing(provider)))
+    }
 }
 
 #[async_trait]
@@ -301,12 +371,13 @@ impl Host for TestHost {
     }
 
     async fn provider(&self, connection: &ConnectionId) -> Result<Arc<dyn Provider>, Error> {
-        self.providers
-            .get(connection)
-            .cloned()
-            .ok_or_else(|| Error::Unsupported {
-                message: format!("no connection {connection}"),
-            })
+        let provider = match &self.per_run {
+            Some(per_run) => per_run.provider(connection),
+            None => self.providers.get(connection).cloned(),
+        };
+        provider.ok_or_else(|| Error::Unsupported {
+            message: format!("no connection {connection}"),
+        })
     }
 
     fn now(&self) -> DateTime<Utc> {
