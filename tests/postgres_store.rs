@@ -257,3 +257,58 @@ async fn the_connection_registry_is_kept_and_concurrent_updates_both_land() {
     );
     drop_schema(&store).await;
 }
+
+/// Reserved words (`user`, `select`) are valid schema names: the store quotes its identifiers,
+/// so migrations, states, leases and the registry all work in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_words_are_schema_names_like_any_other() {
+    let Some(url) = database_url("reserved_schema_names") else {
+        return;
+    };
+    let base = PostgresStateStore::connect(&url).await.unwrap();
+    for name in ["user", "select"] {
+        let client = base.pool().get().await.unwrap();
+        let taken: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if taken > 0 {
+            // Never drop a schema this test did not create.
+            eprintln!("SKIPPED schema {name:?}: the database already has one");
+            continue;
+        }
+        let store = base.clone().with_schema(name).unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        store.verify_schema().await.unwrap();
+        let d = DestinationId("d".into());
+        store
+            .enroll(&d, &oncall_sync::ScheduleId("s".into()))
+            .await
+            .unwrap();
+        let claims = store
+            .claim_due("w1", 1, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(claims.len(), 1, "{name}");
+        let fenced = store.fenced(&claims);
+        let loaded = fenced.load(&d).await.unwrap();
+        let state = oncall_sync::testkit::store_conformance::sample_state(3);
+        fenced.save(&d, loaded.version, &state).await.unwrap();
+        assert!(store
+            .release("w1", &claims[0], std::time::Duration::ZERO, 0)
+            .await
+            .unwrap());
+        assert_eq!(store.load(&d).await.unwrap().value, state);
+        store.update_connections(|_| {}).await.unwrap();
+        store.load_connections().await.unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA \"{name}\" CASCADE"))
+            .await
+            .unwrap();
+    }
+}

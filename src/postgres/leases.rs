@@ -61,8 +61,9 @@ pub(super) struct LeaseSql {
 }
 
 impl LeaseSql {
-    pub(super) fn new(schema: &str, table: &str) -> LeaseSql {
-        let claim_ids = format!("{schema}.claim_ids");
+    /// The statements over `table` in the schema `quoted` (an identifier, quoted).
+    pub(super) fn new(quoted: &str, table: &str) -> LeaseSql {
+        let claim_ids = format!("{quoted}.claim_ids");
         LeaseSql {
             // A new destination is due at once; a known one keeps its due time (or becomes due at
             // once if it was not scheduled).

@@ -5,7 +5,7 @@ use oncall_core::Error;
 use super::{db_message, PostgresStateStore};
 
 /// The migrations, in order. A migration, once released, never changes: a new one is added.
-/// `{schema}` stands for the store's schema.
+/// `{schema}` stands for the store's schema, quoted.
 const MIGRATIONS: &[(i32, &str)] = &[
     (
         1,
@@ -59,7 +59,7 @@ impl PostgresStateStore {
     /// A schema newer than this library (a later release migrated it) is
     /// [`Error::CorruptState`]: this library does not write to tables it does not know.
     pub async fn migrate(&self) -> Result<(), Error> {
-        let schema = &self.sql.schema;
+        let (schema, quoted) = (&self.sql.schema, &self.sql.quoted);
         let fail = |e: tokio_postgres::Error| Error::Transient {
             message: format!("migrating schema {schema}: {}", db_message(&e)),
         };
@@ -69,8 +69,8 @@ impl PostgresStateStore {
             .await
             .map_err(fail)?;
         tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema};
-             CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+            "CREATE SCHEMA IF NOT EXISTS {quoted};
+             CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
                  version    integer PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now()
              );"
@@ -79,7 +79,7 @@ impl PostgresStateStore {
         .map_err(fail)?;
         let row = tx
             .query_one(
-                &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
+                &format!("SELECT coalesce(max(version), 0) FROM {quoted}.schema_migrations"),
                 &[],
             )
             .await
@@ -94,11 +94,11 @@ impl PostgresStateStore {
             });
         }
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            tx.batch_execute(&sql.replace("{schema}", schema))
+            tx.batch_execute(&sql.replace("{schema}", quoted))
                 .await
                 .map_err(fail)?;
             tx.execute(
-                &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
+                &format!("INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"),
                 &[version],
             )
             .await
@@ -113,12 +113,12 @@ impl PostgresStateStore {
     /// for a host (or a command) that must not create or change the schema. A schema that is
     /// missing, older or newer is [`Error::CorruptState`] saying which, and what to do.
     pub async fn verify_schema(&self) -> Result<(), Error> {
-        let schema = &self.sql.schema;
+        let (schema, quoted) = (&self.sql.schema, &self.sql.quoted);
         let fail = |e: tokio_postgres::Error| Error::Transient {
             message: format!("reading the version of schema {schema}: {}", db_message(&e)),
         };
         let client = self.client().await?;
-        let migrations = format!("{schema}.schema_migrations");
+        let migrations = format!("{quoted}.schema_migrations");
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&migrations])
             .await

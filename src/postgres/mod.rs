@@ -126,8 +126,9 @@ impl PostgresStateStore {
     }
 
     /// The same pool, with the tables in `schema` (lowercase letters, digits and `_`, starting with
-    /// a letter or `_`, at most 63 bytes): several deployments, or tests running in parallel, share
-    /// one database without seeing each other.
+    /// a letter or `_`, at most 63 bytes; reserved words such as `user` too: the store quotes it):
+    /// several deployments, or tests running in parallel, share one database without seeing each
+    /// other.
     pub fn with_schema(self, schema: &str) -> Result<PostgresStateStore, Error> {
         Self::check_schema_name(schema)?;
         Ok(PostgresStateStore {
@@ -165,7 +166,8 @@ impl PostgresStateStore {
         &self.pool
     }
 
-    /// The table of destination state, schema-qualified (`oncall_sync.destination_state`).
+    /// The table of destination state, schema-qualified with the schema quoted
+    /// (`"oncall_sync".destination_state`), as the store's statements name it.
     pub fn table(&self) -> &str {
         &self.sql.table
     }
@@ -361,6 +363,9 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
 /// The store's statements, written once per schema.
 struct Sql {
     schema: String,
+    /// The schema as an identifier in SQL: quoted, so that a reserved word (`user`) is a schema
+    /// name like any other (names are lowercase letters, digits and `_`: nothing to escape).
+    quoted: String,
     table: String,
     load: String,
     insert: String,
@@ -371,7 +376,8 @@ struct Sql {
 
 impl Sql {
     fn new(schema: &str) -> Sql {
-        let table = format!("{schema}.destination_state");
+        let quoted = format!("\"{schema}\"");
+        let table = format!("{quoted}.destination_state");
         Sql {
             load: format!("SELECT version, format, state FROM {table} WHERE destination = $1"),
             // Version 0: a new row, or one enrolled (never saved, never claimed) by a worker.
@@ -388,8 +394,9 @@ impl Sql {
                  RETURNING version"
             ),
             remove: format!("DELETE FROM {table} WHERE destination = $1 AND version = $2"),
-            leases: leases::LeaseSql::new(schema, &table),
+            leases: leases::LeaseSql::new(&quoted, &table),
             schema: schema.to_owned(),
+            quoted,
             table,
         }
     }

@@ -12,7 +12,10 @@ impl PostgresStateStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT registry FROM {}.connection_registry", self.schema()),
+                &format!(
+                    "SELECT registry FROM {}.connection_registry",
+                    self.sql.quoted
+                ),
                 &[],
             )
             .await
@@ -29,7 +32,7 @@ impl PostgresStateStore {
         &self,
         change: impl FnOnce(&mut ConnectionRegistry) + Send,
     ) -> Result<(), Error> {
-        let table = format!("{}.connection_registry", self.schema());
+        let table = format!("{}.connection_registry", self.sql.quoted);
         let fail = |e: tokio_postgres::Error| Error::Transient {
             message: format!("updating {table}: {}", db_message(&e)),
         };

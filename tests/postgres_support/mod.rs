@@ -77,7 +77,10 @@ pub async fn execute(store: &PostgresStateStore, sql: &str) {
 pub async fn drop_schema(store: &PostgresStateStore) {
     if let Ok(client) = store.pool().get().await {
         let _ = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", store.schema()))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                store.schema()
+            ))
             .await;
     }
 }
