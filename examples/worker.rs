@@ -1,12 +1,15 @@
 //! A sync worker over PostgreSQL and the `oncall` CLI's config file (feature `postgres`).
 //!
 //! ```text
-//! worker --config FILE [--database-env VAR] [--schema NAME] [--concurrency N] [--period-secs S] [--once]
+//! worker --config FILE [--database-env VAR] [--schema NAME] [--concurrency N] [--period-secs S]
+//!        [--once [--timeout-secs S]]
 //! ```
 //!
 //! It migrates the database, enrols the config's destinations, and runs a
 //! [`Worker`](oncall_sync::worker::Worker) until Ctrl-C (a graceful shutdown), or with `--once` until
-//! every destination has run once (exit 0 when all are in step, 1 otherwise). Start it in as many
+//! every destination has run once (exit 0 when all are in step, 1 otherwise). A destination another
+//! worker holds runs when that worker lets go of it, which may take a while: `--timeout-secs`
+//! bounds the wait (then exit 1, naming the destinations that did not run). Start it in as many
 //! processes, on as many machines, as you like: they share the destinations through the database.
 //! The database URL is read from the environment variable `--database-env` names (`DATABASE_URL`
 //! by default), never from the arguments (it may hold a password); the vendors' keys from the
@@ -55,6 +58,10 @@ struct Cli {
     /// Stop once every destination has run (and been released).
     #[arg(long)]
     once: bool,
+    /// With --once: stop after this many seconds even if some destination has not run (another
+    /// worker may hold it); exit 1 then.
+    #[arg(long, value_name = "S", requires = "once")]
+    timeout_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -135,8 +142,18 @@ async fn run(cli: Cli) -> Result<bool, Stop> {
     let worker = Worker::new(store.clone(), Arc::new(host), options);
     eprintln!("worker {} started", worker.id());
     if cli.once {
-        worker.run(ran_once(&store, &destinations, started)).await;
-        return all_in_step(&store, &destinations).await;
+        let ran = ran_once(&store, &destinations, started);
+        match cli.timeout_secs {
+            Some(s) => {
+                worker
+                    .run(async {
+                        let _ = tokio::time::timeout(Duration::from_secs(s), ran).await;
+                    })
+                    .await;
+            }
+            None => worker.run(ran).await,
+        }
+        return all_in_step(&store, &destinations, started).await;
     }
     worker
         .run(async {
@@ -167,12 +184,11 @@ async fn ran_once(
     destinations: &[DestinationId],
     since: DateTime<Utc>,
 ) {
-    let since = since - chrono::TimeDelta::seconds(1); // runs floor `now` to whole seconds
     loop {
         let mut done = true;
         for d in destinations {
             let ran = match store.load(d).await {
-                Ok(state) => state.value.last_run.is_some_and(|r| r.at >= since),
+                Ok(state) => ran_since(&state.value, since),
                 // An unreadable state is a run that cannot happen: reported by all_in_step.
                 Err(_) => true,
             };
@@ -185,14 +201,31 @@ async fn ran_once(
     }
 }
 
-/// Prints each destination's mark and last run; whether all are in step.
+/// Whether a destination's state records a run at or after `since`.
+fn ran_since(state: &oncall_sync::DestinationState, since: DateTime<Utc>) -> bool {
+    let since = since - chrono::TimeDelta::seconds(1); // runs floor `now` to whole seconds
+    state.last_run.as_ref().is_some_and(|r| r.at >= since)
+}
+
+/// Prints each destination's mark and the run it had since `since`; whether all ran, in step.
 async fn all_in_step(
     store: &PostgresStateStore,
     destinations: &[DestinationId],
+    since: DateTime<Utc>,
 ) -> Result<bool, Stop> {
     let mut ok = true;
     for d in destinations {
         match store.load(d).await {
+            Ok(state) if !ran_since(&state.value, since) => {
+                ok = false;
+                println!(
+                    "{d}: did not run (another worker may hold it; it runs once released), mark {}",
+                    state
+                        .value
+                        .high_water
+                        .map_or_else(|| "none".into(), |t| t.to_rfc3339())
+                );
+            }
             Ok(state) => {
                 let run = state.value.last_run;
                 let in_step = run.as_ref().is_some_and(|r| r.ok);

@@ -18,8 +18,9 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use oncall_sync::opsgenie::testkit::{OpsgenieSimulator, READ_WRITE_KEY};
 use oncall_sync::pagerduty::testkit::PagerDutySimulator;
+use oncall_sync::postgres::PostgresStateStore;
 use oncall_sync::testkit::VendorSimulator;
-use oncall_sync::{Email, Member, VendorSchedule, VendorScheduleId};
+use oncall_sync::{DestinationId, Email, Member, VendorSchedule, VendorScheduleId};
 use postgres_support::{database_url, unique_schema};
 use serde_json::json;
 
@@ -43,7 +44,7 @@ fn vendor_schedule(id: &str, people: &[Email]) -> VendorSchedule {
     }
 }
 
-async fn run_once(config: &Path, url: &str, schema: &str) -> Output {
+async fn run_once(config: &Path, url: &str, schema: &str, extra: &[&str]) -> Output {
     let mut child = std::process::Command::new(common::example_binary("worker"))
         .args([
             "--config",
@@ -52,6 +53,7 @@ async fn run_once(config: &Path, url: &str, schema: &str) -> Output {
             schema,
             "--once",
         ])
+        .args(extra)
         .env("DATABASE_URL", url)
         .env("WORKER_TEST_OG_KEY", READ_WRITE_KEY)
         .env("WORKER_TEST_PD_KEY", PagerDutySimulator::READ_WRITE_KEY)
@@ -115,7 +117,7 @@ async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
     std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let schema = unique_schema("worker_example");
 
-    let first = run_once(&file, &url, &schema).await;
+    let first = run_once(&file, &url, &schema, &[]).await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&first.stdout).into_owned(),
         String::from_utf8_lossy(&first.stderr).into_owned(),
@@ -135,7 +137,7 @@ async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
     assert_eq!(pd.overrides(&VendorScheduleId("PDSCHED".into())).len(), 5);
 
     let writes = og.write_calls() + pd.write_calls();
-    let second = run_once(&file, &url, &schema).await;
+    let second = run_once(&file, &url, &schema, &[]).await;
     assert_eq!(second.status.code(), Some(0), "{second:?}");
     assert_eq!(
         og.write_calls() + pd.write_calls(),
@@ -151,7 +153,43 @@ async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
             c.get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
         });
-    for output in [&first, &second] {
+    // Another worker holds og-primary (its lease has ten minutes to run): `--once` would wait
+    // for it; with `--timeout-secs` it gives up, says which destination did not run, exits 1.
+    let store = PostgresStateStore::connect(&url)
+        .await
+        .unwrap()
+        .with_schema(&schema)
+        .unwrap();
+    let (held, _) = store
+        .claim_now(
+            "other-worker",
+            &[DestinationId("og-primary".into())],
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    // Runs are recorded in whole seconds: the second run must be over a second old to not count
+    // as this one's.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let third = run_once(&file, &url, &schema, &["--timeout-secs", "2"]).await;
+    let stdout = String::from_utf8_lossy(&third.stdout).into_owned();
+    assert_eq!(third.status.code(), Some(1), "{third:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it gave up in time: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stdout.contains("og-primary: did not run"),
+        "names what did not run: {stdout}"
+    );
+    assert!(stdout.contains("pd-secondary: ok mark"), "{stdout}");
+    assert!(store.give_back("other-worker", &held[0]).await.unwrap());
+    postgres_support::drop_schema(&store).await;
+
+    for output in [&first, &second, &third] {
         for text in [&output.stdout, &output.stderr] {
             let text = String::from_utf8_lossy(text);
             assert!(
