@@ -312,3 +312,90 @@ async fn reserved_words_are_schema_names_like_any_other() {
             .unwrap();
     }
 }
+
+/// A loopback server speaking just enough of PostgreSQL's protocol to ask for a password and
+/// refuse it as a server does a wrong one (`28P01`). It answers `attempts` connections and
+/// returns the passwords it was sent.
+fn password_refusing_server(attempts: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut passwords = Vec::new();
+        for _ in 0..attempts {
+            let Ok((mut client, _)) = listener.accept() else {
+                break;
+            };
+            let read_i32 = |c: &mut std::net::TcpStream| {
+                let mut b = [0u8; 4];
+                c.read_exact(&mut b).map(|()| i32::from_be_bytes(b))
+            };
+            // An SSLRequest first (sslmode=prefer): refused with 'N'; then the startup message.
+            let mut len = read_i32(&mut client).unwrap();
+            let code = read_i32(&mut client).unwrap();
+            if code == 80_877_103 {
+                client.write_all(b"N").unwrap();
+                len = read_i32(&mut client).unwrap();
+                read_i32(&mut client).unwrap();
+            }
+            let mut startup = vec![0u8; usize::try_from(len).unwrap() - 8];
+            client.read_exact(&mut startup).unwrap();
+            // AuthenticationCleartextPassword, then the client's PasswordMessage.
+            client.write_all(b"R\0\0\0\x08\0\0\0\x03").unwrap();
+            let mut tag = [0u8; 1];
+            client.read_exact(&mut tag).unwrap();
+            assert_eq!(&tag, b"p");
+            let len = read_i32(&mut client).unwrap();
+            let mut password = vec![0u8; usize::try_from(len).unwrap() - 4];
+            client.read_exact(&mut password).unwrap();
+            passwords.push(
+                String::from_utf8_lossy(&password)
+                    .trim_end_matches('\0')
+                    .to_owned(),
+            );
+            let mut fields = Vec::new();
+            for (kind, value) in [
+                (b'S', "FATAL"),
+                (b'V', "FATAL"),
+                (b'C', "28P01"),
+                (b'M', "password authentication failed for user \"oncall\""),
+            ] {
+                fields.push(kind);
+                fields.extend_from_slice(value.as_bytes());
+                fields.push(0);
+            }
+            fields.push(0);
+            let mut error = vec![b'E'];
+            error.extend_from_slice(&i32::try_from(fields.len() + 4).unwrap().to_be_bytes());
+            error.extend_from_slice(&fields);
+            client.write_all(&error).unwrap();
+        }
+        passwords
+    });
+    (port, server)
+}
+
+/// A wrong password: the server's refusal reaches the caller, the password does not (no
+/// database needed: a loopback server refuses the password as PostgreSQL does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_without_the_password_in_the_error() {
+    const SECRET: &str = "pw-Wr0ng-never-print";
+    let (port, server) = password_refusing_server(1);
+    let refused = PostgresStateStore::connect(&format!(
+        "postgres://oncall:{SECRET}@127.0.0.1:{port}/oncall?connect_timeout=5"
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        server.join().unwrap(),
+        vec![SECRET.to_owned()],
+        "the server asked for the password and was sent it"
+    );
+    for text in [refused.to_string(), format!("{refused:?}")] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(
+            text.contains("password authentication failed"),
+            "the server's refusal is reported: {text}"
+        );
+    }
+}

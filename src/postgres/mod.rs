@@ -173,11 +173,19 @@ impl PostgresStateStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
-        self.pool.get().await.map_err(|e| Error::Transient {
-            message: format!(
-                "no PostgreSQL connection for schema {}: {e}",
-                self.sql.schema
-            ),
+        self.pool.get().await.map_err(|e| {
+            // The server's reason (a refused password, an unknown database) rather than the
+            // client's bare "db error"; servers never echo a password.
+            let why = match &e {
+                deadpool_postgres::PoolError::Backend(e) => db_message(e),
+                other => other.to_string(),
+            };
+            Error::Transient {
+                message: format!(
+                    "no PostgreSQL connection for schema {}: {why}",
+                    self.sql.schema
+                ),
+            }
         })
     }
 
