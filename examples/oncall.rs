@@ -423,6 +423,10 @@ enum StateBackend {
     File(FileStateStore),
     #[cfg(feature = "postgres")]
     Postgres(oncall_sync::postgres::PostgresStateStore),
+    /// A database no sync has written to yet, read by `plan` or `status`: nothing stored, as
+    /// with a state file that does not exist yet (and nothing is created).
+    #[cfg(feature = "postgres")]
+    Unwritten(oncall_sync::InMemoryStateStore),
 }
 
 impl StateBackend {
@@ -467,6 +471,16 @@ impl StateBackend {
                 .map_err(|e| Stop::Failed(e.to_string()))?
                 .with_schema(schema)
                 .map_err(|e| Stop::Usage(format!("--state: {e}")))?;
+            if access == Access::Read
+                && !store
+                    .schema_exists()
+                    .await
+                    .map_err(|e| Stop::Failed(format!("--state: {e}")))?
+            {
+                return Ok(StateBackend::Unwritten(
+                    oncall_sync::InMemoryStateStore::new(),
+                ));
+            }
             let ready = match access {
                 Access::Write => store.migrate().await,
                 Access::Read => store
@@ -474,8 +488,8 @@ impl StateBackend {
                     .await
                     .map_err(|e| Error::CorruptState {
                         message: format!(
-                        "{e}; plan and status only read: `oncall sync` (or a worker) creates and \
-                         migrates the schema"
+                        "{e}; plan and status only read: `oncall sync` (or a worker) migrates the \
+                         schema"
                     ),
                     }),
             };
@@ -494,6 +508,8 @@ impl StateBackend {
             StateBackend::File(f) => f,
             #[cfg(feature = "postgres")]
             StateBackend::Postgres(p) => p,
+            #[cfg(feature = "postgres")]
+            StateBackend::Unwritten(m) => m,
         }
     }
 
@@ -502,6 +518,8 @@ impl StateBackend {
             StateBackend::File(f) => f.load_connections(),
             #[cfg(feature = "postgres")]
             StateBackend::Postgres(p) => p.load_connections().await,
+            #[cfg(feature = "postgres")]
+            StateBackend::Unwritten(_) => Ok(ConnectionRegistry::default()),
         }
     }
 
@@ -513,6 +531,12 @@ impl StateBackend {
             StateBackend::File(f) => f.update_connections(change),
             #[cfg(feature = "postgres")]
             StateBackend::Postgres(p) => p.update_connections(change).await,
+            // Only commands that write update the registry, and they migrate first.
+            #[cfg(feature = "postgres")]
+            StateBackend::Unwritten(_) => {
+                let _ = change;
+                Ok(())
+            }
         }
     }
 }
@@ -597,6 +621,11 @@ impl StateBackend {
                     asked,
                 })))
             }
+            // Commands that write open the database for writing (migrated), never unwritten.
+            #[cfg(feature = "postgres")]
+            StateBackend::Unwritten(_) => Err(Stop::Failed(
+                "--state: the database holds no state yet and this command only reads".into(),
+            )),
         }
     }
 }

@@ -109,6 +109,23 @@ impl PostgresStateStore {
 }
 
 impl PostgresStateStore {
+    /// Whether the schema has been created (by [`PostgresStateStore::migrate`]), reading only: a
+    /// database no sync has written to yet holds no state at all.
+    pub async fn schema_exists(&self) -> Result<bool, Error> {
+        let schema = &self.sql.schema;
+        let fail = |e: tokio_postgres::Error| Error::Transient {
+            message: format!("looking for schema {schema}: {}", db_message(&e)),
+        };
+        let client = self.client().await?;
+        let migrations = format!("{}.schema_migrations", self.sql.quoted);
+        client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&migrations])
+            .await
+            .map_err(fail)?
+            .try_get(0)
+            .map_err(fail)
+    }
+
     /// Checks, reading only, that the schema exists and is at the version this library writes:
     /// for a host (or a command) that must not create or change the schema. A schema that is
     /// missing, older or newer is [`Error::CorruptState`] saying which, and what to do.
@@ -119,13 +136,7 @@ impl PostgresStateStore {
         };
         let client = self.client().await?;
         let migrations = format!("{quoted}.schema_migrations");
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&migrations])
-            .await
-            .map_err(fail)?
-            .try_get(0)
-            .map_err(fail)?;
-        if !exists {
+        if !self.schema_exists().await? {
             return Err(Error::CorruptState {
                 message: format!(
                     "schema {schema} does not exist: PostgresStateStore::migrate creates it"
