@@ -109,9 +109,9 @@ impl ApiKey {
             Error::Unsupported { message } => Error::Unsupported {
                 message: clean(message),
             },
-            // Validation errors hold the host's input, never a vendor's answer. (A kind added to
-            // `Error` later passes unchanged until it is listed here.)
-            other => other,
+            // Validation errors hold the host's input, never a vendor's answer. (No catch-all: a
+            // kind added to `Error` must be listed here to compile.)
+            Error::InvalidInput(invalid) => Error::InvalidInput(invalid),
         }
     }
 }
