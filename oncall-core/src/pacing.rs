@@ -66,6 +66,16 @@ impl Pacer {
     pub fn pause_until(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
+
+    /// The vendor asked for a pause of `wait` from `now`. A wait too long for the clock to
+    /// represent (a vendor's huge header under a policy without a cap) is taken as a year, which
+    /// means "until told otherwise"; never a panic.
+    pub fn pause_for(&mut self, now: Instant, wait: Duration) {
+        const A_YEAR: Duration = Duration::from_secs(365 * 86_400);
+        if let Some(until) = now.checked_add(wait).or_else(|| now.checked_add(A_YEAR)) {
+            self.pause_until(until);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,5 +108,16 @@ mod tests {
             Duration::ZERO,
             "the pause is over"
         );
+    }
+
+    #[test]
+    fn a_pause_too_long_for_the_clock_is_a_year() {
+        let mut p = Pacer::unlimited();
+        let t0 = Instant::now();
+        p.pause_for(t0, Duration::MAX);
+        let year = Duration::from_secs(365 * 86_400);
+        assert_eq!(p.reserve(t0), year);
+        p.pause_for(t0, Duration::from_secs(3));
+        assert_eq!(p.reserve(t0), year, "a shorter pause does not shorten it");
     }
 }

@@ -1,5 +1,6 @@
 //! When to try a vendor call again: a pure decision adapters call around their requests.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::Error;
@@ -89,6 +90,54 @@ impl RetryPolicy {
             _ => RetryDecision::GiveUp,
         }
     }
+
+    /// How long every request of a connection holds back after a rate limit: the vendor's
+    /// `retry_after` (else [`RetryPolicy::base_delay`]), capped by [`RetryPolicy::max_delay`] as the
+    /// retry's own wait is. Adapters pass it to [`Pacer::pause_for`](crate::pacing::Pacer::pause_for)
+    /// so that concurrent calls back off together.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oncall_core::RetryPolicy;
+    /// let policy = RetryPolicy::default();
+    /// assert_eq!(policy.rate_limit_pause(None), policy.base_delay);
+    /// assert_eq!(policy.rate_limit_pause(Some(Duration::MAX)), policy.max_delay);
+    /// ```
+    pub fn rate_limit_pause(&self, retry_after: Option<Duration>) -> Duration {
+        retry_after.unwrap_or(self.base_delay).min(self.max_delay)
+    }
+}
+
+/// A shared source of jitter in `[0, 1)` for [`run_with_retries`] (SplitMix64: spreading retries
+/// needs no more). Pure: the adapter passes the seed, so the core reads no clock or entropy.
+///
+/// ```
+/// use oncall_core::retry::Jitter;
+/// let jitter = Jitter::new(7);
+/// assert!((0.0..1.0).contains(&jitter.next()));
+/// ```
+#[derive(Debug)]
+pub struct Jitter(AtomicU64);
+
+impl Jitter {
+    /// A sequence started from `seed`; give each connection a different one.
+    pub fn new(seed: u64) -> Jitter {
+        Jitter(AtomicU64::new(seed))
+    }
+
+    /// The next number in `[0, 1)`; callable from many tasks at once.
+    pub fn next(&self) -> f64 {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut z = self
+            .0
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // The top 53 bits: every value below 1 is exact in an f64.
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// Runs one vendor call with retries: `attempt(n)` makes try `n` (from 1); after a failure the
@@ -167,6 +216,16 @@ mod tests {
         Error::Transient {
             message: "502".into(),
         }
+    }
+
+    #[test]
+    fn jitter_stays_in_range_and_varies() {
+        let jitter = Jitter::new(1);
+        let draws: Vec<f64> = (0..1000).map(|_| jitter.next()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
+        let low = draws.iter().filter(|&&j| j < 0.5).count();
+        assert!((400..600).contains(&low), "{low} of 1000 below one half");
+        assert_ne!(Jitter::new(2).next(), Jitter::new(3).next());
     }
 
     #[test]

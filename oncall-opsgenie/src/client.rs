@@ -2,14 +2,13 @@
 //! concurrency limit shared by every clone, retries as the core's [`RetryPolicy`] decides, and the
 //! vendor's failures mapped by [`parse_error`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use oncall_core::connection::ConnectionSettings;
 use oncall_core::pacing::Pacer;
-use oncall_core::retry::run_with_retries;
+use oncall_core::retry::{run_with_retries, Jitter};
 use oncall_core::{ApiKey, Error, RetryPolicy};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, DATE};
 use reqwest::{Method, Url};
@@ -44,7 +43,7 @@ pub(crate) struct Client {
     max_concurrency: usize,
     pacer: Mutex<Pacer>,
     permits: Semaphore,
-    jitter: AtomicU64,
+    jitter: Jitter,
     /// The latest `Date` the vendor answered with: its clock, to whole seconds.
     vendor_now: Mutex<Option<DateTime<Utc>>>,
 }
@@ -141,7 +140,7 @@ impl Client {
             max_concurrency,
             pacer: Mutex::new(pacer),
             permits: Semaphore::new(max_concurrency),
-            jitter: AtomicU64::new(jitter_seed()),
+            jitter: Jitter::new(jitter_seed()),
             vendor_now: Mutex::new(None),
         })
     }
@@ -176,7 +175,7 @@ impl Client {
         run_with_retries(
             &self.retry,
             idempotent,
-            || self.next_jitter(),
+            || self.jitter.next(),
             tokio::time::sleep,
             |_| self.attempt(request, &stop),
         )
@@ -256,12 +255,8 @@ impl Client {
     /// policy, which caps the retry's own wait the same way), so concurrent creates back off
     /// together instead of each running into the limit again.
     pub(crate) fn pause(&self, retry_after: Option<Duration>) {
-        let wait = retry_after
-            .unwrap_or(self.retry.base_delay)
-            .min(self.retry.max_delay);
-        if let Some(until) = instant_after(wait) {
-            lock(&self.pacer).pause_until(until);
-        }
+        let wait = self.retry.rate_limit_pause(retry_after);
+        lock(&self.pacer).pause_for(Instant::now(), wait);
     }
 
     fn note_vendor_time(&self, headers: &HeaderMap) {
@@ -276,18 +271,6 @@ impl Client {
         let mut now = lock(&self.vendor_now);
         *now = Some(now.map_or(date, |n| n.max(date)));
     }
-
-    /// A number in `[0, 1)` for spreading retries (SplitMix64: jitter needs no more).
-    fn next_jitter(&self) -> f64 {
-        let mut z = self
-            .jitter
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// A per-process random seed for the jitter, without reading a clock: std's randomly keyed hasher.
@@ -296,15 +279,6 @@ fn jitter_seed() -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
-}
-
-/// The instant `wait` from now. A wait too long for the clock to represent (a vendor's huge header
-/// under a policy without a cap) is taken as a year, which means "until told otherwise"; `None`
-/// only if even that cannot be represented.
-fn instant_after(wait: Duration) -> Option<Instant> {
-    const A_YEAR: Duration = Duration::from_secs(365 * 86_400);
-    let now = Instant::now();
-    now.checked_add(wait).or_else(|| now.checked_add(A_YEAR))
 }
 
 #[cfg(test)]
@@ -365,15 +339,6 @@ mod tests {
         .unwrap();
         c.pause(Some(Duration::from_secs(u64::MAX)));
         c.pause(Some(Duration::MAX));
-    }
-
-    #[test]
-    fn jitter_stays_in_range() {
-        let c = client("http://127.0.0.1:9");
-        for _ in 0..1000 {
-            let j = c.next_jitter();
-            assert!((0.0..1.0).contains(&j));
-        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use oncall_core::connection::{ConnectionBuilder, Region};
 use oncall_core::pacing::Pacer;
+use oncall_core::retry::Jitter;
 use oncall_core::{Error, RetryPolicy};
 
 use crate::client::{default_headers, Client};
@@ -123,15 +124,16 @@ impl PagerDutyBuilder {
             .map_err(|e| Error::Unsupported {
                 message: format!("the HTTP client could not be set up: {e}"),
             })?;
+        // A per-provider seed without reading a clock: std's randomly keyed hasher.
         let seed = std::collections::hash_map::RandomState::new();
-        let seed = std::hash::BuildHasher::hash_one(&seed, 0u8) | 1;
+        let seed = std::hash::BuildHasher::hash_one(&seed, 0u8);
         let client = Client {
             http,
             base_url: settings.base_url,
             key: settings.api_key,
             retry: self.retry,
             pacer: Mutex::new(Pacer::per_minute(self.rate_per_minute, BURST)),
-            jitter: Mutex::new(seed),
+            jitter: Jitter::new(seed),
         };
         Ok(PagerDutyProvider {
             inner: Arc::new(Inner {

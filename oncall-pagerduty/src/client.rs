@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use oncall_core::pacing::Pacer;
-use oncall_core::retry::run_with_retries;
+use oncall_core::retry::{run_with_retries, Jitter};
 use oncall_core::{ApiKey, Error, RetryPolicy};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
@@ -42,7 +42,7 @@ pub(crate) struct Client {
     pub(crate) retry: RetryPolicy,
     /// Requests per key stay under PagerDuty's 960 a minute; a 429 pauses everyone.
     pub(crate) pacer: Mutex<Pacer>,
-    pub(crate) jitter: Mutex<u64>,
+    pub(crate) jitter: Jitter,
 }
 
 impl std::fmt::Debug for Client {
@@ -79,7 +79,7 @@ impl Client {
         let result = run_with_retries(
             &self.retry,
             idempotent,
-            || self.jitter(),
+            || self.jitter.next(),
             tokio::time::sleep,
             |_| async {
                 let result = self
@@ -151,26 +151,11 @@ impl Client {
 
     /// After a 429: every request on this key waits the vendor's reset (bounded by the policy).
     fn pause(&self, reset: Option<Duration>) {
-        let wait = reset
-            .unwrap_or(self.retry.base_delay)
-            .min(self.retry.max_delay);
-        if let Some(until) = instant_after(wait) {
-            self.pacer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pause_until(until);
-        }
-    }
-
-    /// A number in `[0, 1)` to spread retries (xorshift; quality does not matter here).
-    fn jitter(&self) -> f64 {
-        let mut state = self.jitter.lock().unwrap_or_else(|e| e.into_inner());
-        let mut x = *state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *state = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
+        let wait = self.retry.rate_limit_pause(reset);
+        self.pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pause_for(Instant::now(), wait);
     }
 
     /// Makes sure the key appears in no message, whatever a vendor or proxy echoed.
@@ -200,15 +185,6 @@ pub(crate) fn default_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static(ACCEPT));
     headers
-}
-
-/// The instant `wait` from now. A wait too long for the clock to represent (a vendor's huge header
-/// under a policy without a cap) is taken as a year, which means "until told otherwise"; `None`
-/// only if even that cannot be represented.
-fn instant_after(wait: Duration) -> Option<Instant> {
-    const A_YEAR: Duration = Duration::from_secs(365 * 86_400);
-    let now = Instant::now();
-    now.checked_add(wait).or_else(|| now.checked_add(A_YEAR))
 }
 
 #[cfg(test)]
