@@ -270,7 +270,7 @@ async fn main() {
         .list_schedules()
         .await
         .unwrap_or_else(|e| fail(&format!("listing failed: {e}")));
-    for s in &listed {
+    for s in &listed.schedules {
         let rotations: Vec<&str> = s.rotations.iter().map(|r| r.name.as_str()).collect();
         out.line(format!(
             "  {} ({}), {} members, rotations: {}",

@@ -246,6 +246,7 @@ async fn schedules(common: &Common, connection: &str) -> Result<bool, Stop> {
         .map_err(|e| Stop::Failed(format!("connection {connection}: {e}")))?;
     if common.json {
         let schedules: Vec<Value> = listed
+            .schedules
             .iter()
             .map(|s| {
                 json!({
@@ -256,9 +257,9 @@ async fn schedules(common: &Common, connection: &str) -> Result<bool, Stop> {
                 })
             })
             .collect();
-        print_json(&json!({ "schedules": schedules }))?;
+        print_json(&json!({ "schedules": schedules, "unreadable": listed.unreadable }))?;
     } else {
-        for s in &listed {
+        for s in &listed.schedules {
             println!(
                 "{}  {:?}  {}  {} members, {} rotations",
                 s.id,
@@ -268,7 +269,22 @@ async fn schedules(common: &Common, connection: &str) -> Result<bool, Stop> {
                 s.rotations.len()
             );
         }
-        println!("{} schedules on connection {connection}", listed.len());
+        for u in &listed.unreadable {
+            println!(
+                "{}  {:?}  unreadable: {}",
+                u.id,
+                u.name.as_deref().unwrap_or(""),
+                u.error
+            );
+        }
+        println!(
+            "{} schedules on connection {connection}{}",
+            listed.schedules.len(),
+            match listed.unreadable.len() {
+                0 => String::new(),
+                n => format!(", {n} more could not be read"),
+            }
+        );
     }
     Ok(true)
 }
@@ -886,21 +902,7 @@ fn status_word(status: SyncStatus) -> &'static str {
 }
 
 fn error_kind(e: &Error) -> &'static str {
-    match e {
-        Error::PermissionDenied { .. } => "permission_denied",
-        Error::Unauthenticated { .. } => "unauthenticated",
-        Error::NotFound { .. } => "not_found",
-        Error::RateLimited { .. } => "rate_limited",
-        Error::Transient { .. } => "transient",
-        Error::InvalidResponse { .. } => "invalid_response",
-        Error::InvalidInput(_) => "invalid_input",
-        Error::UnknownMember { .. } => "unknown_member",
-        Error::Rejected { .. } => "rejected",
-        Error::Conflict { .. } => "conflict",
-        Error::CorruptState { .. } => "corrupt_state",
-        Error::Unsupported { .. } => "unsupported",
-        _ => "other",
-    }
+    e.kind()
 }
 
 /// One line of a diff: the sign, the operation name, the span shown, and the vendor id.

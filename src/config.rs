@@ -889,13 +889,15 @@ fn validate_destinations(
     roles: &[String],
 ) -> Result<Vec<Destination>, ConfigError> {
     let mut ids = HashSet::new();
-    // One account is one vendor, one endpoint and one key: two connection ids that share all three
-    // reach the same vendor schedules.
+    // One account is one vendor and one endpoint: two connection ids that share both (with one key
+    // or two) reach the same vendor schedules.
     let account = |connection: &str| {
         connections
             .iter()
             .find(|c| c.id.0 == connection)
-            .map(|c| (c.provider, c.endpoint.clone(), c.api_key_env.clone()))
+            // Two keys to one account (vendor and endpoint) are one account: destinations on the
+            // same vendor schedule through each would delete each other's overrides.
+            .map(|c| (c.provider, c.endpoint.clone()))
     };
     let mut targets: HashMap<_, (DestinationId, String)> = HashMap::new();
     let mut destinations = Vec::with_capacity(raw.len());
@@ -1084,7 +1086,7 @@ mod tests {
         assert!(matches!(e, ConfigError::SharedVendorSchedule { .. }));
         // The same vendor schedule id on two connections is two schedules.
         assert!(edited(r#""schedule_id": "PSCHED""#, r#""schedule_id": "og-sched""#).is_ok());
-        // ... unless the two connections are one account (vendor, endpoint and key variable).
+        // ... unless the two connections are one account (vendor and endpoint, whatever the key).
         let twin = edited(
             r#"{"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"}"#,
             r#"{"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "region": "eu"},
@@ -1101,6 +1103,14 @@ mod tests {
             .replace(r#""schedule_id": "og-sched""#, r#""schedule_id": "PSCHED""#);
         check_error(
             Config::from_json(&text),
+            &["og-primary", "pd-secondary", "PSCHED"],
+        );
+        // Two keys to one account are still one account.
+        check_error(
+            Config::from_json(&text.replace(
+                r#""id": "pd-again", "provider": "pagerduty", "api_key_env": "PD_KEY""#,
+                r#""id": "pd-again", "provider": "pagerduty", "api_key_env": "PD_KEY_2""#,
+            )),
             &["og-primary", "pd-secondary", "PSCHED"],
         );
         check_error(

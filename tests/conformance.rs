@@ -65,7 +65,7 @@ impl Provider for WholeBatchFails {
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities()
     }
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         self.0.list_schedules().await
     }
     async fn schedule(&self, s: &VendorScheduleId) -> Result<VendorSchedule, Error> {

@@ -308,7 +308,7 @@ impl oncall_sync::Provider for Twisted {
     fn capabilities(&self) -> oncall_sync::Capabilities {
         self.0.capabilities()
     }
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         self.0.list_schedules().await
     }
     async fn schedule(&self, s: &VendorScheduleId) -> Result<VendorSchedule, Error> {

@@ -11,8 +11,8 @@ use common::*;
 use oncall_sync::testkit::{Fault, Trigger, VendorSimulator};
 use oncall_sync::{
     alias_attempt, alias_for, sync, Action, ConnectionId, Destination, DestinationId, Error,
-    RoleIndex, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions, SyncStatus, SyncTarget,
-    ValidationError, VendorSchedule, Warning,
+    Provider, RoleIndex, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions, SyncStatus,
+    SyncTarget, ValidationError, VendorSchedule, Warning,
 };
 
 /// Who the vendor's overrides put on call over `[from, to)` equals what the host wants.
@@ -618,7 +618,7 @@ async fn a_cut_of_ours_that_a_person_stretches_on_is_theirs() {
 }
 
 /// R6 with a cut whose answer was lost: the vendor (5 s ahead) ended our running override at its
-/// own now, but the sync never heard. The next sync, 2 s later, sees a cut that has landed and
+/// own now, but the sync never heard (or, for a cut by delete, read it back). The next sync, 2 s later, sees a cut that has landed and
 /// writes nothing (no second cut stretching it, no delete of what is now the vendor's past).
 #[tokio::test]
 async fn a_cut_whose_answer_was_lost_is_not_cut_again() {
@@ -635,11 +635,114 @@ async fn a_cut_whose_answer_was_lost_is_not_cut_again() {
             .inject(Trigger::Write(base + 1), Fault::LoseResponse);
         f.provider.set_now(now + ahead);
         let lost = f.sync_full(&host, now, &f.store, None).await;
-        assert_ne!(lost.status, SyncStatus::Ok, "{vendor:?}: {lost}");
+        // A cut by delete whose answer was lost is settled by a read (the override now ends at
+        // the vendor's now); a cut by update is not read back.
+        let by_delete = f.provider.capabilities().delete_truncates_running;
+        assert_eq!(
+            lost.status == SyncStatus::Ok,
+            by_delete,
+            "{vendor:?}: {lost}"
+        );
         let later = now + TimeDelta::seconds(2);
         f.provider.set_now(later + ahead);
         let again = f.sync_full(&host, later, &f.store, None).await;
         assert_eq!(again.status, SyncStatus::Ok, "{vendor:?}: {again}");
         assert_eq!(again.write_calls, 0, "{vendor:?}: {again}");
+    }
+}
+
+/// Vendor truth (issue 13): two connections with two keys to one account, and destinations on the
+/// same vendor schedule through each, would delete each other's overrides as foreign. `sync`
+/// refuses them before any call, naming both destinations, both connections and the schedule.
+#[tokio::test]
+async fn one_vendor_schedule_through_two_keys_to_one_account_is_refused_before_any_call() {
+    let f = Fixture::new(Vendor::PagerDutyLike, at(3, 12));
+    let second_key = oncall_sync::testkit::InMemoryProvider::pagerduty_like(at(3, 12));
+    second_key.add_schedule(vendor_schedule("VS"));
+    for p in [&f.provider, &second_key] {
+        p.set_account(Some("pagerduty https://api.pagerduty.com".into()));
+    }
+    let twin = Destination {
+        id: DestinationId("dest-twin".into()),
+        connection: ConnectionId("conn-second-key".into()),
+        ..f.destination.clone()
+    };
+    let host = schedule(3, 11);
+    let options = SyncOptions {
+        now: at(3, 12),
+        horizon: None,
+        mode: SyncMode::Apply,
+    };
+    let targets = [
+        SyncTarget {
+            destination: &f.destination,
+            provider: &f.provider,
+        },
+        SyncTarget {
+            destination: &twin,
+            provider: &second_key,
+        },
+    ];
+    let refused = sync(&host, &targets, &f.store, options).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::InvalidInput(ValidationError::SharedVendorScheduleAcrossConnections(_))
+        ),
+        "{refused:?}"
+    );
+    let message = refused.to_string();
+    for name in ["dest", "dest-twin", "conn", "conn-second-key", "VS"] {
+        assert!(message.contains(name), "{message}");
+    }
+    assert!(f.provider.calls().is_empty() && second_key.calls().is_empty());
+    // Another account (another base URL) with the same schedule id is another schedule.
+    second_key.set_account(Some("pagerduty https://api.eu.pagerduty.com".into()));
+    assert!(sync(&host, &targets, &f.store, options).await.is_ok());
+}
+
+/// Vendor truth (issue 13): a delete whose answer is unknown (it landed, the answer was lost) is
+/// settled by a read: the override is gone, so the step is done and the mark moves on. A delete
+/// that did not land, read back, stays failed and holds the mark.
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_is_settled_by_a_read() {
+    for vendor in VENDORS {
+        for (fault, landed) in [
+            (Fault::LoseResponse, true),
+            (
+                Fault::Fail(Error::Transient {
+                    message: "503".into(),
+                }),
+                false,
+            ),
+        ] {
+            let f = Fixture::new(vendor, at(3, 12));
+            f.foreign(at(5, 10), at(5, 14), "zed");
+            f.provider.inject(Trigger::Write(1), fault.clone());
+            let host = schedule(3, 11);
+            let report = f.sync(&host, at(3, 12)).await;
+            let foreign_left = f
+                .vendor_overrides()
+                .iter()
+                .any(|o| o.span.member == email("zed"));
+            if landed {
+                assert_eq!(report.status, SyncStatus::Ok, "{vendor:?}: {report}");
+                assert_eq!(f.high_water(), Some(day(11)), "{vendor:?}");
+                assert!(!foreign_left);
+            } else {
+                assert_ne!(report.status, SyncStatus::Ok, "{vendor:?}: {report}");
+                assert!(foreign_left);
+                assert!(
+                    f.high_water().is_none_or(|h| h <= day(5)),
+                    "{vendor:?}: {:?}",
+                    f.high_water()
+                );
+                // The next run deletes it.
+                let again = f.sync(&host, at(3, 13)).await;
+                assert_eq!(again.status, SyncStatus::Ok, "{vendor:?}: {again}");
+                assert_eq!(f.high_water(), Some(day(11)));
+            }
+            assert_vendor_shows_desired(&f, &host, at(3, 13), day(11));
+        }
     }
 }

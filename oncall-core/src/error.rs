@@ -99,6 +99,25 @@ impl Error {
         matches!(self, Error::PermissionDenied { .. })
     }
 
+    /// A short, stable name of the error's kind for machine-readable output (`not_found`,
+    /// `permission_denied`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Unauthenticated { .. } => "unauthenticated",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::NotFound { .. } => "not_found",
+            Error::UnknownMember { .. } => "unknown_member",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Transient { .. } => "transient",
+            Error::InvalidResponse { .. } => "invalid_response",
+            Error::Rejected { .. } => "rejected",
+            Error::Conflict { .. } => "conflict",
+            Error::CorruptState { .. } => "corrupt_state",
+            Error::Unsupported { .. } => "unsupported",
+        }
+    }
+
     /// Whether trying the same call again later could succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Transient { .. } | Error::RateLimited { .. })
@@ -297,6 +316,10 @@ pub enum ValidationError {
         /// The vendor schedule they share.
         schedule: crate::provider::VendorScheduleId,
     },
+    /// Two destinations of one sync write to the same vendor schedule of one account through two
+    /// connections (two keys to one account): each would delete the other's overrides as foreign.
+    #[error(transparent)]
+    SharedVendorScheduleAcrossConnections(Box<SharedAcrossConnections>),
     /// An instant with a fraction of a second: the vendors keep whole seconds, so the library
     /// sends nothing finer.
     #[error("{what} {value} has a fraction of a second: instants must be whole seconds")]
@@ -314,4 +337,27 @@ pub enum ValidationError {
         /// The longest allowed (a day or a week).
         max_seconds: u32,
     },
+}
+
+/// Two destinations on one vendor schedule of one account, through two connections
+/// ([`ValidationError::SharedVendorScheduleAcrossConnections`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "destinations {first} (connection {first_connection}) and {second} (connection \
+     {second_connection}) both export to schedule {schedule} of the same account ({account}): give \
+     each vendor schedule one destination (one role)"
+)]
+pub struct SharedAcrossConnections {
+    /// The first destination.
+    pub first: crate::state::DestinationId,
+    /// Its connection.
+    pub first_connection: crate::sync::ConnectionId,
+    /// The second destination.
+    pub second: crate::state::DestinationId,
+    /// Its connection.
+    pub second_connection: crate::sync::ConnectionId,
+    /// The account both connections reach ([`crate::Provider::account`]).
+    pub account: String,
+    /// The vendor schedule they share.
+    pub schedule: crate::provider::VendorScheduleId,
 }

@@ -39,7 +39,7 @@ pub use connections::{
     Connection, ConnectionError, ConnectionRegistry, Endpoint, KeyReference, ProviderKind, Usage,
 };
 pub use credentials::ApiKey;
-pub use error::{Error, Resource, ValidationError};
+pub use error::{Error, Resource, SharedAcrossConnections, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
@@ -48,7 +48,8 @@ pub use plan::{
     Span, Warning, ALIAS_ATTEMPTS, ALIAS_PREFIX, CLOCK_SKEW,
 };
 pub use provider::{
-    Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
+    Capabilities, Deletion, NewOverride, Provider, RoleTimeline, ScheduleListing,
+    UnreadableSchedule, VendorSchedule, VendorScheduleId,
 };
 pub use retry::{RetryDecision, RetryPolicy};
 pub use rotation::{

@@ -36,6 +36,51 @@ pub struct VendorSchedule {
     pub rotations: Vec<Rotation>,
 }
 
+/// What listing an account's schedules found: every schedule that could be read, and each one that
+/// could not, with why. One odd schedule (an unknown rotation type or zone, a schedule this key may
+/// not read, one deleted between two reads) never hides the others.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScheduleListing {
+    /// The schedules read, in the vendor's listing order.
+    pub schedules: Vec<VendorSchedule>,
+    /// The schedules listed but not readable, each with the reason.
+    pub unreadable: Vec<UnreadableSchedule>,
+}
+
+impl ScheduleListing {
+    /// A listing in which every schedule could be read.
+    pub fn complete(schedules: Vec<VendorSchedule>) -> ScheduleListing {
+        ScheduleListing {
+            schedules,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+/// A schedule the vendor listed that could not be read or translated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadableSchedule {
+    /// The vendor's id.
+    pub id: VendorScheduleId,
+    /// Its name, where the listing gave one.
+    pub name: Option<String>,
+    /// Why it could not be read: a typed error ([`Error::Unsupported`] for a configuration the
+    /// adapter cannot translate, [`Error::NotFound`] for one gone or hidden from this key, ...).
+    pub error: Error,
+}
+
+impl Serialize for UnreadableSchedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("UnreadableSchedule", 4)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("kind", self.error.kind())?;
+        st.serialize_field("reason", &self.error.to_string())?;
+        st.end()
+    }
+}
+
 /// Who the vendor says is on call for one role over a window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleTimeline {
@@ -120,7 +165,11 @@ impl Capabilities {
 ///   have been created. Where the client chooses ids, an item whose id the vendor already holds is
 ///   [`Error::Conflict`]: the sync then asks for the next alias ([`crate::alias_attempt`]).
 /// - **Deletes** of a running override truncate it at now where [`Capabilities::delete_truncates_running`],
-///   and a delete of an override that is already gone is [`Error::NotFound`].
+///   and a delete of an override that is already gone is [`Error::NotFound`]. A delete answers `Ok`
+///   only when the vendor confirmed it (a success status); when the outcome is unknown (an answer
+///   lost, then refused on retry; a lock that never cleared) it is [`Error::Transient`], and the
+///   sync reads the vendor to settle it.
+/// - **Spans written** are answered as the vendor holds them (it may round), not as they were sent.
 /// - Implementations hold no scheduling logic: they translate between wire formats and this model.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -130,8 +179,24 @@ pub trait Provider: Send + Sync {
     /// What this provider can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Every schedule the key can see, with members and rotation configuration.
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error>;
+    /// The account this provider talks to, as far as its settings tell: the vendor and the API's
+    /// base URL (e.g. `pagerduty https://api.pagerduty.com`). Two connections (two keys) to one
+    /// account have the same; [`crate::sync()`] refuses two destinations on one vendor schedule id
+    /// of one account, whichever connections they use. `None` (the default) where it is unknown:
+    /// then only the connection id tells accounts apart.
+    fn account(&self) -> Option<String> {
+        None
+    }
+
+    /// Every schedule the key can see, with members and rotation configuration, and each listed
+    /// schedule that could not be read, typed, with the reason. An `Err` means the listing itself
+    /// failed (a bad key, an outage), not one schedule.
+    ///
+    /// Listing reads configuration only, never who is on call: assigned shifts are read only for
+    /// schedules a host links ([`Provider::schedule`], [`Provider::on_call`]). Where the vendor
+    /// settles the order of rotations only with a timeline (Opsgenie), the listing keeps the
+    /// vendor's configuration order and [`Provider::schedule`] settles it.
+    async fn list_schedules(&self) -> Result<ScheduleListing, Error>;
 
     /// One schedule's configuration.
     async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error>;

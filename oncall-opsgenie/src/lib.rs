@@ -13,7 +13,7 @@
 //!     .with_api_key(std::env::var("OPSGENIE_API_KEY").unwrap_or_default())
 //!     .with_region(Region::Eu)
 //!     .build()?;
-//! for schedule in opsgenie.list_schedules().await? {
+//! for schedule in opsgenie.list_schedules().await?.schedules {
 //!     println!("{} ({}): {} rotations", schedule.name, schedule.zone, schedule.rotations.len());
 //! }
 //! let rota = import_schedule(&opsgenie, &VendorScheduleId("<schedule id>".into()), window).await?;

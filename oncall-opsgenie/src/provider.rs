@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use futures_util::future::join_all;
 use oncall_core::{
     Capabilities, Deletion, Error, Member, NewOverride, Override, OverrideId, Provider, Resource,
-    RoleTimeline, Span, VendorSchedule, VendorScheduleId, Window,
+    RoleTimeline, ScheduleListing, Span, VendorSchedule, VendorScheduleId, Window,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -415,11 +415,18 @@ impl Provider for OpsgenieProvider {
         }
     }
 
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    /// `opsgenie <base URL>`: schedule ids are UUIDs, unique within the service a base URL names.
+    fn account(&self) -> Option<String> {
+        Some(format!("opsgenie {}", self.base_url()))
+    }
+
+    async fn list_schedules(&self) -> Result<ScheduleListing, Error> {
         self.scrubbed(
             async {
                 let details = self.list_schedule_details().await?;
-                Ok(details.into_iter().map(|d| d.schedule).collect())
+                Ok(ScheduleListing::complete(
+                    details.into_iter().map(|d| d.schedule).collect(),
+                ))
             }
             .await,
         )

@@ -151,7 +151,7 @@ async fn lists_schedules_with_rotations_in_timeline_order() {
     forbid_everything_else(&server).await;
     let p = provider(&server);
 
-    let schedules = p.list_schedules().await.unwrap();
+    let schedules = p.list_schedules().await.unwrap().schedules;
     assert_eq!(schedules.len(), 2);
     let first = &schedules[0];
     assert_eq!(first.zone, chrono_tz::Europe::London);

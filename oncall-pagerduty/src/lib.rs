@@ -12,7 +12,7 @@
 //!     .with_api_key(std::env::var("PAGERDUTY_API_KEY").unwrap_or_default())
 //!     .with_region(Region::Us)
 //!     .build()?;
-//! for schedule in provider.list_schedules().await? {
+//! for schedule in provider.list_schedules().await?.schedules {
 //!     println!("{} {} ({} layers)", schedule.id, schedule.name, schedule.rotations.len());
 //! }
 //! # Ok(()) }

@@ -9,7 +9,8 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 use oncall_core::{
     Capabilities, Deletion, Email, Error, Member, NewOverride, OnCallPeriod, Override, OverrideId,
-    Provider, Resource, RoleIndex, RoleTimeline, Span, VendorSchedule, VendorScheduleId, Window,
+    Provider, Resource, RoleIndex, RoleTimeline, ScheduleListing, Span, VendorSchedule,
+    VendorScheduleId, Window,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -481,10 +482,15 @@ impl Provider for PagerDutyProvider {
         Capabilities::PAGERDUTY
     }
 
+    /// `pagerduty <base URL>`: schedule ids are unique within the service a base URL names.
+    fn account(&self) -> Option<String> {
+        Some(format!("pagerduty {}", self.base_url()))
+    }
+
     /// Lists the layer-based schedules (`GET /schedules`, all pages), then reads each one
     /// (`GET /schedules/{id}`): the listing renders restrictions in the requesting user's zone, not
     /// the schedule's, so only a schedule's own read gives its layers right.
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    async fn list_schedules(&self) -> Result<ScheduleListing, Error> {
         self.scrubbed(
             async {
                 let heads: Vec<ScheduleHead> =
@@ -503,7 +509,7 @@ impl Provider for PagerDutyProvider {
                 for head in heads {
                     schedules.push(self.schedule(&VendorScheduleId(head.id)).await?);
                 }
-                Ok(schedules)
+                Ok(ScheduleListing::complete(schedules))
             }
             .await,
         )

@@ -125,8 +125,8 @@ async fn lists_schedules_with_layers_and_members() {
     catch_all(&server).await;
     let p = provider(&server);
     let all = p.list_schedules().await.unwrap();
-    assert_eq!(all.len(), 1);
-    let s = &all[0];
+    assert_eq!(all.schedules.len(), 1);
+    let s = &all.schedules[0];
     assert_eq!(s.id, VendorScheduleId("PI7DH85".into()));
     assert_eq!(s.name, "Daily Engineering Rotation");
     assert_eq!(s.zone, chrono_tz::America::New_York);
@@ -902,7 +902,10 @@ async fn a_rate_limit_without_headers_backs_off_and_retries() {
         .mount(&server)
         .await;
     catch_all(&server).await;
-    assert_eq!(provider(&server).list_schedules().await.unwrap(), []);
+    assert_eq!(
+        provider(&server).list_schedules().await.unwrap().schedules,
+        []
+    );
     // Past the policy's attempts the rate limit is reported, with no wait hint.
     let server = MockServer::start().await;
     pd("GET", "/schedules")

@@ -345,8 +345,8 @@ async fn an_account_with_260_users_and_60_schedules_is_listed_whole() {
     }
     let provider = sim.provider();
     let listed = provider.list_schedules().await.unwrap();
-    assert_eq!(listed.len(), 60);
-    for (i, s) in listed.iter().enumerate() {
+    assert_eq!(listed.schedules.len(), 60);
+    for (i, s) in listed.schedules.iter().enumerate() {
         let emails: Vec<&str> = s.members.iter().map(|m| m.email.as_str()).collect();
         assert_eq!(
             emails,
@@ -513,7 +513,7 @@ async fn read_only_and_invalid_keys() {
         .build()
         .unwrap();
     assert_eq!(
-        read_only.list_schedules().await.unwrap().len(),
+        read_only.list_schedules().await.unwrap().schedules.len(),
         1,
         "a read-only key lists"
     );
@@ -645,6 +645,7 @@ async fn a_shift_based_schedule_is_refused_clearly() {
         .list_schedules()
         .await
         .unwrap()
+        .schedules
         .into_iter()
         .map(|s| s.id.0)
         .collect();

@@ -35,7 +35,7 @@ impl Provider for TracedProvider {
         self.inner.capabilities()
     }
 
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    async fn list_schedules(&self) -> Result<oncall_core::ScheduleListing, Error> {
         self.inner
             .list_schedules()
             .instrument(self.span.clone())

@@ -403,7 +403,7 @@ impl Provider for Announcing {
         self.0.capabilities()
     }
 
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         tracing::info!(vendor_call = "list_schedules", "vendor call");
         self.0.list_schedules().await
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::{Error, ValidationError};
+use crate::error::{Error, SharedAcrossConnections, ValidationError};
 use crate::model::{RoleIndex, Schedule};
 use crate::plan::{Plan, PlannedOperation, Warning};
 use crate::provider::{Provider, VendorScheduleId};
@@ -253,8 +253,9 @@ impl fmt::Display for SyncReport {
 /// back the others (R7).
 ///
 /// Refuses, before any call, a set of targets in which two destinations write to the same vendor
-/// schedule of one connection ([`ValidationError::SharedVendorSchedule`]): each would take the
-/// other's overrides for foreign ones. Every other failure is reported per destination.
+/// schedule of one connection ([`ValidationError::SharedVendorSchedule`]) or of one account through
+/// two connections ([`ValidationError::SharedVendorScheduleAcrossConnections`]): each would take
+/// the other's overrides for foreign ones. Every other failure is reported per destination.
 pub async fn sync(
     schedule: &Schedule,
     targets: &[SyncTarget<'_>],
@@ -272,9 +273,11 @@ pub async fn sync(
     })
 }
 
-/// One destination per vendor schedule of a connection.
+/// One destination per vendor schedule of a connection, and of an account: two connections (two
+/// keys) that reach the same account ([`Provider::account`]) must not share a vendor schedule either.
 fn check_targets(targets: &[SyncTarget<'_>]) -> Result<(), ValidationError> {
     let mut seen: HashMap<(&ConnectionId, &VendorScheduleId), &DestinationId> = HashMap::new();
+    let mut by_account: HashMap<(String, &VendorScheduleId), &Destination> = HashMap::new();
     for target in targets {
         let d = target.destination;
         if let Some(first) = seen.insert((&d.connection, &d.schedule), &d.id) {
@@ -284,6 +287,21 @@ fn check_targets(targets: &[SyncTarget<'_>]) -> Result<(), ValidationError> {
                 connection: d.connection.clone(),
                 schedule: d.schedule.clone(),
             });
+        }
+        let Some(account) = target.provider.account() else {
+            continue;
+        };
+        if let Some(first) = by_account.insert((account.clone(), &d.schedule), d) {
+            return Err(ValidationError::SharedVendorScheduleAcrossConnections(
+                Box::new(SharedAcrossConnections {
+                    first: first.id.clone(),
+                    first_connection: first.connection.clone(),
+                    second: d.id.clone(),
+                    second_connection: d.connection.clone(),
+                    account,
+                    schedule: d.schedule.clone(),
+                }),
+            ));
         }
     }
     Ok(())

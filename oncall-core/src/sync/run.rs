@@ -13,7 +13,7 @@ use crate::error::{Error, Resource};
 use crate::model::{Schedule, Window};
 use crate::plan::{
     alias_attempt, desired_spans, is_alias_for, plan_export, Action, Desired, Override, OverrideId,
-    Plan, PlanInput, PlannedOperation, Span, Warning, ALIAS_ATTEMPTS,
+    Plan, PlanInput, PlannedOperation, Span, Warning, ALIAS_ATTEMPTS, CLOCK_SKEW,
 };
 use crate::provider::NewOverride;
 use crate::state::{DestinationState, LastRun, StateStore};
@@ -526,6 +526,11 @@ impl<'a> Run<'a> {
                         resource: Resource::Override(_),
                         ..
                     }) => Ok(None),
+                    // The outcome is unknown: a read settles it.
+                    Err(e @ Error::Transient { .. }) => match self.read_deletion(target).await {
+                        true => Ok(None),
+                        false => Err(e),
+                    },
                     Err(e) => Err(e),
                 }
             }
@@ -558,6 +563,29 @@ impl<'a> Run<'a> {
                 }
             }
         }
+    }
+
+    /// Whether a read shows a delete whose answer was unknown as done: the override is gone, or
+    /// (a running one the vendor truncates) it now ends by the vendor's now. A failed read settles
+    /// nothing: the delete stays failed and holds the mark, and the next run plans it again.
+    async fn read_deletion(&mut self, target: &Override) -> bool {
+        if self.fatal {
+            return false;
+        }
+        let start = target.span.start.max(self.now);
+        let Ok(window) = Window::new(start, target.span.end.max(start + TimeDelta::seconds(1)))
+        else {
+            return false;
+        };
+        let provider = self.target.provider;
+        let schedule = &self.target.destination.schedule;
+        let Ok(listed) = provider.list_overrides(schedule, window).await else {
+            return false;
+        };
+        let landed_by = self.now + CLOCK_SKEW;
+        !listed
+            .iter()
+            .any(|o| o.id == target.id && o.span.end > landed_by)
     }
 
     /// R4 when the vendor refuses an in-place update for a member it does not know: the change

@@ -94,7 +94,13 @@ async fn cleanup(provider: &dyn Provider, ctx: &Context, overrides: &[Override])
 /// an unknown schedule is [`Error::NotFound`].
 pub async fn lists_and_reads_schedules(provider: &dyn Provider, ctx: &Context) {
     let all = provider.list_schedules().await.expect("list schedules");
+    assert!(
+        all.unreadable.is_empty(),
+        "every schedule of the context reads: {:?}",
+        all.unreadable
+    );
     let listed = all
+        .schedules
         .iter()
         .find(|s| s.id == ctx.schedule)
         .expect("the schedule is listed");

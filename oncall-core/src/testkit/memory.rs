@@ -8,7 +8,8 @@ use crate::error::{Error, Resource};
 use crate::model::{Email, Window};
 use crate::plan::{Override, OverrideId, Span};
 use crate::provider::{
-    Capabilities, Deletion, NewOverride, Provider, RoleTimeline, VendorSchedule, VendorScheduleId,
+    Capabilities, Deletion, NewOverride, Provider, RoleTimeline, ScheduleListing, VendorSchedule,
+    VendorScheduleId,
 };
 use crate::rotation::{expand_rotation, OnCallPeriod};
 
@@ -82,6 +83,8 @@ struct Inner {
     whole_seconds: bool,
     /// Creates of overrides starting at these instants fail with the error (until cleared).
     refused_starts: Vec<(DateTime<Utc>, Error)>,
+    /// What [`Provider::account`] answers.
+    account: Option<String>,
 }
 
 /// A provider in memory, behaving as the vendors do where it matters to the sync: overrides with ids,
@@ -132,6 +135,12 @@ impl InMemoryProvider {
     /// (as a vendor refuses one item), until [`VendorSimulator::clear_faults`].
     pub fn refuse_creates_starting_at(&self, start: DateTime<Utc>, error: Error) {
         self.lock().refused_starts.push((start, error));
+    }
+
+    /// Says which account this provider reaches ([`Provider::account`]); `None` (the default) for
+    /// an unknown one. Two providers with the same account stand for two keys to one account.
+    pub fn set_account(&self, account: Option<String>) {
+        self.lock().account = account;
     }
 
     /// Stores whole seconds only, as the vendors do: instants written through the provider lose
@@ -262,13 +271,19 @@ impl Provider for InMemoryProvider {
         self.capabilities
     }
 
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, Error> {
+    fn account(&self) -> Option<String> {
+        self.lock().account.clone()
+    }
+
+    async fn list_schedules(&self) -> Result<ScheduleListing, Error> {
         let mut inner = self.lock();
         let lose = self.begin(&mut inner, CallKind::ListSchedules, None)?;
         if lose {
             return Err(lost());
         }
-        Ok(inner.schedules.values().map(|s| s.config.clone()).collect())
+        Ok(ScheduleListing::complete(
+            inner.schedules.values().map(|s| s.config.clone()).collect(),
+        ))
     }
 
     async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {

@@ -28,7 +28,7 @@
 //! sim.inject(Trigger::Write(1), Fault::LoseResponse); // the first write lands, its answer is lost
 //! let provider = sim.provider(); // read-write key, fast retries
 //! let listed = provider.list_schedules().await.unwrap();
-//! assert_eq!(listed[0].members[0].email, ann);
+//! assert_eq!(listed.schedules[0].members[0].email, ann);
 //! assert!(sim.requests().iter().all(|r| r.routed)); // only endpoints PagerDuty has
 //! # }
 //! ```
@@ -483,7 +483,7 @@ impl<P: oncall_core::Provider> oncall_core::Provider for Unbatched<P> {
         }
     }
 
-    async fn list_schedules(&self) -> Result<Vec<VendorSchedule>, oncall_core::Error> {
+    async fn list_schedules(&self) -> Result<oncall_core::ScheduleListing, oncall_core::Error> {
         self.0.list_schedules().await
     }
 
