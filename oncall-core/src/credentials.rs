@@ -32,20 +32,75 @@ impl ApiKey {
 
     /// `text` with every occurrence of the key replaced by `***`: for vendor or proxy answers
     /// that echo it (an error page quoting the `Authorization` header), before they become a
-    /// message.
+    /// message. Echoes in other spellings are scrubbed too: percent-encoded (a URL quoted back),
+    /// JSON-escaped (`/` as `\/`), and a prefix of the key that ends the text (an echo cut short
+    /// by whoever shortened the text first).
     ///
     /// ```
     /// use oncall_core::ApiKey;
-    /// let key = ApiKey::new("s3cr3t-key").unwrap();
+    /// let key = ApiKey::new("s3cr3t/key+42").unwrap();
     /// assert_eq!(
-    ///     key.redact_in("401: key s3cr3t-key is not valid (s3cr3t-key)"),
+    ///     key.redact_in("401: key s3cr3t/key+42 is not valid (s3cr3t%2Fkey%2B42)"),
     ///     "401: key *** is not valid (***)"
     /// );
+    /// assert_eq!(key.redact_in("echo: s3cr3t\\/key+42"), "echo: ***");
+    /// assert_eq!(key.redact_in("cut short: s3cr3t/k"), "cut short: ***");
     /// assert_eq!(key.redact_in("nothing to hide"), "nothing to hide");
     /// ```
     pub fn redact_in(&self, text: &str) -> String {
-        // The key is never empty (see `new`), so `replace` terminates and changes only the key.
-        text.replace(self.0.as_str(), "***")
+        // The spellings are never empty (see `new`), so `replace` terminates.
+        let mut out = text.to_owned();
+        for spelling in self.spellings() {
+            if out.contains(spelling.as_str()) {
+                out = out.replace(spelling.as_str(), "***");
+            }
+        }
+        self.redact_cut_tail(out)
+    }
+
+    /// The key as it may be echoed: itself, percent-encoded (upper- and lower-case hex), and
+    /// JSON-escaped.
+    fn spellings(&self) -> Vec<String> {
+        let key = self.0.as_str();
+        let mut spellings = vec![key.to_owned()];
+        let mut upper = String::new();
+        let mut lower = String::new();
+        for b in key.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                upper.push(char::from(b));
+                lower.push(char::from(b));
+            } else {
+                upper.push_str(&format!("%{b:02X}"));
+                lower.push_str(&format!("%{b:02x}"));
+            }
+        }
+        spellings.push(upper);
+        spellings.push(lower);
+        spellings.push(key.replace('/', "\\/"));
+        spellings.sort();
+        spellings.dedup();
+        // Longest first, so a spelling that contains another is scrubbed whole.
+        spellings.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        spellings
+    }
+
+    /// Scrubs a proper prefix of the key (at least 4 characters) that ends `text`: what is left of
+    /// an echo when the text was cut before it was scrubbed.
+    fn redact_cut_tail(&self, mut text: String) -> String {
+        const SHORTEST: usize = 4;
+        let key = self.0.as_str();
+        let longest = key.len().saturating_sub(1).min(text.len());
+        for len in (SHORTEST..=longest).rev() {
+            let Some(prefix) = key.get(..len) else {
+                continue;
+            };
+            if text.ends_with(prefix) {
+                text.truncate(text.len() - len);
+                text.push_str("***");
+                break;
+            }
+        }
+        text
     }
 
     /// `error` with the key redacted ([`ApiKey::redact_in`]) from its message, whatever kind it
@@ -62,13 +117,7 @@ impl ApiKey {
     /// ```
     pub fn redact_error(&self, error: crate::Error) -> crate::Error {
         use crate::Error;
-        let clean = |message: String| {
-            if message.contains(self.0.as_str()) {
-                self.redact_in(&message)
-            } else {
-                message
-            }
-        };
+        let clean = |message: String| self.redact_in(&message);
         match error {
             Error::Unauthenticated { message } => Error::Unauthenticated {
                 message: clean(message),

@@ -13,6 +13,8 @@
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
 //! - [`mod@sync`]: the driver that applies plans through providers.
 //! - [`retry`] and [`pacing`]: when adapters retry and how they pace requests, decided here once.
+//! - [`probe`] and [`trace`]: what `oncall probe` reports of an account, and HTTP traces with
+//!   secrets and e-mail addresses redacted.
 //! - `testkit` (feature): an in-memory provider with fault injection and the conformance suite.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -26,6 +28,7 @@ pub mod import;
 pub mod model;
 pub mod pacing;
 pub mod plan;
+pub mod probe;
 pub mod provider;
 pub mod retry;
 pub mod rotation;
@@ -34,6 +37,7 @@ pub mod sync;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
+pub mod trace;
 
 pub use connections::{
     Connection, ConnectionError, ConnectionRegistry, Endpoint, KeyReference, ProviderKind, Usage,
@@ -47,6 +51,7 @@ pub use plan::{
     Desired, Override, OverrideId, Plan, PlanInput, PlannedOperation, Reason, RetirementInput,
     Span, Warning, ALIAS_ATTEMPTS, ALIAS_PREFIX, CLOCK_SKEW,
 };
+pub use probe::{Probe, ProbeFinding, ProbeReport, ProbeRequest};
 pub use provider::{
     Capabilities, Deletion, NewOverride, Provider, RoleTimeline, ScheduleListing,
     UnreadableSchedule, VendorSchedule, VendorScheduleId,
