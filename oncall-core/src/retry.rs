@@ -12,10 +12,11 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Wait before the second attempt.
     pub base_delay: Duration,
-    /// Longest wait between attempts.
+    /// Longest wait between attempts of our own backoff. A vendor's rate-limit hint is not cut
+    /// to it: the vendor's wait is waited, within [`RetryPolicy::max_total_delay`].
     pub max_delay: Duration,
     /// Longest total wait across all attempts of one call: a retry that would wait beyond it is
-    /// not made.
+    /// not made, and the last error (a rate limit, say) is reported.
     pub max_total_delay: Duration,
 }
 
@@ -83,28 +84,34 @@ impl RetryPolicy {
                 .min(self.max_delay)
         };
         match error {
-            Error::RateLimited { retry_after, .. } => RetryDecision::RetryAfter(
-                retry_after.map_or_else(backoff, |d| d.min(self.max_delay)),
-            ),
+            // The vendor's wait is what it takes; whether it fits the budget is the caller's
+            // (`run_with_retries` reports the rate limit rather than wait past the total).
+            Error::RateLimited { retry_after, .. } => {
+                RetryDecision::RetryAfter(retry_after.unwrap_or_else(backoff))
+            }
             Error::Transient { .. } if idempotent => RetryDecision::RetryAfter(backoff()),
             _ => RetryDecision::GiveUp,
         }
     }
 
     /// How long every request of a connection holds back after a rate limit: the vendor's
-    /// `retry_after` (else [`RetryPolicy::base_delay`]), capped by [`RetryPolicy::max_delay`] as the
-    /// retry's own wait is. Adapters pass it to [`Pacer::pause_for`](crate::pacing::Pacer::pause_for)
-    /// so that concurrent calls back off together.
+    /// `retry_after` (else [`RetryPolicy::base_delay`]), no longer than
+    /// [`RetryPolicy::max_total_delay`] (a wait beyond it is reported, not waited). Adapters pass it
+    /// to [`Pacer::pause_for`](crate::pacing::Pacer::pause_for) so that concurrent calls back off
+    /// together.
     ///
     /// ```
     /// use std::time::Duration;
     /// use oncall_core::RetryPolicy;
     /// let policy = RetryPolicy::default();
     /// assert_eq!(policy.rate_limit_pause(None), policy.base_delay);
-    /// assert_eq!(policy.rate_limit_pause(Some(Duration::MAX)), policy.max_delay);
+    /// assert_eq!(policy.rate_limit_pause(Some(Duration::from_secs(60))), Duration::from_secs(60));
+    /// assert_eq!(policy.rate_limit_pause(Some(Duration::MAX)), policy.max_total_delay);
     /// ```
     pub fn rate_limit_pause(&self, retry_after: Option<Duration>) -> Duration {
-        retry_after.unwrap_or(self.base_delay).min(self.max_delay)
+        retry_after
+            .unwrap_or(self.base_delay)
+            .min(self.max_total_delay)
     }
 }
 
@@ -307,9 +314,9 @@ mod tests {
             RetryDecision::RetryAfter(Duration::from_secs(7))
         );
         assert_eq!(
-            p.decide(&limited(Some(3600)), 1, false, 0.0),
-            RetryDecision::RetryAfter(p.max_delay),
-            "the vendor's hint is capped"
+            p.decide(&limited(Some(60)), 1, false, 0.0),
+            RetryDecision::RetryAfter(Duration::from_secs(60)),
+            "the vendor's wait is not cut to our own backoff's cap"
         );
         assert_eq!(
             p.decide(&limited(None), 2, false, 1.0),
@@ -408,5 +415,32 @@ mod runner_tests {
         let (result, slept) = run(&policy(), false, vec![limited]);
         assert_eq!(result, Ok(2));
         assert_eq!(slept, [Duration::from_secs(3)]);
+    }
+
+    #[test]
+    fn a_rate_limit_longer_than_the_budget_is_reported_not_waited() {
+        let limited = Error::RateLimited {
+            retry_after: Some(Duration::from_secs(3600)),
+            message: "429".into(),
+        };
+        let (result, slept) = run(&policy(), false, vec![limited.clone()]);
+        assert_eq!(result, Err(limited));
+        assert!(slept.is_empty(), "{slept:?}");
+    }
+
+    #[test]
+    fn a_vendor_wait_beyond_our_backoff_cap_is_waited_within_the_budget() {
+        let policy = RetryPolicy {
+            max_delay: Duration::from_secs(30),
+            max_total_delay: Duration::from_secs(90),
+            ..policy()
+        };
+        let limited = Error::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+            message: "429".into(),
+        };
+        let (result, slept) = run(&policy, false, vec![limited]);
+        assert_eq!(result, Ok(2));
+        assert_eq!(slept, [Duration::from_secs(60)]);
     }
 }

@@ -251,8 +251,8 @@ impl Client {
         }
     }
 
-    /// After a 429, every request of the connection waits the vendor's period (capped by the
-    /// policy, which caps the retry's own wait the same way), so concurrent creates back off
+    /// After a 429, every request of the connection waits the vendor's period (within the policy's
+    /// total budget, as the retry's own wait is), so concurrent creates back off
     /// together instead of each running into the limit again.
     pub(crate) fn pause(&self, retry_after: Option<Duration>) {
         let wait = self.retry.rate_limit_pause(retry_after);

@@ -578,7 +578,7 @@ mod tests {
     #[tokio::test]
     async fn a_rate_limit_pauses_every_clone() {
         let policy = oncall_core::RetryPolicy {
-            max_delay: Duration::from_millis(80),
+            max_total_delay: Duration::from_millis(80),
             ..oncall_core::RetryPolicy::default()
         };
         let a = OpsgenieProvider::builder()
@@ -588,7 +588,7 @@ mod tests {
             .build()
             .unwrap();
         let b = a.clone();
-        // A 429 seen by one clone asks for 60 s; the policy caps the pause at 80 ms.
+        // A 429 seen by one clone asks for 60 s; the policy's total budget caps the pause at 80 ms.
         a.client.pause(Some(Duration::from_secs(60)));
         let started = Instant::now();
         b.client.pace().await;

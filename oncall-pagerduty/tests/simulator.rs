@@ -443,8 +443,9 @@ async fn export_through_faults(seed: u64) -> usize {
     let now = day(2) + TimeDelta::hours(5);
     let sim = PagerDutySimulator::start_at(now).await;
     sim.add_schedule(vendor_schedule("PCHAOS", vec![]));
-    // A quarter of all requests answered 429 or 503, and the first batch create lands but its
-    // answer is lost.
+    sim.set_rate_limit_reset(0); // many 429s: each is waited out as the vendor says
+                                 // A quarter of all requests answered 429 or 503, and the first batch create lands but its
+                                 // answer is lost.
     sim.set_fault_rate(0.25, seed);
     sim.inject(Trigger::Write(1), Fault::LoseResponse);
     let provider = sim.provider();
@@ -793,6 +794,7 @@ async fn a_delete_retried_after_a_rate_limit_reads_the_answer_as_it_is() {
     sim.add_schedule(vendor_schedule("PDEL", vec![]));
     let id = VendorScheduleId("PDEL".into());
     let past = sim.insert_override(&id, Span::new(day(1), day(2), email("ann")));
+    sim.set_rate_limit_reset(0);
     let provider = sim.provider();
     sim.rate_limit_next(1);
     let e = provider.delete_override(&id, &past).await.unwrap_err();

@@ -44,6 +44,8 @@ pub(crate) struct Sim {
     pub(crate) v3_answer: V3Answer,
     pub(crate) layers_reversed_on_get: bool,
     pub(crate) max_batch: usize,
+    /// The `ratelimit-reset` (seconds) of simulated 429s.
+    pub(crate) rate_limit_reset: u64,
 }
 
 /// An answer being built.
@@ -94,12 +96,12 @@ impl Reply {
         Reply::json(status, json!({ "error": error }))
     }
 
-    fn rate_limited() -> Reply {
+    fn rate_limited(reset_seconds: u64) -> Reply {
         let mut r = Reply::error(429, "Rate Limit Exceeded", 2020, &[]);
         r.headers = vec![
             ("ratelimit-limit", "960".into()),
             ("ratelimit-remaining", "0".into()),
-            ("ratelimit-reset", "1".into()),
+            ("ratelimit-reset", reset_seconds.to_string()),
         ];
         r
     }
@@ -145,9 +147,9 @@ fn invalid_input(errors: &[String]) -> Reply {
 }
 
 /// What PagerDuty answers for a kind of error (faults injected as [`Fault::Fail`]).
-fn failure(error: &Error) -> Reply {
+fn failure(error: &Error, reset_seconds: u64) -> Reply {
     match error {
-        Error::RateLimited { .. } => Reply::rate_limited(),
+        Error::RateLimited { .. } => Reply::rate_limited(reset_seconds),
         Error::Transient { .. } => Reply::text(503, "Service Unavailable"),
         Error::PermissionDenied { .. } => Reply::error(403, "Access Denied", 2010, &[]),
         Error::Unauthenticated { .. } => Reply::text(401, "Unauthorized"),
@@ -317,8 +319,9 @@ impl Sim {
         if Self::draw(state) >= *fraction {
             return None;
         }
+        let reset = self.rate_limit_reset;
         Some(if Self::draw(state) < 0.5 {
-            Reply::rate_limited()
+            Reply::rate_limited(reset)
         } else {
             Reply::text(503, "Service Unavailable")
         })
@@ -344,14 +347,14 @@ impl Sim {
         if fault.is_none() && http_fault.is_none() {
             if self.rate_limited > 0 {
                 self.rate_limited -= 1;
-                return Reply::rate_limited();
+                return Reply::rate_limited(self.rate_limit_reset);
             }
             if let Some(reply) = self.random_fault() {
                 return reply;
             }
         }
         match fault {
-            Some(Fault::Fail(e)) => return failure(&e),
+            Some(Fault::Fail(e)) => return failure(&e, self.rate_limit_reset),
             Some(Fault::LoseResponse) => {
                 self.route(method, path, query, body, key, write);
                 return Reply::text(502, "Bad Gateway");

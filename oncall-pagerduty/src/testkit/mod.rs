@@ -194,6 +194,7 @@ impl PagerDutySimulator {
             v3_answer: V3Answer::TypeV3,
             layers_reversed_on_get: true,
             max_batch: oncall_core::Capabilities::PAGERDUTY.max_batch,
+            rate_limit_reset: 1,
         }));
         let server = MockServer::builder().start().await;
         Mock::given(wiremock::matchers::any())
@@ -238,6 +239,13 @@ impl PagerDutySimulator {
         self.provider_builder()
             .build()
             .unwrap_or_else(|e| unreachable!("the simulator's settings are valid: {e}"))
+    }
+
+    /// The `ratelimit-reset` (seconds until the window resets) of simulated 429s (default 1; the
+    /// documented example says 20). Providers wait it out within their retry budget, so tests that
+    /// draw many 429s set 0.
+    pub fn set_rate_limit_reset(&self, seconds: u64) {
+        self.lock().rate_limit_reset = seconds;
     }
 
     /// Adds a user (the email keeps its case, as PagerDuty shows it); returns its id.
