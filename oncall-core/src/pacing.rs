@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 /// out at most `burst` at once and on average one per interval; after a rate limit the vendor's
 /// pause holds every request back.
 ///
+/// The rate is fixed ([`Pacer::per_minute`]), absent ([`Pacer::unlimited`]) or found as the
+/// connection goes ([`Pacer::adaptive`]): the adapter reports each answer
+/// ([`Pacer::answered`]) and each rate limit ([`Pacer::rate_limited`]), and an adaptive pacer
+/// speeds up while answers come back clean and slows down when the vendor refuses (a 429) or
+/// delays (answers that take far longer than the fastest ones seen).
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use oncall_core::pacing::Pacer;
@@ -19,33 +25,174 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Pacer {
     interval: Duration,
+    /// The burst: how many requests may go at once.
+    burst: u32,
     /// How far ahead of `now` the schedule may run before requests wait: (burst - 1) intervals.
     tolerance: Duration,
     /// When the next request would go if none had gone ahead of schedule.
     next: Option<Instant>,
     paused_until: Option<Instant>,
+    adaptive: Option<Adaptation>,
+}
+
+/// How an adaptive pacer finds a connection's rate: it starts at `initial` requests a second,
+/// multiplies the rate by `1 + growth` with each clean answer until the vendor first pushes back
+/// (slow start), and by `1 + growth / 10` after that (congestion avoidance); a rate limit
+/// multiplies it by `backoff`, an answer slower than `slow_factor` times the fastest one seen (and
+/// at least [`SLOW_MARGIN`] slower) by `slowdown`, at most once per such answer's latency. The
+/// rate stays within `[floor, ceiling]`. Like TCP's congestion control or the adaptive retry mode
+/// of cloud SDKs, it needs no knowledge of the vendor's limits, which Opsgenie does not document.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptiveRate {
+    /// Requests a second to start with.
+    pub initial: f64,
+    /// The slowest rate it falls to.
+    pub floor: f64,
+    /// The fastest rate it climbs to.
+    pub ceiling: f64,
+    /// Growth of the rate per clean answer before the first push-back (0.1: 10 %).
+    pub growth: f64,
+    /// Factor applied on a rate limit (0.5: halve).
+    pub backoff: f64,
+    /// Factor applied on an answer the vendor delayed.
+    pub slowdown: f64,
+    /// How many times slower than the fastest answer seen an answer must be to count as delayed.
+    pub slow_factor: f64,
+}
+
+/// An answer counts as delayed only when it is also at least this much slower than the fastest
+/// one seen: a 2 ms answer after a 0.5 ms one is noise, not a vendor holding requests back.
+pub const SLOW_MARGIN: Duration = Duration::from_millis(250);
+
+impl AdaptiveRate {
+    /// Brisk defaults for a vendor whose limits are unknown: 20 requests a second to start,
+    /// between 0.5 and 1,000, +10 % per clean answer until the first push-back, halved on a 429,
+    /// cut by a fifth on an answer four times slower than the fastest.
+    pub const BRISK: AdaptiveRate = AdaptiveRate {
+        initial: 20.0,
+        floor: 0.5,
+        ceiling: 1_000.0,
+        growth: 0.1,
+        backoff: 0.5,
+        slowdown: 0.8,
+        slow_factor: 4.0,
+    };
+
+    /// A rate no faster than `per_minute` requests a minute (a documented limit), starting there
+    /// and adapting downwards on push-back, otherwise as [`AdaptiveRate::BRISK`].
+    pub fn at_most_per_minute(per_minute: u32) -> AdaptiveRate {
+        let ceiling = f64::from(per_minute.max(1)) / 60.0;
+        AdaptiveRate {
+            initial: ceiling,
+            floor: ceiling.min(AdaptiveRate::BRISK.floor),
+            ceiling,
+            ..AdaptiveRate::BRISK
+        }
+    }
+
+    /// The settings made safe: finite, positive, floor <= initial <= ceiling, factors in (0, 1].
+    fn sanitised(self) -> AdaptiveRate {
+        let positive = |x: f64, default: f64| if x.is_finite() && x > 0.0 { x } else { default };
+        let factor = |x: f64, default: f64| {
+            if x.is_finite() && x > 0.0 && x <= 1.0 {
+                x
+            } else {
+                default
+            }
+        };
+        let floor = positive(self.floor, AdaptiveRate::BRISK.floor).min(1e6);
+        let ceiling = positive(self.ceiling, AdaptiveRate::BRISK.ceiling)
+            .min(1e6)
+            .max(floor);
+        AdaptiveRate {
+            initial: positive(self.initial, AdaptiveRate::BRISK.initial).clamp(floor, ceiling),
+            floor,
+            ceiling,
+            growth: if self.growth.is_finite() && self.growth >= 0.0 {
+                self.growth.min(1.0)
+            } else {
+                AdaptiveRate::BRISK.growth
+            },
+            backoff: factor(self.backoff, AdaptiveRate::BRISK.backoff),
+            slowdown: factor(self.slowdown, AdaptiveRate::BRISK.slowdown),
+            slow_factor: positive(self.slow_factor, AdaptiveRate::BRISK.slow_factor).max(1.0),
+        }
+    }
+}
+
+/// The state of an adaptive pacer.
+#[derive(Debug, Clone)]
+struct Adaptation {
+    settings: AdaptiveRate,
+    /// Requests a second now.
+    rate: f64,
+    /// Whether the vendor has pushed back yet (slow start ends then).
+    pushed_back: bool,
+    /// The fastest answer seen.
+    fastest: Option<Duration>,
+    /// No slowdown before this instant (one per delayed answer's latency).
+    calm_until: Option<Instant>,
+}
+
+impl Adaptation {
+    fn interval(&self) -> Duration {
+        Duration::try_from_secs_f64(1.0 / self.rate).unwrap_or(Duration::from_secs(1))
+    }
 }
 
 impl Pacer {
     /// At most `requests` a minute on average, and `burst` (at least 1) at once.
     pub fn per_minute(requests: u32, burst: u32) -> Pacer {
         let interval = Duration::from_secs(60) / requests.max(1);
-        Pacer {
-            interval,
-            tolerance: interval.saturating_mul(burst.max(1) - 1),
-            next: None,
-            paused_until: None,
-        }
+        Pacer::with_interval(interval, burst, None)
     }
 
     /// No rate limit: only a vendor's pause holds requests back.
     pub fn unlimited() -> Pacer {
+        Pacer::with_interval(Duration::ZERO, 1, None)
+    }
+
+    /// A rate found as the connection goes ([`AdaptiveRate`]), `burst` (at least 1) at once.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use oncall_core::pacing::{AdaptiveRate, Pacer};
+    /// let mut pacer = Pacer::adaptive(AdaptiveRate::BRISK, 1);
+    /// let t0 = Instant::now();
+    /// assert_eq!(pacer.rate_per_second(), Some(20.0));
+    /// pacer.answered(t0, Duration::from_millis(20));
+    /// assert!(pacer.rate_per_second().unwrap() > 20.0, "a clean answer speeds it up");
+    /// pacer.rate_limited(t0, Duration::from_secs(1));
+    /// assert!(pacer.rate_per_second().unwrap() < 20.0, "a 429 slows it down");
+    /// assert_eq!(pacer.reserve(t0), Duration::from_secs(1), "and pauses for the vendor's wait");
+    /// ```
+    pub fn adaptive(settings: AdaptiveRate, burst: u32) -> Pacer {
+        let settings = settings.sanitised();
+        let adaptation = Adaptation {
+            settings,
+            rate: settings.initial,
+            pushed_back: false,
+            fastest: None,
+            calm_until: None,
+        };
+        Pacer::with_interval(adaptation.interval(), burst, Some(adaptation))
+    }
+
+    fn with_interval(interval: Duration, burst: u32, adaptive: Option<Adaptation>) -> Pacer {
+        let burst = burst.max(1);
         Pacer {
-            interval: Duration::ZERO,
-            tolerance: Duration::ZERO,
+            interval,
+            burst,
+            tolerance: interval.saturating_mul(burst - 1),
             next: None,
             paused_until: None,
+            adaptive,
         }
+    }
+
+    /// The current rate of an adaptive pacer, in requests a second (`None` for a fixed one).
+    pub fn rate_per_second(&self) -> Option<f64> {
+        self.adaptive.as_ref().map(|a| a.rate)
     }
 
     /// Reserves a slot for a request that wants to go at `now`, and says how long it must wait
@@ -74,6 +221,52 @@ impl Pacer {
         const A_YEAR: Duration = Duration::from_secs(365 * 86_400);
         if let Some(until) = now.checked_add(wait).or_else(|| now.checked_add(A_YEAR)) {
             self.pause_until(until);
+        }
+    }
+
+    /// A request answered (anything but a rate limit) at `now` after `latency`. An adaptive pacer
+    /// speeds up on a clean answer and slows down on one the vendor delayed; a fixed one ignores it.
+    pub fn answered(&mut self, now: Instant, latency: Duration) {
+        let Some(a) = self.adaptive.as_mut() else {
+            return;
+        };
+        let fastest = a.fastest.map_or(latency, |f| f.min(latency));
+        a.fastest = Some(fastest);
+        let delayed = latency.as_secs_f64() > fastest.as_secs_f64() * a.settings.slow_factor
+            && latency >= fastest + SLOW_MARGIN;
+        if delayed {
+            if a.calm_until.is_none_or(|calm| now >= calm) {
+                a.rate = (a.rate * a.settings.slowdown).max(a.settings.floor);
+                a.pushed_back = true;
+                a.calm_until = now.checked_add(latency);
+            }
+        } else {
+            let growth = if a.pushed_back {
+                a.settings.growth / 10.0
+            } else {
+                a.settings.growth
+            };
+            a.rate = (a.rate * (1.0 + growth)).min(a.settings.ceiling);
+        }
+        self.retime();
+    }
+
+    /// The vendor refused a request for its rate at `now` and asked to wait `wait`: every request
+    /// of the connection pauses that long ([`Pacer::pause_for`]), and an adaptive pacer slows down.
+    pub fn rate_limited(&mut self, now: Instant, wait: Duration) {
+        self.pause_for(now, wait);
+        if let Some(a) = self.adaptive.as_mut() {
+            a.rate = (a.rate * a.settings.backoff).max(a.settings.floor);
+            a.pushed_back = true;
+            self.retime();
+        }
+    }
+
+    /// Applies an adaptive pacer's new rate to the schedule.
+    fn retime(&mut self) {
+        if let Some(a) = &self.adaptive {
+            self.interval = a.interval();
+            self.tolerance = self.interval.saturating_mul(self.burst - 1);
         }
     }
 }
@@ -119,5 +312,110 @@ mod tests {
         assert_eq!(p.reserve(t0), year);
         p.pause_for(t0, Duration::from_secs(3));
         assert_eq!(p.reserve(t0), year, "a shorter pause does not shorten it");
+    }
+
+    #[test]
+    fn adaptive_climbs_while_clean_and_backs_off_on_push_back() {
+        let mut p = Pacer::adaptive(AdaptiveRate::BRISK, 4);
+        let t0 = Instant::now();
+        let fast = Duration::from_millis(20);
+        for _ in 0..100 {
+            p.answered(t0, fast);
+        }
+        assert_eq!(
+            p.rate_per_second(),
+            Some(1_000.0),
+            "slow start reaches the ceiling"
+        );
+        p.rate_limited(t0, Duration::from_secs(2));
+        assert_eq!(p.rate_per_second(), Some(500.0));
+        assert_eq!(
+            p.reserve(t0),
+            Duration::from_secs(2),
+            "the vendor's wait holds"
+        );
+        // After a push-back it climbs ten times slower: 1 % per answer.
+        p.answered(t0, fast);
+        let rate = p.rate_per_second().unwrap();
+        assert!((rate - 505.0).abs() < 1e-9, "{rate}");
+        for _ in 0..20 {
+            p.rate_limited(t0, Duration::ZERO);
+        }
+        assert_eq!(p.rate_per_second(), Some(0.5), "never below the floor");
+    }
+
+    #[test]
+    fn adaptive_slows_down_when_the_vendor_delays_answers_once_per_delay() {
+        let mut p = Pacer::adaptive(AdaptiveRate::BRISK, 1);
+        let t0 = Instant::now();
+        p.answered(t0, Duration::from_millis(20));
+        let before = p.rate_per_second().unwrap();
+        // Four times slower but within the margin: noise.
+        p.answered(t0, Duration::from_millis(100));
+        assert!(p.rate_per_second().unwrap() > before);
+        let before = p.rate_per_second().unwrap();
+        let slow = Duration::from_secs(1);
+        p.answered(t0, slow);
+        let after = p.rate_per_second().unwrap();
+        assert!((after - before * 0.8).abs() < 1e-9, "{before} -> {after}");
+        // Another delayed answer within that delay does not cut again.
+        p.answered(t0 + Duration::from_millis(500), slow);
+        assert_eq!(p.rate_per_second(), Some(after));
+        p.answered(t0 + Duration::from_millis(1_500), slow);
+        assert!(p.rate_per_second().unwrap() < after);
+    }
+
+    #[test]
+    fn adaptive_schedule_follows_the_rate() {
+        let mut p = Pacer::adaptive(
+            AdaptiveRate {
+                initial: 10.0,
+                ..AdaptiveRate::BRISK
+            },
+            1,
+        );
+        let t0 = Instant::now();
+        assert_eq!(p.reserve(t0), Duration::ZERO);
+        assert_eq!(p.reserve(t0), Duration::from_millis(100));
+        p.rate_limited(t0, Duration::ZERO); // 5 a second from now on
+        let third = p.reserve(t0);
+        let fourth = p.reserve(t0);
+        assert_eq!(fourth - third, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn adaptive_settings_that_make_no_sense_are_made_safe() {
+        let odd = AdaptiveRate {
+            initial: f64::NAN,
+            floor: -1.0,
+            ceiling: 0.0,
+            growth: f64::INFINITY,
+            backoff: 2.0,
+            slowdown: 0.0,
+            slow_factor: 0.1,
+        };
+        let mut p = Pacer::adaptive(odd, 0);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            p.answered(t0, Duration::from_millis(1));
+            p.rate_limited(t0, Duration::ZERO);
+        }
+        let rate = p.rate_per_second().unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{rate}");
+        let _ = p.reserve(t0);
+        let capped = AdaptiveRate::at_most_per_minute(960);
+        assert!((capped.ceiling - 16.0).abs() < 1e-9);
+        assert_eq!(capped.initial, capped.ceiling);
+    }
+
+    #[test]
+    fn fixed_pacers_ignore_answers() {
+        let mut p = Pacer::per_minute(60, 1);
+        let t0 = Instant::now();
+        p.answered(t0, Duration::from_secs(10));
+        p.rate_limited(t0, Duration::ZERO);
+        assert_eq!(p.rate_per_second(), None);
+        assert_eq!(p.reserve(t0), Duration::ZERO);
+        assert_eq!(p.reserve(t0), Duration::from_secs(1));
     }
 }

@@ -8,7 +8,9 @@ mod memory;
 mod overlaps;
 mod simulator;
 pub mod store_conformance;
+mod throttle;
 
 pub use memory::{Call, CallKind, InMemoryProvider};
 pub use overlaps::{resolve_overlaps, Layered};
 pub use simulator::{Fault, Trigger, VendorSimulator};
+pub use throttle::{Admission, OverLimit, RateLimit, Throttle};
