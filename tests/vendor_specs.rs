@@ -15,7 +15,14 @@
 //! (`spec_support/listed.rs`), and so does a pending entry that no longer occurs.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
 mod spec_support;
 
+#[path = "vendor_specs/cli.rs"]
+mod cli;
+#[path = "vendor_specs/clients.rs"]
+mod clients;
+#[path = "vendor_specs/flows.rs"]
+mod flows;
 #[path = "vendor_specs/validator.rs"]
 mod validator;
