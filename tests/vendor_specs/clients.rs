@@ -12,10 +12,10 @@
 //! - Opsgenie: the official Python SDK (PyPI `opsgenie-sdk`, opsgenie/opsgenie-python-sdk, every
 //!   tag through 2.1.5) has no schedule, rotation or override API at all; these are the calls of
 //!   the official Go SDK (opsgenie/opsgenie-go-sdk-v2 @ 718e135, `schedule/`): `Accept:
-//!   application/json`, `Authorization: GenieKey …`, `Content-Type` `application/json;
-//!   charset=utf-8` on writes and `application/x-www-form-urlencoded; charset=UTF-8` on GETs,
-//!   query parameters sorted by name, dates as `2006-01-02T15:04:05.000Z`, rotations of an
-//!   override named by `name` or `id`.
+//!   application/json`, `Authorization: GenieKey …`, `Content-Type: application/json;
+//!   charset=utf-8` on writes and an empty one on GET and DELETE (`buildHttpRequest`), bodies
+//!   ending in a newline (`json.Encoder`), query parameters sorted by name, dates as
+//!   `2006-01-02T15:04:05.000Z`, rotations of an override named by `name` or `id`.
 
 use chrono::{DateTime, FixedOffset, Offset, TimeDelta, TimeZone, Utc};
 use oncall_sync::opsgenie::testkit::{self as og_kit, OpsgenieSimulator};
@@ -117,8 +117,10 @@ struct Client<'a> {
     headers: Vec<(&'static str, String)>,
     /// Headers of requests with a body (python-pagerduty and the Go SDK add `Content-Type`).
     body_headers: Vec<(&'static str, String)>,
-    /// Headers of GET requests only.
-    get_headers: Vec<(&'static str, String)>,
+    /// Headers of requests without a body (GET, DELETE).
+    bodiless_headers: Vec<(&'static str, String)>,
+    /// Whether the JSON body ends with a newline (Go's `json.Encoder` writes one).
+    newline: bool,
 }
 
 impl Client<'_> {
@@ -128,10 +130,13 @@ impl Client<'_> {
             self.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         if body.is_some() {
             headers.extend(self.body_headers.iter().map(|(n, v)| (*n, v.as_str())));
-        } else if method == "GET" {
-            headers.extend(self.get_headers.iter().map(|(n, v)| (*n, v.as_str())));
+        } else {
+            headers.extend(self.bodiless_headers.iter().map(|(n, v)| (*n, v.as_str())));
         }
-        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let newline = if self.newline { "\n" } else { "" };
+        let bytes = body
+            .map(|b| format!("{b}{newline}").into_bytes())
+            .unwrap_or_default();
         tokio::task::block_in_place(|| {
             self.recorder.send(method, target, &headers, &bytes);
             self.recorder.exchanges().len() - 1
@@ -145,14 +150,15 @@ fn python_pagerduty<'a>(recorder: &'a Recorder, key: &str) -> Client<'a> {
         headers: vec![
             (
                 "User-Agent",
-                "python-pagerduty/6.1.0 httpx2/0.28.1 Python/3.12".into(),
+                "python-pagerduty/7.0.0 httpx2/0.28.1 Python/3.12".into(),
             ),
             ("Accept", "application/vnd.pagerduty+json;version=2".into()),
             ("Accept-Encoding", "gzip, deflate".into()),
             ("Authorization", format!("Token token={key}")),
         ],
         body_headers: vec![("Content-Type", "application/json".into())],
-        get_headers: Vec::new(),
+        bodiless_headers: Vec::new(),
+        newline: false,
     }
 }
 
@@ -164,15 +170,14 @@ fn go_sdk<'a>(recorder: &'a Recorder, key: &str) -> Client<'a> {
             ("Authorization", format!("GenieKey {key}")),
             (
                 "User-Agent",
-                "opsgenie-go-sdk-1.2.23 go1.22.5 (linux/amd64)".into(),
+                "opsgenie-go-sdk-2.0.0 go1.22.5 (linux/amd64)".into(),
             ),
             ("Accept-Encoding", "gzip".into()),
         ],
         body_headers: vec![("Content-Type", "application/json; charset=utf-8".into())],
-        get_headers: vec![(
-            "Content-Type",
-            "application/x-www-form-urlencoded; charset=UTF-8".into(),
-        )],
+        // `buildHttpRequest` adds the `Content-Type` it holds, empty for GET and DELETE.
+        bodiless_headers: vec![("Content-Type", String::new())],
+        newline: true,
     }
 }
 
