@@ -179,7 +179,7 @@ pub const PENDING_FIXES: &[PendingFix] = &[
         id: "pd-adapter-content-type",
         vendor: Vendor::PagerDuty,
         component: "PagerDuty adapter (request)",
-        what: "GET and DELETE requests carry no `Content-Type: application/json`; the spec \
+        what: "GET requests carry no `Content-Type: application/json` (writes do); the spec \
                declares it a required header of every operation. Send it on every request.",
         issue: "issue 13 §1, PagerDuty 2",
         suites: &[Suite::Flows, Suite::Cli],
