@@ -17,6 +17,7 @@
 //! ```
 #![allow(dead_code, unused_imports)] // each test binary uses part of it
 
+mod convert;
 pub mod exchange;
 pub mod listed;
 pub mod recorder;

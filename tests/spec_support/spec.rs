@@ -33,7 +33,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Map, Value};
 
-use super::exchange::Exchange;
+use super::convert;
+use super::exchange::{Answer, Exchange};
 
 /// The vendor a spec describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -277,6 +278,21 @@ impl std::fmt::Debug for Spec {
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
 
+/// A path template's segments: `/schedules/{id}.ics` → `schedules`, `{id}` with suffix `.ics`.
+fn segments(template: &str) -> Vec<Segment> {
+    template
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| match (s.find('{'), s.find('}')) {
+            (Some(a), Some(b)) if a < b => Segment::Param {
+                prefix: s[..a].to_owned(),
+                suffix: s[b + 1..].to_owned(),
+            },
+            _ => Segment::Literal(s.to_owned()),
+        })
+        .collect()
+}
+
 /// `~` and `/` escaped for a JSON pointer token.
 fn token(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
@@ -415,6 +431,7 @@ impl Spec {
         operations
     }
 
+    /// One operation, everything resolved: its template, parameters, body, answers, credential.
     fn read_operation(
         &self,
         template: &str,
@@ -424,129 +441,156 @@ impl Spec {
         item: &Value,
         openapi3: bool,
     ) -> Operation {
-        let doc = &self.converted;
-        let segments = template
-            .trim_start_matches('/')
-            .split('/')
-            .map(|s| match (s.find('{'), s.find('}')) {
-                (Some(a), Some(b)) if a < b => Segment::Param {
-                    prefix: s[..a].to_owned(),
-                    suffix: s[b + 1..].to_owned(),
-                },
-                _ => Segment::Literal(s.to_owned()),
-            })
-            .collect();
-        // Path-level parameters, then the operation's (which override by name and place).
-        let mut raw_params: Vec<(String, &Value)> = Vec::new();
-        let path_pointer = op_pointer.rsplit_once('/').map_or("", |(p, _)| p);
-        for (owner, owner_pointer) in [(item, path_pointer), (op, op_pointer)] {
-            if let Some(list) = owner.get("parameters").and_then(Value::as_array) {
-                for (i, p) in list.iter().enumerate() {
-                    let pointer = self.pointer_of(&format!("{owner_pointer}/parameters/{i}"));
-                    raw_params.push((pointer, self.resolve(p)));
-                }
-            }
-        }
-        let mut params: Vec<Param> = Vec::new();
-        let mut body = None;
-        for (pointer, p) in raw_params {
-            let name = p["name"].as_str().unwrap_or("").to_owned();
-            let location = match p["in"].as_str() {
-                Some("path") => In::Path,
-                Some("query") => In::Query,
-                Some("header") => In::Header,
-                Some("body") => {
-                    // Swagger 2.0: the body is a parameter; its media types are `consumes`.
-                    let consumes = op
-                        .get("consumes")
-                        .or_else(|| doc.get("consumes"))
-                        .and_then(Value::as_array)
-                        .map(|c| {
-                            c.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_else(|| vec!["application/json".to_owned()]);
-                    let schema = SchemaRef::Pointer(format!("{pointer}/schema"));
-                    body = Some(Content {
-                        required: p["required"].as_bool().unwrap_or(false),
-                        media: consumes
-                            .into_iter()
-                            .map(|m: String| (m, Some(schema.clone())))
-                            .collect(),
-                    });
-                    continue;
-                }
-                _ => continue, // cookies and form data: none in these specs
-            };
-            let (schema, collection) = if openapi3 {
-                let schema_pointer = format!("{pointer}/schema");
-                let resolved = self.resolve(doc.pointer(&schema_pointer).unwrap_or(&Value::Null));
-                let array = resolved["type"] == "array";
-                // Query parameters default to `form` style, exploded (OpenAPI 3.0 §4.7.12.2).
-                let explode = p["explode"].as_bool().unwrap_or(true);
-                let collection = match (array, explode) {
-                    (false, _) => Collection::Single,
-                    (true, true) => Collection::Multi,
-                    (true, false) => Collection::Joined(','),
-                };
-                (SchemaRef::Pointer(schema_pointer), collection)
-            } else {
-                let collection = if p["type"] == "array" {
-                    match p["collectionFormat"].as_str().unwrap_or("csv") {
-                        "multi" => Collection::Multi,
-                        "ssv" => Collection::Joined(' '),
-                        "tsv" => Collection::Joined('\t'),
-                        "pipes" => Collection::Joined('|'),
-                        _ => Collection::Joined(','),
-                    }
-                } else {
-                    Collection::Single
-                };
-                (SchemaRef::Inline(convert::swagger_parameter(p)), collection)
-            };
-            params.retain(|q: &Param| !(q.name == name && q.location == location));
-            params.push(Param {
-                name,
-                location,
-                required: p["required"].as_bool().unwrap_or(location == In::Path),
-                schema,
-                collection,
-            });
-        }
-        if openapi3 {
-            if let Some(rb) = op.get("requestBody") {
-                let pointer = self.pointer_of(&format!("{op_pointer}/requestBody"));
-                let rb = self.resolve(rb);
-                body = Some(Content {
-                    required: rb["required"].as_bool().unwrap_or(false),
-                    media: self.media(rb, &pointer),
-                });
-            }
-        }
-        let produces: Vec<String> = if openapi3 {
+        let (params, swagger_body) = self.read_parameters(op, op_pointer, item, openapi3);
+        let body = if openapi3 {
+            self.read_request_body(op, op_pointer)
+        } else {
+            swagger_body
+        };
+        // OpenAPI 3 gives media types per answer; Swagger 2.0 one `produces` list.
+        let produces = if openapi3 {
             Vec::new()
         } else {
-            op.get("produces")
-                .or_else(|| doc.get("produces"))
-                .and_then(Value::as_array)
-                .map(|c| {
-                    c.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
+            self.strings(op, "produces").unwrap_or_default()
         };
-        let mut responses = Vec::new();
-        if let Some(map) = op.get("responses").and_then(Value::as_object) {
-            for (status, r) in map {
+        Operation {
+            id: op["operationId"].as_str().unwrap_or("").to_owned(),
+            method: method.to_ascii_uppercase(),
+            template: template.to_owned(),
+            segments: segments(template),
+            params,
+            body,
+            responses: self.read_responses(op, op_pointer, openapi3, &produces),
+            security: self.read_security(op),
+            produces,
+        }
+    }
+
+    /// A list of strings the operation, or else the document, holds (`consumes`, `produces`).
+    fn strings(&self, op: &Value, key: &str) -> Option<Vec<String>> {
+        let list = op
+            .get(key)
+            .or_else(|| self.converted.get(key))?
+            .as_array()?;
+        Some(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// The path's parameters, then the operation's (which override by name and place); and
+    /// Swagger's body parameter, as the request body.
+    fn read_parameters(
+        &self,
+        op: &Value,
+        op_pointer: &str,
+        item: &Value,
+        openapi3: bool,
+    ) -> (Vec<Param>, Option<Content>) {
+        let path_pointer = op_pointer.rsplit_once('/').map_or("", |(p, _)| p);
+        let mut params: Vec<Param> = Vec::new();
+        let mut body = None;
+        for (owner, owner_pointer) in [(item, path_pointer), (op, op_pointer)] {
+            let list = owner.get("parameters").and_then(Value::as_array);
+            for (i, p) in list.into_iter().flatten().enumerate() {
+                let pointer = self.pointer_of(&format!("{owner_pointer}/parameters/{i}"));
+                let p = self.resolve(p);
+                let location = match p["in"].as_str() {
+                    Some("path") => In::Path,
+                    Some("query") => In::Query,
+                    Some("header") => In::Header,
+                    Some("body") => {
+                        let schema = SchemaRef::Pointer(format!("{pointer}/schema"));
+                        let consumes = self
+                            .strings(op, "consumes")
+                            .unwrap_or_else(|| vec!["application/json".to_owned()]);
+                        body = Some(Content {
+                            required: p["required"].as_bool().unwrap_or(false),
+                            media: consumes
+                                .into_iter()
+                                .map(|m| (m, Some(schema.clone())))
+                                .collect(),
+                        });
+                        continue;
+                    }
+                    _ => continue, // cookies and form data: none in these specs
+                };
+                let param = self.read_parameter(p, &pointer, location, openapi3);
+                params.retain(|q| !(q.name == param.name && q.location == location));
+                params.push(param);
+            }
+        }
+        (params, body)
+    }
+
+    /// One parameter: its schema, and how an array of it is written.
+    fn read_parameter(&self, p: &Value, pointer: &str, location: In, openapi3: bool) -> Param {
+        let (schema, collection) = if openapi3 {
+            let schema_pointer = format!("{pointer}/schema");
+            let resolved = self.resolve(
+                self.converted
+                    .pointer(&schema_pointer)
+                    .unwrap_or(&Value::Null),
+            );
+            // Query parameters default to `form` style, exploded (OpenAPI 3.0 §4.7.12.2).
+            let explode = p["explode"].as_bool().unwrap_or(true);
+            let collection = match (resolved["type"] == "array", explode) {
+                (false, _) => Collection::Single,
+                (true, true) => Collection::Multi,
+                (true, false) => Collection::Joined(','),
+            };
+            (SchemaRef::Pointer(schema_pointer), collection)
+        } else {
+            let collection = match (p["type"] == "array", p["collectionFormat"].as_str()) {
+                (false, _) => Collection::Single,
+                (true, Some("multi")) => Collection::Multi,
+                (true, Some("ssv")) => Collection::Joined(' '),
+                (true, Some("tsv")) => Collection::Joined('\t'),
+                (true, Some("pipes")) => Collection::Joined('|'),
+                (true, _) => Collection::Joined(','), // csv, the default
+            };
+            (SchemaRef::Inline(convert::swagger_parameter(p)), collection)
+        };
+        Param {
+            name: p["name"].as_str().unwrap_or("").to_owned(),
+            location,
+            required: p["required"].as_bool().unwrap_or(location == In::Path),
+            schema,
+            collection,
+        }
+    }
+
+    /// OpenAPI 3's `requestBody`.
+    fn read_request_body(&self, op: &Value, op_pointer: &str) -> Option<Content> {
+        let rb = op.get("requestBody")?;
+        let pointer = self.pointer_of(&format!("{op_pointer}/requestBody"));
+        let rb = self.resolve(rb);
+        Some(Content {
+            required: rb["required"].as_bool().unwrap_or(false),
+            media: self.media(rb, &pointer),
+        })
+    }
+
+    /// Status → what the answer holds.
+    fn read_responses(
+        &self,
+        op: &Value,
+        op_pointer: &str,
+        openapi3: bool,
+        produces: &[String],
+    ) -> Vec<(String, Content)> {
+        let map = op.get("responses").and_then(Value::as_object);
+        map.into_iter()
+            .flatten()
+            .map(|(status, r)| {
                 let pointer = self.pointer_of(&format!("{op_pointer}/responses/{}", token(status)));
                 let r = self.resolve(r);
                 let media = if openapi3 {
                     self.media(r, &pointer)
                 } else if r.get("schema").is_some() {
+                    // Swagger 2.0: a schema, in each of the `produces` media types.
                     let schema = SchemaRef::Pointer(format!("{pointer}/schema"));
                     produces
                         .iter()
@@ -555,56 +599,36 @@ impl Spec {
                 } else {
                     Vec::new()
                 };
-                responses.push((
-                    status.clone(),
-                    Content {
-                        required: false,
-                        media,
-                    },
-                ));
-            }
-        }
-        let security = op
+                let content = Content {
+                    required: false,
+                    media,
+                };
+                (status.clone(), content)
+            })
+            .collect()
+    }
+
+    /// The security requirements (any one suffices) as the headers that must each carry a
+    /// credential (API keys in a header: all these specs have).
+    fn read_security(&self, op: &Value) -> Vec<Vec<String>> {
+        let doc = &self.converted;
+        let header = |scheme: &str| {
+            let def = doc
+                .pointer(&format!("/components/securitySchemes/{}", token(scheme)))
+                .or_else(|| doc.pointer(&format!("/securityDefinitions/{}", token(scheme))))?;
+            (def["type"] == "apiKey" && def["in"] == "header")
+                .then(|| def["name"].as_str().unwrap_or("").to_owned())
+        };
+        let alternatives = op
             .get("security")
             .or_else(|| doc.get("security"))
-            .and_then(Value::as_array)
-            .map(|alternatives| {
-                alternatives
-                    .iter()
-                    .filter_map(Value::as_object)
-                    .map(|req| {
-                        req.keys()
-                            .filter_map(|scheme| {
-                                let def = doc
-                                    .pointer(&format!(
-                                        "/components/securitySchemes/{}",
-                                        token(scheme)
-                                    ))
-                                    .or_else(|| {
-                                        doc.pointer(&format!(
-                                            "/securityDefinitions/{}",
-                                            token(scheme)
-                                        ))
-                                    })?;
-                                (def["type"] == "apiKey" && def["in"] == "header")
-                                    .then(|| def["name"].as_str().unwrap_or("").to_owned())
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Operation {
-            id: op["operationId"].as_str().unwrap_or("").to_owned(),
-            method: method.to_ascii_uppercase(),
-            template: template.to_owned(),
-            segments,
-            params,
-            body,
-            responses,
-            security,
-            produces,
-        }
+            .and_then(Value::as_array);
+        alternatives
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .map(|requirement| requirement.keys().filter_map(|s| header(s)).collect())
+            .collect()
     }
 
     /// OpenAPI 3's `content`: each media type and its schema.
@@ -763,159 +787,150 @@ impl Spec {
         found
     }
 
+    /// The request's violations: (rule, where, what).
     fn check_request(&self, op: &Operation, exchange: &Exchange) -> Vec<(Rule, String, String)> {
-        let mut found = Vec::new();
+        let mut found = self.check_query(op, exchange);
+        found.extend(self.check_headers(op, exchange));
+        found.extend(self.check_credential(op, exchange));
+        found.extend(self.check_request_body(op, exchange));
+        found
+    }
+
+    /// Every query parameter declared, the required ones present, each of its schema.
+    fn check_query(&self, op: &Operation, exchange: &Exchange) -> Vec<(Rule, String, String)> {
         let query = exchange.query();
-        // Query parameters.
+        let mut found: Vec<(Rule, String, String)> = Vec::new();
         for (name, _) in &query {
             let declared = op
                 .params
                 .iter()
                 .any(|p| p.location == In::Query && &p.name == name);
-            if !declared
-                && !found
-                    .iter()
-                    .any(|(r, l, _)| *r == Rule::UndeclaredParameter && l == name)
-            {
-                found.push((
-                    Rule::UndeclaredParameter,
-                    name.clone(),
-                    format!("{} does not declare it", op.id),
-                ));
+            if !declared && !found.iter().any(|(_, l, _)| l == name) {
+                let detail = format!("{} does not declare it", op.id);
+                found.push((Rule::UndeclaredParameter, name.clone(), detail));
             }
         }
-        for p in &op.params {
-            match p.location {
-                In::Query => {
-                    let values: Vec<&str> = query
-                        .iter()
-                        .filter(|(k, _)| k == &p.name)
-                        .map(|(_, v)| v.as_str())
-                        .collect();
-                    if values.is_empty() {
-                        if p.required {
-                            found.push((
-                                Rule::MissingParameter,
-                                p.name.clone(),
-                                "required".to_owned(),
-                            ));
-                        }
-                        continue;
-                    }
-                    for (location, detail) in self.check_query_values(p, &values) {
-                        found.push((Rule::BadParameter, location, detail));
-                    }
-                }
-                In::Header => {
-                    let Some(value) = exchange.header(&p.name) else {
-                        if p.required {
-                            found.push((
-                                Rule::MissingHeader,
-                                p.name.clone(),
-                                "required".to_owned(),
-                            ));
-                        }
-                        continue;
-                    };
-                    let value = if p.name.eq_ignore_ascii_case("content-type") {
-                        essence(value)
-                    } else {
-                        value.to_owned()
-                    };
-                    for (_, message) in self.errors(&p.schema, &Value::String(value)) {
-                        found.push((Rule::BadHeader, p.name.clone(), message));
-                    }
-                }
-                In::Path => {
-                    // Every path parameter here is a plain string; the match already saw it
-                    // non-empty.
-                }
-            }
-        }
-        // The credential.
-        if !op.security.is_empty() {
-            let satisfied = op.security.iter().any(|headers| {
-                headers
-                    .iter()
-                    .all(|h| exchange.header(h).is_some_and(|v| !v.trim().is_empty()))
-            });
-            if !satisfied {
-                let names: Vec<String> = op.security.iter().flatten().cloned().collect();
+        for p in op.params.iter().filter(|p| p.location == In::Query) {
+            let values: Vec<&str> = query
+                .iter()
+                .filter(|(k, _)| k == &p.name)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if values.is_empty() && p.required {
                 found.push((
-                    Rule::Authorization,
-                    names.join(" or "),
-                    "no credential".to_owned(),
-                ));
-            } else if let (Some(prefix), Some(value)) =
-                (self.auth_prefix(), exchange.header("authorization"))
-            {
-                if !value.starts_with(prefix) {
-                    found.push((
-                        Rule::Authorization,
-                        "Authorization".to_owned(),
-                        format!("not of the form `{prefix}<key>` the security scheme describes"),
-                    ));
-                }
-            }
-        }
-        // What the client accepts (Swagger's `produces`).
-        if let Some(accept) = exchange.header("accept") {
-            if !op.produces.is_empty() && !accepts(accept, &op.produces) {
-                found.push((
-                    Rule::BadHeader,
-                    "Accept".to_owned(),
-                    format!("`{accept}` allows none of {:?}", op.produces),
+                    Rule::MissingParameter,
+                    p.name.clone(),
+                    "required".to_owned(),
                 ));
             }
-        }
-        // The body.
-        let content_type = exchange.header("content-type");
-        match (&op.body, exchange.body.is_empty()) {
-            (None, false) => {
-                found.push((
-                    Rule::RequestBody,
-                    String::new(),
-                    format!("{} declares no body", op.id),
-                ));
-            }
-            (Some(body), true) if body.required => {
-                found.push((
-                    Rule::RequestBody,
-                    String::new(),
-                    "required, none sent".to_owned(),
-                ));
-            }
-            (None, true) | (Some(_), true) => {}
-            (Some(body), false) => {
-                let media = content_type
-                    .and_then(|ct| body.media.iter().find(|(m, _)| essence(m) == essence(ct)));
-                let Some((media, schema)) = media else {
-                    found.push((
-                        Rule::RequestContentType,
-                        "Content-Type".to_owned(),
-                        format!(
-                            "{:?} is not one of {:?}",
-                            content_type.unwrap_or("(none)"),
-                            body.media.iter().map(|(m, _)| m).collect::<Vec<_>>()
-                        ),
-                    ));
-                    return found;
-                };
-                if let (true, Some(schema)) = (is_json(media), schema) {
-                    match serde_json::from_slice::<Value>(&exchange.body) {
-                        Ok(value) => {
-                            for (location, message) in self.errors(schema, &value) {
-                                found.push((Rule::RequestBody, location, message));
-                            }
-                        }
-                        Err(e) => {
-                            found.push((Rule::RequestBody, String::new(), format!("not JSON: {e}")))
-                        }
-                    }
+            if !values.is_empty() {
+                for (location, detail) in self.check_query_values(p, &values) {
+                    found.push((Rule::BadParameter, location, detail));
                 }
             }
         }
         found
+    }
+
+    /// The header parameters (required ones present, each of its schema; a `Content-Type` by
+    /// its media type), and, for Swagger, an `Accept` that allows what the operation produces.
+    fn check_headers(&self, op: &Operation, exchange: &Exchange) -> Vec<(Rule, String, String)> {
+        let mut found = Vec::new();
+        for p in op.params.iter().filter(|p| p.location == In::Header) {
+            let Some(value) = exchange.header(&p.name) else {
+                if p.required {
+                    found.push((Rule::MissingHeader, p.name.clone(), "required".to_owned()));
+                }
+                continue;
+            };
+            let value = if p.name.eq_ignore_ascii_case("content-type") {
+                essence(value)
+            } else {
+                value.to_owned()
+            };
+            for (_, message) in self.errors(&p.schema, &Value::String(value)) {
+                found.push((Rule::BadHeader, p.name.clone(), message));
+            }
+        }
+        if let Some(accept) = exchange.header("accept") {
+            if !op.produces.is_empty() && !accepts(accept, &op.produces) {
+                let detail = format!("`{accept}` allows none of {:?}", op.produces);
+                found.push((Rule::BadHeader, "Accept".to_owned(), detail));
+            }
+        }
+        found
+    }
+
+    /// A credential in the header of one security requirement, in the form its scheme
+    /// describes.
+    fn check_credential(&self, op: &Operation, exchange: &Exchange) -> Vec<(Rule, String, String)> {
+        if op.security.is_empty() {
+            return Vec::new();
+        }
+        let satisfied = op.security.iter().any(|headers| {
+            headers
+                .iter()
+                .all(|h| exchange.header(h).is_some_and(|v| !v.trim().is_empty()))
+        });
+        if !satisfied {
+            let names: Vec<String> = op.security.iter().flatten().cloned().collect();
+            return vec![(
+                Rule::Authorization,
+                names.join(" or "),
+                "no credential".to_owned(),
+            )];
+        }
+        match (self.auth_prefix(), exchange.header("authorization")) {
+            (Some(prefix), Some(value)) if !value.starts_with(prefix) => vec![(
+                Rule::Authorization,
+                "Authorization".to_owned(),
+                format!("not of the form `{prefix}<key>` the security scheme describes"),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A body where one is declared (required ones present), of a declared media type, valid
+    /// against its schema; none where none is declared.
+    fn check_request_body(
+        &self,
+        op: &Operation,
+        exchange: &Exchange,
+    ) -> Vec<(Rule, String, String)> {
+        let body = match (&op.body, exchange.body.is_empty()) {
+            (None, false) => {
+                let detail = format!("{} declares no body", op.id);
+                return vec![(Rule::RequestBody, String::new(), detail)];
+            }
+            (Some(body), true) if body.required => {
+                let detail = "required, none sent".to_owned();
+                return vec![(Rule::RequestBody, String::new(), detail)];
+            }
+            (None, true) | (Some(_), true) => return Vec::new(),
+            (Some(body), false) => body,
+        };
+        let content_type = exchange.header("content-type");
+        let media =
+            content_type.and_then(|ct| body.media.iter().find(|(m, _)| essence(m) == essence(ct)));
+        let Some((media, schema)) = media else {
+            let declared: Vec<&String> = body.media.iter().map(|(m, _)| m).collect();
+            let detail = format!(
+                "{:?} is not one of {declared:?}",
+                content_type.unwrap_or("(none)")
+            );
+            return vec![(Rule::RequestContentType, "Content-Type".to_owned(), detail)];
+        };
+        let (true, Some(schema)) = (is_json(media), schema) else {
+            return Vec::new();
+        };
+        match serde_json::from_slice::<Value>(&exchange.body) {
+            Ok(value) => self
+                .errors(schema, &value)
+                .into_iter()
+                .map(|(location, message)| (Rule::RequestBody, location, message))
+                .collect(),
+            Err(e) => vec![(Rule::RequestBody, String::new(), format!("not JSON: {e}"))],
+        }
     }
 
     /// A query parameter's values (one per occurrence of its name), read as its schema's type.
@@ -968,81 +983,71 @@ impl Spec {
         found
     }
 
-    fn check_answer(
-        &self,
-        op: &Operation,
-        answer: &super::exchange::Answer,
-    ) -> Vec<(Rule, String, String)> {
+    /// The answer's violations: its status declared, then its content.
+    fn check_answer(&self, op: &Operation, answer: &Answer) -> Vec<(Rule, String, String)> {
         let status = answer.status.to_string();
         let range = format!("{}XX", &status[..1]);
-        let declared = op
+        let declared = [status.as_str(), &range, "default"].iter().find_map(|key| {
+            op.responses
+                .iter()
+                .find(|(s, _)| s.eq_ignore_ascii_case(key))
+        });
+        if let Some((_, content)) = declared {
+            return self.check_answer_content(content, answer);
+        }
+        let mut found = vec![(
+            Rule::UndeclaredStatus,
+            String::new(),
+            format!("{} declares {:?}", op.id, op.statuses()),
+        )];
+        // A success the spec declares under another code (PagerDuty's list of overrides: 201)
+        // still has its body checked, against the one success the spec describes.
+        let successes: Vec<&Content> = op
             .responses
             .iter()
-            .find(|(s, _)| *s == status)
-            .or_else(|| {
-                op.responses
-                    .iter()
-                    .find(|(s, _)| s.eq_ignore_ascii_case(&range))
-            })
-            .or_else(|| op.responses.iter().find(|(s, _)| s == "default"));
-        let mut found = Vec::new();
-        let content = match declared {
-            Some((_, content)) => content,
-            None => {
-                found.push((
-                    Rule::UndeclaredStatus,
-                    String::new(),
-                    format!("{} declares {:?}", op.id, op.statuses()),
-                ));
-                // A success the spec declares under another code (PagerDuty's list of overrides:
-                // 201) still has its body checked, against the one success the spec describes.
-                let successes: Vec<&Content> = op
-                    .responses
-                    .iter()
-                    .filter(|(s, c)| s.starts_with('2') && !c.media.is_empty())
-                    .map(|(_, c)| c)
-                    .collect();
-                match (answer.status / 100, successes.as_slice()) {
-                    (2, [only]) => *only,
-                    _ => return found,
-                }
-            }
-        };
+            .filter(|(s, c)| s.starts_with('2') && !c.media.is_empty())
+            .map(|(_, c)| c)
+            .collect();
+        if let (2, [only]) = (answer.status / 100, successes.as_slice()) {
+            found.extend(self.check_answer_content(only, answer));
+        }
+        found
+    }
+
+    /// A body where one is declared, none where none is; of a declared content type; valid
+    /// against its schema.
+    fn check_answer_content(
+        &self,
+        content: &Content,
+        answer: &Answer,
+    ) -> Vec<(Rule, String, String)> {
         let content_type = answer.header("content-type");
-        if content.media.is_empty() {
-            if !answer.body.is_empty() {
-                found.push((
-                    Rule::AnswerBody,
-                    String::new(),
-                    format!(
-                        "a body ({}) where the spec declares none: {}",
-                        content_type.unwrap_or("no Content-Type"),
-                        String::from_utf8_lossy(&answer.body[..answer.body.len().min(120)])
-                    ),
-                ));
+        match (content.media.is_empty(), answer.body.is_empty()) {
+            (true, true) => return Vec::new(),
+            (true, false) => {
+                let start = String::from_utf8_lossy(&answer.body[..answer.body.len().min(120)]);
+                let detail = format!(
+                    "a body ({}) where the spec declares none: {start}",
+                    content_type.unwrap_or("no Content-Type")
+                );
+                return vec![(Rule::AnswerBody, String::new(), detail)];
             }
-            return found;
+            (false, true) => {
+                let detail = "no body where the spec declares one".to_owned();
+                return vec![(Rule::AnswerBody, String::new(), detail)];
+            }
+            (false, false) => {}
         }
-        if answer.body.is_empty() {
-            found.push((
-                Rule::AnswerBody,
-                String::new(),
-                "no body where the spec declares one".to_owned(),
-            ));
-            return found;
-        }
+        let mut found = Vec::new();
         let media =
             content_type.and_then(|ct| content.media.iter().find(|(m, _)| media_matches(m, ct)));
         if media.is_none() {
-            found.push((
-                Rule::AnswerContentType,
-                "Content-Type".to_owned(),
-                format!(
-                    "{:?} is not one of {:?}",
-                    content_type.unwrap_or("(none)"),
-                    content.media.iter().map(|(m, _)| m).collect::<Vec<_>>()
-                ),
-            ));
+            let declared: Vec<&String> = content.media.iter().map(|(m, _)| m).collect();
+            let detail = format!(
+                "{:?} is not one of {declared:?}",
+                content_type.unwrap_or("(none)")
+            );
+            found.push((Rule::AnswerContentType, "Content-Type".to_owned(), detail));
         }
         // The body is checked against the declared JSON schema whenever it is JSON, whatever the
         // header says; a body the header calls JSON that is not is a violation of its own.
@@ -1051,10 +1056,10 @@ impl Spec {
             .and_then(|(m, s)| is_json(m).then_some(s.as_ref()).flatten());
         match serde_json::from_slice::<Value>(&answer.body) {
             Ok(value) => {
-                if let Some(schema) = schema {
-                    for (location, message) in self.errors(schema, &value) {
-                        found.push((Rule::AnswerBody, location, message));
-                    }
+                for (location, message) in
+                    schema.map(|s| self.errors(s, &value)).unwrap_or_default()
+                {
+                    found.push((Rule::AnswerBody, location, message));
                 }
             }
             Err(e) if media.is_some_and(|(m, _)| is_json(m)) => {
@@ -1109,298 +1114,4 @@ fn typed(schema: &Value, raw: &str) -> Value {
         }
     }
     Value::String(raw.to_owned())
-}
-
-/// The conversion of Swagger 2.0 and OpenAPI 3.0 schemas into plain JSON Schema Draft 4.
-mod convert {
-    use super::*;
-
-    /// Where a Swagger polymorphic base's subtypes are: base name → (discriminator value, subtype).
-    type Polymorphic = HashMap<String, Vec<(String, String)>>;
-
-    /// The name the wrapper that dispatches on a base's discriminator gets among `definitions`.
-    fn dispatching(base: &str) -> String {
-        format!("{base}__by_discriminator")
-    }
-
-    /// The whole document with every schema converted.
-    pub(super) fn document(doc: &Value, openapi3: bool) -> Value {
-        let mut out = doc.clone();
-        let poly = if openapi3 {
-            Polymorphic::new()
-        } else {
-            polymorphic(doc)
-        };
-        let ctx = Ctx {
-            poly: &poly,
-            keep: None,
-        };
-        if openapi3 {
-            for group in ["schemas"] {
-                if let Some(map) = out
-                    .pointer_mut(&format!("/components/{group}"))
-                    .and_then(Value::as_object_mut)
-                {
-                    for schema in map.values_mut() {
-                        schema_node(schema, &ctx);
-                    }
-                }
-            }
-            for group in ["parameters", "headers"] {
-                if let Some(map) = out
-                    .pointer_mut(&format!("/components/{group}"))
-                    .and_then(Value::as_object_mut)
-                {
-                    for p in map.values_mut() {
-                        if let Some(s) = p.get_mut("schema") {
-                            schema_node(s, &ctx);
-                        }
-                    }
-                }
-            }
-            for group in ["responses", "requestBodies"] {
-                if let Some(map) = out
-                    .pointer_mut(&format!("/components/{group}"))
-                    .and_then(Value::as_object_mut)
-                {
-                    for r in map.values_mut() {
-                        content(r, &ctx);
-                    }
-                }
-            }
-        } else {
-            if let Some(map) = out.get_mut("definitions").and_then(Value::as_object_mut) {
-                for (name, schema) in map.iter_mut() {
-                    let keep = poly
-                        .iter()
-                        .find(|(_, subs)| subs.iter().any(|(_, s)| s == name))
-                        .map(|(base, _)| base.clone());
-                    schema_node(
-                        schema,
-                        &Ctx {
-                            poly: &poly,
-                            keep: keep.as_deref(),
-                        },
-                    );
-                }
-                for (base, subs) in &poly {
-                    let mut all_of = vec![json!({"$ref": format!("#/definitions/{base}")})];
-                    let property = doc["definitions"][base]["discriminator"]
-                        .as_str()
-                        .unwrap_or("type");
-                    for (value, sub) in subs {
-                        all_of.push(json!({"anyOf": [
-                            {"properties": {property: {"not": {"enum": [value]}}}},
-                            {"$ref": format!("#/definitions/{sub}")},
-                        ]}));
-                    }
-                    map.insert(dispatching(base), json!({"allOf": all_of}));
-                }
-            }
-            for group in ["parameters", "responses"] {
-                if let Some(map) = out.get_mut(group).and_then(Value::as_object_mut) {
-                    for r in map.values_mut() {
-                        if let Some(s) = r.get_mut("schema") {
-                            schema_node(s, &ctx);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(paths) = out.get_mut("paths").and_then(Value::as_object_mut) {
-            for item in paths.values_mut() {
-                let Some(item) = item.as_object_mut() else {
-                    continue;
-                };
-                for (key, op) in item.iter_mut() {
-                    if key == "parameters" {
-                        parameters(op, &ctx);
-                        continue;
-                    }
-                    if let Some(ps) = op.get_mut("parameters") {
-                        parameters(ps, &ctx);
-                    }
-                    if let Some(rb) = op.get_mut("requestBody") {
-                        content(rb, &ctx);
-                    }
-                    if let Some(rs) = op.get_mut("responses").and_then(Value::as_object_mut) {
-                        for r in rs.values_mut() {
-                            content(r, &ctx);
-                            if let Some(s) = r.get_mut("schema") {
-                                schema_node(s, &ctx);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The bases with a Swagger `discriminator`, and their subtypes.
-    fn polymorphic(doc: &Value) -> Polymorphic {
-        let mut poly = Polymorphic::new();
-        let Some(defs) = doc.get("definitions").and_then(Value::as_object) else {
-            return poly;
-        };
-        for (base, schema) in defs {
-            if !schema.get("discriminator").is_some_and(Value::is_string) {
-                continue;
-            }
-            let reference = format!("#/definitions/{base}");
-            let mut subs: Vec<(String, String)> = defs
-                .iter()
-                .filter(|(_, s)| {
-                    s["allOf"]
-                        .as_array()
-                        .is_some_and(|all| all.iter().any(|a| a["$ref"] == reference.as_str()))
-                })
-                .map(|(name, s)| {
-                    let value = s["x-discriminator-value"].as_str().unwrap_or(name);
-                    (value.to_owned(), name.clone())
-                })
-                .collect();
-            subs.sort();
-            poly.insert(base.clone(), subs);
-        }
-        poly
-    }
-
-    struct Ctx<'a> {
-        poly: &'a Polymorphic,
-        /// Inside a subtype's definition: the base its top-level `allOf` names, kept as it is (the
-        /// subtype *is* the base plus more; dispatching there would loop).
-        keep: Option<&'a str>,
-    }
-
-    fn parameters(list: &mut Value, ctx: &Ctx<'_>) {
-        for p in list.as_array_mut().into_iter().flatten() {
-            if let Some(s) = p.get_mut("schema") {
-                schema_node(s, ctx);
-            }
-        }
-    }
-
-    /// OpenAPI 3's `content` map (of a response or a request body).
-    fn content(owner: &mut Value, ctx: &Ctx<'_>) {
-        if let Some(map) = owner.get_mut("content").and_then(Value::as_object_mut) {
-            for m in map.values_mut() {
-                if let Some(s) = m.get_mut("schema") {
-                    schema_node(s, ctx);
-                }
-            }
-        }
-        if let Some(map) = owner.get_mut("headers").and_then(Value::as_object_mut) {
-            for h in map.values_mut() {
-                if let Some(s) = h.get_mut("schema") {
-                    schema_node(s, ctx);
-                }
-            }
-        }
-    }
-
-    /// Converts one schema and everything under it.
-    fn schema_node(node: &mut Value, ctx: &Ctx<'_>) {
-        let Some(map) = node.as_object_mut() else {
-            return;
-        };
-        if let Some(Value::String(r)) = map.get_mut("$ref") {
-            if let Some(base) = r.strip_prefix("#/definitions/") {
-                if ctx.poly.contains_key(base) {
-                    *r = format!("#/definitions/{}", dispatching(base));
-                }
-            }
-        }
-        for key in ["properties", "patternProperties"] {
-            if let Some(props) = map.get_mut(key).and_then(Value::as_object_mut) {
-                for p in props.values_mut() {
-                    schema_node(p, &Ctx { keep: None, ..*ctx });
-                }
-            }
-        }
-        for key in ["additionalProperties", "not", "items"] {
-            match map.get_mut(key) {
-                Some(Value::Array(items)) => items
-                    .iter_mut()
-                    .for_each(|i| schema_node(i, &Ctx { keep: None, ..*ctx })),
-                Some(v @ Value::Object(_)) => schema_node(v, &Ctx { keep: None, ..*ctx }),
-                _ => {}
-            }
-        }
-        for key in ["allOf", "anyOf", "oneOf"] {
-            if let Some(Value::Array(items)) = map.get_mut(key) {
-                for item in items.iter_mut() {
-                    let kept = key == "allOf"
-                        && ctx.keep.is_some_and(|base| {
-                            item["$ref"] == format!("#/definitions/{base}").as_str()
-                        });
-                    if !kept {
-                        schema_node(item, &Ctx { keep: None, ..*ctx });
-                    }
-                }
-            }
-        }
-        if map.remove("nullable") == Some(Value::Bool(true)) {
-            nullable(node);
-        }
-    }
-
-    /// `nullable: true` as Draft 4 says it: `null` added to `type` and `enum`; a schema with no
-    /// `type` becomes "null, or this".
-    fn nullable(node: &mut Value) {
-        let Some(map) = node.as_object_mut() else {
-            return;
-        };
-        if let Some(Value::Array(values)) = map.get_mut("enum") {
-            if !values.contains(&Value::Null) {
-                values.push(Value::Null);
-            }
-        }
-        match map.get_mut("type") {
-            Some(Value::String(t)) => {
-                let t = t.clone();
-                map.insert("type".into(), json!([t, "null"]));
-            }
-            Some(Value::Array(types)) => {
-                if !types.contains(&json!("null")) {
-                    types.push(json!("null"));
-                }
-            }
-            _ => {
-                let inner = std::mem::take(map);
-                *node = json!({"anyOf": [{"type": "null"}, Value::Object(inner)]});
-            }
-        }
-    }
-
-    /// A Swagger 2.0 non-body parameter's own fields, as the schema they describe.
-    pub(super) fn swagger_parameter(p: &Value) -> Value {
-        const KEYS: [&str; 14] = [
-            "type",
-            "format",
-            "items",
-            "enum",
-            "default",
-            "maximum",
-            "exclusiveMaximum",
-            "minimum",
-            "exclusiveMinimum",
-            "maxLength",
-            "minLength",
-            "pattern",
-            "maxItems",
-            "minItems",
-        ];
-        let mut schema = Map::new();
-        for key in KEYS.iter().chain(&["uniqueItems", "multipleOf"]) {
-            if let Some(v) = p.get(*key) {
-                schema.insert((*key).to_owned(), v.clone());
-            }
-        }
-        let mut schema = Value::Object(schema);
-        if let Some(items) = schema.get_mut("items") {
-            *items = swagger_parameter(items);
-        }
-        schema
-    }
 }
