@@ -415,3 +415,63 @@ async fn claims_by_name_refuse_live_leases_of_others_and_give_back_leaves_the_sc
     drop(client);
     drop_schema(&store).await;
 }
+
+/// Bug 1 of issue 16: a `sync_soon` made while a worker holds the destination (the host changed
+/// its rota mid-run) must not be lost when the run releases it with the next period: the run
+/// read the rota before the change, so the destination runs again right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_requested_while_held_runs_again_right_after_the_release() {
+    let Some(store) = fresh_store("soon_while_held").await else {
+        return;
+    };
+    let (asked, quiet) = (d("asked"), d("quiet"));
+    for id in [&asked, &quiet] {
+        store.enroll(id, &ScheduleId(id.0.clone())).await.unwrap();
+    }
+    let claims = store.claim_due("w1", 10, LONG).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    // Mid-run, the host asks for `asked` again.
+    assert_eq!(
+        store.sync_soon(std::slice::from_ref(&asked)).await.unwrap(),
+        1
+    );
+    for claim in &claims {
+        assert!(store
+            .release("w1", claim, Duration::from_secs(3600), 0)
+            .await
+            .unwrap());
+    }
+    let again = store.claim_due("w2", 10, LONG).await.unwrap();
+    let again: Vec<&DestinationId> = again.iter().map(|c| &c.destination).collect();
+    assert_eq!(
+        again,
+        vec![&asked],
+        "the request made during the run is due at once; the other waits its period"
+    );
+    drop_schema(&store).await;
+}
+
+/// Bug 2 of issue 16: a holder with the same name (two command lines that are both `cli-1`, as
+/// pids are in containers) must not take a live lease: only an expired one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_of_the_same_name_does_not_take_a_live_lease() {
+    let Some(store) = fresh_store("same_name").await else {
+        return;
+    };
+    let id = d("og-primary");
+    let (first, refused) = store
+        .claim_now("cli-1", std::slice::from_ref(&id), LONG)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), refused.len()), (1, 0));
+    let (second, refused) = store
+        .claim_now("cli-1", std::slice::from_ref(&id), LONG)
+        .await
+        .unwrap();
+    assert!(
+        second.is_empty(),
+        "a second claim under the same name took the live lease: {second:?}"
+    );
+    assert_eq!(refused.len(), 1);
+    drop_schema(&store).await;
+}

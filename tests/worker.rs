@@ -488,3 +488,48 @@ async fn graceful_shutdown_releases_what_it_holds_due_at_once() {
     drop(client);
     drop_schema(&fleet.store).await;
 }
+
+/// Bug 3 of issue 16: one negative or partial answer from the host (a lagging replica, a second
+/// config on the same schema) must not unenroll destinations for good: they stay enrolled, are
+/// tried again later, and sync once the host names them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_the_host_leaves_out_once_stays_enrolled_and_syncs_later() {
+    let Some(fleet) = fleet("worker_transient_answer", 2).await else {
+        return;
+    };
+    // Schedule s000 is answered `None`; s001's answer leaves out its PagerDuty destination.
+    fleet.rota.hide("s000");
+    fleet.rota.hide("s001-pd");
+    let w = fleet.start_worker("transient-w1", options()).await;
+    eventually("s001-og synced", || async {
+        fleet.synced_at(day(0)).await == 1
+    })
+    .await;
+    eventually("the left-out destinations released", || async {
+        let mut released = true;
+        for name in ["s000-og", "s000-pd", "s001-pd"] {
+            let r = row(&fleet, name).await;
+            released &= r.holder.is_none() && r.version > 0;
+        }
+        released
+    })
+    .await;
+    for name in ["s000-og", "s000-pd", "s001-pd"] {
+        let r = row(&fleet, name).await;
+        assert!(
+            r.schedule.is_some() && r.due_in_s.is_some(),
+            "{name} was dropped on one answer: {r:?}"
+        );
+    }
+    // The host names them again: they sync.
+    fleet.rota.show("s000");
+    fleet.rota.show("s001-pd");
+    fleet.all_due().await;
+    eventually("every destination synced", || async {
+        fleet.synced_at(day(0)).await == 4
+    })
+    .await;
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}

@@ -50,6 +50,9 @@ pub struct Rota {
     now: Mutex<DateTime<Utc>>,
     /// Schedules whose reading panics (a bug in the host).
     panicking: Mutex<HashSet<ScheduleId>>,
+    /// Schedules the host answers `None` for, and destinations it leaves out of its answers (a
+    /// lagging replica, a config that does not know them).
+    hidden: Mutex<HashSet<String>>,
 }
 
 impl Rota {
@@ -60,6 +63,27 @@ impl Rota {
 
     pub fn schedule(&self, id: &ScheduleId) -> Option<HostSchedule> {
         self.schedules.lock().unwrap().get(id).cloned()
+    }
+
+    /// From now on the host's answers leave out `what`: a host schedule (answered `None`) or a
+    /// destination (missing from its schedule's destinations); until [`show`](Self::show).
+    pub fn hide(&self, what: &str) {
+        self.hidden.lock().unwrap().insert(what.to_owned());
+    }
+
+    pub fn show(&self, what: &str) {
+        self.hidden.lock().unwrap().remove(what);
+    }
+
+    /// The schedule as the host answers it now (hidden parts left out).
+    fn answer(&self, id: &ScheduleId) -> Option<HostSchedule> {
+        let hidden = self.hidden.lock().unwrap();
+        if hidden.contains(&id.0) {
+            return None;
+        }
+        let mut s = self.schedule(id)?;
+        s.destinations.retain(|d| !hidden.contains(&d.id.0));
+        Some(s)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -196,6 +220,7 @@ impl Fleet {
                 schedules: Mutex::new(rota),
                 now: Mutex::new(now),
                 panicking: Mutex::new(HashSet::new()),
+                hidden: Mutex::new(HashSet::new()),
             }),
             url: url.to_owned(),
             store,
@@ -367,7 +392,7 @@ impl Host for TestHost {
             !self.rota.panicking.lock().unwrap().contains(id),
             "the host's schedule {id} panics"
         );
-        Ok(self.rota.schedule(id))
+        Ok(self.rota.answer(id))
     }
 
     async fn provider(&self, connection: &ConnectionId) -> Result<Arc<dyn Provider>, Error> {
