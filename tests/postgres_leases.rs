@@ -25,7 +25,10 @@ async fn enroll_many(store: &PostgresStateStore, n: usize) -> Vec<DestinationId>
     for i in 0..n {
         let id = d(&format!("dest-{i:03}"));
         store
-            .enroll(&id, &ScheduleId(format!("sched-{}", i / 2)))
+            .enroll(
+                &postgres_support::destination(&id),
+                &ScheduleId(format!("sched-{}", i / 2)),
+            )
             .await
             .unwrap();
         all.push(id);
@@ -76,7 +79,10 @@ async fn a_held_lease_is_not_claimed_again_until_it_expires_and_renewal_keeps_it
     };
     let id = d("og-primary");
     store
-        .enroll(&id, &ScheduleId("platform".into()))
+        .enroll(
+            &postgres_support::destination(&id),
+            &ScheduleId("platform".into()),
+        )
         .await
         .unwrap();
     let first = store
@@ -128,7 +134,10 @@ async fn release_sets_the_next_due_time_and_the_failure_count() {
     };
     let (a, b) = (d("a"), d("b"));
     for id in [&a, &b] {
-        store.enroll(id, &ScheduleId("s".into())).await.unwrap();
+        store
+            .enroll(&postgres_support::destination(id), &ScheduleId("s".into()))
+            .await
+            .unwrap();
     }
     let mut claims = store.claim_due("w1", 10, LONG).await.unwrap();
     claims.sort_by(|x, y| x.destination.0.cmp(&y.destination.0));
@@ -145,7 +154,10 @@ async fn release_sets_the_next_due_time_and_the_failure_count() {
     assert_eq!(again.len(), 1, "only a is due again: {again:?}");
     assert_eq!((&again[0].destination, again[0].failures), (&a, 3));
     // The host asks for b now (its rota changed); enrolling again keeps b's due time.
-    store.enroll(&b, &ScheduleId("s".into())).await.unwrap();
+    store
+        .enroll(&postgres_support::destination(&b), &ScheduleId("s".into()))
+        .await
+        .unwrap();
     assert!(store.claim_due("w2", 10, LONG).await.unwrap().is_empty());
     assert_eq!(store.sync_soon(std::slice::from_ref(&b)).await.unwrap(), 1);
     assert_eq!(store.claim_due("w2", 10, LONG).await.unwrap().len(), 1);
@@ -180,7 +192,10 @@ async fn a_worker_whose_lease_expired_cannot_save_over_the_one_that_took_over() 
     );
     let id = d("pd-secondary");
     store
-        .enroll(&id, &ScheduleId("platform".into()))
+        .enroll(
+            &postgres_support::destination(&id),
+            &ScheduleId("platform".into()),
+        )
         .await
         .unwrap();
     store.save(&id, 0, &sample_state(1)).await.unwrap();
@@ -236,7 +251,10 @@ async fn a_claim_brings_the_due_siblings_of_its_host_schedule() {
     };
     for (id, schedule) in [("a-og", "s1"), ("a-pd", "s1"), ("b-og", "s2")] {
         store
-            .enroll(&d(id), &ScheduleId(schedule.into()))
+            .enroll(
+                &postgres_support::destination(&d(id)),
+                &ScheduleId(schedule.into()),
+            )
             .await
             .unwrap();
     }
@@ -267,7 +285,10 @@ async fn a_late_release_of_an_old_claim_leaves_a_newer_claim_of_the_same_holder_
     };
     let id = d("og-primary");
     store
-        .enroll(&id, &ScheduleId("platform".into()))
+        .enroll(
+            &postgres_support::destination(&id),
+            &ScheduleId("platform".into()),
+        )
         .await
         .unwrap();
     let old = store
@@ -323,7 +344,10 @@ async fn claims_by_name_refuse_live_leases_of_others_and_give_back_leaves_the_sc
     };
     let (held, later, unknown) = (d("held"), d("later"), d("unknown"));
     for id in [&held, &later] {
-        store.enroll(id, &ScheduleId("s".into())).await.unwrap();
+        store
+            .enroll(&postgres_support::destination(id), &ScheduleId("s".into()))
+            .await
+            .unwrap();
     }
     // `later` is released by a worker due in an hour after two failures; `held` is a worker's.
     let first = store.claim_due("w1", 10, LONG).await.unwrap();
@@ -426,7 +450,13 @@ async fn a_sync_requested_while_held_runs_again_right_after_the_release() {
     };
     let (asked, quiet) = (d("asked"), d("quiet"));
     for id in [&asked, &quiet] {
-        store.enroll(id, &ScheduleId(id.0.clone())).await.unwrap();
+        store
+            .enroll(
+                &postgres_support::destination(id),
+                &ScheduleId(id.0.clone()),
+            )
+            .await
+            .unwrap();
     }
     let claims = store.claim_due("w1", 10, LONG).await.unwrap();
     assert_eq!(claims.len(), 2);

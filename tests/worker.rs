@@ -12,9 +12,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use oncall_sync::postgres::Dropped;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::worker::WorkerOptions;
-use oncall_sync::{DestinationId, ScheduleId};
+use oncall_sync::{ScheduleId, StateStore};
 use postgres_support::{database_url, drop_schema, unique_schema};
 use worker_support::{day, Fleet};
 
@@ -245,43 +246,81 @@ async fn a_read_only_key_waits_the_long_backoff_while_the_other_connection_syncs
     drop_schema(&fleet.store).await;
 }
 
+/// The host states a schedule's destinations with `reconcile`: one it no longer names is retired
+/// (our overrides that have not started are deleted, its state dropped) or kept at the vendor
+/// and taken out of the workers' hands, as the host chooses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_destination_the_host_no_longer_exports_to_is_unenrolled() {
-    let Some(fleet) = fleet("worker_dropped", 1).await else {
+async fn reconcile_retires_or_keeps_the_destinations_the_host_no_longer_names() {
+    let Some(fleet) = fleet("worker_reconcile", 2).await else {
         return;
     };
-    let gone = DestinationId("s000-gone".into());
-    fleet
-        .store
-        .enroll(&gone, &ScheduleId("s000".into()))
-        .await
-        .unwrap();
-    let stray = DestinationId("nowhere-og".into());
-    fleet
-        .store
-        .enroll(&stray, &ScheduleId("no-such-schedule".into()))
-        .await
-        .unwrap();
-    let w = fleet.start_worker("gone-w1", options()).await;
-    eventually("the host's destinations synced", || async {
-        fleet.synced_at(day(0)).await == 2
+    let w = fleet.start_worker("reconcile-w1", options()).await;
+    eventually("every destination synced", || async {
+        fleet.synced_at(day(0)).await == 4
     })
     .await;
-    eventually("both strays unenrolled", || async {
-        let (a, b) = (
-            row(&fleet, "s000-gone").await,
-            row(&fleet, "nowhere-og").await,
-        );
-        a.schedule.is_none() && b.schedule.is_none()
+    let [s0_og, s0_pd] = worker_support::destinations_of(0);
+    let [s1_og, s1_pd] = worker_support::destinations_of(1);
+    let kept_overrides = fleet.pd.overrides(&s1_pd.schedule).len();
+    assert!(kept_overrides > 0 && !fleet.og.overrides(&s0_og.schedule).is_empty());
+    // The host stops exporting s000's primary (retired) and s001's secondary (kept).
+    fleet.rota.hide(&s0_og.id.0);
+    fleet.rota.hide(&s1_pd.id.0);
+    let retired = fleet
+        .store
+        .reconcile(
+            &ScheduleId("s000".into()),
+            &[s0_pd.clone()],
+            Dropped::Retire,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retired.retiring, vec![s0_og.id.clone()]);
+    let kept = fleet
+        .store
+        .reconcile(&ScheduleId("s001".into()), &[s1_og.clone()], Dropped::Keep)
+        .await
+        .unwrap();
+    assert_eq!(kept.unenrolled, vec![s1_pd.id.clone()]);
+    eventually("s000-og retired", || async {
+        let client = fleet.store.pool().get().await.unwrap();
+        client
+            .query_opt(
+                &format!(
+                    "SELECT 1 FROM {} WHERE destination = 's000-og'",
+                    fleet.store.table()
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .is_none()
     })
     .await;
-    for name in ["s000-gone", "nowhere-og"] {
-        let r = row(&fleet, name).await;
-        assert_eq!(
-            (r.holder, r.due_in_s),
-            (None, None),
-            "{name}: never due again"
-        );
+    // Retired: nothing of ours that has not started is left (the first shift starts at day 0,
+    // the clock's now: it has started and stays).
+    let left: Vec<_> = fleet
+        .og
+        .overrides(&s0_og.schedule)
+        .into_iter()
+        .filter(|o| o.span.start > day(0))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Kept: untouched at the vendor, out of the workers' hands, its state kept.
+    let r = row(&fleet, &s1_pd.id.0).await;
+    assert_eq!((r.schedule, r.due_in_s), (None, None), "{}", s1_pd.id);
+    assert_eq!(fleet.pd.overrides(&s1_pd.schedule).len(), kept_overrides);
+    assert!(fleet
+        .store
+        .load(&s1_pd.id)
+        .await
+        .unwrap()
+        .value
+        .high_water
+        .is_some());
+    // The others go on as before.
+    for d in [&s0_pd, &s1_og] {
+        assert!(row(&fleet, &d.id.0).await.schedule.is_some(), "{}", d.id);
     }
     w.stop.send(()).unwrap();
     w.task.await.unwrap();

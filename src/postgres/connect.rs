@@ -38,7 +38,6 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// How [`PostgresStateStore::connect_with`](super::PostgresStateStore::connect_with) sets up
 /// its pool and every connection in it.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct ConnectOptions {
     /// Connections kept open at most (default 8). A [`Worker`](crate::worker::Worker) grows
     /// its store's pool to its concurrency plus room for claims and renewals.

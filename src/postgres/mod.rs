@@ -32,7 +32,9 @@
 //! schema, the table and the destination, never the connection's password.
 
 mod connect;
+mod guard;
 mod leases;
+mod listen;
 mod migrations;
 mod registry;
 
@@ -49,7 +51,11 @@ use serde_json::Value;
 
 pub use connect::ConnectOptions;
 pub use deadpool_postgres;
-pub use leases::{Claim, FencedStore, HeldElsewhere};
+pub(crate) use guard::panic_message;
+pub use guard::{Interrupted, LeaseOptions, LeasedGroup, LeasedProvider};
+pub use leases::{
+    unique_holder, Claim, Dropped, FencedStore, HeldElsewhere, Reconciled, DEFAULT_MAX_GROUP,
+};
 pub use tokio_postgres;
 
 /// The schema the store uses unless told otherwise.
@@ -425,6 +431,29 @@ impl StateStore for PostgresStateStore {
     }
 }
 
+/// The `LISTEN`/`NOTIFY` channel of a schema's wake-ups: a fixed tag and a hash of the schema
+/// (FNV-1a: stable across releases; channel names are at most 63 bytes, schema names too).
+fn channel_of(schema: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("oncall_sync_due_{hash:016x}")
+}
+
+/// A random seed from the standard library's randomly keyed hasher (no extra crate).
+pub(crate) fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    hasher.finish()
+}
+
 /// Versions are `bigint` in the table and never negative (a check constraint says so).
 fn version_of(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -473,7 +502,7 @@ impl Sql {
                  RETURNING version"
             ),
             remove: format!("DELETE FROM {table} WHERE destination = $1 AND version = $2"),
-            leases: leases::LeaseSql::new(&quoted, &table),
+            leases: leases::LeaseSql::new(&quoted, &table, &channel_of(schema)),
             schema: schema.to_owned(),
             quoted,
             table,

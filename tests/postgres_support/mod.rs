@@ -50,6 +50,17 @@ fn required_env(test: &str, name: &str, what: &str) -> Option<String> {
     }
 }
 
+/// A destination with this id, on an Opsgenie connection's vendor schedule of the same name
+/// (what the lease tests enrol).
+pub fn destination(id: &oncall_sync::DestinationId) -> oncall_sync::Destination {
+    oncall_sync::Destination {
+        id: id.clone(),
+        connection: oncall_sync::ConnectionId("og".into()),
+        schedule: oncall_sync::VendorScheduleId(id.0.clone()),
+        role: oncall_sync::RoleIndex::PRIMARY,
+    }
+}
+
 /// A schema name no other test (or test run) uses.
 pub fn unique_schema(test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -209,7 +209,7 @@ impl Fleet {
                 } else {
                     pd.add_schedule(vendor);
                 }
-                store.enroll(&d.id, &schedule_id(i)).await.unwrap();
+                store.enroll(&d, &schedule_id(i)).await.unwrap();
             }
             rota.insert(schedule_id(i), host_schedule(i));
         }
