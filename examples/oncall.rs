@@ -622,7 +622,7 @@ impl StateBackend {
             StateBackend::File(f) => Ok(Claimed::File(f)),
             #[cfg(feature = "postgres")]
             StateBackend::Postgres(store) => {
-                let holder = format!("cli-{}", std::process::id());
+                let holder = oncall_sync::postgres::unique_holder("cli");
                 let asked = std::time::Instant::now();
                 let (claims, refused) = store
                     .claim_now(&holder, destinations, CLAIM_LEASE)

@@ -572,3 +572,91 @@ async fn a_destination_the_host_leaves_out_once_stays_enrolled_and_syncs_later()
     w.task.await.unwrap();
     drop_schema(&fleet.store).await;
 }
+
+/// Wake-ups: a worker that would poll only every minute syncs a destination within seconds of
+/// the host's request (`NOTIFY` at commit, the worker's `LISTEN`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_request_wakes_an_idle_worker_before_its_next_poll() {
+    let Some(fleet) = fleet("worker_wake", 1).await else {
+        return;
+    };
+    let w = fleet
+        .start_worker(
+            "wake-w1",
+            WorkerOptions {
+                idle_poll: Duration::from_secs(60),
+                ..options()
+            },
+        )
+        .await;
+    // The first claim runs at start; then the worker waits out its minute.
+    eventually("the first sync", || async {
+        fleet.synced_at(day(0)).await == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = day(0) + chrono::TimeDelta::hours(1);
+    fleet.set_now(later);
+    let asked = Instant::now();
+    fleet.all_due().await;
+    eventually("the requested sync", || async {
+        fleet.synced_at(later).await == 2
+    })
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "woken, not polled: {:?}",
+        asked.elapsed()
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+/// One clock: with `Clock::Database` a worker plans with the database's now, whatever the host's
+/// clock says (here two years off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_the_database_clock_plans_with_the_databases_now() {
+    let Some(fleet) = fleet("worker_db_clock", 1).await else {
+        return;
+    };
+    let w = fleet
+        .start_worker(
+            "clock-w1",
+            WorkerOptions {
+                clock: oncall_sync::worker::Clock::Database,
+                ..options()
+            },
+        )
+        .await;
+    let id = oncall_sync::DestinationId("s000-og".into());
+    eventually("a run recorded", || async {
+        fleet
+            .store
+            .load(&id)
+            .await
+            .unwrap()
+            .value
+            .last_run
+            .is_some()
+    })
+    .await;
+    let database_now = fleet.store.database_now().await.unwrap();
+    let at = fleet
+        .store
+        .load(&id)
+        .await
+        .unwrap()
+        .value
+        .last_run
+        .unwrap()
+        .at;
+    assert!(
+        (database_now - at).num_seconds().abs() < 30,
+        "ran at {at}, the database's clock reads {database_now} (the host's: {})",
+        day(0)
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
