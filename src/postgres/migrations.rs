@@ -66,10 +66,19 @@ const MIGRATIONS: &[(i32, &str)] = &[
     CREATE INDEX destination_state_schedule ON {schema}.destination_state (schedule, due_at)
         WHERE schedule IS NOT NULL;",
     ),
+    (
+        5,
+        "-- Request budgets shared by every process (PostgresRateBudget): per vendor account key
+    -- (a name the host chose, never an API key), the next free slot of its pace.
+    CREATE TABLE {schema}.rate_budget (
+        key       text PRIMARY KEY,
+        next_slot timestamptz NOT NULL
+    );",
+    ),
 ];
 
 /// The newest schema version this library knows.
-const LATEST: i32 = 4;
+const LATEST: i32 = 5;
 
 impl PostgresStateStore {
     /// Creates the schema and its tables, or brings them up to date; does nothing when they are.

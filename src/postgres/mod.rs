@@ -31,6 +31,7 @@
 //! schema that is missing or newer than this library are [`Error::CorruptState`]. Messages name the
 //! schema, the table and the destination, never the connection's password.
 
+mod budget;
 mod connect;
 mod guard;
 mod leases;
@@ -49,6 +50,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use oncall_core::{DestinationId, DestinationState, Error, StateStore, Versioned};
 use serde_json::Value;
 
+pub use budget::PostgresRateBudget;
 pub use connect::ConnectOptions;
 pub use deadpool_postgres;
 pub(crate) use guard::panic_message;
