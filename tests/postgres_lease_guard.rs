@@ -88,15 +88,11 @@ async fn a_lost_lease_stops_the_work_and_the_guarded_provider_sends_nothing_more
     };
     let options = LeaseOptions::new("job").with_lease(Duration::from_millis(600));
     let group = store.claim_groups(&options, 1).await.unwrap().remove(0);
-    let vendor = Arc::new(InMemoryProvider::pagerduty_like(chrono::Utc::now()));
+    let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 3, 1, 9, 0, 0).unwrap();
+    let vendor = Arc::new(InMemoryProvider::pagerduty_like(t0));
     let guarded = group.guard_provider(vendor.clone());
     let schedule = VendorScheduleId("a".into());
-    let window = || {
-        Window::new(
-            chrono::Utc::now(),
-            chrono::Utc::now() + chrono::TimeDelta::days(1),
-        )
-    };
+    let window = || Window::new(t0, t0 + chrono::TimeDelta::days(1));
     // Before the deadline, calls go through (this schedule is unknown: the vendor's answer).
     assert!(!matches!(
         guarded.list_overrides(&schedule, window().unwrap()).await,

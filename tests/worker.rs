@@ -270,7 +270,7 @@ async fn reconcile_retires_or_keeps_the_destinations_the_host_no_longer_names() 
         .store
         .reconcile(
             &ScheduleId("s000".into()),
-            &[s0_pd.clone()],
+            std::slice::from_ref(&s0_pd),
             Dropped::Retire,
         )
         .await
@@ -278,7 +278,11 @@ async fn reconcile_retires_or_keeps_the_destinations_the_host_no_longer_names() 
     assert_eq!(retired.retiring, vec![s0_og.id.clone()]);
     let kept = fleet
         .store
-        .reconcile(&ScheduleId("s001".into()), &[s1_og.clone()], Dropped::Keep)
+        .reconcile(
+            &ScheduleId("s001".into()),
+            std::slice::from_ref(&s1_og),
+            Dropped::Keep,
+        )
         .await
         .unwrap();
     assert_eq!(kept.unenrolled, vec![s1_pd.id.clone()]);

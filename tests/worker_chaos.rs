@@ -154,7 +154,7 @@ async fn four_workers_killed_paused_skewed_beside_the_cli_and_a_restarting_datab
     }
     fleet.og.clear_faults();
     fleet.pd.clear_faults();
-    chaos.pauses = workers.iter().map(|(_, w)| w.faults.pauses()).sum::<u64>() + chaos.pauses;
+    chaos.pauses += workers.iter().map(|(_, w)| w.faults.pauses()).sum::<u64>();
 
     // Every write was checked, and none ever left two overrides overlapping.
     assert_eq!(taps.0.writes(), fleet.og.write_calls() as u64, "opsgenie");

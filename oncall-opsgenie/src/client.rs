@@ -321,6 +321,7 @@ mod tests {
             user_agent: "t".into(),
             max_concurrency: 2,
             rate_per_minute: None,
+            rate_budget: None,
         })
         .unwrap()
     }
@@ -358,6 +359,7 @@ mod tests {
             user_agent: "t".into(),
             max_concurrency: 2,
             rate_per_minute: None,
+            rate_budget: None,
         })
         .unwrap();
         c.pause(Some(Duration::from_secs(u64::MAX)));
