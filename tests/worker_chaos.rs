@@ -401,8 +401,9 @@ fn edit_rota(fleet: &Fleet, round: i64, now: DateTime<Utc>) {
 }
 
 /// Waits until every destination has synced at `now` (by the clocks of the workers, up to their
-/// skew), doing harm meanwhile when `faults` (up to eight things a round, one every 60-300 ms):
-/// kill a worker (and start its successor), pause one past its lease, or restart the database.
+/// skew), doing harm meanwhile when `faults` (eight things a round, one every 60-300 ms, in a
+/// fixed order): kill a worker (and start its successor), pause one past its lease, or restart
+/// the database.
 /// Kills and pauses pick a worker holding leases where one does within half a second.
 async fn run_round(
     fleet: &Fleet,
@@ -425,11 +426,21 @@ async fn run_round(
             Instant::now() < deadline,
             "only {synced} of {total} destinations synced at {now} within {ROUND_TIMEOUT:?}"
         );
-        if faults && this_round < 8 {
-            this_round += 1;
-            match rng.below(8) {
-                0..=3 => kill(fleet, database, workers, rng, chaos).await,
-                4..=6 => {
+        // The same harms every round, in this order (which worker, how long: drawn).
+        const HARMS: [Harm; 8] = [
+            Harm::Restart,
+            Harm::Pause,
+            Harm::Kill,
+            Harm::Pause,
+            Harm::Kill,
+            Harm::Restart,
+            Harm::Pause,
+            Harm::Kill,
+        ];
+        if faults && this_round < HARMS.len() {
+            match HARMS[this_round] {
+                Harm::Kill => kill(fleet, database, workers, rng, chaos).await,
+                Harm::Pause => {
                     let holding = holding_slots(fleet, workers).await;
                     if !holding.is_empty() {
                         chaos.pauses_asked += 1;
@@ -438,13 +449,22 @@ async fn run_round(
                     let pause = LEASE + Duration::from_millis(500 + rng.below(1000));
                     workers[slot].1.faults.pause_next(pause);
                 }
-                _ => database
+                Harm::Restart => database
                     .proxy
                     .restart(Duration::from_millis(200 + rng.below(600))),
             }
+            this_round += 1;
         }
         tokio::time::sleep(Duration::from_millis(60 + rng.below(240))).await;
     }
+}
+
+/// What a round does to the workers.
+#[derive(Clone, Copy)]
+enum Harm {
+    Kill,
+    Pause,
+    Restart,
 }
 
 fn pick(holding: &[usize], rng: &mut Rng) -> usize {

@@ -242,8 +242,8 @@ impl LeasedGroup {
         self.run_until(work, std::future::pending()).await
     }
 
-    /// Runs `work` while the group's leases are held, renewing them every third of the lease,
-    /// until it ends, `stop` completes, or a lease is lost; a panic of the work is caught. At
+    /// Runs `work` while the group's leases are held, renewing them every third of the lease (a
+    /// twelfth after a renewal failed), until it ends, `stop` completes, or a lease is lost; a panic of the work is caught. At
     /// every wake-up the deadline is checked before the work is polled: once it has passed, the
     /// work is not polled again. The leases stay held after it returns: release them.
     pub async fn run_until<T>(
@@ -264,7 +264,9 @@ impl LeasedGroup {
                 () = &mut stop => return Err(Interrupted::Stopped),
                 renewed = poll_renewal(&mut renewal) => {
                     renewal = None;
-                    next_renewal = Instant::now() + self.lease / 3;
+                    // After a failed renewal, try again soon: the deadline is near.
+                    let every = if renewed == Renewal::Failed { self.lease / 12 } else { self.lease / 3 };
+                    next_renewal = Instant::now() + every;
                     if renewed == Renewal::Lost {
                         return Err(Interrupted::LeaseLost);
                     }

@@ -246,7 +246,14 @@ impl<H: Host> Worker<H> {
             let free = inner.options.concurrency.saturating_sub(groups.tasks.len());
             let mut claimed = false;
             if free > 0 {
-                for group in inner.claim(free).await {
+                // A claim that hangs (the database is gone) does not hold shutdown up; one
+                // dropped after it committed leaves its claims to run out (a lease).
+                let found = tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    found = inner.claim(free) => found,
+                };
+                for group in found {
                     claimed = true;
                     groups.spawn(inner, group, stopped.clone());
                 }
@@ -394,7 +401,8 @@ impl<H: Host> Inner<H> {
     }
 
     /// Lets running syncs finish within the grace period, then stops the rest (they release
-    /// what they hold, due at once) and waits for them.
+    /// what they hold, due at once) and waits for them at most [`RELEASE_AT_SHUTDOWN`]: with the
+    /// database gone, what they hold runs out by itself.
     async fn shut_down(&self, mut groups: Groups, stop: watch::Sender<bool>) {
         let grace = tokio::time::sleep(self.options.shutdown_grace);
         tokio::pin!(grace);
@@ -408,11 +416,24 @@ impl<H: Host> Inner<H> {
             }
         }
         let _ = stop.send(true);
-        while let Some(joined) = groups.tasks.join_next_with_id().await {
-            self.joined(joined, &mut groups.schedules);
+        let released = async {
+            while let Some(joined) = groups.tasks.join_next_with_id().await {
+                self.joined(joined, &mut groups.schedules);
+            }
+        };
+        if tokio::time::timeout(RELEASE_AT_SHUTDOWN, released)
+            .await
+            .is_err()
+        {
+            warn!(worker = %self.options.id, "releasing at shutdown timed out: the leases run out by themselves");
         }
+        groups.tasks.abort_all();
     }
 }
+
+/// How long a shutdown waits for the releases after the grace: the grace (20 s by default) and
+/// this stay under the 30 s orchestrators usually give.
+pub const RELEASE_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// The sync groups running, and the host schedule of each task (for logs).
 #[derive(Default)]
