@@ -246,12 +246,21 @@ impl<H: Host> Worker<H> {
             let free = inner.options.concurrency.saturating_sub(groups.tasks.len());
             let mut claimed = false;
             if free > 0 {
-                // A claim that hangs (the database is gone) does not hold shutdown up; one
-                // dropped after it committed leaves its claims to run out (a lease).
+                // A claim that hangs (the database is gone) does not hold shutdown up; one that
+                // is only slow still ends, and what it claimed is given back at once.
+                let claim = inner.claim(free);
+                tokio::pin!(claim);
                 let found = tokio::select! {
                     biased;
-                    () = &mut shutdown => break,
-                    found = inner.claim(free) => found,
+                    found = &mut claim => found,
+                    () = &mut shutdown => {
+                        if let Ok(found) = tokio::time::timeout(RELEASE_AT_SHUTDOWN, claim).await {
+                            for group in found {
+                                let _ = group.release_rest(Duration::ZERO).await;
+                            }
+                        }
+                        break;
+                    }
                 };
                 for group in found {
                     claimed = true;
