@@ -165,8 +165,12 @@ async fn run(cli: Cli) -> Result<bool, Stop> {
 }
 
 async fn connect(url: &str, schema: &str, concurrency: usize) -> Result<PostgresStateStore, Stop> {
-    // The pool the worker needs: a connection per schedule synced at once, and two more.
-    let options = ConnectOptions::default().with_pool_size(concurrency + 2);
+    // The pool the worker needs (its syncs, their renewals, its claims).
+    let workers = WorkerOptions {
+        concurrency,
+        ..WorkerOptions::default()
+    };
+    let options = ConnectOptions::default().with_pool_size(workers.pool_size());
     let store = PostgresStateStore::connect_with(url, options)
         .await
         .map_err(|e| Stop::Database(e.to_string()))?

@@ -40,7 +40,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Connections kept open at most (default 8). A [`Worker`](crate::worker::Worker) grows
-    /// its store's pool to its concurrency plus room for claims and renewals.
+    /// its store's pool to what it needs (`WorkerOptions::pool_size`).
     pub pool_size: usize,
     /// The server's `statement_timeout` on every connection (default 30 s); a call of the store
     /// also gives up on its own 5 s after it, so a hung call never stalls a worker.

@@ -120,8 +120,9 @@ pub struct WorkerOptions {
     /// the providers' request timeout: a request sent just before the deadline then ends
     /// before the lease does.
     pub lease: Duration,
-    /// How many host schedules it syncs at once (default 4). The store's pool is grown to this
-    /// plus two connections (claims, and renewals that never wait behind a sync).
+    /// How many host schedules it syncs at once (default 4). The store's pool is grown to twice
+    /// this plus one ([`WorkerOptions::pool_size`]): a connection for each group's sync and one
+    /// for its renewals, so that a renewal never waits behind a sync, and one for claims.
     pub concurrency: usize,
     /// At most this many destinations of one host schedule in one sync (default
     /// [`DEFAULT_MAX_GROUP`]); a larger schedule is synced in parts.
@@ -164,6 +165,12 @@ impl WorkerOptions {
         }
     }
 
+    /// The connections a worker with these options uses at most: twice the concurrency (each
+    /// group's sync, and its renewals) and one for claims. (`LISTEN` has one of its own.)
+    pub fn pool_size(&self) -> usize {
+        self.concurrency.max(1) * 2 + 1
+    }
+
     fn lease_options(&self) -> LeaseOptions {
         LeaseOptions::new("worker")
             .with_holder(self.id.clone())
@@ -199,7 +206,7 @@ struct Inner<H: Host> {
 impl<H: Host> Worker<H> {
     /// A worker over `store` (migrated) for `host`. Options out of range are brought into it: at
     /// least one schedule at a time, a lease of at least 100 ms, a jitter within 0 and 1. The
-    /// store's pool is grown to the concurrency plus two, if it is smaller.
+    /// store's pool is grown to [`WorkerOptions::pool_size`], if it is smaller.
     pub fn new(store: PostgresStateStore, host: Arc<H>, mut options: WorkerOptions) -> Worker<H> {
         options.concurrency = options.concurrency.max(1);
         options.max_group = options.max_group.max(1);
@@ -209,7 +216,7 @@ impl<H: Host> Worker<H> {
         } else {
             0.1
         };
-        let needed = options.concurrency + 2;
+        let needed = options.pool_size();
         if store.pool().status().max_size < needed {
             store.pool().resize(needed);
         }
