@@ -505,3 +505,53 @@ async fn a_holder_of_the_same_name_does_not_take_a_live_lease() {
     assert_eq!(refused.len(), 1);
     drop_schema(&store).await;
 }
+
+/// Renewals lock their rows in the order of the destinations' ids, as claims by name do: the
+/// two never wait for each other in a circle (PostgreSQL would abort one as a deadlock). The rows
+/// are stored in the reverse order of their ids, so that an unordered renewal (the table's order)
+/// and a claim by name (the ids' order) meet from opposite ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_and_claims_by_name_never_deadlock() {
+    let Some(store) = fresh_store("renew_order").await else {
+        return;
+    };
+    let url = database_url("renew_order").unwrap();
+    let ids: Vec<DestinationId> = (0..40).rev().map(|i| d(&format!("d{i:02}"))).collect();
+    for id in &ids {
+        // One statement each: stored d39 first, d00 last.
+        store
+            .enroll(&postgres_support::destination(id), &ScheduleId("s".into()))
+            .await
+            .unwrap();
+    }
+    let (claims, _) = store.claim_now("w1", &ids, LONG).await.unwrap();
+    let (renewer, claimer) = (
+        store_in(&url, store.schema()).await,
+        store_in(&url, store.schema()).await,
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let renewing = tokio::spawn(async move {
+        let mut renewals = 0;
+        while std::time::Instant::now() < until {
+            let kept = renewer.renew("w1", &claims, LONG).await.unwrap();
+            assert_eq!(kept.len(), 40);
+            renewals += 1;
+        }
+        renewals
+    });
+    let claiming = tokio::spawn(async move {
+        let mut claims_by_name = 0;
+        while std::time::Instant::now() < until {
+            let (got, held) = claimer.claim_now("cli", &ids, LONG).await.unwrap();
+            assert!(got.is_empty() && held.len() == 40);
+            claims_by_name += 1;
+        }
+        claims_by_name
+    });
+    let (renewals, claims_by_name) = (renewing.await.unwrap(), claiming.await.unwrap());
+    assert!(
+        renewals > 10 && claims_by_name > 10,
+        "{renewals} {claims_by_name}"
+    );
+    drop_schema(&store).await;
+}
