@@ -18,7 +18,7 @@
 //! `postgres` feature, `--state` also takes a `postgres://` URL: the state then lives in PostgreSQL
 //! (`oncall_sync::postgres`, migrated on first use, schema `oncall_sync` or the URL's
 //! `oncall_schema` parameter), shared with workers (`examples/worker.rs`): `sync` and `retire`
-//! claim their destinations as a worker claims them (holder `cli-<pid>`, due or not), write
+//! claim their destinations as a worker claims them (holder `cli-<pid>-<random>`, due or not), write
 //! through the claims' fenced view and give them back due as they were; a destination a worker
 //! (or another command) holds is reported as an error (exit 1) and nothing is sent for it. Keep a
 //! password out of the URL where others can list processes: use the server's trust, peer or
@@ -593,7 +593,7 @@ const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 ///
 /// A state file needs no claim: its lock serialises saves, and no worker syncs from it. In
 /// PostgreSQL, workers may be syncing the same destinations: each is claimed as a worker claims
-/// it, due or not, under the holder `cli-<pid>`, and synced through the claims' fenced view; one
+/// it, due or not, under a holder of its own (`cli-<pid>-<random>`), and synced through the claims' fenced view; one
 /// under another holder's live lease is refused (reported, nothing sent for it). The claims are
 /// renewed while the command works, and given back with the destinations due as they were.
 enum Claimed<'a> {
@@ -622,7 +622,7 @@ impl StateBackend {
             StateBackend::File(f) => Ok(Claimed::File(f)),
             #[cfg(feature = "postgres")]
             StateBackend::Postgres(store) => {
-                let holder = format!("cli-{}", std::process::id());
+                let holder = oncall_sync::postgres::unique_holder("cli");
                 let asked = std::time::Instant::now();
                 let (claims, refused) = store
                     .claim_now(&holder, destinations, CLAIM_LEASE)

@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use oncall_sync::config::{process_env, Config};
-use oncall_sync::postgres::PostgresStateStore;
+use oncall_sync::postgres::{ConnectOptions, Dropped, PostgresStateStore};
 use oncall_sync::worker::{Host, HostSchedule, Worker, WorkerOptions};
 use oncall_sync::{ConnectionId, DestinationId, Error, Provider, ScheduleId, StateStore};
 
@@ -109,13 +109,13 @@ async fn run(cli: Cli) -> Result<bool, Stop> {
         .ok()
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Stop::Usage(format!("set {} to the PostgreSQL URL", cli.database_env)))?;
-    let store = connect(&url, &cli.schema).await?;
-    for destination in config.destinations() {
-        store
-            .enroll(&destination.id, config.schedule_id())
-            .await
-            .map_err(|e| Stop::Database(e.to_string()))?;
-    }
+    let store = connect(&url, &cli.schema, cli.concurrency).await?;
+    // The config states the schedule's destinations: one it no longer names is taken out of
+    // the workers' hands, its overrides left as they are (`oncall retire` deletes them).
+    store
+        .reconcile(config.schedule_id(), config.destinations(), Dropped::Keep)
+        .await
+        .map_err(|e| Stop::Database(e.to_string()))?;
     let host = ConfigHost {
         config,
         providers: providers.into_iter().collect(),
@@ -164,8 +164,14 @@ async fn run(cli: Cli) -> Result<bool, Stop> {
     Ok(true)
 }
 
-async fn connect(url: &str, schema: &str) -> Result<PostgresStateStore, Stop> {
-    let store = PostgresStateStore::connect(url)
+async fn connect(url: &str, schema: &str, concurrency: usize) -> Result<PostgresStateStore, Stop> {
+    // The pool the worker needs (its syncs, their renewals, its claims).
+    let workers = WorkerOptions {
+        concurrency,
+        ..WorkerOptions::default()
+    };
+    let options = ConnectOptions::default().with_pool_size(workers.pool_size());
+    let store = PostgresStateStore::connect_with(url, options)
         .await
         .map_err(|e| Stop::Database(e.to_string()))?
         .with_schema(schema)

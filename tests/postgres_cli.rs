@@ -294,7 +294,10 @@ async fn sync_and_retire_leave_a_destination_a_worker_holds_alone() {
     // A worker holds og-primary (claimed, its lease live); pd-secondary is enrolled, due now.
     for d in [&og_dest, &pd_dest] {
         store
-            .enroll(d, &oncall_sync::ScheduleId("platform".into()))
+            .enroll(
+                &postgres_support::destination(d),
+                &oncall_sync::ScheduleId("platform".into()),
+            )
             .await
             .unwrap();
     }

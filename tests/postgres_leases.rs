@@ -25,7 +25,10 @@ async fn enroll_many(store: &PostgresStateStore, n: usize) -> Vec<DestinationId>
     for i in 0..n {
         let id = d(&format!("dest-{i:03}"));
         store
-            .enroll(&id, &ScheduleId(format!("sched-{}", i / 2)))
+            .enroll(
+                &postgres_support::destination(&id),
+                &ScheduleId(format!("sched-{}", i / 2)),
+            )
             .await
             .unwrap();
         all.push(id);
@@ -76,7 +79,10 @@ async fn a_held_lease_is_not_claimed_again_until_it_expires_and_renewal_keeps_it
     };
     let id = d("og-primary");
     store
-        .enroll(&id, &ScheduleId("platform".into()))
+        .enroll(
+            &postgres_support::destination(&id),
+            &ScheduleId("platform".into()),
+        )
         .await
         .unwrap();
     let first = store
@@ -128,7 +134,10 @@ async fn release_sets_the_next_due_time_and_the_failure_count() {
     };
     let (a, b) = (d("a"), d("b"));
     for id in [&a, &b] {
-        store.enroll(id, &ScheduleId("s".into())).await.unwrap();
+        store
+            .enroll(&postgres_support::destination(id), &ScheduleId("s".into()))
+            .await
+            .unwrap();
     }
     let mut claims = store.claim_due("w1", 10, LONG).await.unwrap();
     claims.sort_by(|x, y| x.destination.0.cmp(&y.destination.0));
@@ -145,7 +154,10 @@ async fn release_sets_the_next_due_time_and_the_failure_count() {
     assert_eq!(again.len(), 1, "only a is due again: {again:?}");
     assert_eq!((&again[0].destination, again[0].failures), (&a, 3));
     // The host asks for b now (its rota changed); enrolling again keeps b's due time.
-    store.enroll(&b, &ScheduleId("s".into())).await.unwrap();
+    store
+        .enroll(&postgres_support::destination(&b), &ScheduleId("s".into()))
+        .await
+        .unwrap();
     assert!(store.claim_due("w2", 10, LONG).await.unwrap().is_empty());
     assert_eq!(store.sync_soon(std::slice::from_ref(&b)).await.unwrap(), 1);
     assert_eq!(store.claim_due("w2", 10, LONG).await.unwrap().len(), 1);
@@ -180,7 +192,10 @@ async fn a_worker_whose_lease_expired_cannot_save_over_the_one_that_took_over() 
     );
     let id = d("pd-secondary");
     store
-        .enroll(&id, &ScheduleId("platform".into()))
+        .enroll(
+            &postgres_support::destination(&id),
+            &ScheduleId("platform".into()),
+        )
         .await
         .unwrap();
     store.save(&id, 0, &sample_state(1)).await.unwrap();
@@ -236,7 +251,10 @@ async fn a_claim_brings_the_due_siblings_of_its_host_schedule() {
     };
     for (id, schedule) in [("a-og", "s1"), ("a-pd", "s1"), ("b-og", "s2")] {
         store
-            .enroll(&d(id), &ScheduleId(schedule.into()))
+            .enroll(
+                &postgres_support::destination(&d(id)),
+                &ScheduleId(schedule.into()),
+            )
             .await
             .unwrap();
     }
@@ -267,7 +285,10 @@ async fn a_late_release_of_an_old_claim_leaves_a_newer_claim_of_the_same_holder_
     };
     let id = d("og-primary");
     store
-        .enroll(&id, &ScheduleId("platform".into()))
+        .enroll(
+            &postgres_support::destination(&id),
+            &ScheduleId("platform".into()),
+        )
         .await
         .unwrap();
     let old = store
@@ -323,7 +344,10 @@ async fn claims_by_name_refuse_live_leases_of_others_and_give_back_leaves_the_sc
     };
     let (held, later, unknown) = (d("held"), d("later"), d("unknown"));
     for id in [&held, &later] {
-        store.enroll(id, &ScheduleId("s".into())).await.unwrap();
+        store
+            .enroll(&postgres_support::destination(id), &ScheduleId("s".into()))
+            .await
+            .unwrap();
     }
     // `later` is released by a worker due in an hour after two failures; `held` is a worker's.
     let first = store.claim_due("w1", 10, LONG).await.unwrap();
@@ -413,5 +437,121 @@ async fn claims_by_name_refuse_live_leases_of_others_and_give_back_leaves_the_sc
     assert_eq!((failures, holder), (2, None));
     assert_eq!(store.load(&unknown).await.unwrap().value, sample_state(5));
     drop(client);
+    drop_schema(&store).await;
+}
+
+/// Bug 1 of issue 16: a `sync_soon` made while a worker holds the destination (the host changed
+/// its rota mid-run) must not be lost when the run releases it with the next period: the run
+/// read the rota before the change, so the destination runs again right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_requested_while_held_runs_again_right_after_the_release() {
+    let Some(store) = fresh_store("soon_while_held").await else {
+        return;
+    };
+    let (asked, quiet) = (d("asked"), d("quiet"));
+    for id in [&asked, &quiet] {
+        store
+            .enroll(
+                &postgres_support::destination(id),
+                &ScheduleId(id.0.clone()),
+            )
+            .await
+            .unwrap();
+    }
+    let claims = store.claim_due("w1", 10, LONG).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    // Mid-run, the host asks for `asked` again.
+    assert_eq!(
+        store.sync_soon(std::slice::from_ref(&asked)).await.unwrap(),
+        1
+    );
+    for claim in &claims {
+        assert!(store
+            .release("w1", claim, Duration::from_secs(3600), 0)
+            .await
+            .unwrap());
+    }
+    let again = store.claim_due("w2", 10, LONG).await.unwrap();
+    let again: Vec<&DestinationId> = again.iter().map(|c| &c.destination).collect();
+    assert_eq!(
+        again,
+        vec![&asked],
+        "the request made during the run is due at once; the other waits its period"
+    );
+    drop_schema(&store).await;
+}
+
+/// Bug 2 of issue 16: a holder with the same name (two command lines that are both `cli-1`, as
+/// pids are in containers) must not take a live lease: only an expired one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_of_the_same_name_does_not_take_a_live_lease() {
+    let Some(store) = fresh_store("same_name").await else {
+        return;
+    };
+    let id = d("og-primary");
+    let (first, refused) = store
+        .claim_now("cli-1", std::slice::from_ref(&id), LONG)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), refused.len()), (1, 0));
+    let (second, refused) = store
+        .claim_now("cli-1", std::slice::from_ref(&id), LONG)
+        .await
+        .unwrap();
+    assert!(
+        second.is_empty(),
+        "a second claim under the same name took the live lease: {second:?}"
+    );
+    assert_eq!(refused.len(), 1);
+    drop_schema(&store).await;
+}
+
+/// Renewals lock their rows in the order of the destinations' ids, as claims by name do: the
+/// two never wait for each other in a circle (PostgreSQL would abort one as a deadlock). The rows
+/// are stored in the reverse order of their ids, so that an unordered renewal (the table's order)
+/// and a claim by name (the ids' order) meet from opposite ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_and_claims_by_name_never_deadlock() {
+    let Some(store) = fresh_store("renew_order").await else {
+        return;
+    };
+    let url = database_url("renew_order").unwrap();
+    let ids: Vec<DestinationId> = (0..40).rev().map(|i| d(&format!("d{i:02}"))).collect();
+    for id in &ids {
+        // One statement each: stored d39 first, d00 last.
+        store
+            .enroll(&postgres_support::destination(id), &ScheduleId("s".into()))
+            .await
+            .unwrap();
+    }
+    let (claims, _) = store.claim_now("w1", &ids, LONG).await.unwrap();
+    let (renewer, claimer) = (
+        store_in(&url, store.schema()).await,
+        store_in(&url, store.schema()).await,
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let renewing = tokio::spawn(async move {
+        let mut renewals = 0;
+        while std::time::Instant::now() < until {
+            let kept = renewer.renew("w1", &claims, LONG).await.unwrap();
+            assert_eq!(kept.len(), 40);
+            renewals += 1;
+        }
+        renewals
+    });
+    let claiming = tokio::spawn(async move {
+        let mut claims_by_name = 0;
+        while std::time::Instant::now() < until {
+            let (got, held) = claimer.claim_now("cli", &ids, LONG).await.unwrap();
+            assert!(got.is_empty() && held.len() == 40);
+            claims_by_name += 1;
+        }
+        claims_by_name
+    });
+    let (renewals, claims_by_name) = (renewing.await.unwrap(), claiming.await.unwrap());
+    assert!(
+        renewals > 10 && claims_by_name > 10,
+        "{renewals} {claims_by_name}"
+    );
     drop_schema(&store).await;
 }

@@ -100,7 +100,7 @@ async fn many_processes_migrating_at_once_all_succeed_and_apply_each_migration_o
         .await
         .unwrap();
     let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![1, 2, 3], "each migration applied once");
+    assert_eq!(versions, vec![1, 2, 3, 4, 5], "each migration applied once");
     drop(client);
     drop_schema(&store).await;
 }
@@ -287,7 +287,10 @@ async fn reserved_words_are_schema_names_like_any_other() {
         store.verify_schema().await.unwrap();
         let d = DestinationId("d".into());
         store
-            .enroll(&d, &oncall_sync::ScheduleId("s".into()))
+            .enroll(
+                &postgres_support::destination(&d),
+                &oncall_sync::ScheduleId("s".into()),
+            )
             .await
             .unwrap();
         let claims = store

@@ -12,9 +12,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use oncall_sync::postgres::Dropped;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::worker::WorkerOptions;
-use oncall_sync::{DestinationId, ScheduleId};
+use oncall_sync::{ScheduleId, StateStore};
 use postgres_support::{database_url, drop_schema, unique_schema};
 use worker_support::{day, Fleet};
 
@@ -245,43 +246,85 @@ async fn a_read_only_key_waits_the_long_backoff_while_the_other_connection_syncs
     drop_schema(&fleet.store).await;
 }
 
+/// The host states a schedule's destinations with `reconcile`: one it no longer names is retired
+/// (our overrides that have not started are deleted, its state dropped) or kept at the vendor
+/// and taken out of the workers' hands, as the host chooses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_destination_the_host_no_longer_exports_to_is_unenrolled() {
-    let Some(fleet) = fleet("worker_dropped", 1).await else {
+async fn reconcile_retires_or_keeps_the_destinations_the_host_no_longer_names() {
+    let Some(fleet) = fleet("worker_reconcile", 2).await else {
         return;
     };
-    let gone = DestinationId("s000-gone".into());
-    fleet
-        .store
-        .enroll(&gone, &ScheduleId("s000".into()))
-        .await
-        .unwrap();
-    let stray = DestinationId("nowhere-og".into());
-    fleet
-        .store
-        .enroll(&stray, &ScheduleId("no-such-schedule".into()))
-        .await
-        .unwrap();
-    let w = fleet.start_worker("gone-w1", options()).await;
-    eventually("the host's destinations synced", || async {
-        fleet.synced_at(day(0)).await == 2
+    let w = fleet.start_worker("reconcile-w1", options()).await;
+    eventually("every destination synced", || async {
+        fleet.synced_at(day(0)).await == 4
     })
     .await;
-    eventually("both strays unenrolled", || async {
-        let (a, b) = (
-            row(&fleet, "s000-gone").await,
-            row(&fleet, "nowhere-og").await,
-        );
-        a.schedule.is_none() && b.schedule.is_none()
+    let [s0_og, s0_pd] = worker_support::destinations_of(0);
+    let [s1_og, s1_pd] = worker_support::destinations_of(1);
+    let kept_overrides = fleet.pd.overrides(&s1_pd.schedule).len();
+    assert!(kept_overrides > 0 && !fleet.og.overrides(&s0_og.schedule).is_empty());
+    // The host stops exporting s000's primary (retired) and s001's secondary (kept).
+    fleet.rota.hide(&s0_og.id.0);
+    fleet.rota.hide(&s1_pd.id.0);
+    let retired = fleet
+        .store
+        .reconcile(
+            &ScheduleId("s000".into()),
+            std::slice::from_ref(&s0_pd),
+            Dropped::Retire,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retired.retiring, vec![s0_og.id.clone()]);
+    let kept = fleet
+        .store
+        .reconcile(
+            &ScheduleId("s001".into()),
+            std::slice::from_ref(&s1_og),
+            Dropped::Keep,
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.unenrolled, vec![s1_pd.id.clone()]);
+    eventually("s000-og retired", || async {
+        let client = fleet.store.pool().get().await.unwrap();
+        client
+            .query_opt(
+                &format!(
+                    "SELECT 1 FROM {} WHERE destination = 's000-og'",
+                    fleet.store.table()
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .is_none()
     })
     .await;
-    for name in ["s000-gone", "nowhere-og"] {
-        let r = row(&fleet, name).await;
-        assert_eq!(
-            (r.holder, r.due_in_s),
-            (None, None),
-            "{name}: never due again"
-        );
+    // Retired: nothing of ours that has not started is left (the first shift starts at day 0,
+    // the clock's now: it has started and stays).
+    let left: Vec<_> = fleet
+        .og
+        .overrides(&s0_og.schedule)
+        .into_iter()
+        .filter(|o| o.span.start > day(0))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Kept: untouched at the vendor, out of the workers' hands, its state kept.
+    let r = row(&fleet, &s1_pd.id.0).await;
+    assert_eq!((r.schedule, r.due_in_s), (None, None), "{}", s1_pd.id);
+    assert_eq!(fleet.pd.overrides(&s1_pd.schedule).len(), kept_overrides);
+    assert!(fleet
+        .store
+        .load(&s1_pd.id)
+        .await
+        .unwrap()
+        .value
+        .high_water
+        .is_some());
+    // The others go on as before.
+    for d in [&s0_pd, &s1_og] {
+        assert!(row(&fleet, &d.id.0).await.schedule.is_some(), "{}", d.id);
     }
     w.stop.send(()).unwrap();
     w.task.await.unwrap();
@@ -486,5 +529,138 @@ async fn graceful_shutdown_releases_what_it_holds_due_at_once() {
         "what it could not finish is due at once for the next worker"
     );
     drop(client);
+    drop_schema(&fleet.store).await;
+}
+
+/// Bug 3 of issue 16: one negative or partial answer from the host (a lagging replica, a second
+/// config on the same schema) must not unenroll destinations for good: they stay enrolled, are
+/// tried again later, and sync once the host names them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_the_host_leaves_out_once_stays_enrolled_and_syncs_later() {
+    let Some(fleet) = fleet("worker_transient_answer", 2).await else {
+        return;
+    };
+    // Schedule s000 is answered `None`; s001's answer leaves out its PagerDuty destination.
+    fleet.rota.hide("s000");
+    fleet.rota.hide("s001-pd");
+    let w = fleet.start_worker("transient-w1", options()).await;
+    eventually("s001-og synced", || async {
+        fleet.synced_at(day(0)).await == 1
+    })
+    .await;
+    eventually("the left-out destinations released", || async {
+        let mut released = true;
+        for name in ["s000-og", "s000-pd", "s001-pd"] {
+            let r = row(&fleet, name).await;
+            released &= r.holder.is_none() && r.version > 0;
+        }
+        released
+    })
+    .await;
+    for name in ["s000-og", "s000-pd", "s001-pd"] {
+        let r = row(&fleet, name).await;
+        assert!(
+            r.schedule.is_some() && r.due_in_s.is_some(),
+            "{name} was dropped on one answer: {r:?}"
+        );
+    }
+    // The host names them again: they sync.
+    fleet.rota.show("s000");
+    fleet.rota.show("s001-pd");
+    fleet.all_due().await;
+    eventually("every destination synced", || async {
+        fleet.synced_at(day(0)).await == 4
+    })
+    .await;
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+/// Wake-ups: a worker that would poll only every minute syncs a destination within seconds of
+/// the host's request (`NOTIFY` at commit, the worker's `LISTEN`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_request_wakes_an_idle_worker_before_its_next_poll() {
+    let Some(fleet) = fleet("worker_wake", 1).await else {
+        return;
+    };
+    let w = fleet
+        .start_worker(
+            "wake-w1",
+            WorkerOptions {
+                idle_poll: Duration::from_secs(60),
+                ..options()
+            },
+        )
+        .await;
+    // The first claim runs at start; then the worker waits out its minute.
+    eventually("the first sync", || async {
+        fleet.synced_at(day(0)).await == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = day(0) + chrono::TimeDelta::hours(1);
+    fleet.set_now(later);
+    let asked = Instant::now();
+    fleet.all_due().await;
+    eventually("the requested sync", || async {
+        fleet.synced_at(later).await == 2
+    })
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "woken, not polled: {:?}",
+        asked.elapsed()
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    drop_schema(&fleet.store).await;
+}
+
+/// One clock: with `Clock::Database` a worker plans with the database's now, whatever the host's
+/// clock says (here two years off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_the_database_clock_plans_with_the_databases_now() {
+    let Some(fleet) = fleet("worker_db_clock", 1).await else {
+        return;
+    };
+    let w = fleet
+        .start_worker(
+            "clock-w1",
+            WorkerOptions {
+                clock: oncall_sync::worker::Clock::Database,
+                ..options()
+            },
+        )
+        .await;
+    let id = oncall_sync::DestinationId("s000-og".into());
+    eventually("a run recorded", || async {
+        fleet
+            .store
+            .load(&id)
+            .await
+            .unwrap()
+            .value
+            .last_run
+            .is_some()
+    })
+    .await;
+    let database_now = fleet.store.database_now().await.unwrap();
+    let at = fleet
+        .store
+        .load(&id)
+        .await
+        .unwrap()
+        .value
+        .last_run
+        .unwrap()
+        .at;
+    assert!(
+        (database_now - at).num_seconds().abs() < 30,
+        "ran at {at}, the database's clock reads {database_now} (the host's: {})",
+        day(0)
+    );
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
     drop_schema(&fleet.store).await;
 }

@@ -1,56 +1,78 @@
-//! The chaos test of issue 10, against a real PostgreSQL (`DATABASE_URL`) and both vendor
-//! simulators: 4 workers, each with its own pool, sync 100 destinations (50 host schedules,
-//! primary to Opsgenie and secondary to PagerDuty) through 10% injected vendor faults while they
-//! are killed at random points (their tasks aborted mid-sync) and restarted, over rounds in which
-//! the clock moves on and the host swaps shifts. It checks, from the simulators and the database
-//! rather than the workers' word:
+//! The chaos test of issues 10 and 16, against a real PostgreSQL (`DATABASE_URL`) and both vendor
+//! simulators: 4 workers, each on a thread and a runtime of its own with its own pool, sync 100
+//! destinations (50 host schedules, primary to Opsgenie and secondary to PagerDuty) through 10%
+//! injected vendor faults, over rounds in which the clock moves on and the host swaps shifts,
+//! while:
 //!
-//! - no duplicate override ever existed: the workers' writes to each simulator go through one
-//!   tap, one at a time, and after each write has landed (its answer is back) and before the next
-//!   is sent, the overrides of the vendor schedule written to are checked for overlaps: every
-//!   state the simulators ever held is checked (reads change nothing), and the count of writes
-//!   checked equals the simulators' own count of writes;
-//! - no two workers ever held one destination at once: every request is tagged on the way with
-//!   its worker and its run (the test host builds a provider per run: one claim, one lease), and
-//!   in each simulator's own log the requests to a vendor schedule come in one block per run,
-//!   never interleaved with another run's and never resumed after another run's began;
-//! - some kills hit a worker while it held leases: the database shows them still held by the
-//!   killed worker right after the kill;
+//! - workers are killed at random points (their runtimes dropped mid-sync) and restarted;
+//! - workers are paused (their whole runtime blocked, renewals too, right after a vendor call
+//!   came back) for longer than their lease, and resumed: alive, past their lease, and another
+//!   worker may hold their destinations by then;
+//! - the database "restarts": the workers reach it through a forwarder that cuts every
+//!   connection and refuses new ones for a while;
+//! - the workers' clocks are skewed by -30 s to +30 s;
+//! - the `oncall` CLI syncs one host schedule beside them each round (its own claims);
+//! - the workers connect with `sslmode=verify-full` and the test cluster's throwaway CA, where
+//!   `.ci/run` started it with TLS (`ONCALL_TEST_PG_TLS_DIR`).
+//!
+//! It checks, from the simulators and the database rather than the workers' word:
+//!
+//! - no duplicate override ever existed: the writes to each simulator go through one tap, one at
+//!   a time, and after each write has landed (its answer is back) and before the next is sent,
+//!   the overrides of the vendor schedule written to are checked for overlaps: every state the
+//!   simulators ever held is checked (reads change nothing), and the count of writes checked
+//!   equals the simulators' own count of writes;
+//! - no two writers on a vendor schedule at once: every request is tagged on the way with its
+//!   worker (or the CLI) and its run, and in each simulator's own log the requests to a vendor
+//!   schedule come in one block per run, never interleaved with another run's and never
+//!   resumed after another run's began (a paused worker sends nothing after it resumes);
+//! - some kills and pauses hit a worker while it held leases;
 //! - every mark only moved forward: a trigger in the test's schema records the mark of every
 //!   version of every destination's state;
-//! - in the end every destination's vendor overrides equal its desired spans.
+//! - nothing is lost: every round ends with every destination in step, and in the end every
+//!   destination's vendor overrides equal its desired spans.
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
 mod postgres_support;
 mod worker_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use oncall_sync::postgres::tokio_postgres;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::worker::WorkerOptions;
 use oncall_sync::{desired_spans, Override, Span, StateStore, VendorScheduleId};
-use postgres_support::{database_url, drop_schema, execute, unique_schema};
-use worker_support::{day, proxy, Fleet, WorkerHandle, HORIZON_DAYS};
+use postgres_support::{database_url, drop_schema, execute, tls_dir, unique_schema};
+use worker_support::pg_proxy::PgProxy;
+use worker_support::{day, proxy, Faults, Fleet, ThreadWorker, HORIZON_DAYS};
 
 const SCHEDULES: usize = 50; // 100 destinations
 const WORKERS: usize = 4;
-const ROUNDS: i64 = 5; // the last one without kills
-const ROUND_TIMEOUT: Duration = Duration::from_secs(15);
+const ROUNDS: i64 = 5; // the last one without faults
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+const LEASE: Duration = Duration::from_millis(1000);
 
 fn options() -> WorkerOptions {
     WorkerOptions {
         failure_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
-        lease: Duration::from_millis(1000),
+        lease: LEASE,
         concurrency: 4,
         idle_poll: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
         ..WorkerOptions::default()
     }
+}
+
+/// The skew of each worker slot's clock.
+fn skew(slot: usize) -> TimeDelta {
+    TimeDelta::seconds([30, -30, 0, 15][slot % 4])
 }
 
 /// A deterministic pseudo-random sequence (SplitMix64).
@@ -71,7 +93,8 @@ impl Rng {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_workers_killed_at_random_keep_every_guarantee() {
+async fn four_workers_killed_paused_skewed_beside_the_cli_and_a_restarting_database_keep_every_guarantee(
+) {
     let Some(url) = database_url("worker_chaos") else {
         return;
     };
@@ -87,22 +110,42 @@ async fn four_workers_killed_at_random_keep_every_guarantee() {
     install_mark_audit(&fleet).await;
     fleet.og.set_fault_rate(0.10, 7);
     fleet.pd.set_fault_rate(0.10, 11);
+    let database = Database::start(&url);
 
-    let mut workers: Vec<(String, WorkerHandle)> = Vec::new();
-    for slot in 0..WORKERS {
-        let name = format!("w{slot}g0");
-        workers.push((name.clone(), fleet.start_worker(&name, options()).await));
-    }
+    let mut workers: Vec<(String, ThreadWorker)> = (0..WORKERS)
+        .map(|slot| {
+            let name = format!("w{slot}g0");
+            let worker = database.start_worker(&fleet, &name, slot);
+            (name, worker)
+        })
+        .collect();
+    let cli = Cli::new(&fleet);
 
     let mut rng = Rng(0x5eed);
-    let mut kills = Kills::default();
+    let mut chaos = Chaos::default();
     for round in 0..ROUNDS {
         let now = day(0) - TimeDelta::hours(1) + TimeDelta::hours(20 * round);
         edit_rota(&fleet, round, now);
         fleet.set_now(now);
         fleet.all_due().await;
-        let kill = round < ROUNDS - 1;
-        run_round(&fleet, &mut workers, &mut rng, now, kill, &mut kills).await;
+        let faults = round < ROUNDS - 1;
+        let beside = (round > 0 && faults).then(|| cli.sync(&fleet, round, now));
+        run_round(
+            &fleet,
+            &database,
+            &mut workers,
+            &mut rng,
+            now,
+            faults,
+            &mut chaos,
+        )
+        .await;
+        if let Some(run) = beside {
+            chaos.cli_runs.push(cli.wait(run).await);
+        }
+        if round == 0 {
+            database.check_tls(&fleet).await;
+        }
         let found = overlaps.lock().unwrap().clone();
         assert!(
             found.is_empty(),
@@ -111,23 +154,14 @@ async fn four_workers_killed_at_random_keep_every_guarantee() {
     }
     fleet.og.clear_faults();
     fleet.pd.clear_faults();
+    chaos.pauses += workers.iter().map(|(_, w)| w.faults.pauses()).sum::<u64>();
 
     // Every write was checked, and none ever left two overrides overlapping.
     assert_eq!(taps.0.writes(), fleet.og.write_calls() as u64, "opsgenie");
     assert_eq!(taps.1.writes(), fleet.pd.write_calls() as u64, "pagerduty");
     let found = overlaps.lock().unwrap().clone();
     assert!(found.is_empty(), "overlapping overrides: {found:#?}");
-    assert!(
-        kills.all >= 8,
-        "only {} kills: the test did not test much",
-        kills.all
-    );
-    assert!(
-        kills.holding * 2 >= kills.all,
-        "only {} of {} kills hit a worker holding leases",
-        kills.holding,
-        kills.all
-    );
+    chaos.check(&database);
     check_final_overrides(&fleet).await;
     check_marks_only_moved_forward(&fleet).await;
     let writers = check_one_holder_at_a_time(&fleet);
@@ -137,17 +171,221 @@ async fn four_workers_killed_at_random_keep_every_guarantee() {
     );
     stop_all(&fleet, workers).await;
     eprintln!(
-        "chaos: {} destinations, {ROUNDS} rounds, {} kills ({} holding leases), {} writers, {} \
-         writes checked, {} vendor requests, {:.1} s",
+        "chaos: {} destinations, {ROUNDS} rounds, {} kills ({} holding leases), {} pauses past \
+         the lease ({} asked of workers holding leases), {} database restarts, CLI exits {:?}, \
+         TLS {}, {} writers, {} writes checked, {} vendor requests, {:.1} s",
         SCHEDULES * 2,
-        kills.all,
-        kills.holding,
+        chaos.kills,
+        chaos.kills_holding,
+        chaos.pauses,
+        chaos.pauses_asked,
+        database.proxy.restarts(),
+        chaos.cli_runs,
+        database.tls,
         writers.len(),
         taps.0.writes() + taps.1.writes(),
         fleet.og.requests().len() + fleet.pd.requests().len(),
         started.elapsed().as_secs_f64()
     );
     drop_schema(&fleet.store).await;
+}
+
+/// The workers' way to the database: through a forwarder that can restart, over TLS verified
+/// against the test cluster's CA where there is one.
+struct Database {
+    proxy: PgProxy,
+    url: String,
+    tls: bool,
+}
+
+impl Database {
+    fn start(url: &str) -> Database {
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let upstream = (host.as_str(), port)
+            .to_socket_addrs()
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = PgProxy::start(upstream);
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut proxied = format!(
+            "host=127.0.0.1 port={} user={} dbname={} connect_timeout=5",
+            proxy.port,
+            quote(config.get_user().unwrap_or("postgres")),
+            quote(config.get_dbname().unwrap_or("postgres")),
+        );
+        if let Some(password) = config.get_password() {
+            proxied.push_str(&format!(
+                " password={}",
+                quote(&String::from_utf8_lossy(password))
+            ));
+        }
+        // The cluster's certificate names 127.0.0.1: through the forwarder it still does.
+        let tls = tls_dir("worker_chaos (its TLS part)");
+        if let Some(dir) = &tls {
+            proxied.push_str(&format!(
+                " sslmode=verify-full sslrootcert={}",
+                quote(dir.join("ca.crt").to_str().unwrap())
+            ));
+        }
+        Database {
+            proxy,
+            url: proxied,
+            tls: tls.is_some(),
+        }
+    }
+
+    fn start_worker(&self, fleet: &Fleet, name: &str, slot: usize) -> ThreadWorker {
+        fleet.start_worker_thread(name, options(), &self.url, Faults::with_skew(skew(slot)))
+    }
+
+    /// With TLS: every connection of the workers' (and the test's) runs over it.
+    async fn check_tls(&self, fleet: &Fleet) {
+        if !self.tls {
+            return;
+        }
+        let client = fleet.store.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+                 FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+                 WHERE a.application_name = 'oncall-sync' AND a.datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (over_tls, plain): (i64, i64) = (row.get(0), row.get(1));
+        assert!(
+            over_tls >= WORKERS as i64,
+            "{over_tls} connections over TLS"
+        );
+        assert_eq!(plain, 0, "a connection without TLS");
+    }
+}
+
+/// What the rounds did to the workers.
+#[derive(Default)]
+struct Chaos {
+    kills: usize,
+    kills_holding: usize,
+    /// Pauses of workers that were killed before their faults were read at the end.
+    pauses: u64,
+    pauses_asked: usize,
+    cli_runs: Vec<i32>,
+}
+
+impl Chaos {
+    fn check(&self, database: &Database) {
+        assert!(
+            self.kills >= 6,
+            "only {} kills: the test did not test much",
+            self.kills
+        );
+        assert!(
+            self.kills_holding * 2 >= self.kills,
+            "only {} of {} kills hit a worker holding leases",
+            self.kills_holding,
+            self.kills
+        );
+        assert!(self.pauses >= 3, "only {} pauses happened", self.pauses);
+        assert!(
+            database.proxy.restarts() >= 3,
+            "only {} restarts",
+            database.proxy.restarts()
+        );
+        assert!(
+            !self.cli_runs.is_empty() && self.cli_runs.iter().all(|code| *code == 0 || *code == 1),
+            "the CLI beside the workers: exits {:?} (0 in step, 1 a destination held or failed)",
+            self.cli_runs
+        );
+    }
+}
+
+/// The `oncall` CLI syncing host schedule s000 beside the workers, through forwarders tagged
+/// `cli` (its requests are checked and logged like the workers').
+struct Cli {
+    og: String,
+    pd: String,
+    dir: std::path::PathBuf,
+}
+
+impl Cli {
+    fn new(fleet: &Fleet) -> Cli {
+        let (og, pd) = fleet.tagged_uris("cli");
+        let dir = std::env::temp_dir().join(unique_schema("chaos_cli"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Cli { og, pd, dir }
+    }
+
+    /// Starts `oncall sync` of s000 as the host's rota has it now.
+    fn sync(&self, fleet: &Fleet, round: i64, now: DateTime<Utc>) -> std::process::Child {
+        use oncall_sync::opsgenie::testkit::READ_WRITE_KEY;
+        use oncall_sync::pagerduty::testkit::PagerDutySimulator;
+        let host = fleet
+            .rota
+            .schedule(&worker_support::schedule_id(0))
+            .unwrap();
+        let shifts: Vec<serde_json::Value> = host
+            .schedule
+            .shifts()
+            .iter()
+            .map(|s| {
+                serde_json::json!({"start": s.start.to_rfc3339(), "end": s.end.to_rfc3339(),
+                    "assignees": s.assignees.iter().map(|a| a.as_ref().map(|e| e.as_str())).collect::<Vec<_>>()})
+            })
+            .collect();
+        let run = format!("run-cli{round}");
+        let config = serde_json::json!({
+            "connections": [
+                {"id": "og", "provider": "opsgenie", "api_key_env": "CHAOS_OG_KEY", "base_url": format!("{}/{run}", self.og)},
+                {"id": "pd", "provider": "pagerduty", "api_key_env": "CHAOS_PD_KEY", "base_url": format!("{}/{run}", self.pd)}],
+            "schedule": {"id": "s000", "time_zone": "UTC", "roles": ["primary", "secondary"],
+                         "shifts": shifts, "horizon_days": HORIZON_DAYS},
+            "destinations": [
+                {"id": "s000-og", "connection": "og", "schedule_id": "og-000", "role": "primary"},
+                {"id": "s000-pd", "connection": "pd", "schedule_id": "PD000", "role": "secondary"}]
+        });
+        let file = self.dir.join(format!("round-{round}.json"));
+        std::fs::write(&file, config.to_string()).unwrap();
+        let joiner = if fleet.url.contains('?') { '&' } else { '?' };
+        let state = format!(
+            "{}{joiner}oncall_schema={}",
+            fleet.url,
+            fleet.store.schema()
+        );
+        std::process::Command::new(common::example_binary("oncall"))
+            .args([
+                "sync",
+                "--config",
+                file.to_str().unwrap(),
+                "--state",
+                &state,
+            ])
+            .args(["--now", &now.to_rfc3339()])
+            .env("CHAOS_OG_KEY", READ_WRITE_KEY)
+            .env("CHAOS_PD_KEY", PagerDutySimulator::READ_WRITE_KEY)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Its exit code, once it ended (a minute at most).
+    async fn wait(&self, mut child: std::process::Child) -> i32 {
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        panic!("the CLI did not end within a minute");
+    }
 }
 
 /// From the second round on, a third of the schedules swap two shifts ahead (both roles): planned
@@ -162,29 +400,25 @@ fn edit_rota(fleet: &Fleet, round: i64, now: DateTime<Utc>) {
     }
 }
 
-/// The kills of the test: all of them, and those that hit a worker holding leases.
-#[derive(Default)]
-struct Kills {
-    all: usize,
-    holding: usize,
-}
-
-/// Waits until every destination has synced at `now`, killing and restarting workers at random
-/// meanwhile when `kill` (up to six a round), a worker holding leases (where one does within half
-/// a second) rather than an idle one.
+/// Waits until every destination has synced at `now` (by the clocks of the workers, up to their
+/// skew), doing harm meanwhile when `faults` (eight things a round, one every 60-300 ms, in a
+/// fixed order): kill a worker (and start its successor), pause one past its lease, or restart
+/// the database.
+/// Kills and pauses pick a worker holding leases where one does within half a second.
 async fn run_round(
     fleet: &Fleet,
-    workers: &mut [(String, WorkerHandle)],
+    database: &Database,
+    workers: &mut [(String, ThreadWorker)],
     rng: &mut Rng,
     now: DateTime<Utc>,
-    kill: bool,
-    kills: &mut Kills,
+    faults: bool,
+    chaos: &mut Chaos,
 ) {
     let deadline = Instant::now() + ROUND_TIMEOUT;
     let total = (SCHEDULES * 2) as i64;
     let mut this_round = 0;
     loop {
-        let synced = fleet.synced_at(now).await;
+        let synced = fleet.synced_near(now, TimeDelta::seconds(31)).await;
         if synced == total {
             return;
         }
@@ -192,34 +426,84 @@ async fn run_round(
             Instant::now() < deadline,
             "only {synced} of {total} destinations synced at {now} within {ROUND_TIMEOUT:?}"
         );
-        if kill && this_round < 6 {
-            let holding = holding_slots(fleet, workers).await;
-            let slot = if holding.is_empty() {
-                rng.below(WORKERS as u64) as usize
-            } else {
-                holding[rng.below(holding.len() as u64) as usize]
-            };
-            let (name, handle) = &mut workers[slot];
-            handle.task.abort();
-            let _ = (&mut handle.task).await; // gone: it runs nothing more
-                                              // Killed, it released nothing: what it held is still its own until the leases run out.
-            if live_leases(fleet).await.contains_key(name.as_str()) {
-                kills.holding += 1;
+        // The same harms every round, in this order (which worker, how long: drawn).
+        const HARMS: [Harm; 8] = [
+            Harm::Restart,
+            Harm::Pause,
+            Harm::Kill,
+            Harm::Pause,
+            Harm::Kill,
+            Harm::Restart,
+            Harm::Pause,
+            Harm::Kill,
+        ];
+        if faults && this_round < HARMS.len() {
+            match HARMS[this_round] {
+                Harm::Kill => kill(fleet, database, workers, rng, chaos).await,
+                Harm::Pause => {
+                    let holding = holding_slots(fleet, workers).await;
+                    if !holding.is_empty() {
+                        chaos.pauses_asked += 1;
+                    }
+                    let slot = pick(&holding, rng);
+                    let pause = LEASE + Duration::from_millis(500 + rng.below(1000));
+                    workers[slot].1.faults.pause_next(pause);
+                }
+                Harm::Restart => database
+                    .proxy
+                    .restart(Duration::from_millis(200 + rng.below(600))),
             }
-            let generation: u32 = name.rsplit('g').next().unwrap().parse().unwrap();
-            let successor = format!("w{slot}g{}", generation + 1);
-            *handle = fleet.start_worker(&successor, options()).await;
-            *name = successor;
-            kills.all += 1;
             this_round += 1;
         }
         tokio::time::sleep(Duration::from_millis(60 + rng.below(240))).await;
     }
 }
 
+/// What a round does to the workers.
+#[derive(Clone, Copy)]
+enum Harm {
+    Kill,
+    Pause,
+    Restart,
+}
+
+fn pick(holding: &[usize], rng: &mut Rng) -> usize {
+    if holding.is_empty() {
+        rng.below(WORKERS as u64) as usize
+    } else {
+        holding[rng.below(holding.len() as u64) as usize]
+    }
+}
+
+/// Kills a worker (a holding one where one holds leases), and starts its successor.
+async fn kill(
+    fleet: &Fleet,
+    database: &Database,
+    workers: &mut [(String, ThreadWorker)],
+    rng: &mut Rng,
+    chaos: &mut Chaos,
+) {
+    let slot = pick(&holding_slots(fleet, workers).await, rng);
+    let generation: u32 = workers[slot].0.rsplit('g').next().unwrap().parse().unwrap();
+    let successor = format!("w{slot}g{}", generation + 1);
+    let new = database.start_worker(fleet, &successor, slot);
+    let (name, old) = std::mem::replace(&mut workers[slot], (successor, new));
+    let _ = old.kill.send(());
+    let paused = old.faults.clone();
+    tokio::task::spawn_blocking(move || old.thread.join().unwrap())
+        .await
+        .unwrap();
+    chaos.pauses += paused.pauses();
+    // Killed, it released nothing: what it held is still its own until the leases run out.
+    if live_leases(fleet).await.contains_key(name.as_str()) {
+        chaos.kills_holding += 1;
+    }
+    chaos.kills += 1;
+}
+
 /// The workers holding leases, looked for every few milliseconds for up to half a second (late in
 /// a round, only the retries of failed destinations hold leases, briefly).
-async fn holding_slots(fleet: &Fleet, workers: &[(String, WorkerHandle)]) -> Vec<usize> {
+async fn holding_slots(fleet: &Fleet, workers: &[(String, ThreadWorker)]) -> Vec<usize> {
     let until = Instant::now() + Duration::from_millis(500);
     loop {
         let holders = live_leases(fleet).await;
@@ -633,10 +917,12 @@ async fn the_write_tap_checks_the_state_after_every_write() {
 }
 
 /// Shuts every worker down gracefully: nothing stays held.
-async fn stop_all(fleet: &Fleet, workers: Vec<(String, WorkerHandle)>) {
-    for (_, handle) in workers {
-        let _ = handle.stop.send(());
-        handle.task.await.unwrap();
+async fn stop_all(fleet: &Fleet, workers: Vec<(String, ThreadWorker)>) {
+    for (_, worker) in workers {
+        let _ = worker.stop.send(());
+        tokio::task::spawn_blocking(move || worker.thread.join().unwrap())
+            .await
+            .unwrap();
     }
     let client = fleet.store.pool().get().await.unwrap();
     let held: i64 = client

@@ -45,14 +45,25 @@ fn vendor_schedule(id: &str, people: &[Email]) -> VendorSchedule {
 }
 
 async fn run_once(config: &Path, url: &str, schema: &str, extra: &[&str]) -> Output {
-    let mut child = std::process::Command::new(common::example_binary("worker"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--schema",
-            schema,
-            "--once",
-        ])
+    run_example(
+        "worker",
+        config,
+        url,
+        schema,
+        &[&["--once"], extra].concat(),
+    )
+    .await
+}
+
+async fn run_example(
+    example: &str,
+    config: &Path,
+    url: &str,
+    schema: &str,
+    extra: &[&str],
+) -> Output {
+    let mut child = std::process::Command::new(common::example_binary(example))
+        .args(["--config", config.to_str().unwrap(), "--schema", schema])
         .args(extra)
         .env("DATABASE_URL", url)
         .env("WORKER_TEST_OG_KEY", READ_WRITE_KEY)
@@ -70,16 +81,20 @@ async fn run_once(config: &Path, url: &str, schema: &str, extra: &[&str]) -> Out
     }
     let _ = child.kill();
     panic!(
-        "the worker did not finish within a minute: {:?}",
+        "{example} did not finish within a minute: {:?}",
         child.wait_with_output()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
-    let Some(url) = database_url("worker_example") else {
-        return;
-    };
+/// Both simulators with a schedule each, and a config file exporting five days to them.
+struct Setup {
+    og: OpsgenieSimulator,
+    pd: PagerDutySimulator,
+    dir: std::path::PathBuf,
+    file: std::path::PathBuf,
+}
+
+async fn setup(test: &str) -> Setup {
     let now = system_now();
     let (og, pd) = (
         OpsgenieSimulator::start_at(now).await,
@@ -111,10 +126,56 @@ async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
             {"id": "og-primary", "connection": "og", "schedule_id": "og-sched", "role": "primary"},
             {"id": "pd-secondary", "connection": "pd", "schedule_id": "PDSCHED", "role": "secondary"}]
     });
-    let dir = std::env::temp_dir().join(unique_schema("worker_example"));
+    let dir = std::env::temp_dir().join(unique_schema(test));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("oncall.json");
     std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    Setup { og, pd, dir, file }
+}
+
+/// The lease API's example (a cron job): its first run exports what is due, its second finds
+/// nothing due (released with the period) and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_job_example_exports_what_is_due_and_then_finds_nothing_due() {
+    let Some(url) = database_url("sync_job_example") else {
+        return;
+    };
+    let Setup { og, pd, dir, file } = setup("sync_job_example").await;
+    let schema = unique_schema("sync_job_example");
+    let first = run_example("sync_job", &file, &url, &schema, &[]).await;
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    assert!(stdout.contains("og-primary: Ok"), "{stdout}");
+    assert!(stdout.contains("2 destination runs"), "{stdout}");
+    assert_eq!(og.overrides(&VendorScheduleId("og-sched".into())).len(), 5);
+    assert_eq!(pd.overrides(&VendorScheduleId("PDSCHED".into())).len(), 5);
+    let writes = og.write_calls() + pd.write_calls();
+    let second = run_example("sync_job", &file, &url, &schema, &[]).await;
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert!(stdout.contains("0 destination runs"), "{stdout}");
+    assert_eq!(og.write_calls() + pd.write_calls(), writes);
+    for output in [&first, &second] {
+        for text in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(text);
+            assert!(!text.contains(READ_WRITE_KEY));
+        }
+    }
+    let store = PostgresStateStore::connect(&url)
+        .await
+        .unwrap()
+        .with_schema(&schema)
+        .unwrap();
+    postgres_support::drop_schema(&store).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
+    let Some(url) = database_url("worker_example") else {
+        return;
+    };
+    let Setup { og, pd, dir, file } = setup("worker_example").await;
     let schema = unique_schema("worker_example");
 
     let first = run_once(&file, &url, &schema, &[]).await;

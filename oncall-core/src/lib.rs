@@ -12,13 +12,15 @@
 //! - [`connections`]: the registry of vendor accounts a host embeds (R9: none destroyed in use).
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
 //! - [`mod@sync`]: the driver that applies plans through providers.
-//! - [`retry`] and [`pacing`]: when adapters retry and how they pace requests, decided here once.
+//! - [`retry`] and [`pacing`]: when adapters retry and how they pace requests, decided here once;
+//!   [`budget`]: the trait of a request budget shared by many processes.
 //! - [`probe`] and [`trace`]: what `oncall probe` reports of an account, and HTTP traces with
 //!   secrets and e-mail addresses redacted.
 //! - `testkit` (feature): an in-memory provider with fault injection and the conformance suite.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod connection;
 pub mod connections;
 pub mod credentials;
@@ -39,6 +41,7 @@ pub mod testkit;
 pub mod time;
 pub mod trace;
 
+pub use budget::{BudgetLimit, RateBudget, SharedBudget};
 pub use connections::{
     Connection, ConnectionError, ConnectionRegistry, Endpoint, KeyReference, ProviderKind, Usage,
 };

@@ -1,9 +1,10 @@
 //! [`OpsgenieBuilder`]: everything one connection needs, validated once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use oncall_core::connection::{ConnectionBuilder, Region};
-use oncall_core::{Error, RetryPolicy};
+use oncall_core::{Error, RateBudget, RetryPolicy};
 
 use crate::client::{Client, ClientSettings};
 use crate::{OpsgenieProvider, URLS};
@@ -48,6 +49,7 @@ pub struct OpsgenieBuilder {
     user_agent: String,
     max_concurrency: usize,
     rate_per_minute: Option<u32>,
+    rate_budget: Option<(Arc<dyn RateBudget>, String)>,
 }
 
 impl Default for OpsgenieBuilder {
@@ -64,6 +66,7 @@ impl Default for OpsgenieBuilder {
             .into(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             rate_per_minute: Some(DEFAULT_RATE_PER_MINUTE),
+            rate_budget: None,
         }
     }
 }
@@ -132,6 +135,14 @@ impl OpsgenieBuilder {
         self
     }
 
+    /// Shares the request rate with every process whose provider has the same `budget` and
+    /// `key` (a name for the Opsgenie account, never the API key): together they stay under
+    /// [`with_rate_per_minute`](Self::with_rate_per_minute) (600 when unset), not each of them.
+    pub fn with_rate_budget(mut self, budget: Arc<dyn RateBudget>, key: impl Into<String>) -> Self {
+        self.rate_budget = Some((budget, key.into()));
+        self
+    }
+
     /// Validates the settings (a key is required; a custom URL must be `http://` or `https://`)
     /// and builds the provider.
     pub fn build(self) -> Result<OpsgenieProvider, Error> {
@@ -148,6 +159,7 @@ impl OpsgenieBuilder {
             user_agent,
             max_concurrency: self.max_concurrency,
             rate_per_minute: self.rate_per_minute,
+            rate_budget: self.rate_budget,
         })?;
         Ok(OpsgenieProvider::from_client(client))
     }

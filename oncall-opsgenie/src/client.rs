@@ -2,14 +2,14 @@
 //! concurrency limit shared by every clone, retries as the core's [`RetryPolicy`] decides, and the
 //! vendor's failures mapped by [`parse_error`].
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use oncall_core::connection::ConnectionSettings;
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::{run_with_retries, Jitter};
-use oncall_core::{ApiKey, Error, RetryPolicy};
+use oncall_core::{ApiKey, BudgetLimit, Error, RateBudget, RetryPolicy, SharedBudget};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, DATE};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -26,6 +26,7 @@ pub(crate) struct ClientSettings {
     pub user_agent: String,
     pub max_concurrency: usize,
     pub rate_per_minute: Option<u32>,
+    pub rate_budget: Option<(Arc<dyn RateBudget>, String)>,
 }
 
 /// One connection's HTTP machinery. The provider keeps it behind an `Arc`, so that clones share
@@ -42,6 +43,8 @@ pub(crate) struct Client {
     retry: RetryPolicy,
     max_concurrency: usize,
     pacer: Mutex<Pacer>,
+    /// The account's rate shared with other processes, if the host set one.
+    rate_budget: Option<SharedBudget>,
     permits: Semaphore,
     jitter: Jitter,
     /// The latest `Date` the vendor answered with: its clock, to whole seconds.
@@ -103,6 +106,7 @@ impl Client {
             user_agent,
             max_concurrency,
             rate_per_minute,
+            rate_budget,
         } = settings;
         // A semaphore holds at most MAX_PERMITS; more would panic.
         let max_concurrency = max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
@@ -129,6 +133,13 @@ impl Client {
             }
             None => Pacer::unlimited(),
         };
+        let rate_budget = rate_budget.map(|(budget, key)| {
+            let limit = BudgetLimit {
+                per_minute: rate_per_minute.unwrap_or(crate::builder::DEFAULT_RATE_PER_MINUTE),
+                burst: u32::try_from(max_concurrency).unwrap_or(u32::MAX),
+            };
+            SharedBudget::new(budget, key, limit)
+        });
         Ok(Client {
             http,
             base,
@@ -142,6 +153,7 @@ impl Client {
             permits: Semaphore::new(max_concurrency),
             jitter: Jitter::new(jitter_seed()),
             vendor_now: Mutex::new(None),
+            rate_budget,
         })
     }
 
@@ -228,6 +240,11 @@ impl Client {
         let error = parse_error(status, &headers, &body, &request.context);
         if let Error::RateLimited { retry_after, .. } = &error {
             self.pause(*retry_after);
+            if let Some(budget) = &self.rate_budget {
+                budget
+                    .pause(self.retry.rate_limit_pause(*retry_after))
+                    .await;
+            }
         }
         Err(error)
     }
@@ -248,6 +265,12 @@ impl Client {
         let wait = lock(&self.pacer).reserve(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
+        }
+        if let Some(budget) = &self.rate_budget {
+            let wait = budget.reserve().await;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 
@@ -298,6 +321,7 @@ mod tests {
             user_agent: "t".into(),
             max_concurrency: 2,
             rate_per_minute: None,
+            rate_budget: None,
         })
         .unwrap()
     }
@@ -335,6 +359,7 @@ mod tests {
             user_agent: "t".into(),
             max_concurrency: 2,
             rate_per_minute: None,
+            rate_budget: None,
         })
         .unwrap();
         c.pause(Some(Duration::from_secs(u64::MAX)));

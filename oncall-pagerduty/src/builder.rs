@@ -6,7 +6,7 @@ use std::time::Duration;
 use oncall_core::connection::{ConnectionBuilder, Region};
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::Jitter;
-use oncall_core::{Error, RetryPolicy};
+use oncall_core::{BudgetLimit, Error, RateBudget, RetryPolicy, SharedBudget};
 
 use crate::client::{default_headers, Client};
 use crate::directory::DirectoryCache;
@@ -41,6 +41,7 @@ pub struct PagerDutyBuilder {
     user_agent: String,
     rate_per_minute: u32,
     directory_ttl: Duration,
+    rate_budget: Option<(Arc<dyn RateBudget>, String)>,
 }
 
 impl Default for PagerDutyBuilder {
@@ -52,6 +53,7 @@ impl Default for PagerDutyBuilder {
             user_agent: concat!("oncall-sync/", env!("CARGO_PKG_VERSION")).to_owned(),
             rate_per_minute: DEFAULT_RATE_PER_MINUTE,
             directory_ttl: Duration::from_secs(60),
+            rate_budget: None,
         }
     }
 }
@@ -112,6 +114,14 @@ impl PagerDutyBuilder {
         self
     }
 
+    /// Shares the request rate with every process whose provider has the same `budget` and
+    /// `key` (a name for the PagerDuty account, never the API key): together they stay under
+    /// [`with_rate_per_minute`](Self::with_rate_per_minute), not each of them.
+    pub fn with_rate_budget(mut self, budget: Arc<dyn RateBudget>, key: impl Into<String>) -> Self {
+        self.rate_budget = Some((budget, key.into()));
+        self
+    }
+
     /// Validates the settings and builds the provider.
     pub fn build(self) -> Result<PagerDutyProvider, Error> {
         let settings = self.connection.build()?;
@@ -134,6 +144,13 @@ impl PagerDutyBuilder {
             retry: self.retry,
             pacer: Mutex::new(Pacer::per_minute(self.rate_per_minute, BURST)),
             jitter: Jitter::new(seed),
+            rate_budget: self.rate_budget.map(|(budget, key)| {
+                let limit = BudgetLimit {
+                    per_minute: self.rate_per_minute,
+                    burst: BURST,
+                };
+                SharedBudget::new(budget, key, limit)
+            }),
         };
         Ok(PagerDutyProvider {
             inner: Arc::new(Inner {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::{run_with_retries, Jitter};
-use oncall_core::{ApiKey, Error, RetryPolicy};
+use oncall_core::{ApiKey, Error, RetryPolicy, SharedBudget};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -43,6 +43,8 @@ pub(crate) struct Client {
     /// Requests per key stay under PagerDuty's 960 a minute; a 429 pauses everyone.
     pub(crate) pacer: Mutex<Pacer>,
     pub(crate) jitter: Jitter,
+    /// The account's rate shared with other processes, if the host set one.
+    pub(crate) rate_budget: Option<SharedBudget>,
 }
 
 impl std::fmt::Debug for Client {
@@ -133,11 +135,16 @@ impl Client {
         let error = parse_error(status, &headers, &body, is_write);
         if let Error::RateLimited { retry_after, .. } = &error {
             self.pause(*retry_after);
+            if let Some(budget) = &self.rate_budget {
+                budget
+                    .pause(self.retry.rate_limit_pause(*retry_after))
+                    .await;
+            }
         }
         Err(error)
     }
 
-    /// Waits for this request's slot in the key's pace.
+    /// Waits for this request's slot in the key's pace, and in the shared budget's.
     async fn pace(&self) {
         let wait = self
             .pacer
@@ -146,6 +153,12 @@ impl Client {
             .reserve(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
+        }
+        if let Some(budget) = &self.rate_budget {
+            let wait = budget.reserve().await;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 

@@ -15,12 +15,22 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oncall_core::{DestinationId, DestinationState, Error, ScheduleId, StateStore, Versioned};
+use chrono::{DateTime, Utc};
+use oncall_core::{
+    Destination, DestinationId, DestinationState, Error, ScheduleId, StateStore, Versioned,
+};
+use serde_json::Value;
+use tokio_postgres::GenericClient;
 
 use super::{version_of, PostgresStateStore};
 
+/// How many due destinations of one host schedule a claim brings along with the one it found
+/// first, at most (a schedule exported to hundreds of destinations is synced in parts).
+pub const DEFAULT_MAX_GROUP: usize = 32;
+
 /// A destination a worker claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Claim {
     /// The destination.
     pub destination: DestinationId,
@@ -34,6 +44,50 @@ pub struct Claim {
     /// The claim's own number (unique in the schema): renewals and the release name it, so that
     /// a late release of an older claim never ends this one.
     pub id: u64,
+    /// The host no longer names it and asked for it to be retired
+    /// ([`reconcile`](PostgresStateStore::reconcile) with [`Dropped::Retire`]): the run deletes
+    /// our overrides that have not started and drops its state, rather than syncing it.
+    pub retiring: bool,
+    /// The destination as the host last enrolled it (`None` for one enrolled by an older
+    /// release, or claimed by name and never enrolled).
+    pub target: Option<Destination>,
+}
+
+/// What [`reconcile`](PostgresStateStore::reconcile) does with the destinations of a host
+/// schedule that the host no longer names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Retire them (DESIGN §3): a worker deletes our overrides there that have not started and
+    /// drops their state; the running override and everything people made stay.
+    Retire,
+    /// Leave the vendor as it is: they are only taken out of the workers' hands (their state
+    /// and our overrides stay, as [`unenroll`](PostgresStateStore::unenroll) leaves them).
+    Keep,
+}
+
+/// What a [`reconcile`](PostgresStateStore::reconcile) changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconciled {
+    /// The destinations named, now enrolled in the host schedule.
+    pub enrolled: usize,
+    /// Destinations no longer named, to be retired by a worker (those already retiring too).
+    pub retiring: Vec<DestinationId>,
+    /// Destinations no longer named, taken out of the workers' hands: with [`Dropped::Keep`],
+    /// and with [`Dropped::Retire`] those enrolled by an older release, whose vendor schedule
+    /// the store does not know (retire them by hand with the core's `retire`).
+    pub unenrolled: Vec<DestinationId>,
+}
+
+/// A lease holder's name unique to this process and this call: `prefix`, the process id and a
+/// random part (`cli-1-3f9a0c2e`). Two processes with the same pid (containers, where it is
+/// often 1) or two holders in one process never share a name.
+pub fn unique_holder(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{:08x}",
+        std::process::id(),
+        super::random_seed() as u32
+    )
 }
 
 /// A destination [`claim_now`](PostgresStateStore::claim_now) did not claim: another holder's
@@ -50,6 +104,8 @@ pub struct HeldElsewhere {
 pub(super) struct LeaseSql {
     enroll: String,
     unenroll: String,
+    drop_unknown: String,
+    drop_retire: String,
     sync_soon: String,
     claim: String,
     ensure_rows: String,
@@ -58,88 +114,165 @@ pub(super) struct LeaseSql {
     renew: String,
     release: String,
     give_back: String,
+    /// The `LISTEN`/`NOTIFY` channel of the schema: enrolments and sync requests wake workers.
+    pub(super) channel: String,
 }
 
 impl LeaseSql {
-    /// The statements over `table` in the schema `quoted` (an identifier, quoted).
-    pub(super) fn new(quoted: &str, table: &str) -> LeaseSql {
+    /// The statements over `table` in the schema `quoted` (an identifier, quoted), whose
+    /// wake-ups go to `channel`.
+    pub(super) fn new(quoted: &str, table: &str, channel: &str) -> LeaseSql {
         let claim_ids = format!("{quoted}.claim_ids");
+        // Every statement that changes many rows locks them in the order of their ids first:
+        // two such statements never wait for each other in a circle (a deadlock).
         LeaseSql {
-            // A new destination is due at once; a known one keeps its due time (or becomes due at
-            // once if it was not scheduled).
+            // New destinations are due at once; known ones move to the schedule, keep their due
+            // time (or become due at once if they were not scheduled), stop retiring, and take
+            // the host's current description. One wake-up for the statement.
             enroll: format!(
-                "INSERT INTO {table} AS t (destination, schedule, due_at) VALUES ($1, $2, now()) \
-                 ON CONFLICT (destination) DO UPDATE \
-                 SET schedule = EXCLUDED.schedule, due_at = coalesce(t.due_at, now())"
+                "WITH enrolled AS ( \
+                     INSERT INTO {table} AS t (destination, schedule, target, due_at) \
+                     SELECT d, $2, tg, now() FROM unnest($1::text[], $3::jsonb[]) AS u(d, tg) \
+                     ORDER BY d \
+                     ON CONFLICT (destination) DO UPDATE \
+                     SET schedule = EXCLUDED.schedule, target = EXCLUDED.target, retiring = false, \
+                         due_at = coalesce(t.due_at, now()) \
+                     RETURNING 1) \
+                 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{channel}', '') END \
+                 FROM enrolled"
             ),
             unenroll: format!(
-                "UPDATE {table} SET schedule = NULL, due_at = NULL WHERE destination = $1"
+                "UPDATE {table} SET schedule = NULL, due_at = NULL, retiring = false \
+                 WHERE destination = $1"
             ),
+            // Of a schedule's destinations not in $2: with no description (enrolled by an
+            // older release) or with Keep, out of the workers' hands ...
+            drop_unknown: format!(
+                "WITH dropped AS ( \
+                     SELECT destination FROM {table} \
+                     WHERE schedule = $1 AND NOT (destination = ANY($2)) AND ($3 OR target IS NULL) \
+                     ORDER BY destination FOR UPDATE) \
+                 UPDATE {table} AS t SET schedule = NULL, due_at = NULL, retiring = false \
+                 FROM dropped WHERE t.destination = dropped.destination \
+                 RETURNING t.destination"
+            ),
+            // ... and with Retire, retiring, due at once (those already retiring keep their due
+            // time: a failed retirement backs off).
+            drop_retire: format!(
+                "WITH dropped AS ( \
+                     SELECT destination FROM {table} \
+                     WHERE schedule = $1 AND NOT (destination = ANY($2)) \
+                     ORDER BY destination FOR UPDATE) \
+                 UPDATE {table} AS t \
+                 SET due_at = CASE WHEN t.retiring THEN t.due_at ELSE now() END, retiring = true \
+                 FROM dropped WHERE t.destination = dropped.destination \
+                 RETURNING t.destination"
+            ),
+            // Due now, and one more request: a holder's release sees it and makes the
+            // destination due again at once. One wake-up for the statement.
             sync_soon: format!(
-                "UPDATE {table} SET due_at = now() \
-                 WHERE destination = ANY($1) AND schedule IS NOT NULL"
+                "WITH asked AS ( \
+                     SELECT destination FROM {table} \
+                     WHERE destination = ANY($1) AND schedule IS NOT NULL \
+                     ORDER BY destination FOR UPDATE), \
+                 made_due AS ( \
+                     UPDATE {table} AS t SET due_at = now(), requests = t.requests + 1 \
+                     FROM asked WHERE t.destination = asked.destination \
+                     RETURNING 1) \
+                 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{channel}', '') END \
+                 FROM made_due"
             ),
-            // Due rows first, oldest due first; then the due rows of the same host schedules, so
-            // that one sync serves a schedule's destinations together. Rows other claimers hold
-            // or are claiming are skipped, never waited for.
+            // Due rows nobody holds (oldest due first) and due rows whose lease expired, each
+            // through its own index; then up to $5 - 1 due rows of each of their host schedules
+            // (at most $4 in all), so that one sync serves a schedule's destinations together.
+            // Rows other claimers hold or are claiming are skipped, never waited for.
             claim: format!(
-                "WITH first AS ( \
-                     SELECT destination, schedule FROM {table} \
-                     WHERE due_at <= now() AND schedule IS NOT NULL \
+                "WITH free AS ( \
+                     SELECT destination, schedule, due_at FROM {table} \
+                     WHERE schedule IS NOT NULL AND holder IS NULL AND due_at <= now() \
+                     ORDER BY due_at LIMIT $2 \
+                     FOR UPDATE SKIP LOCKED), \
+                 expired AS ( \
+                     SELECT destination, schedule, due_at FROM {table} \
+                     WHERE holder IS NOT NULL AND lease_expires_at <= now() \
+                       AND schedule IS NOT NULL AND due_at <= now() \
+                     ORDER BY lease_expires_at LIMIT $2 \
+                     FOR UPDATE SKIP LOCKED), \
+                 first AS ( \
+                     SELECT destination, schedule FROM ( \
+                         SELECT * FROM free UNION ALL SELECT * FROM expired) found \
+                     ORDER BY due_at, schedule LIMIT $2), \
+                 sibling_rows AS ( \
+                     SELECT destination, schedule, due_at FROM {table} \
+                     WHERE schedule IN (SELECT schedule FROM first) AND due_at <= now() \
                        AND (holder IS NULL OR lease_expires_at <= now()) \
-                     ORDER BY due_at, schedule \
-                     LIMIT $2 \
+                       AND destination NOT IN (SELECT destination FROM first) \
+                     ORDER BY schedule, due_at LIMIT $4 \
                      FOR UPDATE SKIP LOCKED), \
                  siblings AS ( \
-                     SELECT destination FROM {table} \
-                     WHERE due_at <= now() AND schedule IN (SELECT schedule FROM first) \
-                       AND (holder IS NULL OR lease_expires_at <= now()) \
-                     FOR UPDATE SKIP LOCKED), \
+                     SELECT destination FROM ( \
+                         SELECT destination, \
+                                row_number() OVER (PARTITION BY schedule ORDER BY due_at, destination) AS n \
+                         FROM sibling_rows) numbered \
+                     WHERE n < $5), \
                  claimed AS ( \
                      SELECT destination FROM first UNION SELECT destination FROM siblings) \
                  UPDATE {table} AS t \
                  SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
-                     version = t.version + 1, claim_id = nextval('{claim_ids}') \
+                     version = t.version + 1, claim_id = nextval('{claim_ids}'), \
+                     claimed_requests = t.requests \
                  FROM claimed WHERE t.destination = claimed.destination \
-                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id"
+                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id, \
+                           t.retiring, t.target"
             ),
             // Claims by name: a row for each destination (a destination no worker enrolled and
             // never saved has none), then the rows locked in one order (two command lines never
-            // deadlock), then the free ones claimed, due or not.
+            // deadlock), then the free ones claimed, due or not. A lease is free only when
+            // nobody holds it or it expired: a holder of the same name is another holder.
             ensure_rows: format!(
                 "INSERT INTO {table} (destination) SELECT unnest($1::text[]) \
                  ON CONFLICT (destination) DO NOTHING"
             ),
             lock_named: format!(
-                "SELECT destination, holder, \
-                        holder IS NULL OR holder = $2 OR lease_expires_at <= now() \
+                "SELECT destination, holder, holder IS NULL OR lease_expires_at <= now() \
                  FROM {table} WHERE destination = ANY($1) ORDER BY destination FOR UPDATE"
             ),
             claim_named: format!(
                 "UPDATE {table} AS t \
                  SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
-                     version = t.version + 1, claim_id = nextval('{claim_ids}') \
+                     version = t.version + 1, claim_id = nextval('{claim_ids}'), \
+                     claimed_requests = t.requests \
                  WHERE t.destination = ANY($2) \
-                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id"
+                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id, \
+                           t.retiring, t.target"
             ),
             renew: format!(
-                "UPDATE {table} AS t SET lease_expires_at = now() + $3 * interval '1 millisecond' \
-                 FROM unnest($2::text[], $4::bigint[]) AS c(destination, claim_id) \
-                 WHERE t.destination = c.destination AND t.claim_id = c.claim_id \
-                   AND t.holder = $1 \
+                "WITH held AS ( \
+                     SELECT t.destination FROM {table} AS t \
+                     JOIN unnest($2::text[], $4::bigint[]) AS c(destination, claim_id) \
+                       ON t.destination = c.destination AND t.claim_id = c.claim_id \
+                     WHERE t.holder = $1 \
+                     ORDER BY t.destination FOR UPDATE OF t) \
+                 UPDATE {table} AS t SET lease_expires_at = now() + $3 * interval '1 millisecond' \
+                 FROM held WHERE t.destination = held.destination \
                  RETURNING t.destination"
             ),
+            // Due again after $3, or at once when a sync was requested since the claim.
             release: format!(
                 "UPDATE {table} \
                  SET holder = NULL, lease_expires_at = NULL, claim_id = NULL, failures = $4, \
                      due_at = CASE WHEN schedule IS NULL THEN NULL \
-                                   ELSE now() + $3 * interval '1 millisecond' END \
+                                   WHEN requests <> coalesce(claimed_requests, requests) THEN now() \
+                                   ELSE now() + $3 * interval '1 millisecond' END, \
+                     claimed_requests = NULL \
                  WHERE destination = $1 AND holder = $2 AND claim_id = $5"
             ),
             give_back: format!(
-                "UPDATE {table} SET holder = NULL, lease_expires_at = NULL, claim_id = NULL \
+                "UPDATE {table} \
+                 SET holder = NULL, lease_expires_at = NULL, claim_id = NULL, claimed_requests = NULL \
                  WHERE destination = $1 AND holder = $2 AND claim_id = $3"
             ),
+            channel: channel.to_owned(),
         }
     }
 }
@@ -156,59 +289,245 @@ fn claim_id(id: u64) -> i64 {
 
 impl PostgresStateStore {
     /// Puts a destination of host schedule `schedule` in the workers' hands: new, it is due at once;
-    /// known, it moves to `schedule` and keeps its due time. Its state is untouched.
+    /// known, it moves to `schedule`, keeps its due time and stops retiring. Its state is
+    /// untouched. Wakes the workers listening.
     pub async fn enroll(
         &self,
-        destination: &DestinationId,
+        destination: &Destination,
         schedule: &ScheduleId,
     ) -> Result<(), Error> {
-        let client = self.client().await?;
-        client
-            .execute(&self.sql.leases.enroll, &[&destination.0, &schedule.0])
+        let what = format!("enrolling destination {}", destination.id);
+        self.within(&what, async {
+            let client = self.client().await?;
+            self.enroll_in(&**client, std::slice::from_ref(destination), schedule)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// [`enroll`](Self::enroll) of many destinations, as part of the caller's transaction (or
+    /// on any client): the host's rota change and the enrolment commit together, and the
+    /// workers are woken when it commits. Returns how many were enrolled.
+    pub async fn enroll_in<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        destinations: &[Destination],
+        schedule: &ScheduleId,
+    ) -> Result<u64, Error> {
+        let mut sorted: Vec<&Destination> = destinations.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<&str> = sorted.iter().map(|d| d.id.0.as_str()).collect();
+        let targets = sorted
+            .iter()
+            .map(|d| {
+                serde_json::to_value(d).map_err(|e| Error::InvalidResponse {
+                    message: format!("destination {} does not serialise: {e}", d.id),
+                })
+            })
+            .collect::<Result<Vec<Value>, Error>>()?;
+        let row = client
+            .query_one(&self.sql.leases.enroll, &[&ids, &schedule.0, &targets])
             .await
-            .map_err(|e| self.db_error(&format!("enrolling destination {destination}"), e))?;
-        Ok(())
+            .map_err(|e| self.db_error("enrolling destinations", e))?;
+        Ok(version_of(
+            row.try_get(0)
+                .map_err(|e| self.db_error("enrolling destinations", e))?,
+        ))
     }
 
     /// Takes a destination out of the workers' hands (a worker holding it finishes its run); its
-    /// state stays until [`StateStore::remove`].
+    /// state stays until [`StateStore::remove`]. Prefer [`reconcile`](Self::reconcile), which
+    /// states a host schedule's whole set.
     pub async fn unenroll(&self, destination: &DestinationId) -> Result<(), Error> {
-        let client = self.client().await?;
-        client
-            .execute(&self.sql.leases.unenroll, &[&destination.0])
+        let what = format!("unenrolling destination {destination}");
+        self.within(&what, async {
+            let client = self.client().await?;
+            client
+                .execute(&self.sql.leases.unenroll, &[&destination.0])
+                .await
+                .map_err(|e| self.db_error(&what, e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// States the destinations of host schedule `schedule`: those named are enrolled in it (as
+    /// [`enroll`](Self::enroll) does), and those enrolled in it that are not named any more are
+    /// retired or kept as `dropped` says. This is the only way a worker's destinations leave its
+    /// hands besides [`unenroll`](Self::unenroll): a worker never drops a destination because
+    /// the host's [`Host::schedule`](crate::worker::Host::schedule) did not name it once (a
+    /// lagging replica, a second config on the same schema).
+    ///
+    /// One transaction; see [`reconcile_in`](Self::reconcile_in) for the caller's own.
+    pub async fn reconcile(
+        &self,
+        schedule: &ScheduleId,
+        destinations: &[Destination],
+        dropped: Dropped,
+    ) -> Result<Reconciled, Error> {
+        let what = format!("reconciling host schedule {schedule}");
+        self.within(&what, async {
+            let mut client = self.client().await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| self.db_error(&what, e))?;
+            let reconciled = self
+                .reconcile_in(&*tx, schedule, destinations, dropped)
+                .await?;
+            tx.commit().await.map_err(|e| self.db_error(&what, e))?;
+            Ok(reconciled)
+        })
+        .await
+    }
+
+    /// [`reconcile`](Self::reconcile) in the caller's transaction: the host's change of where a
+    /// schedule is exported and the workers' view of it commit together. (On a client outside a
+    /// transaction its statements commit one by one.)
+    pub async fn reconcile_in<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        schedule: &ScheduleId,
+        destinations: &[Destination],
+        dropped: Dropped,
+    ) -> Result<Reconciled, Error> {
+        let what = format!("reconciling host schedule {schedule}");
+        let enrolled = self.enroll_in(client, destinations, schedule).await?;
+        let named: Vec<&str> = destinations.iter().map(|d| d.id.0.as_str()).collect();
+        let ids = |rows: Vec<tokio_postgres::Row>| -> Result<Vec<DestinationId>, Error> {
+            rows.iter()
+                .map(|r| {
+                    r.try_get(0)
+                        .map(DestinationId)
+                        .map_err(|e| self.db_error(&what, e))
+                })
+                .collect()
+        };
+        let keep = dropped == Dropped::Keep;
+        let unenrolled = ids(client
+            .query(&self.sql.leases.drop_unknown, &[&schedule.0, &named, &keep])
             .await
-            .map_err(|e| self.db_error(&format!("unenrolling destination {destination}"), e))?;
-        Ok(())
+            .map_err(|e| self.db_error(&what, e))?)?;
+        let retiring = if keep {
+            Vec::new()
+        } else {
+            ids(client
+                .query(&self.sql.leases.drop_retire, &[&schedule.0, &named])
+                .await
+                .map_err(|e| self.db_error(&what, e))?)?
+        };
+        if !retiring.is_empty() {
+            client
+                .execute("SELECT pg_notify($1, '')", &[&self.sql.leases.channel])
+                .await
+                .map_err(|e| self.db_error(&what, e))?;
+        }
+        Ok(Reconciled {
+            enrolled: usize::try_from(enrolled).unwrap_or(usize::MAX),
+            retiring,
+            unenrolled,
+        })
     }
 
     /// Makes enrolled destinations due now (the host changed its rota: sync it soon rather than
-    /// at the next period). Returns how many were found.
+    /// at the next period), and wakes the workers listening. A destination held by a worker
+    /// right now runs again as soon as that run ends (the run may have read the rota before the
+    /// change). Returns how many were found.
     pub async fn sync_soon(&self, destinations: &[DestinationId]) -> Result<u64, Error> {
+        self.within("making destinations due", async {
+            let client = self.client().await?;
+            self.sync_soon_in(&**client, destinations).await
+        })
+        .await
+    }
+
+    /// [`sync_soon`](Self::sync_soon) as part of the caller's transaction (or on any client): a
+    /// rota change and its sync request commit together, and the workers are woken when it
+    /// commits.
+    pub async fn sync_soon_in<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        destinations: &[DestinationId],
+    ) -> Result<u64, Error> {
         let ids: Vec<&str> = destinations.iter().map(|d| d.0.as_str()).collect();
-        let client = self.client().await?;
-        client
-            .execute(&self.sql.leases.sync_soon, &[&ids])
+        let row = client
+            .query_one(&self.sql.leases.sync_soon, &[&ids])
             .await
-            .map_err(|e| self.db_error("making destinations due", e))
+            .map_err(|e| self.db_error("making destinations due", e))?;
+        Ok(version_of(row.try_get(0).map_err(|e| {
+            self.db_error("making destinations due", e)
+        })?))
     }
 
     /// Claims up to `limit` due destinations for `holder` until `lease` from now (the database's
-    /// clock), oldest due first, and with them the other due destinations of their host schedules
-    /// (so the result may hold more than `limit`), skipping rows other claimers hold or are
-    /// claiming. Each claim raises the destination's version (see [`Claim::token`]).
+    /// clock), oldest due first, and with them up to [`DEFAULT_MAX_GROUP`] - 1 other due
+    /// destinations of each of their host schedules (so the result may hold more than `limit`),
+    /// skipping rows other claimers hold or are claiming. Each claim raises the destination's
+    /// version (see [`Claim::token`]).
     pub async fn claim_due(
         &self,
         holder: &str,
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, Error> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let rows = client
-            .query(&self.sql.leases.claim, &[&holder, &limit, &millis(lease)])
+        self.claim_due_grouped(holder, limit, DEFAULT_MAX_GROUP, lease)
             .await
-            .map_err(|e| self.db_error("claiming due destinations", e))?;
-        rows.iter().map(|row| self.claim_of(row)).collect()
+    }
+
+    /// [`claim_due`](Self::claim_due) with at most `max_group` destinations found per host
+    /// schedule (besides those found first).
+    pub async fn claim_due_grouped(
+        &self,
+        holder: &str,
+        limit: usize,
+        max_group: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, Error> {
+        let limit = limit.max(1);
+        let max_group = max_group.max(1);
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let siblings = as_i64(limit.saturating_mul(max_group));
+        self.within("claiming due destinations", async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &self.sql.leases.claim,
+                    &[
+                        &holder,
+                        &as_i64(limit),
+                        &millis(lease),
+                        &siblings,
+                        &as_i64(max_group),
+                    ],
+                )
+                .await
+                .map_err(|e| self.db_error("claiming due destinations", e))?;
+            rows.iter().map(|row| self.claim_of(row)).collect()
+        })
+        .await
+    }
+
+    /// The database's clock (`clock_timestamp()`, the clock leases run on), to whole
+    /// microseconds: one clock for every worker, whatever their machines' clocks say.
+    pub async fn database_now(&self) -> Result<DateTime<Utc>, Error> {
+        self.within("reading the database's clock", async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+                    &[],
+                )
+                .await
+                .map_err(|e| self.db_error("reading the database's clock", e))?;
+            let micros: i64 = row
+                .try_get(0)
+                .map_err(|e| self.db_error("reading the database's clock", e))?;
+            DateTime::from_timestamp_micros(micros).ok_or_else(|| Error::InvalidResponse {
+                message: format!("the database's clock reads {micros} µs after 1970"),
+            })
+        })
+        .await
     }
 
     /// Claims `destinations` for `holder` until `lease` from now, whether due or not (a command
@@ -225,6 +544,19 @@ impl PostgresStateStore {
         let mut ids: Vec<&str> = destinations.iter().map(|d| d.0.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
+        self.within(
+            "claiming destinations by name",
+            self.claim_named(holder, &ids, lease),
+        )
+        .await
+    }
+
+    async fn claim_named(
+        &self,
+        holder: &str,
+        ids: &[&str],
+        lease: Duration,
+    ) -> Result<(Vec<Claim>, Vec<HeldElsewhere>), Error> {
         let fail = |e| self.db_error("claiming destinations by name", e);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(fail)?;
@@ -232,7 +564,7 @@ impl PostgresStateStore {
             .await
             .map_err(fail)?;
         let rows = tx
-            .query(&self.sql.leases.lock_named, &[&ids, &holder])
+            .query(&self.sql.leases.lock_named, &[&ids])
             .await
             .map_err(fail)?;
         let (mut free, mut held) = (Vec::new(), Vec::new());
@@ -270,18 +602,23 @@ impl PostgresStateStore {
     /// Returns false when the claim no longer held it.
     pub async fn give_back(&self, holder: &str, claim: &Claim) -> Result<bool, Error> {
         let destination = &claim.destination;
-        let client = self.client().await?;
-        let released = client
-            .execute(
-                &self.sql.leases.give_back,
-                &[&destination.0, &holder, &claim_id(claim.id)],
-            )
-            .await
-            .map_err(|e| self.db_error(&format!("giving destination {destination} back"), e))?;
-        Ok(released == 1)
+        let what = format!("giving destination {destination} back");
+        self.within(&what, async {
+            let client = self.client().await?;
+            let released = client
+                .execute(
+                    &self.sql.leases.give_back,
+                    &[&destination.0, &holder, &claim_id(claim.id)],
+                )
+                .await
+                .map_err(|e| self.db_error(&what, e))?;
+            Ok(released == 1)
+        })
+        .await
     }
 
-    /// Reads a claim from a row of (destination, schedule, version, failures, claim_id).
+    /// Reads a claim from a row of (destination, schedule, version, failures, claim_id,
+    /// retiring, target).
     fn claim_of(&self, row: &tokio_postgres::Row) -> Result<Claim, Error> {
         let read = |e| self.db_error("reading a claim", e);
         Ok(Claim {
@@ -293,6 +630,12 @@ impl PostgresStateStore {
             token: version_of(row.try_get(2).map_err(read)?),
             failures: u32::try_from(row.try_get::<_, i32>(3).map_err(read)?).unwrap_or(0),
             id: version_of(row.try_get(4).map_err(read)?),
+            retiring: row.try_get(5).map_err(read)?,
+            // A description that does not read (written by a later release) is no description.
+            target: row
+                .try_get::<_, Option<Value>>(6)
+                .map_err(read)?
+                .and_then(|v| serde_json::from_value(v).ok()),
         })
     }
 
@@ -307,21 +650,24 @@ impl PostgresStateStore {
     ) -> Result<Vec<DestinationId>, Error> {
         let ids: Vec<&str> = claims.iter().map(|c| c.destination.0.as_str()).collect();
         let claim_ids: Vec<i64> = claims.iter().map(|c| claim_id(c.id)).collect();
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &self.sql.leases.renew,
-                &[&holder, &ids, &millis(lease), &claim_ids],
-            )
-            .await
-            .map_err(|e| self.db_error("renewing leases", e))?;
-        rows.iter()
-            .map(|row| {
-                row.try_get(0)
-                    .map(DestinationId)
-                    .map_err(|e| self.db_error("reading a renewal", e))
-            })
-            .collect()
+        self.within("renewing leases", async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &self.sql.leases.renew,
+                    &[&holder, &ids, &millis(lease), &claim_ids],
+                )
+                .await
+                .map_err(|e| self.db_error("renewing leases", e))?;
+            rows.iter()
+                .map(|row| {
+                    row.try_get(0)
+                        .map(DestinationId)
+                        .map_err(|e| self.db_error("reading a renewal", e))
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Gives a claimed destination back: due again `next_run` from now, with `failures` runs in a
@@ -336,21 +682,25 @@ impl PostgresStateStore {
     ) -> Result<bool, Error> {
         let destination = &claim.destination;
         let failures = i32::try_from(failures).unwrap_or(i32::MAX);
-        let client = self.client().await?;
-        let released = client
-            .execute(
-                &self.sql.leases.release,
-                &[
-                    &destination.0,
-                    &holder,
-                    &millis(next_run),
-                    &failures,
-                    &claim_id(claim.id),
-                ],
-            )
-            .await
-            .map_err(|e| self.db_error(&format!("releasing destination {destination}"), e))?;
-        Ok(released == 1)
+        let what = format!("releasing destination {destination}");
+        self.within(&what, async {
+            let client = self.client().await?;
+            let released = client
+                .execute(
+                    &self.sql.leases.release,
+                    &[
+                        &destination.0,
+                        &holder,
+                        &millis(next_run),
+                        &failures,
+                        &claim_id(claim.id),
+                    ],
+                )
+                .await
+                .map_err(|e| self.db_error(&what, e))?;
+            Ok(released == 1)
+        })
+        .await
     }
 
     /// The store as the holder of `claims` syncs through it: see [`FencedStore`].

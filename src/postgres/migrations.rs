@@ -46,10 +46,39 @@ const MIGRATIONS: &[(i32, &str)] = &[
     CREATE SEQUENCE {schema}.claim_ids;
     ALTER TABLE {schema}.destination_state ADD COLUMN claim_id bigint;",
     ),
+    (
+        4,
+        "-- Sync requests: each sync_soon counts one; a release that finds more than its claim saw
+    -- makes the destination due at once (a request made during a run is not lost).
+    ALTER TABLE {schema}.destination_state ADD COLUMN requests bigint NOT NULL DEFAULT 0;
+    ALTER TABLE {schema}.destination_state ADD COLUMN claimed_requests bigint;
+    -- The destination as the host enrolled it (the core's Destination as JSON), so that a
+    -- destination the host no longer names can still be retired.
+    ALTER TABLE {schema}.destination_state ADD COLUMN target jsonb;
+    -- Set by a reconcile that retires the destinations a host schedule no longer names.
+    ALTER TABLE {schema}.destination_state ADD COLUMN retiring boolean NOT NULL DEFAULT false;
+    -- Claims look for due rows nobody holds, for expired leases, and for a schedule's due rows.
+    DROP INDEX {schema}.destination_state_due;
+    CREATE INDEX destination_state_free_due ON {schema}.destination_state (due_at)
+        WHERE schedule IS NOT NULL AND holder IS NULL;
+    CREATE INDEX destination_state_leases ON {schema}.destination_state (lease_expires_at)
+        WHERE holder IS NOT NULL;
+    CREATE INDEX destination_state_schedule ON {schema}.destination_state (schedule, due_at)
+        WHERE schedule IS NOT NULL;",
+    ),
+    (
+        5,
+        "-- Request budgets shared by every process (PostgresRateBudget): per vendor account key
+    -- (a name the host chose, never an API key), the next free slot of its pace.
+    CREATE TABLE {schema}.rate_budget (
+        key       text PRIMARY KEY,
+        next_slot timestamptz NOT NULL
+    );",
+    ),
 ];
 
 /// The newest schema version this library knows.
-const LATEST: i32 = 3;
+const LATEST: i32 = 5;
 
 impl PostgresStateStore {
     /// Creates the schema and its tables, or brings them up to date; does nothing when they are.

@@ -14,19 +14,28 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Connections use TLS where the URL's `sslmode` asks for it (`prefer`, the default, tries it),
-//! with rustls on ring and the Mozilla roots; a host with its own CA, pool settings or TLS builds
-//! its own pool and passes it to [`PostgresStateStore::from_pool`].
+//! Connections follow libpq's `sslmode` (`prefer` by default) and `sslrootcert` (see
+//! [`ConnectOptions`] and the table in the `connect` module's docs: `verify-full` with a private
+//! CA works as with `psql`), with rustls on ring; every connection gets a statement timeout and
+//! TCP keepalives, and every call of the store a deadline of its own. A host with client
+//! certificates or its own pool builds the pool and passes it to
+//! [`PostgresStateStore::from_pool`].
 //!
 //! # Errors
 //!
 //! The core's [`Error`] has no storage kind of its own: a connection that failed, timed out or was
 //! refused, and any error PostgreSQL reports, is [`Error::Transient`] (a worker backs off and tries
-//! again); a row that does not read as a state, a state format this library does not know, and a
+//! again); connection settings that cannot work (a bad connection string or `sslmode`, an
+//! unreadable `sslrootcert`, a server certificate that fails verification) are
+//! [`Error::Unsupported`], permanent; a row that does not read as a state, a state format this library does not know, and a
 //! schema that is missing or newer than this library are [`Error::CorruptState`]. Messages name the
 //! schema, the table and the destination, never the connection's password.
 
+mod budget;
+mod connect;
+mod guard;
 mod leases;
+mod listen;
 mod migrations;
 mod registry;
 
@@ -34,12 +43,21 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use std::future::Future;
+use std::time::Duration;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use oncall_core::{DestinationId, DestinationState, Error, StateStore, Versioned};
 use serde_json::Value;
 
+pub use budget::PostgresRateBudget;
+pub use connect::ConnectOptions;
 pub use deadpool_postgres;
-pub use leases::{Claim, FencedStore, HeldElsewhere};
+pub(crate) use guard::panic_message;
+pub use guard::{Interrupted, LeaseOptions, LeasedGroup, LeasedProvider};
+pub use leases::{
+    unique_holder, Claim, Dropped, FencedStore, HeldElsewhere, Reconciled, DEFAULT_MAX_GROUP,
+};
 pub use tokio_postgres;
 
 /// The schema the store uses unless told otherwise.
@@ -48,15 +66,8 @@ pub const DEFAULT_SCHEMA: &str = "oncall_sync";
 /// The format of the `state` column this library writes (and the only one it reads).
 const STATE_FORMAT: i32 = 1;
 
-/// How many connections [`PostgresStateStore::connect`] keeps open at most.
-const DEFAULT_POOL_SIZE: usize = 8;
-
-/// How long [`PostgresStateStore::connect`]'s pool waits to open (or check) a connection, unless
-/// the URL says otherwise (`connect_timeout`).
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// How long a caller waits for a free connection of that pool.
-const POOL_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one call of a store over a host's own pool may take in all.
+const FROM_POOL_CALL_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// A [`StateStore`] in PostgreSQL, with the leases a [`Worker`](crate::worker::Worker) needs.
 ///
@@ -65,6 +76,11 @@ const POOL_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 pub struct PostgresStateStore {
     pool: Pool,
     sql: Arc<Sql>,
+    /// How connections are opened, for the connections outside the pool (a worker's
+    /// `LISTEN`); `None` over a host's own pool.
+    connector: Option<Arc<connect::Connector>>,
+    /// How long one call may take in all (a hung network never stalls a caller longer).
+    call_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresStateStore {
@@ -80,20 +96,28 @@ impl fmt::Debug for PostgresStateStore {
 }
 
 impl PostgresStateStore {
-    /// Connects to the database at `url` (a `postgres://` URL or a `key=value` string) with a pool
-    /// of up to 8 connections (waits bounded: 10 s to connect unless the URL's `connect_timeout`
-    /// says otherwise, 30 s for a free connection), and checks that one connection works. The schema is
-    /// [`DEFAULT_SCHEMA`]; call [`migrate`](Self::migrate) before the first use.
+    /// Connects to the database at `url` (a `postgres://` URL or a `key=value` string, read as
+    /// libpq reads it, `sslmode` and `sslrootcert` included) with the default
+    /// [`ConnectOptions`]: see [`connect_with`](Self::connect_with).
     pub async fn connect(url: &str) -> Result<PostgresStateStore, Error> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| Error::Transient {
-            message: format!("invalid PostgreSQL connection string: {e}"),
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let manager = Manager::from_config(
-            config,
-            tls_connector()?,
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// Connects to the database at `url` with a pool set up by `options` (its size, the
+    /// statement timeout, keepalives, bounded waits), and checks that one connection works. The
+    /// schema is [`DEFAULT_SCHEMA`]; call [`migrate`](Self::migrate) before the first use.
+    ///
+    /// Settings that cannot work (a bad URL or `sslmode`, an unreadable `sslrootcert`, a server
+    /// certificate that fails verification) are [`Error::Unsupported`]; a server that cannot be
+    /// reached is [`Error::Transient`].
+    pub async fn connect_with(
+        url: &str,
+        options: ConnectOptions,
+    ) -> Result<PostgresStateStore, Error> {
+        let connector = Arc::new(connect::Connector::new(url, &options)?);
+        let manager = Manager::from_connect(
+            tokio_postgres::Config::new(),
+            connect::PoolConnect(connector.clone()),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -101,27 +125,35 @@ impl PostgresStateStore {
         // Bounded waits: a worker whose database is gone fails its step and tries again later,
         // it never hangs.
         let pool = Pool::builder(manager)
-            .max_size(DEFAULT_POOL_SIZE)
+            .max_size(options.pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(options.pool_wait_timeout))
+            .create_timeout(Some(options.connect_timeout * 2))
+            .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| Error::Transient {
                 message: format!("cannot build a PostgreSQL pool: {e}"),
             })?;
-        let store = PostgresStateStore::from_pool(pool);
+        let store = PostgresStateStore {
+            pool,
+            sql: Arc::new(Sql::new(DEFAULT_SCHEMA)),
+            connector: Some(connector),
+            call_timeout: options.call_timeout(),
+        };
         // One connection now, so that a wrong URL or password fails here rather than later.
         drop(store.client().await?);
         Ok(store)
     }
 
     /// A store over the host's own pool (its TLS, its pool size, its timeouts), in
-    /// [`DEFAULT_SCHEMA`].
+    /// [`DEFAULT_SCHEMA`]. Each call gives up after 35 s; a worker over it wakes up by polling
+    /// only (it has no way to open a connection of its own for `LISTEN`).
     pub fn from_pool(pool: Pool) -> PostgresStateStore {
         PostgresStateStore {
             pool,
             sql: Arc::new(Sql::new(DEFAULT_SCHEMA)),
+            connector: None,
+            call_timeout: FROM_POOL_CALL_TIMEOUT,
         }
     }
 
@@ -132,8 +164,8 @@ impl PostgresStateStore {
     pub fn with_schema(self, schema: &str) -> Result<PostgresStateStore, Error> {
         Self::check_schema_name(schema)?;
         Ok(PostgresStateStore {
-            pool: self.pool,
             sql: Arc::new(Sql::new(schema)),
+            ..self
         })
     }
 
@@ -174,19 +206,51 @@ impl PostgresStateStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
         self.pool.get().await.map_err(|e| {
-            // The server's reason (a refused password, an unknown database) rather than the
-            // client's bare "db error"; servers never echo a password.
-            let why = match &e {
-                deadpool_postgres::PoolError::Backend(e) => db_message(e),
-                other => other.to_string(),
-            };
-            Error::Transient {
-                message: format!(
+            let message = |why: String| {
+                format!(
                     "no PostgreSQL connection for schema {}: {why}",
                     self.sql.schema
-                ),
+                )
+            };
+            match &e {
+                // Settings that cannot work: retrying would fail the same way.
+                deadpool_postgres::PoolError::Backend(e)
+                    if connect::is_permanent_tls_failure(e) =>
+                {
+                    let why = connect::tls_reason(e).unwrap_or_else(|| db_message(e));
+                    Error::Unsupported {
+                        message: message(format!("{why} (check sslmode and sslrootcert)")),
+                    }
+                }
+                // The server's reason (a refused password, an unknown database) rather than the
+                // client's bare "db error"; servers never echo a password.
+                deadpool_postgres::PoolError::Backend(e) => Error::Transient {
+                    message: message(db_message(e)),
+                },
+                other => Error::Transient {
+                    message: message(other.to_string()),
+                },
             }
         })
+    }
+
+    /// Runs one call of the store within its deadline: a call that has not ended by then is
+    /// [`Error::Transient`] (its connection is dropped with it).
+    async fn within<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Transient {
+                message: format!(
+                    "{what} in schema {}: no answer from PostgreSQL within {} s",
+                    self.sql.schema,
+                    self.call_timeout.as_secs()
+                ),
+            }),
+        }
     }
 
     /// Maps a PostgreSQL error: a missing table means the schema was never migrated.
@@ -262,9 +326,8 @@ impl PostgresStateStore {
     }
 }
 
-#[async_trait]
-impl StateStore for PostgresStateStore {
-    async fn load(
+impl PostgresStateStore {
+    async fn load_now(
         &self,
         destination: &DestinationId,
     ) -> Result<Versioned<DestinationState>, Error> {
@@ -276,7 +339,7 @@ impl StateStore for PostgresStateStore {
         self.read_state(destination, row.as_ref())
     }
 
-    async fn save(
+    async fn save_now(
         &self,
         destination: &DestinationId,
         expected: u64,
@@ -311,7 +374,7 @@ impl StateStore for PostgresStateStore {
         }
     }
 
-    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
+    async fn remove_now(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
         let Ok(expected_db) = i64::try_from(expected) else {
             return Err(self.conflict(destination, expected, "saved"));
         };
@@ -338,6 +401,61 @@ impl StateStore for PostgresStateStore {
     }
 }
 
+#[async_trait]
+impl StateStore for PostgresStateStore {
+    async fn load(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<Versioned<DestinationState>, Error> {
+        self.within("loading a destination", self.load_now(destination))
+            .await
+    }
+
+    async fn save(
+        &self,
+        destination: &DestinationId,
+        expected: u64,
+        state: &DestinationState,
+    ) -> Result<u64, Error> {
+        self.within(
+            "saving a destination",
+            self.save_now(destination, expected, state),
+        )
+        .await
+    }
+
+    async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
+        self.within(
+            "removing a destination",
+            self.remove_now(destination, expected),
+        )
+        .await
+    }
+}
+
+/// The `LISTEN`/`NOTIFY` channel of a schema's wake-ups: a fixed tag and a hash of the schema
+/// (FNV-1a: stable across releases; channel names are at most 63 bytes, schema names too).
+fn channel_of(schema: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("oncall_sync_due_{hash:016x}")
+}
+
+/// A random seed from the standard library's randomly keyed hasher (no extra crate).
+pub(crate) fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    hasher.finish()
+}
+
 /// Versions are `bigint` in the table and never negative (a check constraint says so).
 fn version_of(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -350,22 +468,6 @@ fn db_message(e: &tokio_postgres::Error) -> String {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
     }
-}
-
-/// rustls on ring (as the adapters' reqwest), verifying servers against the Mozilla roots.
-fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Transient {
-            message: format!("TLS settings for PostgreSQL: {e}"),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// The store's statements, written once per schema.
@@ -402,7 +504,7 @@ impl Sql {
                  RETURNING version"
             ),
             remove: format!("DELETE FROM {table} WHERE destination = $1 AND version = $2"),
-            leases: leases::LeaseSql::new(&quoted, &table),
+            leases: leases::LeaseSql::new(&quoted, &table, &channel_of(schema)),
             schema: schema.to_owned(),
             quoted,
             table,

@@ -22,8 +22,12 @@ pub struct HostSchedule {
 /// Called from many tasks at once; answers should come from the host's own database or cache.
 #[async_trait]
 pub trait Host: Send + Sync + 'static {
-    /// The host schedule with this id, with its destinations; `None` when the host no longer has
-    /// it (its destinations are then unenrolled). An error is retried later, with backoff.
+    /// The host schedule with this id, with its destinations; `None` when the host does not
+    /// have it. A schedule or destination the answer leaves out is kept enrolled and tried again
+    /// later with a failure's backoff (one answer, from a lagging replica say, never drops it):
+    /// the host takes destinations out of the workers' hands with
+    /// [`reconcile`](crate::postgres::PostgresStateStore::reconcile). An error is retried later,
+    /// with backoff.
     async fn schedule(&self, id: &ScheduleId) -> Result<Option<HostSchedule>, Error>;
 
     /// The provider of a connection (built once and kept by the host: providers pace their

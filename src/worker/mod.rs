@@ -1,20 +1,28 @@
 //! The sync worker: the loop a host runs in each of its processes, over one PostgreSQL database
 //! (feature `postgres`).
 //!
-//! A [`Worker`] claims due destinations ([`PostgresStateStore::claim_due`]), groups those of one
-//! host schedule into one [`sync`](oncall_core::sync()) call, syncs them through the store's
+//! A [`Worker`] claims due destinations ([`PostgresStateStore::claim_groups`]), groups those of
+//! one host schedule into one [`sync`](oncall_core::sync()) call, syncs them through the store's
 //! [fenced view](PostgresStateStore::fenced), and releases each with its next due time: the
 //! period (hourly by default) with jitter after a success, a doubling backoff after failures, a
-//! long wait once its key proved read-only. While it works it renews its leases; a destination
-//! whose lease it cannot renew in time is given up (its sync is stopped before the lease runs out,
-//! so no other worker ever syncs it at the same time). A sync that panics (a bug in the host, an
-//! adapter or the core) is logged, and its destinations are released as failed runs. Shutdown is
-//! graceful: no new claims, the running syncs get a grace period to finish, and what is still
-//! held is released due at once.
+//! long wait once its key proved read-only; at once when the host asked for a sync while it ran.
+//! Each group runs under the [lease guard](crate::postgres::LeasedGroup): its leases are renewed
+//! while it works, its sync is stopped before a lease it could not renew runs out, and every
+//! vendor call checks the deadline right before it is sent. A sync that panics (a bug in the
+//! host, an adapter or the core) is logged, and its destinations are released as failed runs.
+//! Shutdown is graceful: no new claims, the running syncs get a grace period to finish (20 s by
+//! default: under the 30 s most orchestrators wait before they kill), and what is still held is
+//! released due at once.
+//!
+//! It wakes up when the host enrols destinations or asks for a sync (`LISTEN`/`NOTIFY`, over a
+//! connection of its own), and polls every [`WorkerOptions::idle_poll`] as a fallback.
 //!
 //! The host supplies what only it knows through [`Host`]: a schedule and its destinations by id,
-//! and a provider per connection; and enrols its destinations with
-//! [`PostgresStateStore::enroll`].
+//! and a provider per connection; and states each host schedule's destinations with
+//! [`PostgresStateStore::reconcile`] (or enrols them one by one with
+//! [`PostgresStateStore::enroll`]). A destination the host's answer does not name is kept and
+//! tried again later with a failure's backoff, never dropped on one answer: only a reconcile
+//! retires a destination or takes it out of the workers' hands.
 //!
 //! Tracing: each group's sync is a span `sync_group` (worker, host schedule, number of
 //! destinations), and each destination's run a span `destination_run` under it (worker,
@@ -60,28 +68,42 @@ mod host;
 mod schedule;
 mod traced;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use oncall_core::DestinationId;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::{self, JoinSet};
 use tracing::{error, info_span, warn, Instrument};
 
 pub use host::{Host, HostSchedule};
 pub use schedule::{next_run, RunOutcome};
 
-use crate::postgres::{Claim, PostgresStateStore};
+use crate::postgres::{
+    panic_message, random_seed, unique_holder, Interrupted, LeaseOptions, LeasedGroup,
+    PostgresStateStore, DEFAULT_MAX_GROUP,
+};
 use group::Ended;
+
+/// Where a worker takes the `now` its syncs plan with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Clock {
+    /// [`Host::now`] (the machine's clock unless the host says otherwise).
+    #[default]
+    Host,
+    /// The database's clock ([`PostgresStateStore::database_now`]), the one leases run on:
+    /// every worker plans with the same clock, so one whose machine runs fast cannot move
+    /// every destination's floor (a run's `now` never goes back) ahead of the others.
+    Database,
+}
 
 /// How a [`Worker`] paces its work.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Its name as a lease holder: unique among the workers of one database (the default is the
-    /// process id and a random part).
+    /// Its name as a lease holder: unique among all holders of one database (the default is
+    /// `worker-`, the process id and a random part: [`unique_holder`]).
     pub id: String,
     /// How often a destination in step is synced again (default: hourly).
     pub period: Duration,
@@ -94,20 +116,31 @@ pub struct WorkerOptions {
     /// The wait once a destination's key proved read-only (default: six hours).
     pub read_only_backoff: Duration,
     /// How long a claim holds a destination unless renewed (default: a minute); renewed every
-    /// third of it, and given up a quarter of it before it runs out.
+    /// third of it, and given up a quarter of it before it runs out. Keep that quarter above
+    /// the providers' request timeout: a request sent just before the deadline then ends
+    /// before the lease does.
     pub lease: Duration,
-    /// How many host schedules it syncs at once (default 4).
+    /// How many host schedules it syncs at once (default 4). The store's pool is grown to twice
+    /// this plus one ([`WorkerOptions::pool_size`]): a connection for each group's sync and one
+    /// for its renewals, so that a renewal never waits behind a sync, and one for claims.
     pub concurrency: usize,
-    /// How long it waits before looking again when nothing was due (default: two seconds).
+    /// At most this many destinations of one host schedule in one sync (default
+    /// [`DEFAULT_MAX_GROUP`]); a larger schedule is synced in parts.
+    pub max_group: usize,
+    /// How long it waits before looking again when nothing was due and nothing woke it
+    /// (default: two seconds).
     pub idle_poll: Duration,
-    /// How long running syncs may take to finish after shutdown is asked (default: 30 s).
+    /// How long running syncs may take to finish after shutdown is asked (default: 20 s, so
+    /// that the release that follows fits in the 30 s most orchestrators give).
     pub shutdown_grace: Duration,
+    /// Where `now` comes from (default: the host).
+    pub clock: Clock,
 }
 
 impl Default for WorkerOptions {
     fn default() -> WorkerOptions {
         WorkerOptions {
-            id: format!("worker-{}-{:08x}", std::process::id(), random_seed() as u32),
+            id: unique_holder("worker"),
             period: Duration::from_secs(3600),
             jitter: 0.1,
             failure_backoff: Duration::from_secs(60),
@@ -115,9 +148,34 @@ impl Default for WorkerOptions {
             read_only_backoff: Duration::from_secs(6 * 3600),
             lease: Duration::from_secs(60),
             concurrency: 4,
+            max_group: DEFAULT_MAX_GROUP,
             idle_poll: Duration::from_secs(2),
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
+            clock: Clock::Host,
         }
+    }
+}
+
+impl WorkerOptions {
+    /// The defaults with `id` as the holder's name.
+    pub fn named(id: impl Into<String>) -> WorkerOptions {
+        WorkerOptions {
+            id: id.into(),
+            ..WorkerOptions::default()
+        }
+    }
+
+    /// The connections a worker with these options uses at most: twice the concurrency (each
+    /// group's sync, and its renewals) and one for claims. (`LISTEN` has one of its own.)
+    pub fn pool_size(&self) -> usize {
+        self.concurrency.max(1) * 2 + 1
+    }
+
+    fn lease_options(&self) -> LeaseOptions {
+        LeaseOptions::new("worker")
+            .with_holder(self.id.clone())
+            .with_lease(self.lease)
+            .with_max_group(self.max_group)
     }
 }
 
@@ -135,42 +193,40 @@ impl<H: Host> std::fmt::Debug for Worker<H> {
     }
 }
 
-/// A destination this worker holds: until when it may work on it (a margin before the lease
-/// runs out), and the claim it holds it by (its failures in a row before the claim).
-#[derive(Debug, Clone)]
-struct Held {
-    deadline: Instant,
-    claim: Claim,
-}
-
 struct Inner<H: Host> {
     store: PostgresStateStore,
     host: Arc<H>,
     options: WorkerOptions,
-    held: Mutex<HashMap<DestinationId, Held>>,
-    /// Woken when a lease was lost.
-    lost: Notify,
+    leases: LeaseOptions,
+    /// Woken by the store's `NOTIFY` (an enrolment, a sync request).
+    wake: Arc<Notify>,
     rng: Mutex<u64>,
 }
 
 impl<H: Host> Worker<H> {
     /// A worker over `store` (migrated) for `host`. Options out of range are brought into it: at
-    /// least one schedule at a time, a lease of at least 100 ms, a jitter within 0 and 1.
+    /// least one schedule at a time, a lease of at least 100 ms, a jitter within 0 and 1. The
+    /// store's pool is grown to [`WorkerOptions::pool_size`], if it is smaller.
     pub fn new(store: PostgresStateStore, host: Arc<H>, mut options: WorkerOptions) -> Worker<H> {
         options.concurrency = options.concurrency.max(1);
+        options.max_group = options.max_group.max(1);
         options.lease = options.lease.max(Duration::from_millis(100));
         options.jitter = if options.jitter.is_finite() {
             options.jitter.clamp(0.0, 1.0)
         } else {
             0.1
         };
+        let needed = options.pool_size();
+        if store.pool().status().max_size < needed {
+            store.pool().resize(needed);
+        }
         Worker {
             inner: Arc::new(Inner {
+                leases: options.lease_options(),
                 store,
                 host,
                 options,
-                held: Mutex::new(HashMap::new()),
-                lost: Notify::new(),
+                wake: Arc::new(Notify::new()),
                 rng: Mutex::new(random_seed()),
             }),
         }
@@ -186,18 +242,36 @@ impl<H: Host> Worker<H> {
     /// [`WorkerOptions::idle_poll`]; they never end the loop.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let inner = &self.inner;
-        // Renewal stops with this future, however it ends: a worker dropped mid-run (its task
-        // aborted) must not keep its leases alive.
-        let _renewer = AbortOnDrop(tokio::spawn(inner.clone().renew_leases()));
+        // Wake-ups stop with this future, however it ends.
+        let _listener = AbortOnDrop(tokio::spawn(
+            inner.store.clone().listen_for_work(inner.wake.clone()),
+        ));
+        let (stop, stopped) = watch::channel(false);
         let mut groups = Groups::default();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let free = inner.options.concurrency.saturating_sub(groups.tasks.len());
             let mut claimed = false;
             if free > 0 {
-                for group in inner.claim(free).await {
+                // A claim that hangs (the database is gone) does not hold shutdown up; one that
+                // is only slow still ends, and what it claimed is given back at once.
+                let claim = inner.claim(free);
+                tokio::pin!(claim);
+                let found = tokio::select! {
+                    biased;
+                    found = &mut claim => found,
+                    () = &mut shutdown => {
+                        if let Ok(found) = tokio::time::timeout(RELEASE_AT_SHUTDOWN, claim).await {
+                            for group in found {
+                                let _ = group.release_rest(Duration::ZERO).await;
+                            }
+                        }
+                        break;
+                    }
+                };
+                for group in found {
                     claimed = true;
-                    groups.spawn(inner, group);
+                    groups.spawn(inner, group, stopped.clone());
                 }
             }
             let room = groups.tasks.len() < inner.options.concurrency;
@@ -206,25 +280,17 @@ impl<H: Host> Worker<H> {
                 () = &mut shutdown => break,
                 () = std::future::ready(()), if claimed && room => {}
                 Some(joined) = groups.tasks.join_next_with_id(), if !groups.tasks.is_empty() => {
-                    inner.joined(joined, &mut groups.claims).await;
+                    inner.joined(joined, &mut groups.schedules);
                 }
+                () = inner.wake.notified() => {}
                 () = tokio::time::sleep(inner.options.idle_poll) => {}
             }
         }
-        inner.shut_down(groups).await;
+        inner.shut_down(groups, stop).await;
     }
 }
 
 impl<H: Host> Inner<H> {
-    fn held(&self) -> MutexGuard<'_, HashMap<DestinationId, Held>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A quarter of the lease: work on a destination stops that long before its lease runs out.
-    fn margin(&self) -> Duration {
-        self.options.lease / 4
-    }
-
     /// A draw in `[0, 1)` (SplitMix64).
     fn unit(&self) -> f64 {
         let mut state = self.rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,45 +302,25 @@ impl<H: Host> Inner<H> {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Claims up to `free` due destinations (and their due siblings), grouped by host schedule.
-    async fn claim(&self, free: usize) -> Vec<Vec<Claim>> {
-        let sent = Instant::now();
-        let claims = match self
-            .store
-            .claim_due(&self.options.id, free, self.options.lease)
-            .await
-        {
-            Ok(claims) => claims,
+    /// Claims up to `free` due destinations (and their due siblings), a group per host schedule.
+    async fn claim(&self, free: usize) -> Vec<LeasedGroup> {
+        match self.store.claim_groups(&self.leases, free).await {
+            Ok(groups) => groups,
             Err(e) => {
                 warn!(worker = %self.options.id, error = %e, "claiming due destinations failed");
-                return Vec::new();
-            }
-        };
-        let deadline = sent + self.options.lease - self.margin();
-        let mut held = self.held();
-        let mut groups: Vec<Vec<Claim>> = Vec::new();
-        for claim in claims {
-            held.insert(
-                claim.destination.clone(),
-                Held {
-                    deadline,
-                    claim: claim.clone(),
-                },
-            );
-            match groups.iter_mut().find(|g| g[0].schedule == claim.schedule) {
-                Some(group) => group.push(claim),
-                None => groups.push(vec![claim]),
+                Vec::new()
             }
         }
-        groups
     }
 
-    /// Syncs one group unless a lease of it is lost first, then releases it.
-    async fn run_group(self: Arc<Self>, claims: Vec<Claim>) {
+    /// Syncs one group under its lease guard (stopped at shutdown's `stop`), then releases it.
+    async fn run_group(self: Arc<Self>, group: LeasedGroup, mut stop: watch::Receiver<bool>) {
+        let claims = group.claims().to_vec();
+        let schedule = group.schedule().map_or("", |s| s.0.as_str()).to_owned();
         let span = info_span!(
             "sync_group",
             worker = %self.options.id,
-            schedule = %schedule_of(&claims),
+            schedule = %schedule,
             destinations = claims.len()
         );
         let spans: group::RunSpans = claims
@@ -284,76 +330,48 @@ impl<H: Host> Inner<H> {
                 (c.destination.clone(), run)
             })
             .collect();
-        let run = group::sync_group(&*self.host, &self.store, &self.options.id, &claims, &spans);
-        let ended = unless_lost(self.lease_lost(&claims), run.instrument(span.clone()))
+        let work = group::sync_group(&*self.host, &self.store, &self.options, &group, &spans);
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let interrupted = |outcome| -> Vec<Ended> {
+            claims
+                .iter()
+                .map(|c| Ended {
+                    destination: c.destination.clone(),
+                    outcome,
+                    report: None,
+                })
+                .collect()
+        };
+        let ended = match group
+            .run_until(work, stopped)
+            .instrument(span.clone())
             .await
-            .unwrap_or_else(|| {
-                claims
-                    .iter()
-                    .map(|c| Ended {
-                        destination: c.destination.clone(),
-                        outcome: RunOutcome::Interrupted,
-                        report: None,
-                    })
-                    .collect()
-            });
-        self.release(&claims, ended, &spans).instrument(span).await;
-    }
-
-    /// Completes when any of `claims` is no longer safely held: renewal found it taken, its
-    /// deadline passed without a renewal, or the destination is held by another claim now.
-    async fn lease_lost(&self, claims: &[Claim]) {
-        loop {
-            let notified = self.lost.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let deadline = {
-                let held = self.held();
-                let deadlines: Option<Vec<Instant>> = claims
-                    .iter()
-                    .map(|c| self.held_by(&held, c).map(|h| h.deadline))
-                    .collect();
-                deadlines.and_then(|d| d.into_iter().min())
-            };
-            let Some(deadline) = deadline else {
-                return;
-            };
-            if deadline <= Instant::now() {
-                return;
+        {
+            Ok(ended) => ended,
+            Err(Interrupted::Panicked(panic)) => {
+                // A bug in the host, an adapter or the core: released as failed runs (with the
+                // failure backoff, so a panic that repeats does not spin).
+                error!(parent: &span, worker = %self.options.id, schedule = %schedule, %panic,
+                       "a sync group panicked: its destinations are released as failed runs");
+                interrupted(RunOutcome::Failed)
             }
-            tokio::select! {
-                biased;
-                () = reached(deadline) => {}
-                () = notified => {}
-            }
-        }
-    }
-
-    /// The entry of `held` for `claim`, if this worker still holds the destination by that claim
-    /// (not by a newer one).
-    fn held_by<'a>(
-        &self,
-        held: &'a HashMap<DestinationId, Held>,
-        claim: &Claim,
-    ) -> Option<&'a Held> {
-        held.get(&claim.destination)
-            .filter(|h| h.claim.id == claim.id)
-    }
-
-    /// Forgets `claim` (not a newer claim of its destination).
-    fn forget(&self, claim: &Claim) {
-        let mut held = self.held();
-        if self.held_by(&held, claim).is_some() {
-            held.remove(&claim.destination);
-        }
+            Err(_) => interrupted(RunOutcome::Interrupted),
+        };
+        self.release(&group, ended, &spans).instrument(span).await;
     }
 
     /// Releases a group's destinations with their next due times (one jitter draw for the group,
     /// so that its destinations stay due together), and traces each run.
-    async fn release(&self, claims: &[Claim], ended: Vec<Ended>, spans: &group::RunSpans) {
+    async fn release(&self, group: &LeasedGroup, ended: Vec<Ended>, spans: &group::RunSpans) {
         let unit = self.unit();
         for e in ended {
-            let Some(claim) = claims.iter().find(|c| c.destination == e.destination) else {
+            let Some(claim) = group
+                .claims()
+                .iter()
+                .find(|c| c.destination == e.destination)
+            else {
                 continue;
             };
             let next = next_run(e.outcome, claim.failures, &self.options, unit);
@@ -361,85 +379,28 @@ impl<H: Host> Inner<H> {
                 group::destination_span(&tracing::Span::current(), &self.options.id, &e.destination)
             });
             group::trace_run(&span, &e, next.map(|(d, _)| d.as_secs_f64()));
-            let result = match next {
-                Some((wait, failures)) => self
-                    .store
-                    .release(&self.options.id, claim, wait, failures)
-                    .await
-                    .map(|_| ()),
-                None => self.unenroll(claim).await,
+            // Retired: its row went with its state; nothing to release.
+            let Some((wait, failures)) = next else {
+                continue;
             };
-            if let Err(error) = result {
+            if let Err(error) = group.release(&e.destination, wait, failures).await {
                 warn!(worker = %self.options.id, destination = %e.destination, %error,
                       "releasing failed: the lease runs out by itself");
             }
-            self.forget(claim);
+        }
+        // Anything the sync did not report on (none, unless a bug): due at once.
+        if let Err(error) = group.release_rest(Duration::ZERO).await {
+            warn!(worker = %self.options.id, %error, "releasing failed: the lease runs out by itself");
         }
     }
 
-    async fn unenroll(&self, claim: &Claim) -> Result<(), oncall_core::Error> {
-        self.store.unenroll(&claim.destination).await?;
-        self.store
-            .release(&self.options.id, claim, Duration::ZERO, 0)
-            .await
-            .map(|_| ())
-    }
-
-    /// Renews every held lease each third of the lease; marks lost the ones another worker took.
-    async fn renew_leases(self: Arc<Self>) {
-        let every = self.options.lease / 3;
-        loop {
-            tokio::time::sleep(every).await;
-            let claims: Vec<Claim> = self.held().values().map(|h| h.claim.clone()).collect();
-            if claims.is_empty() {
-                continue;
-            }
-            let sent = Instant::now();
-            match self
-                .store
-                .renew(&self.options.id, &claims, self.options.lease)
-                .await
-            {
-                Ok(kept) => self.renewed(&claims, &kept, sent),
-                Err(e) => {
-                    warn!(worker = %self.options.id, error = %e, "renewing leases failed");
-                }
-            }
-        }
-    }
-
-    fn renewed(&self, asked: &[Claim], kept: &[DestinationId], sent: Instant) {
-        let kept: HashSet<&DestinationId> = kept.iter().collect();
-        let deadline = sent + self.options.lease - self.margin();
-        let mut lost = false;
-        let mut held = self.held();
-        for claim in asked {
-            let id = &claim.destination;
-            // A newer claim of the destination (taken since the renewal was sent) is not this one.
-            if let Some(h) = held.get_mut(id).filter(|h| h.claim.id == claim.id) {
-                if kept.contains(id) {
-                    h.deadline = deadline;
-                } else {
-                    warn!(worker = %self.options.id, destination = %id, "lease lost: another worker holds it");
-                    h.deadline = sent;
-                    lost = true;
-                }
-            }
-        }
-        drop(held);
-        if lost {
-            self.lost.notify_waiters();
-        }
-    }
-
-    /// A group's task ended. A group releases its destinations itself when it finishes; one that
-    /// panicked (a bug in the host, an adapter or the core) did not: its destinations are
-    /// released here as failed runs (with the failure backoff, so a panic that repeats does not
-    /// spin), and the panic is logged. A cancelled group (shutdown) is left to `shut_down`.
-    async fn joined(
+    /// A group's task ended. Groups release what they hold themselves, and catch their work's
+    /// panics; a task that panicked anyway (in the release) gave its destinations back when
+    /// its group was dropped. The panic is logged.
+    fn joined(
         &self,
         joined: Result<(task::Id, ()), task::JoinError>,
-        running: &mut HashMap<task::Id, Vec<Claim>>,
+        running: &mut HashMap<task::Id, String>,
     ) {
         let error = match joined {
             Ok((id, ())) => {
@@ -448,113 +409,65 @@ impl<H: Host> Inner<H> {
             }
             Err(error) => error,
         };
-        let Some(claims) = running.remove(&error.id()) else {
-            return;
-        };
-        if !error.is_panic() {
-            return;
+        let schedule = running.remove(&error.id()).unwrap_or_default();
+        if error.is_panic() {
+            let panic = panic_message(error.into_panic().as_ref());
+            error!(worker = %self.options.id, %schedule, %panic, "a sync group's task panicked");
         }
-        let payload = error.into_panic();
-        let panic = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_owned());
-        error!(worker = %self.options.id, schedule = %schedule_of(&claims), %panic,
-               "a sync group panicked: its destinations are released as failed runs");
-        let ended = claims
-            .iter()
-            .map(|c| Ended {
-                destination: c.destination.clone(),
-                outcome: RunOutcome::Failed,
-                report: None,
-            })
-            .collect();
-        self.release(&claims, ended, &group::RunSpans::new()).await;
     }
 
-    /// Lets running syncs finish within the grace period, stops the rest, and releases what is
-    /// still held, due at once.
-    async fn shut_down(&self, mut groups: Groups) {
+    /// Lets running syncs finish within the grace period, then stops the rest (they release
+    /// what they hold, due at once) and waits for them at most [`RELEASE_AT_SHUTDOWN`]: with the
+    /// database gone, what they hold runs out by itself.
+    async fn shut_down(&self, mut groups: Groups, stop: watch::Sender<bool>) {
         let grace = tokio::time::sleep(self.options.shutdown_grace);
         tokio::pin!(grace);
         loop {
             tokio::select! {
                 () = &mut grace => break,
                 next = groups.tasks.join_next_with_id() => match next {
-                    Some(joined) => self.joined(joined, &mut groups.claims).await,
+                    Some(joined) => self.joined(joined, &mut groups.schedules),
                     None => break,
                 },
             }
         }
-        groups.tasks.abort_all();
-        while let Some(joined) = groups.tasks.join_next_with_id().await {
-            self.joined(joined, &mut groups.claims).await;
-        }
-        let left: Vec<Held> = self.held().drain().map(|(_, h)| h).collect();
-        for held in left {
-            let claim = &held.claim;
-            let released = self
-                .store
-                .release(&self.options.id, claim, Duration::ZERO, claim.failures)
-                .await;
-            if let Err(error) = released {
-                warn!(worker = %self.options.id, destination = %claim.destination, %error,
-                      "releasing at shutdown failed: the lease runs out by itself");
+        let _ = stop.send(true);
+        let released = async {
+            while let Some(joined) = groups.tasks.join_next_with_id().await {
+                self.joined(joined, &mut groups.schedules);
             }
+        };
+        if tokio::time::timeout(RELEASE_AT_SHUTDOWN, released)
+            .await
+            .is_err()
+        {
+            warn!(worker = %self.options.id, "releasing at shutdown timed out: the leases run out by themselves");
         }
+        groups.tasks.abort_all();
     }
 }
 
-/// Runs `work` unless `lost` completes first (`None`).
-async fn unless_lost<T>(
-    lost: impl Future<Output = ()>,
-    work: impl Future<Output = T>,
-) -> Option<T> {
-    tokio::select! {
-        // Biased, the lease first: at every wake-up the lease is checked before the sync is
-        // polled, so once its deadline has passed the sync is not polled again and cannot send
-        // one more request (a write) after it, even when both are ready at once. An unbiased
-        // select picks either branch at random.
-        biased;
-        () = lost => None,
-        done = work => Some(done),
-    }
-}
+/// How long a shutdown waits for the releases after the grace: the grace (20 s by default) and
+/// this stay under the 30 s orchestrators usually give.
+pub const RELEASE_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
-/// Completes at `deadline`, by the clock at every poll: a task woken by other work (the sync's
-/// answers) after the deadline sees it passed even before the runtime's timer has fired.
-async fn reached(deadline: Instant) {
-    let timer = tokio::time::sleep_until(deadline.into());
-    tokio::pin!(timer);
-    std::future::poll_fn(|cx| {
-        if Instant::now() >= deadline {
-            return std::task::Poll::Ready(());
-        }
-        timer.as_mut().poll(cx)
-    })
-    .await;
-}
-
-/// The host schedule of a group's claims, for logs.
-fn schedule_of(claims: &[Claim]) -> &str {
-    claims
-        .first()
-        .and_then(|c| c.schedule.as_ref())
-        .map_or("", |s| s.0.as_str())
-}
-
-/// The sync groups running, and the claims each task holds (to release them if it panics).
+/// The sync groups running, and the host schedule of each task (for logs).
 #[derive(Default)]
 struct Groups {
     tasks: JoinSet<()>,
-    claims: HashMap<task::Id, Vec<Claim>>,
+    schedules: HashMap<task::Id, String>,
 }
 
 impl Groups {
-    fn spawn<H: Host>(&mut self, inner: &Arc<Inner<H>>, claims: Vec<Claim>) {
-        let task = self.tasks.spawn(inner.clone().run_group(claims.clone()));
-        self.claims.insert(task.id(), claims);
+    fn spawn<H: Host>(
+        &mut self,
+        inner: &Arc<Inner<H>>,
+        group: LeasedGroup,
+        stop: watch::Receiver<bool>,
+    ) {
+        let schedule = group.schedule().map_or("", |s| s.0.as_str()).to_owned();
+        let task = self.tasks.spawn(inner.clone().run_group(group, stop));
+        self.schedules.insert(task.id(), schedule);
     }
 }
 
@@ -564,65 +477,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// A random seed from the standard library's randomly keyed hasher (no extra crate).
-fn random_seed() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    hasher.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::future::poll_fn;
-    use std::pin::pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Poll;
-
-    use super::*;
-
-    /// Polls `future` once.
-    async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-        poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx))).await
-    }
-
-    #[tokio::test]
-    async fn once_the_lease_is_lost_the_work_is_not_polled_again_even_when_both_are_ready() {
-        // Both ready at the same poll, many times over: an unbiased race would pick the work
-        // about half of the time.
-        let polls = AtomicUsize::new(0);
-        for _ in 0..64 {
-            let work = poll_fn(|_| {
-                polls.fetch_add(1, Ordering::SeqCst);
-                Poll::Ready("a write")
-            });
-            assert_eq!(unless_lost(std::future::ready(()), work).await, None);
-        }
-        assert_eq!(
-            polls.load(Ordering::SeqCst),
-            0,
-            "the work ran after its lease was lost"
-        );
-        assert_eq!(
-            unless_lost(std::future::pending(), std::future::ready(7)).await,
-            Some(7)
-        );
-    }
-
-    #[tokio::test]
-    async fn a_deadline_that_passed_is_seen_at_the_next_poll_before_the_timer_fires() {
-        let deadline = Instant::now() + Duration::from_millis(30);
-        let mut waiting = pin!(reached(deadline));
-        assert!(poll_once(&mut waiting).await.is_pending());
-        // The runtime's thread is blocked past the deadline: its timer has not fired when the
-        // task is polled next (woken by the sync's own work, say).
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(poll_once(&mut waiting).await.is_ready());
     }
 }

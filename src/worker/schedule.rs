@@ -21,8 +21,12 @@ pub enum RunOutcome {
     TakenOver,
     /// The run was stopped before it ended (lease lost, shutdown): due again at once.
     Interrupted,
-    /// The host no longer exports to the destination: it is unenrolled.
-    Unknown,
+    /// The host's answer did not name the destination (or its schedule). It stays enrolled and
+    /// is tried again with a failure's backoff: one answer (a lagging replica, another config)
+    /// never drops it; [`reconcile`](crate::postgres::PostgresStateStore::reconcile) does.
+    NotNamed,
+    /// The host asked for it to be retired and it was: its state is gone, nothing is scheduled.
+    Retired,
 }
 
 impl RunOutcome {
@@ -52,7 +56,7 @@ fn is_fence(message: &str) -> bool {
 }
 
 /// When to run a destination next and its failures in a row after this run; `None`: it is no
-/// longer scheduled. `unit` is a random draw in `[0, 1)`.
+/// longer scheduled (retired). `unit` is a random draw in `[0, 1)`.
 pub fn next_run(
     outcome: RunOutcome,
     failures: u32,
@@ -75,7 +79,7 @@ pub fn next_run(
             spread(options.read_only_backoff),
             failures.saturating_add(1),
         )),
-        RunOutcome::Failed => {
+        RunOutcome::Failed | RunOutcome::NotNamed => {
             // Doubling from the first backoff, capped; between half and all of it.
             let doubling = 2f64.powi(i32::try_from(failures.min(30)).unwrap_or(30));
             let backoff = options
@@ -90,7 +94,7 @@ pub fn next_run(
         RunOutcome::Interrupted => Some((Duration::ZERO, failures)),
         // Whoever saved holds it now (the release is refused), or saved without a lease: soon.
         RunOutcome::TakenOver => Some((options.failure_backoff.mul_f64(0.5 * unit), failures)),
-        RunOutcome::Unknown => None,
+        RunOutcome::Retired => None,
     }
 }
 
@@ -152,7 +156,7 @@ mod tests {
     }
 
     #[test]
-    fn interrupted_runs_are_due_at_once_taken_over_ones_soon_unknown_ones_never() {
+    fn interrupted_runs_are_due_at_once_taken_over_ones_soon_retired_ones_never() {
         let o = options();
         assert_eq!(
             next_run(RunOutcome::Interrupted, 2, &o, 0.3),
@@ -162,7 +166,12 @@ mod tests {
             next_run(RunOutcome::TakenOver, 2, &o, 1.0),
             Some((Duration::from_secs(30), 2))
         );
-        assert_eq!(next_run(RunOutcome::Unknown, 2, &o, 0.3), None);
+        assert_eq!(next_run(RunOutcome::Retired, 2, &o, 0.3), None);
+        assert_eq!(
+            next_run(RunOutcome::NotNamed, 0, &o, 1.0),
+            next_run(RunOutcome::Failed, 0, &o, 1.0),
+            "a destination the host did not name is kept, and backs off as a failure"
+        );
     }
 
     #[test]

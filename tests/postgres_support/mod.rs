@@ -12,20 +12,52 @@ use oncall_sync::postgres::PostgresStateStore;
 
 /// The database URL, or `None` (after saying so) where tests that need one are skipped.
 pub fn database_url(test: &str) -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
+    required_env(test, "DATABASE_URL", "postgres://…")
+}
+
+/// The folder of the test cluster's throwaway CA (`ca.crt`, and `other-ca.crt` that signed
+/// nothing there), or `None` (after saying so) where the TLS tests are skipped.
+pub fn tls_dir(test: &str) -> Option<std::path::PathBuf> {
+    required_env(
+        test,
+        "ONCALL_TEST_PG_TLS_DIR",
+        "the folder .ci/postgres.sh makes",
+    )
+    .map(Into::into)
+}
+
+/// An environment variable a test needs: missing, the test is skipped (saying so on the
+/// terminal, past the test harness's capture) on a developer's machine, and fails in CI
+/// (`CI=true`), where `.ci/run` starts a cluster and sets it.
+fn required_env(test: &str, name: &str, what: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
         _ => {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(
                 !ci,
-                "{test}: DATABASE_URL is not set, and CI must run the PostgreSQL tests (.ci/run starts a cluster and sets it)"
+                "{test}: {name} is not set, and CI must run the PostgreSQL tests (.ci/run starts a cluster and sets it)"
             );
-            eprintln!(
-                "SKIPPED {test}: set DATABASE_URL=postgres://… to run it against PostgreSQL \
+            // Straight to the terminal: the harness captures eprintln! of a passing test.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED {test}: set {name}={what} to run it against PostgreSQL \
                  (`bash .ci/run` starts a throwaway cluster and does)"
             );
             None
         }
+    }
+}
+
+/// A destination with this id, on an Opsgenie connection's vendor schedule of the same name
+/// (what the lease tests enrol).
+pub fn destination(id: &oncall_sync::DestinationId) -> oncall_sync::Destination {
+    oncall_sync::Destination {
+        id: id.clone(),
+        connection: oncall_sync::ConnectionId("og".into()),
+        schedule: oncall_sync::VendorScheduleId(id.0.clone()),
+        role: oncall_sync::RoleIndex::PRIMARY,
     }
 }
 

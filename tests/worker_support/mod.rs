@@ -5,10 +5,11 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod pg_proxy;
 pub mod proxy;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -50,6 +51,9 @@ pub struct Rota {
     now: Mutex<DateTime<Utc>>,
     /// Schedules whose reading panics (a bug in the host).
     panicking: Mutex<HashSet<ScheduleId>>,
+    /// Schedules the host answers `None` for, and destinations it leaves out of its answers (a
+    /// lagging replica, a config that does not know them).
+    hidden: Mutex<HashSet<String>>,
 }
 
 impl Rota {
@@ -60,6 +64,27 @@ impl Rota {
 
     pub fn schedule(&self, id: &ScheduleId) -> Option<HostSchedule> {
         self.schedules.lock().unwrap().get(id).cloned()
+    }
+
+    /// From now on the host's answers leave out `what`: a host schedule (answered `None`) or a
+    /// destination (missing from its schedule's destinations); until [`show`](Self::show).
+    pub fn hide(&self, what: &str) {
+        self.hidden.lock().unwrap().insert(what.to_owned());
+    }
+
+    pub fn show(&self, what: &str) {
+        self.hidden.lock().unwrap().remove(what);
+    }
+
+    /// The schedule as the host answers it now (hidden parts left out).
+    fn answer(&self, id: &ScheduleId) -> Option<HostSchedule> {
+        let hidden = self.hidden.lock().unwrap();
+        if hidden.contains(&id.0) {
+            return None;
+        }
+        let mut s = self.schedule(id)?;
+        s.destinations.retain(|d| !hidden.contains(&d.id.0));
+        Some(s)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -185,7 +210,7 @@ impl Fleet {
                 } else {
                     pd.add_schedule(vendor);
                 }
-                store.enroll(&d.id, &schedule_id(i)).await.unwrap();
+                store.enroll(&d, &schedule_id(i)).await.unwrap();
             }
             rota.insert(schedule_id(i), host_schedule(i));
         }
@@ -196,6 +221,7 @@ impl Fleet {
                 schedules: Mutex::new(rota),
                 now: Mutex::new(now),
                 panicking: Mutex::new(HashSet::new()),
+                hidden: Mutex::new(HashSet::new()),
             }),
             url: url.to_owned(),
             store,
@@ -257,40 +283,7 @@ impl Fleet {
             .unwrap()
             .with_schema(self.store.schema())
             .unwrap();
-        let tap = |which: fn(&Audit) -> &Arc<proxy::WriteTap>| {
-            self.audit.as_ref().map(|a| which(a).clone())
-        };
-        let og_proxy = proxy::start(&self.og.uri(), name, tap(|a| &a.og));
-        let pd_proxy = proxy::start(&self.pd.uri(), name, tap(|a| &a.pd));
-        let og_builder = || match self.og_concurrency {
-            Some(n) => self.og.provider_builder().with_max_concurrency(n),
-            None => self.og.provider_builder(),
-        };
-        let per_run = self.audit.as_ref().map(|_| PerRun {
-            og: (og_builder(), og_proxy.clone()),
-            pd: (self.pd.clone(), pd_proxy.clone()),
-        });
-        let og = og_builder().with_base_url(og_proxy).build().unwrap();
-        let pd = self
-            .pd
-            .provider_builder()
-            .with_base_url(pd_proxy)
-            .build()
-            .unwrap();
-        let host = TestHost {
-            rota: self.rota.clone(),
-            providers: HashMap::from([
-                (
-                    ConnectionId("og".into()),
-                    Arc::new(Announcing(Arc::new(og))) as Arc<dyn Provider>,
-                ),
-                (
-                    ConnectionId("pd".into()),
-                    Arc::new(Announcing(Arc::new(pd))) as Arc<dyn Provider>,
-                ),
-            ]),
-            per_run,
-        };
+        let host = self.host(name, None);
         let worker = Worker::new(
             store,
             Arc::new(host),
@@ -309,6 +302,184 @@ impl Fleet {
         });
         WorkerHandle { task, stop }
     }
+
+    /// Starts a worker as [`start_worker`](Self::start_worker) does, but on a thread and a
+    /// (single-threaded) runtime of its own, over `url`, with `faults`: a pause blocks the whole
+    /// worker (its renewals too) as a stopped process is, and killing it drops its runtime with
+    /// everything in it (nothing it held is released).
+    pub fn start_worker_thread(
+        &self,
+        name: &str,
+        options: WorkerOptions,
+        url: &str,
+        faults: Arc<Faults>,
+    ) -> ThreadWorker {
+        let host = self.host(name, Some(faults.clone()));
+        let options = WorkerOptions {
+            id: name.to_owned(),
+            ..options
+        };
+        let (url, schema) = (url.to_owned(), self.store.schema().to_owned());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (kill, killed) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let run = async {
+                    // The database may be restarting: try until it answers.
+                    let store = loop {
+                        match PostgresStateStore::connect(&url).await {
+                            Ok(store) => break store.with_schema(&schema).unwrap(),
+                            Err(_) => {
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                            }
+                        }
+                    };
+                    let worker = Worker::new(store, Arc::new(host), options);
+                    worker
+                        .run(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                };
+                tokio::select! {
+                    () = run => {}
+                    _ = killed => {}
+                }
+            });
+            // Whatever is left (a dropped group's give-back) dies with the runtime.
+            runtime.shutdown_background();
+        });
+        ThreadWorker {
+            thread,
+            stop,
+            kill,
+            faults,
+        }
+    }
+
+    /// The host a worker named `name` talks to: the rota, and providers through forwarders
+    /// of its own (a provider per run in an audited fleet), paused and skewed by `faults`.
+    fn host(&self, name: &str, faults: Option<Arc<Faults>>) -> TestHost {
+        let tap = |which: fn(&Audit) -> &Arc<proxy::WriteTap>| {
+            self.audit.as_ref().map(|a| which(a).clone())
+        };
+        let og_proxy = proxy::start(&self.og.uri(), name, tap(|a| &a.og));
+        let pd_proxy = proxy::start(&self.pd.uri(), name, tap(|a| &a.pd));
+        let og_builder = || match self.og_concurrency {
+            Some(n) => self.og.provider_builder().with_max_concurrency(n),
+            None => self.og.provider_builder(),
+        };
+        let per_run = self.audit.as_ref().map(|_| PerRun {
+            og: (og_builder(), og_proxy.clone()),
+            pd: (self.pd.clone(), pd_proxy.clone()),
+            faults: faults.clone(),
+        });
+        let og = og_builder().with_base_url(og_proxy).build().unwrap();
+        let pd = self
+            .pd
+            .provider_builder()
+            .with_base_url(pd_proxy)
+            .build()
+            .unwrap();
+        let announcing =
+            |p: Arc<dyn Provider>| -> Arc<dyn Provider> { Arc::new(Announcing(p, faults.clone())) };
+        TestHost {
+            rota: self.rota.clone(),
+            providers: HashMap::from([
+                (ConnectionId("og".into()), announcing(Arc::new(og))),
+                (ConnectionId("pd".into()), announcing(Arc::new(pd))),
+            ]),
+            per_run,
+            faults,
+        }
+    }
+
+    /// The simulators' base URLs through a tagging forwarder named `name` (with the audit's
+    /// taps), for another client (a command line) to use.
+    pub fn tagged_uris(&self, name: &str) -> (String, String) {
+        let tap = |which: fn(&Audit) -> &Arc<proxy::WriteTap>| {
+            self.audit.as_ref().map(|a| which(a).clone())
+        };
+        (
+            proxy::start(&self.og.uri(), name, tap(|a| &a.og)),
+            proxy::start(&self.pd.uri(), name, tap(|a| &a.pd)),
+        )
+    }
+
+    /// How many destinations ended a run in step within `tolerance` of `now` (workers with
+    /// skewed clocks record their own `now`) and are released.
+    pub async fn synced_near(&self, now: DateTime<Utc>, tolerance: TimeDelta) -> i64 {
+        let client = self.store.pool().get().await.unwrap();
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE holder IS NULL \
+                     AND (state->'last_run'->>'ok')::boolean \
+                     AND abs(extract(epoch FROM (state->'last_run'->>'at')::timestamptz \
+                                             - $1::text::timestamptz)) <= $2::float8",
+                    self.store.table()
+                ),
+                &[&now.to_rfc3339(), &(tolerance.num_seconds() as f64)],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
+}
+
+/// Faults of one worker: its clock's skew, and a pause of the whole worker after its next
+/// vendor call (the call has come back; the worker has not yet checked its lease again).
+#[derive(Default)]
+pub struct Faults {
+    skew_ms: AtomicI64,
+    pause_ms: AtomicU64,
+    pauses: AtomicU64,
+}
+
+impl Faults {
+    pub fn with_skew(skew: TimeDelta) -> Arc<Faults> {
+        let faults = Faults::default();
+        faults
+            .skew_ms
+            .store(skew.num_milliseconds(), Ordering::Relaxed);
+        Arc::new(faults)
+    }
+
+    pub fn skew(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.skew_ms.load(Ordering::Relaxed))
+    }
+
+    /// Pauses the worker for `pause` after its next vendor call.
+    pub fn pause_next(&self, pause: std::time::Duration) {
+        self.pause_ms
+            .store(pause.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How many pauses happened.
+    pub fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
+    }
+
+    /// Blocks this thread (the worker's runtime) if a pause is due.
+    fn maybe_pause(&self) {
+        let ms = self.pause_ms.swap(0, Ordering::Relaxed);
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            self.pauses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A worker on a thread of its own ([`Fleet::start_worker_thread`]).
+pub struct ThreadWorker {
+    pub thread: std::thread::JoinHandle<()>,
+    pub stop: oneshot::Sender<()>,
+    pub kill: oneshot::Sender<()>,
+    pub faults: Arc<Faults>,
 }
 
 /// A running worker: abort `task` to kill it at whatever point it is, or send `stop` to shut
@@ -323,12 +494,14 @@ struct TestHost {
     providers: HashMap<ConnectionId, Arc<dyn Provider>>,
     /// In an audited fleet: a provider is built for every run instead.
     per_run: Option<PerRun>,
+    faults: Option<Arc<Faults>>,
 }
 
 /// The simulators and this worker's forwarders to them, to build a provider per run.
 struct PerRun {
     og: (OpsgenieBuilder, String),
     pd: (Arc<PagerDutySimulator>, String),
+    faults: Option<Arc<Faults>>,
 }
 
 impl PerRun {
@@ -356,7 +529,7 @@ impl PerRun {
             ),
             _ => return None,
         };
-        Some(Arc::new(Announcing(provider)))
+        Some(Arc::new(Announcing(provider, self.faults.clone())))
     }
 }
 
@@ -367,7 +540,7 @@ impl Host for TestHost {
             !self.rota.panicking.lock().unwrap().contains(id),
             "the host's schedule {id} panics"
         );
-        Ok(self.rota.schedule(id))
+        Ok(self.rota.answer(id))
     }
 
     async fn provider(&self, connection: &ConnectionId) -> Result<Arc<dyn Provider>, Error> {
@@ -381,13 +554,24 @@ impl Host for TestHost {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.rota.now()
+        let skew = self.faults.as_ref().map_or(TimeDelta::zero(), |f| f.skew());
+        self.rota.now() + skew
     }
 }
 
 /// A provider that announces each vendor call as a tracing event (`vendor_call`, with the vendor
-/// schedule), so that a test sees in which span the call ran.
-struct Announcing(Arc<dyn Provider>);
+/// schedule), so that a test sees in which span the call ran; and pauses its worker after a
+/// call where its faults ask for it.
+struct Announcing(Arc<dyn Provider>, Option<Arc<Faults>>);
+
+impl Announcing {
+    fn after_call<T>(&self, result: T) -> T {
+        if let Some(faults) = &self.1 {
+            faults.maybe_pause();
+        }
+        result
+    }
+}
 
 fn announce(call: &str, schedule: &VendorScheduleId) {
     tracing::info!(vendor_call = call, vendor_schedule = %schedule, "vendor call");
@@ -405,12 +589,14 @@ impl Provider for Announcing {
 
     async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         tracing::info!(vendor_call = "list_schedules", "vendor call");
-        self.0.list_schedules().await
+        let result = self.0.list_schedules().await;
+        self.after_call(result)
     }
 
     async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {
         announce("schedule", schedule);
-        self.0.schedule(schedule).await
+        let result = self.0.schedule(schedule).await;
+        self.after_call(result)
     }
 
     async fn on_call(
@@ -419,7 +605,8 @@ impl Provider for Announcing {
         window: Window,
     ) -> Result<Vec<RoleTimeline>, Error> {
         announce("on_call", schedule);
-        self.0.on_call(schedule, window).await
+        let result = self.0.on_call(schedule, window).await;
+        self.after_call(result)
     }
 
     async fn get_override(
@@ -428,7 +615,8 @@ impl Provider for Announcing {
         id: &OverrideId,
     ) -> Result<Option<Override>, Error> {
         announce("get_override", schedule);
-        self.0.get_override(schedule, id).await
+        let result = self.0.get_override(schedule, id).await;
+        self.after_call(result)
     }
 
     async fn list_overrides(
@@ -437,7 +625,8 @@ impl Provider for Announcing {
         window: Window,
     ) -> Result<Vec<Override>, Error> {
         announce("list_overrides", schedule);
-        self.0.list_overrides(schedule, window).await
+        let result = self.0.list_overrides(schedule, window).await;
+        self.after_call(result)
     }
 
     async fn create_overrides(
@@ -446,7 +635,8 @@ impl Provider for Announcing {
         overrides: &[NewOverride],
     ) -> Result<Vec<Result<Override, Error>>, Error> {
         announce("create_overrides", schedule);
-        self.0.create_overrides(schedule, overrides).await
+        let result = self.0.create_overrides(schedule, overrides).await;
+        self.after_call(result)
     }
 
     async fn update_override(
@@ -456,7 +646,8 @@ impl Provider for Announcing {
         span: &Span,
     ) -> Result<Override, Error> {
         announce("update_override", schedule);
-        self.0.update_override(schedule, id, span).await
+        let result = self.0.update_override(schedule, id, span).await;
+        self.after_call(result)
     }
 
     async fn delete_override(
@@ -465,6 +656,7 @@ impl Provider for Announcing {
         id: &OverrideId,
     ) -> Result<Deletion, Error> {
         announce("delete_override", schedule);
-        self.0.delete_override(schedule, id).await
+        let result = self.0.delete_override(schedule, id).await;
+        self.after_call(result)
     }
 }
