@@ -1,0 +1,1 @@
+//! [`Probe`] for JSM Operations (placeholder while the simulator is written).
