@@ -144,7 +144,11 @@ impl JsmBuilder {
 
     /// A person's accountId, handed over by the host: no lookup is made for them, and they are
     /// known even where the site hides their e-mail.
-    pub fn with_account_id(mut self, email: impl Into<String>, account_id: impl Into<String>) -> Self {
+    pub fn with_account_id(
+        mut self,
+        email: impl Into<String>,
+        account_id: impl Into<String>,
+    ) -> Self {
         self.known.push((email.into(), account_id.into()));
         self
     }
@@ -223,7 +227,11 @@ impl JsmBuilder {
             }
             known.push((email, account.trim().to_owned()));
         }
-        let user_agent: String = self.user_agent.chars().filter(|c| !c.is_control()).collect();
+        let user_agent: String = self
+            .user_agent
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
         let burst = u32::try_from(self.max_concurrency).unwrap_or(u32::MAX);
         let pacer = match self.rate {
             Rate::Adaptive(rate) => Pacer::adaptive(rate, burst),
@@ -284,14 +292,24 @@ mod tests {
     fn a_site_or_a_cloud_id_is_needed() {
         assert!(matches!(base().build(), Err(Error::InvalidInput(_))));
         let p = base().with_site("acme.atlassian.net").build().unwrap();
-        assert_eq!(p.account().as_deref(), Some("jsm site https://acme.atlassian.net/"));
+        assert_eq!(
+            p.account().as_deref(),
+            Some("jsm site https://acme.atlassian.net/")
+        );
         let p = base().with_cloud_id("c-1").build().unwrap();
         assert_eq!(
             p.account().as_deref(),
             Some("jsm https://api.atlassian.com/jsm/ops/api/c-1")
         );
         for bad in ["ftp://x", "https://"] {
-            assert!(base().with_site("s").with_api_base_url(bad).build().is_err(), "{bad}");
+            assert!(
+                base()
+                    .with_site("s")
+                    .with_api_base_url(bad)
+                    .build()
+                    .is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -306,8 +324,22 @@ mod tests {
         assert!(!format!("{b:?}").contains("ops@example.com"));
         let p = b.build().unwrap();
         assert!(!format!("{p:?}").contains(secret));
-        assert!(JsmBuilder::new().with_site("s").with_api_token(secret).build().is_err(), "no e-mail");
-        assert!(JsmBuilder::new().with_site("s").with_email("ops@example.com").build().is_err(), "no token");
+        assert!(
+            JsmBuilder::new()
+                .with_site("s")
+                .with_api_token(secret)
+                .build()
+                .is_err(),
+            "no e-mail"
+        );
+        assert!(
+            JsmBuilder::new()
+                .with_site("s")
+                .with_email("ops@example.com")
+                .build()
+                .is_err(),
+            "no token"
+        );
         assert!(JsmBuilder::new()
             .with_site("s")
             .with_email("ops@example.com")
@@ -324,7 +356,11 @@ mod tests {
 
     #[test]
     fn capabilities_follow_the_concurrency() {
-        let p = base().with_site("s").with_max_concurrency(3).build().unwrap();
+        let p = base()
+            .with_site("s")
+            .with_max_concurrency(3)
+            .build()
+            .unwrap();
         let caps = p.capabilities();
         assert_eq!(caps.max_batch, 3);
         assert!(caps.update_in_place && !caps.client_ids && !caps.batch_is_one_request);

@@ -83,10 +83,9 @@ impl<'a> Request<'a> {
     }
 }
 
-/// A 2xx answer: its status and JSON body (`Null` when empty).
+/// A 2xx answer's JSON body (`Null` when empty).
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
-    pub status: u16,
     pub body: Value,
 }
 
@@ -349,7 +348,7 @@ impl Client {
             } else {
                 parse_body(&body)?
             };
-            return Ok(Answer { status, body });
+            return Ok(Answer { body });
         }
         let now = self.vendor_now().unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let error = parse_error(status, &headers, &body, &request.context, now);

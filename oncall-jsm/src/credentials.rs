@@ -37,7 +37,6 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 /// The e-mail and token of one connection, and the Basic header built from them.
 #[derive(Clone)]
 pub(crate) struct Credentials {
-    email: String,
     token: ApiKey,
     /// `base64(email:token)`: the header's secret part, scrubbed like the token.
     basic: ApiKey,
@@ -63,21 +62,12 @@ impl Credentials {
             .into());
         }
         let basic = ApiKey::new(base64(format!("{email}:{}", token.expose()).as_bytes()))?;
-        Ok(Credentials {
-            email: email.to_owned(),
-            token,
-            basic,
-        })
+        Ok(Credentials { token, basic })
     }
 
     /// `Basic <base64(email:token)>`.
     pub(crate) fn header_value(&self) -> String {
         format!("Basic {}", self.basic.expose())
-    }
-
-    /// The account e-mail (for messages that must say which account a call ran as).
-    pub(crate) fn email(&self) -> &str {
-        &self.email
     }
 
     /// `text` with the token and the encoded pair removed, in every spelling [`ApiKey`] knows.
@@ -120,10 +110,16 @@ mod tests {
         let header = c.header_value();
         assert_eq!(
             header,
-            format!("Basic {}", base64(format!("ops@example.com:{token}").as_bytes()))
+            format!(
+                "Basic {}",
+                base64(format!("ops@example.com:{token}").as_bytes())
+            )
         );
         let secret = header.trim_start_matches("Basic ");
-        let echo = format!("401: header was {header}; token {token}; json {}", secret.replace('/', "\\/"));
+        let echo = format!(
+            "401: header was {header}; token {token}; json {}",
+            secret.replace('/', "\\/")
+        );
         let clean = c.redact_in(&echo);
         assert!(!clean.contains(token) && !clean.contains(secret), "{clean}");
         assert!(!format!("{c:?}").contains(token));

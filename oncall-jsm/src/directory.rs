@@ -107,7 +107,9 @@ impl Directory {
                         self.learn(&account, Some(shown), name);
                         Ok(account)
                     }
-                    Some(_) => Err("the site's search found someone else for this e-mail".to_owned()),
+                    Some(_) => {
+                        Err("the site's search found someone else for this e-mail".to_owned())
+                    }
                     None => Err(format!(
                         "the site hides the e-mail of the user it found ({account}): hand the \
                          accountId over with JsmBuilder::with_account_id"
@@ -118,7 +120,8 @@ impl Directory {
         match found {
             Ok(account) => Ok(account),
             Err(why) => {
-                lock(&self.by_email).insert(email.clone(), Found::Unknown(Instant::now(), why.clone()));
+                lock(&self.by_email)
+                    .insert(email.clone(), Found::Unknown(Instant::now(), why.clone()));
                 Err(unknown(email, &why))
             }
         }
@@ -127,7 +130,9 @@ impl Directory {
     fn known_email(&self, email: &Email) -> Option<Result<String, Error>> {
         match lock(&self.by_email).get(email)? {
             Found::Account(account) => Some(Ok(account.clone())),
-            Found::Unknown(at, why) if at.elapsed() < UNKNOWN_RETRY => Some(Err(unknown(email, why))),
+            Found::Unknown(at, why) if at.elapsed() < UNKNOWN_RETRY => {
+                Some(Err(unknown(email, why)))
+            }
             Found::Unknown(..) => None,
         }
     }
@@ -169,7 +174,11 @@ impl Directory {
 
     /// The e-mail standing for an accountId in the core's model: the person's, or the reserved
     /// one of [`Responder::Account`] when the site does not say.
-    pub(crate) async fn email_of(&self, client: &Client, account: &str) -> Result<Option<Email>, Error> {
+    pub(crate) async fn email_of(
+        &self,
+        client: &Client,
+        account: &str,
+    ) -> Result<Option<Email>, Error> {
         let person = self.person(client, account).await?;
         Ok(match person.email {
             Some(email) => Some(email),
@@ -178,19 +187,17 @@ impl Directory {
     }
 
     /// A member for the schedule listing: e-mail and display name.
-    pub(crate) async fn member_of(&self, client: &Client, account: &str) -> Result<Option<Member>, Error> {
+    pub(crate) async fn member_of(
+        &self,
+        client: &Client,
+        account: &str,
+    ) -> Result<Option<Member>, Error> {
         let person = self.person(client, account).await?;
         let Some(email) = self.email_of(client, account).await? else {
             return Ok(None);
         };
         let name = person.name.unwrap_or_else(|| email.to_string());
         Ok(Some(Member::new(email, name)))
-    }
-
-    /// How many people are known (for tests of the least-data promise).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.by_account).len()
     }
 }
 

@@ -48,7 +48,11 @@ impl VendorError {
                 .collect();
             let text = text.trim().to_owned();
             return VendorError {
-                texts: if text.is_empty() { Vec::new() } else { vec![text] },
+                texts: if text.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![text]
+                },
                 codes: Vec::new(),
             };
         };
@@ -99,11 +103,6 @@ impl VendorError {
             .any(|w| words.contains(w))
     }
 
-    /// Whether the refusal is about `rotationIds` (a vendor that wants them named).
-    pub(crate) fn names_rotations(&self) -> bool {
-        self.words().contains("rotation")
-    }
-
     /// Whether the refusal is about the page size.
     pub(crate) fn names_the_size(&self) -> bool {
         let words = self.words();
@@ -137,7 +136,9 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Dur
     if let Ok(seconds) = value.parse::<f64>() {
         return Duration::try_from_secs_f64(seconds.max(0.0)).ok();
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     let base = headers
         .get("date")
         .and_then(|d| d.to_str().ok())
@@ -257,8 +258,14 @@ mod tests {
     #[test]
     fn statuses_decide_in_the_spec_shapes() {
         // 401 in the spec's UnauthorizedErrorResponse shape.
-        let e = map(401, r#"{"code":401,"message":"Unauthorized; scope does not match"}"#, read());
-        assert!(matches!(&e, Error::Unauthenticated { message } if message.contains("scope does not match")));
+        let e = map(
+            401,
+            r#"{"code":401,"message":"Unauthorized; scope does not match"}"#,
+            read(),
+        );
+        assert!(
+            matches!(&e, Error::Unauthenticated { message } if message.contains("scope does not match"))
+        );
         // 403 on a write, whatever the body: R8.
         let member = ann();
         let write = CallContext {
@@ -267,7 +274,12 @@ mod tests {
             alias: None,
             member: Some(&member),
         };
-        for body in [r#"{"errors":[{"title":"Forbidden","code":"FORBIDDEN"}]}"#, "", "<html>nope</html>", r#"{"message":"no"}"#] {
+        for body in [
+            r#"{"errors":[{"title":"Forbidden","code":"FORBIDDEN"}]}"#,
+            "",
+            "<html>nope</html>",
+            r#"{"message":"no"}"#,
+        ] {
             let e = map(403, body, write);
             assert!(e.is_permission_denied(), "{body}: {e:?}");
             assert!(e.to_string().contains("read-only or lacks rights"));
@@ -281,19 +293,42 @@ mod tests {
             ..read()
         };
         let e = map(404, r#"{"errors":[{"title":"Override not found"}]}"#, alias);
-        assert!(matches!(e, Error::NotFound { resource: Resource::Override(a), .. } if a == "c73c3ffa"));
+        assert!(
+            matches!(e, Error::NotFound { resource: Resource::Override(a), .. } if a == "c73c3ffa")
+        );
         let e = map(404, r#"{"errors":[{"title":"Schedule not found"}]}"#, alias);
-        assert!(matches!(e, Error::NotFound { resource: Resource::Schedule(_), .. }));
+        assert!(matches!(
+            e,
+            Error::NotFound {
+                resource: Resource::Schedule(_),
+                ..
+            }
+        ));
         // 422 naming the responder on a write naming a person: that person is unknown.
-        let e = map(422, r#"{"errors":[{"title":"Responder user could not be found","code":"INVALID"}]}"#, write);
-        assert!(matches!(&e, Error::UnknownMember { email, message } if *email == member && message.contains("INVALID")));
+        let e = map(
+            422,
+            r#"{"errors":[{"title":"Responder user could not be found","code":"INVALID"}]}"#,
+            write,
+        );
+        assert!(
+            matches!(&e, Error::UnknownMember { email, message } if *email == member && message.contains("INVALID"))
+        );
         // Other refusals stand as refusals, with the vendor's words.
-        let e = map(422, r#"{"errors":[{"title":"End date must be in the future"}]}"#, write);
+        let e = map(
+            422,
+            r#"{"errors":[{"title":"End date must be in the future"}]}"#,
+            write,
+        );
         assert!(matches!(&e, Error::Rejected { message } if message.contains("End date")));
         assert!(matches!(map(409, "{}", write), Error::Conflict { .. }));
-        assert!(matches!(map(503, "<html>busy</html>", read()), Error::Transient { message } if message.contains("busy")));
+        assert!(
+            matches!(map(503, "<html>busy</html>", read()), Error::Transient { message } if message.contains("busy"))
+        );
         assert!(matches!(map(501, "", read()), Error::Unsupported { .. }));
-        assert!(matches!(map(302, "", read()), Error::InvalidResponse { .. }));
+        assert!(matches!(
+            map(302, "", read()),
+            Error::InvalidResponse { .. }
+        ));
     }
 
     #[test]
@@ -301,29 +336,46 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
         let e = parse_error(429, &h, b"", &read(), now());
-        assert!(matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)));
+        assert!(
+            matches!(e, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
         h.insert("retry-after", HeaderValue::from_static("0.5"));
         assert_eq!(retry_after(&h, now()), Some(Duration::from_millis(500)));
-        h.insert("retry-after", HeaderValue::from_static("Thu, 01 Feb 2024 08:00:30 GMT"));
-        h.insert("date", HeaderValue::from_static("Thu, 01 Feb 2024 08:00:10 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Thu, 01 Feb 2024 08:00:30 GMT"),
+        );
+        h.insert(
+            "date",
+            HeaderValue::from_static("Thu, 01 Feb 2024 08:00:10 GMT"),
+        );
         assert_eq!(retry_after(&h, now()), Some(Duration::from_secs(20)));
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now()), None);
         assert!(matches!(
             parse_error(429, &HeaderMap::new(), b"", &read(), now()),
-            Error::RateLimited { retry_after: None, .. }
+            Error::RateLimited {
+                retry_after: None,
+                ..
+            }
         ));
     }
 
     #[test]
     fn every_body_shape_is_read() {
         let jira = VendorError::read(br#"{"errorMessages":["The query parameter 'accountId' is required"],"errors":{"query":"bad"}}"#);
-        assert_eq!(jira.describe(400), "HTTP 400: query: bad; The query parameter 'accountId' is required");
-        let spec = VendorError::read(br#"{"errors":[{"title":"size must be at most 25","code":"BAD_REQUEST"}]}"#);
+        assert_eq!(
+            jira.describe(400),
+            "HTTP 400: query: bad; The query parameter 'accountId' is required"
+        );
+        let spec = VendorError::read(
+            br#"{"errors":[{"title":"size must be at most 25","code":"BAD_REQUEST"}]}"#,
+        );
         assert!(spec.names_the_size() && !spec.names_a_person());
-        assert_eq!(spec.describe(422), "HTTP 422: size must be at most 25 [code BAD_REQUEST]");
-        let rotations = VendorError::read(br#"{"errors":[{"title":"rotationIds must not be empty"}]}"#);
-        assert!(rotations.names_rotations());
+        assert_eq!(
+            spec.describe(422),
+            "HTTP 422: size must be at most 25 [code BAD_REQUEST]"
+        );
         assert_eq!(VendorError::read(b"").describe(502), "HTTP 502");
     }
 }

@@ -120,7 +120,10 @@ impl<'a> Node<'a> {
     pub(crate) fn u32(&self) -> Result<u32, Error> {
         let n = self.f64()?;
         if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
-            return Err(invalid(self.path(), format_args!("expected a count, got {n}")));
+            return Err(invalid(
+                self.path(),
+                format_args!("expected a count, got {n}"),
+            ));
         }
         Ok(n as u32)
     }
@@ -137,7 +140,12 @@ impl<'a> Node<'a> {
         let text = self.str()?;
         DateTime::parse_from_rfc3339(text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| invalid(self.path(), format_args!("{text:?} is not a date-time ({e})")))
+            .map_err(|e| {
+                invalid(
+                    self.path(),
+                    format_args!("{text:?} is not a date-time ({e})"),
+                )
+            })
     }
 }
 
@@ -163,7 +171,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("values[1].alias: expected a string"));
-        assert!(parse_body(b"<html>").unwrap_err().to_string().contains("$: not JSON"));
+        assert!(parse_body(b"<html>")
+            .unwrap_err()
+            .to_string()
+            .contains("$: not JSON"));
         assert!(Node::root(&json!([1])).opt("x").is_err(), "not an object");
     }
 
@@ -175,7 +186,11 @@ mod tests {
         assert!(root.opt("a").unwrap().is_none() && root.has("a") && !root.has("b"));
         assert!(root.opt_items("a").unwrap().is_empty());
         assert_eq!(
-            root.field("when").unwrap().instant().unwrap().timestamp_subsec_millis(),
+            root.field("when")
+                .unwrap()
+                .instant()
+                .unwrap()
+                .timestamp_subsec_millis(),
             263
         );
         assert_eq!(

@@ -29,7 +29,6 @@ pub(crate) struct WireSchedule {
     pub id: String,
     pub name: String,
     pub zone: Tz,
-    pub enabled: bool,
     /// `None` when the answer had no `rotations` field (not expanded).
     pub rotations: Option<Vec<WireRotation>>,
 }
@@ -95,7 +94,9 @@ pub(crate) fn responder(node: &Node<'_>) -> Result<WireResponder, Error> {
 /// Parses one schedule object (an item of a list, or a get).
 pub(crate) fn schedule(node: &Node<'_>) -> Result<WireSchedule, Error> {
     let id = node.field("id")?.str()?.to_owned();
-    let name = node.opt_str("name")?.map_or_else(|| id.clone(), str::to_owned);
+    let name = node
+        .opt_str("name")?
+        .map_or_else(|| id.clone(), str::to_owned);
     let tz = node.field("timezone")?;
     let zone: Tz = tz.str()?.parse().map_err(|_| {
         invalid(
@@ -103,10 +104,6 @@ pub(crate) fn schedule(node: &Node<'_>) -> Result<WireSchedule, Error> {
             format_args!("unknown time zone {:?}", tz.str().unwrap_or_default()),
         )
     })?;
-    let enabled = match node.opt("enabled")? {
-        Some(n) => n.bool()?,
-        None => true,
-    };
     let rotations = if node.has("rotations") {
         Some(
             node.opt_items("rotations")?
@@ -121,7 +118,6 @@ pub(crate) fn schedule(node: &Node<'_>) -> Result<WireSchedule, Error> {
         id,
         name,
         zone,
-        enabled,
         rotations,
     })
 }
@@ -261,7 +257,11 @@ pub(crate) fn timeline(root: &Node<'_>) -> Result<Vec<TimelineRotation>, Error> 
                 id: r.field("id")?.str()?.to_owned(),
                 name: r.opt_str("name")?.unwrap_or_default().to_owned(),
                 order: r.opt("order")?.map(|o| o.f64()).transpose()?,
-                deleted: r.opt("deleted")?.map(|d| d.bool()).transpose()?.unwrap_or(false),
+                deleted: r
+                    .opt("deleted")?
+                    .map(|d| d.bool())
+                    .transpose()?
+                    .unwrap_or(false),
                 periods,
             })
         })
@@ -278,7 +278,10 @@ fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
     Ok(TimelinePeriod {
         start: node.field("startDate")?.instant()?,
         end: node.field("endDate")?.instant()?,
-        responder: who.map(|r| responder(&r)).transpose()?.unwrap_or(WireResponder::Nobody),
+        responder: who
+            .map(|r| responder(&r))
+            .transpose()?
+            .unwrap_or(WireResponder::Nobody),
     })
 }
 
@@ -296,7 +299,11 @@ pub(crate) fn wire_span(span: &Span) -> Span {
 /// The body of a create or an update: the responder, the span, and `rotationIds` only when given
 /// (left out, the override applies to every rotation: the spec's "should be null to apply the
 /// override to all rotations").
-pub(crate) fn override_body(responder: Value, span: &Span, rotation_ids: Option<&[String]>) -> Value {
+pub(crate) fn override_body(
+    responder: Value,
+    span: &Span,
+    rotation_ids: Option<&[String]>,
+) -> Value {
     let mut body = json!({
         "responder": responder,
         "startDate": wire_instant(span.start),
@@ -341,8 +348,14 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(r.end, Some(Utc.with_ymd_and_hms(2024, 4, 28, 10, 0, 0).unwrap()));
-        assert_eq!(r.restrictions, vec![Restriction::time_of_day(9, 0, 17, 30).unwrap()]);
+        assert_eq!(
+            r.end,
+            Some(Utc.with_ymd_and_hms(2024, 4, 28, 10, 0, 0).unwrap())
+        );
+        assert_eq!(
+            r.restrictions,
+            vec![Restriction::time_of_day(9, 0, 17, 30).unwrap()]
+        );
         let bare: Value = serde_json::json!({"id": "s", "timezone": "UTC"});
         assert!(schedule(&Node::root(&bare)).unwrap().rotations.is_none());
     }
@@ -350,7 +363,10 @@ mod tests {
     #[test]
     fn malformed_answers_name_the_field() {
         for (json, expect) in [
-            (r#"{"id":"s","timezone":"Mars/Base"}"#, "timezone: unknown time zone"),
+            (
+                r#"{"id":"s","timezone":"Mars/Base"}"#,
+                "timezone: unknown time zone",
+            ),
             (
                 r#"{"id":"s","timezone":"UTC","rotations":[{"id":"r","type":"monthly","startDate":"2024-01-01T00:00:00Z"}]}"#,
                 "rotations[0].type: unknown rotation type",
@@ -364,8 +380,12 @@ mod tests {
             let e = schedule(&Node::root(&v)).unwrap_err();
             assert!(e.to_string().contains(expect), "{e}");
         }
-        let v = json!({"alias": "", "responder": {"type": "noone"}, "startDate": "x", "endDate": "y"});
-        assert!(override_(&Node::root(&v)).unwrap_err().to_string().contains("alias: empty"));
+        let v =
+            json!({"alias": "", "responder": {"type": "noone"}, "startDate": "x", "endDate": "y"});
+        assert!(override_(&Node::root(&v))
+            .unwrap_err()
+            .to_string()
+            .contains("alias: empty"));
     }
 
     #[test]
@@ -393,8 +413,13 @@ mod tests {
         let rotations = timeline(&Node::root(&t)).unwrap();
         assert_eq!(rotations.len(), 2);
         assert_eq!(rotations[0].order, Some(1.0));
-        assert_eq!(rotations[0].periods[0].responder, WireResponder::User("5b2b0e011b3a756623f4e25e".into()));
-        assert!(matches!(&rotations[0].periods[1].responder, WireResponder::Other { kind, .. } if kind == "team"));
+        assert_eq!(
+            rotations[0].periods[0].responder,
+            WireResponder::User("5b2b0e011b3a756623f4e25e".into())
+        );
+        assert!(
+            matches!(&rotations[0].periods[1].responder, WireResponder::Other { kind, .. } if kind == "team")
+        );
         assert!(rotations[1].deleted && rotations[1].periods.is_empty());
     }
 
@@ -412,6 +437,9 @@ mod tests {
                    "startDate": "2025-07-01T06:00:00Z", "endDate": "2025-07-02T06:00:00Z"})
         );
         let ids = ["r1".to_owned()];
-        assert_eq!(override_body(who, &span, Some(&ids))["rotationIds"], json!(["r1"]));
+        assert_eq!(
+            override_body(who, &span, Some(&ids))["rotationIds"],
+            json!(["r1"])
+        );
     }
 }

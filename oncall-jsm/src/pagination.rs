@@ -53,7 +53,9 @@ pub(crate) fn resolve_next(root: &Url, next: &str) -> Result<Url, Error> {
         .path()
         .starts_with(&format!("{}/", root.path().trim_end_matches('/')));
     if !same_origin || !below {
-        return Err(bad("outside the API this connection talks to: not followed"));
+        return Err(bad(
+            "outside the API this connection talks to: not followed",
+        ));
     }
     Ok(url)
 }
@@ -139,11 +141,12 @@ pub(crate) async fn collect(
 /// Whether a refusal is of the page size (a 400 or 422 whose words name it).
 fn refuses_the_size(message: &str) -> bool {
     let status = message.starts_with("HTTP 400") || message.starts_with("HTTP 422");
-    status && VendorError {
-        texts: vec![message.to_owned()],
-        codes: Vec::new(),
-    }
-    .names_the_size()
+    status
+        && VendorError {
+            texts: vec![message.to_owned()],
+            codes: Vec::new(),
+        }
+        .names_the_size()
 }
 
 #[cfg(test)]
@@ -178,18 +181,29 @@ mod tests {
             "schedules?offset=2",
             "https://api.atlassian.com/jsm/ops/api/cloud-10/v1/x",
         ] {
-            assert!(matches!(resolve_next(&root(), bad), Err(Error::InvalidResponse { .. })), "{bad}");
+            assert!(
+                matches!(
+                    resolve_next(&root(), bad),
+                    Err(Error::InvalidResponse { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn pages_read_values_and_the_next_link() {
-        let (items, next) = page(&json!({"values": [{"a": 1}, {"a": 2}], "links": {"next": "/v1/x?offset=2"}})).unwrap();
+        let (items, next) =
+            page(&json!({"values": [{"a": 1}, {"a": 2}], "links": {"next": "/v1/x?offset=2"}}))
+                .unwrap();
         assert_eq!((items.len(), next.as_deref()), (2, Some("/v1/x?offset=2")));
         let (items, next) = page(&json!({"values": [], "links": {}})).unwrap();
         assert!(items.is_empty() && next.is_none());
         let (items, next) = page(&json!({"links": {"next": ""}})).unwrap();
-        assert!(items.is_empty() && next.is_none(), "an empty link ends the list");
+        assert!(
+            items.is_empty() && next.is_none(),
+            "an empty link ends the list"
+        );
         assert!(page(&json!({"values": {"a": 1}})).is_err());
         assert!(page(&json!({"values": [], "links": {"next": 3}})).is_err());
     }
@@ -198,7 +212,9 @@ mod tests {
     fn size_refusals_are_recognised_by_status_and_words() {
         assert!(refuses_the_size("HTTP 422: size must be between 1 and 25"));
         assert!(refuses_the_size("HTTP 400: Invalid limit"));
-        assert!(!refuses_the_size("HTTP 422: End date must be in the future"));
+        assert!(!refuses_the_size(
+            "HTTP 422: End date must be in the future"
+        ));
         assert!(!refuses_the_size("HTTP 409: size"));
     }
 }

@@ -115,21 +115,30 @@ impl JsmProvider {
 
     /// Every schedule item of the listing, each parsed on its own: one odd item is that item's
     /// error, never the listing's.
-    async fn list_wire_schedules(&self) -> Result<Vec<Result<WireSchedule, UnreadableSchedule>>, Error> {
+    async fn list_wire_schedules(
+        &self,
+    ) -> Result<Vec<Result<WireSchedule, Box<UnreadableSchedule>>>, Error> {
         let first = Request::ops(Method::GET, &["schedules"], CallContext::default())
             .query("expand", "rotation");
         let items =
-            pagination::collect(&self.client, first, &self.memory.size_refused, "schedules").await?;
+            pagination::collect(&self.client, first, &self.memory.size_refused, "schedules")
+                .await?;
         Ok(items
             .iter()
             .map(|item| {
                 let node = Node::root(item);
-                models::schedule(&node).map_err(|error| UnreadableSchedule {
-                    id: VendorScheduleId(
-                        node.opt_str("id").ok().flatten().unwrap_or("(no id)").to_owned(),
-                    ),
-                    name: node.opt_str("name").ok().flatten().map(str::to_owned),
-                    error,
+                models::schedule(&node).map_err(|error| {
+                    Box::new(UnreadableSchedule {
+                        id: VendorScheduleId(
+                            node.opt_str("id")
+                                .ok()
+                                .flatten()
+                                .unwrap_or("(no id)")
+                                .to_owned(),
+                        ),
+                        name: node.opt_str("name").ok().flatten().map(str::to_owned),
+                        error,
+                    })
                 })
             })
             .collect())
@@ -141,8 +150,8 @@ impl JsmProvider {
             schedule: Some(&schedule.0),
             ..CallContext::default()
         };
-        let request =
-            Request::ops(Method::GET, &["schedules", &schedule.0], context).query("expand", "rotation");
+        let request = Request::ops(Method::GET, &["schedules", &schedule.0], context)
+            .query("expand", "rotation");
         let answer = self.client.send(&request).await?;
         let wire = models::schedule(&Node::root(&answer.body))?;
         self.with_rotations(wire).await
@@ -161,7 +170,8 @@ impl JsmProvider {
         };
         let first = Request::ops(Method::GET, &["schedules", &id, "rotations"], context);
         let items =
-            pagination::collect(&self.client, first, &self.memory.size_refused, "rotations").await?;
+            pagination::collect(&self.client, first, &self.memory.size_refused, "rotations")
+                .await?;
         wire.rotations = Some(
             items
                 .iter()
@@ -182,7 +192,11 @@ impl JsmProvider {
             schedule: Some(&schedule.0),
             ..CallContext::default()
         };
-        let mut request = Request::ops(Method::GET, &["schedules", &schedule.0, "timeline"], context);
+        let mut request = Request::ops(
+            Method::GET,
+            &["schedules", &schedule.0, "timeline"],
+            context,
+        );
         let days = match span {
             Some((date, days)) => {
                 request = request.query("date", date);
@@ -198,7 +212,11 @@ impl JsmProvider {
     }
 
     /// The core's view of a schedule, rotations in `order`, people by e-mail.
-    async fn translate(&self, wire: WireSchedule, order: &[usize]) -> Result<VendorSchedule, Error> {
+    async fn translate(
+        &self,
+        wire: WireSchedule,
+        order: &[usize],
+    ) -> Result<VendorSchedule, Error> {
         let rotations = wire.rotations.unwrap_or_default();
         let mut members: Vec<Member> = Vec::new();
         let mut translated = Vec::with_capacity(order.len());
@@ -246,9 +264,17 @@ impl JsmProvider {
     }
 
     /// The ids of a schedule's rotations (for overrides that must name them).
-    async fn rotation_ids_of(&self, schedule: &VendorScheduleId) -> Result<Vec<String>, Error> {
+    pub(crate) async fn rotation_ids_of(
+        &self,
+        schedule: &VendorScheduleId,
+    ) -> Result<Vec<String>, Error> {
         let wire = self.wire_schedule(schedule).await?;
-        Ok(wire.rotations.unwrap_or_default().into_iter().map(|r| r.id).collect())
+        Ok(wire
+            .rotations
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.id)
+            .collect())
     }
 
     // ------------------------------------------------------------------------------------------
@@ -309,7 +335,8 @@ impl JsmProvider {
     async fn fetch_overrides(&self, schedule: &VendorScheduleId) -> Result<Vec<Override>, Error> {
         let first = Self::override_request(Method::GET, schedule, None, None);
         let items =
-            pagination::collect(&self.client, first, &self.memory.size_refused, "overrides").await?;
+            pagination::collect(&self.client, first, &self.memory.size_refused, "overrides")
+                .await?;
         let mut held = Vec::with_capacity(items.len());
         let mut named = HashMap::new();
         for item in &items {
@@ -513,13 +540,18 @@ impl Provider for JsmProvider {
                                 Ok(schedule) => listing.schedules.push(schedule),
                                 // Gone or hidden since it was listed, or rotations this adapter
                                 // cannot read: that schedule alone.
-                                Err(error @ (Error::NotFound { .. } | Error::InvalidResponse { .. })) => {
-                                    listing.unreadable.push(UnreadableSchedule { id, name, error })
+                                Err(
+                                    error
+                                    @ (Error::NotFound { .. } | Error::InvalidResponse { .. }),
+                                ) => {
+                                    listing
+                                        .unreadable
+                                        .push(UnreadableSchedule { id, name, error })
                                 }
                                 Err(e) => return Err(e),
                             }
                         }
-                        Err(unreadable) => listing.unreadable.push(unreadable),
+                        Err(unreadable) => listing.unreadable.push(*unreadable),
                     }
                 }
                 Ok(listing)
@@ -556,8 +588,11 @@ impl Provider for JsmProvider {
     ) -> Result<Vec<RoleTimeline>, Error> {
         self.scrubbed(
             async {
-                let config: Vec<WireRotation> =
-                    self.wire_schedule(schedule).await?.rotations.unwrap_or_default();
+                let config: Vec<WireRotation> = self
+                    .wire_schedule(schedule)
+                    .await?
+                    .rotations
+                    .unwrap_or_default();
                 let mut answers = Vec::new();
                 for chunk in chunks(window) {
                     let date = chunk.start().to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -676,8 +711,12 @@ impl Provider for JsmProvider {
             async {
                 let span = models::wire_span(span);
                 let responder = self.responder_json(&span.member).await?;
-                let request =
-                    Self::override_request(Method::PUT, schedule, Some(id.as_str()), Some(&span.member));
+                let request = Self::override_request(
+                    Method::PUT,
+                    schedule,
+                    Some(id.as_str()),
+                    Some(&span.member),
+                );
                 let rotations = self.remembered(schedule, id);
                 let wire = self
                     .send_override(request, schedule, responder, &span, rotations)
@@ -699,7 +738,8 @@ impl Provider for JsmProvider {
     ) -> Result<Deletion, Error> {
         self.scrubbed(
             async {
-                let request = Self::override_request(Method::DELETE, schedule, Some(id.as_str()), None);
+                let request =
+                    Self::override_request(Method::DELETE, schedule, Some(id.as_str()), None);
                 self.client.send(&request).await?;
                 if let Some(known) = lock(&self.memory.rotation_ids).get_mut(&schedule.0) {
                     known.remove(id);
@@ -741,8 +781,12 @@ mod tests {
 
     #[test]
     fn refusals_for_naming_no_rotation_are_recognised() {
-        assert!(refuses_no_rotation("HTTP 422: rotationIds must not be empty"));
-        assert!(!refuses_no_rotation("HTTP 422: End date must be in the future"));
+        assert!(refuses_no_rotation(
+            "HTTP 422: rotationIds must not be empty"
+        ));
+        assert!(!refuses_no_rotation(
+            "HTTP 422: End date must be in the future"
+        ));
         assert!(!refuses_no_rotation("HTTP 404: rotation not found"));
     }
 }

@@ -42,7 +42,10 @@ pub(crate) fn interval_days(chunk: Window) -> i64 {
 /// The order of the schedule's rotations as the UI shows them: by timeline `order` ascending,
 /// ties (and rotations the timeline does not list) by the vendor's array index. Indices into
 /// `rotations`.
-pub(crate) fn rotation_order(rotations: &[WireRotation], timeline: &[TimelineRotation]) -> Vec<usize> {
+pub(crate) fn rotation_order(
+    rotations: &[WireRotation],
+    timeline: &[TimelineRotation],
+) -> Vec<usize> {
     let order: HashMap<&str, f64> = timeline
         .iter()
         .filter_map(|t| Some((t.id.as_str(), t.order?)))
@@ -96,7 +99,10 @@ pub(crate) fn role_timelines(
                     gathered.len() - 1
                 }
             };
-            let (lo, hi) = (chunk.start().max(window.start()), chunk.end().min(window.end()));
+            let (lo, hi) = (
+                chunk.start().max(window.start()),
+                chunk.end().min(window.end()),
+            );
             for p in &r.periods {
                 let (start, end) = (p.start.max(lo), p.end.min(hi));
                 if start >= end {
@@ -111,9 +117,10 @@ pub(crate) fn role_timelines(
         }
     }
     gathered.retain(|g| {
-        config.iter().find(|r| r.id == g.id).is_none_or(|r| {
-            r.start < window.end() && r.end.is_none_or(|e| e > window.start())
-        })
+        config
+            .iter()
+            .find(|r| r.id == g.id)
+            .is_none_or(|r| r.start < window.end() && r.end.is_none_or(|e| e > window.start()))
     });
     gathered.sort_by(|a, b| {
         let key = |g: &Gathered| g.order.unwrap_or(f64::INFINITY);
@@ -188,7 +195,12 @@ mod tests {
     fn people() -> HashMap<String, Email> {
         ["ann", "bob"]
             .iter()
-            .map(|n| ((*n).to_owned(), Email::parse(&format!("{n}@example.com")).unwrap()))
+            .map(|n| {
+                (
+                    (*n).to_owned(),
+                    Email::parse(&format!("{n}@example.com")).unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -248,7 +260,11 @@ mod tests {
         let roles = role_timelines(&[(w1, answer.clone()), (w2, answer)], &[], &people(), whole);
         let names: Vec<_> = roles.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["c", "a", "b"]);
-        assert_eq!(roles[0].periods.len(), 1, "joined across the chunk boundary");
+        assert_eq!(
+            roles[0].periods.len(),
+            1,
+            "joined across the chunk boundary"
+        );
     }
 
     #[test]

@@ -19,7 +19,14 @@ async fn the_provider_passes_the_conformance_suite_under_every_dialect() {
         };
         eprintln!("dialect {name}");
         conformance::run_all(&sim.provider(), &ctx).await;
-        let outside: Vec<_> = sim.requests().into_iter().filter(|r| !r.simulated).collect();
-        assert!(outside.is_empty(), "{name}: only simulated endpoints: {outside:?}");
+        let outside: Vec<_> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| !r.simulated)
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "{name}: only simulated endpoints: {outside:?}"
+        );
     }
 }

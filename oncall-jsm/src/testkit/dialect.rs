@@ -218,28 +218,97 @@ impl JsmDialect {
         let d = JsmDialect::default;
         vec![
             ("documented", d()),
-            ("update_body=partial", JsmDialect { update_body: UpdateBody::Partial, ..d() }),
+            (
+                "update_body=partial",
+                JsmDialect {
+                    update_body: UpdateBody::Partial,
+                    ..d()
+                },
+            ),
             (
                 "update_body=rotation_ids_required",
-                JsmDialect { update_body: UpdateBody::RotationIdsRequired, ..d() },
+                JsmDialect {
+                    update_body: UpdateBody::RotationIdsRequired,
+                    ..d()
+                },
             ),
-            ("delete_status=ok_empty", JsmDialect { delete_status: DeleteStatus::OkEmpty, ..d() }),
-            ("delete_status=ok_json", JsmDialect { delete_status: DeleteStatus::OkJson, ..d() }),
-            ("past_overrides=all", JsmDialect { past_overrides: PastOverrides::All, ..d() }),
+            (
+                "delete_status=ok_empty",
+                JsmDialect {
+                    delete_status: DeleteStatus::OkEmpty,
+                    ..d()
+                },
+            ),
+            (
+                "delete_status=ok_json",
+                JsmDialect {
+                    delete_status: DeleteStatus::OkJson,
+                    ..d()
+                },
+            ),
+            (
+                "past_overrides=all",
+                JsmDialect {
+                    past_overrides: PastOverrides::All,
+                    ..d()
+                },
+            ),
             (
                 "rotation_ids_omitted=all_rotations_listed",
-                JsmDialect { rotation_ids_omitted: RotationIdsOmitted::AllRotationsListed, ..d() },
+                JsmDialect {
+                    rotation_ids_omitted: RotationIdsOmitted::AllRotationsListed,
+                    ..d()
+                },
             ),
             (
                 "rotation_ids_omitted=refused",
-                JsmDialect { rotation_ids_omitted: RotationIdsOmitted::Refused, ..d() },
+                JsmDialect {
+                    rotation_ids_omitted: RotationIdsOmitted::Refused,
+                    ..d()
+                },
             ),
-            ("page_size=capped", JsmDialect { page_size: PageSize::CappedAt(3), ..d() }),
-            ("page_size=refused_above", JsmDialect { page_size: PageSize::RefusedAbove(25), ..d() }),
-            ("forbidden_body=message", JsmDialect { forbidden_body: ForbiddenBody::Message, ..d() }),
-            ("forbidden_body=empty", JsmDialect { forbidden_body: ForbiddenBody::Empty, ..d() }),
-            ("rate_limit=refused", JsmDialect { rate_limit: RateLimitReading::Refused(200), ..d() }),
-            ("rate_limit=delayed", JsmDialect { rate_limit: RateLimitReading::Delayed(200), ..d() }),
+            (
+                "page_size=capped",
+                JsmDialect {
+                    page_size: PageSize::CappedAt(3),
+                    ..d()
+                },
+            ),
+            (
+                "page_size=refused_above",
+                JsmDialect {
+                    page_size: PageSize::RefusedAbove(25),
+                    ..d()
+                },
+            ),
+            (
+                "forbidden_body=message",
+                JsmDialect {
+                    forbidden_body: ForbiddenBody::Message,
+                    ..d()
+                },
+            ),
+            (
+                "forbidden_body=empty",
+                JsmDialect {
+                    forbidden_body: ForbiddenBody::Empty,
+                    ..d()
+                },
+            ),
+            (
+                "rate_limit=refused",
+                JsmDialect {
+                    rate_limit: RateLimitReading::Refused(200),
+                    ..d()
+                },
+            ),
+            (
+                "rate_limit=delayed",
+                JsmDialect {
+                    rate_limit: RateLimitReading::Delayed(200),
+                    ..d()
+                },
+            ),
         ]
     }
 
@@ -301,7 +370,10 @@ impl MigrationDialect {
             ("aliases=kept,schedule_ids=kept", m(Kept, Kept)),
             ("aliases=kept,schedule_ids=replaced", m(Kept, Replaced)),
             ("aliases=replaced,schedule_ids=kept", m(Replaced, Kept)),
-            ("aliases=replaced,schedule_ids=replaced", m(Replaced, Replaced)),
+            (
+                "aliases=replaced,schedule_ids=replaced",
+                m(Replaced, Replaced),
+            ),
         ]
     }
 }
@@ -331,12 +403,17 @@ mod tests {
                 .iter()
                 .filter(|s| dialect.reading(s) != default.reading(s))
                 .count();
-            assert_eq!(differing, 1, "{name} differs from the default in one switch");
+            assert_eq!(
+                differing, 1,
+                "{name} differs from the default in one switch"
+            );
         }
         // Every setting of every switch appears.
         let settings: std::collections::HashSet<String> = variants
             .iter()
-            .flat_map(|(_, d)| JsmDialect::SWITCHES.map(|s| format!("{s}={}", d.reading(s).unwrap_or("?"))))
+            .flat_map(|(_, d)| {
+                JsmDialect::SWITCHES.map(|s| format!("{s}={}", d.reading(s).unwrap_or("?")))
+            })
             .collect();
         assert_eq!(settings.len(), 3 + 3 + 2 + 3 + 3 + 3 + 3);
         assert_eq!(default.to_string().split(' ').count(), 7);

@@ -41,7 +41,12 @@ pub(crate) fn route(state: &mut State, endpoint: &Endpoint, incoming: &Incoming<
                 let values = (0..s.config.rotations.len())
                     .map(|i| rotation_json(state, s, i))
                     .collect();
-                paginate(state, values, &format!("/v1/schedules/{id}/rotations"), incoming)
+                paginate(
+                    state,
+                    values,
+                    &format!("/v1/schedules/{id}/rotations"),
+                    incoming,
+                )
             }
             None => no_schedule(),
         },
@@ -56,9 +61,19 @@ pub(crate) fn route(state: &mut State, endpoint: &Endpoint, incoming: &Incoming<
                         state.dialect.past_overrides == PastOverrides::All || o.span.end > now
                     })
                     .collect();
-                all.sort_by(|a, b| a.span.start.cmp(&b.span.start).then_with(|| a.alias.cmp(&b.alias)));
+                all.sort_by(|a, b| {
+                    a.span
+                        .start
+                        .cmp(&b.span.start)
+                        .then_with(|| a.alias.cmp(&b.alias))
+                });
                 let values = all.iter().map(|o| override_json(state, s, o)).collect();
-                paginate(state, values, &format!("/v1/schedules/{id}/overrides"), incoming)
+                paginate(
+                    state,
+                    values,
+                    &format!("/v1/schedules/{id}/overrides"),
+                    incoming,
+                )
             }
             None => no_schedule(),
         },
@@ -89,7 +104,9 @@ fn expands_rotations(incoming: &Incoming<'_>) -> bool {
 fn paginate(state: &State, values: Vec<Value>, path: &str, incoming: &Incoming<'_>) -> Reply {
     let number = |name: &str, default: u32| match incoming.query(name) {
         None => Ok(default),
-        Some(v) => v.parse::<u32>().map_err(|_| format!("{name} must be a number")),
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| format!("{name} must be a number")),
     };
     let (size, offset) = match (number("size", 25), number("offset", 0)) {
         (Ok(size), Ok(offset)) => (size, offset),
@@ -197,16 +214,29 @@ fn timeline(state: &State, id: &str, incoming: &Incoming<'_>) -> Reply {
     let day = local_date(zone, date);
     let (first, last): (Option<NaiveDate>, Option<NaiveDate>) =
         match incoming.query("intervalUnit").unwrap_or("weeks") {
-            "days" => (Some(day), day.checked_add_days(chrono::Days::new(interval.into()))),
+            "days" => (
+                Some(day),
+                day.checked_add_days(chrono::Days::new(interval.into())),
+            ),
             "weeks" => {
                 let monday = day - TimeDelta::days(i64::from(day.weekday().num_days_from_monday()));
-                (Some(monday), monday.checked_add_days(chrono::Days::new(u64::from(interval) * 7)))
+                (
+                    Some(monday),
+                    monday.checked_add_days(chrono::Days::new(u64::from(interval) * 7)),
+                )
             }
             "months" => {
                 let first = day.with_day(1);
-                (first, first.and_then(|f| f.checked_add_months(Months::new(interval))))
+                (
+                    first,
+                    first.and_then(|f| f.checked_add_months(Months::new(interval))),
+                )
             }
-            other => return unprocessable(format!("intervalUnit {other:?} is not one of days, weeks, months")),
+            other => {
+                return unprocessable(format!(
+                    "intervalUnit {other:?} is not one of days, weeks, months"
+                ))
+            }
         };
     let midnight = |d: NaiveDate| resolve_local(zone, d.and_time(NaiveTime::MIN));
     let Some(window) = first
@@ -285,12 +315,19 @@ fn read_fields(state: &State, schedule: &str, body: &[u8]) -> Result<Fields, Rep
     let rotation_ids = match value.get("rotationIds") {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => {
-            let s = state.schedule(schedule).map(|s| s.rotation_ids.clone()).unwrap_or_default();
+            let s = state
+                .schedule(schedule)
+                .map(|s| s.rotation_ids.clone())
+                .unwrap_or_default();
             let mut ids = Vec::with_capacity(items.len());
             for item in items {
                 match item.as_str() {
                     Some(id) if s.iter().any(|r| r == id) => ids.push(id.to_owned()),
-                    _ => return Err(unprocessable(format!("Rotation {item} not found in the schedule"))),
+                    _ => {
+                        return Err(unprocessable(format!(
+                            "Rotation {item} not found in the schedule"
+                        )))
+                    }
                 }
             }
             // An empty list names no rotation.
@@ -345,7 +382,8 @@ fn create_override(state: &mut State, id: &str, incoming: &Incoming<'_>) -> Repl
     if end <= state.now {
         return unprocessable("End date must be in the future");
     }
-    if f.rotation_ids.is_none() && state.dialect.rotation_ids_omitted == RotationIdsOmitted::Refused {
+    if f.rotation_ids.is_none() && state.dialect.rotation_ids_omitted == RotationIdsOmitted::Refused
+    {
         return unprocessable("rotationIds must not be empty");
     }
     let alias = state.new_alias();
@@ -419,7 +457,9 @@ fn update_override(state: &mut State, id: &str, alias: &str, incoming: &Incoming
     if let Some(s) = state.schedule_mut(id) {
         s.overrides[i] = updated.clone();
     }
-    let answer = state.schedule(id).map(|s| override_json(state, s, &updated));
+    let answer = state
+        .schedule(id)
+        .map(|s| override_json(state, s, &updated));
     Reply::json(200, answer.unwrap_or(Value::Null))
 }
 
@@ -441,6 +481,8 @@ fn delete_override(state: &mut State, id: &str, alias: &str) -> Reply {
     match status {
         DeleteStatus::NoContent => Reply::empty(204),
         DeleteStatus::OkEmpty => Reply::empty(200),
-        DeleteStatus::OkJson => Reply::json(200, json!({"result": "Override deleted", "alias": alias})),
+        DeleteStatus::OkJson => {
+            Reply::json(200, json!({"result": "Override deleted", "alias": alias}))
+        }
     }
 }

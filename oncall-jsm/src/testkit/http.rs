@@ -109,7 +109,14 @@ pub(crate) fn handle(state: &mut State, request: &wiremock::Request) -> Reply {
         query: &query,
         body: &request.body,
     };
-    let mut reply = decide(state, parsed.map(|(_, e)| e), write, fault, &request.headers, &incoming);
+    let mut reply = decide(
+        state,
+        parsed.map(|(_, e)| e),
+        write,
+        fault,
+        &request.headers,
+        &incoming,
+    );
     reply.delay += state.latency;
     if let Some(entry) = state.log.last_mut() {
         entry.status = Some(reply.status);
@@ -141,11 +148,24 @@ fn decide(
     if let Some(Pending::Core(Fault::Fail(e))) = &fault {
         return error_reply(e, state);
     }
+    if let Some(Pending::Http(HttpFault::EchoCredentials)) = &fault {
+        let sent = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        return Reply::errors(
+            400,
+            format!("Bad request from a client sending Authorization: {sent}"),
+            "BAD_REQUEST",
+        );
+    }
     let mut reply = authorised(state, endpoint, write, headers, incoming);
     reply.delay += delay;
     match fault {
         // The request took effect; its answer is lost on the way back.
-        Some(Pending::Core(Fault::LoseResponse)) => Reply::errors(502, "Bad Gateway", "BAD_GATEWAY"),
+        Some(Pending::Core(Fault::LoseResponse)) => {
+            Reply::errors(502, "Bad Gateway", "BAD_GATEWAY")
+        }
         Some(Pending::Http(HttpFault::MalformedBody)) => {
             Reply::json(200, serde_json::json!({"unexpected": ["shape"]}))
         }
@@ -194,7 +214,12 @@ pub(crate) fn key_kind(headers: &wiremock::http::HeaderMap) -> KeyKind {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return KeyKind::Missing;
     };
-    let basic = |token: &str| format!("Basic {}", base64(format!("{ACCOUNT_EMAIL}:{token}").as_bytes()));
+    let basic = |token: &str| {
+        format!(
+            "Basic {}",
+            base64(format!("{ACCOUNT_EMAIL}:{token}").as_bytes())
+        )
+    };
     if value == basic(READ_WRITE_TOKEN) {
         KeyKind::ReadWrite
     } else if value == basic(READ_ONLY_TOKEN) {
@@ -251,7 +276,10 @@ mod tests {
         let ops = |rest: &str| format!("jsm/ops/api/{CLOUD_ID}/v1/{rest}");
         assert_eq!(
             Endpoint::parse("PUT", &segs(&ops("schedules/S/overrides/x"))),
-            Some((Surface::Ops, Endpoint::UpdateOverride("S".into(), "x".into())))
+            Some((
+                Surface::Ops,
+                Endpoint::UpdateOverride("S".into(), "x".into())
+            ))
         );
         assert_eq!(
             Endpoint::parse("GET", &segs("rest/api/3/user/search")),
@@ -265,7 +293,11 @@ mod tests {
             ("GET", ops("alerts")),
             ("GET", ops("schedules/S/on-calls")),
         ] {
-            assert_eq!(Endpoint::parse(outside.0, &segs(&outside.1)), None, "{outside:?}");
+            assert_eq!(
+                Endpoint::parse(outside.0, &segs(&outside.1)),
+                None,
+                "{outside:?}"
+            );
         }
     }
 }

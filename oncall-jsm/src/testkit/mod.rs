@@ -188,6 +188,9 @@ pub enum HttpFault {
     /// The request takes effect, and the answer comes this much later (beyond the client's
     /// timeout, it is lost to it).
     Slow(Duration),
+    /// The request is refused with a 400 whose body quotes its `Authorization` header back (as
+    /// some proxies and gateways do): the adapter must scrub it from whatever it reports.
+    EchoCredentials,
 }
 
 /// The throttle a rate-limit reading enforces.
@@ -371,14 +374,20 @@ impl JsmSimulator {
     /// The person hides their e-mail: the site's answers leave it out (a search by the exact
     /// e-mail still finds them, without it).
     pub fn hide_email(&self, email: &Email) {
-        if let Some(u) = lock(&self.state).users.iter_mut().find(|u| &u.email == email) {
+        if let Some(u) = lock(&self.state)
+            .users
+            .iter_mut()
+            .find(|u| &u.email == email)
+        {
             u.email_visible = false;
         }
     }
 
     /// A person's accountId.
     pub fn account_id(&self, email: &Email) -> Option<String> {
-        lock(&self.state).user_by_email(email).map(|u| u.account.clone())
+        lock(&self.state)
+            .user_by_email(email)
+            .map(|u| u.account.clone())
     }
 
     /// The ids of a schedule's rotations, in the order given to [`VendorSimulator::add_schedule`].
@@ -443,13 +452,19 @@ impl JsmSimulator {
             let old = config.id.clone();
             let new = match migration.schedule_ids {
                 Carried::Kept => old.clone(),
-                Carried::Replaced => VendorScheduleId(state::uuid_like(&format!("migrated {old}"), 1)),
+                Carried::Replaced => {
+                    VendorScheduleId(state::uuid_like(&format!("migrated {old}"), 1))
+                }
             };
             state.add_schedule(VendorSchedule {
                 id: new.clone(),
                 ..config.clone()
             });
-            for o in source.overrides(&old).into_iter().filter(|o| o.span.end > now) {
+            for o in source
+                .overrides(&old)
+                .into_iter()
+                .filter(|o| o.span.end > now)
+            {
                 if crate::recipient::Responder::from_email(&o.span.member).is_user()
                     && state.user_by_email(&o.span.member).is_none()
                 {

@@ -85,7 +85,11 @@ pub(crate) fn rotation_periods(
 
 /// Where the rotation is active, whoever's turn it is: the rotation expanded with one stand-in
 /// participant, joined.
-fn active_windows(rotation: &Rotation, zone: Tz, wide: Window) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+fn active_windows(
+    rotation: &Rotation,
+    zone: Tz,
+    wide: Window,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let Ok(stand_in) = Email::parse("active@oncall-sync.invalid") else {
         return Vec::new();
     };

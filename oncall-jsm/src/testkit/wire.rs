@@ -90,7 +90,10 @@ pub(crate) fn too_many(wait: Duration, now: DateTime<Utc>) -> Reply {
         ("Retry-After", seconds.to_string()),
         ("X-RateLimit-Limit", "100".into()),
         ("X-RateLimit-Remaining", "0".into()),
-        ("X-RateLimit-Reset", reset.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        (
+            "X-RateLimit-Reset",
+            reset.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
         ("RateLimit-Reason", "jira-burst-based".into()),
     ];
     r
@@ -116,9 +119,10 @@ pub(crate) fn error_reply(error: &Error, state: &State) -> Reply {
             state.now,
         ),
         Error::Transient { .. } => Reply::errors(503, "Service Unavailable", "SERVICE_UNAVAILABLE"),
-        Error::PermissionDenied { .. } => {
-            forbidden(state.dialect.forbidden_body, "You are not allowed to do this")
-        }
+        Error::PermissionDenied { .. } => forbidden(
+            state.dialect.forbidden_body,
+            "You are not allowed to do this",
+        ),
         Error::Unauthenticated { .. } => unauthorized(),
         Error::NotFound {
             resource: Resource::Schedule(_),
