@@ -291,7 +291,8 @@ struct Fields {
     member: Option<Email>,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
-    /// `None`: absent or `null`.
+    /// `None`: absent or `null` (every rotation); `Some`: as given, every id one of the
+    /// schedule's rotations.
     rotation_ids: Option<Vec<String>>,
 }
 
@@ -330,8 +331,8 @@ fn read_fields(state: &State, schedule: &str, body: &[u8]) -> Result<Fields, Rep
                     }
                 }
             }
-            // An empty list names no rotation.
-            (!ids.is_empty()).then_some(ids)
+            // Present, even empty (a schedule without rotations): the field is given.
+            Some(ids)
         }
         Some(_) => return Err(unprocessable("rotationIds must be a list")),
     };
