@@ -160,9 +160,17 @@ impl fmt::Display for MigrationReport {
     }
 }
 
-/// Moves a destination to another connection, keeping its mark and ledger: see the
-/// [module docs](self). Reads both sides (nothing is written to either vendor), then, in
-/// [`SyncMode::Apply`], saves the re-keyed ledger under the store's compare-and-swap.
+/// Moves a destination to another connection, keeping its mark and ledger: the way off Opsgenie to
+/// Jira Service Management Operations before 2027-04-05 (DESIGN §9).
+///
+/// Each override of the destination's ledger is found again on the new side by its id where the
+/// migration kept it, else by its exact span and person (as the old side holds it now, where
+/// [`Migration::from`] can still be read, then as the ledger remembers it); each override of the
+/// new side is taken for one entry at most, and the ledger is re-keyed to the new ids. An entry
+/// found nowhere stays under its old id (a person deleted or changed it before the move: R3 keeps
+/// their change); entries that have ended are dropped. Reads both sides (nothing is written to
+/// either vendor, so nothing can be written twice), then, in [`SyncMode::Apply`], saves the
+/// re-keyed ledger, with the same mark and last run, under the store's compare-and-swap.
 ///
 /// An `Err` means nothing was saved: the state could not be read or saved (a concurrent sync saved
 /// first: [`Error::Conflict`]), the new side could not be read, or its schedule could not be told
