@@ -522,6 +522,8 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Arc<dyn oncall_core::Probe>, ConfigError> {
         let (index, c) = self.find_connection(connection)?;
+        #[cfg(not(feature = "jsm"))]
+        let _ = env;
         match c.provider {
             #[cfg(feature = "jsm")]
             ProviderKind::Jsm => Ok(Arc::new(self.jsm_provider(connection, env)?)),
