@@ -8,7 +8,11 @@
 //!    PagerDuty schedule, with a person's manual override already in the way;
 //! 3. sync; then a person covers tonight's secondary by hand in PagerDuty at 2 a.m., the host swaps
 //!    two primaries, and the sync runs again: the manual override survives, the swap is exported
-//!    (two in-place updates on Opsgenie), and a third sync writes nothing.
+//!    (two in-place updates on Opsgenie), and a third sync writes nothing;
+//! 4. move the primary's destination off Opsgenie (its API ends on 2027-04-05): Atlassian migrates
+//!    the account to the JSM Operations simulator (new aliases, new schedule ids), `migrate`
+//!    re-points the destination to the JSM connection keeping its mark and ledger, and the sync
+//!    through JSM writes nothing twice and keeps a person's manual override.
 //!
 //! Every step prints what it cost in vendor calls. `cargo run --example demo` prints it for people;
 //! `cargo run --example demo -- --json` prints the plan and the reports as one JSON document. The
@@ -16,13 +20,15 @@
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Europe::Berlin;
+use oncall_sync::jsm::testkit::{Carried, JsmSimulator, MigrationDialect};
 use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
 use oncall_sync::pagerduty::testkit::PagerDutySimulator;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{
-    import_schedule, sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore,
-    Member, Participant, Provider, RoleIndex, Rotation, RotationUnit, Schedule, Span, SyncMode,
-    SyncOptions, SyncReport, SyncTarget, VendorSchedule, VendorScheduleId, Window,
+    import_schedule, migrate, sync, ConnectionId, Destination, DestinationId, Email, Found,
+    InMemoryStateStore, Member, Migration, Participant, Provider, RoleIndex, Rotation,
+    RotationUnit, Schedule, Span, SyncMode, SyncOptions, SyncReport, SyncTarget, VendorSchedule,
+    VendorScheduleId, Window,
 };
 
 const PEOPLE: [(&str, &str); 5] = [
@@ -231,6 +237,135 @@ impl Output {
     }
 }
 
+/// Step 6: the primary's destination moves off Opsgenie to JSM Operations. A person covers Friday
+/// noon in Opsgenie by hand first; Atlassian's migration copies the account with new aliases and
+/// new schedule ids (the harder reading of what it keeps); `migrate` finds each override of ours
+/// again by its exact span and person and re-keys the ledger; the sync through JSM then writes
+/// nothing (everything is there already), and after a host swap, only the swap.
+async fn move_off_opsgenie(
+    out: &mut Output,
+    opsgenie: &OpsgenieSimulator,
+    host: &Schedule,
+    destinations: &[Destination; 2],
+    store: &InMemoryStateStore,
+    now: chrono::DateTime<Utc>,
+) {
+    let now = now + TimeDelta::hours(1);
+    let primary = &destinations[0];
+    let friday_noon = Span::new(
+        now + TimeDelta::days(4) + TimeDelta::hours(1),
+        now + TimeDelta::days(4) + TimeDelta::hours(4),
+        email(1),
+    );
+    opsgenie.insert_override(&primary.schedule, friday_noon.clone());
+    let jsm = JsmSimulator::start_at(now).await;
+    let carried = MigrationDialect {
+        aliases: Carried::Replaced,
+        schedule_ids: Carried::Replaced,
+    };
+    let config = schedule(
+        &primary.schedule.0,
+        "Platform primary",
+        vec![Rotation::new(
+            "Primary",
+            RotationUnit::Weekly,
+            1,
+            local(2024, 3, 4, 9),
+            vec![Participant::Member(email(0)), Participant::Member(email(1))],
+        )],
+    );
+    jsm.import_migrated(opsgenie, &[config], carried);
+    let (og, jsm_provider) = (opsgenie.provider(), jsm.provider());
+    out.heading(&format!(
+        "6. Moving \"{}\" off Opsgenie (its API ends on 2027-04-05) to JSM Operations at {}: \
+         Atlassian migrated the account with new aliases and schedule ids",
+        primary.id,
+        jsm.uri()
+    ));
+    let to = ConnectionId("jsm-acme".into());
+    let moved = migrate(
+        Migration {
+            destination: primary,
+            from: Some(&og),
+            to_connection: &to,
+            to: &jsm_provider,
+            to_schedule: None,
+            now,
+            mode: SyncMode::Apply,
+        },
+        store,
+    )
+    .await
+    .unwrap_or_else(|e| fail(&format!("the move failed: {e}")));
+    out.line(&moved);
+    out.value("migration", &moved);
+    let moving = jsm.requests().len();
+    out.line(format!(
+        "  vendor calls: JSM {moving} (0 writes; each override of ours asked for by its old alias, \
+         then found in one listing by its span)"
+    ));
+    check(
+        moved.saved && moved.count(Found::NotFound) == 0 && moved.count(Found::BySpan) > 0,
+        "the move did not find every override of ours",
+    );
+    let writes = |jsm: &JsmSimulator| jsm.requests().iter().filter(|r| r.method != "GET").count();
+    check(writes(&jsm) == 0, "the move wrote to a vendor");
+    let moved_destination = moved.to.clone();
+    let targets = [SyncTarget {
+        destination: &moved_destination,
+        provider: &jsm_provider,
+    }];
+    let options = |now| SyncOptions {
+        now,
+        horizon: None,
+        mode: SyncMode::Apply,
+    };
+    let report = sync(host, &targets, store, options(now))
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    out.report("first_sync_through_jsm", &report);
+    let requests = jsm.requests().len();
+    out.line(format!(
+        "  vendor calls: JSM {} ({} writes): every override of ours was there already",
+        requests - moving,
+        writes(&jsm)
+    ));
+    check(
+        report.is_ok() && writes(&jsm) == 0,
+        "the first sync through JSM wrote twice",
+    );
+    let held = jsm.overrides(&moved_destination.schedule);
+    check(
+        held.iter().any(|o| o.span == friday_noon),
+        "the manual override made in Opsgenie was lost in the move",
+    );
+    out.line("  the manual override made in Opsgenie before the move is still there in JSM");
+    let mut swapped = host.clone();
+    let (saturday, sunday) = (host.shifts()[5].start, host.shifts()[6].start);
+    swapped
+        .swap_assignees(RoleIndex::PRIMARY, saturday, sunday)
+        .unwrap_or_else(|e| fail(&format!("swap failed: {e}")));
+    let report = sync(
+        &swapped,
+        &targets,
+        store,
+        options(now + TimeDelta::minutes(1)),
+    )
+    .await
+    .unwrap_or_else(|e| fail(&e.to_string()));
+    out.heading("7. The host swaps Saturday's and Sunday's primaries: two updates in place on JSM");
+    out.report("swap_through_jsm", &report);
+    out.line(format!(
+        "  vendor calls: JSM {} ({} writes)",
+        jsm.requests().len() - requests,
+        writes(&jsm)
+    ));
+    check(
+        report.is_ok() && writes(&jsm) <= 2,
+        "the swap through JSM was not two updates",
+    );
+}
+
 /// Stops the demo with a non-zero exit code: it doubles as a smoke test of the whole job.
 fn fail(message: &str) -> ! {
     eprintln!("demo failed: {message}");
@@ -408,6 +543,8 @@ async fn main() {
         writes == 0 && report.is_ok(),
         "a sync with nothing changed wrote to a vendor or failed",
     );
+
+    move_off_opsgenie(&mut out, &opsgenie, &host, &destinations, &store, now).await;
 
     out.heading("Where each destination stands");
     for d in &destinations {

@@ -7,6 +7,8 @@
 //! oncall sync      --config FILE --state FILE [--now T] [--json]
 //! oncall status    --config FILE --state FILE [--now T] [--json]
 //! oncall retire    --config FILE --state FILE --destination ID [--now T] [--dry-run] [--json]
+//! oncall migrate   --config FILE --state FILE --destination ID --to-connection JSM_CONN
+//!                  [--to-schedule REMOTE_ID] [--now T] [--dry-run] [--json]
 //! ```
 //!
 //! `T` is an RFC 3339 instant; `--now` is the instant the sync treats as now (default: the system
@@ -27,6 +29,12 @@
 //! Exit codes: 0 every destination ok; 1 at least one destination failed or partly failed (or, for
 //! `status`, has health `error`; for `schedules` and `import`, the vendor call failed); 2 bad usage
 //! or config, with nothing sent and no state file created.
+//!
+//! `migrate` moves a destination off Opsgenie to a JSM connection (after Atlassian's migration of
+//! the account), keeping its mark and ledger: each override of ours is found again in JSM by its
+//! alias, else by its exact span and person (`oncall_sync::migrate`); nothing is written to either
+//! vendor. The schedule is the one with the same id in JSM, else the one with the Opsgenie
+//! schedule's name, else `--to-schedule`. Then edit the config as it says.
 //!
 //! Run it with `cargo run --example oncall -- plan --config oncall.json --state state.json`.
 
@@ -123,6 +131,25 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move a destination to another connection (off Opsgenie to JSM), keeping its mark and
+    /// ledger: our overrides are found again there by alias, else by exact span and person.
+    Migrate {
+        #[command(flatten)]
+        stateful: Stateful,
+        /// The destination's id in the config (as it is now, on the old connection).
+        #[arg(long, value_name = "ID")]
+        destination: String,
+        /// The connection it moves to.
+        #[arg(long, value_name = "JSM_CONN")]
+        to_connection: String,
+        /// The vendor schedule on the new connection (default: the same id, else the one named
+        /// as the old schedule).
+        #[arg(long, value_name = "REMOTE_ID")]
+        to_schedule: Option<String>,
+        /// Only show what would be found; save nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn instant(value: &str) -> Result<DateTime<Utc>, String> {
@@ -194,6 +221,24 @@ async fn run(command: Command) -> Result<bool, Stop> {
                 SyncMode::Apply
             };
             retire_destination(&stateful, &destination, mode).await
+        }
+        Command::Migrate {
+            stateful,
+            destination,
+            to_connection,
+            to_schedule,
+            dry_run,
+        } => {
+            let mode = if dry_run {
+                SyncMode::DryRun
+            } else {
+                SyncMode::Apply
+            };
+            let to = MigrationTarget {
+                connection: to_connection,
+                schedule: to_schedule,
+            };
+            migrate_destination(&stateful, &destination, &to, mode).await
         }
     }
 }
@@ -1188,6 +1233,116 @@ async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bo
         );
     }
     Ok(ok)
+}
+
+// ---------------------------------------------------------------------------------------------
+// migrate.
+
+/// Where `migrate` moves a destination.
+struct MigrationTarget {
+    connection: String,
+    schedule: Option<String>,
+}
+
+async fn migrate_destination(
+    s: &Stateful,
+    id: &str,
+    to: &MigrationTarget,
+    mode: SyncMode,
+) -> Result<bool, Stop> {
+    let checked = check(s)?;
+    let destination = checked
+        .config
+        .destination(&DestinationId(id.to_owned()))
+        .ok_or_else(|| {
+            Stop::Usage(format!(
+                "--destination {id}: no such destination in the config"
+            ))
+        })?
+        .clone();
+    let to_connection = ConnectionId(to.connection.clone());
+    if checked.config.connection(&to_connection).is_none() {
+        return Err(Stop::Usage(format!(
+            "--to-connection {to_connection}: no such connection in the config"
+        )));
+    }
+    if to_connection == destination.connection {
+        return Err(Stop::Usage(format!(
+            "--to-connection {to_connection}: destination {id} is on it already"
+        )));
+    }
+    let new_side = checked.config.provider(&to_connection, &process_env)?;
+    // The old side may be off already (or its key gone): then our overrides are found by id, or
+    // by the spans the ledger remembers.
+    let old_side = match checked
+        .config
+        .provider(&destination.connection, &process_env)
+    {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!(
+                "note: the old connection {} cannot be read ({e}): overrides a person changed                  there before the move are not looked for by their changed span",
+                destination.connection
+            );
+            None
+        }
+    };
+    let to_schedule = to.schedule.clone().map(VendorScheduleId);
+    let access = match mode {
+        SyncMode::DryRun => Access::Read,
+        _ => Access::Write,
+    };
+    let p = checked.open(&s.state, access).await?;
+    let migration = |store| {
+        oncall_sync::migrate(
+            oncall_sync::Migration {
+                destination: &destination,
+                from: old_side.as_deref(),
+                to_connection: &to_connection,
+                to: new_side.as_ref(),
+                to_schedule: to_schedule.as_ref(),
+                now: p.now,
+                mode,
+            },
+            store,
+        )
+    };
+    let report = if mode == SyncMode::DryRun {
+        migration(p.store.store()).await
+    } else {
+        let claimed = p.store.claim(std::slice::from_ref(&destination.id)).await?;
+        let result = match claimed.refused().first() {
+            Some((_, holder)) => Err(Error::Conflict {
+                message: format!("held by {holder}: not moved; try again once it is released"),
+            }),
+            None => claimed.hold_while(migration(claimed.store())).await?,
+        };
+        claimed.give_back().await;
+        result
+    };
+    let report = report.map_err(|e| Stop::Failed(format!("destination {id}: {e}")))?;
+    let index = p
+        .config
+        .destinations()
+        .iter()
+        .position(|d| d.id == destination.id)
+        .unwrap_or_default();
+    let edit = json!({"connection": report.to.connection, "schedule_id": report.to.schedule});
+    if s.common.json {
+        print_json(
+            &json!({"migration": report, "config_edit": {format!("destinations[{index}]"): edit}}),
+        )?;
+    } else {
+        print!("{report}");
+        if report.saved {
+            println!(
+                "now set destinations[{index}] (\"{id}\") in the config to \"connection\": \"{}\", \
+                 \"schedule_id\": \"{}\": until then a sync still writes to {}",
+                report.to.connection, report.to.schedule, destination.connection
+            );
+        }
+    }
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,9 +12,19 @@
 //!    {"id": "og-primary", "connection": "og", "schedule_id": "<vendor schedule id>", "role": "primary"}]}
 //! ```
 //!
-//! - **Connections**: `provider` is `opsgenie` or `pagerduty`; `api_key_env` names the environment
-//!   variable holding the key (the key itself never appears in the file); `region` is `us` (the
-//!   default) or `eu`; `base_url` overrides the region.
+//! - **Connections**: `provider` is `opsgenie`, `pagerduty` or `jsm`. For Opsgenie and PagerDuty,
+//!   `api_key_env` names the environment variable holding the key (the key itself never appears in
+//!   the file); `region` is `us` (the default) or `eu`; `base_url` overrides the region.
+//! - **JSM connections** (Jira Service Management Operations, Opsgenie's successor) log in with an
+//!   Atlassian account's e-mail and API token: `email_env` and `api_token_env` name the variables
+//!   holding them; `site` is the site's host (`acme.atlassian.net`, or a URL), or `cloud_id` gives
+//!   the site's cloudId; `base_url` optionally says where the Operations API is (default
+//!   `https://api.atlassian.com`):
+//!
+//!   ```json
+//!   {"id": "jsm", "provider": "jsm", "site": "acme.atlassian.net",
+//!    "email_env": "JSM_EMAIL", "api_token_env": "JSM_TOKEN"}
+//!   ```
 //! - **Schedule**: `time_zone` is an IANA name; `roles` name the roles by position (the first is
 //!   the primary). `members` is optional: by default the members are the people the shifts name;
 //!   when given (emails, or `{"email", "name"}` objects), every assignee must be one of them.
@@ -170,10 +180,25 @@ pub struct ConnectionConfig {
     pub id: ConnectionId,
     /// The vendor.
     pub provider: ProviderKind,
-    /// The environment variable holding its key.
+    /// The environment variable holding its key (for JSM, the API token: `api_token_env`).
     pub api_key_env: String,
-    /// Where its API is.
+    /// Where its API is (for JSM, the site's URL, or the API's root with the cloudId).
     pub endpoint: Endpoint,
+    /// What only a JSM connection has; `None` for the others.
+    pub jsm: Option<JsmConnectionConfig>,
+}
+
+/// The settings of a JSM connection beyond its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsmConnectionConfig {
+    /// The environment variable holding the Atlassian account's e-mail.
+    pub email_env: String,
+    /// The site: a host or a URL.
+    pub site: Option<String>,
+    /// The site's cloudId, when given.
+    pub cloud_id: Option<String>,
+    /// Where the Operations API is, when not Atlassian's.
+    pub base_url: Option<String>,
 }
 
 /// How the host schedule's shifts are given.
@@ -221,11 +246,21 @@ struct RawConfig {
 struct RawConnection {
     id: String,
     provider: String,
-    api_key_env: String,
+    #[serde(default)]
+    api_key_env: Option<String>,
     #[serde(default)]
     region: Option<String>,
     #[serde(default)]
     base_url: Option<String>,
+    // JSM only.
+    #[serde(default)]
+    site: Option<String>,
+    #[serde(default)]
+    cloud_id: Option<String>,
+    #[serde(default)]
+    email_env: Option<String>,
+    #[serde(default)]
+    api_token_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -421,7 +456,8 @@ impl Config {
         })
     }
 
-    /// The [`Provider`] of a connection, with its key from `env`.
+    /// The [`Provider`] of a connection, with its key (and, for JSM, its account e-mail) from
+    /// `env`.
     pub fn provider(
         &self,
         connection: &ConnectionId,
@@ -429,7 +465,73 @@ impl Config {
     ) -> Result<Arc<dyn Provider>, ConfigError> {
         let key = self.api_key(connection, env)?;
         let (index, c) = self.find_connection(connection)?;
+        #[cfg(feature = "jsm")]
+        if c.provider == ProviderKind::Jsm {
+            return Ok(Arc::new(self.jsm_provider(connection, env)?));
+        }
         build_provider(c, &key).map_err(|e| invalid(format!("connections[{index}]"), e))
+    }
+
+    /// A JSM connection's provider, its account e-mail and token from `env`.
+    #[cfg(feature = "jsm")]
+    pub fn jsm_provider(
+        &self,
+        connection: &ConnectionId,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::jsm::JsmProvider, ConfigError> {
+        let key = self.api_key(connection, env)?;
+        let (index, c) = self.find_connection(connection)?;
+        let at = format!("connections[{index}]");
+        let Some(jsm) = &c.jsm else {
+            return Err(invalid(
+                at,
+                format!("connection {} is not a JSM connection", c.id),
+            ));
+        };
+        let email = env(&jsm.email_env)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    format!("{at}.email_env"),
+                    format!(
+                        "the environment variable {} that should hold the account e-mail is not set",
+                        jsm.email_env
+                    ),
+                )
+            })?;
+        let mut builder = crate::jsm::JsmProvider::builder()
+            .with_email(email)
+            .with_api_token(key.expose());
+        if let Some(site) = &jsm.site {
+            builder = builder.with_site(site);
+        }
+        if let Some(cloud_id) = &jsm.cloud_id {
+            builder = builder.with_cloud_id(cloud_id);
+        }
+        if let Some(base) = &jsm.base_url {
+            builder = builder.with_api_base_url(base);
+        }
+        builder.build().map_err(|e| invalid(at, e))
+    }
+
+    /// What `oncall probe` runs on a connection: its provider's [`oncall_core::Probe`], where this
+    /// build's adapter for its vendor has one.
+    pub fn prober(
+        &self,
+        connection: &ConnectionId,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Arc<dyn oncall_core::Probe>, ConfigError> {
+        let (index, c) = self.find_connection(connection)?;
+        #[cfg(not(feature = "jsm"))]
+        let _ = env;
+        match c.provider {
+            #[cfg(feature = "jsm")]
+            ProviderKind::Jsm => Ok(Arc::new(self.jsm_provider(connection, env)?)),
+            other => Err(invalid(
+                format!("connections[{index}].provider"),
+                format!("this build has no probe for {other}"),
+            )),
+        }
     }
 
     /// The providers of every connection the destinations use, each built once.
@@ -511,14 +613,30 @@ fn validate_connections(raw: &[RawConnection]) -> Result<Vec<ConnectionConfig>, 
         let provider = match c.provider.as_str() {
             "opsgenie" => ProviderKind::Opsgenie,
             "pagerduty" => ProviderKind::Pagerduty,
+            "jsm" => ProviderKind::Jsm,
             other => {
                 return Err(invalid(
                     at("provider"),
-                    format!("unknown provider {other:?}: opsgenie or pagerduty"),
+                    format!("unknown provider {other:?}: opsgenie, pagerduty or jsm"),
                 ))
             }
         };
-        if c.api_key_env.trim().is_empty() || c.api_key_env.contains('=') {
+        if provider == ProviderKind::Jsm {
+            connections.push(validate_jsm_connection(i, c)?);
+            continue;
+        }
+        for (field, given) in [
+            ("site", &c.site),
+            ("cloud_id", &c.cloud_id),
+            ("email_env", &c.email_env),
+            ("api_token_env", &c.api_token_env),
+        ] {
+            if given.is_some() {
+                return Err(invalid(at(field), "only a jsm connection takes this"));
+            }
+        }
+        let api_key_env = c.api_key_env.clone().unwrap_or_default();
+        if !is_variable_name(&api_key_env) {
             return Err(invalid(
                 at("api_key_env"),
                 "the name of an environment variable, e.g. OG_KEY",
@@ -546,11 +664,99 @@ fn validate_connections(raw: &[RawConnection]) -> Result<Vec<ConnectionConfig>, 
         connections.push(ConnectionConfig {
             id: ConnectionId(c.id.clone()),
             provider,
-            api_key_env: c.api_key_env.clone(),
+            api_key_env,
             endpoint,
+            jsm: None,
         });
     }
     Ok(connections)
+}
+
+fn is_variable_name(name: &str) -> bool {
+    !name.trim().is_empty() && !name.contains('=')
+}
+
+/// A JSM connection: the account e-mail's and token's variables, and the site or cloudId.
+fn validate_jsm_connection(i: usize, c: &RawConnection) -> Result<ConnectionConfig, ConfigError> {
+    let at = |field: &str| format!("connections[{i}].{field}");
+    if c.api_key_env.is_some() {
+        return Err(invalid(
+            at("api_key_env"),
+            "a jsm connection takes api_token_env (and email_env) instead",
+        ));
+    }
+    if c.region.is_some() {
+        return Err(invalid(
+            at("region"),
+            "a jsm connection takes a site or a cloud_id instead",
+        ));
+    }
+    let variable = |field: &str, value: &Option<String>, example: &str| {
+        value
+            .clone()
+            .filter(|v| is_variable_name(v))
+            .ok_or_else(|| {
+                invalid(
+                    at(field),
+                    format!("the name of an environment variable, e.g. {example}"),
+                )
+            })
+    };
+    let api_token_env = variable("api_token_env", &c.api_token_env, "JSM_TOKEN")?;
+    let email_env = variable("email_env", &c.email_env, "JSM_EMAIL")?;
+    let url = |field: &str, value: &str| -> Result<String, ConfigError> {
+        let url = if value.starts_with("http://") || value.starts_with("https://") {
+            value.trim_end_matches('/').to_owned()
+        } else if !value.trim().is_empty() && !value.contains(['/', ' ', ':']) {
+            format!("https://{value}")
+        } else {
+            return Err(invalid(
+                at(field),
+                format!("{value:?}: a host (acme.atlassian.net) or an http(s) URL"),
+            ));
+        };
+        Ok(url)
+    };
+    let site = c.site.as_deref().map(|s| url("site", s)).transpose()?;
+    let base_url = match c.base_url.as_deref() {
+        Some(b) if b.starts_with("http://") || b.starts_with("https://") => {
+            Some(b.trim_end_matches('/').to_owned())
+        }
+        Some(b) => {
+            return Err(invalid(
+                at("base_url"),
+                format!("{b:?} must start with http:// or https://"),
+            ))
+        }
+        None => None,
+    };
+    let cloud_id = c.cloud_id.clone().filter(|id| !id.trim().is_empty());
+    // One site is one account (whatever e-mail logs in): its URL, or the API's root with the cloudId.
+    let endpoint = match (&site, &cloud_id) {
+        (Some(site), _) => Endpoint::BaseUrl(site.clone()),
+        (None, Some(id)) => Endpoint::BaseUrl(format!(
+            "{}/jsm/ops/api/{id}",
+            base_url.as_deref().unwrap_or("https://api.atlassian.com")
+        )),
+        (None, None) => {
+            return Err(invalid(
+                at("site"),
+                "a jsm connection needs its site (acme.atlassian.net) or its cloud_id",
+            ))
+        }
+    };
+    Ok(ConnectionConfig {
+        id: ConnectionId(c.id.clone()),
+        provider: ProviderKind::Jsm,
+        api_key_env: api_token_env,
+        endpoint,
+        jsm: Some(JsmConnectionConfig {
+            email_env,
+            site: c.site.clone(),
+            cloud_id,
+            base_url,
+        }),
+    })
 }
 
 fn validate_schedule(raw: &RawSchedule) -> Result<Shifts, ConfigError> {

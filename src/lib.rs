@@ -4,7 +4,8 @@
 //!
 //! This crate is a facade: [`core`] is the sans-IO model, planner and sync driver; the adapters are
 //! [`opsgenie`] and [`pagerduty`] (features of the same names, on by default). See `README.md` and
-//! `ARCHITECTURE.md` for the map.
+//! `ARCHITECTURE.md` for the map. The Jira Service Management Operations adapter, Opsgenie's
+//! successor, is `jsm` (feature `jsm`, on by default); [`migrate`] moves a destination to it.
 //!
 //! It also holds what the `oncall` CLI (`examples/oncall.rs`) runs on, for hosts to reuse:
 //! [`config`], the CLI's JSON config (connections, one schedule, destinations; a provider per
@@ -15,6 +16,8 @@
 
 pub use oncall_core as core;
 pub use oncall_core::*;
+#[cfg(feature = "jsm")]
+pub use oncall_jsm as jsm;
 #[cfg(feature = "opsgenie")]
 pub use oncall_opsgenie as opsgenie;
 #[cfg(feature = "pagerduty")]

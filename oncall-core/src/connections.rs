@@ -62,6 +62,8 @@ pub enum ProviderKind {
     Opsgenie,
     /// PagerDuty (REST API v2).
     Pagerduty,
+    /// Jira Service Management Operations (REST API v1), Opsgenie's successor.
+    Jsm,
 }
 
 impl fmt::Display for ProviderKind {
@@ -69,6 +71,7 @@ impl fmt::Display for ProviderKind {
         f.write_str(match self {
             ProviderKind::Opsgenie => "opsgenie",
             ProviderKind::Pagerduty => "pagerduty",
+            ProviderKind::Jsm => "jsm",
         })
     }
 }

@@ -12,9 +12,11 @@ use crate::plan::{Plan, PlannedOperation, Warning};
 use crate::provider::{Provider, VendorScheduleId};
 use crate::state::{DestinationId, StateStore};
 
+mod migrate;
 mod retire;
 mod run;
 
+pub use migrate::{migrate, Found, MigratedEntry, Migration, MigrationReport};
 pub use retire::retire;
 
 /// A host-chosen identifier of a connection (one vendor account and key).
