@@ -89,8 +89,10 @@ mod builder;
 mod client;
 mod directory;
 mod error;
+mod layers;
 mod models;
 mod pagination;
+mod probe;
 mod provider;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -101,7 +103,7 @@ pub use oncall_core::connection::{ConnectionBuilder, ConnectionSettings, Region}
 
 pub use builder::{PagerDutyBuilder, DEFAULT_RATE_PER_MINUTE};
 pub use error::parse_error;
-pub use provider::PagerDutyProvider;
+pub use provider::{PagerDutyProvider, LISTING_LOOKBACK};
 
 /// PagerDuty's API base URLs.
 pub const URLS: VendorUrls = VendorUrls {
