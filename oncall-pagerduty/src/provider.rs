@@ -565,6 +565,8 @@ fn match_results(
             o.start == new.span.start && o.end == new.span.end && o.user.id == wire.user.id
         })
     };
+    // The wrapped bare form lists only what was created: an item it leaves out was not.
+    let bare = results.iter().all(|r| r.status.is_none());
     let mut used = vec![false; results.len()];
     let mut pick: Vec<Option<usize>> = sent
         .iter()
@@ -587,8 +589,14 @@ fn match_results(
         .enumerate()
         .map(|(k, ((_, new), j))| match j {
             Some(j) => item_result(&results[j], new, j),
-            // Left out of the answer (the wrapped form omits failed items): whether it was
-            // created is unknown, and a read settles it.
+            // Left out of an answer that lists only what was created: refused (if that reading
+            // is wrong, the next run adopts what landed). Left out of a list of results: unknown,
+            // for a read to settle.
+            None if bare => Err(Error::Rejected {
+                message: format!(
+                    "PagerDuty's answer lists the overrides it created, and not override {k}"
+                ),
+            }),
             None => Err(Error::Transient {
                 message: format!(
                     "PagerDuty's answer to a batch create has no result for override {k}: \
