@@ -607,7 +607,7 @@ impl Sim {
         };
         json!({
             "id": u.id, "type": "user", "summary": u.name, "name": u.name, "email": u.email,
-            "time_zone": "UTC", "role": "user", "job_title": null,
+            "time_zone": "UTC", "role": "user",
             "self": format!("https://api.pagerduty.com/users/{}", u.id),
             "html_url": format!("https://subdomain.pagerduty.com/users/{}", u.id),
             "contact_methods": [{ "id": format!("C{}", u.id), "type": "phone_contact_method_reference", "summary": "Mobile" }],
@@ -655,7 +655,7 @@ impl Sim {
             .collect();
         json!({
             "id": s.id, "type": "schedule", "summary": s.name, "name": s.name,
-            "time_zone": s.zone.name(), "description": null,
+            "time_zone": s.zone.name(),
             "self": format!("https://api.pagerduty.com/schedules/{}", s.id),
             "html_url": format!("https://subdomain.pagerduty.com/schedules/{}", s.id),
             "users": users, "escalation_policies": [], "teams": [],
