@@ -167,9 +167,9 @@ mod tests {
     fn emails_are_case_insensitive_and_unique() {
         let d = Directory::from_users(
             vec![
-            user("P1", "Ann.Lee@Example.com"),
-            user("P2", "ann.lee@example.COM"),
-            user("P3", "not-an-address"),
+                user("P1", "Ann.Lee@Example.com"),
+                user("P2", "ann.lee@example.COM"),
+                user("P3", "not-an-address"),
                 user("P4", "bob@example.com"),
             ],
             true,

@@ -219,7 +219,9 @@ pub(crate) fn check_layers(
         };
         notes.push(match check.highest_first {
             Some(true) => "the final schedule stacks the layers highest first as listed".into(),
-            Some(false) => "the final schedule stacks the layers in the reverse of the listing".into(),
+            Some(false) => {
+                "the final schedule stacks the layers in the reverse of the listing".into()
+            }
             None if as_listed => "the final schedule reads alike in both orders".into(),
             None => "the final schedule matches neither order".into(),
         });
@@ -244,11 +246,17 @@ mod tests {
                 "rotation_turn_length_seconds":86400,"users":[]}"#,
         )
         .unwrap();
-        let w = check_window(&[layer.clone()], chrono_tz::Europe::Berlin).unwrap();
-        assert_eq!(w.start(), Utc.with_ymd_and_hms(2024, 3, 29, 7, 0, 0).unwrap());
+        let w = check_window(std::slice::from_ref(&layer), chrono_tz::Europe::Berlin).unwrap();
+        assert_eq!(
+            w.start(),
+            Utc.with_ymd_and_hms(2024, 3, 29, 7, 0, 0).unwrap()
+        );
         assert_eq!(w.end() - w.start(), TimeDelta::days(7));
         let w = check_window(&[layer], chrono_tz::UTC).unwrap();
-        assert_eq!(w.start(), Utc.with_ymd_and_hms(2024, 3, 1, 8, 0, 0).unwrap());
+        assert_eq!(
+            w.start(),
+            Utc.with_ymd_and_hms(2024, 3, 1, 8, 0, 0).unwrap()
+        );
         assert_eq!(check_window(&[], chrono_tz::UTC), None);
     }
 
@@ -282,7 +290,13 @@ mod tests {
             layers: vec![(Some("PL".into()), absolute.clone())],
             ..Rendered::default()
         };
-        let check = check_layers(std::slice::from_ref(&layer), zone, &emails, &rendered, window);
+        let check = check_layers(
+            std::slice::from_ref(&layer),
+            zone,
+            &emails,
+            &rendered,
+            window,
+        );
         assert_eq!(check.turns, Some(Turns::AbsoluteSeconds), "{check:?}");
         assert!(check.unlike.is_empty(), "{check:?}");
         // Shifted by an hour from Mar 31 on: the wall clock.
@@ -303,7 +317,13 @@ mod tests {
             layers: vec![(Some("PL".into()), wall)],
             ..Rendered::default()
         };
-        let check = check_layers(std::slice::from_ref(&layer), zone, &emails, &rendered, window);
+        let check = check_layers(
+            std::slice::from_ref(&layer),
+            zone,
+            &emails,
+            &rendered,
+            window,
+        );
         assert_eq!(check.turns, Some(Turns::WallClock), "{check:?}");
         // Nothing rendered at all: neither reading.
         let check = check_layers(&[layer], zone, &emails, &Rendered::default(), window);

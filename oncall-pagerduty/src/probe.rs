@@ -144,7 +144,9 @@ impl Probe for PagerDutyProvider {
         ] {
             report.findings.push(finding(point, None, None, why));
         }
-        report.findings.push(key_rights(&rights, request.write_to.is_some()));
+        report
+            .findings
+            .push(key_rights(&rights, request.write_to.is_some()));
         for f in &mut report.findings {
             f.detail = self.client().key.redact_in(&f.detail);
         }
@@ -154,9 +156,15 @@ impl Probe for PagerDutyProvider {
 
 fn key_rights(rights: &Rights, wrote: bool) -> ProbeFinding {
     let (reading, detail) = if rights.refused_write {
-        ("read_only", "a write to the scratch schedule was refused (403)".to_owned())
+        (
+            "read_only",
+            "a write to the scratch schedule was refused (403)".to_owned(),
+        )
     } else if rights.wrote {
-        ("read_write", "reads and writes to the scratch schedule succeeded".to_owned())
+        (
+            "read_write",
+            "reads and writes to the scratch schedule succeeded".to_owned(),
+        )
     } else if rights.refused_reads.is_empty() {
         (
             "read",
@@ -215,7 +223,10 @@ impl PagerDutyProvider {
                 POINT,
                 None,
                 None,
-                format!("a key that is no key was answered {}", answer.status.as_u16()),
+                format!(
+                    "a key that is no key was answered {}",
+                    answer.status.as_u16()
+                ),
             );
         }
         let content_type = answer
@@ -280,11 +291,11 @@ impl PagerDutyProvider {
                 finding("layer_order", Some(schedule), None, why),
             ]
         };
-        let head: ScheduleHead = match models::at(root, "schedule").and_then(|v| decode(v, "schedule"))
-        {
-            Ok(h) => h,
-            Err(e) => return fail(e.to_string()),
-        };
+        let head: ScheduleHead =
+            match models::at(root, "schedule").and_then(|v| decode(v, "schedule")) {
+                Ok(h) => h,
+                Err(e) => return fail(e.to_string()),
+            };
         let Ok(zone) = head.time_zone.parse::<chrono_tz::Tz>() else {
             return fail(format!("{:?} is not an IANA zone", head.time_zone));
         };
@@ -324,7 +335,11 @@ impl PagerDutyProvider {
             }
             from = to;
         }
-        ids.extend(layers.iter().flat_map(|l| l.users.iter().map(|u| u.user.id.clone())));
+        ids.extend(
+            layers
+                .iter()
+                .flat_map(|l| l.users.iter().map(|u| u.user.id.clone())),
+        );
         ids.sort();
         ids.dedup();
         let refs: Vec<UserRef> = ids
@@ -427,13 +442,22 @@ impl PagerDutyProvider {
     ) -> Vec<ProbeFinding> {
         let wide = match Window::new(now - LOOK_AROUND, now + LOOK_AROUND) {
             Ok(w) => w,
-            Err(e) => return vec![finding("listing_filter", Some(schedule), None, e.to_string())],
+            Err(e) => {
+                return vec![finding(
+                    "listing_filter",
+                    Some(schedule),
+                    None,
+                    e.to_string(),
+                )]
+            }
         };
         let (status, listed) = match self.raw_listing(schedule, wide).await {
             Ok(x) => x,
             Err(why) => {
                 if why.contains(" 403") {
-                    rights.refused_reads.push(format!("overrides of {schedule}"));
+                    rights
+                        .refused_reads
+                        .push(format!("overrides of {schedule}"));
                 }
                 return vec![
                     finding("listing_status", Some(schedule), None, why.clone()),
@@ -496,11 +520,11 @@ impl PagerDutyProvider {
         rights: &mut Rights,
     ) -> ProbeFinding {
         const POINT: &str = "roster";
-        let head: ScheduleHead = match models::at(root, "schedule").and_then(|v| decode(v, "schedule"))
-        {
-            Ok(h) => h,
-            Err(e) => return finding(POINT, Some(schedule), None, e.to_string()),
-        };
+        let head: ScheduleHead =
+            match models::at(root, "schedule").and_then(|v| decode(v, "schedule")) {
+                Ok(h) => h,
+                Err(e) => return finding(POINT, Some(schedule), None, e.to_string()),
+            };
         let refs: Vec<&UserRef> = head.users.iter().take(ROSTER_SAMPLE).collect();
         if refs.is_empty() {
             return finding(POINT, Some(schedule), None, "the schedule lists no users");
@@ -578,16 +602,18 @@ impl PagerDutyProvider {
             return;
         };
         let id = OverrideId::new(future.id.clone().unwrap_or_default());
-        report.findings.push(self.lag_finding(scratch, &future).await);
+        report
+            .findings
+            .push(self.lag_finding(scratch, &future).await);
         report
             .findings
             .push(self.filter_finding(scratch, &future).await);
         report.write_calls += 1;
-        report.findings.push(self.delete_finding(scratch, &id).await);
+        report
+            .findings
+            .push(self.delete_finding(scratch, &id).await);
         report.write_calls += self.cleanup(scratch, &id, &mut report.left_behind).await;
-        let running = self
-            .running_finding(scratch, &user, now, report)
-            .await;
+        let running = self.running_finding(scratch, &user, now, report).await;
         report.findings.push(running);
         let refused = self.all_failed_findings(scratch, &user, now, report).await;
         report.findings.extend(refused);
@@ -688,9 +714,7 @@ impl PagerDutyProvider {
         let created = first
             .map(|f| f.get("override").cloned().unwrap_or(f))
             .and_then(|o| serde_json::from_value::<WireOverride>(o).ok());
-        let Some(created) = created.filter(|_| answer.status.is_success()) else {
-            return None;
-        };
+        let created = created.filter(|_| answer.status.is_success())?;
         rights.wrote = true;
         created.id.as_ref()?;
         let reading = if created.start == start && created.end == end {
@@ -713,7 +737,11 @@ impl PagerDutyProvider {
     }
 
     /// `listing_lag`: reads until the created override shows, every poll, for the patience.
-    async fn lag_finding(&self, scratch: &VendorScheduleId, created: &WireOverride) -> ProbeFinding {
+    async fn lag_finding(
+        &self,
+        scratch: &VendorScheduleId,
+        created: &WireOverride,
+    ) -> ProbeFinding {
         let id = OverrideId::new(created.id.clone().unwrap_or_default());
         let Ok(window) = Window::new(
             created.start - TimeDelta::hours(1),

@@ -425,10 +425,8 @@ impl PagerDutyProvider {
             .map(|id| UserRef { id, summary: None })
             .collect();
         let members = self.members_of(&refs.iter().collect::<Vec<_>>()).await?;
-        let emails: HashMap<String, Email> = members
-            .into_iter()
-            .map(|(id, m)| (id, m.email))
-            .collect();
+        let emails: HashMap<String, Email> =
+            members.into_iter().map(|(id, m)| (id, m.email)).collect();
         // The layers of the rendering's own answer (ids match those of the configuration read).
         let shown: Vec<Layer> = decode_optional_items(&root, "schedule.schedule_layers")?;
         let layers = if shown.len() == layers.len() {
@@ -517,9 +515,8 @@ impl PagerDutyProvider {
         let results = if answer.status.is_success() {
             // PagerDuty took the batch, but what it says cannot be read: as good as an answer
             // lost. The sync reads back what landed (R6) instead of failing the run.
-            let read = models::json(&answer.body, "overrides").and_then(|root| {
-                decode_create_results(&root)
-            });
+            let read = models::json(&answer.body, "overrides")
+                .and_then(|root| decode_create_results(&root));
             match read {
                 Ok(results) => results,
                 Err(e) => {
@@ -1026,7 +1023,10 @@ mod tests {
         )
         .unwrap();
         let results = match_results(&sent[..1], decode_create_results(&root).unwrap());
-        assert!(matches!(&results[0], Err(Error::Transient { .. })), "{results:?}");
+        assert!(
+            matches!(&results[0], Err(Error::Transient { .. })),
+            "{results:?}"
+        );
     }
 
     #[test]

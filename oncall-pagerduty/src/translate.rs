@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Days, FixedOffset, NaiveDateTime, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 use oncall_core::{
-    expand_rotation, resolve_local, Email, Error, OnCallPeriod, Participant, Restriction,
-    Rotation, RotationUnit, Window,
+    expand_rotation, resolve_local, Email, Error, OnCallPeriod, Participant, Restriction, Rotation,
+    RotationUnit, Window,
 };
 
 use crate::error::invalid;
@@ -192,7 +192,10 @@ pub(crate) fn divergence(layer: &Layer, zone: Tz) -> Option<DateTime<Utc>> {
         if absolute > until {
             return None;
         }
-        let wall = resolve_local(zone, local.checked_add_days(Days::new(k.checked_mul(days)?))?);
+        let wall = resolve_local(
+            zone,
+            local.checked_add_days(Days::new(k.checked_mul(days)?))?,
+        );
         if wall != absolute && absolute.min(wall) >= from {
             return Some(absolute.min(wall));
         }

@@ -70,6 +70,10 @@ async fn conformance_under(name: &str, dialect: PagerDutyDialect) {
             Some("application/vnd.pagerduty+json;version=2"),
             "{name}"
         );
-        assert_eq!(r.content_type.as_deref(), Some("application/json"), "{name}");
+        assert_eq!(
+            r.content_type.as_deref(),
+            Some("application/json"),
+            "{name}"
+        );
     }
 }

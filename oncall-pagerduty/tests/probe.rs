@@ -38,11 +38,11 @@ fn layered() -> VendorSchedule {
         at(12, 4, 9),
         vec![m("dan"), m("eve")],
     );
-    office.restrictions = vec![Restriction::daily(
-        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-        8 * 3600,
-    )
-    .unwrap()];
+    office.restrictions =
+        vec![
+            Restriction::daily(chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(), 8 * 3600)
+                .unwrap(),
+        ];
     let base = Rotation::new(
         "Base",
         RotationUnit::Daily,
@@ -93,7 +93,11 @@ async fn the_probe_names_the_setting_of_every_dialect() {
         // Something to read listings with, running now.
         sim.insert_override(
             &VendorScheduleId("PLAYERS".into()),
-            Span::new(now - TimeDelta::hours(2), now + TimeDelta::hours(20), email("eve")),
+            Span::new(
+                now - TimeDelta::hours(2),
+                now + TimeDelta::hours(20),
+                email("eve"),
+            ),
         );
         let provider = sim
             .provider_builder()
@@ -110,7 +114,8 @@ async fn the_probe_names_the_setting_of_every_dialect() {
             .unwrap();
         for point in SETTLED {
             // The wrapped bare create answer leaves refused items out, and their words with them.
-            let hidden = point == "error_texts" && dialect.create_answer == CreateAnswer::WrappedBare;
+            let hidden =
+                point == "error_texts" && dialect.create_answer == CreateAnswer::WrappedBare;
             let expected = if hidden { None } else { dialect.setting(point) };
             assert_eq!(
                 report.reading(point),
@@ -121,7 +126,11 @@ async fn the_probe_names_the_setting_of_every_dialect() {
         for point in ["lost_writes", "rate_limit", "v3_answer"] {
             assert_eq!(report.reading(point), None, "{name}: {point}");
         }
-        assert_eq!(report.reading("roster"), Some("resolves"), "{name}:\n{report}");
+        assert_eq!(
+            report.reading("roster"),
+            Some("resolves"),
+            "{name}:\n{report}"
+        );
         assert_eq!(report.reading("key_rights"), Some("read_write"), "{name}");
         assert_eq!(
             report.reading("delete_running"),
@@ -138,7 +147,10 @@ async fn the_probe_names_the_setting_of_every_dialect() {
         assert!(report.write_calls >= 4, "{name}: {}", report.write_calls);
         // JSON for the CLI: the same findings.
         let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["findings"].as_array().unwrap().len(), report.findings.len());
+        assert_eq!(
+            json["findings"].as_array().unwrap().len(),
+            report.findings.len()
+        );
     }
 }
 
@@ -160,7 +172,11 @@ async fn a_probe_without_a_scratch_schedule_writes_nothing() {
     assert_eq!(sim.write_calls(), 0);
     assert_eq!(report.write_calls, 0);
     assert!(sim.requests().iter().all(|r| r.method == "GET"));
-    assert_eq!(report.reading("layer_turns"), Some("wall_clock"), "{report}");
+    assert_eq!(
+        report.reading("layer_turns"),
+        Some("wall_clock"),
+        "{report}"
+    );
     assert_eq!(report.reading("key_rights"), Some("read"), "{report}");
     assert_eq!(report.reading("rounding"), None);
     // A bad key cannot probe at all.
@@ -176,5 +192,8 @@ async fn a_probe_without_a_scratch_schedule_writes_nothing() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(e, oncall_core::Error::Unauthenticated { .. }), "{e:?}");
+    assert!(
+        matches!(e, oncall_core::Error::Unauthenticated { .. }),
+        "{e:?}"
+    );
 }

@@ -744,7 +744,11 @@ async fn deletes_through_the_simulator() {
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [400, 502]);
-    let truncated = sim.overrides(&id).into_iter().find(|o| o.id == cut).unwrap();
+    let truncated = sim
+        .overrides(&id)
+        .into_iter()
+        .find(|o| o.id == cut)
+        .unwrap();
     assert!(truncated.span.end < day(9), "{truncated:?}");
 }
 

@@ -65,23 +65,40 @@ async fn account() -> PagerDutySimulator {
             Participant::Member(email("bob")),
         ],
     );
-    layer.restrictions = vec![Restriction::daily(
-        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
-        8 * 3600,
-    )
-    .unwrap()];
+    layer.restrictions =
+        vec![
+            Restriction::daily(chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(), 8 * 3600)
+                .unwrap(),
+        ];
     for (id, name) in [("PLAYERS", "Platform primary"), ("POTHER", "Billing")] {
         sim.add_schedule(VendorSchedule {
             id: VendorScheduleId(id.into()),
             name: name.into(),
             zone: chrono_tz::Europe::Berlin,
-            members: vec![Member::new(email("ann"), "Ann"), Member::new(email("bob"), "Bob")],
+            members: vec![
+                Member::new(email("ann"), "Ann"),
+                Member::new(email("bob"), "Bob"),
+            ],
             rotations: vec![layer.clone()],
         });
     }
     let id = VendorScheduleId("PLAYERS".into());
-    sim.insert_override(&id, Span::new(now - TimeDelta::hours(3), now + TimeDelta::hours(3), email("bob")));
-    sim.insert_override(&id, Span::new(now + TimeDelta::days(2), now + TimeDelta::days(3), email("ann")));
+    sim.insert_override(
+        &id,
+        Span::new(
+            now - TimeDelta::hours(3),
+            now + TimeDelta::hours(3),
+            email("bob"),
+        ),
+    );
+    sim.insert_override(
+        &id,
+        Span::new(
+            now + TimeDelta::days(2),
+            now + TimeDelta::days(3),
+            email("ann"),
+        ),
+    );
     sim
 }
 
@@ -133,8 +150,15 @@ async fn editable_lists_only_future_overrides_by_id() {
     )
     .await;
     let items = editable["overrides"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "only future overrides are editable: {editable}");
-    assert_eq!(items[0].as_object().unwrap().keys().collect::<Vec<_>>(), ["id"]);
+    assert_eq!(
+        items.len(),
+        1,
+        "only future overrides are editable: {editable}"
+    );
+    assert_eq!(
+        items[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id"]
+    );
     let (status, _, refused) = get(&sim, "/schedules/PLAYERS/overrides").await;
     assert_eq!(status, 400, "since and until are required: {refused}");
 }
@@ -144,7 +168,10 @@ async fn a_rendered_schedule_carries_its_coverage() {
     let sim = account().await;
     let (_, _, plain) = get(&sim, "/schedules/PLAYERS").await;
     let layer = &plain["schedule"]["schedule_layers"][0];
-    assert!(layer.get("rendered_coverage_percentage").is_none(), "{layer}");
+    assert!(
+        layer.get("rendered_coverage_percentage").is_none(),
+        "{layer}"
+    );
     // One day, the layer on 09:00-17:00 Berlin (8 of 24 hours), bob's override 09:00-15:00 UTC.
     let (_, _, rendered) = get(
         &sim,
@@ -154,7 +181,10 @@ async fn a_rendered_schedule_carries_its_coverage() {
     let s = &rendered["schedule"];
     let pct = |v: &Value| v["rendered_coverage_percentage"].as_f64().unwrap();
     assert!((pct(&s["schedule_layers"][0]) - 33.33).abs() < 0.01, "{s}");
-    assert!((pct(&s["overrides_subschedule"]) - 25.0).abs() < 0.01, "{s}");
+    assert!(
+        (pct(&s["overrides_subschedule"]) - 25.0).abs() < 0.01,
+        "{s}"
+    );
     // Final: the layer 08:00-16:00 UTC and the override 09:00-15:00: 08:00-16:00.
     assert!((pct(&s["final_schedule"]) - 33.33).abs() < 0.01, "{s}");
     assert_eq!(s["final_schedule"]["name"], "Final Schedule");
@@ -169,11 +199,17 @@ async fn time_zone_renders_a_schedule_in_another_zone() {
     )
     .await;
     let s = &read["schedule"];
-    assert_eq!(s["time_zone"], "Europe/Berlin", "the schedule keeps its zone");
+    assert_eq!(
+        s["time_zone"], "Europe/Berlin",
+        "the schedule keeps its zone"
+    );
     let entry = &s["schedule_layers"][0]["rendered_schedule_entries"][0];
     assert_eq!(entry["start"], "2024-01-10T03:00:00-05:00", "{entry}");
     let restriction = &s["schedule_layers"][0]["restrictions"][0];
-    assert_eq!(restriction["start_time_of_day"], "03:00:00", "{restriction}");
+    assert_eq!(
+        restriction["start_time_of_day"], "03:00:00",
+        "{restriction}"
+    );
     let (status, _, _) = get(&sim, "/schedules/PLAYERS?time_zone=Mars%2FBase").await;
     assert_eq!(status, 400);
 }
@@ -196,7 +232,10 @@ async fn the_users_on_call_in_a_window_are_listed() {
 
 #[tokio::test]
 async fn a_bad_key_gets_json_unless_the_dialect_says_text() {
-    for (body, json) in [(UnauthorizedBody::Json, true), (UnauthorizedBody::TextPlain, false)] {
+    for (body, json) in [
+        (UnauthorizedBody::Json, true),
+        (UnauthorizedBody::TextPlain, false),
+    ] {
         let sim = PagerDutySimulator::start_with(
             Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
             PagerDutyDialect {
@@ -212,10 +251,17 @@ async fn a_bad_key_gets_json_unless_the_dialect_says_text() {
             .await
             .unwrap();
         assert_eq!(answer.status(), 401);
-        let content_type = answer.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let text = answer.text().await.unwrap();
         let parsed = serde_json::from_str::<Value>(&text);
-        assert_eq!(content_type.starts_with("application/json"), json, "{body:?}");
+        assert_eq!(
+            content_type.starts_with("application/json"),
+            json,
+            "{body:?}"
+        );
         assert_eq!(parsed.is_ok(), json, "{body:?}: {text}");
         if json {
             assert!(parsed.unwrap()["error"]["message"].is_string());
@@ -237,7 +283,11 @@ async fn answers_carry_no_nulls_where_the_spec_types_strings() {
         assert_eq!(status, 200, "{path}");
         assert!(content_type.starts_with("application/json"), "{path}");
         let text = body.to_string();
-        for field in ["\"description\":null", "\"job_title\":null", "\"name\":null"] {
+        for field in [
+            "\"description\":null",
+            "\"job_title\":null",
+            "\"name\":null",
+        ] {
             assert!(!text.contains(field), "{path}: {field} in {text}");
         }
     }

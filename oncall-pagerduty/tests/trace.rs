@@ -30,7 +30,8 @@ impl Kept {
 
 #[tokio::test]
 async fn every_attempt_is_traced_without_the_key() {
-    let sim = PagerDutySimulator::start_at(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()).await;
+    let sim =
+        PagerDutySimulator::start_at(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()).await;
     sim.add_schedule(VendorSchedule {
         id: VendorScheduleId("PT".into()),
         name: "Traced".into(),
@@ -40,7 +41,11 @@ async fn every_attempt_is_traced_without_the_key() {
     });
     sim.set_rate_limit_reset(0);
     let kept = Arc::new(Kept::default());
-    let provider = sim.provider_builder().with_http_trace(kept.clone()).build().unwrap();
+    let provider = sim
+        .provider_builder()
+        .with_http_trace(kept.clone())
+        .build()
+        .unwrap();
     // Two 429s before the listing's first request: three attempts, all traced.
     sim.rate_limit_next(2);
     provider.list_schedules().await.unwrap();
@@ -65,7 +70,10 @@ async fn every_attempt_is_traced_without_the_key() {
     assert!(!text.contains(PagerDutySimulator::READ_WRITE_KEY), "{text}");
     // The sink redacts people.
     let mut redactor = Redactor::default();
-    let redacted: Vec<HttpExchange> = trace.into_iter().map(|e| redactor.redact_exchange(e)).collect();
+    let redacted: Vec<HttpExchange> = trace
+        .into_iter()
+        .map(|e| redactor.redact_exchange(e))
+        .collect();
     let text = serde_json::to_string(&redacted).unwrap();
     assert!(!text.contains("ann@example.com"), "{text}");
 }
@@ -75,10 +83,7 @@ async fn every_attempt_is_traced_without_the_key() {
 async fn a_key_echoed_anywhere_is_scrubbed_from_the_trace() {
     let key = "zq9Xk2Lm/Pp4+Rr6Tt8V";
     let server = MockServer::start().await;
-    let body = format!(
-        "bad key {key} (zq9Xk2Lm%2FPp4%2BRr6Tt8V) {}",
-        &key[..10]
-    );
+    let body = format!("bad key {key} (zq9Xk2Lm%2FPp4%2BRr6Tt8V) {}", &key[..10]);
     Mock::given(any())
         .respond_with(
             ResponseTemplate::new(401)

@@ -164,7 +164,11 @@ async fn a_delete_the_lock_keeps_refusing_holds_the_mark() {
         };
         let sim = sim_with(now, dialect, "PLOCK").await;
         let id = VendorScheduleId("PLOCK".into());
-        let stray = Span::new(day(6) + TimeDelta::hours(2), day(6) + TimeDelta::hours(5), email("eve"));
+        let stray = Span::new(
+            day(6) + TimeDelta::hours(2),
+            day(6) + TimeDelta::hours(5),
+            email("eve"),
+        );
         sim.insert_override(&id, stray.clone());
         let provider = sim.provider();
         let store = InMemoryStateStore::new();
@@ -302,7 +306,9 @@ async fn a_layer_is_read_as_the_vendor_renders_it_whatever_its_turns() {
             LayerTurns::AbsoluteSeconds => 8,
         };
         assert!(
-            ours[1..].iter().all(|t| t.format("%H").to_string() == format!("{want:02}")),
+            ours[1..]
+                .iter()
+                .all(|t| t.format("%H").to_string() == format!("{want:02}")),
             "{turns:?}: handoffs read at {ours:?}"
         );
     }
@@ -425,7 +431,11 @@ async fn a_running_override_is_seen_whatever_the_listing_filter() {
         };
         let sim = sim_with(now, dialect, "PRUN").await;
         let id = VendorScheduleId("PRUN".into());
-        let running = Span::new(now - TimeDelta::hours(30), now + TimeDelta::hours(7), email("eve"));
+        let running = Span::new(
+            now - TimeDelta::hours(30),
+            now + TimeDelta::hours(7),
+            email("eve"),
+        );
         let running_id = sim.insert_override(&id, running.clone());
         let provider = sim.provider();
         let listed = provider
@@ -433,7 +443,9 @@ async fn a_running_override_is_seen_whatever_the_listing_filter() {
             .await
             .unwrap();
         assert!(
-            listed.iter().any(|o| o.id == running_id && o.span == running),
+            listed
+                .iter()
+                .any(|o| o.id == running_id && o.span == running),
             "{filter:?}: {listed:?}"
         );
         let store = InMemoryStateStore::new();
@@ -444,7 +456,10 @@ async fn a_running_override_is_seen_whatever_the_listing_filter() {
             .into_iter()
             .find(|o| o.id == running_id)
             .unwrap();
-        assert_eq!(cut.span.end, now, "{filter:?}: the running override is cut at now");
+        assert_eq!(
+            cut.span.end, now,
+            "{filter:?}: the running override is cut at now"
+        );
     }
 }
 
@@ -454,7 +469,9 @@ async fn a_running_override_is_seen_whatever_the_listing_filter() {
 #[tokio::test]
 async fn one_odd_schedule_does_not_hide_the_others() {
     let server = MockServer::start().await;
-    let head = |id: &str| format!(r#"{{"id":"{id}","type":"schedule","name":"S {id}","time_zone":"UTC","users":[]}}"#);
+    let head = |id: &str| {
+        format!(r#"{{"id":"{id}","type":"schedule","name":"S {id}","time_zone":"UTC","users":[]}}"#)
+    };
     let heads = ["PGOOD", "PFORBID", "PGONE", "PZONE", "PTURN"]
         .map(head)
         .join(",");
@@ -462,7 +479,9 @@ async fn one_odd_schedule_does_not_hide_the_others() {
         .and(path("/schedules"))
         .respond_with(json(
             200,
-            &format!(r#"{{"schedules":[{heads}],"limit":100,"offset":0,"more":false,"total":null}}"#),
+            &format!(
+                r#"{{"schedules":[{heads}],"limit":100,"offset":0,"more":false,"total":null}}"#
+            ),
         ))
         .mount(&server)
         .await;
@@ -493,8 +512,14 @@ async fn one_odd_schedule_does_not_hide_the_others() {
     for (id, template) in [
         ("PGOOD", json(200, &schedule("PGOOD", "UTC", 86_400))),
         ("PFORBID", json(403, FORBIDDEN)),
-        ("PGONE", json(404, r#"{"error":{"message":"Not Found","code":2100}}"#)),
-        ("PZONE", json(200, &schedule("PZONE", "Mars/Olympus_Mons", 86_400))),
+        (
+            "PGONE",
+            json(404, r#"{"error":{"message":"Not Found","code":2100}}"#),
+        ),
+        (
+            "PZONE",
+            json(200, &schedule("PZONE", "Mars/Olympus_Mons", 86_400)),
+        ),
         ("PTURN", json(200, &schedule("PTURN", "UTC", 1_800))),
     ] {
         Mock::given(method("GET"))
@@ -552,7 +577,10 @@ async fn a_create_still_being_processed_is_never_sent_twice() {
     let host = host(20);
     let first = run(&host, &provider, &dest, &store, now, 10).await;
     let posts = sim.requests().iter().filter(|r| r.method == "POST").count();
-    assert_eq!(posts, 1, "the lost create is not sent again in the run: {first}");
+    assert_eq!(
+        posts, 1,
+        "the lost create is not sent again in the run: {first}"
+    );
     assert_ne!(first.destinations[0].status, SyncStatus::Ok, "{first}");
     let later = now + dialect.settles_within() + TimeDelta::seconds(10);
     sim.set_now(later);
@@ -579,7 +607,11 @@ async fn an_unreadable_create_answer_is_read_back_not_fatal() {
         let host = host(80);
         sim.inject_http(Trigger::Write(1), fault);
         let report = run(&host, &provider, &dest, &store, now, 70).await;
-        assert_eq!(report.destinations[0].status, SyncStatus::Ok, "{fault:?}: {report}");
+        assert_eq!(
+            report.destinations[0].status,
+            SyncStatus::Ok,
+            "{fault:?}: {report}"
+        );
         assert_eq!(held(&sim, "PBAD"), desired(&host, now, 70), "{fault:?}");
     }
 }
@@ -597,7 +629,9 @@ async fn a_key_straddling_the_cut_leaves_no_prefix_and_encoded_echoes_are_scrubb
         .and(path("/schedules/PA"))
         .respond_with(json(
             400,
-            &format!(r#"{{"error":{{"message":"{message}","code":2001,"errors":["token={encoded}"]}}}}"#),
+            &format!(
+                r#"{{"error":{{"message":"{message}","code":2001,"errors":["token={encoded}"]}}}}"#
+            ),
         ))
         .mount(&server)
         .await;
@@ -612,7 +646,10 @@ async fn a_key_straddling_the_cut_leaves_no_prefix_and_encoded_echoes_are_scrubb
         .await
         .unwrap_err();
     let shown = format!("{e} {e:?}");
-    assert!(!shown.contains("zq9X"), "a prefix of the key leaked: {shown}");
+    assert!(
+        !shown.contains("zq9X"),
+        "a prefix of the key leaked: {shown}"
+    );
     assert!(!shown.contains(encoded), "the encoded key leaked: {shown}");
 }
 

@@ -18,8 +18,7 @@ use super::dialect::{
     ListingStatus, PagerDutyDialect, RateLimitAnswer, Rounding, UnauthorizedBody, V3Answer,
 };
 use super::state::{
-    render_layer, Account, ItemRefusal, Refusal, Rendered, SimLayer, SimOverride,
-    SimSchedule,
+    render_layer, Account, ItemRefusal, Refusal, Rendered, SimLayer, SimOverride, SimSchedule,
 };
 use super::{HttpFault, KeyKind, SimRequest};
 
@@ -172,7 +171,8 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
 
 /// `t` floored to the minute.
 fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
-    t - TimeDelta::seconds(i64::from(t.second())) - TimeDelta::nanoseconds(i64::from(t.nanosecond()))
+    t - TimeDelta::seconds(i64::from(t.second()))
+        - TimeDelta::nanoseconds(i64::from(t.nanosecond()))
 }
 
 struct Query(Vec<(String, String)>);
@@ -224,12 +224,7 @@ impl Query {
 }
 
 /// A classic page: `total` is `null` unless `total=true` (then the count of every match).
-fn page<T>(
-    items: Vec<T>,
-    key: &str,
-    query: &Query,
-    to_json: impl Fn(&T) -> Value,
-) -> Reply {
+fn page<T>(items: Vec<T>, key: &str, query: &Query, to_json: impl Fn(&T) -> Value) -> Reply {
     let (limit, offset) = match query.page() {
         Ok(p) => p,
         Err(r) => return r,
@@ -706,14 +701,26 @@ impl Sim {
     /// A restriction's local start in the schedule's zone, as shown in `zone` (restrictions
     /// "respect the time_zone parameter of the request"): moved by the offsets' difference at the
     /// layer's virtual start.
-    fn restriction_start(layer: &SimLayer, schedule_zone: Tz, zone: Tz, seconds: u32) -> (u32, i64) {
+    fn restriction_start(
+        layer: &SimLayer,
+        schedule_zone: Tz,
+        zone: Tz,
+        seconds: u32,
+    ) -> (u32, i64) {
         use chrono::Offset;
         let at = layer.virtual_start;
-        let from = at.with_timezone(&schedule_zone).offset().fix().local_minus_utc();
+        let from = at
+            .with_timezone(&schedule_zone)
+            .offset()
+            .fix()
+            .local_minus_utc();
         let to = at.with_timezone(&zone).offset().fix().local_minus_utc();
         let shifted = i64::from(seconds) + i64::from(to - from);
         let day_shift = shifted.div_euclid(86_400);
-        (u32::try_from(shifted.rem_euclid(86_400)).unwrap_or(0), day_shift)
+        (
+            u32::try_from(shifted.rem_euclid(86_400)).unwrap_or(0),
+            day_shift,
+        )
     }
 
     fn layers_json(

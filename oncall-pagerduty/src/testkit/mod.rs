@@ -71,9 +71,9 @@ mod http;
 mod state;
 
 pub use dialect::{
-    AllFailedStatus, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, LayerTurns,
-    ListingFilter, ListingLag, ListingStatus, LostWrites, PagerDutyDialect, RateLimitAnswer,
-    Rounding, UnauthorizedBody, V3Answer,
+    AllFailedStatus, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, LayerTurns, ListingFilter,
+    ListingLag, ListingStatus, LostWrites, PagerDutyDialect, RateLimitAnswer, Rounding,
+    UnauthorizedBody, V3Answer,
 };
 
 use std::sync::{Arc, Mutex, MutexGuard};
