@@ -195,7 +195,16 @@ pub enum V3Answer {
     NotFound,
 }
 
-/// One reading of every UNCONFIRMED PagerDuty behaviour (see the [module docs](self)).
+/// One reading of every UNCONFIRMED PagerDuty behaviour (DESIGN §7).
+///
+/// Every point the reference (`reference/pagerduty-api.md`) marks UNCONFIRMED, and that the
+/// adapter or the sync depends on, is one field, an enum of its plausible readings. `Default` is
+/// the reading the reference or the official spec documents (or, where neither settles it, the one
+/// the reference calls probable), with the error bodies really captured from PagerDuty. The
+/// property tests and the conformance suite run under every setting of
+/// [`PagerDutyDialect::variants`], and `oncall probe` names, per point, the setting a real account
+/// showed: a finding's `point` is a field's name ([`PagerDutyDialect::SWITCHES`]), its `reading`
+/// the setting's name ([`PagerDutyDialect::setting`]).
 ///
 /// ```
 /// use oncall_pagerduty::testkit::{ListingFilter, PagerDutyDialect};
