@@ -150,6 +150,8 @@ impl Client {
             .http
             .request(method, format!("{}{path}", self.base_url))
             .header(AUTHORIZATION, auth)
+            // Also a default header; set here so that a trace shows it.
+            .header(reqwest::header::ACCEPT, ACCEPT)
             // The spec marks it required on every operation, GETs included.
             .header(CONTENT_TYPE, JSON)
             .query(query);

@@ -61,10 +61,17 @@ async fn every_attempt_is_traced_without_the_key() {
             .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
             .unwrap();
         assert_eq!(auth.1, "***");
-        assert!(e
-            .request_headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/json"));
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("accept", "application/vnd.pagerduty+json;version=2"),
+        ] {
+            assert!(
+                e.request_headers
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case(name) && v == value),
+                "{name}: {e:?}"
+            );
+        }
     }
     let text = serde_json::to_string(&trace).unwrap();
     assert!(!text.contains(PagerDutySimulator::READ_WRITE_KEY), "{text}");
