@@ -6,8 +6,8 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use oncall_sync::{
-    plan_export, Capabilities, Desired, DestinationId, DestinationState, Email, Override,
-    OverrideId, PlanInput, Span,
+    plan_export, Capabilities, Desired, DestinationId, DestinationMode, DestinationState, Email,
+    Override, OverrideId, PlanInput, RoleIndex, Span,
 };
 
 struct Input {
@@ -61,6 +61,7 @@ fn input(spans: usize, existing: usize) -> Input {
         high_water: Some(hour(exported)),
         ledger,
         last_run: None,
+        mode: Default::default(),
     };
     Input {
         desired: Desired::new(now, desired_spans, hour(spans)).expect("valid spans"),
@@ -73,6 +74,8 @@ fn input(spans: usize, existing: usize) -> Input {
 fn run(input: &Input, caps: Capabilities) -> usize {
     let destination = DestinationId("bench".into());
     plan_export(PlanInput {
+        role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
         destination: &destination,
         now: input.now,
         desired: &input.desired,

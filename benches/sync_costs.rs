@@ -7,6 +7,9 @@
 //! - a re-sync with nothing changed (goal: at most 2 calls per destination, no write; on JSM, whose
 //!   overrides come in pages of at most 50 with no window parameter, one call per page),
 //! - a re-sync after one host swap (goal: at most 2 writes on Opsgenie, 3 on PagerDuty),
+//! - in authoritative mode (DESIGN §8), a re-sync with nothing changed (goal: no write, as in
+//!   protect mode: owning the whole horizon costs nothing while nobody changes it) and one after a
+//!   person's override (goal: the one write that removes it),
 //!
 //! each beside the naive approach (delete every future override, re-create one per shift, one call
 //! at a time) and the minimum number of writes the change needs. The table is printed once at the
@@ -25,9 +28,9 @@ use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
 use oncall_sync::pagerduty::testkit::PagerDutySimulator;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{
-    sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member, NewOverride,
-    Provider, RoleIndex, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions, SyncTarget,
-    VendorSchedule, VendorScheduleId, Window,
+    sync, ConnectionId, Destination, DestinationId, DestinationMode, Email, InMemoryStateStore,
+    Member, NewOverride, Provider, RoleIndex, Schedule, ScheduleId, Shift, Span, SyncMode,
+    SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId, Window,
 };
 
 const LATENCY: Duration = Duration::from_millis(20);
@@ -109,6 +112,10 @@ impl Simulated for PagerDutySimulator {
 
 impl Account {
     async fn open(vendor: Vendor) -> Account {
+        Account::open_in(vendor, DestinationMode::Protect).await
+    }
+
+    async fn open_in(vendor: Vendor, mode: DestinationMode) -> Account {
         let schedule = VendorSchedule {
             id: VendorScheduleId("VS".into()),
             name: "Bench".into(),
@@ -145,6 +152,7 @@ impl Account {
                 connection: ConnectionId("bench".into()),
                 schedule: VendorScheduleId("VS".into()),
                 role: RoleIndex::PRIMARY,
+                mode,
             },
         }
     }
@@ -313,6 +321,43 @@ async fn table() {
             Vendor::PagerDuty => 3,
         };
         assert!(swap.writes <= swap_goal, "one swap: {swap}");
+
+        let owned = Account::open_in(vendor, DestinationMode::Authoritative).await;
+        let store = InMemoryStateStore::new();
+        owned.sync(&host, &store, now()).await;
+        let again = owned
+            .sync(&host, &store, now() + TimeDelta::minutes(1))
+            .await;
+        // A person covers two hours of a shift a week ahead: authoritative mode removes it.
+        let cover = Span::new(
+            day(7) + TimeDelta::hours(2),
+            day(7) + TimeDelta::hours(4),
+            email(PEOPLE[0]),
+        );
+        owned
+            .sim
+            .insert_override(&owned.destination.schedule, cover);
+        let reverted = owned
+            .sync(&host, &store, now() + TimeDelta::minutes(2))
+            .await;
+        for (step, cost, min) in [
+            ("authoritative: no change", again, 0),
+            ("authoritative: one cover", reverted, 1),
+        ] {
+            println!(
+                "{:<10} {:<24} {:<36} {:<36} {}",
+                format!("{vendor:?}"),
+                step,
+                cost.to_string(),
+                "",
+                min
+            );
+        }
+        assert!(
+            again.calls <= 2 && again.writes == 0,
+            "authoritative, no change: {again}"
+        );
+        assert_eq!(reverted.writes, 1, "authoritative, one cover: {reverted}");
     }
     println!();
 }
@@ -374,6 +419,27 @@ fn bench(c: &mut Criterion) {
                         is_swapped = !is_swapped;
                         let rota = if is_swapped { &other } else { &host };
                         total += account.sync(rota, &store, at).await.time;
+                    }
+                    total
+                })
+            })
+        });
+        let (owned, owned_store) = rt.block_on(async {
+            let account = Account::open_in(vendor, DestinationMode::Authoritative).await;
+            let store = InMemoryStateStore::new();
+            account.sync(&host, &store, now()).await;
+            (account, store)
+        });
+        group.bench_function("authoritative_resync_nothing_changed", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        minute += 1;
+                        let at = now() + TimeDelta::seconds(minute);
+                        let cost = owned.sync(&host, &owned_store, at).await;
+                        assert_eq!(cost.writes, 0, "authoritative, no change: {cost}");
+                        total += cost.time;
                     }
                     total
                 })

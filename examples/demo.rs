@@ -9,7 +9,11 @@
 //! 3. sync; then a person covers tonight's secondary by hand in PagerDuty at 2 a.m., the host swaps
 //!    two primaries, and the sync runs again: the manual override survives, the swap is exported
 //!    (two in-place updates on Opsgenie), and a third sync writes nothing;
-//! 4. move the primary's destination off Opsgenie (its API ends on 2027-04-05): Atlassian migrates
+//! 4. drift (DESIGN §8): a person swaps two secondary shifts in PagerDuty by hand; the sync keeps
+//!    the swap (it is before the mark) and reports it as drift proposing that swap to the host; the
+//!    host accepts it into its rota, the next sync adopts the person's overrides, and the one after
+//!    writes nothing.
+//! 5. move the primary's destination off Opsgenie (its API ends on 2027-04-05): Atlassian migrates
 //!    the account to the JSM Operations simulator (new aliases, new schedule ids), `migrate`
 //!    re-points the destination to the JSM connection keeping its mark and ledger, and the sync
 //!    through JSM writes nothing twice and keeps a person's manual override.
@@ -25,8 +29,9 @@ use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
 use oncall_sync::pagerduty::testkit::PagerDutySimulator;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{
-    import_schedule, migrate, sync, ConnectionId, Destination, DestinationId, Email, Found,
-    InMemoryStateStore, Member, Migration, Participant, Provider, RoleIndex, Rotation,
+    accept_drift, import_schedule, migrate, sync, ConnectionId, Destination, DestinationId,
+    DestinationMode, Email, Found, InMemoryStateStore, Member, Migration, Participant, Proposal,
+    Provider, RoleIndex, Rotation,
     RotationUnit, Schedule, Span, SyncMode, SyncOptions, SyncReport, SyncTarget, VendorSchedule,
     VendorScheduleId, Window,
 };
@@ -237,7 +242,7 @@ impl Output {
     }
 }
 
-/// Step 6: the primary's destination moves off Opsgenie to JSM Operations. A person covers Friday
+/// Steps 8 and 9: the primary's destination moves off Opsgenie to JSM Operations. A person covers Friday
 /// noon in Opsgenie by hand first; Atlassian's migration copies the account with new aliases and
 /// new schedule ids (the harder reading of what it keeps); `migrate` finds each override of ours
 /// again by its exact span and person and re-keys the ledger; the sync through JSM then writes
@@ -277,7 +282,7 @@ async fn move_off_opsgenie(
     jsm.import_migrated(opsgenie, &[config], carried);
     let (og, jsm_provider) = (opsgenie.provider(), jsm.provider());
     out.heading(&format!(
-        "6. Moving \"{}\" off Opsgenie (its API ends on 2027-04-05) to JSM Operations at {}: \
+        "8. Moving \"{}\" off Opsgenie (its API ends on 2027-04-05) to JSM Operations at {}: \
          Atlassian migrated the account with new aliases and schedule ids",
         primary.id,
         jsm.uri()
@@ -353,7 +358,7 @@ async fn move_off_opsgenie(
     )
     .await
     .unwrap_or_else(|e| fail(&e.to_string()));
-    out.heading("7. The host swaps Saturday's and Sunday's primaries: two updates in place on JSM");
+    out.heading("9. The host swaps Saturday's and Sunday's primaries: two updates in place on JSM");
     out.report("swap_through_jsm", &report);
     out.line(format!(
         "  vendor calls: JSM {} ({} writes)",
@@ -364,6 +369,24 @@ async fn move_off_opsgenie(
         report.is_ok() && writes(&jsm) <= 2,
         "the swap through JSM was not two updates",
     );
+}
+
+/// Two shifts a few days ahead whose secondaries differ (one this week, one next week).
+fn swap_candidates(host: &Schedule) -> Option<(oncall_sync::Shift, oncall_sync::Shift)> {
+    let shifts = host.shifts();
+    let first = shifts.get(4)?;
+    let second = shifts
+        .iter()
+        .skip(5)
+        .find(|s| s.assignees[1].is_some() && s.assignees[1] != first.assignees[1])?;
+    Some((first.clone(), second.clone()))
+}
+
+fn host_index(host: &Schedule, shift: &oncall_sync::Shift) -> usize {
+    host.shifts()
+        .iter()
+        .position(|s| s.start == shift.start)
+        .unwrap_or_else(|| fail("a shift left the rota"))
 }
 
 /// Stops the demo with a non-zero exit code: it doubles as a smoke test of the whole job.
@@ -450,12 +473,14 @@ async fn main() {
             connection: ConnectionId("opsgenie-acme".into()),
             schedule: VendorScheduleId("og-platform-primary".into()),
             role: RoleIndex::PRIMARY,
+            mode: DestinationMode::Protect,
         },
         Destination {
             id: DestinationId("platform-secondary-to-pagerduty".into()),
             connection: ConnectionId("pagerduty-acme".into()),
             schedule: secondary_schedule.clone(),
             role: RoleIndex::SECONDARY,
+            mode: DestinationMode::Protect,
         },
     ];
     let targets = [
@@ -543,6 +568,82 @@ async fn main() {
         writes == 0 && report.is_ok(),
         "a sync with nothing changed wrote to a vendor or failed",
     );
+
+    // Drift (DESIGN §8): at 2 a.m. a person swaps two secondary shifts in PagerDuty, by hand.
+    let secondary = |shift: &oncall_sync::Shift| shift.assignees[1].clone();
+    let (first, second) = swap_candidates(&host).unwrap_or_else(|| fail("no two shifts to swap"));
+    for (shift, other) in [(&first, &second), (&second, &first)] {
+        let who = secondary(other).unwrap_or_else(|| fail("a shift without a secondary"));
+        pagerduty.insert_override(&secondary_schedule, Span::new(shift.start, shift.end, who));
+    }
+    let name = |e: Option<Email>| e.map_or_else(String::new, |e| e.as_str().to_owned());
+    out.heading(&format!(
+        "6. A person swaps two secondary shifts in PagerDuty ({} on {}, {} on {}): the sync keeps \
+         the swap (before the mark) and reports it as drift, proposing the swap to the host",
+        name(secondary(&second)),
+        first.start.with_timezone(&Berlin).format("%a %d %b"),
+        name(secondary(&first)),
+        second.start.with_timezone(&Berlin).format("%a %d %b"),
+    ));
+    let report = run(now + TimeDelta::minutes(2), SyncMode::Apply)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    out.report("drift_reported", &report);
+    let (line, writes) = calls.step();
+    out.line(line);
+    let drift = report.destinations[1].drift().to_vec();
+    let proposed: Vec<&Proposal> = drift.iter().filter_map(|d| d.proposal.as_ref()).collect();
+    check(
+        writes == 0 && proposed.len() == 2 && proposed[0] == proposed[1],
+        "the swap made in PagerDuty did not come back as drift proposing it",
+    );
+    check(
+        matches!(proposed[0], Proposal::SwapAssignees { .. }),
+        "the drift did not propose a swap",
+    );
+
+    out.heading(
+        "7. The host accepts the drift: the swap is in its rota, and the vendor already shows it",
+    );
+    let accepted =
+        accept_drift(&mut host, &drift).unwrap_or_else(|e| fail(&format!("accept failed: {e}")));
+    for p in &accepted.applied {
+        out.line(format!("  accepted: {p}"));
+    }
+    out.line(format!(
+        "  {} record(s) without a proposal (a change to part of a shift) left as they are",
+        accepted.without_proposal
+    ));
+    out.value("accepted", accepted.applied.len());
+    check(
+        secondary(&host.shifts()[host_index(&host, &first)]) == secondary(&second)
+            && secondary(&host.shifts()[host_index(&host, &second)]) == secondary(&first),
+        "the host's rota does not have the swap",
+    );
+    let run = |now, mode| sync(&host, &targets, &store, options(now, mode));
+    let report = run(now + TimeDelta::minutes(3), SyncMode::Apply)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    out.report("after_accepting", &report);
+    out.line(calls.step().0);
+    check(report.is_ok(), "the sync after accepting did not succeed");
+    check(
+        report.destinations[1]
+            .drift()
+            .iter()
+            .all(|d| d.proposal.is_none()),
+        "the accepted swap is still drift",
+    );
+    let report = run(now + TimeDelta::minutes(4), SyncMode::Apply)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let (line, writes) = calls.step();
+    out.line(line);
+    check(
+        writes == 0 && report.is_ok(),
+        "a sync after accepting the drift wrote again",
+    );
+    out.line("  the rota and PagerDuty agree; the sync writes nothing more");
 
     move_off_opsgenie(&mut out, &opsgenie, &host, &destinations, &store, now).await;
 

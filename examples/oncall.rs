@@ -3,13 +3,29 @@
 //! ```text
 //! oncall schedules --config FILE --connection ID [--json]
 //! oncall import    --config FILE --connection ID --schedule REMOTE_ID --from T --to T [--json]
-//! oncall plan      --config FILE --state FILE [--now T] [--json]
+//! oncall plan      --config FILE --state FILE [--now T] [--json] [--out PLAN.json]
 //! oncall sync      --config FILE --state FILE [--now T] [--json]
+//! oncall apply     --config FILE --state FILE --plan PLAN.json [--now T] [--json]
+//! oncall drift     --config FILE --state FILE [--now T] [--json] [--accept]
 //! oncall status    --config FILE --state FILE [--now T] [--json]
 //! oncall retire    --config FILE --state FILE --destination ID [--now T] [--dry-run] [--json]
 //! oncall migrate   --config FILE --state FILE --destination ID --to-connection JSM_CONN
 //!                  [--to-schedule REMOTE_ID] [--now T] [--dry-run] [--json]
+//! oncall actuals   --config FILE --connection ID --schedule REMOTE_ID --from T --to T
+//!                  [--csv | --json] [--night HH:MM-HH:MM] [--weekend sat,sun] [--time-zone ZONE]
 //! ```
+//!
+//! Destination modes (DESIGN §8, the config's `mode`): `sync` writes to `protect` and
+//! `authoritative` destinations and only plans for `manual` ones. `plan --out` saves every
+//! destination's plan to a file a person can read; `apply --plan` applies each saved plan only
+//! while what it was planned against still holds (the destination's state version, a digest of
+//! the vendor's overrides, the same operations when planned again now), and otherwise refuses it
+//! with nothing written (exit 1). `drift` reads the vendor (writing nothing) and lists what people
+//! changed there against the rota; `--accept` writes the proposed edits into the config's
+//! `schedule.shifts` (only the `assignees` concerned change; a `rotation` cannot take them).
+//! `actuals` reads who was on call from the vendor's final rendering, with hours per person split
+//! into weekday, weekend and night hours in the schedule's zone: `--csv` prints the hours per
+//! person, `--json` the periods and the hours.
 //!
 //! `T` is an RFC 3339 instant; `--now` is the instant the sync treats as now (default: the system
 //! clock; `status` takes it too, for the health it computes). The config file is described in
@@ -43,15 +59,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
 use oncall_sync::config::{process_env, Config, ConfigError};
 use oncall_sync::{
-    desired_spans, import_schedule, retire, sync, Action, ConnectionId, ConnectionRegistry,
-    Desired, Destination, DestinationId, DestinationReport, Error, FileStateStore, Outcome,
-    PlannedOperation, Provider, Schedule, Span, StateStore, SyncError, SyncMode, SyncOptions,
-    SyncStatus, SyncTarget, VendorScheduleId, Window,
+    apply_plan, desired_spans, import_schedule, read_actuals, retire, sync, Action, Actuals,
+    ActualsOptions, ConnectionId, ConnectionRegistry, Desired, Destination, DestinationId,
+    DestinationMode, DestinationReport, Drift, DriftFate, Error, FileStateStore, NightWindow,
+    Outcome, PlanRefused, PlannedOperation, Provider, SavedPlan, Schedule, Span, StateStore,
+    SyncError, SyncMode, SyncOptions, SyncStatus, SyncTarget, VendorScheduleId, Window,
 };
 use serde_json::{json, Value};
 
@@ -114,9 +131,32 @@ enum Command {
         to: DateTime<Utc>,
     },
     /// Show what a sync would do, writing nothing.
-    Plan(Stateful),
-    /// Export the schedule to every destination.
+    Plan {
+        #[command(flatten)]
+        stateful: Stateful,
+        /// Save the plans to this file, to apply later with `oncall apply`.
+        #[arg(long, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
+    },
+    /// Export the schedule to every destination (manual ones are only planned).
     Sync(Stateful),
+    /// Apply plans saved by `oncall plan --out`, each only while what it was planned against
+    /// still holds.
+    Apply {
+        #[command(flatten)]
+        stateful: Stateful,
+        /// The saved plans.
+        #[arg(long, value_name = "PLAN.json")]
+        plan: PathBuf,
+    },
+    /// Show what people changed in the vendor against the rota, writing nothing to any vendor.
+    Drift {
+        #[command(flatten)]
+        stateful: Stateful,
+        /// Write the proposed edits into the config's shifts.
+        #[arg(long)]
+        accept: bool,
+    },
     /// Show each destination's mark, last run, ledger and health, without calling any vendor.
     Status(Stateful),
     /// Stop exporting to a destination: delete our overrides there that have not started, then
@@ -150,6 +190,61 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Who was on call when, from the vendor's final rendering, with hours per person split into
+    /// weekday, weekend and night hours (reads only).
+    Actuals {
+        #[command(flatten)]
+        common: Common,
+        /// The connection's id in the config.
+        #[arg(long, value_name = "ID")]
+        connection: String,
+        /// The vendor's schedule id.
+        #[arg(long, value_name = "REMOTE_ID")]
+        schedule: String,
+        /// Start of the window (RFC 3339).
+        #[arg(long, value_name = "T", value_parser = instant)]
+        from: DateTime<Utc>,
+        /// End of the window (RFC 3339).
+        #[arg(long, value_name = "T", value_parser = instant)]
+        to: DateTime<Utc>,
+        /// Print the hours per person as CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// The night window, local wall times (default 22:00-06:00).
+        #[arg(long, value_name = "HH:MM-HH:MM")]
+        night: Option<NightWindow>,
+        /// The weekend days, comma-separated (default sat,sun; `none` for no weekend).
+        #[arg(long, value_name = "DAYS", value_parser = weekend_days)]
+        weekend: Option<WeekendDays>,
+        /// The zone to split hours in (default: the vendor schedule's).
+        #[arg(long, value_name = "ZONE", value_parser = zone)]
+        time_zone: Option<Tz>,
+    },
+}
+
+/// `--weekend`'s days (one argument, comma-separated).
+#[derive(Clone)]
+struct WeekendDays(Vec<Weekday>);
+
+fn weekend_days(value: &str) -> Result<WeekendDays, String> {
+    if value == "none" {
+        return Ok(WeekendDays(Vec::new()));
+    }
+    value
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<Weekday>()
+                .map_err(|_| format!("{d:?} is not a day (mon, tue, ... sun)"))
+        })
+        .collect::<Result<_, _>>()
+        .map(WeekendDays)
+}
+
+fn zone(value: &str) -> Result<Tz, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an IANA time zone"))
 }
 
 fn instant(value: &str) -> Result<DateTime<Utc>, String> {
@@ -207,8 +302,33 @@ async fn run(command: Command) -> Result<bool, Stop> {
             from,
             to,
         } => import(&common, &connection, &schedule, from, to).await,
-        Command::Plan(s) => export(&s, SyncMode::DryRun).await,
-        Command::Sync(s) => export(&s, SyncMode::Apply).await,
+        Command::Plan { stateful, out } => {
+            export(&stateful, SyncMode::DryRun, out.as_deref()).await
+        }
+        Command::Sync(s) => export(&s, SyncMode::Apply, None).await,
+        Command::Apply { stateful, plan } => apply_saved(&stateful, &plan).await,
+        Command::Drift { stateful, accept } => drift(&stateful, accept).await,
+        Command::Actuals {
+            common,
+            connection,
+            schedule,
+            from,
+            to,
+            csv,
+            night,
+            weekend,
+            time_zone,
+        } => {
+            let defaults = ActualsOptions::default();
+            let options = ActualsOptions {
+                night: night.unwrap_or(defaults.night),
+                weekend: weekend.map_or(defaults.weekend, |w| w.0),
+                zone: time_zone,
+            };
+            let window =
+                Window::new(from, to).map_err(|e| Stop::Usage(format!("--from/--to: {e}")))?;
+            actuals(&common, &connection, &schedule, window, &options, csv).await
+        }
         Command::Status(s) => status(&s).await,
         Command::Retire {
             stateful,
@@ -809,7 +929,7 @@ fn sync_targets<'a>(
         .collect()
 }
 
-async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
+async fn export(s: &Stateful, mode: SyncMode, out: Option<&std::path::Path>) -> Result<bool, Stop> {
     let checked = check(s)?;
     // Key variables and providers, before any state is opened.
     let providers = checked.config.destination_providers(&process_env)?;
@@ -830,7 +950,16 @@ async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
         let report = sync(&p.schedule, &targets, p.store.store(), options)
             .await
             .map_err(|e| Stop::Usage(e.to_string()))?;
+        if let Some(out) = out {
+            save_plans(out, &report.destinations)?;
+        }
         print_reports(&p, &report.destinations, mode, s.common.json)?;
+        if let (Some(out), false) = (out, s.common.json) {
+            println!(
+                "plans saved to {}: apply them with `oncall apply --plan`",
+                out.display()
+            );
+        }
         return Ok(report.destinations.iter().all(is_ok));
     }
     let ids: Vec<DestinationId> = targets.iter().map(|t| t.destination.id.clone()).collect();
@@ -898,6 +1027,7 @@ async fn held_elsewhere(
         high_water_before: mark,
         high_water_after: mark,
         write_calls: 0,
+        saved_plan: None,
     }
 }
 
@@ -1072,8 +1202,9 @@ fn report_json(report: &DestinationReport, mode: SyncMode) -> Value {
         "forgotten": forgotten,
         "errors": errors,
         "warnings": report.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "drift": report.drift(),
         "write_calls": report.write_calls,
-        "planned": mode == SyncMode::DryRun,
+        "planned": mode == SyncMode::DryRun || report.status == SyncStatus::Planned,
     })
 }
 
@@ -1084,7 +1215,14 @@ fn print_reports(
     as_json: bool,
 ) -> Result<(), Stop> {
     if as_json {
-        let destinations: Vec<Value> = reports.iter().map(|r| report_json(r, mode)).collect();
+        let destinations: Vec<Value> = reports
+            .iter()
+            .map(|r| {
+                let mut value = report_json(r, mode);
+                value["mode"] = json!(p.config.destination(&r.destination).map(|d| d.mode.name()));
+                value
+            })
+            .collect();
         return print_json(&json!({ "now": rfc3339(p.now), "destinations": destinations }));
     }
     let zone = p.config.time_zone();
@@ -1139,11 +1277,37 @@ fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: 
     for w in &report.warnings {
         println!("  warning: {w}");
     }
+    for d in report.drift() {
+        let shown = d.shown.as_ref().map_or_else(
+            || "nobody (the vendor's rotation)".to_owned(),
+            ToString::to_string,
+        );
+        let fate = if d.stands() { "stands" } else { "reverted" };
+        println!(
+            "  drift {}: shift from {} planned {}, the vendor shows {shown} ({fate}; `oncall drift` for more)",
+            d.id,
+            local(d.shift_start, zone),
+            d.planned
+        );
+    }
     for e in &report.errors {
         println!("  error: {e}");
     }
+    let manual = p
+        .config
+        .destination(&report.destination)
+        .is_some_and(|d| d.mode == DestinationMode::Manual);
+    if manual && mode == SyncMode::Apply && report.status == SyncStatus::Planned {
+        println!(
+            "  manual mode: planned only, nothing written; save the plan with `oncall plan --out` \
+             and apply it with `oncall apply --plan`"
+        );
+    }
     let writes = match (&report.plan, mode) {
         (Some(plan), SyncMode::DryRun) => format!("{} operations planned", plan.write_count()),
+        (Some(plan), _) if report.status == SyncStatus::Planned => {
+            format!("{} operations planned", plan.write_count())
+        }
         _ => format!("{} write calls", report.write_calls),
     };
     let mark = match mode {
@@ -1465,6 +1629,8 @@ fn status_json(st: &DestinationStatus, registry: &ConnectionRegistry) -> Value {
     json!({
         "id": d.id.0,
         "connection": d.connection.0,
+        "mode": d.mode.name(),
+        "state_mode": st.state.as_ref().ok().filter(|s| s.last_run.is_some()).map(|s| s.mode.name()),
         "health": st.health.word(),
         "high_water": high_water,
         "last_run": last_run,
@@ -1480,11 +1646,12 @@ fn print_status(p: &Prepared, st: &DestinationStatus, registry: &ConnectionRegis
     let zone = p.config.time_zone();
     let d = &st.destination;
     println!(
-        "{} → schedule {} of connection {} ({}): health {}",
+        "{} → schedule {} of connection {} ({}, {} mode): health {}",
         d.id,
         d.schedule,
         d.connection,
         role_name(p, d),
+        d.mode,
         st.health.word()
     );
     match &st.state {
@@ -1526,6 +1693,464 @@ fn print_status(p: &Prepared, st: &DestinationStatus, registry: &ConnectionRegis
             local(span.start, zone),
             local(span.end, zone),
             span.member
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan --out and apply: saved plans (manual mode, DESIGN §8).
+
+/// The file `plan --out` writes and `apply --plan` reads.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PlansFile {
+    plans: Vec<SavedPlan>,
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place: a reader never sees half a
+/// file, and a crash leaves the old one.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), Stop> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let failed = |doing: &str, e: std::io::Error| {
+        Stop::Failed(format!("cannot {doing} {}: {e}", path.display()))
+    };
+    let mut file = std::fs::File::create(&temporary).map_err(|e| failed("write", e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| failed("write", e))?;
+    std::fs::rename(&temporary, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        failed("replace", e)
+    })
+}
+
+/// Saves the plans of every destination that was read (the others failed: their errors show).
+fn save_plans(out: &std::path::Path, reports: &[DestinationReport]) -> Result<(), Stop> {
+    let plans = PlansFile {
+        plans: reports
+            .iter()
+            .filter_map(|r| r.saved_plan.as_deref().cloned())
+            .collect(),
+    };
+    let text = serde_json::to_string_pretty(&plans)
+        .map_err(|e| Stop::Failed(format!("cannot write the plans: {e}")))?;
+    write_atomically(out, &(text + "\n"))
+}
+
+fn refusal_kind(refusal: &PlanRefused) -> &'static str {
+    match refusal {
+        PlanRefused::Format { .. } => "format",
+        PlanRefused::OtherDestination { .. } => "other_destination",
+        PlanRefused::StateChanged { .. } => "state_changed",
+        PlanRefused::VendorChanged { .. } => "vendor_changed",
+        PlanRefused::Outdated { .. } => "outdated",
+        PlanRefused::Unreadable { .. } => "unreadable",
+        _ => "refused",
+    }
+}
+
+async fn apply_saved(s: &Stateful, plan_file: &std::path::Path) -> Result<bool, Stop> {
+    let checked = check(s)?;
+    let text = std::fs::read_to_string(plan_file)
+        .map_err(|e| Stop::Usage(format!("--plan {}: {e}", plan_file.display())))?;
+    let file: PlansFile = serde_json::from_str(&text).map_err(|e| {
+        Stop::Usage(format!(
+            "--plan {}: not a file of saved plans ({e})",
+            plan_file.display()
+        ))
+    })?;
+    for saved in &file.plans {
+        if checked.config.destination(&saved.destination.id).is_none() {
+            return Err(Stop::Usage(format!(
+                "--plan: the plan for destination {} names a destination the config does not have",
+                saved.destination.id
+            )));
+        }
+    }
+    let providers = checked.config.destination_providers(&process_env)?;
+    let p = checked.open(&s.state, Access::Write).await?;
+    let ids: Vec<DestinationId> = file
+        .plans
+        .iter()
+        .map(|saved| saved.destination.id.clone())
+        .collect();
+    let claimed = p.store.claim(&ids).await?;
+    let mut results: Vec<(DestinationReport, Option<PlanRefused>)> = Vec::new();
+    let work = async {
+        let mut results = Vec::new();
+        for saved in &file.plans {
+            let Some(destination) = p.config.destination(&saved.destination.id) else {
+                continue;
+            };
+            if !claimed.holds(&destination.id) {
+                continue;
+            }
+            let Some(provider) = providers.get(&destination.connection) else {
+                continue;
+            };
+            let target = SyncTarget {
+                destination,
+                provider: provider.as_ref(),
+            };
+            match apply_plan(saved, target, claimed.store(), p.now).await {
+                Ok(report) => results.push((report, None)),
+                Err(refused) => {
+                    results.push((refused_report(destination, &refused), Some(refused)))
+                }
+            }
+        }
+        results
+    };
+    let outcome = claimed.hold_while(work).await;
+    claimed.give_back().await;
+    results.extend(outcome?);
+    for (id, holder) in claimed.refused() {
+        if let Some(destination) = p.config.destination(id) {
+            results.push((held_elsewhere(&p, destination, holder).await, None));
+        }
+    }
+    remember_keys(&p, |registry| {
+        for (report, _) in &results {
+            registry.record_destination(p.now, report);
+        }
+    })
+    .await;
+    if s.common.json {
+        let destinations: Vec<Value> = results
+            .iter()
+            .map(|(report, refused)| {
+                let mut value = report_json(report, SyncMode::Apply);
+                value["refused"] = json!(refused.as_ref().map(refusal_kind));
+                value
+            })
+            .collect();
+        print_json(&json!({ "now": rfc3339(p.now), "destinations": destinations }))?;
+    } else {
+        let zone = p.config.time_zone();
+        for (report, refused) in &results {
+            match refused {
+                Some(refused) => println!(
+                    "{}: refused, nothing written: {refused}",
+                    report.destination
+                ),
+                None => print_report(&p, report, SyncMode::Apply, zone),
+            }
+        }
+        if results.is_empty() {
+            println!("the plan file holds no plan");
+        }
+    }
+    Ok(results
+        .iter()
+        .all(|(report, refused)| refused.is_none() && is_ok(report)))
+}
+
+/// The report of a saved plan that was refused: nothing was sent or saved.
+fn refused_report(destination: &Destination, refused: &PlanRefused) -> DestinationReport {
+    DestinationReport {
+        destination: destination.id.clone(),
+        connection: destination.connection.clone(),
+        status: SyncStatus::Failed,
+        plan: None,
+        outcomes: Vec::new(),
+        errors: vec![SyncError {
+            destination: destination.id.clone(),
+            connection: destination.connection.clone(),
+            operation: None,
+            error: Error::Conflict {
+                message: format!("the saved plan was refused: {refused}"),
+            },
+        }],
+        warnings: Vec::new(),
+        high_water_before: None,
+        high_water_after: None,
+        write_calls: 0,
+        saved_plan: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// drift: what people changed in the vendor, and accepting it into the config.
+
+async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
+    let checked = check(s)?;
+    let providers = checked.config.destination_providers(&process_env)?;
+    let p = checked.open(&s.state, Access::Read).await?;
+    let targets = sync_targets(&p.config, &providers)?;
+    let options = SyncOptions {
+        now: p.now,
+        horizon: p.config.horizon(),
+        mode: SyncMode::DryRun,
+    };
+    let report = sync(&p.schedule, &targets, p.store.store(), options)
+        .await
+        .map_err(|e| Stop::Usage(e.to_string()))?;
+    let ok = report.destinations.iter().all(is_ok);
+    let all: Vec<&Drift> = report.destinations.iter().flat_map(|r| r.drift()).collect();
+    let accepted = if accept {
+        Some(accept_into_config(&s.common.config, &all)?)
+    } else {
+        None
+    };
+    if s.common.json {
+        let destinations: Vec<Value> = report
+            .destinations
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.destination.0,
+                    "connection": r.connection.0,
+                    "mode": p.config.destination(&r.destination).map(|d| d.mode.name()),
+                    "status": status_word(r.status),
+                    "drift": r.drift(),
+                    "errors": r.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut value = json!({ "now": rfc3339(p.now), "destinations": destinations });
+        if let Some(made) = &accepted {
+            value["accepted"] = json!(made.len());
+        }
+        print_json(&value)?;
+    } else {
+        let zone = p.config.time_zone();
+        for r in &report.destinations {
+            println!("{}", r.destination);
+            for e in &r.errors {
+                println!("  error: {e}");
+            }
+            if r.drift().is_empty() && r.errors.is_empty() {
+                println!("  (no drift: the vendor shows the rota)");
+            }
+            for d in r.drift() {
+                print_drift(d, zone);
+            }
+        }
+        match &accepted {
+            Some(made) if made.is_empty() => println!("nothing to accept"),
+            Some(made) => {
+                println!(
+                    "accepted {} edits into {}: only the assignees of those shifts changed",
+                    made.len(),
+                    s.common.config.display()
+                );
+                for line in made {
+                    println!("  {line}");
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(ok)
+}
+
+fn print_drift(d: &Drift, zone: Tz) {
+    let who = |e: Option<&oncall_sync::Email>| {
+        e.map_or_else(
+            || "nobody (the vendor's rotation)".to_owned(),
+            ToString::to_string,
+        )
+    };
+    println!(
+        "  {}  shift {} → {}: planned {}, the vendor shows {}",
+        d.id,
+        local(d.shift_start, zone),
+        local(d.shift_end, zone),
+        d.planned,
+        who(d.shown.as_ref())
+    );
+    for s in &d.stretches {
+        let fate = match s.fate {
+            DriftFate::Stands => "stands (a person's change before the mark)",
+            DriftFate::Reverted => "reverted by the sync",
+            _ => "",
+        };
+        println!(
+            "      {} → {}  {fate}",
+            local(s.start, zone),
+            local(s.end, zone)
+        );
+    }
+    match &d.proposal {
+        Some(p) => println!("      proposal: {p}"),
+        None => println!("      no proposal: the change covers part of the shift"),
+    }
+}
+
+/// Writes every distinct proposal into the config's shifts; returns a line per edit made.
+fn accept_into_config(path: &std::path::Path, drift: &[&Drift]) -> Result<Vec<String>, Stop> {
+    let mut proposals = Vec::new();
+    for d in drift {
+        if let Some(p) = &d.proposal {
+            if !proposals.contains(&p) {
+                proposals.push(p);
+            }
+        }
+    }
+    let edits: Vec<_> = proposals.iter().flat_map(|p| p.edits()).collect();
+    if edits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Stop::Usage(format!("--config {}: {e}", path.display())))?;
+    let accepted = oncall_sync::config::accept_edits(&text, &edits)
+        .map_err(|e| Stop::Usage(format!("--accept: {e}; the config was not changed")))?;
+    if !accepted.made.is_empty() {
+        write_atomically(path, &accepted.text)?;
+    }
+    Ok(accepted
+        .made
+        .iter()
+        .map(|e| {
+            let who = |e: &Option<oncall_sync::Email>| {
+                e.as_ref()
+                    .map_or_else(|| "nobody".to_owned(), ToString::to_string)
+            };
+            format!(
+                "shift from {} (role {}): {} → {}",
+                rfc3339(e.shift_start),
+                e.role,
+                who(&e.from),
+                who(&e.to)
+            )
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// actuals: the on-call actually served, for reporting and pay.
+
+async fn actuals(
+    common: &Common,
+    connection: &str,
+    schedule: &str,
+    window: Window,
+    options: &ActualsOptions,
+    csv: bool,
+) -> Result<bool, Stop> {
+    let config = Config::from_file(&common.config)?;
+    let provider = connection_provider(&config, connection)?;
+    let id = VendorScheduleId(schedule.to_owned());
+    let a = read_actuals(provider.as_ref(), &id, window, options)
+        .await
+        .map_err(|e| Stop::Failed(format!("connection {connection}, schedule {schedule}: {e}")))?;
+    let hours = |seconds: i64| seconds as f64 / 3600.0;
+    let split_json = |s: &oncall_sync::HoursSplit| {
+        json!({
+            "hours": hours(s.total_seconds),
+            "weekday_hours": hours(s.weekday_seconds),
+            "weekend_hours": hours(s.weekend_seconds),
+            "night_hours": hours(s.night_seconds),
+            "seconds": s.total_seconds,
+            "weekday_seconds": s.weekday_seconds,
+            "weekend_seconds": s.weekend_seconds,
+            "night_seconds": s.night_seconds,
+        })
+    };
+    if csv {
+        println!("role,member,hours,weekday_hours,weekend_hours,night_hours");
+        for t in &a.totals {
+            let s = &t.split;
+            println!(
+                "{},{},{:.2},{:.2},{:.2},{:.2}",
+                csv_field(&t.role_name),
+                csv_field(t.member.as_str()),
+                hours(s.total_seconds),
+                hours(s.weekday_seconds),
+                hours(s.weekend_seconds),
+                hours(s.night_seconds)
+            );
+        }
+    } else if common.json {
+        let with = |mut v: Value, split: &oncall_sync::HoursSplit| {
+            if let (Value::Object(map), Value::Object(extra)) = (&mut v, split_json(split)) {
+                map.extend(extra);
+            }
+            v
+        };
+        let periods: Vec<Value> = a
+            .periods
+            .iter()
+            .map(|p| {
+                with(
+                    json!({"role": p.role_name, "member": p.member.as_str(), "start": rfc3339(p.start), "end": rfc3339(p.end)}),
+                    &p.split,
+                )
+            })
+            .collect();
+        let totals: Vec<Value> = a
+            .totals
+            .iter()
+            .map(|t| {
+                with(
+                    json!({"role": t.role_name, "member": t.member.as_str()}),
+                    &t.split,
+                )
+            })
+            .collect();
+        print_json(&json!({
+            "schedule": schedule,
+            "from": rfc3339(window.start()),
+            "to": rfc3339(window.end()),
+            "time_zone": a.zone.name(),
+            "night": a.options.night.to_string(),
+            "weekend": a.options.weekend.iter().map(|d| d.to_string().to_lowercase()).collect::<Vec<_>>(),
+            "periods": periods,
+            "totals": totals,
+        }))?;
+    } else {
+        print_actuals(&a, schedule);
+    }
+    Ok(true)
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn print_actuals(a: &Actuals, schedule: &str) {
+    use oncall_sync::actuals::hours_and_minutes as hm;
+    let weekend: Vec<String> = a.options.weekend.iter().map(ToString::to_string).collect();
+    println!(
+        "schedule {schedule}, {} to {} ({}; night {}, weekend {})",
+        local(a.window.start(), a.zone),
+        local(a.window.end(), a.zone),
+        a.zone.name(),
+        a.options.night,
+        if weekend.is_empty() {
+            "none".to_owned()
+        } else {
+            weekend.join(",")
+        }
+    );
+    for p in &a.periods {
+        println!(
+            "  {:<10} {} → {}  {}  {}",
+            p.role_name,
+            local(p.start, a.zone),
+            local(p.end, a.zone),
+            p.member,
+            hm(p.split.total_seconds)
+        );
+    }
+    println!("  hours per person (h:mm): total, weekday, weekend, night");
+    for t in &a.totals {
+        let s = &t.split;
+        println!(
+            "  {:<10} {:<28} {:>8} {:>8} {:>8} {:>8}",
+            t.role_name,
+            t.member.as_str(),
+            hm(s.total_seconds),
+            hm(s.weekday_seconds),
+            hm(s.weekend_seconds),
+            hm(s.night_seconds)
         );
     }
 }

@@ -52,7 +52,13 @@
 //!   and its `warnings` are ignored here): it pastes into the file as `schedule`.
 //! - **Destinations**: one vendor schedule (`schedule_id`) of one connection, and the host role
 //!   exported there (by name). No two destinations may share a vendor schedule of one connection:
-//!   each would take the other's overrides for foreign ones.
+//!   each would take the other's overrides for foreign ones. `mode` is optional (DESIGN §8):
+//!   `protect` (the default: people's vendor edits before the mark survive), `authoritative` (the
+//!   vendor is made to show the rota over the whole horizon) or `manual` (a sync only plans;
+//!   `oncall plan --out` saves a plan and `oncall apply --plan` applies it).
+//!
+//! `oncall drift --accept` writes accepted drift into the file ([`accept_edits`]): the
+//! `assignees` of the shifts concerned change, and nothing else in the file does.
 //!
 //! Every error says what is wrong and where, as a path into the file
 //! (`schedule.shifts[3].start`), before any request is sent. [`Config::provider`] builds each
@@ -67,11 +73,15 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use oncall_core::{
     expand_rotation, merge_rotations, resolve_local, ApiKey, Connection, ConnectionId,
-    ConnectionRegistry, Destination, DestinationId, Email, Endpoint, KeyReference, Member,
-    Participant, Provider, ProviderKind, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId,
-    Shift, Usage, ValidationError, VendorScheduleId, Window,
+    ConnectionRegistry, Destination, DestinationId, DestinationMode, Email, Endpoint, KeyReference,
+    Member, Participant, Provider, ProviderKind, RoleIndex, Rotation, RotationUnit, Schedule,
+    ScheduleId, Shift, Usage, ValidationError, VendorScheduleId, Window,
 };
 use serde::Deserialize;
+
+mod accept;
+
+pub use accept::{accept_edits, AcceptedText};
 
 /// What is wrong with a configuration, and where (a path into the JSON, such as
 /// `schedule.shifts[3].start`, or the connection concerned).
@@ -321,6 +331,8 @@ struct RawDestination {
     connection: String,
     schedule_id: String,
     role: String,
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 impl Config {
@@ -1139,6 +1151,10 @@ fn validate_destinations(
                     role: d.role.clone(),
                     roles: roles.to_vec(),
                 })?;
+        let mode = match d.mode.as_deref() {
+            None => DestinationMode::Protect,
+            Some(mode) => mode.parse().map_err(|e| invalid(at("mode"), e))?,
+        };
         let id = DestinationId(d.id.clone());
         let key = (account(&d.connection), d.schedule_id.clone());
         if let Some((first, _)) = targets.insert(key, (id.clone(), d.connection.clone())) {
@@ -1154,6 +1170,7 @@ fn validate_destinations(
             connection: ConnectionId(d.connection.clone()),
             schedule: VendorScheduleId(d.schedule_id.clone()),
             role: RoleIndex(role),
+            mode,
         });
     }
     Ok(destinations)
@@ -1358,6 +1375,28 @@ mod tests {
             edited(r#""id": "pd-secondary""#, r#""id": "og-primary""#),
             &["destinations[1].id", "twice"],
         );
+        check_error(
+            edited(
+                r#""role": "secondary"}"#,
+                r#""role": "secondary", "mode": "strict"}"#,
+            ),
+            &[
+                "destinations[1].mode",
+                "strict",
+                "protect, authoritative or manual",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_destination_mode_is_protect_unless_given() {
+        let config = edited(
+            r#""role": "secondary"}"#,
+            r#""role": "secondary", "mode": "manual"}"#,
+        )
+        .unwrap();
+        let modes: Vec<DestinationMode> = config.destinations().iter().map(|d| d.mode).collect();
+        assert_eq!(modes, [DestinationMode::Protect, DestinationMode::Manual]);
     }
 
     #[test]

@@ -175,7 +175,10 @@ impl World {
     fn run(&self, args: &[&str]) -> Run {
         let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         full.extend(["--config".into(), self.config_path().display().to_string()]);
-        if matches!(args[0], "plan" | "sync" | "status" | "retire") {
+        if matches!(
+            args[0],
+            "plan" | "sync" | "status" | "retire" | "apply" | "drift"
+        ) {
             full.extend(["--state".into(), self.state_path().display().to_string()]);
         }
         self.run_raw(&full)
@@ -1001,5 +1004,286 @@ async fn schedules_and_import_give_what_pastes_into_the_config() {
     ]);
     assert_eq!(missing.code, 1, "{}", missing.stderr);
     assert!(missing.stderr.contains("PNOPE"), "{}", missing.stderr);
+    w.check_least_data();
+}
+
+/// Sets a destination's `mode` in the config.
+fn with_mode(mut config: Value, destination: &str, mode: &str) -> Value {
+    for d in config["destinations"].as_array_mut().unwrap() {
+        if d["id"] == destination {
+            d["mode"] = json!(mode);
+        }
+    }
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_mode_plans_on_sync_saves_a_plan_and_applies_it_while_nothing_changed() {
+    let w = World::new().await;
+    let shifts = rota(-1, 7);
+    w.write_config(&with_mode(w.config_value(&shifts), "og-primary", "manual"));
+    let plan_file = w.dir.join("plan.json");
+    let plan_arg = plan_file.display().to_string();
+
+    // sync: the manual destination is only planned; the other one is written.
+    let sync = w.run(&["sync", "--now", &at(now()), "--json"]);
+    assert_eq!(sync.code, 0, "{}{}", sync.stdout, sync.stderr);
+    assert_eq!(destination(&sync.json(), "og-primary")["planned"], true);
+    assert_eq!(destination(&sync.json(), "og-primary")["mode"], "manual");
+    assert_eq!(w.og_writes(), 0, "manual: nothing written");
+    assert!(w.pd_writes() > 0);
+    let text = w.run(&["sync", "--now", &at(now())]);
+    assert!(
+        text.stdout.contains("manual mode: planned only"),
+        "{}",
+        text.stdout
+    );
+
+    // plan --out, then a person's override in between: refused, nothing written.
+    let planned = w.run(&["plan", "--now", &at(now()), "--out", &plan_arg]);
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    assert_eq!(saved["plans"].as_array().unwrap().len(), 2, "{saved}");
+    assert!(saved["plans"][0]["summary"][0]
+        .as_str()
+        .unwrap()
+        .contains("create"));
+    let theirs = w.og.insert_override(
+        &og_id(),
+        Span::new(day(3), day(3) + TimeDelta::hours(2), email("dan")),
+    );
+    let refused = w.run(&["apply", "--plan", &plan_arg, "--now", &at(now()), "--json"]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert_eq!(
+        destination(&refused.json(), "og-primary")["refused"],
+        "vendor_changed"
+    );
+    assert_eq!(w.og_writes(), 0, "refused: nothing written");
+    let human = w.run(&["apply", "--plan", &plan_arg, "--now", &at(now())]);
+    assert!(
+        human.stdout.contains("refused, nothing written"),
+        "{}",
+        human.stdout
+    );
+
+    // Planned again, it applies: the vendor shows exactly the rota from now on.
+    w.og.remove_override(&og_id(), &theirs);
+    let later = now() + TimeDelta::minutes(5);
+    w.set_now(later);
+    assert_eq!(
+        w.run(&["plan", "--now", &at(later), "--out", &plan_arg])
+            .code,
+        0
+    );
+    let applied = w.run(&["apply", "--plan", &plan_arg, "--now", &at(later), "--json"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert_eq!(destination(&applied.json(), "og-primary")["status"], "ok");
+    assert_eq!(
+        held_from(&w.og.overrides(&og_id()), later),
+        desired(&shifts, 0, later)
+    );
+    assert_eq!(
+        w.state_json()["destinations"]["og-primary"]["state"]["mode"],
+        "manual"
+    );
+    // The same plan again: the state has moved on.
+    let again = w.run(&["apply", "--plan", &plan_arg, "--now", &at(later), "--json"]);
+    assert_eq!(again.code, 1);
+    assert_eq!(
+        destination(&again.json(), "og-primary")["refused"],
+        "state_changed"
+    );
+    // A plan file that is not one: usage, exit 2.
+    std::fs::write(&plan_file, "{}").unwrap();
+    assert_eq!(
+        w.run(&["apply", "--plan", &plan_arg, "--now", &at(later)])
+            .code,
+        2
+    );
+    w.check_least_data();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authoritative_mode_removes_a_manual_override_before_the_mark() {
+    let w = World::new().await;
+    let shifts = rota(-1, 7);
+    w.rota(&shifts);
+    assert_eq!(w.run(&["sync", "--now", &at(now())]).code, 0);
+    let theirs = w.og.insert_override(
+        &og_id(),
+        Span::new(day(2), day(2) + TimeDelta::hours(3), email("dan")),
+    );
+    // Protect leaves it (R3); authoritative removes it and reports it as drift, reverted.
+    let later = now() + TimeDelta::hours(1);
+    w.set_now(later);
+    assert_eq!(w.run(&["sync", "--now", &at(later)]).code, 0);
+    assert!(w.og.overrides(&og_id()).iter().any(|o| o.id == theirs));
+    w.write_config(&with_mode(
+        w.config_value(&shifts),
+        "og-primary",
+        "authoritative",
+    ));
+    let sync = w.run(&["sync", "--now", &at(later), "--json"]);
+    assert_eq!(sync.code, 0, "{}", sync.stderr);
+    let og = destination(&sync.json(), "og-primary").clone();
+    assert_eq!(og["drift"].as_array().unwrap().len(), 1, "{og}");
+    assert_eq!(og["drift"][0]["stretches"][0]["fate"], "reverted");
+    assert!(!w.og.overrides(&og_id()).iter().any(|o| o.id == theirs));
+    assert_eq!(
+        held_from(&w.og.overrides(&og_id()), later),
+        desired(&shifts, 0, later)
+    );
+    let status = w.run(&["status", "--now", &at(later), "--json"]);
+    assert_eq!(
+        destination(&status.json(), "og-primary")["mode"],
+        "authoritative"
+    );
+    // An unknown mode is a config error: exit 2.
+    w.write_config(&with_mode(w.config_value(&shifts), "og-primary", "strict"));
+    let bad = w.run(&["sync", "--now", &at(later)]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("destinations[0].mode"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_lists_a_swap_made_in_the_vendor_and_accept_writes_it_into_the_shifts() {
+    let w = World::new().await;
+    let shifts = rota(-1, 7);
+    w.rota(&shifts);
+    assert_eq!(w.run(&["sync", "--now", &at(now())]).code, 0);
+    // A person swaps the primaries of days 2 and 3 in Opsgenie, by hand.
+    let (two, three) = (shifts[3].1.unwrap(), shifts[4].1.unwrap());
+    w.og.insert_override(&og_id(), Span::new(day(2), day(3), email(three)));
+    w.og.insert_override(&og_id(), Span::new(day(3), day(4), email(two)));
+    let later = now() + TimeDelta::hours(1);
+    w.set_now(later);
+    let writes = (w.og_writes(), w.pd_writes());
+    let listed = w.run(&["drift", "--now", &at(later), "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let drift = destination(&listed.json(), "og-primary")["drift"].clone();
+    assert_eq!(drift.as_array().unwrap().len(), 2, "{drift}");
+    assert_eq!(drift[0]["proposal"]["kind"], "swap_assignees");
+    assert_eq!(drift[0]["proposal"], drift[1]["proposal"]);
+    assert_eq!(
+        (w.og_writes(), w.pd_writes()),
+        writes,
+        "drift writes nothing"
+    );
+    let human = w.run(&["drift", "--now", &at(later)]);
+    assert!(human.stdout.contains("proposal: swap"), "{}", human.stdout);
+
+    let before = std::fs::read_to_string(w.config_path()).unwrap();
+    let accepted = w.run(&["drift", "--now", &at(later), "--accept"]);
+    assert_eq!(accepted.code, 0, "{}{}", accepted.stdout, accepted.stderr);
+    assert!(
+        accepted.stdout.contains("accepted 2 edits"),
+        "{}",
+        accepted.stdout
+    );
+    let after = std::fs::read_to_string(w.config_path()).unwrap();
+    let mut swapped = shifts.clone();
+    swapped[3].1 = Some(three);
+    swapped[4].1 = Some(two);
+    let expected = w.config_value(&swapped);
+    assert_eq!(serde_json::from_str::<Value>(&after).unwrap(), expected);
+    // Only two shifts' assignees changed: without the assignee lists, the file is byte for byte
+    // the same.
+    let split = |text: &str| -> (Vec<String>, Vec<String>) {
+        let mut parts = text.split("\"assignees\": ");
+        let mut rest = vec![parts.next().unwrap().to_owned()];
+        let mut lists = Vec::new();
+        for part in parts {
+            let end = part.find(']').unwrap() + 1;
+            lists.push(part[..end].split_whitespace().collect());
+            rest.push(part[end..].to_owned());
+        }
+        (rest, lists)
+    };
+    let ((rest_before, lists_before), (rest_after, lists_after)) = (split(&before), split(&after));
+    assert_eq!(rest_before, rest_after);
+    let changed = lists_before
+        .iter()
+        .zip(&lists_after)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(changed, 2, "{after}");
+    // The next sync adopts the person's overrides; then there is no drift and nothing to write.
+    assert_eq!(w.run(&["sync", "--now", &at(later)]).code, 0);
+    let quiet = w.run(&["drift", "--now", &at(later), "--json"]);
+    assert_eq!(destination(&quiet.json(), "og-primary")["drift"], json!([]));
+    let writes = (w.og_writes(), w.pd_writes());
+    assert_eq!(w.run(&["sync", "--now", &at(later)]).code, 0);
+    assert_eq!((w.og_writes(), w.pd_writes()), writes);
+    assert_eq!(
+        w.run(&["drift", "--now", &at(later), "--accept"])
+            .stdout
+            .lines()
+            .last(),
+        Some("nothing to accept")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actuals_print_hours_per_person_as_csv_and_json() {
+    let w = World::new().await;
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+        .unwrap()
+        .and_hms_opt(9, 0, 0)
+        .unwrap();
+    let daily = Rotation::new(
+        "Daily",
+        RotationUnit::Daily,
+        1,
+        start,
+        vec![
+            Participant::Member(email("ann")),
+            Participant::Member(email("bob")),
+        ],
+    );
+    w.og.add_schedule(vendor_schedule("og-rota", vec![daily]));
+    w.rota(&rota(0, 2));
+    w.og.insert_override(
+        &VendorScheduleId("og-rota".into()),
+        Span::new(day(1), day(2), email("cat")),
+    );
+    let window = ["--from", &at(day(0)), "--to", &at(day(4))];
+    let args = |extra: &[&str]| {
+        let mut a = vec!["actuals", "--connection", "og", "--schedule", "og-rota"];
+        a.extend(window);
+        a.extend(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        w.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // Monday 2026-11-30 ann, Tuesday cat (the override), Wednesday ann, Thursday bob.
+    let csv = run(&["--csv"]);
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    assert_eq!(
+        csv.stdout.lines().collect::<Vec<_>>(),
+        [
+            "role,member,hours,weekday_hours,weekend_hours,night_hours",
+            "Daily,ann@example.com,48.00,32.00,0.00,16.00",
+            "Daily,bob@example.com,24.00,16.00,0.00,8.00",
+            "Daily,cat@example.com,24.00,16.00,0.00,8.00",
+        ]
+    );
+    let json = run(&["--json", "--night", "20:00-08:00", "--weekend", "none"]).json();
+    assert_eq!(json["time_zone"], "Europe/Berlin");
+    assert_eq!(json["periods"].as_array().unwrap().len(), 4);
+    let cat = &json["totals"][2];
+    assert_eq!(
+        (cat["member"].clone(), cat["night_hours"].clone()),
+        (json!("cat@example.com"), json!(12.0))
+    );
+    let text = run(&[]);
+    assert!(text.stdout.contains("48:00"), "{}", text.stdout);
+    assert_eq!(run(&["--csv", "--json"]).code, 2, "one output form");
+    assert_eq!(w.og_writes(), 0, "actuals only read");
     w.check_least_data();
 }

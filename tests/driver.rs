@@ -11,8 +11,8 @@ use common::*;
 use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
     alias_attempt, alias_for, import_schedule, sync, ConnectionId, Destination, DestinationId,
-    DestinationState, Error, InMemoryStateStore, Participant, RoleIndex, Rotation, RotationUnit,
-    Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget, VendorSchedule,
+    DestinationMode, DestinationState, Error, InMemoryStateStore, Participant, RoleIndex, Rotation,
+    RotationUnit, Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget, VendorSchedule,
     VendorScheduleId, Versioned, Window,
 };
 
@@ -58,6 +58,7 @@ async fn a_failing_destination_leaves_the_others_intact() {
                     "OG".into()
                 }),
                 role: RoleIndex::PRIMARY,
+                mode: DestinationMode::Protect,
             };
             (p, d)
         })
@@ -383,6 +384,7 @@ async fn an_override_whose_kept_part_went_unanswered_is_not_removed() {
         connection: ConnectionId("c".into()),
         schedule: vs.clone(),
         role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
     };
     let store = InMemoryStateStore::new();
     let targets = [SyncTarget {
@@ -562,6 +564,7 @@ async fn our_own_override_under_a_refused_alias_is_taken_not_written_twice() {
         connection: ConnectionId("conn".into()),
         schedule: VendorScheduleId("VS".into()),
         role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
     };
     let store = InMemoryStateStore::new();
     let host = schedule(1, 3);
@@ -595,6 +598,7 @@ async fn nothing_is_written_after_an_answer_that_cannot_be_read() {
         connection: ConnectionId("conn".into()),
         schedule: VendorScheduleId("VS".into()),
         role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
     };
     let store = InMemoryStateStore::new();
     let host = schedule(1, 5);

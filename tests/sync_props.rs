@@ -10,6 +10,18 @@
 //! sync a clean one must converge and a second clean one must write nothing (R6), with no
 //! duplicates in the ledger or the vendor.
 //!
+//! Each history's destinations run in one mode (DESIGN §8): protect (the rules above), authoritative
+//! (R2 with the fresh region from now: the vendor equals D over `[now, E)` after every successful
+//! sync), or manual (every sync plans, and the saved plan is applied at once). In every mode, every
+//! plan's drift is checked against the generator's own record of what people did: each
+//! difference reported, exactly, under one id for as long as it lasts, with fates the vendor
+//! bears out after the sync and proposals the host can accept. Saved plans applied after an
+//! intervening change (a person's edit, another run's save) are refused with nothing written.
+//!
+//! Through the Opsgenie adapter, each history draws one simulator setup from [`OPSGENIE_SETUPS`]:
+//! the readings of the vendor's unconfirmed behaviour (DESIGN §7) that the simulator offers and
+//! that bear on a sync.
+//!
 //! Through the PagerDuty adapter the histories run under every setting of
 //! `PagerDutyDialect::variants()` (each UNCONFIRMED vendor behaviour read each plausible way, one
 //! at a time, and the two stale-read switches together). Where the dialect's account takes time
@@ -33,13 +45,15 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use oncall_sync::jsm::testkit::{JsmDialect, JsmSimulator};
-use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+use oncall_sync::opsgenie::testkit::{AliasTaken, OpsgenieSimulator, PastEnd};
 use oncall_sync::pagerduty::testkit::{PagerDutyDialect, PagerDutySimulator, Rounding};
 use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
-    desired_spans, sync, ConnectionId, Destination, DestinationId, DestinationReport, Error,
-    InMemoryStateStore, Override, OverrideId, Provider, RoleIndex, Schedule, ScheduleId, Shift,
-    Span, StateStore, SyncMode, SyncOptions, SyncStatus, SyncTarget, VendorScheduleId,
+    accept_drift, apply_plan, desired_spans, sync, ConnectionId, Destination, DestinationId,
+    DestinationMode, DestinationReport, DriftFate, DriftId, Email, Error, InMemoryStateStore,
+    Override, OverrideId, PersonChange, PlanRefused, Proposal, Provider, RoleIndex, Schedule,
+    ScheduleId, Shift, Span, StateStore, SyncError, SyncMode, SyncOptions, SyncStatus, SyncTarget,
+    VendorScheduleId,
 };
 use proptest::prelude::*;
 
@@ -87,6 +101,28 @@ enum Step {
     ClockBehind { seconds: i64 },
     /// A sync, possibly with a fault.
     Sync(SyncFault),
+    /// Every destination's plan is saved, something changes, and the plans are applied: refused
+    /// with nothing written wherever what a plan was planned against changed (DESIGN §8).
+    StalePlan(Change),
+}
+
+/// What happens between saving a plan and applying it.
+#[derive(Debug, Clone)]
+enum Change {
+    /// A person adds an override: start offset from now in hours, length in hours.
+    PersonAdds { offset: i64, hours: i64, who: usize },
+    /// Another run saves the destination's state (its version moves on).
+    StateSaved,
+    /// Time passes, in minutes.
+    TimePasses { minutes: i64 },
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        2 => (-24i64..(24 * 12), 1i64..48, 0usize..5).prop_map(|(offset, hours, who)| Change::PersonAdds { offset, hours, who }),
+        1 => Just(Change::StateSaved),
+        1 => prop_oneof![1i64..30, 30i64..(60 * 30)].prop_map(|minutes| Change::TimePasses { minutes }),
+    ]
 }
 
 fn manual_step() -> impl Strategy<Value = Step> {
@@ -116,6 +152,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => prop::option::weighted(0.8, 2i64..16).prop_map(|days| Step::Horizon { days }),
         1 => (20usize..=40).prop_map(|shifts| Step::Length { shifts }),
         1 => prop_oneof![Just(300i64), Just(4 * 3600), 1i64..3600].prop_map(|seconds| Step::ClockBehind { seconds }),
+        1 => change().prop_map(Step::StalePlan),
         5 => prop_oneof![
             4 => Just(SyncFault::None),
             1 => (1usize..6).prop_map(SyncFault::FailWrite),
@@ -138,16 +175,73 @@ fn is_stranger(member: &oncall_sync::Email) -> bool {
     *member == person(5)
 }
 
-/// Where the vendor lives.
+/// Where the vendor lives: in memory, or behind an HTTP simulator in one of its setups
+/// ([`OPSGENIE_SETUPS`], `PagerDutyDialect::variants()`, `JsmDialect::variants()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Memory(Vendor),
     MemoryJsmLike,
-    HttpOpsgenie,
+    HttpOpsgenie(&'static Setup<OpsgenieSimulator>),
     /// The PagerDuty simulator, speaking this dialect.
     HttpPagerDuty(PagerDutyDialect),
     /// Through the JSM adapter, the simulator under the `n`-th of `JsmDialect::variants()`.
     HttpJsm(usize),
+}
+
+/// One way to set up a simulator: a reading of an UNCONFIRMED vendor behaviour (a dialect, DESIGN
+/// §7), applied to a fresh simulator before anything else happens.
+struct Setup<S: 'static> {
+    name: &'static str,
+    apply: fn(&S),
+}
+
+impl<S> std::fmt::Debug for Setup<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl<S> PartialEq for Setup<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl<S> Eq for Setup<S> {}
+
+/// Every Opsgenie simulator setup the property test runs under: the defaults, then each dialect
+/// switch that bears on a sync. New dialects join this list.
+///
+/// Not yet here: [`PAST_END_REFUSED`]. Under it, with the vendor's clock running on during a sync,
+/// cutting a running override fails every time, in protect mode too
+/// (`past_end_refused_with_a_running_clock`, ignored), so it joins once the adapter settles that.
+static OPSGENIE_SETUPS: &[Setup<OpsgenieSimulator>] = &[
+    Setup {
+        name: "defaults",
+        apply: |_| {},
+    },
+    Setup {
+        name: "a taken alias is a 422",
+        apply: |sim| sim.set_alias_taken(AliasTaken::Unprocessable422),
+    },
+];
+
+/// An update ending a running override before the vendor's now is refused (422 naming `endDate`).
+static PAST_END_REFUSED: Setup<OpsgenieSimulator> = Setup {
+    name: "an update ending a running override in the past is refused (422 endDate)",
+    apply: |sim| sim.set_update_past_end(PastEnd::Refuse),
+};
+
+/// Every HTTP kind for the named regressions: the Opsgenie adapter in each of its simulator's
+/// setups, the PagerDuty and JSM adapters under their simulators' default dialects.
+fn http_kinds() -> Vec<Kind> {
+    let opsgenie = OPSGENIE_SETUPS.iter().map(Kind::HttpOpsgenie);
+    opsgenie
+        .chain([
+            Kind::HttpPagerDuty(PagerDutyDialect::default()),
+            Kind::HttpJsm(0),
+        ])
+        .collect()
 }
 
 /// A vendor account as a test drives it (the simulator) and as the sync sees it (the provider).
@@ -195,8 +289,9 @@ impl Account {
                     granularity: TimeDelta::seconds(1),
                 }
             }
-            Kind::HttpOpsgenie => {
+            Kind::HttpOpsgenie(setup) => {
                 let sim = Arc::new(OpsgenieSimulator::start_at(now).await);
+                (setup.apply)(&sim);
                 Account {
                     provider: Arc::new(sim.provider()),
                     sim,
@@ -246,6 +341,8 @@ struct Config {
     ahead: i64,
     /// Whether the vendor keeps whole seconds (and the host's clock then has fractions).
     whole_seconds: bool,
+    /// The destinations' mode.
+    mode: DestinationMode,
 }
 
 impl Config {
@@ -265,6 +362,7 @@ impl Config {
             clock_step,
             ahead: 0,
             whole_seconds: false,
+            mode: DestinationMode::Protect,
         }
     }
 }
@@ -326,7 +424,19 @@ struct Exported {
     retired: HashSet<OverrideId>,
     /// Every id the ledger has held.
     ever_ours: HashSet<OverrideId>,
+    /// Creates of ours whose answers were lost and that the ledger never took: where the vendor
+    /// has no client ids, the library cannot tell them from a person's (R6) until one equals a
+    /// desired span.
+    lost_creates: HashSet<OverrideId>,
+    /// Overrides an update of ours changed, or may have (a failure after it landed): where the
+    /// answer was lost or the process died before saving, the vendor's copy differs from the
+    /// ledger with nobody's hand in it.
+    updated: HashSet<OverrideId>,
 }
+
+/// What makes a drift record the same difference: the destination, the shift (by its end), who
+/// the host planned and who the vendor shows.
+type DriftKey = (DestinationId, DateTime<Utc>, Email, Option<Email>);
 
 struct World {
     account: Account,
@@ -348,6 +458,9 @@ struct World {
     /// A destination whose provider always fails, synced alongside (R7).
     broken_provider: InMemoryProvider,
     broken: Destination,
+    /// Every drift id seen, with its difference, and back: one id per difference, for its life.
+    drift_ids: HashMap<DriftKey, DriftId>,
+    drift_keys: HashMap<DriftId, DriftKey>,
 }
 
 /// One sync's view of one destination, before and after.
@@ -385,11 +498,14 @@ impl World {
                         connection: ConnectionId("conn".into()),
                         schedule: VendorScheduleId((*id).into()),
                         role: RoleIndex(role),
+                        mode: config.mode,
                     },
                     manual: HashSet::new(),
                     kept_parts: HashMap::new(),
                     retired: HashSet::new(),
                     ever_ours: HashSet::new(),
+                    lost_creates: HashSet::new(),
+                    updated: HashSet::new(),
                 }
             })
             .collect();
@@ -420,7 +536,10 @@ impl World {
                 connection: ConnectionId("broken-conn".into()),
                 schedule: VendorScheduleId("B".into()),
                 role: RoleIndex::PRIMARY,
+                mode: DestinationMode::Protect,
             },
+            drift_ids: HashMap::new(),
+            drift_keys: HashMap::new(),
         }
     }
 
@@ -571,32 +690,75 @@ impl World {
             horizon: self.horizon.map(TimeDelta::days),
             mode: SyncMode::Apply,
         };
-        let report = sync(&self.schedule, &targets, store, options)
+        let mut report = sync(&self.schedule, &targets, store, options)
             .await
             .unwrap();
+        // Manual destinations only planned: their plans are applied at once, at the same instant.
+        for (target, d) in targets.iter().zip(report.destinations.iter_mut()) {
+            if !target.destination.mode.plans_only() {
+                continue;
+            }
+            let Some(saved) = d.saved_plan.take() else {
+                continue;
+            };
+            *d = match apply_plan(&saved, *target, store, given).await {
+                Ok(applied) => applied,
+                // A read the faults broke: nothing was written.
+                Err(PlanRefused::Unreadable { error, .. }) => {
+                    failed_report(target.destination, error)
+                }
+                Err(refused) => {
+                    panic!("a plan applied as soon as it was made was refused: {refused}")
+                }
+            };
+        }
         self.check_broken(&report.destinations[0]);
         for (e, (obs, report)) in observed
             .iter_mut()
             .zip(report.destinations.into_iter().skip(1))
             .enumerate()
         {
-            self.note_kept_parts(e, &obs.before, &report);
-            if let Some(plan) = &report.plan {
-                let ended = obs.ledger_before.iter().filter(|l| l.span.end <= plan.now);
-                let ledger: HashSet<OverrideId> =
-                    self.ledger(e).into_iter().map(|l| l.id).collect();
-                // Whatever left the ledger is history to it (check_rules checks it left only when
-                // the vendor no longer held it live).
-                let left = obs.ledger_before.iter().filter(|l| !ledger.contains(&l.id));
-                let x = &mut self.exported[e];
-                x.retired.extend(ended.chain(left).map(|l| l.id.clone()));
-                // An id back in the ledger is ours again (Opsgenie reuses a free alias).
-                x.retired.retain(|id| !ledger.contains(id));
-                x.ever_ours.extend(ledger);
-            }
+            self.note_run(e, &obs.before, &obs.ledger_before, &report);
             obs.report = report;
         }
         observed
+    }
+
+    /// Keeps the generator's record after a run of destination `e` (a sync, or a saved plan
+    /// applied) that started from `before` in the vendor and `ledger_before`.
+    fn note_run(
+        &mut self,
+        e: usize,
+        before: &[Override],
+        ledger_before: &[Override],
+        report: &DestinationReport,
+    ) {
+        self.note_kept_parts(e, before, report);
+        for o in &report.outcomes {
+            if let (
+                oncall_sync::Action::Update { id, .. }
+                | oncall_sync::Action::Truncate {
+                    target: Override { id, .. },
+                    ..
+                },
+                oncall_sync::Outcome::Done | oncall_sync::Outcome::Failed,
+            ) = (&o.operation.action, &o.outcome)
+            {
+                self.exported[e].updated.insert(id.clone());
+            }
+        }
+        if let Some(plan) = &report.plan {
+            let ended = ledger_before.iter().filter(|l| l.span.end <= plan.now);
+            let ledger: HashSet<OverrideId> = self.ledger(e).into_iter().map(|l| l.id).collect();
+            // Whatever left the ledger is history to it (check_rules checks it left only when
+            // the vendor no longer held it live).
+            let left = ledger_before.iter().filter(|l| !ledger.contains(&l.id));
+            let x = &mut self.exported[e];
+            x.retired.extend(ended.chain(left).map(|l| l.id.clone()));
+            // An id back in the ledger is ours again (Opsgenie reuses a free alias).
+            x.retired.retain(|id| !ledger.contains(id));
+            x.ever_ours.extend(ledger);
+        }
     }
 
     /// Notes the overrides this sync wrote as kept parts: new, not ours, with the span of a
@@ -616,12 +778,25 @@ impl World {
                 _ => None,
             })
             .collect();
-        let ledger: HashSet<OverrideId> = self.ledger(e).into_iter().map(|l| l.id).collect();
+        let ledger: HashMap<OverrideId, Span> =
+            self.ledger(e).into_iter().map(|l| (l.id, l.span)).collect();
         for o in self.vendor_overrides(e) {
-            if !before.contains(&o.id) && !ledger.contains(&o.id) {
-                if let Some(of) = parts.get(&o.span) {
+            if before.contains(&o.id) {
+                continue;
+            }
+            match (ledger.get(&o.id), parts.get(&o.span)) {
+                (None, Some(of)) => {
                     self.exported[e].kept_parts.insert(o.id, (*of).clone());
                 }
+                (None, None) => {
+                    self.exported[e].lost_creates.insert(o.id);
+                }
+                // A create of ours under an id the ledger still holds for an older override (a
+                // freed alias asked for again) whose save was lost: the ledger holds another span.
+                (Some(held), _) if *held != o.span => {
+                    self.exported[e].lost_creates.insert(o.id);
+                }
+                (Some(_), _) => {}
             }
         }
     }
@@ -649,6 +824,21 @@ impl World {
     }
 }
 
+/// A destination's report where nothing could be done: `error` stopped it.
+fn failed_report(destination: &Destination, error: Error) -> DestinationReport {
+    DestinationReport {
+        destination: destination.id.clone(),
+        connection: destination.connection.clone(),
+        errors: vec![SyncError {
+            destination: destination.id.clone(),
+            connection: destination.connection.clone(),
+            operation: None,
+            error,
+        }],
+        ..placeholder_report()
+    }
+}
+
 fn placeholder_report() -> DestinationReport {
     DestinationReport {
         destination: DestinationId(String::new()),
@@ -661,6 +851,7 @@ fn placeholder_report() -> DestinationReport {
         high_water_before: None,
         high_water_after: None,
         write_calls: 0,
+        saved_plan: None,
     }
 }
 
@@ -701,17 +892,26 @@ fn check_rules(w: &World, e: usize, obs: &Observed) {
     // moved it (the vendor's copy found by id, not only in the window the sync read).
     let ledger_after: HashSet<OverrideId> = w.ledger(e).into_iter().map(|l| l.id).collect();
     let skew_end = next_now(w, now) + oncall_sync::CLOCK_SKEW;
-    // (A freed alias may be asked for again by this sync's creates: that is a new override.)
-    let asked: HashSet<&OverrideId> = report
+    // (A freed alias may be asked for again by this sync's creates, the one planned or a later
+    // attempt for the same start: that is a new override.)
+    let asked: Vec<DateTime<Utc>> = report
         .outcomes
         .iter()
         .filter_map(|o| match &o.operation.action {
-            oncall_sync::Action::Create { id: Some(id), .. } => Some(id),
+            oncall_sync::Action::Create {
+                id: Some(_), span, ..
+            } => Some(span.start),
             _ => None,
         })
         .collect();
+    let destination = &w.exported[e].destination.id;
+    let asked_again = |id: &OverrideId| {
+        asked
+            .iter()
+            .any(|start| oncall_sync::is_alias_for(destination, id, *start))
+    };
     for l in obs.ledger_before.iter().filter(|l| l.span.end > now) {
-        if !ledger_after.contains(&l.id) && !asked.contains(&l.id) {
+        if !ledger_after.contains(&l.id) && !asked_again(&l.id) {
             let live = after.iter().find(|o| o.id == l.id && o.span.end > skew_end);
             assert!(
                 live.is_none(),
@@ -756,6 +956,18 @@ fn check_rules(w: &World, e: usize, obs: &Observed) {
     // What was cut "now" ends at the vendor's now, a moment later than the plan's.
     let vendor_now = w.account.sim.now();
     let (fresh, end) = (plan.fresh_from, plan.horizon_end);
+    // F = max(H, now) in protect mode; in authoritative and manual mode the host owns all of
+    // [now, E) (DESIGN §8): every check below on the fresh region then covers the whole horizon.
+    let mode = w.exported[e].destination.mode;
+    if mode.owns_whole_horizon() {
+        assert_eq!(fresh, now, "{mode}: F = now");
+    } else {
+        assert_eq!(
+            fresh,
+            obs.h_before.map_or(now, |h| h.max(now)),
+            "F = max(H, now)"
+        );
+    }
     let live_ledger_ids: HashSet<_> = obs
         .ledger_before
         .iter()
@@ -852,6 +1064,9 @@ fn check_rules(w: &World, e: usize, obs: &Observed) {
         .spans()
         .iter()
         .filter(|s| !is_stranger(&s.member))
+        // A span that has ended by the vendor's clock is history there too (in authoritative mode
+        // the span in progress is in the fresh region, and may end while the sync runs).
+        .filter(|s| s.end > vendor_now)
         .filter_map(|s| clip(s, fresh, end))
         .collect();
     let mut got: Vec<_> = after
@@ -901,6 +1116,7 @@ async fn check_convergence(w: &mut World, fault: &SyncFault) {
     w.catch_up();
     let store = w.store.clone();
     let observed = w.sync(store.as_ref()).await;
+    let mut ids = Vec::new();
     for (e, obs) in observed.iter().enumerate() {
         debug_print(w, e, "clean sync", &obs.report);
         assert!(
@@ -909,8 +1125,10 @@ async fn check_convergence(w: &mut World, fault: &SyncFault) {
             obs.report
         );
         check_rules(w, e, obs);
+        ids.extend(check_drift(w, e, obs));
         check_ours_are_managed(w, e, obs);
     }
+    w.note_drift_ids(ids);
     w.catch_up();
     let again = w.sync(store.as_ref()).await;
     for (e, obs) in again.iter().enumerate() {
@@ -1091,9 +1309,11 @@ async fn run(config: Config, steps: Vec<Step>) {
                 };
                 let observed = w.sync(store).await;
                 sim.clear_faults();
+                let mut ids = Vec::new();
                 for (e, obs) in observed.iter().enumerate() {
                     debug_print(&w, e, &format!("sync {fault:?}"), &obs.report);
                     check_rules(&w, e, obs);
+                    ids.extend(check_drift(&w, e, obs));
                     if let SyncFault::ReadOnly = fault {
                         // (A vendor that looks people up before writing, JSM, may report the one
                         // it does not know before any write is refused; an adapter that knows the
@@ -1113,7 +1333,12 @@ async fn run(config: Config, steps: Vec<Step>) {
                         assert!(obs.report.write_calls <= batch, "R8: never retried");
                     }
                 }
+                w.note_drift_ids(ids);
                 check_convergence(&mut w, &fault).await;
+            }
+            Step::StalePlan(change) => {
+                w.stale_plan(&change).await;
+                check_convergence(&mut w, &SyncFault::None).await;
             }
             host_or_manual => w.apply(0, host_or_manual),
         }
@@ -1149,9 +1374,24 @@ fn config(kind: impl Strategy<Value = Kind>) -> impl Strategy<Value = Config> {
         prop_oneof![Just(0i64), 1i64..6],
         prop_oneof![2 => Just(0i64), 1 => 1i64..60],
         prop::bool::weighted(0.3),
+        prop_oneof![
+            2 => Just(DestinationMode::Protect),
+            1 => Just(DestinationMode::Authoritative),
+            1 => Just(DestinationMode::Manual),
+        ],
     )
         .prop_map(
-            |(kind, shape, primary, secondary, start_hours, clock_step, ahead, whole_seconds)| {
+            |(
+                kind,
+                shape,
+                primary,
+                secondary,
+                start_hours,
+                clock_step,
+                ahead,
+                whole_seconds,
+                mode,
+            )| {
                 Config {
                     kind,
                     shape,
@@ -1161,6 +1401,7 @@ fn config(kind: impl Strategy<Value = Kind>) -> impl Strategy<Value = Config> {
                     clock_step,
                     ahead,
                     whole_seconds,
+                    mode,
                 }
             },
         )
@@ -1207,7 +1448,7 @@ proptest! {
 
     #[test]
     fn rules_hold_through_the_opsgenie_adapter(
-        config in config(Just(Kind::HttpOpsgenie)),
+        config in config(prop::sample::select(OPSGENIE_SETUPS.iter().collect::<Vec<_>>()).prop_map(Kind::HttpOpsgenie)),
         steps in prop::collection::vec(step(), 1..12),
     ) {
         block_on(run(config, steps));
@@ -1317,14 +1558,18 @@ async fn run_everywhere(
 ) {
     let mut kinds: Vec<Kind> = VENDORS.iter().map(|v| Kind::Memory(*v)).collect();
     if std::env::var("SYNC_PROPS_HTTP").is_ok() {
-        kinds.extend([
-            Kind::HttpOpsgenie,
-            Kind::HttpPagerDuty(PagerDutyDialect::default()),
-        ]);
+        kinds.extend(http_kinds());
     }
     for kind in kinds {
-        let config = Config::simple(kind, shape.clone(), assignees.clone(), start_hours, 0);
-        run(config, steps.clone()).await;
+        for mode in [
+            DestinationMode::Protect,
+            DestinationMode::Authoritative,
+            DestinationMode::Manual,
+        ] {
+            let mut config = Config::simple(kind, shape.clone(), assignees.clone(), start_hours, 0);
+            config.mode = mode;
+            run(config, steps.clone()).await;
+        }
     }
 }
 
@@ -1547,4 +1792,448 @@ async fn regression_a_read_only_key_and_only_a_member_the_vendor_does_not_know()
         Step::Sync(SyncFault::ReadOnly),
     ];
     run_everywhere(daily(), vec![None; 40], 0, steps).await;
+}
+
+type Stretch = (DateTime<Utc>, DateTime<Utc>);
+
+/// Sorted, disjoint, touching stretches joined.
+fn union(mut stretches: Vec<Stretch>) -> Vec<Stretch> {
+    stretches.retain(|(s, e)| s < e);
+    stretches.sort();
+    let mut out: Vec<Stretch> = Vec::new();
+    for (s, e) in stretches {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Whether the union `cover` covers all of `[s, e)`.
+fn covers(cover: &[Stretch], (s, e): Stretch) -> bool {
+    s >= e || cover.iter().any(|&(a, b)| a <= s && e <= b)
+}
+
+/// Whether the union `cover` touches `[s, e)`.
+fn touches(cover: &[Stretch], (s, e): Stretch) -> bool {
+    s < e && cover.iter().any(|&(a, b)| a < e && s < b)
+}
+
+/// `whole` minus the union `cover`.
+fn minus(whole: Stretch, cover: &[Stretch]) -> Vec<Stretch> {
+    let mut out = Vec::new();
+    let mut at = whole.0;
+    for &(a, b) in cover {
+        if b <= at || a >= whole.1 {
+            continue;
+        }
+        if a > at {
+            out.push((at, a));
+        }
+        at = at.max(b);
+    }
+    if at < whole.1 {
+        out.push((at, whole.1));
+    }
+    out
+}
+
+/// Drift (DESIGN §8) as the generator's own record explains it, against the report's: the same
+/// differences (shift, planned, shown), exactly the same stretches, the changes behind them, one
+/// id per difference for as long as it lasts (returned, for the history's registry), proposals
+/// where and only where a change covers a whole shift alone, which the host can accept; and
+/// after a sync that did everything it planned, fates the vendor bears out.
+fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> {
+    let report = &obs.report;
+    let Some(plan) = &report.plan else {
+        return Vec::new();
+    };
+    let now = plan.now;
+    let x = &w.exported[e];
+    let destination = &x.destination;
+    let caps = w.account.provider.capabilities();
+    let desired = desired_spans(
+        &w.schedule,
+        destination.role,
+        now,
+        w.horizon.map(TimeDelta::days),
+    )
+    .unwrap();
+    let spans = desired.spans();
+
+    // Who did what, by the generator's record: overrides the ledger holds intact are ours, and so
+    // are those carrying our alias for their start that no ledger entry ever held (lost creates,
+    // R6); what has just been cut at the vendor's now is done. Everything else is someone's.
+    let last_run = obs.last_run_before.map(floor);
+    let live_entry = |id: &OverrideId| {
+        obs.ledger_before
+            .iter()
+            .find(|l| l.id == *id && l.span.end > now)
+    };
+    let landed = |o: &Override| o.span.start < now && o.span.end <= now + oncall_sync::CLOCK_SKEW;
+    let someones: Vec<&Override> = obs
+        .before
+        .iter()
+        .filter(|o| o.span.end > now)
+        .filter(|o| match live_entry(&o.id) {
+            Some(l) => l.span.clipped(now) != o.span.clipped(now),
+            None if landed(o) => false,
+            None if obs.ledger_before.iter().any(|l| l.id == o.id) => true,
+            None => {
+                !(caps.client_ids
+                    && oncall_sync::is_alias_for(&destination.id, &o.id, o.span.start)
+                    && last_run.is_none_or(|t| o.span.start >= t))
+            }
+        })
+        .collect();
+    for o in &someones {
+        let explained = x.manual.contains(&o.id)
+            || x.kept_parts.contains_key(&o.id)
+            || x.lost_creates.contains(&o.id)
+            || x.updated.contains(&o.id);
+        assert!(explained, "someone's override nobody made: {o:?}");
+    }
+    let vendor_cover = union(
+        obs.before
+            .iter()
+            .filter(|o| o.span.end > now)
+            .map(|o| (o.span.start, o.span.end))
+            .collect(),
+    );
+
+    // The differences, per desired span: who shows instead of the planned member.
+    type Expected = (Vec<Stretch>, Vec<Stretch>, HashSet<OverrideId>);
+    let mut expected: HashMap<(usize, Option<Email>), Expected> = HashMap::new();
+    let mut served = vec![false; spans.len()];
+    let shift_start = |d: &Span| {
+        w.schedule
+            .shifts()
+            .iter()
+            .find(|s| s.end == d.end)
+            .map(|s| s.start)
+            .unwrap()
+    };
+    for (i, d) in spans.iter().enumerate() {
+        let whole = (shift_start(d), d.end);
+        for o in someones.iter().filter(|o| o.span.member != d.member) {
+            let (s, t) = (o.span.start.max(d.start), o.span.end.min(d.end));
+            if s < t {
+                let entry = expected
+                    .entry((i, Some(o.span.member.clone())))
+                    .or_default();
+                entry.0.push((s, t));
+                entry
+                    .1
+                    .push((o.span.start.max(whole.0), o.span.end.min(whole.1)));
+                entry.2.insert(o.id.clone());
+            }
+        }
+    }
+    for l in obs.ledger_before.iter().filter(|l| l.span.end > now) {
+        let Some(clipped) = l.span.clipped(now) else {
+            continue;
+        };
+        let Some(i) = spans.iter().position(|d| *d == clipped) else {
+            continue;
+        };
+        if std::mem::replace(&mut served[i], true) {
+            continue;
+        }
+        let copy = obs.before.iter().find(|o| o.id == l.id && o.span.end > now);
+        if copy.is_some_and(|c| c.span.clipped(now) == Some(clipped.clone())) {
+            continue;
+        }
+        let bare = minus((spans[i].start, spans[i].end), &vendor_cover);
+        if !bare.is_empty() {
+            let ids = HashSet::from([l.id.clone()]);
+            expected.insert((i, None), (bare.clone(), bare, ids));
+        }
+    }
+    for v in expected.values_mut() {
+        v.0 = union(std::mem::take(&mut v.0));
+        v.1 = union(std::mem::take(&mut v.1));
+    }
+
+    // The report's records, exactly those.
+    let drift = report.drift();
+    let index = |end: DateTime<Utc>| spans.iter().position(|d| d.end == end);
+    let mut got: HashMap<(usize, Option<Email>), &oncall_sync::Drift> = HashMap::new();
+    for d in drift {
+        let i = index(d.shift_end).unwrap_or_else(|| panic!("drift off the rota: {d}"));
+        assert_eq!(d.planned, spans[i].member, "{d}");
+        assert_eq!(d.shift_start, shift_start(&spans[i]), "{d}");
+        assert!(
+            got.insert((i, d.shown.clone()), d).is_none(),
+            "two records of one difference: {d}"
+        );
+    }
+    let keys = |m: &mut dyn Iterator<Item = &(usize, Option<Email>)>| {
+        let mut k: Vec<(DateTime<Utc>, Option<Email>)> =
+            m.map(|(i, shown)| (spans[*i].end, shown.clone())).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&mut got.keys()),
+        keys(&mut expected.keys()),
+        "drift records, by (shift end, shown): {}",
+        report
+    );
+    let mut ids = Vec::new();
+    for (key, record) in &got {
+        let (stretches, whole, changed) = &expected[key];
+        let reported: Vec<Stretch> =
+            union(record.stretches.iter().map(|s| (s.start, s.end)).collect());
+        assert_eq!(&reported, stretches, "stretches of {record}");
+        let behind: HashSet<OverrideId> = record
+            .changes
+            .iter()
+            .map(|c| match c {
+                PersonChange::Override { target } => target.id.clone(),
+                PersonChange::EditedOurs { ours, .. } | PersonChange::DeletedOurs { ours } => {
+                    ours.id.clone()
+                }
+                other => panic!("a change this test does not know: {other:?}"),
+            })
+            .collect();
+        assert_eq!(&behind, changed, "the changes behind {record}");
+
+        // A proposal where the change covers the whole shift, alone (a shift in progress only
+        // when a person's override covers its past too), and it says what the vendor shows.
+        let alone = got.keys().filter(|(i, _)| *i == key.0).count() == 1;
+        let shift = (record.shift_start, record.shift_end);
+        let whole_shift = whole.as_slice() == [shift];
+        assert_eq!(
+            record.proposal.is_some(),
+            alone && whole_shift,
+            "proposal of {record}"
+        );
+        if let Some(p) = &record.proposal {
+            let edits = p.edits();
+            assert!(
+                edits.iter().any(|e| e.shift_start == record.shift_start
+                    && e.from.as_ref() == Some(&record.planned)
+                    && e.to == record.shown
+                    && e.role == destination.role),
+                "{p} for {record}"
+            );
+            if let Proposal::SwapAssignees { a, b, .. } = p {
+                assert!(a < b);
+                let mirrors = drift
+                    .iter()
+                    .filter(|d| d.proposal.as_ref() == Some(p))
+                    .count();
+                assert_eq!(mirrors, 2, "a swap is proposed by both its records: {p}");
+            }
+        }
+        ids.push((
+            (
+                destination.id.clone(),
+                record.shift_end,
+                record.planned.clone(),
+                record.shown.clone(),
+            ),
+            record.id.clone(),
+        ));
+    }
+
+    // The host can accept every proposal at once, and then has what the vendor shows.
+    let mut host = w.schedule.clone();
+    accept_drift(&mut host, drift).unwrap_or_else(|e| panic!("accepting {drift:?}: {e}"));
+    for record in drift.iter().filter(|d| d.proposal.is_some()) {
+        let shift = host
+            .shifts()
+            .iter()
+            .find(|s| s.start == record.shift_start)
+            .unwrap();
+        assert_eq!(shift.assignee(destination.role), record.shown.as_ref());
+    }
+
+    // Fates, after a sync that did all it planned: what stands is still there, what the plan
+    // reverted is gone (the vendor shows the planned member there).
+    let complete = report.status == SyncStatus::Ok
+        && report
+            .outcomes
+            .iter()
+            .all(|o| o.outcome == oncall_sync::Outcome::Done);
+    if complete {
+        let vendor_now = w.account.sim.now();
+        let after = w.vendor_overrides(e);
+        let cover_of = |member: Option<&Email>| {
+            union(
+                after
+                    .iter()
+                    .filter(|o| o.span.end > vendor_now)
+                    .filter(|o| member.is_none_or(|m| o.span.member == *m))
+                    .map(|o| (o.span.start, o.span.end))
+                    .collect(),
+            )
+        };
+        for record in drift {
+            for s in &record.stretches {
+                let stretch = (s.start.max(vendor_now), s.end);
+                let holds = match (&record.shown, s.fate) {
+                    (Some(c), DriftFate::Stands) => covers(&cover_of(Some(c)), stretch),
+                    (Some(c), DriftFate::Reverted) => !touches(&cover_of(Some(c)), stretch),
+                    (None, DriftFate::Stands) => !touches(&cover_of(None), stretch),
+                    (None, DriftFate::Reverted) => {
+                        covers(&cover_of(Some(&record.planned)), stretch)
+                    }
+                    (_, other) => panic!("a fate this test does not know: {other:?}"),
+                };
+                assert!(holds, "{:?} of {record}: {after:?}", s.fate);
+            }
+        }
+    }
+    ids
+}
+
+impl World {
+    /// One id per difference, for as long as it lasts: a difference seen again has its id, and no
+    /// id names two differences.
+    fn note_drift_ids(&mut self, ids: Vec<(DriftKey, DriftId)>) {
+        for (key, id) in ids {
+            if let Some(known) = self.drift_ids.insert(key.clone(), id.clone()) {
+                assert_eq!(known, id, "one difference, one id: {key:?}");
+            }
+            if let Some(other) = self.drift_keys.insert(id.clone(), key.clone()) {
+                assert_eq!(other, key, "one id, one difference: {id}");
+            }
+        }
+    }
+
+    /// DESIGN §8: saves every destination's plan, makes `change`, then applies the plans. A plan
+    /// whose preconditions changed is refused with nothing written (the vendor, its write count and
+    /// the state as they were); one whose preconditions hold applies.
+    async fn stale_plan(&mut self, change: &Change) {
+        // A clock gone back is for the next sync step, not these runs nor the clean syncs after.
+        self.behind = TimeDelta::zero();
+        self.catch_up();
+        let store = self.store.clone();
+        let targets: Vec<SyncTarget<'_>> = self
+            .exported
+            .iter()
+            .map(|x| SyncTarget {
+                destination: &x.destination,
+                provider: self.account.provider.as_ref(),
+            })
+            .collect();
+        let options = SyncOptions {
+            now: self.now,
+            horizon: self.horizon.map(TimeDelta::days),
+            mode: SyncMode::DryRun,
+        };
+        let report = sync(&self.schedule, &targets, store.as_ref(), options)
+            .await
+            .unwrap();
+        let saved: Vec<_> = report
+            .destinations
+            .iter()
+            .map(|r| r.saved_plan.clone())
+            .collect();
+        drop(targets);
+        let mut touched: Vec<bool> = vec![false; self.exported.len()];
+        match *change {
+            Change::PersonAdds { offset, hours, who } => {
+                let start = self.now + TimeDelta::hours(offset);
+                let span = Span::new(start, start + TimeDelta::hours(hours), person(who));
+                let vs = self.exported[0].destination.schedule.clone();
+                let id = self.account.sim.insert_override(&vs, span.clone());
+                self.exported[0].manual.insert(id);
+                if let Some(Some(plan)) = saved.first() {
+                    touched[0] = plan
+                        .preconditions
+                        .read
+                        .is_some_and(|r| span.overlaps(r.start(), r.end()));
+                }
+            }
+            Change::StateSaved => {
+                for (x, touched) in self.exported.iter().zip(&mut touched) {
+                    let current = store.load(&x.destination.id).await.unwrap();
+                    store
+                        .save(&x.destination.id, current.version, &current.value)
+                        .await
+                        .unwrap();
+                    *touched = true;
+                }
+            }
+            Change::TimePasses { minutes } => self.now += TimeDelta::minutes(minutes),
+        }
+        let vendor_now = (self.now + self.ahead).max(self.account.sim.now());
+        self.account.sim.set_now(vendor_now);
+        for (e, plan) in saved.iter().enumerate() {
+            let Some(plan) = plan else { continue };
+            let before = (
+                self.vendor_overrides(e),
+                self.account.sim.write_calls(),
+                store.load(&self.exported[e].destination.id).await.unwrap(),
+            );
+            let target = SyncTarget {
+                destination: &self.exported[e].destination,
+                provider: self.account.provider.as_ref(),
+            };
+            let result = apply_plan(plan, target, store.as_ref(), self.now).await;
+            if let Ok(report) = &result {
+                self.note_run(e, &before.0, &before.2.value.ledger, report);
+            }
+            let refused = match (&result, change) {
+                (Err(PlanRefused::VendorChanged { .. }), Change::PersonAdds { .. }) => true,
+                (Err(PlanRefused::StateChanged { .. }), Change::StateSaved) => true,
+                (Err(PlanRefused::Outdated { .. }), Change::TimePasses { .. }) => true,
+                (Ok(_), _) if !touched[e] => false,
+                (other, _) => panic!("{change:?} then apply: {other:?}"),
+            };
+            if refused {
+                let after = (
+                    self.vendor_overrides(e),
+                    self.account.sim.write_calls(),
+                    store.load(&self.exported[e].destination.id).await.unwrap(),
+                );
+                assert_eq!(after, before, "refused ({change:?}): nothing written");
+            }
+        }
+        self.catch_up();
+    }
+}
+
+/// A finding for the Opsgenie adapter, kept out of [`OPSGENIE_SETUPS`]: with updates that end a
+/// running override in the past refused ([`PAST_END_REFUSED`]) and the vendor's clock running on
+/// during a sync, a protect-mode first export cannot cut a person's running override, and never
+/// converges. The same history under the defaults passes.
+#[tokio::test]
+#[ignore = "the Opsgenie adapter does not converge under PastEnd::Refuse yet"]
+async fn past_end_refused_with_a_running_clock() {
+    let steps = vec![
+        Step::ManualAdd {
+            offset: -1,
+            hours: 2,
+            who: 0,
+        },
+        Step::Sync(SyncFault::None),
+    ];
+    for setup in [&OPSGENIE_SETUPS[0], &PAST_END_REFUSED] {
+        let config = Config::simple(Kind::HttpOpsgenie(setup), daily(), vec![None; 40], 0, 2);
+        run(config, steps.clone()).await;
+    }
+}
+
+/// A person deletes ours for a shift the host then gives someone else: the new create asks for the
+/// freed alias again, lands, and the process dies before saving. The next sync finds our alias with
+/// the new span under the old ledger entry's id: it takes it (no duplicate, no drift), and the
+/// drift check knows it for ours.
+#[tokio::test]
+async fn regression_a_freed_alias_asked_for_again_by_a_create_whose_save_was_lost() {
+    let assignees = assigned(&[(4, 0), (5, 0), (6, 1), (7, 0), (27, 0)]);
+    let steps = vec![
+        Step::StalePlan(Change::PersonAdds {
+            offset: 0,
+            hours: 1,
+            who: 0,
+        }),
+        Step::ManualDelete { k: 18 },
+        Step::Swap { a: 27, b: 6 },
+        Step::Sync(SyncFault::CrashAfterSaves(0)),
+    ];
+    run_everywhere(daily(), assignees, 0, steps).await;
 }

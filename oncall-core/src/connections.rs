@@ -666,6 +666,7 @@ mod tests {
             warnings: Vec::new(),
             high_water_before: None,
             high_water_after: None,
+            saved_plan: None,
             write_calls: 0,
         }
     }

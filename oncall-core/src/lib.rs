@@ -11,7 +11,11 @@
 //! - [`provider`]: the [`Provider`] trait and its contract; [`import_schedule`] over it.
 //! - [`connections`]: the registry of vendor accounts a host embeds (R9: none destroyed in use).
 //! - [`state`]: the high-water mark, the ledger, the [`StateStore`] trait.
-//! - [`mod@sync`]: the driver that applies plans through providers.
+//! - [`mod@sync`]: the driver that applies plans through providers; destination modes
+//!   ([`DestinationMode`]), saved plans applied later ([`apply_plan`]), moving a destination to
+//!   another connection ([`migrate`]).
+//! - [`drift`]: what people changed in the vendor against the host's rota, and accepting it.
+//! - [`actuals`]: the on-call actually served, hours split for pay.
 //! - [`retry`] and [`pacing`]: when adapters retry and how they pace requests, decided here once;
 //!   [`budget`]: the trait of a request budget shared by many processes.
 //! - [`probe`] and [`trace`]: what `oncall probe` reports of an account, and HTTP traces with
@@ -20,10 +24,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod actuals;
 pub mod budget;
 pub mod connection;
 pub mod connections;
 pub mod credentials;
+pub mod drift;
 pub mod error;
 mod fast_hash;
 pub mod import;
@@ -34,6 +40,7 @@ pub mod probe;
 pub mod provider;
 pub mod retry;
 pub mod rotation;
+mod stable_hash;
 pub mod state;
 pub mod sync;
 #[cfg(feature = "testkit")]
@@ -41,11 +48,19 @@ pub mod testkit;
 pub mod time;
 pub mod trace;
 
+pub use actuals::{
+    compute_actuals, read_actuals, ActualHours, ActualPeriod, Actuals, ActualsOptions, HoursSplit,
+    NightWindow,
+};
 pub use budget::{BudgetLimit, RateBudget, SharedBudget};
 pub use connections::{
     Connection, ConnectionError, ConnectionRegistry, Endpoint, KeyReference, ProviderKind, Usage,
 };
 pub use credentials::ApiKey;
+pub use drift::{
+    accept_drift, AcceptError, Accepted, AssigneeEdit, Drift, DriftFate, DriftId, DriftStretch,
+    PersonChange, Proposal,
+};
 pub use error::{Error, Resource, SharedAcrossConnections, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
@@ -65,11 +80,13 @@ pub use rotation::{
     Rotation, RotationUnit,
 };
 pub use state::{
-    DestinationId, DestinationState, InMemoryStateStore, LastRun, StateStore, Versioned,
+    DestinationId, DestinationMode, DestinationState, InMemoryStateStore, LastRun, StateStore,
+    Versioned,
 };
 pub use sync::{migrate, Found, MigratedEntry, Migration, MigrationReport};
 pub use sync::{
-    retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome, Outcome,
-    SyncError, SyncMode, SyncOptions, SyncReport, SyncStatus, SyncTarget,
+    apply_plan, retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome,
+    Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, SyncError, SyncMode, SyncOptions,
+    SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
 };
 pub use time::{local_date, local_time, resolve_local};

@@ -22,6 +22,73 @@ impl fmt::Display for DestinationId {
     }
 }
 
+/// How a destination is kept in step (DESIGN §8). Chosen by the host per destination, and stored
+/// with its state ([`DestinationState::mode`]) by every run that saves it.
+///
+/// Serialised as `"protect"`, `"authoritative"` or `"manual"`; absent means [`Protect`](Self::Protect),
+/// so configs and state saved before modes existed read as they always behaved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationMode {
+    /// The rules of DESIGN §3 as written: people's last-minute vendor edits before the mark
+    /// survive (R3); after it, the vendor is made to show the host's rota (R2).
+    #[default]
+    Protect,
+    /// The host is the source of truth for all of `[now, E)`: R2 with the fresh region starting at
+    /// `now`. People's overrides there are removed or cut at `now`, and our overrides a person
+    /// edited are restored. History is never touched (R1).
+    Authoritative,
+    /// The authoritative rules, applied on demand: a sync only plans; a saved plan
+    /// ([`crate::SavedPlan`]) is applied by [`crate::apply_plan`] while its preconditions hold.
+    Manual,
+}
+
+impl DestinationMode {
+    /// Whether the host owns all of `[now, E)` (authoritative and manual): the fresh region of R2
+    /// then starts at `now`, whatever the mark.
+    pub fn owns_whole_horizon(self) -> bool {
+        matches!(
+            self,
+            DestinationMode::Authoritative | DestinationMode::Manual
+        )
+    }
+
+    /// Whether a sync only plans (manual): writes wait for [`crate::apply_plan`].
+    pub fn plans_only(self) -> bool {
+        self == DestinationMode::Manual
+    }
+
+    /// The mode's name as the config and the JSON output spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DestinationMode::Protect => "protect",
+            DestinationMode::Authoritative => "authoritative",
+            DestinationMode::Manual => "manual",
+        }
+    }
+}
+
+impl fmt::Display for DestinationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DestinationMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DestinationMode, String> {
+        match s {
+            "protect" => Ok(DestinationMode::Protect),
+            "authoritative" => Ok(DestinationMode::Authoritative),
+            "manual" => Ok(DestinationMode::Manual),
+            other => Err(format!(
+                "unknown mode {other:?}: protect, authoritative or manual"
+            )),
+        }
+    }
+}
+
 /// How the last sync of a destination ended, for status displays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastRun {
@@ -42,6 +109,10 @@ pub struct DestinationState {
     pub ledger: Vec<Override>,
     /// The last sync's outcome.
     pub last_run: Option<LastRun>,
+    /// The mode the destination last saved under (DESIGN §8). State saved before modes existed
+    /// reads as [`DestinationMode::Protect`], which is how it was synced.
+    #[serde(default)]
+    pub mode: DestinationMode,
 }
 
 /// A value with the version it was stored under (0: never stored).
@@ -240,11 +311,35 @@ mod tests {
                 ok: false,
                 error: Some("boom".into()),
             }),
+            mode: DestinationMode::Authoritative,
         };
         let json = serde_json::to_string(&state).unwrap();
+        assert!(json.contains(r#""mode":"authoritative""#), "{json}");
         assert_eq!(
             serde_json::from_str::<DestinationState>(&json).unwrap(),
             state
         );
+    }
+
+    #[test]
+    fn state_saved_before_modes_reads_as_protect() {
+        let old = r#"{"high_water":"1970-01-01T00:00:00Z","ledger":[],"last_run":null}"#;
+        let state: DestinationState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.mode, DestinationMode::Protect);
+        assert_eq!(state.high_water, Some(DateTime::<Utc>::UNIX_EPOCH));
+    }
+
+    #[test]
+    fn modes_parse_and_print_as_the_config_spells_them() {
+        for mode in [
+            DestinationMode::Protect,
+            DestinationMode::Authoritative,
+            DestinationMode::Manual,
+        ] {
+            assert_eq!(mode.name().parse::<DestinationMode>(), Ok(mode));
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{mode}\""));
+        }
+        assert!("Manual".parse::<DestinationMode>().is_err());
+        assert_eq!(DestinationMode::default(), DestinationMode::Protect);
     }
 }

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use oncall_core::{
-    alias_for, plan_export, Action, Capabilities, Desired, DestinationId, DestinationState, Email,
-    Override, OverrideId, PlanInput, Span, Warning,
+    alias_for, plan_export, Action, Capabilities, Desired, DestinationId, DestinationMode,
+    DestinationState, Email, Override, OverrideId, PlanInput, RoleIndex, Span, Warning,
 };
 
 const PAGERDUTY: Capabilities = Capabilities::PAGERDUTY;
@@ -113,10 +113,13 @@ fn check(case: Case<'_>, expected: &[&str]) -> Vec<Warning> {
         high_water: case.mark.map(t),
         ledger: case.ledger.iter().map(|s| ov(s)).collect(),
         last_run: None,
+        mode: Default::default(),
     };
     let vendor: Vec<Override> = case.vendor.iter().map(|s| ov(s)).collect();
     let plan = plan_export(PlanInput {
         destination: &destination,
+        role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
         now: t(case.now),
         desired: &desired,
         vendor: &vendor,
@@ -430,6 +433,8 @@ fn creates_carry_deterministic_aliases_where_the_vendor_takes_them() {
     let plan = |caps| {
         plan_export(PlanInput {
             destination: &destination,
+            role: RoleIndex::PRIMARY,
+            mode: DestinationMode::Protect,
             now: t("3.12"),
             desired: &desired,
             vendor: &[],
@@ -469,6 +474,8 @@ fn a_create_skips_the_aliases_listed_overrides_hold() {
     let vendor = [moved(0, "3.14-3.16 bob"), moved(1, "3.16-3.18 cat")];
     let plan = plan_export(PlanInput {
         destination: &destination,
+        role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
         now: t("3.12"),
         desired: &desired,
         vendor: &vendor,
@@ -569,6 +576,8 @@ fn a_failed_clear_holds_the_mark_at_the_start_of_its_shift() {
     let vendor = [ov("X 4.10-4.14 eve")];
     let plan = plan_export(PlanInput {
         destination: &destination,
+        role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
         now: t("3.12"),
         desired: &desired,
         vendor: &vendor,

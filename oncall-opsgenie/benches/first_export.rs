@@ -16,9 +16,9 @@ use chrono::{NaiveDate, TimeDelta, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use oncall_core::testkit::VendorSimulator;
 use oncall_core::{
-    sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member, Participant,
-    RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, SyncMode, SyncOptions,
-    SyncTarget, VendorSchedule, VendorScheduleId,
+    sync, ConnectionId, Destination, DestinationId, DestinationMode, Email, InMemoryStateStore,
+    Member, Participant, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, SyncMode,
+    SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId,
 };
 use oncall_opsgenie::testkit::OpsgenieSimulator;
 use oncall_opsgenie::{DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE};
@@ -97,6 +97,7 @@ async fn first_export(schedule: &Schedule, concurrency: usize, rate: Option<u32>
         connection: ConnectionId("opsgenie".into()),
         schedule: VendorScheduleId("VS".into()),
         role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
     };
     let store = InMemoryStateStore::new();
     let targets = [SyncTarget {

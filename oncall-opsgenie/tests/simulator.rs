@@ -12,10 +12,10 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use common::*;
 use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
 use oncall_core::{
-    import_schedule, sync, ConnectionId, Destination, DestinationId, DestinationReport, Error,
-    InMemoryStateStore, NewOverride, Override, OverrideId, Participant, Provider, Restriction,
-    RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions,
-    SyncTarget, VendorSchedule, VendorScheduleId, Window,
+    import_schedule, sync, ConnectionId, Destination, DestinationId, DestinationMode,
+    DestinationReport, Error, InMemoryStateStore, NewOverride, Override, OverrideId, Participant,
+    Provider, Restriction, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, Span,
+    SyncMode, SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId, Window,
 };
 use oncall_opsgenie::testkit::{
     HttpFault, KeyKind, OpsgenieSimulator, PastEnd, READ_ONLY_KEY, READ_WRITE_KEY,
@@ -58,6 +58,7 @@ fn destination() -> Destination {
         connection: ConnectionId("opsgenie".into()),
         schedule: VendorScheduleId("VS".into()),
         role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
     }
 }
 

@@ -15,9 +15,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use oncall_core::testkit::VendorSimulator;
 use oncall_core::{
-    sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member, Provider,
-    RoleIndex, Schedule, ScheduleId, Shift, SyncMode, SyncOptions, SyncTarget, VendorSchedule,
-    VendorScheduleId,
+    sync, ConnectionId, Destination, DestinationId, DestinationMode, Email, InMemoryStateStore,
+    Member, Provider, RoleIndex, Schedule, ScheduleId, Shift, SyncMode, SyncOptions, SyncTarget,
+    VendorSchedule, VendorScheduleId,
 };
 use oncall_pagerduty::testkit::{PagerDutySimulator, Unbatched};
 
@@ -78,6 +78,7 @@ async fn first_export(sim: &PagerDutySimulator, schedule: &Schedule, batched: bo
         connection: ConnectionId("pagerduty".into()),
         schedule: VendorScheduleId("PYEAR".into()),
         role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Protect,
     };
     let store = InMemoryStateStore::new();
     let options = SyncOptions {

@@ -9,10 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc, Weekday};
 use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
 use oncall_core::{
-    desired_spans, import_schedule, sync, ConnectionId, Destination, DestinationId, Email, Error,
-    InMemoryStateStore, Member, NewOverride, Participant, Provider, Restriction, RoleIndex,
-    Rotation, RotationUnit, Schedule, ScheduleId, Shift, Span, SyncMode, SyncOptions, SyncReport,
-    SyncStatus, SyncTarget, VendorSchedule, VendorScheduleId, Window,
+    desired_spans, import_schedule, sync, ConnectionId, Destination, DestinationId,
+    DestinationMode, Email, Error, InMemoryStateStore, Member, NewOverride, Participant, Provider,
+    Restriction, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, Span, SyncMode,
+    SyncOptions, SyncReport, SyncStatus, SyncTarget, VendorSchedule, VendorScheduleId, Window,
 };
 use oncall_pagerduty::testkit::{HttpFault, KeyKind, PagerDutySimulator, Unbatched, V3Answer};
 use oncall_pagerduty::PagerDutyProvider;
@@ -68,6 +68,7 @@ fn destination(id: &str, schedule: &str, role: usize) -> Destination {
         connection: ConnectionId("pagerduty".into()),
         schedule: VendorScheduleId(schedule.into()),
         role: RoleIndex(role),
+        mode: DestinationMode::Protect,
     }
 }
 

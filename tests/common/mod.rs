@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
 use oncall_sync::{
-    sync, ConnectionId, Destination, DestinationId, DestinationReport, DestinationState, Email,
-    Error, InMemoryStateStore, Member, Override, RoleIndex, Schedule, ScheduleId, Shift, Span,
-    StateStore, SyncMode, SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId, Versioned,
-    Window,
+    sync, ConnectionId, Destination, DestinationId, DestinationMode, DestinationReport,
+    DestinationState, Email, Error, InMemoryStateStore, Member, Override, RoleIndex, Schedule,
+    ScheduleId, Shift, Span, StateStore, SyncMode, SyncOptions, SyncTarget, VendorSchedule,
+    VendorScheduleId, Versioned, Window,
 };
 
 pub const PEOPLE: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
@@ -137,6 +137,7 @@ impl Fixture {
                 connection: ConnectionId("conn".into()),
                 schedule: VendorScheduleId("VS".into()),
                 role: RoleIndex::PRIMARY,
+                mode: DestinationMode::Protect,
             },
             vendor,
         }

@@ -21,9 +21,9 @@ use oncall_sync::postgres::PostgresStateStore;
 use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::worker::{Host, HostSchedule, Worker, WorkerOptions};
 use oncall_sync::{
-    Capabilities, ConnectionId, Deletion, Destination, DestinationId, Email, Error, Member,
-    NewOverride, Override, OverrideId, Provider, RoleIndex, RoleTimeline, Schedule, ScheduleId,
-    Shift, Span, VendorSchedule, VendorScheduleId, Window,
+    Capabilities, ConnectionId, Deletion, Destination, DestinationId, DestinationMode, Email,
+    Error, Member, NewOverride, Override, OverrideId, Provider, RoleIndex, RoleTimeline, Schedule,
+    ScheduleId, Shift, Span, VendorSchedule, VendorScheduleId, Window,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -113,12 +113,14 @@ pub fn destinations_of(i: usize) -> [Destination; 2] {
             connection: ConnectionId("og".into()),
             schedule: VendorScheduleId(format!("og-{i:03}")),
             role: RoleIndex(0),
+            mode: DestinationMode::Protect,
         },
         Destination {
             id: DestinationId(format!("s{i:03}-pd")),
             connection: ConnectionId("pd".into()),
             schedule: VendorScheduleId(format!("PD{i:03}")),
             role: RoleIndex(1),
+            mode: DestinationMode::Protect,
         },
     ]
 }

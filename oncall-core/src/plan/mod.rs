@@ -5,9 +5,11 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::drift::Drift;
 use crate::model::{Email, RoleIndex, Schedule};
 use crate::provider::Capabilities;
-use crate::state::{DestinationId, DestinationState};
+use crate::stable_hash::Fnv64;
+use crate::state::{DestinationId, DestinationMode, DestinationState};
 use crate::time::whole_seconds;
 use crate::ValidationError;
 
@@ -116,21 +118,18 @@ pub const ALIAS_PREFIX: &str = "oncall-sync-";
 /// let t = Utc.with_ymd_and_hms(2024, 3, 10, 9, 0, 0).unwrap();
 /// assert_eq!(alias_for(&d, t), alias_for(&d, t));
 /// assert!(alias_for(&d, t).as_str().starts_with("oncall-sync-"));
+/// // Aliases live in vendors' databases: the same input gives this alias in every release.
+/// assert_eq!(alias_for(&d, t).as_str(), "oncall-sync-dce329ce29dcb324");
 /// ```
 pub fn alias_for(destination: &DestinationId, start: DateTime<Utc>) -> OverrideId {
     // FNV-1a 64: tiny, and stable across Rust releases (std's hashers are not). The bytes: the
     // destination id, a zero byte, the start's seconds (big-endian i64) and nanoseconds (u32).
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    feed(destination.0.as_bytes());
-    feed(&[0]);
-    feed(&start.timestamp().to_be_bytes());
-    feed(&start.timestamp_subsec_nanos().to_be_bytes());
+    let mut hasher = Fnv64::new();
+    hasher.feed(destination.0.as_bytes());
+    hasher.feed(&[0]);
+    hasher.feed(&start.timestamp().to_be_bytes());
+    hasher.feed(&start.timestamp_subsec_nanos().to_be_bytes());
+    let hash = hasher.finish();
     // Written by hand into one buffer: the planner makes an alias per create, and `format!` with its
     // extra allocation showed in the profile.
     const LEN: usize = ALIAS_PREFIX.len() + 16;
@@ -207,6 +206,8 @@ pub fn is_alias_for(destination: &DestinationId, id: &OverrideId, start: DateTim
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Desired {
     spans: Vec<Span>,
+    /// Each span's start before clipping at now: its shift's start as the host has it.
+    starts: Vec<DateTime<Utc>>,
     horizon_end: DateTime<Utc>,
     /// `now + horizon`, when the host gave a horizon: it vouches for its rota up to there.
     vouched_until: Option<DateTime<Utc>>,
@@ -235,6 +236,7 @@ impl Desired {
     ) -> Result<Desired, ValidationError> {
         let now = whole_seconds(now);
         let mut clipped: Vec<Span> = Vec::with_capacity(spans.len());
+        let mut starts = Vec::with_capacity(spans.len());
         let mut gaps = Vec::new();
         let mut covered = now;
         for (index, span) in spans.into_iter().enumerate() {
@@ -250,6 +252,7 @@ impl Desired {
                     reason: "it has a fraction of a second: the vendors keep whole seconds",
                 });
             }
+            let start = span.start;
             let Some(span) = span.clipped(now) else {
                 continue;
             };
@@ -268,12 +271,14 @@ impl Desired {
             }
             covered = covered.max(span.end);
             clipped.push(span);
+            starts.push(start);
         }
         if horizon_end > covered {
             gaps.push((covered, horizon_end));
         }
         Ok(Desired {
             spans: clipped,
+            starts,
             horizon_end,
             vouched_until: None,
             gaps,
@@ -308,6 +313,27 @@ impl Desired {
     /// One span per assigned shift, clipped at `now`, sorted.
     pub fn spans(&self) -> &[Span] {
         &self.spans
+    }
+
+    /// The start of each span's shift as the host has it, before clipping at `now` (one per
+    /// [`Desired::spans`], in the same order): drift proposals name shifts by it.
+    pub fn shift_starts(&self) -> &[DateTime<Utc>] {
+        &self.starts
+    }
+
+    /// The spans as given (not clipped at `now`), for rebuilding this `Desired` at a later
+    /// instant ([`crate::SavedPlan`]).
+    pub fn unclipped_spans(&self) -> Vec<Span> {
+        self.spans
+            .iter()
+            .zip(&self.starts)
+            .map(|(s, start)| Span::new(*start, s.end, s.member.clone()))
+            .collect()
+    }
+
+    /// How far the host vouches for its rota (`now + horizon`), when it gave a horizon.
+    pub fn vouched(&self) -> Option<DateTime<Utc>> {
+        self.vouched_until
     }
 
     /// `E`: the end of the last shift that starts before `now + horizon` (or of the last shift).
@@ -362,8 +388,13 @@ pub fn desired_spans(
 /// Everything the planner looks at, for one destination.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
-    /// The destination, for aliases.
+    /// The destination, for aliases and drift ids.
     pub destination: &'a DestinationId,
+    /// The host role the destination exports, for the edits drift records propose.
+    pub role: RoleIndex,
+    /// How the destination is kept in step (DESIGN §8): in authoritative and manual mode the fresh
+    /// region of R2 starts at `now`.
+    pub mode: DestinationMode,
     /// The instant the sync runs (floored to whole seconds by the planner).
     pub now: DateTime<Utc>,
     /// What the destination should show.
@@ -665,6 +696,10 @@ pub struct Plan {
     pub operations: Vec<PlannedOperation>,
     /// Things to tell a person.
     pub warnings: Vec<Warning>,
+    /// What people changed in the vendor against the host's rota (DESIGN §8), and what this plan
+    /// does about it.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
 }
 
 impl Plan {
@@ -714,11 +749,15 @@ impl fmt::Display for Plan {
         for w in &self.warnings {
             writeln!(f, "  warning: {w}")?;
         }
+        for d in &self.drift {
+            writeln!(f, "  drift: {d}")?;
+        }
         Ok(())
     }
 }
 
 mod clearing;
+mod drift;
 mod planner;
 mod retirement;
 

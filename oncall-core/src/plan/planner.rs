@@ -8,13 +8,15 @@
 use chrono::{DateTime, Utc};
 
 use super::clearing::Clearing;
+use super::drift;
 use super::{
     alias_attempt, alias_for, is_alias_for, Action, Override, OverrideId, Plan, PlanInput,
     PlannedOperation, Reason, Span, Warning, ALIAS_ATTEMPTS, ALIAS_PREFIX, CLOCK_SKEW,
 };
+use crate::drift::PersonChange;
 use crate::fast_hash::{FastMap, FastSet};
 use crate::provider::Capabilities;
-use crate::state::{DestinationId, DestinationState};
+use crate::state::{DestinationId, DestinationMode, DestinationState};
 use crate::time::whole_seconds;
 
 /// Plans one destination's export (DESIGN §3, rules R1-R6). Pure: same input, same plan.
@@ -35,6 +37,8 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     steps.order();
     steps.write_missing_spans(&frame, input.vendor, &matching);
     let warnings = steps.warnings(&frame, &foreign, &adopted, input.desired.gaps());
+    let people = what_people_did(&frame, &ledger, &foreign);
+    let drift = drift::detect(&frame, input.role, people, input.vendor, &steps.ops);
     Plan {
         destination: frame.destination.clone(),
         now: frame.now,
@@ -43,12 +47,13 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
         horizon_end: frame.horizon_end,
         operations: steps.ops,
         warnings,
+        drift,
     }
 }
 
 /// The instants and desired spans every phase plans against.
 pub(super) struct Frame<'a> {
-    destination: &'a DestinationId,
+    pub(super) destination: &'a DestinationId,
     pub(super) now: DateTime<Utc>,
     /// `F = max(H, now)`: where the fresh region starts.
     pub(super) fresh_from: DateTime<Utc>,
@@ -58,28 +63,32 @@ pub(super) struct Frame<'a> {
     scope_end: DateTime<Utc>,
     pub(super) caps: Capabilities,
     /// The desired spans that start before `E`, clipped at now (R1): sorted, with distinct starts.
-    desired: Vec<Span>,
+    pub(super) desired: Vec<Span>,
+    /// Each desired span's shift start as the host has it, before clipping.
+    pub(super) shift_starts: Vec<DateTime<Utc>>,
 }
 
 impl<'a> Frame<'a> {
     fn new(input: &PlanInput<'a>) -> Frame<'a> {
         let now = whole_seconds(input.now);
         let horizon_end = input.desired.horizon_end();
-        let desired = input
+        let (desired, shift_starts) = input
             .desired
             .spans()
             .iter()
-            .filter(|s| s.start < horizon_end)
-            .filter_map(|s| s.clipped(now))
-            .collect();
+            .zip(input.desired.shift_starts())
+            .filter(|(s, _)| s.start < horizon_end)
+            .filter_map(|(s, start)| s.clipped(now).map(|c| (c, *start)))
+            .unzip();
         Frame {
             destination: input.destination,
             now,
-            fresh_from: input.state.high_water.map_or(now, |h| h.max(now)),
+            fresh_from: fresh_region_start(input.mode, input.state.high_water, now),
             horizon_end,
             scope_end: input.desired.scope_end(input.state.high_water),
             caps: input.capabilities,
             desired,
+            shift_starts,
         }
     }
 
@@ -124,6 +133,21 @@ impl<'a> Frame<'a> {
                 _ => start,
             }
         })
+    }
+}
+
+/// `F`, where the fresh region starts. R2: `F = max(H, now)`, or `now` before the first export; in
+/// authoritative and manual mode (DESIGN §8) the host owns all of `[now, E)`, so `F = now`: every
+/// later phase then treats the whole horizon as fresh (people's overrides there are cleared, our
+/// edited ones restored), and the protected region `[now, F)` is empty.
+fn fresh_region_start(
+    mode: DestinationMode,
+    high_water: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match high_water {
+        Some(h) if !mode.owns_whole_horizon() => h.max(now),
+        _ => now,
     }
 }
 
@@ -218,6 +242,54 @@ impl<'a> LedgerIndex<'a> {
             orphans: vendor.orphans.clone(),
         }
     }
+}
+
+/// DESIGN §8: what people did, as the phases above sorted the vendor's overrides. Every foreign
+/// override is someone's, and so is the copy of ours a person edited; a ledger entry that serves a
+/// desired span is lost when its copy is gone or edited (in the protected region it still stands,
+/// R3, but the vendor no longer shows it).
+fn what_people_did<'a>(
+    frame: &Frame<'_>,
+    ledger: &LedgerIndex<'a>,
+    foreign: &[(Span, &'a Override)],
+) -> drift::People<'a> {
+    let now = frame.now;
+    let mut people = drift::People {
+        overrides: foreign
+            .iter()
+            .map(|(_, o)| drift::Someones {
+                held: o,
+                ours: None,
+            })
+            .collect(),
+        lost: Vec::new(),
+    };
+    let mut served = vec![false; frame.desired.len()];
+    for (entry, copy, clipped) in &ledger.live {
+        // (Copies are live: the vendor holds them past now.)
+        let change = match copy {
+            Some(c) if c.span.clipped(now).as_ref() == Some(clipped) => None,
+            Some(c) => {
+                people.overrides.push(drift::Someones {
+                    held: c,
+                    ours: Some(entry),
+                });
+                Some(PersonChange::EditedOurs {
+                    ours: (*entry).clone(),
+                    now: c.span.clone(),
+                })
+            }
+            None => Some(PersonChange::DeletedOurs {
+                ours: (*entry).clone(),
+            }),
+        };
+        // As R3 matches them: the first live entry equal to a desired span serves it.
+        if let Some(i) = frame.desired_equal(clipped).filter(|&i| !served[i]) {
+            served[i] = true;
+            people.lost.extend(change.map(|c| (i, c)));
+        }
+    }
+    people
 }
 
 /// How the ledger meets the desired spans.

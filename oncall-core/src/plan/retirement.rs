@@ -56,6 +56,7 @@ pub struct RetirementInput<'a> {
 ///     high_water: Some(t(4)),
 ///     ledger: vec![running.clone(), future.clone()],
 ///     last_run: None,
+///     mode: Default::default(),
 /// };
 /// let vendor = [running, future.clone(), foreign];
 /// let plan = plan_retirement(RetirementInput {
@@ -112,6 +113,7 @@ pub fn plan_retirement(input: RetirementInput<'_>) -> Plan {
         horizon_end: now,
         operations,
         warnings: Vec::new(),
+        drift: Vec::new(),
     }
 }
 
@@ -162,6 +164,7 @@ mod tests {
             high_water: Some(t(10, 9)),
             ledger: case.ledger,
             last_run: None,
+            mode: Default::default(),
         };
         let d = DestinationId("d".into());
         let plan = plan_retirement(RetirementInput {

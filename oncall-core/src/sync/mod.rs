@@ -6,18 +6,23 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::drift::Drift;
 use crate::error::{Error, SharedAcrossConnections, ValidationError};
 use crate::model::{RoleIndex, Schedule};
 use crate::plan::{Plan, PlannedOperation, Warning};
 use crate::provider::{Provider, VendorScheduleId};
-use crate::state::{DestinationId, StateStore};
+use crate::state::{DestinationId, DestinationMode, StateStore};
 
+mod apply;
 mod migrate;
 mod retire;
 mod run;
+mod saved;
 
+pub use apply::{apply_plan, PlanRefused};
 pub use migrate::{migrate, Found, MigratedEntry, Migration, MigrationReport};
 pub use retire::retire;
+pub use saved::{Preconditions, SavedDesired, SavedPlan, VendorDigest, SAVED_PLAN_FORMAT};
 
 /// A host-chosen identifier of a connection (one vendor account and key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -41,6 +46,9 @@ pub struct Destination {
     pub schedule: VendorScheduleId,
     /// The host role exported there.
     pub role: RoleIndex,
+    /// How it is kept in step (DESIGN §8); `protect` when absent from serialised forms.
+    #[serde(default)]
+    pub mode: DestinationMode,
 }
 
 /// A destination and the provider of its connection.
@@ -179,6 +187,18 @@ pub struct DestinationReport {
     /// How many write requests were sent to the vendor (a PagerDuty batch is one; Opsgenie sends
     /// one per override).
     pub write_calls: usize,
+    /// For a run that only planned (a dry run, a manual destination): the plan with what it was
+    /// planned against, to save and apply later with [`apply_plan`] (DESIGN §8).
+    #[serde(skip)]
+    pub saved_plan: Option<Box<SavedPlan>>,
+}
+
+impl DestinationReport {
+    /// What people changed in the vendor against the host's rota (DESIGN §8), as the plan found
+    /// it; empty when the vendor could not be read.
+    pub fn drift(&self) -> &[Drift] {
+        self.plan.as_ref().map_or(&[], |p| &p.drift)
+    }
 }
 
 impl fmt::Display for DestinationReport {
@@ -214,6 +234,9 @@ impl fmt::Display for DestinationReport {
             }
             for w in &self.warnings {
                 writeln!(f, "  warning: {w}")?;
+            }
+            for d in self.drift() {
+                writeln!(f, "  drift: {d}")?;
             }
         }
         for e in &self.errors {

@@ -30,7 +30,7 @@ use crate::state::StateStore;
 /// use chrono::{TimeZone, Utc};
 /// use oncall_core::testkit::{InMemoryProvider, VendorSimulator};
 /// use oncall_core::{
-///     retire, sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member,
+///     retire, sync, ConnectionId, Destination, DestinationId, DestinationMode, Email, InMemoryStateStore, Member,
 ///     RoleIndex, Schedule, ScheduleId, Shift, StateStore, SyncMode, SyncOptions, SyncTarget,
 ///     VendorSchedule, VendorScheduleId,
 /// };
@@ -54,6 +54,7 @@ use crate::state::StateStore;
 ///     connection: ConnectionId("mem".into()),
 ///     schedule: schedule_id.clone(),
 ///     role: RoleIndex::PRIMARY,
+///     mode: DestinationMode::Protect,
 /// };
 /// let store = InMemoryStateStore::new();
 /// let targets = [SyncTarget { destination: &destination, provider: &vendor }];
@@ -282,6 +283,7 @@ mod tests {
             connection: ConnectionId("mem".into()),
             schedule,
             role: RoleIndex::PRIMARY,
+            mode: crate::DestinationMode::Protect,
         };
         let store = InMemoryStateStore::new();
         let options = SyncOptions {

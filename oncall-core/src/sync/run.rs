@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::saved::{Preconditions, SavedPlan, VendorDigest};
 use super::{
     DestinationReport, OperationOutcome, Outcome, SyncError, SyncMode, SyncOptions, SyncStatus,
     SyncTarget,
@@ -39,16 +40,24 @@ pub(super) async fn sync_destination(
     let Some(desired) = run.desired(schedule, options) else {
         return run.report;
     };
+    // A dry run, and any sync of a manual destination (DESIGN §8), only plans: it saves nothing,
+    // not even a failure, so the state version a saved plan names stays valid.
+    let plans_only = options.mode == SyncMode::DryRun || target.destination.mode.plans_only();
     let Some(vendor) = run.read_vendor(&desired).await else {
-        run.record_last_run().await;
+        if !plans_only {
+            run.record_last_run().await;
+        }
         return run.report;
     };
     let Some((plan, vendor)) = run.plan_with_lookups(&desired, vendor).await else {
-        run.record_last_run().await;
+        if !plans_only {
+            run.record_last_run().await;
+        }
         return run.report;
     };
-    if options.mode == SyncMode::DryRun {
+    if plans_only {
         run.report.status = SyncStatus::Planned;
+        run.report.saved_plan = Some(Box::new(run.saved_plan(&desired, &vendor, &plan)));
         run.report.plan = Some(plan);
         return run.report;
     }
@@ -134,6 +143,10 @@ pub(super) struct Run<'a> {
     held: HashSet<OverrideId>,
     /// Every override this run created (ours and kept parts of others').
     created: HashSet<OverrideId>,
+    /// The window the vendor's overrides were listed over, if any.
+    read: Option<Window>,
+    /// Ledger entries looked up by id (found or not).
+    looked_up: Vec<OverrideId>,
 }
 
 impl<'a> Run<'a> {
@@ -156,38 +169,61 @@ impl<'a> Run<'a> {
                 high_water_before: None,
                 high_water_after: None,
                 write_calls: 0,
+                saved_plan: None,
             },
             fatal: false,
             save_failed: false,
             held: HashSet::new(),
             created: HashSet::new(),
+            read: None,
+            looked_up: Vec::new(),
         }
     }
 
-    /// Loads the destination's mark, ledger and last run.
+    /// Loads the destination's mark, ledger and last run; a failure is recorded.
     pub(super) async fn load_state(&mut self) -> bool {
-        match self.store.load(&self.target.destination.id).await {
-            Ok(loaded) => {
-                self.version = loaded.version;
-                self.state = loaded.value;
-                // A mark saved before instants were whole seconds is rounded up: never backwards.
-                self.state.high_water = self.state.high_water.map(|h| {
-                    let floor = whole_seconds(h);
-                    if floor == h {
-                        h
-                    } else {
-                        floor + TimeDelta::seconds(1)
-                    }
-                });
-                self.report.high_water_before = self.state.high_water;
-                self.report.high_water_after = self.state.high_water;
-                true
-            }
+        match self.load_state_or_fail().await {
+            Ok(()) => true,
             Err(e) => {
                 self.error(None, e);
                 false
             }
         }
+    }
+
+    /// Loads the destination's mark, ledger and last run.
+    pub(super) async fn load_state_or_fail(&mut self) -> Result<(), Error> {
+        let loaded = self.store.load(&self.target.destination.id).await?;
+        self.version = loaded.version;
+        self.state = loaded.value;
+        // A mark saved before instants were whole seconds is rounded up: never backwards.
+        self.state.high_water = self.state.high_water.map(|h| {
+            let floor = whole_seconds(h);
+            if floor == h {
+                h
+            } else {
+                floor + TimeDelta::seconds(1)
+            }
+        });
+        self.report.high_water_before = self.state.high_water;
+        self.report.high_water_after = self.state.high_water;
+        Ok(())
+    }
+
+    /// What this planning run read and planned, to apply later ([`super::apply_plan`]).
+    fn saved_plan(&self, desired: &Desired, vendor: &[Override], plan: &Plan) -> SavedPlan {
+        let preconditions = Preconditions {
+            state_version: self.version,
+            vendor_digest: VendorDigest::of(vendor),
+            read: self.read,
+            looked_up: self.looked_up.clone(),
+        };
+        SavedPlan::new(
+            self.target.destination.clone(),
+            preconditions,
+            desired,
+            plan.clone(),
+        )
     }
 
     /// DESIGN §3: instants are whole seconds, and a destination never plans with a `now` earlier
@@ -242,6 +278,7 @@ impl<'a> Run<'a> {
         let Ok(window) = Window::new(self.now, read_end) else {
             return Some(Vec::new());
         };
+        self.read = Some(window);
         let destination = self.target.destination;
         match self
             .target
@@ -249,7 +286,10 @@ impl<'a> Run<'a> {
             .list_overrides(&destination.schedule, window)
             .await
         {
-            Ok(vendor) => Some(vendor),
+            Ok(mut vendor) => {
+                canonical_order(&mut vendor);
+                Some(vendor)
+            }
             Err(e) => {
                 self.error(None, e);
                 None
@@ -281,6 +321,7 @@ impl<'a> Run<'a> {
             .collect();
         let mut found = false;
         for id in forgotten {
+            self.looked_up.push(id.clone());
             match provider.get_override(schedule, &id).await {
                 Ok(Some(copy)) if !vendor.iter().any(|o| o.id == copy.id) => {
                     vendor.push(copy);
@@ -294,15 +335,19 @@ impl<'a> Run<'a> {
             }
         }
         if found {
-            vendor.sort_by_key(|o| o.span.start);
+            canonical_order(&mut vendor);
             plan = self.plan(desired, &vendor);
         }
         Some((plan, vendor))
     }
 
-    fn plan(&mut self, desired: &Desired, vendor: &[Override]) -> Plan {
+    /// Plans against `vendor` as read, with the destination's mode; the plan's warnings join the
+    /// report's.
+    pub(super) fn plan(&mut self, desired: &Desired, vendor: &[Override]) -> Plan {
         let plan = plan_export(PlanInput {
             destination: &self.target.destination.id,
+            role: self.target.destination.role,
+            mode: self.target.destination.mode,
             now: self.now,
             desired,
             vendor,
@@ -374,7 +419,7 @@ impl<'a> Run<'a> {
     /// R5: the mark advances to `max(H, E)` unless a step in the fresh region failed; then only to
     /// the earliest failed step's span. A span whose member the vendor does not know holds nothing:
     /// it is reported and tried again next time, from the protected region (R4).
-    fn advance_mark(&mut self, plan: &Plan, applied: &[Applied]) {
+    pub(super) fn advance_mark(&mut self, plan: &Plan, applied: &[Applied]) {
         let holding = plan
             .operations
             .iter()
@@ -385,7 +430,7 @@ impl<'a> Run<'a> {
     }
 
     /// Ended ledger entries are history, except while a person's stretched copy of one lives on.
-    fn keep_live_entries(&mut self, vendor: &[Override]) {
+    pub(super) fn keep_live_entries(&mut self, vendor: &[Override]) {
         let now = self.now;
         let live: HashSet<&OverrideId> = vendor
             .iter()
@@ -398,7 +443,7 @@ impl<'a> Run<'a> {
     }
 
     /// Records the outcomes, saves the state with this run's result, and settles the status.
-    async fn finish(&mut self, plan: Plan, applied: Vec<Applied>) {
+    pub(super) async fn finish(&mut self, plan: Plan, applied: Vec<Applied>) {
         self.report.outcomes = plan
             .operations
             .iter()
@@ -462,8 +507,10 @@ impl<'a> Run<'a> {
         });
     }
 
-    /// Saves the state under compare-and-swap; a failure is recorded and stops further writes.
+    /// Saves the state under compare-and-swap, with the mode it was synced under; a failure is
+    /// recorded and stops further writes.
     pub(super) async fn save(&mut self) -> bool {
+        self.state.mode = self.target.destination.mode;
         match self
             .store
             .save(&self.target.destination.id, self.version, &self.state)
@@ -750,6 +797,9 @@ impl<'a> Run<'a> {
             Some(Ok(created)) => {
                 self.created.insert(created.id.clone());
                 if *owned {
+                    // The vendor's ids are unique: an entry still holding this one (an override of
+                    // ours a person moved past the scope, then deleted, freeing its alias) is gone.
+                    self.forget(&created.id);
                     self.state.ledger.push(created);
                 }
                 return Applied::Done;
@@ -936,6 +986,17 @@ impl<'a> Run<'a> {
         }
         Err(Error::Conflict { message })
     }
+}
+
+/// The vendor's overrides in one order whatever order the vendor listed them in (by start, then
+/// id): a saved plan's precondition is that planning again gives the same operations.
+pub(super) fn canonical_order(vendor: &mut [Override]) {
+    vendor.sort_by(|a, b| {
+        a.span
+            .start
+            .cmp(&b.span.start)
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 /// The create a planned step asks for.

@@ -26,7 +26,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::error::Error;
 use crate::model::Email;
 use crate::plan::{Override, OverrideId, Span};
-use crate::state::{DestinationId, DestinationState, LastRun, StateStore};
+use crate::state::{DestinationId, DestinationMode, DestinationState, LastRun, StateStore};
 
 /// Runs every check. `corrupt` makes a destination's stored state unreadable (and returns whether
 /// it could); the corrupt-entry check is skipped where it returns false.
@@ -74,6 +74,12 @@ pub fn sample_state(seed: u32) -> DestinationState {
             ok: false,
             error: Some(format!("run {seed}: rate limited; ünïcode survives")),
         }),
+        // Not the default: a store that dropped the mode would fail the round trip.
+        mode: if seed % 2 == 0 {
+            DestinationMode::Authoritative
+        } else {
+            DestinationMode::Manual
+        },
     }
 }
 

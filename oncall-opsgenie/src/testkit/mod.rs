@@ -47,7 +47,7 @@
 //! use chrono::{NaiveDate, TimeZone, Utc};
 //! use oncall_core::testkit::VendorSimulator;
 //! use oncall_core::{
-//!     sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member, Participant,
+//!     sync, ConnectionId, Destination, DestinationId, DestinationMode, Email, InMemoryStateStore, Member, Participant,
 //!     RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, SyncMode, SyncOptions,
 //!     SyncTarget, VendorSchedule, VendorScheduleId,
 //! };
@@ -85,6 +85,7 @@
 //!     connection: ConnectionId("opsgenie".into()),
 //!     schedule: VendorScheduleId("ops".into()),
 //!     role: RoleIndex::PRIMARY,
+//!     mode: DestinationMode::Protect,
 //! };
 //! let store = InMemoryStateStore::new();
 //! let options = SyncOptions { now, horizon: None, mode: SyncMode::Apply };

@@ -1,0 +1,470 @@
+//! The planner's last phase: drift (DESIGN §8), read off what the earlier phases found (which
+//! overrides are ours, which a person's, which of ours are gone or edited) and off the plan's own
+//! steps (what it reverts). It decides nothing that is written.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::planner::Frame;
+use super::{Action, Override, OverrideId, PlannedOperation, Span};
+use crate::drift::{Drift, DriftFate, DriftId, DriftStretch, PersonChange, Proposal};
+use crate::fast_hash::FastMap;
+use crate::model::{Email, RoleIndex};
+
+/// A half-open stretch of time.
+type Stretch = (DateTime<Utc>, DateTime<Utc>);
+
+/// An override that is a person's doing, as the vendor holds it.
+pub(super) struct Someones<'a> {
+    /// The override as the vendor holds it.
+    pub(super) held: &'a Override,
+    /// For a copy of ours a person edited: the ledger entry.
+    pub(super) ours: Option<&'a Override>,
+}
+
+impl Someones<'_> {
+    fn change(&self) -> PersonChange {
+        match self.ours {
+            Some(ours) => PersonChange::EditedOurs {
+                ours: ours.clone(),
+                now: self.held.span.clone(),
+            },
+            None => PersonChange::Override {
+                target: self.held.clone(),
+            },
+        }
+    }
+}
+
+/// What the earlier phases found people did.
+pub(super) struct People<'a> {
+    /// Overrides that are a person's doing: everything not ours, and copies of ours a person
+    /// edited.
+    pub(super) overrides: Vec<Someones<'a>>,
+    /// Desired span (by index) → the change to the ledger entry that serves it: deleted, or
+    /// edited away from it.
+    pub(super) lost: Vec<(usize, PersonChange)>,
+}
+
+/// One record in the making: a shift and who the vendor shows there instead.
+struct Pending<'a> {
+    desired: usize,
+    shown: Option<&'a Email>,
+    /// The person's overrides behind it (for `shown: Some`), by position in `People::overrides`.
+    people: Vec<usize>,
+    /// The ledger entry's change behind it (for `shown: None`).
+    lost: Vec<PersonChange>,
+    stretches: Vec<Stretch>,
+    /// How much of the whole shift (not clipped at now) the change covers.
+    whole_shift: Vec<Stretch>,
+}
+
+/// Drift records for every desired span, in shift order (nobody-shown first within a shift).
+pub(super) fn detect(
+    frame: &Frame<'_>,
+    role: RoleIndex,
+    people: People<'_>,
+    vendor: &[Override],
+    ops: &[PlannedOperation],
+) -> Vec<Drift> {
+    let mut pending = covers(frame, &people.overrides);
+    pending.extend(losses(frame, people.lost, vendor));
+    pending.sort_by(|a, b| (a.desired, a.shown).cmp(&(b.desired, b.shown)));
+    let after = AfterPlan::new(ops);
+    let mut proposals = propose(frame, role, &pending);
+    pair_swaps(&mut proposals);
+    pending
+        .into_iter()
+        .map(|p| {
+            let span = &frame.desired[p.desired];
+            let stretches = fates(&p, &people.overrides, span, &after);
+            let mut changes = p.lost;
+            changes.extend(p.people.iter().map(|&k| people.overrides[k].change()));
+            Drift {
+                id: DriftId::of(frame.destination, span.end, &span.member, p.shown),
+                role,
+                shift_start: frame.shift_starts[p.desired],
+                shift_end: span.end,
+                planned: span.member.clone(),
+                shown: p.shown.cloned(),
+                changes,
+                stretches,
+                proposal: proposals.get(&p.desired).cloned(),
+            }
+        })
+        .collect()
+}
+
+/// Someone's overrides over desired spans of another member: one pending record per span and
+/// per member shown.
+fn covers<'a>(frame: &Frame<'_>, overrides: &'a [Someones<'a>]) -> Vec<Pending<'a>> {
+    let desired = &frame.desired;
+    let mut found: Vec<Pending<'a>> = Vec::new();
+    let mut index: FastMap<(usize, &'a Email), usize> = FastMap::default();
+    for (k, someone) in overrides.iter().enumerate() {
+        let o = someone.held;
+        // Desired spans are sorted and disjoint: their ends are sorted too.
+        let first = desired.partition_point(|d| d.end <= o.span.start);
+        for (i, d) in desired.iter().enumerate().skip(first) {
+            if d.start >= o.span.end {
+                break;
+            }
+            if o.span.member == d.member {
+                continue;
+            }
+            let Some(stretch) = clip((o.span.start, o.span.end), (d.start, d.end)) else {
+                continue;
+            };
+            let whole = clip((o.span.start, o.span.end), (frame.shift_starts[i], d.end));
+            let at = *index.entry((i, &o.span.member)).or_insert_with(|| {
+                found.push(Pending {
+                    desired: i,
+                    shown: Some(&o.span.member),
+                    people: Vec::new(),
+                    lost: Vec::new(),
+                    stretches: Vec::new(),
+                    whole_shift: Vec::new(),
+                });
+                found.len() - 1
+            });
+            let p = &mut found[at];
+            p.people.push(k);
+            p.stretches.push(stretch);
+            p.whole_shift.extend(whole);
+        }
+    }
+    for p in &mut found {
+        p.stretches = union(std::mem::take(&mut p.stretches));
+        p.whole_shift = union(std::mem::take(&mut p.whole_shift));
+    }
+    found
+}
+
+/// Ours, deleted or edited away from a desired span: where no override at all covers that span
+/// any more, the vendor's own rotation shows.
+fn losses<'a>(
+    frame: &Frame<'_>,
+    lost: Vec<(usize, PersonChange)>,
+    vendor: &[Override],
+) -> Vec<Pending<'a>> {
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let covered = union(
+        vendor
+            .iter()
+            .filter(|o| o.span.end > frame.now)
+            .map(|o| (o.span.start, o.span.end))
+            .collect(),
+    );
+    let mut pending: Vec<Pending<'a>> = Vec::new();
+    for (i, change) in lost {
+        let d = &frame.desired[i];
+        let bare = subtract(&[(d.start, d.end)], &covered);
+        if bare.is_empty() {
+            continue;
+        }
+        match pending.iter_mut().find(|p| p.desired == i) {
+            Some(p) => p.lost.push(change),
+            None => pending.push(Pending {
+                desired: i,
+                shown: None,
+                people: Vec::new(),
+                lost: vec![change],
+                whole_shift: bare.clone(),
+                stretches: bare,
+            }),
+        }
+    }
+    pending
+}
+
+/// Who the vendor shows after the plan, as far as the plan decides it: each touched override's
+/// remaining span (and the parts re-created for it), and the spans the plan writes as ours.
+struct AfterPlan<'a> {
+    /// Override id → what remains of it (an empty list: removed).
+    remains: FastMap<&'a OverrideId, Vec<&'a Span>>,
+    /// Override id → its parts the plan re-creates.
+    kept_parts: FastMap<&'a OverrideId, Vec<&'a Span>>,
+    /// Cut ends: override id → where the plan cuts it.
+    cuts: FastMap<&'a OverrideId, DateTime<Utc>>,
+    /// Spans the plan writes as ours.
+    ours: Vec<&'a Span>,
+}
+
+impl<'a> AfterPlan<'a> {
+    fn new(ops: &'a [PlannedOperation]) -> AfterPlan<'a> {
+        let mut after = AfterPlan {
+            remains: FastMap::default(),
+            kept_parts: FastMap::default(),
+            cuts: FastMap::default(),
+            ours: Vec::new(),
+        };
+        for op in ops {
+            match &op.action {
+                Action::Create {
+                    span,
+                    owned,
+                    keeps_part_of,
+                    ..
+                } => {
+                    if *owned {
+                        after.ours.push(span);
+                    }
+                    if let Some(id) = keeps_part_of {
+                        after.kept_parts.entry(id).or_default().push(span);
+                    }
+                }
+                Action::Update { id, to, owned, .. } => {
+                    after.remains.insert(id, vec![to]);
+                    if *owned {
+                        after.ours.push(to);
+                    }
+                }
+                Action::Delete { target, .. } => {
+                    after.remains.insert(&target.id, Vec::new());
+                }
+                Action::Truncate { target, at, .. } => {
+                    after.remains.insert(&target.id, Vec::new());
+                    after.cuts.insert(&target.id, *at);
+                }
+                Action::Adopt { .. } | Action::Forget { .. } => {}
+            }
+        }
+        after
+    }
+
+    /// Where override `o` still shows its own member after the plan.
+    fn still_shown(&self, o: &Override) -> Vec<Stretch> {
+        let member = &o.span.member;
+        let mut spans: Vec<Stretch> = match self.remains.get(&o.id) {
+            None => vec![(o.span.start, o.span.end)],
+            Some(rest) => rest
+                .iter()
+                .filter(|s| s.member == *member)
+                .map(|s| (s.start, s.end))
+                .collect(),
+        };
+        if let Some(at) = self.cuts.get(&o.id) {
+            spans.push((o.span.start, *at));
+        }
+        spans.extend(
+            self.kept_parts
+                .get(&o.id)
+                .into_iter()
+                .flatten()
+                .filter(|s| s.member == *member)
+                .map(|s| (s.start, s.end)),
+        );
+        union(spans)
+    }
+
+    /// Where the plan writes `member` as ours.
+    fn written(&self, member: &Email) -> Vec<Stretch> {
+        union(
+            self.ours
+                .iter()
+                .filter(|s| s.member == *member)
+                .map(|s| (s.start, s.end))
+                .collect(),
+        )
+    }
+}
+
+/// Splits a pending record's stretches into what stands and what the plan reverts.
+fn fates(
+    p: &Pending<'_>,
+    people: &[Someones<'_>],
+    span: &Span,
+    after: &AfterPlan<'_>,
+) -> Vec<DriftStretch> {
+    let standing = match &p.shown {
+        Some(_) => {
+            let still = p
+                .people
+                .iter()
+                .flat_map(|&k| after.still_shown(people[k].held))
+                .collect();
+            intersect(&p.stretches, &union(still))
+        }
+        None => subtract(&p.stretches, &after.written(&span.member)),
+    };
+    let reverted = subtract(&p.stretches, &standing);
+    let mut out: Vec<DriftStretch> = standing
+        .into_iter()
+        .map(|(start, end)| DriftStretch {
+            start,
+            end,
+            fate: DriftFate::Stands,
+        })
+        .chain(reverted.into_iter().map(|(start, end)| DriftStretch {
+            start,
+            end,
+            fate: DriftFate::Reverted,
+        }))
+        .collect();
+    out.sort_by_key(|s| s.start);
+    out
+}
+
+/// Per desired span with drift, the edit that takes a change covering the whole shift into the
+/// host's rota: the only record of that shift, covering it from the shift's start (a shift in
+/// progress only when a person's override covers its past too: who was on call then is otherwise
+/// unknown) to its end.
+fn propose(
+    frame: &Frame<'_>,
+    role: RoleIndex,
+    pending: &[Pending<'_>],
+) -> BTreeMap<usize, Proposal> {
+    let mut proposals = BTreeMap::new();
+    let mut i = 0;
+    while i < pending.len() {
+        let d = pending[i].desired;
+        let j = pending[i..]
+            .iter()
+            .position(|p| p.desired != d)
+            .map_or(pending.len(), |n| i + n);
+        let only = &pending[i..j];
+        i = j;
+        let [p] = only else { continue };
+        let span = &frame.desired[d];
+        let whole = (frame.shift_starts[d], span.end);
+        if p.whole_shift != [whole] {
+            continue;
+        }
+        proposals.insert(
+            d,
+            Proposal::ReplaceAssignee {
+                role,
+                shift_start: whole.0,
+                from: Some(span.member.clone()),
+                to: p.shown.cloned(),
+            },
+        );
+    }
+    proposals
+}
+
+/// Two replacements that mirror each other (one shift from A to B, a later one from B to A) are
+/// one swap made in the vendor: both records propose it, and accepting it once takes both in.
+fn pair_swaps(proposals: &mut BTreeMap<usize, Proposal>) {
+    let keys: Vec<usize> = proposals.keys().copied().collect();
+    let mut paired = vec![false; keys.len()];
+    for x in 0..keys.len() {
+        if paired[x] {
+            continue;
+        }
+        let Some(Proposal::ReplaceAssignee {
+            role,
+            shift_start: a,
+            from: Some(a_assignee),
+            to: Some(b_assignee),
+        }) = proposals.get(&keys[x]).cloned()
+        else {
+            continue;
+        };
+        let mirror = (x + 1..keys.len()).find(|&y| {
+            !paired[y]
+                && matches!(
+                    proposals.get(&keys[y]),
+                    Some(Proposal::ReplaceAssignee { from: Some(f), to: Some(t), .. })
+                        if *f == b_assignee && *t == a_assignee
+                )
+        });
+        let Some(y) = mirror else { continue };
+        let Some(Proposal::ReplaceAssignee { shift_start: b, .. }) = proposals.get(&keys[y]) else {
+            continue;
+        };
+        let swap = Proposal::SwapAssignees {
+            role,
+            a,
+            a_assignee,
+            b: *b,
+            b_assignee,
+        };
+        paired[x] = true;
+        paired[y] = true;
+        proposals.insert(keys[x], swap.clone());
+        proposals.insert(keys[y], swap);
+    }
+}
+
+fn clip(a: Stretch, b: Stretch) -> Option<Stretch> {
+    let (s, e) = (a.0.max(b.0), a.1.min(b.1));
+    (s < e).then_some((s, e))
+}
+
+/// Sorted, disjoint, with touching stretches joined.
+fn union(mut stretches: Vec<Stretch>) -> Vec<Stretch> {
+    stretches.retain(|(s, e)| s < e);
+    stretches.sort();
+    let mut out: Vec<Stretch> = Vec::with_capacity(stretches.len());
+    for (s, e) in stretches {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// `a` minus `b`, both sorted and disjoint.
+fn subtract(a: &[Stretch], b: &[Stretch]) -> Vec<Stretch> {
+    let mut out = Vec::new();
+    for &(mut s, e) in a {
+        let first = b.partition_point(|x| x.1 <= s);
+        for &(bs, be) in &b[first..] {
+            if bs >= e {
+                break;
+            }
+            if bs > s {
+                out.push((s, bs));
+            }
+            s = s.max(be);
+            if s >= e {
+                break;
+            }
+        }
+        if s < e {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+/// `a` within `b`, both sorted and disjoint.
+fn intersect(a: &[Stretch], b: &[Stretch]) -> Vec<Stretch> {
+    subtract(a, &subtract(a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn h(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 1, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn stretch_arithmetic() {
+        assert_eq!(
+            union(vec![(h(5), h(7)), (h(1), h(3)), (h(3), h(4)), (h(6), h(9))]),
+            [(h(1), h(4)), (h(5), h(9))]
+        );
+        assert_eq!(
+            subtract(
+                &[(h(1), h(10))],
+                &[(h(0), h(2)), (h(4), h(5)), (h(9), h(12))]
+            ),
+            [(h(2), h(4)), (h(5), h(9))]
+        );
+        assert_eq!(subtract(&[(h(1), h(2))], &[(h(1), h(2))]), []);
+        assert_eq!(
+            intersect(&[(h(1), h(5)), (h(6), h(8))], &[(h(4), h(7))]),
+            [(h(4), h(5)), (h(6), h(7))]
+        );
+    }
+}
