@@ -47,6 +47,7 @@ fn destination() -> Destination {
         connection: ConnectionId("og".into()),
         schedule: VendorScheduleId("S".into()),
         role: RoleIndex::PRIMARY,
+        mode: oncall_sync::DestinationMode::Protect,
     }
 }
 
@@ -101,6 +102,7 @@ async fn world() -> World {
             ok: true,
             error: None,
         }),
+        ..DestinationState::default()
     };
     store.save(&destination().id, 0, &state).await.unwrap();
     World {
@@ -348,6 +350,7 @@ mod http {
             connection: ConnectionId("og".into()),
             schedule: vs.clone(),
             role: RoleIndex::PRIMARY,
+            mode: oncall_sync::DestinationMode::Protect,
         };
         let store = InMemoryStateStore::new();
         let first = run_sync(&rota(15, false), &destination, &og_provider, &store, now).await;

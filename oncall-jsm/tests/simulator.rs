@@ -62,6 +62,7 @@ fn destination(schedule: &VendorScheduleId) -> Destination {
         connection: ConnectionId("jsm".into()),
         schedule: schedule.clone(),
         role: RoleIndex::PRIMARY,
+        mode: oncall_core::DestinationMode::Protect,
     }
 }
 

@@ -74,6 +74,7 @@ fn destination(schedule: &str) -> Destination {
         connection: ConnectionId("pagerduty".into()),
         schedule: VendorScheduleId(schedule.into()),
         role: RoleIndex::PRIMARY,
+        mode: oncall_core::DestinationMode::Protect,
     }
 }
 

@@ -58,6 +58,7 @@ pub fn destination(id: &oncall_sync::DestinationId) -> oncall_sync::Destination 
         connection: oncall_sync::ConnectionId("og".into()),
         schedule: oncall_sync::VendorScheduleId(id.0.clone()),
         role: oncall_sync::RoleIndex::PRIMARY,
+        mode: oncall_sync::DestinationMode::Protect,
     }
 }
 

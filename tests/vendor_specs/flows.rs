@@ -99,6 +99,7 @@ fn destination() -> Destination {
         connection: ConnectionId("spec".into()),
         schedule: VendorScheduleId(SCHEDULE.into()),
         role: RoleIndex::PRIMARY,
+        mode: oncall_sync::DestinationMode::Protect,
     }
 }
 
