@@ -18,7 +18,7 @@ use oncall_core::{
     SyncTarget, VendorSchedule, VendorScheduleId, Window,
 };
 use oncall_opsgenie::testkit::{
-    HttpFault, KeyKind, OpsgenieSimulator, PastEnd, READ_ONLY_KEY, READ_WRITE_KEY,
+    HttpFault, KeyKind, OpsgenieSimulator, OverrideSplit, PastEnd, READ_ONLY_KEY, READ_WRITE_KEY,
 };
 use oncall_opsgenie::{OpsgenieProvider, OverrideRecipient};
 
@@ -399,7 +399,7 @@ async fn an_import_across_dst_merges_two_rotations_and_an_override() {
 #[tokio::test]
 async fn an_import_joins_an_override_split_at_the_request_instant() {
     let (sim, vs) = simulator_with_schedule().await;
-    sim.set_split_overrides(true);
+    sim.update_dialect(|d| d.override_split = OverrideSplit::Split);
     // now() is 12:00 on day 3: eve's override runs from 10:00 to 14:00.
     let (from, to) = (now() - TimeDelta::hours(2), now() + TimeDelta::hours(2));
     sim.insert_override(&vs, Span::new(from, to, email("eve")));
@@ -916,7 +916,7 @@ async fn a_batch_of_creates_goes_out_concurrently() {
 async fn cutting_a_running_override_ends_it_at_the_vendors_now() {
     for mode in [PastEnd::Clamp, PastEnd::Refuse] {
         let (sim, vs) = simulator_with_schedule().await;
-        sim.set_update_past_end(mode);
+        sim.update_dialect(|d| d.past_end = mode);
         let id = sim.insert_override(&vs, Span::new(day(2), day(4), email("eve")));
         // The vendor's clock runs 2 s ahead of the caller's idea of now by the time the cut lands.
         sim.set_clock_step(TimeDelta::seconds(1));
