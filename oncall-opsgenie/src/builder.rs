@@ -1,8 +1,10 @@
 //! [`OpsgenieBuilder`]: everything one connection needs, validated once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use oncall_core::connection::{ConnectionBuilder, Region};
+use oncall_core::trace::HttpTrace;
 use oncall_core::{Error, RetryPolicy};
 
 use crate::client::{Client, ClientSettings};
@@ -48,6 +50,7 @@ pub struct OpsgenieBuilder {
     user_agent: String,
     max_concurrency: usize,
     rate_per_minute: Option<u32>,
+    trace: Option<Arc<dyn HttpTrace>>,
 }
 
 impl Default for OpsgenieBuilder {
@@ -64,6 +67,7 @@ impl Default for OpsgenieBuilder {
             .into(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             rate_per_minute: Some(DEFAULT_RATE_PER_MINUTE),
+            trace: None,
         }
     }
 }
@@ -132,6 +136,36 @@ impl OpsgenieBuilder {
         self
     }
 
+    /// Records every HTTP attempt (retries included) in `trace`, for a bug report: method, URL,
+    /// headers, bodies, status and timing, with the `Authorization` header replaced by `***` and
+    /// the key scrubbed wherever an answer or a URL echoes it. E-mail addresses are left for the
+    /// sink to redact ([`oncall_core::trace::Redactor`]).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use oncall_core::trace::{HttpExchange, HttpTrace};
+    /// use oncall_opsgenie::OpsgenieProvider;
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Collect(Mutex<Vec<HttpExchange>>);
+    /// impl HttpTrace for Collect {
+    ///     fn record(&self, exchange: HttpExchange) {
+    ///         self.0.lock().unwrap().push(exchange);
+    ///     }
+    /// }
+    /// let trace = Arc::new(Collect::default());
+    /// let provider = OpsgenieProvider::builder()
+    ///     .with_api_key("my-key")
+    ///     .with_http_trace(trace.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(provider);
+    /// ```
+    pub fn with_http_trace(mut self, trace: Arc<dyn HttpTrace>) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
     /// Validates the settings (a key is required; a custom URL must be `http://` or `https://`)
     /// and builds the provider.
     pub fn build(self) -> Result<OpsgenieProvider, Error> {
@@ -148,6 +182,7 @@ impl OpsgenieBuilder {
             user_agent,
             max_concurrency: self.max_concurrency,
             rate_per_minute: self.rate_per_minute,
+            trace: self.trace,
         })?;
         Ok(OpsgenieProvider::from_client(client))
     }

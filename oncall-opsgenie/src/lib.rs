@@ -96,6 +96,7 @@ mod error;
 mod json;
 mod limits;
 mod models;
+
 mod provider;
 mod recipient;
 #[cfg(feature = "testkit")]
@@ -111,7 +112,7 @@ pub use builder::{
     OpsgenieBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE, DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
 };
-pub use provider::OpsgenieProvider;
+pub use provider::{OpsgenieProvider, ScheduleDetailsListing};
 pub use recipient::{OverrideRecipient, RESERVED_DOMAIN};
 pub use timeline::CHUNK_DAYS;
 
@@ -172,6 +173,14 @@ pub enum Note {
         /// When it ends, if it does.
         end: Option<DateTime<Utc>>,
     },
+    /// A rotation starts or ends inside the window: from `at` the roles are these rotations, in
+    /// order (the first the primary).
+    RolesChanged {
+        /// When.
+        at: DateTime<Utc>,
+        /// The rotations running from then, in timeline order.
+        rotations: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Note {
@@ -203,6 +212,9 @@ impl std::fmt::Display for Note {
                     f,
                     "rotation {rotation:?} ({start} to {end}) does not cover the window: not imported"
                 )
+            }
+            Note::RolesChanged { at, rotations } => {
+                write!(f, "from {at} the roles are, in order: {}", rotations.join(", "))
             }
         }
     }
