@@ -5,9 +5,7 @@ use chrono::{DateTime, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 use oncall_core::{local_date, resolve_local, Email, OverrideId, Span, Window};
 use serde_json::{json, Value};
 
-use super::dialect::{
-    DeleteAnswer, OverrideSplit, PastEnd, PutWithoutRotations, Rounding, TimelineSplit,
-};
+use super::dialect::{DeleteAnswer, OverrideSplit, PastEnd, PutWithoutRotations, TimelineSplit};
 use super::http::{Endpoint, Incoming, Reply};
 use super::state::{user_id, State, Stored};
 use super::timeline::{rotation_periods, Drawing, SimPeriod, Split};
@@ -274,23 +272,11 @@ fn read_date(value: &Value, field: &str) -> Result<DateTime<Utc>, Reply> {
     Ok(DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_else(|| t.with_timezone(&Utc)))
 }
 
-/// The span as the vendor keeps it ([`Rounding`]); a span that rounds to nothing is refused.
-fn kept(span: Span, rounding: Rounding) -> Result<Span, Reply> {
-    let unit = match rounding {
-        Rounding::Seconds => return Ok(span),
-        Rounding::FloorToMinute => 60,
-    };
-    let floor = |t: DateTime<Utc>| {
-        DateTime::from_timestamp(t.timestamp().div_euclid(unit) * unit, 0).unwrap_or(t)
-    };
-    let (start, end) = (floor(span.start), floor(span.end));
-    if end <= start {
-        return Err(unprocessable(
-            "endDate",
-            "End date must be after start date",
-        ));
-    }
-    Ok(Span::new(start, end, span.member))
+/// The span as the vendor keeps it ([`Rounding`](super::Rounding)); a span that rounds to nothing is refused.
+fn kept(state: &State, span: Span) -> Result<Span, Reply> {
+    state
+        .kept(span)
+        .ok_or_else(|| unprocessable("endDate", "End date must be after start date"))
 }
 
 /// Who an override names: a user of the account by username or id, `none`, or a team or an
@@ -360,7 +346,7 @@ pub(super) fn create_override(state: &mut State, index: usize, incoming: &Incomi
     if state.schedules[index].find(alias.as_str()).is_some() {
         return alias_taken(answer, alias.as_str());
     }
-    let span = match kept(body.span, state.dialect.rounding) {
+    let span = match kept(state, body.span) {
         Ok(span) => span,
         Err(reply) => return reply,
     };
@@ -406,7 +392,7 @@ pub(super) fn update_override(
     if span.end < now {
         return unprocessable("endDate", "End date must be in the future");
     }
-    let span = match kept(span, dialect.rounding) {
+    let span = match kept(state, span) {
         Ok(span) => span,
         Err(reply) => return reply,
     };

@@ -538,8 +538,11 @@ impl VendorSimulator for OpsgenieSimulator {
     }
 
     /// A person's override gets the alias `manual-<n>` (the vendor would choose a random one).
+    /// Its instants are kept as the dialect's [`Rounding`] says (a span that rounds to nothing
+    /// is kept as given).
     fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
         let mut state = lock(&self.state);
+        let span = state.kept(span.clone()).unwrap_or(span);
         let seq = state.next_seq();
         let alias = OverrideId::new(format!("manual-{seq}"));
         if let Some(s) = state.schedule_mut(&schedule.0) {
@@ -564,7 +567,8 @@ impl VendorSimulator for OpsgenieSimulator {
         s.overrides.len() != before
     }
 
-    /// Opsgenie's UI edits an override in place: the alias stays.
+    /// Opsgenie's UI edits an override in place: the alias stays. Instants are kept as the
+    /// dialect's [`Rounding`] says.
     fn edit_override(
         &self,
         schedule: &VendorScheduleId,
@@ -572,6 +576,7 @@ impl VendorSimulator for OpsgenieSimulator {
         span: Span,
     ) -> Option<OverrideId> {
         let mut state = lock(&self.state);
+        let span = state.kept(span.clone()).unwrap_or(span);
         let written = state.next_seq();
         let s = state.schedule_mut(&schedule.0)?;
         let i = s.find(id.as_str())?;

@@ -243,6 +243,20 @@ impl State {
         self.next_seq
     }
 
+    /// A span as the vendor keeps it ([`Rounding`](super::Rounding)): its instants floored to the
+    /// minute under [`Rounding::FloorToMinute`](super::Rounding). `None` when nothing is left.
+    pub fn kept(&self, span: Span) -> Option<Span> {
+        let unit = match self.dialect.rounding {
+            super::Rounding::Seconds => return Some(span),
+            super::Rounding::FloorToMinute => 60,
+        };
+        let floor = |t: DateTime<Utc>| {
+            DateTime::from_timestamp(t.timestamp().div_euclid(unit) * unit, 0).unwrap_or(t)
+        };
+        let (start, end) = (floor(span.start), floor(span.end));
+        (start < end).then(|| Span::new(start, end, span.member))
+    }
+
     /// Remembers a write through the API for the lagged listing: what `alias` held before it.
     pub fn note_api_write(&mut self, schedule: usize, alias: &OverrideId, before: Option<Stored>) {
         if self.dialect.listing_lag != super::ListingLag::Lagged {
