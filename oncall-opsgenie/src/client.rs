@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use oncall_core::connection::ConnectionSettings;
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::{run_with_retries, Jitter};
@@ -62,8 +62,9 @@ pub(crate) struct Client {
     pacer: Mutex<Pacer>,
     permits: Semaphore,
     jitter: Jitter,
-    /// The latest `Date` the vendor answered with: its clock, to whole seconds.
-    vendor_now: Mutex<Option<DateTime<Utc>>>,
+    /// The latest `Date` the vendor answered with (its clock, to whole seconds), and how far it
+    /// had moved on from the one before.
+    vendor_now: Mutex<Option<(DateTime<Utc>, TimeDelta)>>,
     /// Where every attempt is recorded, credentials scrubbed.
     trace: Option<Arc<dyn HttpTrace>>,
 }
@@ -177,7 +178,13 @@ impl Client {
 
     /// The vendor's clock as its last answer's `Date` header gave it (whole seconds), if any.
     pub fn vendor_now(&self) -> Option<DateTime<Utc>> {
-        *lock(&self.vendor_now)
+        lock(&self.vendor_now).map(|(now, _)| now)
+    }
+
+    /// How far the vendor's clock moved between its last two answers that moved it (zero before
+    /// two): how much later its now will be by the time the next request lands.
+    pub fn vendor_step(&self) -> TimeDelta {
+        lock(&self.vendor_now).map_or(TimeDelta::zero(), |(_, step)| step)
     }
 
     /// Sends a request, retrying as the policy says. Creates (POST) are retried only after a 429
@@ -375,7 +382,13 @@ impl Client {
         };
         let date = date.with_timezone(&Utc);
         let mut now = lock(&self.vendor_now);
-        *now = Some(now.map_or(date, |n| n.max(date)));
+        *now = Some(match *now {
+            None => (date, TimeDelta::zero()),
+            Some((latest, step)) if date > latest => {
+                (date, (date - latest).min(TimeDelta::minutes(1)))
+            }
+            Some(kept) => kept,
+        });
     }
 }
 

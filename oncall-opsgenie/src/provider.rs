@@ -892,7 +892,8 @@ impl Provider for OpsgenieProvider {
     /// end to its now, keeps it in its past, or refuses it is UNCONFIRMED. The safe reading: send
     /// it as asked; if the vendor accepted it, read the override back and answer what the vendor
     /// holds; if it refused the end (a 422 naming `endDate`), re-send (up to three times) with the
-    /// end at the first whole second not before the vendor's now, as its `Date` header gives it.
+    /// end at the vendor's now as its `Date` header gives it, moved on by as much as its clock
+    /// moved between its last two answers, then a second later, then two.
     /// On an account seen to floor instants to the minute, a cut's end is sent rounded up to the
     /// minute (never into the past, R1), and a cut that read back floored into the vendor's past
     /// is re-sent so.
@@ -913,10 +914,15 @@ impl Provider for OpsgenieProvider {
                     sent.end = ceil_to(sent.end, unit);
                 }
                 let mut result = self.put(schedule, id, &sent).await;
-                for _ in 0..CUT_RESENDS {
+                // At the vendor's now as its `Date` gives it, moved on as far as its clock moved
+                // between its last two answers (it will have by the time the request lands), then
+                // a second and two later (its clock has fractions the header does not show).
+                for late in 0..CUT_RESENDS {
                     match (&result, self.is_cut(&sent)) {
                         (Err(e), Some(now)) if refuses_the_end(e) => {
-                            sent.end = now + TimeDelta::seconds(1);
+                            let late = TimeDelta::seconds(i64::try_from(late).unwrap_or(0));
+                            let lands = now + self.client.vendor_step() + late;
+                            sent.end = ceil_to(lands, floors.unwrap_or(1));
                             result = self.put(schedule, id, &sent).await;
                         }
                         _ => break,

@@ -716,12 +716,23 @@ async fn a_cut_the_vendor_accepts_is_read_back() {
     );
 }
 
-/// Refused: re-sent with the end at the first whole second after the vendor's `Date`.
+/// Refused: re-sent with the end at the vendor's `Date`, then a second later.
 #[tokio::test]
 async fn a_cut_the_vendor_refuses_is_resent_at_its_now() {
     let server = MockServer::start().await;
     write_call("PUT", Some(ALIAS))
         .and(wiremock::matchers::body_partial_json(json!({"endDate": "2025-07-02T11:00:00Z"})))
+        .respond_with(ResponseTemplate::new(422).insert_header("Date", DURING).set_body_json(json!({
+            "message": "Request body is not processable. Please check the errors.",
+            "errors": {"endDate": "End date must be in the future"}, "took": 0.0, "requestId": "r"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The vendor's clock has moved on past its `Date`'s second: refused again.
+    write_call("PUT", Some(ALIAS))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"endDate": "2025-07-02T12:00:00Z"}),
+        ))
         .respond_with(ResponseTemplate::new(422).insert_header("Date", DURING).set_body_json(json!({
             "message": "Request body is not processable. Please check the errors.",
             "errors": {"endDate": "End date must be in the future"}, "took": 0.0, "requestId": "r"})))
