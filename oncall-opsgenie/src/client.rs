@@ -384,7 +384,7 @@ impl Client {
         let mut now = lock(&self.vendor_now);
         *now = Some(match *now {
             None => (date, TimeDelta::zero()),
-            Some((latest, step)) if date > latest => {
+            Some((latest, _)) if date > latest => {
                 (date, (date - latest).min(TimeDelta::minutes(1)))
             }
             Some(kept) => kept,
