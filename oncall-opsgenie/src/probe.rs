@@ -1,7 +1,8 @@
 //! `impl Probe for OpsgenieProvider`: what an account says about each point the reference leaves
 //! UNCONFIRMED (DESIGN §7), read from the account itself. Each finding names its point as the
 //! simulator dialect's switch ([`testkit::OpsgenieDialect`](crate::testkit)) and its reading as
-//! that switch's setting; `roster`, `key_rights` and `delete_running` are points of their own.
+//! that switch's setting; `roster`, `key_rights`, `running_overrides` and `delete_running` are
+//! points of their own.
 //!
 //! Without [`ProbeRequest::write_to`] the probe only reads, within the endpoints a sync uses
 //! (R10). With it, it writes to that schedule only: overrides a month ahead (and two that run
@@ -1065,6 +1066,27 @@ impl OpsgenieProvider {
             self.probe_create(f, id, &running, r_alias, None).await,
             Some(200..=299)
         ) {
+            // Whether a running override is listed (a listing that lags writes cannot tell).
+            let lags = f.report.reading("listing_lag") != Some("immediate");
+            match self.raw_listing(id).await {
+                Ok(held) if !lags => {
+                    let listed = held.iter().any(|h| h.held.id == *r_alias);
+                    let reading = if listed { "listed" } else { "not_listed" };
+                    f.add(
+                        "running_overrides",
+                        at,
+                        Some(reading),
+                        "an override that runs now, in the listing",
+                    );
+                }
+                Ok(_) => f.add(
+                    "running_overrides",
+                    at,
+                    None,
+                    "the listing lags writes: cannot tell",
+                ),
+                Err(e) => f.add("running_overrides", at, None, e.to_string()),
+            }
             let span = Some((iso(now - TimeDelta::days(1)), 3));
             match self.timeline_expanded(id, span, None).await {
                 Ok((answer, _)) => {
@@ -1196,8 +1218,9 @@ impl Probe for OpsgenieProvider {
     /// With [`ProbeRequest::write_to`], on that schedule: an override a month ahead with seconds
     /// (rounding, listing lag, `rotations` read back, a taken alias, the delete's answer), two
     /// that overlap (which the timeline shows), one limited to a rotation and updated without
-    /// `rotations`, one for a user the account cannot have, and two that run now (split in the
-    /// timeline or not, deleted while running, ended in the vendor's past by an update).
+    /// `rotations`, one for a user the account cannot have, and two that run now (listed or not,
+    /// split in the timeline or not, deleted while running, ended in the vendor's past by an
+    /// update).
     async fn probe(&self, request: &ProbeRequest) -> Result<ProbeReport, Error> {
         self.scrubbed(
             async {

@@ -97,6 +97,11 @@ async fn the_probe_names_each_dialect_it_can_settle() {
             );
         }
         assert!(report.write_calls > 0);
+        let listed = report.reading("running_overrides");
+        assert!(
+            listed == Some("listed") || (listed.is_none() && name == "listing_lag=lagged"),
+            "{name}: {listed:?}"
+        );
         // What the probe made is gone, but an override the vendor ended at its now (history).
         let left: Vec<String> = sim
             .overrides(&vs)
