@@ -31,9 +31,8 @@ use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{
     accept_drift, import_schedule, migrate, sync, ConnectionId, Destination, DestinationId,
     DestinationMode, Email, Found, InMemoryStateStore, Member, Migration, Participant, Proposal,
-    Provider, RoleIndex, Rotation,
-    RotationUnit, Schedule, Span, SyncMode, SyncOptions, SyncReport, SyncTarget, VendorSchedule,
-    VendorScheduleId, Window,
+    Provider, RoleIndex, Rotation, RotationUnit, Schedule, Span, SyncMode, SyncOptions, SyncReport,
+    SyncTarget, VendorSchedule, VendorScheduleId, Window,
 };
 
 const PEOPLE: [(&str, &str); 5] = [

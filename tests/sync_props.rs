@@ -18,21 +18,16 @@
 //! bears out after the sync and proposals the host can accept. Saved plans applied after an
 //! intervening change (a person's edit, another run's save) are refused with nothing written.
 //!
-//! Through the Opsgenie adapter, each history draws one simulator setup from [`OPSGENIE_SETUPS`]:
-//! the readings of the vendor's unconfirmed behaviour (DESIGN §7) that the simulator offers and
-//! that bear on a sync.
+//! Through each HTTP adapter the histories run under every setting of its simulator's dialect
+//! (`OpsgenieDialect::variants()`, `PagerDutyDialect::variants()`, `JsmDialect::variants()`: each
+//! UNCONFIRMED vendor behaviour read each plausible way, DESIGN §7), in each of the three modes.
+//! Where a setting's account takes time to show a write (a listing that lags creates, a write that
+//! lands after its lost answer), syncs of a destination are at least that far apart: the bound
+//! under which the sync promises no duplicate where the vendor has no client ids (a lost create is
+//! never re-sent in its run; the next run adopts it).
 //!
-//! Through the PagerDuty adapter the histories run under every setting of
-//! `PagerDutyDialect::variants()` (each UNCONFIRMED vendor behaviour read each plausible way, one
-//! at a time, and the two stale-read switches together). Where the dialect's account takes time
-//! to show a write (a listing that lags creates, a write that lands after its lost answer), syncs
-//! of a destination are at least that far apart: the bound under which the sync promises no
-//! duplicate (a lost create is never re-sent in its run; the next run adopts it).
-//!
-//! `SYNC_PROPS_CASES` raises the in-memory case count (160 by default), `SYNC_PROPS_HTTP_CASES`
-//! the count through the Opsgenie adapter (8 by default), `SYNC_PROPS_DIALECT_CASES` the count
-//! per PagerDuty dialect setting (3 by default), `SYNC_PROPS_JSM_CASES` the count through the JSM
-//! adapter per dialect setting (3 by default, under each of `JsmDialect::variants()`);
+//! `SYNC_PROPS_CASES` raises the in-memory case count (160 by default), `SYNC_PROPS_DIALECT_CASES`
+//! the count through each HTTP adapter per dialect setting and mode (1 by default);
 //! `SYNC_PROPS_DEBUG` prints every sync.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -45,7 +40,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use oncall_sync::jsm::testkit::{JsmDialect, JsmSimulator};
-use oncall_sync::opsgenie::testkit::{AliasTaken, OpsgenieSimulator, PastEnd};
+use oncall_sync::opsgenie::testkit::{
+    OpsgenieDialect, OpsgenieSimulator, PastEnd, Rounding as OpsgenieRounding,
+};
 use oncall_sync::pagerduty::testkit::{PagerDutyDialect, PagerDutySimulator, Rounding};
 use oncall_sync::testkit::{Fault, InMemoryProvider, Trigger, VendorSimulator};
 use oncall_sync::{
@@ -175,73 +172,28 @@ fn is_stranger(member: &oncall_sync::Email) -> bool {
     *member == person(5)
 }
 
-/// Where the vendor lives: in memory, or behind an HTTP simulator in one of its setups
-/// ([`OPSGENIE_SETUPS`], `PagerDutyDialect::variants()`, `JsmDialect::variants()`).
+/// Where the vendor lives: in memory, or behind an HTTP simulator speaking one setting of its
+/// dialect (`OpsgenieDialect::variants()`, `PagerDutyDialect::variants()`,
+/// `JsmDialect::variants()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Memory(Vendor),
     MemoryJsmLike,
-    HttpOpsgenie(&'static Setup<OpsgenieSimulator>),
+    /// The Opsgenie simulator, speaking this dialect.
+    HttpOpsgenie(OpsgenieDialect),
     /// The PagerDuty simulator, speaking this dialect.
     HttpPagerDuty(PagerDutyDialect),
-    /// Through the JSM adapter, the simulator under the `n`-th of `JsmDialect::variants()`.
-    HttpJsm(usize),
+    /// The JSM Operations simulator, speaking this dialect.
+    HttpJsm(JsmDialect),
 }
 
-/// One way to set up a simulator: a reading of an UNCONFIRMED vendor behaviour (a dialect, DESIGN
-/// §7), applied to a fresh simulator before anything else happens.
-struct Setup<S: 'static> {
-    name: &'static str,
-    apply: fn(&S),
-}
-
-impl<S> std::fmt::Debug for Setup<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name)
-    }
-}
-
-impl<S> PartialEq for Setup<S> {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl<S> Eq for Setup<S> {}
-
-/// Every Opsgenie simulator setup the property test runs under: the defaults, then each dialect
-/// switch that bears on a sync. New dialects join this list.
-///
-/// Not yet here: [`PAST_END_REFUSED`]. Under it, with the vendor's clock running on during a sync,
-/// cutting a running override fails every time, in protect mode too
-/// (`past_end_refused_with_a_running_clock`, ignored), so it joins once the adapter settles that.
-static OPSGENIE_SETUPS: &[Setup<OpsgenieSimulator>] = &[
-    Setup {
-        name: "defaults",
-        apply: |_| {},
-    },
-    Setup {
-        name: "a taken alias is a 422",
-        apply: |sim| sim.set_alias_taken(AliasTaken::Unprocessable422),
-    },
-];
-
-/// An update ending a running override before the vendor's now is refused (422 naming `endDate`).
-static PAST_END_REFUSED: Setup<OpsgenieSimulator> = Setup {
-    name: "an update ending a running override in the past is refused (422 endDate)",
-    apply: |sim| sim.set_update_past_end(PastEnd::Refuse),
-};
-
-/// Every HTTP kind for the named regressions: the Opsgenie adapter in each of its simulator's
-/// setups, the PagerDuty and JSM adapters under their simulators' default dialects.
+/// Every HTTP kind for the named regressions: each adapter under its simulator's default dialect.
 fn http_kinds() -> Vec<Kind> {
-    let opsgenie = OPSGENIE_SETUPS.iter().map(Kind::HttpOpsgenie);
-    opsgenie
-        .chain([
-            Kind::HttpPagerDuty(PagerDutyDialect::default()),
-            Kind::HttpJsm(0),
-        ])
-        .collect()
+    vec![
+        Kind::HttpOpsgenie(OpsgenieDialect::default()),
+        Kind::HttpPagerDuty(PagerDutyDialect::default()),
+        Kind::HttpJsm(JsmDialect::default()),
+    ]
 }
 
 /// A vendor account as a test drives it (the simulator) and as the sync sees it (the provider).
@@ -289,18 +241,19 @@ impl Account {
                     granularity: TimeDelta::seconds(1),
                 }
             }
-            Kind::HttpOpsgenie(setup) => {
-                let sim = Arc::new(OpsgenieSimulator::start_at(now).await);
-                (setup.apply)(&sim);
+            Kind::HttpOpsgenie(dialect) => {
+                let sim = Arc::new(OpsgenieSimulator::start_with(now, dialect).await);
                 Account {
                     provider: Arc::new(sim.provider()),
                     sim,
                     settle: TimeDelta::zero(),
-                    granularity: TimeDelta::seconds(1),
+                    granularity: match dialect.rounding {
+                        OpsgenieRounding::Seconds => TimeDelta::seconds(1),
+                        OpsgenieRounding::FloorToMinute => TimeDelta::minutes(1),
+                    },
                 }
             }
-            Kind::HttpJsm(n) => {
-                let dialect = JsmDialect::variants()[n].1;
+            Kind::HttpJsm(dialect) => {
                 let sim = Arc::new(JsmSimulator::start_with(now, dialect).await);
                 Account {
                     provider: Arc::new(sim.provider()),
@@ -868,6 +821,22 @@ fn floor(t: DateTime<Utc>) -> DateTime<Utc> {
     t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
 }
 
+/// `t` floored to a multiple of `unit` (whole seconds).
+fn floor_to(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    let unit = unit.num_seconds().max(1);
+    DateTime::from_timestamp(t.timestamp().div_euclid(unit) * unit, 0).unwrap()
+}
+
+/// `t` rounded up to a multiple of `unit` (whole seconds).
+fn ceil_to(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    let f = floor_to(t, unit);
+    if f == t {
+        t
+    } else {
+        f + unit
+    }
+}
+
 /// Checks, for one destination's sync: the instant it planned with, R1-R5 and the scope `S`.
 fn check_rules(w: &World, e: usize, obs: &Observed) {
     let report = &obs.report;
@@ -946,7 +915,7 @@ fn check_rules(w: &World, e: usize, obs: &Observed) {
     for a in &after {
         if !before_ids.contains_key(&a.id) {
             assert!(
-                a.span.start + granularity > now,
+                a.span.start >= floor_to(now, granularity),
                 "R1: created in the past: {a:?}"
             );
         }
@@ -1059,19 +1028,21 @@ fn check_rules(w: &World, e: usize, obs: &Observed) {
     // R2: after success, the vendor's overrides in [F, E) are exactly the desired spans there (but
     // those of a member the vendor does not know). A running override cut "at now" ends at the
     // vendor's now, a moment later (and one removed as it started is truncated there): what lies
-    // wholly before the vendor's now by the end of the sync is a landed cut.
+    // wholly before the vendor's now by the end of the sync is a landed cut. Where the vendor keeps
+    // minutes, a cut lands on the minute after the vendor's now (never before it: R1).
+    let landed_by = ceil_to(vendor_now, w.account.granularity);
     let mut want: Vec<_> = desired
         .spans()
         .iter()
         .filter(|s| !is_stranger(&s.member))
         // A span that has ended by the vendor's clock is history there too (in authoritative mode
         // the span in progress is in the fresh region, and may end while the sync runs).
-        .filter(|s| s.end > vendor_now)
+        .filter(|s| s.end > landed_by)
         .filter_map(|s| clip(s, fresh, end))
         .collect();
     let mut got: Vec<_> = after
         .iter()
-        .filter(|o| o.span.end > vendor_now)
+        .filter(|o| o.span.end > landed_by)
         .filter_map(|o| clip(&o.span, fresh, end))
         .collect();
     want.sort();
@@ -1439,81 +1410,79 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases("SYNC_PROPS_HTTP_CASES", 8),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+/// The three modes, each history's destinations in one.
+const MODES: [DestinationMode; 3] = [
+    DestinationMode::Protect,
+    DestinationMode::Authoritative,
+    DestinationMode::Manual,
+];
 
-    #[test]
-    fn rules_hold_through_the_opsgenie_adapter(
-        config in config(prop::sample::select(OPSGENIE_SETUPS.iter().collect::<Vec<_>>()).prop_map(Kind::HttpOpsgenie)),
-        steps in prop::collection::vec(step(), 1..12),
-    ) {
-        block_on(run(config, steps));
-    }
-
-}
-
-/// The histories through the PagerDuty adapter, under every setting of its simulator's dialect:
-/// `SYNC_PROPS_DIALECT_CASES` histories each (3 by default).
-#[test]
-fn rules_hold_through_the_pagerduty_adapter() {
-    use proptest::test_runner::{Config as RunnerConfig, TestRunner};
-    let per_setting = cases("SYNC_PROPS_DIALECT_CASES", 3);
+/// Histories through one HTTP adapter under every setting of its simulator's dialect, in each
+/// mode: `SYNC_PROPS_DIALECT_CASES` histories per setting and mode (1 by default), each its own
+/// run so that a failure names the setting and the mode.
+fn rules_hold_under_every_setting(adapter: &str, settings: &[(String, Kind)]) {
+    use proptest::test_runner::TestRunner;
+    let per_run = cases("SYNC_PROPS_DIALECT_CASES", 1);
     let started = std::time::Instant::now();
-    let settings = PagerDutyDialect::variants();
-    for (name, dialect) in &settings {
-        // Settings take at most the convergence check's 90 s to show a write.
-        assert!(dialect.settles_within() <= TimeDelta::seconds(90), "{name}");
-        let mut runner = TestRunner::new(RunnerConfig {
-            cases: per_setting,
-            failure_persistence: None,
-            ..RunnerConfig::default()
-        });
-        let history = (
-            config(Just(Kind::HttpPagerDuty(*dialect))),
-            prop::collection::vec(step(), 1..12),
-        );
-        runner
-            .run(&history, |(config, steps)| {
-                block_on(run(config, steps));
-                Ok(())
-            })
-            .unwrap_or_else(|e| panic!("dialect {name}: {e}"));
+    for (name, kind) in settings {
+        for mode in MODES {
+            let mut runner = TestRunner::new(ProptestConfig {
+                cases: per_run,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            });
+            let histories = (
+                config(Just(*kind)).prop_map(move |config| Config { mode, ..config }),
+                prop::collection::vec(step(), 1..12),
+            );
+            runner
+                .run(&histories, |(config, steps)| {
+                    block_on(run(config, steps));
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("{adapter} dialect {name}, {mode} mode: {e}"));
+        }
     }
     eprintln!(
-        "rules_hold_through_the_pagerduty_adapter: {per_setting} histories x {} dialect settings \
-         in {:.1?}",
+        "{adapter}: {per_run} histories x {} dialect settings x {} modes in {:.1?}",
         settings.len(),
+        MODES.len(),
         started.elapsed()
     );
 }
 
-/// JSM Operations under every reading of what its documentation leaves open: a few histories per
-/// dialect setting (`SYNC_PROPS_JSM_CASES`), each setting its own run so that a failure names it.
+/// Through the Opsgenie adapter, under every setting of `OpsgenieDialect::variants()`.
 #[test]
-fn rules_hold_through_the_jsm_adapter_under_every_dialect() {
-    use proptest::test_runner::TestRunner;
-    for (n, (name, _)) in JsmDialect::variants().into_iter().enumerate() {
-        let mut runner = TestRunner::new(ProptestConfig {
-            cases: cases("SYNC_PROPS_JSM_CASES", 3),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        });
-        let histories = (
-            config(Just(Kind::HttpJsm(n))),
-            prop::collection::vec(step(), 1..12),
-        );
-        let result = runner.run(&histories, |(config, steps)| {
-            block_on(run(config, steps));
-            Ok(())
-        });
-        if let Err(e) = result {
-            panic!("JSM dialect {name}: {e}");
-        }
-    }
+fn rules_hold_through_the_opsgenie_adapter() {
+    let settings: Vec<(String, Kind)> = OpsgenieDialect::variants()
+        .into_iter()
+        .map(|(name, dialect)| (name, Kind::HttpOpsgenie(dialect)))
+        .collect();
+    rules_hold_under_every_setting("Opsgenie", &settings);
+}
+
+/// Through the PagerDuty adapter, under every setting of `PagerDutyDialect::variants()`.
+#[test]
+fn rules_hold_through_the_pagerduty_adapter() {
+    let settings: Vec<(String, Kind)> = PagerDutyDialect::variants()
+        .into_iter()
+        .map(|(name, dialect)| {
+            // Settings take at most the convergence check's 90 s to show a write.
+            assert!(dialect.settles_within() <= TimeDelta::seconds(90), "{name}");
+            (name.to_owned(), Kind::HttpPagerDuty(dialect))
+        })
+        .collect();
+    rules_hold_under_every_setting("PagerDuty", &settings);
+}
+
+/// Through the JSM Operations adapter, under every setting of `JsmDialect::variants()`.
+#[test]
+fn rules_hold_through_the_jsm_adapter() {
+    let settings: Vec<(String, Kind)> = JsmDialect::variants()
+        .into_iter()
+        .map(|(name, dialect)| (name.to_owned(), Kind::HttpJsm(dialect)))
+        .collect();
+    rules_hold_under_every_setting("JSM", &settings);
 }
 
 /// Under a read-only account, JSM reports the person it does not know (looked up before any write)
@@ -1522,7 +1491,7 @@ fn rules_hold_through_the_jsm_adapter_under_every_dialect() {
 async fn regression_jsm_read_only_with_a_member_the_site_does_not_know() {
     let mut primary = everyone();
     primary[4] = Some(5);
-    let config = Config::simple(Kind::HttpJsm(0), daily(), primary, 0, 0);
+    let config = Config::simple(Kind::HttpJsm(JsmDialect::default()), daily(), primary, 0, 0);
     run(config, vec![Step::Sync(SyncFault::ReadOnly)]).await;
 }
 
@@ -1548,8 +1517,8 @@ fn assigned(who: &[(usize, usize)]) -> Vec<Option<usize>> {
     assignees
 }
 
-/// Runs the history against both in-memory vendors (and, where `SYNC_PROPS_HTTP` is set, through
-/// both HTTP adapters too).
+/// Runs the history in every mode against the in-memory vendors (and, where `SYNC_PROPS_HTTP` is
+/// set, through the three HTTP adapters too, each under its default dialect).
 async fn run_everywhere(
     shape: Shape,
     assignees: Vec<Option<usize>>,
@@ -1557,15 +1526,12 @@ async fn run_everywhere(
     steps: Vec<Step>,
 ) {
     let mut kinds: Vec<Kind> = VENDORS.iter().map(|v| Kind::Memory(*v)).collect();
+    kinds.push(Kind::MemoryJsmLike);
     if std::env::var("SYNC_PROPS_HTTP").is_ok() {
         kinds.extend(http_kinds());
     }
     for kind in kinds {
-        for mode in [
-            DestinationMode::Protect,
-            DestinationMode::Authoritative,
-            DestinationMode::Manual,
-        ] {
+        for mode in MODES {
             let mut config = Config::simple(kind, shape.clone(), assignees.clone(), start_hours, 0);
             config.mode = mode;
             run(config, steps.clone()).await;
@@ -2197,12 +2163,55 @@ impl World {
     }
 }
 
-/// A finding for the Opsgenie adapter, kept out of [`OPSGENIE_SETUPS`]: with updates that end a
-/// running override in the past refused ([`PAST_END_REFUSED`]) and the vendor's clock running on
-/// during a sync, a protect-mode first export cannot cut a person's running override, and never
-/// converges. The same history under the defaults passes.
+/// Under the Opsgenie dialect that refuses an end in the vendor's past, a running override cut at
+/// `now` is re-sent ending at the vendor's now, not a second after it (R2: the fresh region holds
+/// nothing but the desired spans). Shrunk from the property test over every dialect.
 #[tokio::test]
-#[ignore = "the Opsgenie adapter does not converge under PastEnd::Refuse yet"]
+async fn regression_opsgenie_refusing_a_past_end_cuts_at_its_now() {
+    let dialect = OpsgenieDialect {
+        past_end: PastEnd::Refuse,
+        ..OpsgenieDialect::default()
+    };
+    let config = Config {
+        ahead: 1,
+        ..Config::simple(Kind::HttpOpsgenie(dialect), daily(), everyone(), 0, 0)
+    };
+    let steps = vec![
+        Step::ManualAdd {
+            offset: -1,
+            hours: 2,
+            who: 0,
+        },
+        Step::Sync(SyncFault::None),
+    ];
+    run(config, steps).await;
+}
+
+/// The same, with the vendor's clock running on five seconds a call: the re-sent cut must land
+/// at the vendor's now as it will be when the request arrives, not as its last answer said.
+#[tokio::test]
+async fn regression_opsgenie_refusing_a_past_end_on_a_running_clock() {
+    let dialect = OpsgenieDialect {
+        past_end: PastEnd::Refuse,
+        ..OpsgenieDialect::default()
+    };
+    let config = Config::simple(Kind::HttpOpsgenie(dialect), daily(), everyone(), 13, 5);
+    let steps = vec![
+        Step::ManualAdd {
+            offset: -13,
+            hours: 36,
+            who: 4,
+        },
+        Step::Sync(SyncFault::None),
+    ];
+    run(config, steps).await;
+}
+
+/// With updates that end a running override in the vendor's past refused and the vendor's clock
+/// running on during a sync, a first export cuts a person's running override and converges, in
+/// every mode (the modes branch found it never did before the adapter re-sent such a cut at the
+/// vendor's now), as under the defaults.
+#[tokio::test]
 async fn past_end_refused_with_a_running_clock() {
     let steps = vec![
         Step::ManualAdd {
@@ -2212,9 +2221,18 @@ async fn past_end_refused_with_a_running_clock() {
         },
         Step::Sync(SyncFault::None),
     ];
-    for setup in [&OPSGENIE_SETUPS[0], &PAST_END_REFUSED] {
-        let config = Config::simple(Kind::HttpOpsgenie(setup), daily(), vec![None; 40], 0, 2);
-        run(config, steps.clone()).await;
+    let refusing = OpsgenieDialect {
+        past_end: PastEnd::Refuse,
+        ..OpsgenieDialect::default()
+    };
+    for dialect in [OpsgenieDialect::default(), refusing] {
+        for mode in MODES {
+            let config = Config {
+                mode,
+                ..Config::simple(Kind::HttpOpsgenie(dialect), daily(), vec![None; 40], 0, 2)
+            };
+            run(config, steps.clone()).await;
+        }
     }
 }
 

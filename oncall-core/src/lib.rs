@@ -83,10 +83,10 @@ pub use state::{
     DestinationId, DestinationMode, DestinationState, InMemoryStateStore, LastRun, StateStore,
     Versioned,
 };
-pub use sync::{migrate, Found, MigratedEntry, Migration, MigrationReport};
 pub use sync::{
     apply_plan, retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome,
     Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, SyncError, SyncMode, SyncOptions,
     SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
 };
+pub use sync::{migrate, Found, MigratedEntry, Migration, MigrationReport};
 pub use time::{local_date, local_time, resolve_local};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oncall_core::connection::{ConnectionBuilder, Region};
+use oncall_core::trace::HttpTrace;
 use oncall_core::{Error, RateBudget, RetryPolicy};
 
 use crate::client::{Client, ClientSettings};
@@ -50,6 +51,7 @@ pub struct OpsgenieBuilder {
     max_concurrency: usize,
     rate_per_minute: Option<u32>,
     rate_budget: Option<(Arc<dyn RateBudget>, String)>,
+    trace: Option<Arc<dyn HttpTrace>>,
 }
 
 impl Default for OpsgenieBuilder {
@@ -67,6 +69,7 @@ impl Default for OpsgenieBuilder {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             rate_per_minute: Some(DEFAULT_RATE_PER_MINUTE),
             rate_budget: None,
+            trace: None,
         }
     }
 }
@@ -143,6 +146,36 @@ impl OpsgenieBuilder {
         self
     }
 
+    /// Records every HTTP attempt (retries included) in `trace`, for a bug report: method, URL,
+    /// headers, bodies, status and timing, with the `Authorization` header replaced by `***` and
+    /// the key scrubbed wherever an answer or a URL echoes it. E-mail addresses are left for the
+    /// sink to redact ([`oncall_core::trace::Redactor`]).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use oncall_core::trace::{HttpExchange, HttpTrace};
+    /// use oncall_opsgenie::OpsgenieProvider;
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Collect(Mutex<Vec<HttpExchange>>);
+    /// impl HttpTrace for Collect {
+    ///     fn record(&self, exchange: HttpExchange) {
+    ///         self.0.lock().unwrap().push(exchange);
+    ///     }
+    /// }
+    /// let trace = Arc::new(Collect::default());
+    /// let provider = OpsgenieProvider::builder()
+    ///     .with_api_key("my-key")
+    ///     .with_http_trace(trace.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(provider);
+    /// ```
+    pub fn with_http_trace(mut self, trace: Arc<dyn HttpTrace>) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
     /// Validates the settings (a key is required; a custom URL must be `http://` or `https://`)
     /// and builds the provider.
     pub fn build(self) -> Result<OpsgenieProvider, Error> {
@@ -160,6 +193,7 @@ impl OpsgenieBuilder {
             max_concurrency: self.max_concurrency,
             rate_per_minute: self.rate_per_minute,
             rate_budget: self.rate_budget,
+            trace: self.trace,
         })?;
         Ok(OpsgenieProvider::from_client(client))
     }

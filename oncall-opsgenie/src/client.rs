@@ -5,10 +5,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use oncall_core::connection::ConnectionSettings;
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::{run_with_retries, Jitter};
+use oncall_core::trace::{scrub_credential_headers, HttpExchange, HttpTrace};
 use oncall_core::{ApiKey, BudgetLimit, Error, RateBudget, RetryPolicy, SharedBudget};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, DATE};
 use reqwest::{Method, Url};
@@ -27,6 +28,23 @@ pub(crate) struct ClientSettings {
     pub max_concurrency: usize,
     pub rate_per_minute: Option<u32>,
     pub rate_budget: Option<(Arc<dyn RateBudget>, String)>,
+    pub trace: Option<Arc<dyn HttpTrace>>,
+}
+
+/// An answer as it came, before it is read as a success or mapped to an [`Error`]: the status,
+/// the headers and the body (scrubbed of the key).
+#[derive(Debug, Clone)]
+pub(crate) struct RawAnswer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
 }
 
 /// One connection's HTTP machinery. The provider keeps it behind an `Arc`, so that clones share
@@ -47,8 +65,11 @@ pub(crate) struct Client {
     rate_budget: Option<SharedBudget>,
     permits: Semaphore,
     jitter: Jitter,
-    /// The latest `Date` the vendor answered with: its clock, to whole seconds.
-    vendor_now: Mutex<Option<DateTime<Utc>>>,
+    /// The latest `Date` the vendor answered with (its clock, to whole seconds), and how far it
+    /// had moved on from the one before.
+    vendor_now: Mutex<Option<(DateTime<Utc>, TimeDelta)>>,
+    /// Where every attempt is recorded, credentials scrubbed.
+    trace: Option<Arc<dyn HttpTrace>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -107,6 +128,7 @@ impl Client {
             max_concurrency,
             rate_per_minute,
             rate_budget,
+            trace,
         } = settings;
         // A semaphore holds at most MAX_PERMITS; more would panic.
         let max_concurrency = max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
@@ -154,6 +176,7 @@ impl Client {
             jitter: Jitter::new(jitter_seed()),
             vendor_now: Mutex::new(None),
             rate_budget,
+            trace,
         })
     }
 
@@ -167,7 +190,13 @@ impl Client {
 
     /// The vendor's clock as its last answer's `Date` header gave it (whole seconds), if any.
     pub fn vendor_now(&self) -> Option<DateTime<Utc>> {
-        *lock(&self.vendor_now)
+        lock(&self.vendor_now).map(|(now, _)| now)
+    }
+
+    /// How far the vendor's clock moved between its last two answers that moved it (zero before
+    /// two): how much later its now will be by the time the next request lands.
+    pub fn vendor_step(&self) -> TimeDelta {
+        lock(&self.vendor_now).map_or(TimeDelta::zero(), |(_, step)| step)
     }
 
     /// Sends a request, retrying as the policy says. Creates (POST) are retried only after a 429
@@ -205,6 +234,42 @@ impl Client {
         request: &Request<'_>,
         stop: &impl Fn() -> Result<(), Error>,
     ) -> Result<Value, Error> {
+        let answer = self.exchange(request, stop).await?;
+        let status = answer.status;
+        if (200..300).contains(&status) {
+            return if answer.body.iter().all(u8::is_ascii_whitespace) {
+                Ok(Value::Null)
+            } else {
+                parse_body(&answer.body)
+            };
+        }
+        let error = parse_error(status, &answer.headers, &answer.body, &request.context);
+        if let Error::RateLimited { retry_after, .. } = &error {
+            self.pause(*retry_after);
+            if let Some(budget) = &self.rate_budget {
+                budget
+                    .pause(self.retry.rate_limit_pause(*retry_after))
+                    .await;
+            }
+        }
+        Err(error)
+    }
+
+    /// One attempt, as it came back: no retry, and no status read as an error (a probe reads
+    /// refusals itself). Transport failures are [`Error::Transient`].
+    pub async fn raw(&self, request: &Request<'_>) -> Result<RawAnswer, Error> {
+        self.exchange(request, &|| Ok(()))
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    /// Sends one attempt within the concurrency limit and the pace, records it in the trace, and
+    /// returns the answer with the key scrubbed from its body.
+    async fn exchange(
+        &self,
+        request: &Request<'_>,
+        stop: &impl Fn() -> Result<(), Error>,
+    ) -> Result<RawAnswer, Error> {
         let _permit = self.permits.acquire().await.map_err(|_| Error::Transient {
             message: "the connection is shutting down".into(),
         })?;
@@ -219,8 +284,34 @@ impl Client {
             // Sets `Content-Type: application/json`.
             builder = builder.json(body);
         }
-        let response = builder
-            .send()
+        let built = builder.build().map_err(|e| Error::Rejected {
+            message: format!("the request could not be built: {e}"),
+        })?;
+        let mut exchange = self.trace.as_ref().map(|_| self.trace_request(&built));
+        let started = Instant::now();
+        let result = self.receive(built).await;
+        if let (Some(trace), Some(exchange)) = (&self.trace, exchange.as_mut()) {
+            exchange.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &result {
+                Ok(answer) => {
+                    exchange.status = Some(answer.status);
+                    exchange.response_headers = self.header_list(&answer.headers);
+                    exchange.response_body = (!answer.body.is_empty())
+                        .then(|| String::from_utf8_lossy(&answer.body).into_owned());
+                }
+                Err(e) => exchange.error = Some(self.scrub(e.clone()).to_string()),
+            }
+            trace.record(std::mem::take(exchange));
+        }
+        result
+    }
+
+    /// Sends a built request and reads the whole answer, the key scrubbed from its body before
+    /// anything else reads (or cuts) it.
+    async fn receive(&self, request: reqwest::Request) -> Result<RawAnswer, Error> {
+        let response = self
+            .http
+            .execute(request)
             .await
             .map_err(|e| transport_error(&e, self.timeout))?;
         let status = response.status().as_u16();
@@ -230,23 +321,45 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| transport_error(&e, self.timeout))?;
-        if (200..300).contains(&status) {
-            return if body.iter().all(u8::is_ascii_whitespace) {
-                Ok(Value::Null)
-            } else {
-                parse_body(&body)
-            };
+        let text = String::from_utf8_lossy(&body);
+        let scrubbed = self.api_key.redact_in(&text);
+        let body = if scrubbed == text {
+            body.to_vec()
+        } else {
+            scrubbed.into_bytes()
+        };
+        Ok(RawAnswer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// The request as a trace records it: credentials replaced, the key scrubbed everywhere.
+    fn trace_request(&self, request: &reqwest::Request) -> HttpExchange {
+        HttpExchange {
+            method: request.method().to_string(),
+            url: self.api_key.redact_in(request.url().as_str()),
+            request_headers: self.header_list(request.headers()),
+            request_body: request
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .map(|b| self.api_key.redact_in(&String::from_utf8_lossy(b))),
+            ..HttpExchange::default()
         }
-        let error = parse_error(status, &headers, &body, &request.context);
-        if let Error::RateLimited { retry_after, .. } = &error {
-            self.pause(*retry_after);
-            if let Some(budget) = &self.rate_budget {
-                budget
-                    .pause(self.retry.rate_limit_pause(*retry_after))
-                    .await;
-            }
-        }
-        Err(error)
+    }
+
+    /// Headers as text, credential headers replaced by `***` and the key scrubbed from the rest.
+    fn header_list(&self, headers: &HeaderMap) -> Vec<(String, String)> {
+        let mut list: Vec<(String, String)> = headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                (name.as_str().to_owned(), self.api_key.redact_in(&value))
+            })
+            .collect();
+        scrub_credential_headers(&mut list);
+        list
     }
 
     fn url(&self, request: &Request<'_>) -> Url {
@@ -292,7 +405,13 @@ impl Client {
         };
         let date = date.with_timezone(&Utc);
         let mut now = lock(&self.vendor_now);
-        *now = Some(now.map_or(date, |n| n.max(date)));
+        *now = Some(match *now {
+            None => (date, TimeDelta::zero()),
+            Some((latest, _)) if date > latest => {
+                (date, (date - latest).min(TimeDelta::minutes(1)))
+            }
+            Some(kept) => kept,
+        });
     }
 }
 
@@ -322,6 +441,7 @@ mod tests {
             max_concurrency: 2,
             rate_per_minute: None,
             rate_budget: None,
+            trace: None,
         })
         .unwrap()
     }
@@ -360,6 +480,7 @@ mod tests {
             max_concurrency: 2,
             rate_per_minute: None,
             rate_budget: None,
+            trace: None,
         })
         .unwrap();
         c.pause(Some(Duration::from_secs(u64::MAX)));

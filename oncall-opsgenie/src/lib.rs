@@ -13,8 +13,12 @@
 //!     .with_api_key(std::env::var("OPSGENIE_API_KEY").unwrap_or_default())
 //!     .with_region(Region::Eu)
 //!     .build()?;
-//! for schedule in opsgenie.list_schedules().await?.schedules {
+//! let listing = opsgenie.list_schedules().await?;
+//! for schedule in &listing.schedules {
 //!     println!("{} ({}): {} rotations", schedule.name, schedule.zone, schedule.rotations.len());
+//! }
+//! for odd in &listing.unreadable {
+//!     println!("{} could not be read: {}", odd.id, odd.error);
 //! }
 //! let rota = import_schedule(&opsgenie, &VendorScheduleId("<schedule id>".into()), window).await?;
 //! # Ok(()) }
@@ -42,12 +46,45 @@
 //!   are still listed.
 //! - Import notes (a team on call, a rotation left out because it ended before the window) are in
 //!   [`OnCallReport`] ([`OpsgenieProvider::on_call_report`]).
-//! - Overrides that name no person (`none`, a team, an escalation) are listed and fetched under
-//!   reserved, reversible emails in the `.invalid` domain ([`OverrideRecipient`]:
-//!   `nobody@opsgenie.invalid`, `team.<id>@opsgenie.invalid`, `escalation.<id>@opsgenie.invalid`),
-//!   and written back as the recipient they stand for: a sync clears a person's `none` override
-//!   from the fresh region like any foreign one, a cut keeps who it is, and an override of ours
-//!   that a person set to nobody is still found. No create names one unless asked to.
+//! - Overrides that name no person (`none`, a team, an escalation, a recipient of a kind this
+//!   adapter does not know, a user named only by id) are listed and fetched under reserved,
+//!   reversible emails in the `.invalid` domain ([`OverrideRecipient`]:
+//!   `nobody@opsgenie.invalid`, `team.<id>@opsgenie.invalid`, `escalation.<id>@opsgenie.invalid`,
+//!   `recipient.<kind>.<id>@opsgenie.invalid`), and written back as the recipient they stand for:
+//!   a sync clears a person's `none` override from the fresh region like any foreign one, a cut
+//!   keeps who it is, an override of a kind nobody foresaw is still a foreign override (never
+//!   dropped from a listing), and an override of ours that a person set to nobody is still found.
+//!   No create names one unless asked to.
+//! - Roles are positions taken instant by instant ([`OpsgenieProvider::on_call_report`]): the
+//!   rotations running at an instant, in timeline `order`, are the primary, the secondary, ...;
+//!   which rotation is the primary never depends on the window read, and a change inside it is a
+//!   [`Note::RolesChanged`].
+//!
+//! ## What reads settle (vendor truth, DESIGN §7)
+//!
+//! Where the reference marks Opsgenie's behaviour UNCONFIRMED, the adapter does not assume one
+//! reading; it is right under each, and its simulator speaks each (feature `testkit`:
+//! `testkit::OpsgenieDialect`, one switch per point, one setting per reading):
+//!
+//! - Error kinds come from the status, the endpoint and the field first, wording last: a 404 on an
+//!   override's path is the override's, never the schedule's; a conflict only on a create whose
+//!   error names the alias (409, or a 422 or 400 naming the field or the word); an unknown user
+//!   (a field error on `user`, a message naming the person, a 404) is `UnknownMember`, whatever
+//!   its address says. A 403 on an override's path is settled by a read of the alias and the
+//!   listing: gone (Opsgenie answers 403/40301 for what is not there) or the key's rights.
+//! - Spans written are read back as the vendor holds them (rounding is UNCONFIRMED) until the
+//!   account has shown it keeps seconds; a cut a rounding vendor would put in its past is sent
+//!   rounded up. A taken alias is read: the override asked for, already there, is the create's
+//!   success (a create whose answer was lost, a listing that lags).
+//! - A listing is checked against this connection's own recent writes: where it disagrees (a
+//!   listing may lag a write), a read of the alias settles it.
+//! - Listing schedules is one call (`GET /v2/schedules?expand=rotation`): configuration only,
+//!   never a timeline; a schedule that cannot be translated is reported on its own
+//!   ([`oncall_core::ScheduleListing::unreadable`]), typed, with the reason.
+//! - [`oncall_core::Probe`] is implemented: `oncall probe` reports which reading an account
+//!   speaks on each point, named as the dialect's switches and settings, reading only unless
+//!   given a scratch schedule. [`OpsgenieBuilder::with_http_trace`] records every attempt with
+//!   the key scrubbed, for bug reports.
 //!
 //! ## Overrides limited to some rotations
 //!
@@ -73,9 +110,11 @@
 //!
 //! Reads, updates and deletes are retried on 429, 5xx and timeouts with the core's backoff and
 //! jitter, bounded in attempts and total wait. Creates are retried only after a 429; a create whose
-//! answer was lost is never re-sent (the sync re-reads and adopts it). Every clone of a provider
-//! shares one pacer (a request rate, [`DEFAULT_RATE_PER_MINUTE`] unless set) and one concurrency
-//! limit; a 429 pauses them all for the vendor's `X-RateLimit-Period-In-Sec` (capped by the policy).
+//! answer was lost is never re-sent (the sync re-reads and adopts it). A 429 waits what the vendor
+//! says, `X-RateLimit-Period-In-Sec` (60 s when the header is missing), whole, within the
+//! policy's total budget, and is reported as a rate limit when it does not fit. Every clone of a
+//! provider shares one pacer (a request rate, [`DEFAULT_RATE_PER_MINUTE`] unless set) and one
+//! concurrency limit; a 429 pauses them all for that wait (bounded by the same budget).
 //!
 //! **The rate, not the concurrency, sets the throughput.** Concurrency lets a batch's POSTs wait
 //! on the network together; the pacer still lets only the rate through. At the default 600 requests
@@ -96,6 +135,7 @@ mod error;
 mod json;
 mod limits;
 mod models;
+mod probe;
 mod provider;
 mod recipient;
 #[cfg(feature = "testkit")]
@@ -111,7 +151,7 @@ pub use builder::{
     OpsgenieBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE, DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
 };
-pub use provider::OpsgenieProvider;
+pub use provider::{OpsgenieProvider, ScheduleDetailsListing};
 pub use recipient::{OverrideRecipient, RESERVED_DOMAIN};
 pub use timeline::CHUNK_DAYS;
 
@@ -172,6 +212,14 @@ pub enum Note {
         /// When it ends, if it does.
         end: Option<DateTime<Utc>>,
     },
+    /// A rotation starts or ends inside the window: from `at` the roles are these rotations, in
+    /// order (the first the primary).
+    RolesChanged {
+        /// When.
+        at: DateTime<Utc>,
+        /// The rotations running from then, in timeline order.
+        rotations: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Note {
@@ -203,6 +251,9 @@ impl std::fmt::Display for Note {
                     f,
                     "rotation {rotation:?} ({start} to {end}) does not cover the window: not imported"
                 )
+            }
+            Note::RolesChanged { at, rotations } => {
+                write!(f, "from {at} the roles are, in order: {}", rotations.join(", "))
             }
         }
     }

@@ -25,6 +25,14 @@ pub(crate) struct NonUser {
     pub name: String,
 }
 
+/// A configuration the adapter cannot translate (a kind of rotation or restriction it does not
+/// know, an unknown zone): the schedule is unsupported, not the answer malformed.
+fn unsupported(path: &str, what: impl std::fmt::Display) -> Error {
+    Error::Unsupported {
+        message: format!("{path}: {what}"),
+    }
+}
+
 /// A schedule as Opsgenie describes it.
 #[derive(Debug, Clone)]
 pub(crate) struct WireSchedule {
@@ -65,6 +73,8 @@ pub(crate) struct TimelinePeriod {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub recipient: Recipient,
+    /// `historical`, `default`, `override`, ... as the vendor typed it.
+    pub kind: Option<String>,
 }
 
 /// Who a timeline period or an override names.
@@ -84,9 +94,12 @@ pub(crate) fn schedule(node: &Node<'_>) -> Result<WireSchedule, Error> {
     };
     let tz = node.field("timezone")?;
     let zone: Tz = tz.str()?.parse().map_err(|_| {
-        invalid(
+        unsupported(
             tz.path(),
-            format_args!("unknown time zone {:?}", tz.str().unwrap_or_default()),
+            format_args!(
+                "unknown time zone {:?} (not an IANA zone this build knows)",
+                tz.str().unwrap_or_default()
+            ),
         )
     })?;
     let enabled = match node.opt("enabled")? {
@@ -121,9 +134,11 @@ fn rotation(node: &Node<'_>, zone: Tz) -> Result<WireRotation, Error> {
         "daily" => RotationUnit::Daily,
         "weekly" => RotationUnit::Weekly,
         other => {
-            return Err(invalid(
+            return Err(unsupported(
                 kind.path(),
-                format_args!("unknown rotation type {other:?}"),
+                format_args!(
+                    "rotation type {other:?} is not supported (hourly, daily and weekly are)"
+                ),
             ))
         }
     };
@@ -234,17 +249,25 @@ fn time_restriction(node: &Node<'_>) -> Result<Vec<Restriction>, Error> {
                     .map_err(|e| invalid(r.path(), e))
             })
             .collect(),
-        other => Err(invalid(
+        other => Err(unsupported(
             kind.path(),
-            format_args!("unknown restriction type {other:?}"),
+            format_args!("restriction type {other:?} is not supported"),
         )),
     }
 }
 
-/// Parses the `finalTimeline` of a timeline answer.
-pub(crate) fn timeline(root: &Node<'_>) -> Result<Vec<TimelineRotation>, Error> {
-    root.field("data")?
-        .field("finalTimeline")?
+/// Parses one timeline of a timeline answer: `finalTimeline` (always there), or one the request
+/// asked `expand` for (`baseTimeline`, `overrideTimeline`; absent: none).
+pub(crate) fn timeline(root: &Node<'_>, which: &str) -> Result<Vec<TimelineRotation>, Error> {
+    let data = root.field("data")?;
+    let Some(timeline) = (if which == "finalTimeline" {
+        Some(data.field(which)?)
+    } else {
+        data.opt(which)?
+    }) else {
+        return Ok(Vec::new());
+    };
+    timeline
         .opt_items("rotations")?
         .iter()
         .map(|r| {
@@ -273,13 +296,19 @@ pub(crate) fn timeline(root: &Node<'_>) -> Result<Vec<TimelineRotation>, Error> 
 fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
     let start = node.field("startDate")?.instant()?;
     let end = node.field("endDate")?.instant()?;
-    // The period's `type` (`historical`, `default`, `override`, ...) is not needed: pieces split
-    // at the request instant are joined by their instant, whatever their types.
+    let kind = node
+        .opt("type")?
+        .map(|k| k.str().map(str::to_owned))
+        .transpose()?;
     let recipient = match node.opt("recipient")? {
         None => Recipient::Nobody,
         Some(r) => match r.field("type")?.str()? {
-            // A timeline names a user by username (the login email) in `name`.
-            "user" => Recipient::User(r.field("name")?.email()?),
+            // A timeline names a user by username (the login email) in `name`; one whose name
+            // is no email is reported like a team (its slot is empty), never fails the answer.
+            "user" => match r.field("name")?.email() {
+                Ok(email) => Recipient::User(email),
+                Err(_) => Recipient::Other(non_user(&r, "user")?),
+            },
             "none" => Recipient::Nobody,
             other => Recipient::Other(non_user(&r, other)?),
         },
@@ -288,6 +317,7 @@ fn period(node: &Node<'_>) -> Result<TimelinePeriod, Error> {
         start,
         end,
         recipient,
+        kind,
     })
 }
 
@@ -300,13 +330,14 @@ pub(crate) struct HeldOverride {
 }
 
 /// Parses one override (`data` of a get, an item of a list). One that names no person (`none`, a
-/// team, an escalation) names the reserved email of its [`OverrideRecipient`]. `None` only for a
-/// recipient of a kind this adapter does not know, or whose id no email can carry.
-pub(crate) fn override_(node: &Node<'_>) -> Result<Option<HeldOverride>, Error> {
+/// team, an escalation, a kind this adapter does not know, a user by id only) names the reserved
+/// email of its [`OverrideRecipient`]: it is kept, as a foreign override.
+pub(crate) fn override_(node: &Node<'_>) -> Result<HeldOverride, Error> {
     let alias = node.field("alias")?.str()?;
-    let Some(member) = override_recipient(&node.field("user")?)?.and_then(|r| r.email()) else {
-        return Ok(None);
-    };
+    let user = node.field("user")?;
+    let member = override_recipient(&user)?
+        .email()
+        .ok_or_else(|| invalid(user.path(), "a recipient no reserved email can carry"))?;
     let start = node.field("startDate")?.instant()?;
     let end = node.field("endDate")?.instant()?;
     let mut rotations = Vec::new();
@@ -320,26 +351,41 @@ pub(crate) fn override_(node: &Node<'_>) -> Result<Option<HeldOverride>, Error> 
         }
         rotations.push(RotationRef { id, name });
     }
-    Ok(Some(HeldOverride {
+    Ok(HeldOverride {
         held: Override {
             id: OverrideId::new(alias),
             span: Span::new(start, end, member),
         },
         rotations,
-    }))
+    })
 }
 
-/// Who an override names: `{"type":"user","username":…}`, `{"type":"none"}`, or a team or an
-/// escalation by id. `None` for another kind (the API lists no other for overrides).
-fn override_recipient(user: &Node<'_>) -> Result<Option<OverrideRecipient>, Error> {
-    let id = || -> Result<String, Error> { Ok(user.field("id")?.str()?.to_owned()) };
-    Ok(Some(match user.field("type")?.str()? {
-        "user" => OverrideRecipient::User(user.field("username")?.email()?),
-        "none" => OverrideRecipient::Nobody,
-        "team" => OverrideRecipient::Team(id()?),
-        "escalation" => OverrideRecipient::Escalation(id()?),
-        _ => return Ok(None),
-    }))
+/// Who an override names: `{"type":"user","username":…}`, `{"type":"none"}`, a team or an
+/// escalation by id, or anything else as [`OverrideRecipient::Other`] (a kind the API does not
+/// list for overrides, a user named by id only).
+fn override_recipient(user: &Node<'_>) -> Result<OverrideRecipient, Error> {
+    let id = || -> Result<Option<String>, Error> {
+        Ok(user
+            .opt("id")?
+            .map(|n| n.str())
+            .transpose()?
+            .map(str::to_owned))
+    };
+    let kind = user.field("type")?.str()?;
+    let username = match user.opt("username")? {
+        Some(n) => n.str().ok().and_then(|u| Email::parse(u).ok()),
+        None => None,
+    };
+    Ok(match (kind, username, id()?) {
+        ("user", Some(email), _) => OverrideRecipient::User(email),
+        ("none", _, _) => OverrideRecipient::Nobody,
+        ("team", _, Some(id)) => OverrideRecipient::Team(id),
+        ("escalation", _, Some(id)) => OverrideRecipient::Escalation(id),
+        (kind, _, id) => OverrideRecipient::Other {
+            kind: kind.to_owned(),
+            id,
+        },
+    })
 }
 
 /// `user` of a create or update body: the recipient `member` stands for (a user by username, or
@@ -349,6 +395,8 @@ fn user_json(member: &Email) -> Value {
         OverrideRecipient::Nobody => json!({"type": "none"}),
         OverrideRecipient::Team(id) => json!({"type": "team", "id": id}),
         OverrideRecipient::Escalation(id) => json!({"type": "escalation", "id": id}),
+        OverrideRecipient::Other { kind, id: Some(id) } => json!({"type": kind, "id": id}),
+        OverrideRecipient::Other { kind, id: None } => json!({"type": kind}),
         _ => json!({"type": "user", "username": member.as_str()}),
     }
 }
@@ -489,7 +537,7 @@ mod tests {
             ),
             (
                 r#"{"id":"s","timezone":"UTC","rotations":[{"id":"r","type":"monthly","startDate":"2024-01-01T00:00:00Z"}]}"#,
-                "rotations[0].type: unknown rotation type \"monthly\"",
+                "rotations[0].type: rotation type \"monthly\" is not supported",
             ),
             (
                 r#"{"id":"s","timezone":"UTC","rotations":[{"id":"r","type":"daily","startDate":"2024-01-01T00:00:00Z","participants":[{"type":"user","username":"not-an-email"}]}]}"#,
@@ -499,7 +547,14 @@ mod tests {
         for (json, expect) in cases {
             let v: Value = serde_json::from_str(json).unwrap();
             let e = schedule(&Node::root(&v)).unwrap_err();
-            assert!(matches!(e, Error::InvalidResponse { .. }), "{e:?}");
+            // What cannot be translated is unsupported; what is malformed, an invalid response.
+            let translatable =
+                !expect.contains("unknown time zone") && !expect.contains("not supported");
+            assert_eq!(
+                matches!(e, Error::InvalidResponse { .. }),
+                translatable,
+                "{e:?}"
+            );
             assert!(
                 e.to_string().contains(expect),
                 "{e} should contain {expect}"
@@ -557,7 +612,7 @@ mod tests {
         let member = |user: Value| {
             let v = item(user);
             override_(&Node::root(&v))
-                .unwrap()
+                .ok()
                 .map(|o| o.held.span.member.to_string())
         };
         assert_eq!(
@@ -576,9 +631,18 @@ mod tests {
             member(json!({"type": "escalation", "id": "e-1"})).as_deref(),
             Some("escalation.e-1@opsgenie.invalid")
         );
-        assert_eq!(member(json!({"type": "schedule", "id": "s"})), None);
-        let v = item(json!({"type": "team", "name": "no id"}));
-        let e = override_(&Node::root(&v)).unwrap_err();
-        assert!(e.to_string().contains("user.id: missing"), "{e}");
+        // Kinds this adapter does not know, and a user by id only, are kept too.
+        assert_eq!(
+            member(json!({"type": "schedule", "id": "s"})).as_deref(),
+            Some("recipient.schedule.s@opsgenie.invalid")
+        );
+        assert_eq!(
+            member(json!({"type": "user", "id": "u-1"})).as_deref(),
+            Some("recipient.user.u-1@opsgenie.invalid")
+        );
+        assert_eq!(
+            member(json!({"type": "team", "name": "no id"})).as_deref(),
+            Some("recipient.team@opsgenie.invalid")
+        );
     }
 }

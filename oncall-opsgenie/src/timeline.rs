@@ -62,6 +62,15 @@ pub(crate) fn rotation_order(
     indices
 }
 
+/// One timeline answer: the chunk it was asked for, its rotations, and the vendor's clock when it
+/// answered (its `Date`, whole seconds), where the answer splits turns.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub chunk: Window,
+    pub rotations: Vec<TimelineRotation>,
+    pub vendor_now: Option<DateTime<Utc>>,
+}
+
 /// One rotation's periods gathered over the chunks.
 struct Gathered {
     id: String,
@@ -71,50 +80,201 @@ struct Gathered {
     seen: (usize, usize),
     /// Clipped periods: start, end, member.
     periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)>,
+    /// When it runs, from the schedule's configuration (unbounded when the configuration we read
+    /// does not have it: the timeline is the authority).
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 }
 
-/// Builds one [`RoleTimeline`] per rotation that covers `window`, in timeline order, from the
-/// timeline answers of [`chunks`]. `config` is the schedule's rotation list, for the rotations'
-/// start and end: a rotation that ended before the window or starts after it is no role (the
-/// vendor keeps listing ended rotations; reference §2.3).
+impl Gathered {
+    fn runs_over(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
+        self.from.is_none_or(|f| f < end) && self.until.is_none_or(|u| u > start)
+    }
+}
+
+/// Builds the role timelines over `window` from the timeline answers of [`chunks`].
+///
+/// Roles are positions (DESIGN §1.3), taken instant by instant: at every instant, the rotations
+/// running then (by the configuration's start and end, `config`), in timeline `order`, are the
+/// primary, the secondary, and so on. So the role a rotation plays never depends on the window
+/// read: a rotation that ended inside the window and its successor do not become two roles of
+/// their own. There are as many roles as rotations run at once within the window; a change of
+/// who plays which role inside the window is a [`Note::RolesChanged`], and a rotation that runs
+/// nowhere in it a [`Note::RotationOutsideWindow`].
 pub(crate) fn role_timelines(
-    answers: &[(Window, Vec<TimelineRotation>)],
+    answers: &[Answer],
     config: &[WireRotation],
     window: Window,
     notes: &mut Vec<Note>,
 ) -> Vec<RoleTimeline> {
     let mut gathered: Vec<Gathered> = Vec::new();
-    for (c, (chunk, rotations)) in answers.iter().enumerate() {
-        for (i, r) in rotations.iter().enumerate() {
+    for (c, answer) in answers.iter().enumerate() {
+        let splits = split_instants(answer);
+        for (i, r) in answer.rotations.iter().enumerate() {
             let slot = match gathered.iter().position(|g| g.id == r.id) {
                 Some(slot) => slot,
                 None => {
+                    let configured = config.iter().find(|w| w.id == r.id);
                     gathered.push(Gathered {
                         id: r.id.clone(),
                         name: r.name.clone(),
                         order: r.order,
                         seen: (c, i),
                         periods: Vec::new(),
+                        from: configured.map(|w| w.start),
+                        until: configured.and_then(|w| w.end),
                     });
                     gathered.len() - 1
                 }
             };
-            collect_periods(&mut gathered[slot], r, *chunk, window, notes);
+            collect_periods(&mut gathered[slot], r, answer.chunk, window, notes);
+        }
+        for g in &mut gathered {
+            g.periods.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        for g in &mut gathered {
+            let joined = join_at(std::mem::take(&mut g.periods), &splits);
+            g.periods = joined;
         }
     }
-    gathered.retain(|g| covers_window(g, config, window, notes));
+    for g in gathered
+        .iter()
+        .filter(|g| !g.runs_over(window.start(), window.end()))
+    {
+        notes.push(Note::RotationOutsideWindow {
+            rotation: g.name.clone(),
+            start: g.from.unwrap_or(window.start()),
+            end: g.until,
+        });
+    }
+    gathered.retain(|g| g.runs_over(window.start(), window.end()));
     gathered.sort_by(|a, b| {
         let key = |g: &Gathered| g.order.unwrap_or(f64::INFINITY);
         key(a).total_cmp(&key(b)).then(a.seen.cmp(&b.seen))
     });
-    let cuts: Vec<DateTime<Utc>> = answers.iter().map(|(c, _)| c.start()).collect();
-    gathered
+    let cuts: Vec<DateTime<Utc>> = answers.iter().map(|a| a.chunk.start()).collect();
+    // The instants where a rotation starts or ends inside the window cut it into segments; in
+    // each, the rotations running are the roles, in order.
+    let mut edges: Vec<DateTime<Utc>> = gathered
+        .iter()
+        .flat_map(|g| [g.from, g.until])
+        .flatten()
+        .filter(|t| *t > window.start() && *t < window.end())
+        .chain([window.start(), window.end()])
+        .collect();
+    edges.sort_unstable();
+    edges.dedup();
+    let mut roles: Vec<(Vec<String>, Vec<OnCallPeriod>)> = Vec::new();
+    let mut previous: Option<Vec<usize>> = None;
+    for pair in edges.windows(2) {
+        let (start, end) = (pair[0], pair[1]);
+        let running: Vec<usize> = (0..gathered.len())
+            .filter(|&i| gathered[i].runs_over(start, end))
+            .collect();
+        if previous.as_ref().is_some_and(|p| *p != running) {
+            notes.push(Note::RolesChanged {
+                at: start,
+                rotations: running.iter().map(|&i| gathered[i].name.clone()).collect(),
+            });
+        }
+        for (k, &i) in running.iter().enumerate() {
+            if roles.len() <= k {
+                roles.push((Vec::new(), Vec::new()));
+            }
+            let g = &gathered[i];
+            if !roles[k].0.contains(&g.name) {
+                roles[k].0.push(g.name.clone());
+            }
+            roles[k].1.extend(g.periods.iter().filter_map(|(s, e, m)| {
+                let (s, e) = ((*s).max(start), (*e).min(end));
+                (s < e).then(|| OnCallPeriod {
+                    start: s,
+                    end: e,
+                    member: m.clone(),
+                })
+            }));
+        }
+        previous = Some(running);
+    }
+    roles
         .into_iter()
-        .map(|g| RoleTimeline {
-            name: g.name,
-            periods: joined(g.periods, &cuts),
+        .map(|(names, periods)| RoleTimeline {
+            name: names.join(" then "),
+            periods: joined(periods, &cuts),
         })
         .collect()
+}
+
+/// One rotation's periods over `window` from the answers of [`chunks`] (of any of the answer's
+/// timelines): people only, the pieces the vendor split at its request instant or at a chunk
+/// boundary joined, turns of one person handing over to themselves kept apart.
+pub(crate) fn periods_of(answers: &[Answer], rotation: &str, window: Window) -> Vec<OnCallPeriod> {
+    let mut pieces = Vec::new();
+    let mut splits = Vec::new();
+    for answer in answers {
+        splits.extend(split_instants(answer));
+        let (lo, hi) = (
+            answer.chunk.start().max(window.start()),
+            answer.chunk.end().min(window.end()),
+        );
+        for r in answer.rotations.iter().filter(|r| r.id == rotation) {
+            for p in &r.periods {
+                let (start, end) = (p.start.max(lo), p.end.min(hi));
+                if let (Recipient::User(email), true) = (&p.recipient, start < end) {
+                    pieces.push((start, end, email.clone()));
+                }
+            }
+        }
+    }
+    pieces.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let cuts: Vec<DateTime<Utc>> = answers.iter().map(|a| a.chunk.start()).collect();
+    let periods = join_at(pieces, &splits)
+        .into_iter()
+        .map(|(start, end, member)| OnCallPeriod { start, end, member })
+        .collect();
+    joined(periods, &cuts)
+}
+
+/// Where an answer splits periods at its request instant: where a `historical` period ends and
+/// a `default` one of the same recipient begins, and the vendor's clock when it answered (a
+/// split in whole seconds, or an override's split, need not show a `historical` end).
+fn split_instants(answer: &Answer) -> Vec<DateTime<Utc>> {
+    let mut splits: Vec<DateTime<Utc>> = answer.vendor_now.into_iter().collect();
+    for r in &answer.rotations {
+        for a in r
+            .periods
+            .iter()
+            .filter(|p| p.kind.as_deref() == Some("historical"))
+        {
+            let continued = r.periods.iter().any(|b| {
+                b.kind.as_deref() == Some("default")
+                    && b.start == a.end
+                    && b.recipient == a.recipient
+            });
+            if continued && !splits.contains(&a.end) {
+                splits.push(a.end);
+            }
+        }
+    }
+    splits
+}
+
+/// Joins neighbours of one person that meet at one of `splits` (pieces the vendor split at its
+/// request instant).
+fn join_at(
+    periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)>,
+    splits: &[DateTime<Utc>],
+) -> Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)> {
+    let mut out: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)> = Vec::new();
+    for (start, end, member) in periods {
+        match out.last_mut() {
+            Some(last) if last.1 == start && last.2 == member && splits.contains(&start) => {
+                last.1 = end;
+            }
+            _ => out.push((start, end, member)),
+        }
+    }
+    out
 }
 
 fn collect_periods(
@@ -150,39 +310,15 @@ fn collect_periods(
     }
 }
 
-fn covers_window(
-    g: &Gathered,
-    config: &[WireRotation],
-    window: Window,
-    notes: &mut Vec<Note>,
-) -> bool {
-    let Some(r) = config.iter().find(|r| r.id == g.id) else {
-        // Not in the configuration we read (added since?): the timeline is the authority.
-        return true;
-    };
-    let covers = r.start < window.end() && r.end.is_none_or(|e| e > window.start());
-    if !covers {
-        notes.push(Note::RotationOutsideWindow {
-            rotation: g.name.clone(),
-            start: r.start,
-            end: r.end,
-        });
-    }
-    covers
-}
-
 /// Sorts the periods and makes them disjoint, joining the pieces the wire split: neighbours of one
 /// person that meet at an instant with a fraction of a second (the request instant, where the
 /// vendor splits a turn into `historical` and `default`, and perhaps an override too: whatever the
 /// period types, as nothing else the vendor keeps has fractions), and a period cut at a chunk
 /// boundary. Handoffs between turns, at whole seconds, stay as they are.
-fn joined(
-    mut periods: Vec<(DateTime<Utc>, DateTime<Utc>, oncall_core::Email)>,
-    cuts: &[DateTime<Utc>],
-) -> Vec<OnCallPeriod> {
-    periods.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+fn joined(mut periods: Vec<OnCallPeriod>, cuts: &[DateTime<Utc>]) -> Vec<OnCallPeriod> {
+    periods.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)));
     let mut out: Vec<OnCallPeriod> = Vec::with_capacity(periods.len());
-    for (start, end, member) in periods {
+    for OnCallPeriod { start, end, member } in periods {
         let Some(last) = out.last_mut() else {
             out.push(OnCallPeriod { start, end, member });
             continue;
@@ -217,18 +353,26 @@ mod tests {
         Recipient::User(Email::parse(&format!("{name}@example.com")).unwrap())
     }
 
-    /// A period as the wire gives it; `_kind` (`historical`, `default`, `override`) only says
-    /// what the vendor would label it.
+    /// A period as the wire gives it, typed `historical`, `default` or `override`.
     fn period(
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        _kind: &str,
+        kind: &str,
         who: Recipient,
     ) -> TimelinePeriod {
         TimelinePeriod {
             start,
             end,
             recipient: who,
+            kind: Some(kind.to_owned()),
+        }
+    }
+
+    fn answer(chunk: Window, rotations: Vec<TimelineRotation>) -> Answer {
+        Answer {
+            chunk,
+            rotations,
+            vendor_now: None,
         }
     }
 
@@ -270,7 +414,7 @@ mod tests {
         };
         let window = Window::new(t(10, 0, 0, 0), t(23, 0, 0, 0)).unwrap();
         let mut notes = Vec::new();
-        let roles = role_timelines(&[(window, vec![rotation])], &[], window, &mut notes);
+        let roles = role_timelines(&[answer(window, vec![rotation])], &[], window, &mut notes);
         let got: Vec<_> = roles[0]
             .periods
             .iter()
@@ -313,7 +457,12 @@ mod tests {
             ],
         };
         let window = Window::new(t(9, 0, 0, 0), t(21, 0, 0, 0)).unwrap();
-        let roles = role_timelines(&[(window, vec![rotation])], &[], window, &mut Vec::new());
+        let roles = role_timelines(
+            &[answer(window, vec![rotation])],
+            &[],
+            window,
+            &mut Vec::new(),
+        );
         let got: Vec<_> = roles[0]
             .periods
             .iter()
@@ -342,13 +491,14 @@ mod tests {
             periods: vec![period(t(6, 0, 0, 0), t(18, 0, 0, 0), "default", user(who))],
         };
         // Array order a, b, c; timeline order c (1.0), a (4.5), then b (no order: last).
-        let answer = vec![
+        let rotations = vec![
             rot("a", Some(4.5), "ann"),
             rot("b", None, "bob"),
             rot("c", Some(1.0), "cat"),
         ];
+        let answer_of = answer;
         let roles = role_timelines(
-            &[(w1, answer.clone()), (w2, answer)],
+            &[answer_of(w1, rotations.clone()), answer_of(w2, rotations)],
             &[],
             whole,
             &mut Vec::new(),
@@ -364,5 +514,69 @@ mod tests {
             (roles[0].periods[0].start, roles[0].periods[0].end),
             (t(6, 0, 0, 0), t(18, 0, 0, 0))
         );
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use crate::models::TimelinePeriod;
+    use chrono::TimeZone;
+    use oncall_core::Email;
+
+    fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2020, 6, 22, h, m, s).unwrap()
+    }
+
+    fn carlos() -> Recipient {
+        Recipient::User(Email::parse("carlos@example.com").unwrap())
+    }
+
+    fn p(start: DateTime<Utc>, end: DateTime<Utc>, kind: &str) -> TimelinePeriod {
+        TimelinePeriod {
+            start,
+            end,
+            recipient: carlos(),
+            kind: Some(kind.into()),
+        }
+    }
+
+    /// A split in whole seconds is joined where `historical` meets `default`, and an override
+    /// split at the vendor's clock (its `Date`) too; other handoffs of one person stay.
+    #[test]
+    fn splits_in_whole_seconds_join() {
+        let window = Window::new(t(0, 0, 0), t(23, 0, 0)).unwrap();
+        let rotation = TimelineRotation {
+            id: "r".into(),
+            name: "Ops".into(),
+            order: Some(1.0),
+            periods: vec![
+                p(t(9, 0, 0), t(11, 30, 14), "historical"),
+                p(t(11, 30, 14), t(17, 0, 0), "default"),
+                p(t(17, 0, 0), t(18, 0, 0), "default"),
+            ],
+        };
+        let other = TimelineRotation {
+            id: "o".into(),
+            name: "Other".into(),
+            order: Some(2.0),
+            periods: vec![
+                p(t(10, 0, 0), t(11, 30, 14), "override"),
+                p(t(11, 30, 14), t(12, 0, 0), "override"),
+            ],
+        };
+        let answer = Answer {
+            chunk: window,
+            rotations: vec![rotation, other],
+            vendor_now: Some(t(11, 30, 14)),
+        };
+        let roles = role_timelines(&[answer], &[], window, &mut Vec::new());
+        let spans =
+            |i: usize| -> Vec<_> { roles[i].periods.iter().map(|p| (p.start, p.end)).collect() };
+        assert_eq!(
+            spans(0),
+            [(t(9, 0, 0), t(17, 0, 0)), (t(17, 0, 0), t(18, 0, 0))]
+        );
+        assert_eq!(spans(1), [(t(10, 0, 0), t(12, 0, 0))]);
     }
 }

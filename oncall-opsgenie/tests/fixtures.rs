@@ -129,13 +129,40 @@ fn span(start: &str, end: &str, who: &str) -> Span {
     Span::new(t(start), t(end), email(who))
 }
 
+/// `GET …/overrides/{alias}` answering an override of every rotation with `held`: what a create
+/// or an update reads back (issue 13, defect 8: the span answered is the one the vendor holds).
+/// Its `Date` is before every fixture's span (the vendor's clock never goes back, so an earlier
+/// `Date` leaves a later one standing).
+async fn mount_held(server: &MockServer, alias: &str, held: &Span) {
+    override_call("GET", Some(alias))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Date", BEFORE)
+                .set_body_json(json!({"data": {
+            "alias": alias, "user": {"type": "user", "username": held.member.as_str()},
+            "startDate": held.start.to_rfc3339(), "endDate": held.end.to_rfc3339(),
+            "rotations": []}, "took": 0.01, "requestId": "r"})),
+        )
+        .mount(server)
+        .await;
+}
+
+/// Listing reads configuration only (issue 13, defect 4): one call, no timeline, the rotations
+/// in the vendor's array order. Reading one schedule settles the UI's order with one short
+/// timeline read.
 #[tokio::test]
-async fn lists_schedules_with_rotations_in_timeline_order() {
+async fn lists_schedules_in_array_order_and_reads_one_in_timeline_order() {
     let server = MockServer::start().await;
     call("GET", "/v2/schedules")
         .and(query_param("expand", "rotation"))
         .respond_with(answer(200, "list_schedules.json"))
         .expect(2)
+        .mount(&server)
+        .await;
+    call("GET", &format!("/v2/schedules/{S1}"))
+        .and(query_param("identifierType", "id"))
+        .respond_with(answer(200, "get_schedule.json"))
+        .expect(1)
         .mount(&server)
         .await;
     // The order needs one short timeline read, and only for a schedule with two rotations or more.
@@ -145,32 +172,37 @@ async fn lists_schedules_with_rotations_in_timeline_order() {
         .and(query_param("intervalUnit", "days"))
         .and(query_param_is_missing("date"))
         .respond_with(answer(200, "timeline_order.json"))
-        .expect(2)
+        .expect(1)
         .mount(&server)
         .await;
     forbid_everything_else(&server).await;
     let p = provider(&server);
 
-    let schedules = p.list_schedules().await.unwrap().schedules;
+    let listed = p.list_schedules().await.unwrap();
+    assert!(listed.unreadable.is_empty(), "{:?}", listed.unreadable);
+    let schedules = listed.schedules;
     assert_eq!(schedules.len(), 2);
+    let one = p.schedule(&s1()).await.unwrap();
+    let names: Vec<_> = one.rotations.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["On Call Phone", "Ops", "Dev 2020-06-24 to 2020-12-23"],
+        "timeline order 2.0 before 3.0, then the one without an order, not array order"
+    );
     let first = &schedules[0];
     assert_eq!(first.zone, chrono_tz::Europe::London);
     let names: Vec<_> = first.rotations.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["On Call Phone", "Ops"],
-        "timeline order 2.0 before 3.0, not array order"
-    );
+    assert_eq!(names, ["Ops", "On Call Phone"], "the vendor's array order");
     let members: Vec<_> = first.members.iter().map(|m| m.email.as_str()).collect();
     assert_eq!(
         members,
         [
-            "systems@example.com",
             "carlos@example.com",
-            "bob@example.com"
+            "bob@example.com",
+            "systems@example.com"
         ]
     );
-    let phone = &first.rotations[0];
+    let phone = &first.rotations[1];
     assert_eq!(
         phone.participants[1],
         Participant::Nobody,
@@ -180,7 +212,7 @@ async fn lists_schedules_with_rotations_in_timeline_order() {
         phone.restrictions,
         vec![Restriction::time_of_day(9, 0, 17, 30).unwrap()]
     );
-    let ops = &first.rotations[1];
+    let ops = &first.rotations[0];
     assert_eq!(ops.unit, RotationUnit::Weekly);
     assert_eq!(ops.restrictions.len(), 2);
     let second = &schedules[1];
@@ -201,7 +233,7 @@ async fn lists_schedules_with_rotations_in_timeline_order() {
         ]
     );
 
-    let details = p.list_schedule_details().await.unwrap();
+    let details = p.list_schedule_details().await.unwrap().schedules;
     assert!(details[0].enabled);
     assert!(
         !details[1].enabled,
@@ -401,16 +433,33 @@ async fn looks_up_an_override_by_alias() {
         .await;
     override_call("GET", Some("hidden"))
         .respond_with(answer(403, "error_403_read.json"))
-        .expect(1)
+        .expect(2)
+        .mount(&server)
+        .await;
+    // The listing settles a 403: first the key cannot read the schedule at all, then it can.
+    override_call("GET", None)
+        .respond_with(answer(403, "error_403_read.json"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    override_call("GET", None)
+        .respond_with(answer(200, "overrides.json"))
         .mount(&server)
         .await;
     forbid_everything_else(&server).await;
     let p = provider(&server);
-    // A 403 is the schedule's NotFound, not "gone": the sync must not forget what it cannot see.
+    // A 403 whose listing is refused too is the schedule's NotFound, not "gone": the sync must
+    // not forget what it cannot see.
     let hidden = p.get_override(&s1(), &OverrideId::new("hidden")).await;
     assert!(
         matches!(&hidden, Err(Error::NotFound { resource: Resource::Schedule(s), .. }) if s == S1),
         "{hidden:?}"
+    );
+    // A 403 on an alias the readable listing does not show: the override is not there (issue 13,
+    // defect 2: a vendor that answers 403 for what is missing).
+    assert_eq!(
+        p.get_override(&s1(), &OverrideId::new("hidden")).await,
+        Ok(None)
     );
     let found = p
         .get_override(&s1(), &OverrideId::new(ALIAS))
@@ -446,12 +495,13 @@ async fn creates_with_the_alias_and_no_rotations_field() {
         .expect(1)
         .mount(&server)
         .await;
-    forbid_everything_else(&server).await;
     let s = span(
         "2025-07-02T06:00:00Z",
         "2025-07-03T06:00:00Z",
         "alice@example.com",
     );
+    mount_held(&server, ALIAS, &s).await;
+    forbid_everything_else(&server).await;
     let results = provider(&server)
         .create_overrides(
             &s1(),
@@ -484,12 +534,13 @@ async fn updates_in_place_with_a_full_replace() {
         .expect(1)
         .mount(&server)
         .await;
-    forbid_everything_else(&server).await;
     let to = span(
         "2025-07-02T06:00:00Z",
         "2025-07-03T09:00:00Z",
         "bob@example.com",
     );
+    mount_held(&server, ALIAS, &to).await;
+    forbid_everything_else(&server).await;
     let updated = provider(&server)
         .update_override(&s1(), &OverrideId::new(ALIAS), &to)
         .await
@@ -530,10 +581,33 @@ async fn updates_send_back_the_rotations_of_a_limited_override() {
             "startDate": "2025-07-04T06:00:00Z", "endDate": "2025-07-05T06:00:00Z",
             "rotations": every}})),
         )
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     let limited = "2d3a8b8e-6c1f-4a55-9a2e-11c8e0c0a5f0";
+    // Each update is read back (the limited one as still limited, the other of every rotation).
+    override_call("GET", Some(limited))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Date", BEFORE)
+                .set_body_json(json!({"data": {
+            "alias": limited, "user": {"type": "user", "username": "bob@example.com"},
+            "startDate": "2025-07-01T06:00:00Z", "endDate": "2025-07-01T10:00:00Z",
+            "rotations": [{"id": "b073c102-ecd5-4a6f-acf2-443280074c33", "name": "Ops"}]}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_held(
+        &server,
+        ALIAS,
+        &span(
+            "2025-07-02T06:00:00Z",
+            "2025-07-03T09:00:00Z",
+            "alice@example.com",
+        ),
+    )
+    .await;
     write_call("PUT", Some(limited))
         .and(body_json(json!({
             "user": {"type": "user", "username": "bob@example.com"},
@@ -642,12 +716,23 @@ async fn a_cut_the_vendor_accepts_is_read_back() {
     );
 }
 
-/// Refused: re-sent with the end at the first whole second after the vendor's `Date`.
+/// Refused: re-sent with the end at the vendor's `Date`, then a second later.
 #[tokio::test]
 async fn a_cut_the_vendor_refuses_is_resent_at_its_now() {
     let server = MockServer::start().await;
     write_call("PUT", Some(ALIAS))
         .and(wiremock::matchers::body_partial_json(json!({"endDate": "2025-07-02T11:00:00Z"})))
+        .respond_with(ResponseTemplate::new(422).insert_header("Date", DURING).set_body_json(json!({
+            "message": "Request body is not processable. Please check the errors.",
+            "errors": {"endDate": "End date must be in the future"}, "took": 0.0, "requestId": "r"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The vendor's clock has moved on past its `Date`'s second: refused again.
+    write_call("PUT", Some(ALIAS))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"endDate": "2025-07-02T12:00:00Z"}),
+        ))
         .respond_with(ResponseTemplate::new(422).insert_header("Date", DURING).set_body_json(json!({
             "message": "Request body is not processable. Please check the errors.",
             "errors": {"endDate": "End date must be in the future"}, "took": 0.0, "requestId": "r"})))
@@ -662,6 +747,16 @@ async fn a_cut_the_vendor_refuses_is_resent_at_its_now() {
         .expect(1)
         .mount(&server)
         .await;
+    mount_held(
+        &server,
+        ALIAS,
+        &span(
+            "2025-07-02T06:00:00Z",
+            "2025-07-02T12:00:01Z",
+            "alice@example.com",
+        ),
+    )
+    .await;
     forbid_everything_else(&server).await;
     let cut = span(
         "2025-07-02T06:00:00Z",
@@ -745,6 +840,18 @@ async fn refusals_are_typed_and_never_retried() {
         .expect(1)
         .mount(&server)
         .await;
+    // A 403 on an override's path is settled by a read: the override is there, so the key lacks
+    // rights (R8).
+    mount_held(
+        &server,
+        ALIAS,
+        &span(
+            "2025-07-02T06:00:00Z",
+            "2025-07-03T06:00:00Z",
+            "a@example.com",
+        ),
+    )
+    .await;
     forbid_everything_else(&server).await;
     let p = provider(&server);
     let e = p.list_schedules().await;
@@ -895,6 +1002,32 @@ async fn per_item_refusals_of_a_create() {
     refuse("ok", 201, "create_override.json")
         .mount(&server)
         .await;
+    // A taken alias is read: someone else's override under the first, nothing under the second
+    // (gone since); either way the item's Conflict. The created one is read back.
+    mount_held(
+        &server,
+        "taken-409",
+        &span(
+            "2025-08-02T06:00:00Z",
+            "2025-08-03T06:00:00Z",
+            "b@example.com",
+        ),
+    )
+    .await;
+    override_call("GET", Some("taken-422"))
+        .respond_with(answer(404, "error_404_override.json"))
+        .mount(&server)
+        .await;
+    mount_held(
+        &server,
+        ALIAS,
+        &span(
+            "2025-07-02T06:00:00Z",
+            "2025-07-03T06:00:00Z",
+            "a@example.com",
+        ),
+    )
+    .await;
     forbid_everything_else(&server).await;
     let item = |alias: &str, who: &str| NewOverride {
         span: span("2025-07-02T06:00:00Z", "2025-07-03T06:00:00Z", who),
@@ -998,6 +1131,17 @@ async fn rate_limits_and_server_errors_are_retried_where_safe() {
         .respond_with(answer(200, "update_override.json").insert_header("Date", BEFORE))
         .mount(&server)
         .await;
+    // What the create and the update read back.
+    mount_held(
+        &server,
+        ALIAS,
+        &span(
+            "2099-07-02T06:00:00Z",
+            "2099-07-03T06:00:00Z",
+            "a@example.com",
+        ),
+    )
+    .await;
     forbid_everything_else(&server).await;
     let p = provider(&server);
     let window = Window::new(t("2025-07-01T00:00:00Z"), t("2025-07-04T00:00:00Z")).unwrap();
@@ -1134,6 +1278,11 @@ async fn an_answer_that_echoes_the_key_leaves_no_trace_of_it_in_errors() {
         .respond_with(ResponseTemplate::new(502).set_body_string(format!(
             "<html>proxy error for Authorization: GenieKey {KEY}</html>"
         )))
+        .mount(&server)
+        .await;
+    // The taken alias is read, and is not there (any more).
+    override_call("GET", Some(ALIAS))
+        .respond_with(answer(404, "error_404_override.json"))
         .mount(&server)
         .await;
     forbid_everything_else(&server).await;

@@ -18,7 +18,8 @@ use oncall_core::{
     SyncMode, SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId, Window,
 };
 use oncall_opsgenie::testkit::{
-    HttpFault, KeyKind, OpsgenieSimulator, PastEnd, READ_ONLY_KEY, READ_WRITE_KEY,
+    HttpFault, KeyKind, OpsgenieDialect, OpsgenieSimulator, OverrideSplit, PastEnd, TimelineSplit,
+    READ_ONLY_KEY, READ_WRITE_KEY,
 };
 use oncall_opsgenie::{OpsgenieProvider, OverrideRecipient};
 
@@ -393,48 +394,64 @@ async fn an_import_across_dst_merges_two_rotations_and_an_override() {
     );
 }
 
-/// An override running at the vendor's clock: the timeline splits it there, at an instant with
-/// milliseconds (as it splits turns; UNCONFIRMED for overrides, on in the simulator). The import
-/// joins the pieces: shifts stay whole seconds, so `import_schedule` succeeds, and the override is
-/// one shift.
+/// An override running at the vendor's clock: the timeline may split it there, as it splits turns
+/// into `historical` and `default`, at an instant with milliseconds or in whole seconds (each
+/// UNCONFIRMED for overrides; each a reading of the simulator's dialect). The import joins the
+/// pieces under every reading: shifts stay whole seconds, so `import_schedule` succeeds, and the
+/// override is one shift.
 #[tokio::test]
 async fn an_import_joins_an_override_split_at_the_request_instant() {
-    let (sim, vs) = simulator_with_schedule().await;
-    sim.set_split_overrides(true);
-    // now() is 12:00 on day 3: eve's override runs from 10:00 to 14:00.
-    let (from, to) = (now() - TimeDelta::hours(2), now() + TimeDelta::hours(2));
-    sim.insert_override(&vs, Span::new(from, to, email("eve")));
-    let provider = sim.provider();
-    let window = Window::new(day(3), day(4)).unwrap();
-    let timeline = provider.on_call(&vs, window).await.unwrap();
-    let periods: Vec<_> = timeline[0]
-        .periods
-        .iter()
-        .map(|p| (p.start, p.end, p.member.clone()))
-        .collect();
-    assert_eq!(
-        periods,
-        [
-            (day(3), from, email("bob")),
-            (from, to, email("eve")),
-            (to, day(4), email("bob")),
-        ],
-        "one period for the override, whole seconds"
-    );
-    let rota = import_schedule(&provider, &vs, window).await.unwrap();
-    let got: Vec<_> = rota
-        .shifts()
-        .iter()
-        .map(|s| (s.start, s.end, s.assignees[0].clone()))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            (day(3), from, Some(email("bob"))),
-            (from, to, Some(email("eve"))),
-            (to, day(4), Some(email("bob"))),
-        ]
-    );
+    for timeline_split in TimelineSplit::ALL.iter().copied() {
+        for override_split in OverrideSplit::ALL.iter().copied() {
+            let reading = format!("{timeline_split:?}, {override_split:?}");
+            let sim = OpsgenieSimulator::start_with(
+                now(),
+                OpsgenieDialect {
+                    timeline_split,
+                    override_split,
+                    ..OpsgenieDialect::default()
+                },
+            )
+            .await;
+            sim.add_schedule(daily_schedule("VS"));
+            let vs = VendorScheduleId("VS".into());
+            // now() is 12:00 on day 3: eve's override runs from 10:00 to 14:00.
+            let (from, to) = (now() - TimeDelta::hours(2), now() + TimeDelta::hours(2));
+            sim.insert_override(&vs, Span::new(from, to, email("eve")));
+            let provider = sim.provider();
+            let window = Window::new(day(3), day(4)).unwrap();
+            let timeline = provider.on_call(&vs, window).await.unwrap();
+            let periods: Vec<_> = timeline[0]
+                .periods
+                .iter()
+                .map(|p| (p.start, p.end, p.member.clone()))
+                .collect();
+            assert_eq!(
+                periods,
+                [
+                    (day(3), from, email("bob")),
+                    (from, to, email("eve")),
+                    (to, day(4), email("bob")),
+                ],
+                "{reading}: one period for the override, whole seconds"
+            );
+            let rota = import_schedule(&provider, &vs, window).await.unwrap();
+            let got: Vec<_> = rota
+                .shifts()
+                .iter()
+                .map(|s| (s.start, s.end, s.assignees[0].clone()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (day(3), from, Some(email("bob"))),
+                    (from, to, Some(email("eve"))),
+                    (to, day(4), Some(email("bob"))),
+                ],
+                "{reading}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -917,7 +934,7 @@ async fn a_batch_of_creates_goes_out_concurrently() {
 async fn cutting_a_running_override_ends_it_at_the_vendors_now() {
     for mode in [PastEnd::Clamp, PastEnd::Refuse] {
         let (sim, vs) = simulator_with_schedule().await;
-        sim.set_update_past_end(mode);
+        sim.update_dialect(|d| d.past_end = mode);
         let id = sim.insert_override(&vs, Span::new(day(2), day(4), email("eve")));
         // The vendor's clock runs 2 s ahead of the caller's idea of now by the time the cut lands.
         sim.set_clock_step(TimeDelta::seconds(1));

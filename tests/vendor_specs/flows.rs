@@ -321,7 +321,7 @@ async fn opsgenie_adapter_flows_conform() {
     );
     impatient.list_overrides(&id, window).await.unwrap();
     // Unknown schedules as 404 too (the default is the observed 403/40301).
-    sim.set_unknown_schedule(og_kit::UnknownSchedule::NotFound);
+    sim.update_dialect(|d| d.unknown_schedule = og_kit::UnknownSchedule::NotFound404);
     assert!(good
         .schedule(&VendorScheduleId("nope".into()))
         .await

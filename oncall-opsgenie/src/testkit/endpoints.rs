@@ -5,14 +5,14 @@ use chrono::{DateTime, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 use oncall_core::{local_date, resolve_local, Email, OverrideId, Span, Window};
 use serde_json::{json, Value};
 
+use super::dialect::{DeleteAnswer, OverrideSplit, PastEnd, PutWithoutRotations, TimelineSplit};
 use super::http::{Endpoint, Incoming, Reply};
 use super::state::{user_id, State, Stored};
-use super::timeline::{rotation_periods, Split};
+use super::timeline::{rotation_periods, Drawing, SimPeriod, Split};
 use super::wire::{
-    fmt, no_override, override_json, parent_json, recipient_json, rotation_json, schedule_json,
-    unprocessable,
+    alias_taken, fmt, no_override, override_json, parent_json, recipient_json, rotation_json,
+    schedule_json, unknown_user, unprocessable,
 };
-use super::{AliasTaken, PastEnd};
 use crate::OverrideRecipient;
 
 /// Answers a request for an endpoint, the schedule found at `index` (unused for the list).
@@ -22,16 +22,19 @@ pub(super) fn route(
     index: usize,
     incoming: &Incoming<'_>,
 ) -> Reply {
+    let dialect = state.dialect;
     match endpoint {
         Endpoint::ListSchedules => list_schedules(state, incoming),
         Endpoint::GetSchedule(_) => Reply::json(
             200,
-            json!({"data": schedule_json(&state.schedules[index], true)}),
+            json!({"data": schedule_json(&state.schedules[index], true, &dialect)}),
         ),
         Endpoint::Timeline(_) => timeline(state, index, incoming),
         Endpoint::ListRotations(_) => {
             let s = &state.schedules[index];
-            let data: Vec<Value> = (0..s.config.rotations.len())
+            let data: Vec<Value> = s
+                .array_order(dialect.rotation_order)
+                .into_iter()
                 .map(|i| rotation_json(s, i))
                 .collect();
             Reply::json(200, json!({"data": data}))
@@ -48,17 +51,22 @@ pub(super) fn route(
             }
         }
         Endpoint::ListOverrides(_) => {
+            let listed = state.listing(index);
             let s = &state.schedules[index];
-            let mut all: Vec<&Stored> = s.overrides.iter().collect();
-            all.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.alias.cmp(&b.alias)));
-            let data: Vec<Value> = all.iter().map(|o| override_json(s, o)).collect();
+            let data: Vec<Value> = listed
+                .iter()
+                .map(|o| override_json(s, o, &dialect))
+                .collect();
             Reply::json(200, json!({"data": data}))
         }
         Endpoint::GetOverride(_, alias) => {
             let s = &state.schedules[index];
             match s.find(alias) {
-                Some(i) => Reply::json(200, json!({"data": override_json(s, &s.overrides[i])})),
-                None => no_override(alias),
+                Some(i) => Reply::json(
+                    200,
+                    json!({"data": override_json(s, &s.overrides[i], &dialect)}),
+                ),
+                None => no_override(dialect.missing_override, alias),
             }
         }
         Endpoint::CreateOverride(_) => create_override(state, index, incoming),
@@ -75,14 +83,37 @@ pub(super) fn list_schedules(state: &State, incoming: &Incoming<'_>) -> Reply {
     let data: Vec<Value> = state
         .schedules
         .iter()
-        .map(|s| schedule_json(s, expand))
+        .map(|s| schedule_json(s, expand, &state.dialect))
         .collect();
     Reply::json(200, json!({"data": data, "expandable": ["rotation"]}))
 }
 
+/// One timeline (`finalTimeline`, `baseTimeline`, ...) as JSON: per rotation, its periods.
+fn timeline_json(state: &State, index: usize, periods: &[Vec<SimPeriod>]) -> Value {
+    let s = &state.schedules[index];
+    let rotations: Vec<Value> = (0..s.config.rotations.len())
+        .map(|i| {
+            let r = &s.config.rotations[i];
+            let periods: Vec<Value> = periods[i]
+                .iter()
+                .map(|p| {
+                    json!({"startDate": fmt(p.start), "endDate": fmt(p.end), "type": p.kind,
+                           "recipient": recipient_json(&p.member)})
+                })
+                .collect();
+            json!({"id": s.rotation_id(i), "name": r.name,
+                   "order": s.order.get(i).copied().unwrap_or(i as f64 + 1.0),
+                   "periods": periods})
+        })
+        .collect();
+    json!({ "rotations": rotations })
+}
+
 /// `GET /v2/schedules/{id}/timeline`: the window starts at local midnight of `date` (observed) and
-/// runs `interval` `intervalUnit`s; turns (and, unless turned off, override periods) split at the
-/// simulator's now plus 401 ms (the vendor's split has milliseconds, reference §2.5).
+/// runs `interval` `intervalUnit`s. `finalTimeline` always; `baseTimeline` (the rotations' own
+/// turns), `overrideTimeline` (the overrides as applied to each rotation) and
+/// `forwardingTimeline` (none: the simulator keeps no forwarding) when `expand` names them. Turns
+/// (and override periods, as the dialect says) split at the request instant.
 pub(super) fn timeline(state: &State, index: usize, incoming: &Incoming<'_>) -> Reply {
     let s = &state.schedules[index];
     let zone = s.config.zone;
@@ -98,6 +129,10 @@ pub(super) fn timeline(state: &State, index: usize, incoming: &Incoming<'_>) -> 
         Some(Ok(n)) if n >= 1 => n,
         Some(_) => return unprocessable("interval", "interval must be a positive number"),
     };
+    let expand: Vec<&str> = incoming
+        .query("expand")
+        .map(|e| e.split(',').map(str::trim).collect())
+        .unwrap_or_default();
     let day = local_date(zone, date);
     let end_day: Option<NaiveDate> = match incoming.query("intervalUnit").unwrap_or("weeks") {
         "days" => day.checked_add_days(chrono::Days::new(interval.into())),
@@ -109,48 +144,76 @@ pub(super) fn timeline(state: &State, index: usize, incoming: &Incoming<'_>) -> 
     let Some(window) = end_day.and_then(|e| Window::new(midnight(day), midnight(e)).ok()) else {
         return unprocessable("date", "the window is out of range");
     };
-    let split = Split {
-        at: state.now + TimeDelta::milliseconds(401),
-        overrides: state.split_overrides,
+    let dialect = state.dialect;
+    let at = match dialect.timeline_split {
+        TimelineSplit::Milliseconds => state.now + TimeDelta::milliseconds(401),
+        TimelineSplit::WholeSeconds | TimelineSplit::NoSplit => state.now,
     };
-    let rotations: Vec<Value> = s
-        .config
-        .rotations
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let id = s.rotation_id(i);
-            let applies: Vec<&Stored> = s
-                .overrides
-                .iter()
-                .filter(|o| o.rotations.as_ref().is_none_or(|rs| rs.iter().any(|x| *x == id || *x == r.name)))
-                .collect();
-            let periods: Vec<Value> = rotation_periods(r, zone, &applies, window, split)
-                .into_iter()
-                .map(|p| {
-                    json!({"startDate": fmt(p.start), "endDate": fmt(p.end), "type": p.kind,
-                           "recipient": recipient_json(&p.member)})
-                })
-                .collect();
-            json!({"id": id, "name": r.name, "order": s.order.get(i).copied().unwrap_or(i as f64 + 1.0),
-                   "periods": periods})
-        })
-        .collect();
+    let drawing = Drawing {
+        split: Split {
+            at,
+            turns: dialect.timeline_split != TimelineSplit::NoSplit,
+            overrides: dialect.override_split == OverrideSplit::Split,
+        },
+        handoffs: dialect.handoffs,
+        precedence: dialect.overlap,
+    };
+    let draw = |with_overrides: bool| -> Vec<Vec<SimPeriod>> {
+        s.config
+            .rotations
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let applies: Vec<&Stored> = s
+                    .overrides
+                    .iter()
+                    .filter(|o| with_overrides && o.applies_to(i))
+                    .collect();
+                rotation_periods(r, zone, &applies, window, drawing)
+            })
+            .collect()
+    };
+    let finals = draw(true);
+    let mut data = json!({"_parent": parent_json(s), "startDate": fmt(window.start()),
+                          "endDate": fmt(window.end()),
+                          "finalTimeline": timeline_json(state, index, &finals)});
+    if expand.contains(&"base") {
+        data["baseTimeline"] = timeline_json(state, index, &draw(false));
+    }
+    if expand.contains(&"override") {
+        let overrides: Vec<Vec<SimPeriod>> = finals
+            .iter()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p.kind == "override")
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        data["overrideTimeline"] = timeline_json(state, index, &overrides);
+    }
+    if expand.contains(&"forwarding") {
+        let none = vec![Vec::new(); s.config.rotations.len()];
+        data["forwardingTimeline"] = timeline_json(state, index, &none);
+    }
     Reply::json(
         200,
-        json!({"data": {"_parent": parent_json(s), "startDate": fmt(window.start()), "endDate": fmt(window.end()),
-                        "finalTimeline": {"rotations": rotations}},
-               "expandable": ["base", "forwarding", "override"]}),
+        json!({"data": data, "expandable": ["base", "forwarding", "override"]}),
     )
 }
 
 /// The fields of a create or update body, checked as the vendor would.
 pub(super) struct OverrideBody {
     span: Span,
-    rotations: Option<Vec<String>>,
+    /// The rotations named, by index; `None`: the field was left out.
+    rotations: Option<Vec<usize>>,
 }
 
-pub(super) fn read_body(state: &State, body: &[u8]) -> Result<(Value, OverrideBody), Reply> {
+pub(super) fn read_body(
+    state: &State,
+    index: usize,
+    body: &[u8],
+) -> Result<(Value, OverrideBody), Reply> {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return Err(Reply::message(400, "Invalid JSON body"));
     };
@@ -159,12 +222,32 @@ pub(super) fn read_body(state: &State, body: &[u8]) -> Result<(Value, OverrideBo
         read_date(&value, "endDate")?,
     );
     let member = read_member(state, &value)?;
-    let rotations = value.get("rotations").and_then(Value::as_array).map(|rs| {
-        rs.iter()
-            .filter_map(|r| r.get("id").or_else(|| r.get("name")))
-            .filter_map(|r| r.as_str().map(str::to_owned))
-            .collect()
-    });
+    let rotations = match value.get("rotations") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(named)) => {
+            let s = &state.schedules[index];
+            let mut indices = Vec::new();
+            for r in named {
+                let reference = r
+                    .get("id")
+                    .or_else(|| r.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match s.rotation_index(reference) {
+                    Some(i) if !indices.contains(&i) => indices.push(i),
+                    Some(_) => {}
+                    None => {
+                        return Err(unprocessable(
+                            "rotations",
+                            format!("Rotation [{reference}] does not exist"),
+                        ))
+                    }
+                }
+            }
+            Some(indices)
+        }
+        Some(_) => return Err(unprocessable("rotations", "rotations must be a list")),
+    };
     if end <= start {
         return Err(unprocessable(
             "endDate",
@@ -178,7 +261,7 @@ pub(super) fn read_body(state: &State, body: &[u8]) -> Result<(Value, OverrideBo
     Ok((value, body))
 }
 
-/// A required date field, floored to whole seconds as the vendor keeps them.
+/// A required date field, in whole seconds.
 fn read_date(value: &Value, field: &str) -> Result<DateTime<Utc>, Reply> {
     let text = value
         .get(field)
@@ -189,9 +272,18 @@ fn read_date(value: &Value, field: &str) -> Result<DateTime<Utc>, Reply> {
     Ok(DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_else(|| t.with_timezone(&Utc)))
 }
 
+/// The span as the vendor keeps it ([`Rounding`](super::Rounding)); a span that rounds to nothing is refused.
+fn kept(state: &State, span: Span) -> Result<Span, Reply> {
+    state
+        .kept(span)
+        .ok_or_else(|| unprocessable("endDate", "End date must be after start date"))
+}
+
 /// Who an override names: a user of the account by username or id, `none`, or a team or an
 /// escalation by id (any id: the simulator keeps no teams), held as the reserved email of
-/// [`OverrideRecipient`]; anything else is a 422 naming `user`.
+/// [`OverrideRecipient`]; anyone else is refused as the dialect's [`UnknownUser`] says.
+///
+/// [`UnknownUser`]: super::UnknownUser
 fn read_member(state: &State, value: &Value) -> Result<Email, Reply> {
     let user = value
         .get("user")
@@ -229,16 +321,13 @@ fn read_member(state: &State, value: &Value) -> Result<Email, Reply> {
         (None, Some(id)) => state.users.iter().find(|e| user_id(e) == id).cloned(),
         (None, None) => None,
     };
-    member.ok_or_else(|| {
-        let who = username.or(id).unwrap_or("?");
-        unprocessable("user", format!("User [{who}] does not exist"))
-    })
+    member.ok_or_else(|| unknown_user(state.dialect.unknown_user, username.or(id).unwrap_or("?")))
 }
 
 /// `POST …/overrides`. Checks in the in-memory provider's order: the span, the person, the alias.
 /// An end in the past is refused (UNCONFIRMED for the real vendor).
 pub(super) fn create_override(state: &mut State, index: usize, incoming: &Incoming<'_>) -> Reply {
-    let (value, body) = match read_body(state, incoming.body) {
+    let (value, body) = match read_body(state, index, incoming.body) {
         Ok(b) => b,
         Err(reply) => return reply,
     };
@@ -253,21 +342,20 @@ pub(super) fn create_override(state: &mut State, index: usize, incoming: &Incomi
         Some(Value::String(a)) if !a.is_empty() => OverrideId::new(a.as_str()),
         Some(_) => return unprocessable("alias", "alias must be a non-empty string"),
     };
-    let alias_taken = state.alias_taken;
-    let s = &mut state.schedules[index];
-    if s.find(alias.as_str()).is_some() {
-        let message = format!(
-            "There can be only one override with the same alias [{alias}] for that schedule"
-        );
-        return match alias_taken {
-            AliasTaken::Conflict409 => Reply::message(409, message),
-            AliasTaken::Unprocessable422 => Reply::message(422, message),
-        };
+    let answer = state.dialect.alias_taken;
+    if state.schedules[index].find(alias.as_str()).is_some() {
+        return alias_taken(answer, alias.as_str());
     }
-    s.overrides.push(Stored {
+    let span = match kept(state, body.span) {
+        Ok(span) => span,
+        Err(reply) => return reply,
+    };
+    state.note_api_write(index, &alias, None);
+    state.schedules[index].overrides.push(Stored {
         alias: alias.clone(),
-        span: body.span,
+        span,
         seq,
+        written: seq,
         rotations: body.rotations,
     });
     Reply::json(
@@ -277,48 +365,68 @@ pub(super) fn create_override(state: &mut State, index: usize, incoming: &Incomi
 }
 
 /// `PUT …/overrides/{alias}`: a full replace. Ending a running override at or before now is
-/// clamped to now or refused, as [`PastEnd`] says.
+/// clamped to now or refused, as [`PastEnd`] says; leaving `rotations` out resets or keeps them,
+/// as [`PutWithoutRotations`] says.
 pub(super) fn update_override(
     state: &mut State,
     index: usize,
     alias: &str,
     incoming: &Incoming<'_>,
 ) -> Reply {
-    let (_, body) = match read_body(state, incoming.body) {
+    let dialect = state.dialect;
+    let Some(i) = state.schedules[index].find(alias) else {
+        return no_override(dialect.missing_override, alias);
+    };
+    let (_, body) = match read_body(state, index, incoming.body) {
         Ok(b) => b,
         Err(reply) => return reply,
     };
-    let (now, past_end) = (state.now, state.past_end);
-    let s = &mut state.schedules[index];
-    let Some(i) = s.find(alias) else {
-        return no_override(alias);
-    };
+    let now = state.now;
+    let before = state.schedules[index].overrides[i].clone();
     let mut span = body.span;
-    let running_cut = s.overrides[i].span.start < now && span.start < now && span.end <= now;
-    if running_cut && past_end == PastEnd::Clamp {
+    let running_cut = before.span.start < now && span.start < now && span.end <= now;
+    if running_cut && dialect.past_end == PastEnd::Clamp {
         span.end = now;
     }
     // An end before now is refused (an end at now is not in the past).
     if span.end < now {
         return unprocessable("endDate", "End date must be in the future");
     }
-    let stored = &mut s.overrides[i];
+    let span = match kept(state, span) {
+        Ok(span) => span,
+        Err(reply) => return reply,
+    };
+    let rotations = match (body.rotations, dialect.put_without_rotations) {
+        (Some(named), _) => Some(named),
+        (None, PutWithoutRotations::ResetsToAll) => None,
+        (None, PutWithoutRotations::KeepsRotations) => before.rotations.clone(),
+    };
+    let written = state.next_seq();
+    let alias = before.alias.clone();
+    state.note_api_write(index, &alias, Some(before));
+    let stored = &mut state.schedules[index].overrides[i];
     stored.span = span;
-    stored.rotations = body.rotations;
+    stored.rotations = rotations;
+    stored.written = written;
     Reply::json(200, json!({"result": "Updated", "data": {"alias": alias}}))
 }
 
 /// `DELETE …/overrides/{alias}`: removes it, running or not; one that has ended is refused, as the
 /// in-memory provider does (UNCONFIRMED for the real vendor).
 pub(super) fn delete_override(state: &mut State, index: usize, alias: &str) -> Reply {
-    let now = state.now;
+    let (now, dialect) = (state.now, state.dialect);
     let s = &mut state.schedules[index];
     let Some(i) = s.find(alias) else {
-        return no_override(alias);
+        return no_override(dialect.missing_override, alias);
     };
     if s.overrides[i].span.end <= now {
         return Reply::message(422, "An override that has ended cannot be deleted");
     }
-    s.overrides.remove(i);
-    Reply::json(200, json!({"result": "Deleted"}))
+    let gone = s.overrides.remove(i);
+    let alias = gone.alias.clone();
+    state.note_api_write(index, &alias, Some(gone));
+    match dialect.delete_answer {
+        DeleteAnswer::Ok200 => Reply::json(200, json!({"result": "Deleted"})),
+        DeleteAnswer::NoContent204 => Reply::empty(204),
+    }
 }

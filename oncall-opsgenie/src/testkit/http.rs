@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use oncall_core::testkit::Fault;
 use serde_json::{json, Value};
 
+use super::dialect::{LostAnswerWrites, Throttle, THROTTLE_DELAY};
 use super::endpoints::route;
-use super::state::{logged_body, Pending, State};
+use super::state::{logged_body, Deferred, Pending, State};
 use super::wire::{error_reply, too_many, unknown_schedule};
 use super::{HttpFault, KeyKind, LoggedRequest};
 use super::{READ_ONLY_KEY, READ_WRITE_KEY};
@@ -34,6 +35,11 @@ impl Reply {
         }
     }
 
+    /// An answer with no body at all.
+    pub(super) fn empty(status: u16) -> Reply {
+        Reply::json(status, Value::Null)
+    }
+
     pub(super) fn message(status: u16, message: impl Into<String>) -> Reply {
         Reply::json(status, json!({ "message": message.into() }))
     }
@@ -45,9 +51,12 @@ impl Reply {
             map.entry("took").or_insert(json!(0.01));
             map.entry("requestId").or_insert(json!(request_id));
         }
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut t = wiremock::ResponseTemplate::new(self.status)
-            .set_body_raw(bytes, "application/json;charset=UTF-8")
+        let mut t = wiremock::ResponseTemplate::new(self.status);
+        if !body.is_null() {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            t = t.set_body_raw(bytes, "application/json;charset=UTF-8");
+        }
+        let mut t = t
             .insert_header("Date", now.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
             .insert_header("X-Request-ID", request_id)
             .insert_header("X-Response-Time", "0.010")
@@ -213,10 +222,17 @@ pub(crate) fn answer(state: &mut State, request: &wiremock::Request, arrival: Ar
         body: &request.body,
     };
     let key = key_kind(&request.headers);
+    land_deferred(state, arrival.number);
+    let context = Context {
+        method,
+        segments: segments(request),
+        key,
+        number: arrival.number,
+    };
     let mut reply = decide(
         state,
         endpoint,
-        key,
+        &context,
         arrival.write,
         arrival.fault,
         &incoming,
@@ -227,6 +243,45 @@ pub(crate) fn answer(state: &mut State, request: &wiremock::Request, arrival: Ar
         entry.status = status;
     }
     reply
+}
+
+/// What [`decide`] needs to defer a write.
+struct Context<'a> {
+    method: &'a str,
+    segments: Vec<String>,
+    key: KeyKind,
+    number: usize,
+}
+
+/// Lands the deferred writes due by the request numbered `number`, in the order they came.
+fn land_deferred(state: &mut State, number: usize) {
+    while let Some(i) = state.deferred.iter().position(|d| d.due <= number) {
+        let d = state.deferred.remove(i);
+        let endpoint = Endpoint::parse(&d.method, &d.segments);
+        let incoming = Incoming {
+            query: &d.query,
+            body: &d.body,
+        };
+        let _landed = authorised(state, endpoint, d.key, true, &incoming);
+    }
+}
+
+/// The answer a write would get, without making it: what a slow answer claims for a write that
+/// lands after it.
+fn predicted(endpoint: &Option<Endpoint>, incoming: &Incoming<'_>) -> Reply {
+    match endpoint {
+        Some(Endpoint::CreateOverride(_)) => {
+            let alias = serde_json::from_slice::<Value>(incoming.body)
+                .ok()
+                .and_then(|b| b.get("alias").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            Reply::json(201, json!({"result": "Created", "data": {"alias": alias}}))
+        }
+        Some(Endpoint::UpdateOverride(_, alias)) => {
+            Reply::json(200, json!({"result": "Updated", "data": {"alias": alias}}))
+        }
+        _ => Reply::json(200, json!({"result": "Deleted"})),
+    }
 }
 
 /// The path's segments, percent-decoded.
@@ -241,17 +296,38 @@ fn segments(request: &wiremock::Request) -> Vec<String> {
 fn decide(
     state: &mut State,
     endpoint: Option<Endpoint>,
-    key: KeyKind,
+    context: &Context<'_>,
     write: bool,
     fault: Option<Pending>,
     incoming: &Incoming<'_>,
 ) -> Reply {
+    let key = context.key;
+    let throttled = |state: &mut State| match state.dialect.throttle {
+        Throttle::Reject429 => Some(too_many(Some(state.dialect.rate_limit_period_secs))),
+        Throttle::Reject429WithoutPeriod => Some(too_many(None)),
+        Throttle::Delay => None,
+    };
+    let mut delay = Duration::ZERO;
     if state.rate_limited > 0 {
         state.rate_limited -= 1;
-        return too_many(state.rate_limit_period);
+        match throttled(state) {
+            Some(reply) => return reply,
+            None => delay += THROTTLE_DELAY,
+        }
     }
     match &fault {
-        Some(Pending::Core(Fault::Fail(e))) => return error_reply(e, state.rate_limit_period),
+        Some(Pending::Core(Fault::Fail(oncall_core::Error::RateLimited {
+            retry_after, ..
+        }))) => match state.dialect.throttle {
+            Throttle::Reject429 => {
+                let period =
+                    retry_after.map_or(state.dialect.rate_limit_period_secs, |d| d.as_secs());
+                return too_many(Some(period));
+            }
+            Throttle::Reject429WithoutPeriod => return too_many(None),
+            Throttle::Delay => delay += THROTTLE_DELAY,
+        },
+        Some(Pending::Core(Fault::Fail(e))) => return error_reply(e, &state.dialect),
         Some(Pending::Http(HttpFault::DropConnection)) => {
             let mut r = Reply::message(0, "");
             r.drop = true;
@@ -261,22 +337,53 @@ fn decide(
     }
     // Random faults fall on requests no injected fault claimed.
     if let Some(limited) = fault.is_none().then(|| state.random_fault()).flatten() {
-        return if limited {
-            too_many(state.rate_limit_period)
-        } else {
-            Reply::message(503, "Service Unavailable")
-        };
+        if !limited {
+            return Reply::message(503, "Service Unavailable");
+        }
+        match throttled(state) {
+            Some(reply) => return reply,
+            None => delay += THROTTLE_DELAY,
+        }
     }
-    let reply = authorised(state, endpoint, key, write, incoming);
-    match fault {
-        // The request took effect; its answer is lost on the way back.
+    let lands_later = write
+        && endpoint.is_some()
+        && matches!(
+            fault,
+            Some(Pending::Core(Fault::LoseResponse)) | Some(Pending::Http(HttpFault::Slow(_)))
+        );
+    let reply = match state.dialect.lost_answer_writes {
+        LostAnswerWrites::LandAfterAnswer if lands_later => {
+            state.deferred.push(Deferred {
+                due: context.number + 2,
+                method: context.method.to_owned(),
+                segments: context.segments.clone(),
+                query: incoming.query.to_vec(),
+                body: incoming.body.to_vec(),
+                key,
+            });
+            predicted(&endpoint, incoming)
+        }
+        LostAnswerWrites::NeverLand
+            if matches!(fault, Some(Pending::Core(Fault::LoseResponse))) =>
+        {
+            Reply::message(502, "Bad Gateway")
+        }
+        _ => authorised(state, endpoint, key, write, incoming),
+    };
+    let mut reply = match fault {
+        // The answer is lost on the way back (whether the request took effect, the dialect says).
         Some(Pending::Core(Fault::LoseResponse)) => Reply::message(502, "Bad Gateway"),
         Some(Pending::Http(HttpFault::MalformedBody)) => {
             Reply::json(200, json!({"result": "Ok", "took": 0.01}))
         }
-        Some(Pending::Http(HttpFault::Slow(delay))) => Reply { delay, ..reply },
+        Some(Pending::Http(HttpFault::Slow(slow))) => Reply {
+            delay: reply.delay + slow,
+            ..reply
+        },
         _ => reply,
-    }
+    };
+    reply.delay += delay;
+    reply
 }
 
 fn authorised(
@@ -316,7 +423,7 @@ fn authorised(
         }
     });
     let Some(index) = found else {
-        return unknown_schedule(state.unknown_schedule, schedule);
+        return unknown_schedule(state.dialect.unknown_schedule, schedule);
     };
     route(state, &endpoint, index, incoming)
 }

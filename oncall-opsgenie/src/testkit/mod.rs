@@ -8,6 +8,13 @@
 //! overrides in the UI, injects faults, and reads back what the vendor holds. A provider built by
 //! [`OpsgenieSimulator::provider`] talks to it over HTTP, exactly as it would to Opsgenie.
 //!
+//! It is a second reading of Opsgenie's documentation, not a mirror of the adapter (STYLE habit
+//! 14): its answers follow the official spec (`vendor-specs/opsgenie/`), its error bodies are the
+//! ones captured from the real API where the reference has them, and every behaviour the
+//! reference marks UNCONFIRMED is a switch of its [`OpsgenieDialect`], one setting per plausible
+//! reading ([`OpsgenieDialect::variants`]), chosen with [`OpsgenieSimulator::start_with`] or
+//! [`OpsgenieSimulator::set_dialect`].
+//!
 //! What it simulates:
 //!
 //! - `GET /v2/schedules[?expand=rotation]`, `GET /v2/schedules/{id}` and `…/timeline` (by id, or
@@ -15,26 +22,33 @@
 //!   `DELETE` of `…/overrides[/{alias}]` (by id, or by name with `scheduleIdentifierType=name`).
 //!   Anything else is answered 404 and logged with [`LoggedRequest::simulated`] false, so a test can
 //!   assert that nothing outside these endpoints was asked for (DESIGN R10).
-//! - Rotations (hourly, daily, weekly; wall-clock handoffs in the schedule's zone, by the core's
-//!   `expand_rotation`; `none` participants; both kinds of time restriction). The timeline applies
-//!   overrides to every rotation, clipped to the times each rotation is active, and splits turns at
-//!   the clock (plus 401 ms, as the real split has milliseconds) into `historical` and `default`,
-//!   and override periods there too ([`OpsgenieSimulator::set_split_overrides`]).
-//! - Overrides: aliases unique per schedule ([`AliasTaken`]), `PUT` in place, `GET` by alias,
-//!   `DELETE`; creates that end in the past are refused; an update that ends a running override in
-//!   the past is clamped to now or refused ([`PastEnd`]). Overlaps: the last created wins.
-//!   Overrides may be limited to some rotations
-//!   ([`OpsgenieSimulator::insert_override_for_rotations`]; a `PUT` without `rotations` resets one
-//!   to every rotation, the UNCONFIRMED reading that puts history at risk), and may name nobody, a
-//!   team or an escalation
+//! - Rotations (hourly, daily, weekly; handoffs in the schedule's zone as [`Handoffs`] says; `none`
+//!   participants; both kinds of time restriction), in the array order [`RotationOrder`] says. The
+//!   timeline's `finalTimeline` applies overrides to the rotations they name (every rotation when
+//!   they name none), clipped to the times each rotation is active, the winner of an overlap as
+//!   [`OverlapPrecedence`] says; turns (and override periods: [`OverrideSplit`]) split at the
+//!   request instant into `historical` and `default` as [`TimelineSplit`] says; `expand=base`,
+//!   `override` and `forwarding` add the other three timelines.
+//! - Overrides: aliases unique per schedule (a taken one refused as [`AliasTaken`] says), `PUT` in
+//!   place, `GET` by alias, `DELETE` (answered as [`DeleteAnswer`] says); a missing alias is
+//!   answered as [`MissingOverride`] says, an unknown user as [`UnknownUser`] says; creates that end
+//!   in the past are refused; an update that ends a running override in the past is clamped to now
+//!   or refused ([`PastEnd`]); instants are kept as [`Rounding`] says. Overrides may be limited to
+//!   some rotations, by id or name (read back with the rotations' ids and names; an unknown one
+//!   is a 422 naming `rotations`), with `rotations` of an override of every rotation read back as
+//!   [`AllRotations`] says and a `PUT` without `rotations` as [`PutWithoutRotations`] says; and
+//!   they may name nobody, a team or an escalation
 //!   ([`OpsgenieSimulator::insert_recipient_override`]; held under the reserved emails of
-//!   [`OverrideRecipient`], served as `{"type":"none"}`, `{"type":"team","id":…}`, …).
+//!   [`OverrideRecipient`], served as `{"type":"none"}`, `{"type":"team","id":…}`, …). The list
+//!   endpoint shows ended overrides or not ([`PastOverrides`]) and the API's writes at once or
+//!   late ([`ListingLag`]).
 //! - Keys: [`READ_WRITE_KEY`], [`READ_ONLY_KEY`] (writes get 403/40301), anything else 401.
 //! - Faults: the core's [`Fault`]s by [`Trigger`] (the n-th request, or the n-th write); a
 //!   [`Fault::Fail`] answers the status and body Opsgenie gives for that kind of error and changes
-//!   nothing, [`Fault::LoseResponse`] applies the request and answers 502; [`HttpFault`]s
-//!   (malformed 200, slow answer, dropped connection); [`VendorSimulator::rate_limit_next`] (429
-//!   with Opsgenie's rate-limit headers); a random rate of 429s and 503s from a seed
+//!   nothing, [`Fault::LoseResponse`] answers 502, the write landing as [`LostAnswerWrites`] says;
+//!   [`HttpFault`]s (malformed 200, slow answer, dropped connection);
+//!   [`VendorSimulator::rate_limit_next`] (a 429 with Opsgenie's rate-limit headers, or a late
+//!   answer: [`Throttle`]); a random rate of 429s and 503s from a seed
 //!   ([`OpsgenieSimulator::set_fault_rate`]); a latency per request.
 //! - A request log ([`OpsgenieSimulator::requests`]): method, path, query, key, status, JSON body.
 //!
@@ -103,11 +117,19 @@
 //! The core's conformance suite runs the same way:
 //! `oncall_core::testkit::conformance::run_all(&sim.provider(), &context)`.
 
+mod dialect;
 mod endpoints;
 mod http;
 mod state;
 mod timeline;
 mod wire;
+
+pub use dialect::{
+    AliasTaken, AllRotations, DeleteAnswer, Handoffs, ListingLag, LostAnswerWrites,
+    MissingOverride, OpsgenieDialect, OverlapPrecedence, OverrideSplit, PastEnd, PastOverrides,
+    PutWithoutRotations, RotationOrder, Rounding, Throttle, TimelineSplit, UnknownSchedule,
+    UnknownUser, LISTING_LAG, THROTTLE_DELAY,
+};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -183,35 +205,6 @@ pub enum HttpFault {
     Slow(Duration),
     /// The connection is closed without an answer; the request does not take effect.
     DropConnection,
-}
-
-/// What the simulator does with an update that ends a running override at or before its now.
-/// Opsgenie's behaviour is UNCONFIRMED; the Provider contract asks for the end at the vendor's now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PastEnd {
-    /// The end becomes the simulator's now (the default; as the in-memory provider).
-    Clamp,
-    /// A 422 naming `endDate` for an end before the simulator's now.
-    Refuse,
-}
-
-/// How the simulator refuses a create whose alias the schedule already holds (UNCONFIRMED which
-/// the vendor uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AliasTaken {
-    /// 409 "conflicts with another entity" (the default).
-    Conflict409,
-    /// 422 saying the alias exists.
-    Unprocessable422,
-}
-
-/// How the simulator answers a request for a schedule it does not hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownSchedule {
-    /// 403/40301 "Api key is not authorized to access the schedule", as observed (the default).
-    Forbidden,
-    /// 404.
-    NotFound,
 }
 
 /// A simulated Opsgenie account on `127.0.0.1`. See the [module docs](self).
@@ -295,14 +288,22 @@ impl OpsgenieSimulator {
         OpsgenieSimulator::start_at(start).await
     }
 
-    /// Starts a simulator with its clock at `now`.
+    /// Starts a simulator with its clock at `now`, speaking the default [`OpsgenieDialect`].
     pub async fn start_at(now: DateTime<Utc>) -> OpsgenieSimulator {
+        OpsgenieSimulator::start_with(now, OpsgenieDialect::default()).await
+    }
+
+    /// Starts a simulator with its clock at `now`, speaking `dialect` where the reference is
+    /// UNCONFIRMED.
+    pub async fn start_with(now: DateTime<Utc>, dialect: OpsgenieDialect) -> OpsgenieSimulator {
         // No wiremock recording: the simulator keeps its own log (a bench sends thousands).
         let server = MockServer::builder()
             .disable_request_recording()
             .start()
             .await;
-        let state = Arc::new(Mutex::new(State::new(now)));
+        let mut state = State::new(now);
+        state.dialect = dialect;
+        let state = Arc::new(Mutex::new(state));
         Mock::given(Intake(state.clone()))
             .respond_with_err(move |_: &Request| {
                 std::io::Error::new(
@@ -326,8 +327,8 @@ impl OpsgenieSimulator {
         self.server.uri()
     }
 
-    /// Retries for tests: ten attempts, waits of 1 to 5 ms (a 429's period is capped to that too),
-    /// a second in all.
+    /// Retries for tests: ten attempts, waits of 1 to 5 ms of our own backoff, a second in all
+    /// (a 429's period is waited whole when it fits that second, and reported otherwise).
     pub fn test_retry_policy() -> RetryPolicy {
         RetryPolicy {
             max_attempts: 10,
@@ -400,32 +401,20 @@ impl OpsgenieSimulator {
             .push((trigger, state::Pending::Http(fault)));
     }
 
-    /// The `X-RateLimit-Period-In-Sec` of simulated 429s (default 1; the real ones say 1 or 60).
-    pub fn set_rate_limit_period(&self, seconds: u64) {
-        lock(&self.state).rate_limit_period = seconds;
+    /// The dialect the simulator speaks.
+    pub fn dialect(&self) -> OpsgenieDialect {
+        lock(&self.state).dialect
     }
 
-    /// Whether the timeline splits an override period that straddles the request instant, as it
-    /// splits turns into `historical` and `default` (default: it does). Opsgenie's behaviour is
-    /// UNCONFIRMED: the captures show only turns split; splitting overrides too is the reading that
-    /// asks more of an importer (the pieces meet at an instant with milliseconds).
-    pub fn set_split_overrides(&self, split: bool) {
-        lock(&self.state).split_overrides = split;
+    /// Speaks `dialect` from now on (what is held stays).
+    pub fn set_dialect(&self, dialect: OpsgenieDialect) {
+        lock(&self.state).dialect = dialect;
     }
 
-    /// How an update ending a running override in the past is answered (default: clamped).
-    pub fn set_update_past_end(&self, past_end: PastEnd) {
-        lock(&self.state).past_end = past_end;
-    }
-
-    /// How a create with a taken alias is refused (default: 409).
-    pub fn set_alias_taken(&self, answer: AliasTaken) {
-        lock(&self.state).alias_taken = answer;
-    }
-
-    /// How a request for an unknown schedule is answered (default: 403/40301).
-    pub fn set_unknown_schedule(&self, answer: UnknownSchedule) {
-        lock(&self.state).unknown_schedule = answer;
+    /// Changes one or more switches of the dialect:
+    /// `sim.update_dialect(|d| d.rounding = Rounding::FloorToMinute)`.
+    pub fn update_dialect(&self, change: impl FnOnce(&mut OpsgenieDialect)) {
+        change(&mut lock(&self.state).dialect);
     }
 
     /// Sets the timeline `order` of a schedule's rotations, by array index (by default 1, 2, 3 …
@@ -474,11 +463,12 @@ impl OpsgenieSimulator {
     }
 
     /// A person's override limited to some of the schedule's rotations (ids from
-    /// [`Self::rotation_ids`], or rotation names), as Opsgenie's UI makes one: the timeline shows
-    /// it in those rotations only. Returns its alias, as [`VendorSimulator::insert_override`] does.
+    /// [`Self::rotation_ids`], or rotation names; names of no rotation are left out), as
+    /// Opsgenie's UI makes one: the timeline shows it in those rotations only. Returns its alias,
+    /// as [`VendorSimulator::insert_override`] does.
     ///
-    /// What a `PUT` without `rotations` does to such an override is UNCONFIRMED; the simulator
-    /// takes the reading that puts history at risk: the override then applies to every rotation.
+    /// What a `PUT` without `rotations` does to such an override is the dialect's
+    /// [`PutWithoutRotations`].
     pub fn insert_override_for_rotations(
         &self,
         schedule: &VendorScheduleId,
@@ -487,15 +477,19 @@ impl OpsgenieSimulator {
     ) -> OverrideId {
         let id = self.insert_override(schedule, span);
         if let Some(s) = lock(&self.state).schedule_mut(&schedule.0) {
+            let indices: Vec<usize> = rotations
+                .iter()
+                .filter_map(|r| s.rotation_index(r))
+                .collect();
             if let Some(i) = s.find(id.as_str()) {
-                s.overrides[i].rotations = Some(rotations.to_vec());
+                s.overrides[i].rotations = Some(indices);
             }
         }
         id
     }
 
-    /// The rotations an override is limited to (`Some(None)`: every rotation); `None` when the
-    /// schedule holds no override of that alias.
+    /// The rotations an override is limited to, by id (`Some(None)`: every rotation); `None`
+    /// when the schedule holds no override of that alias.
     pub fn override_rotations(
         &self,
         schedule: &VendorScheduleId,
@@ -504,7 +498,12 @@ impl OpsgenieSimulator {
         let state = lock(&self.state);
         let s = state.schedule(&schedule.0)?;
         let i = s.find(id.as_str())?;
-        Some(s.overrides[i].rotations.clone())
+        Some(
+            s.overrides[i]
+                .rotations
+                .as_ref()
+                .map(|rs| rs.iter().map(|&r| s.rotation_id(r)).collect()),
+        )
     }
 
     /// Adds a user to the account (the members of added schedules are users already). Overrides
@@ -540,8 +539,11 @@ impl VendorSimulator for OpsgenieSimulator {
     }
 
     /// A person's override gets the alias `manual-<n>` (the vendor would choose a random one).
+    /// Its instants are kept as the dialect's [`Rounding`] says (a span that rounds to nothing
+    /// is kept as given).
     fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
         let mut state = lock(&self.state);
+        let span = state.kept(span.clone()).unwrap_or(span);
         let seq = state.next_seq();
         let alias = OverrideId::new(format!("manual-{seq}"));
         if let Some(s) = state.schedule_mut(&schedule.0) {
@@ -549,6 +551,7 @@ impl VendorSimulator for OpsgenieSimulator {
                 alias: alias.clone(),
                 span,
                 seq,
+                written: seq,
                 rotations: None,
             });
         }
@@ -565,7 +568,8 @@ impl VendorSimulator for OpsgenieSimulator {
         s.overrides.len() != before
     }
 
-    /// Opsgenie's UI edits an override in place: the alias stays.
+    /// Opsgenie's UI edits an override in place: the alias stays. Instants are kept as the
+    /// dialect's [`Rounding`] says.
     fn edit_override(
         &self,
         schedule: &VendorScheduleId,
@@ -573,16 +577,22 @@ impl VendorSimulator for OpsgenieSimulator {
         span: Span,
     ) -> Option<OverrideId> {
         let mut state = lock(&self.state);
+        let span = state.kept(span.clone()).unwrap_or(span);
+        let written = state.next_seq();
         let s = state.schedule_mut(&schedule.0)?;
         let i = s.find(id.as_str())?;
         s.overrides[i].span = span;
+        s.overrides[i].written = written;
         Some(id.clone())
     }
 
+    /// As the dialect's [`OverlapPrecedence`] resolves overlaps.
     fn render(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
-        lock(&self.state)
+        let state = lock(&self.state);
+        let rule = state.dialect.overlap;
+        state
             .schedule(&schedule.0)
-            .map(|s| state::render(&s.overrides, window))
+            .map(|s| state::render(&s.overrides, window, rule))
             .unwrap_or_default()
     }
 

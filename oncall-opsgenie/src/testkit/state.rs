@@ -9,8 +9,9 @@ use oncall_core::testkit::{resolve_overlaps, Fault, Layered, Trigger};
 use oncall_core::{Email, OnCallPeriod, Override, OverrideId, Span, VendorSchedule, Window};
 use serde_json::Value;
 
+use super::dialect::{OpsgenieDialect, OverlapPrecedence, PastOverrides, LISTING_LAG};
 use super::http::{Arrival, Fingerprint};
-use super::{AliasTaken, HttpFault, LoggedRequest, PastEnd, UnknownSchedule};
+use super::{HttpFault, KeyKind, LoggedRequest};
 
 /// A fault waiting for its trigger.
 #[derive(Debug, Clone)]
@@ -24,11 +25,52 @@ pub(crate) enum Pending {
 pub(crate) struct Stored {
     pub alias: OverrideId,
     pub span: Span,
-    /// Creation order: the last created wins where overrides overlap (UNCONFIRMED for Opsgenie;
-    /// the same rule as the core's in-memory provider).
+    /// Creation order (which override wins an overlap: [`OverlapPrecedence`]).
     pub seq: u64,
-    /// The rotations (ids or names) it is limited to; `None`: every rotation.
-    pub rotations: Option<Vec<String>>,
+    /// The order of its last create or update.
+    pub written: u64,
+    /// The rotations it is limited to, by index into the schedule's rotations; `None`: every
+    /// rotation.
+    pub rotations: Option<Vec<usize>>,
+}
+
+impl Stored {
+    /// Its precedence where overrides overlap: the higher wins.
+    pub fn precedence(&self, rule: OverlapPrecedence) -> u64 {
+        match rule {
+            OverlapPrecedence::LastCreated => self.seq,
+            OverlapPrecedence::LastWritten => self.written,
+            OverlapPrecedence::FirstCreated => u64::MAX - self.seq,
+        }
+    }
+
+    /// Whether it applies to the rotation at `index`.
+    pub fn applies_to(&self, index: usize) -> bool {
+        self.rotations.as_ref().is_none_or(|rs| rs.contains(&index))
+    }
+}
+
+/// A write through the API, remembered for [`ListingLag::Lagged`](super::ListingLag): what the
+/// alias held before it.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiWrite {
+    pub at: DateTime<Utc>,
+    pub schedule: String,
+    pub alias: OverrideId,
+    pub before: Option<Stored>,
+}
+
+/// A write whose answer was lost or slow, to take effect later
+/// ([`LostAnswerWrites::LandAfterAnswer`](super::LostAnswerWrites)).
+#[derive(Debug, Clone)]
+pub(crate) struct Deferred {
+    /// It lands right before the request of this number is handled.
+    pub due: usize,
+    pub method: String,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub key: KeyKind,
 }
 
 /// A schedule: the core's configuration plus what only Opsgenie has.
@@ -50,6 +92,32 @@ impl SimSchedule {
         self.overrides
             .iter()
             .position(|o| o.alias.as_str() == alias)
+    }
+
+    /// The index of the rotation a reference names: its id, else its name.
+    pub fn rotation_index(&self, reference: &str) -> Option<usize> {
+        (0..self.config.rotations.len())
+            .find(|&i| self.rotation_id(i) == reference)
+            .or_else(|| {
+                self.config
+                    .rotations
+                    .iter()
+                    .position(|r| r.name == reference)
+            })
+    }
+
+    /// The rotation indices in the order the `rotations` array lists them.
+    pub fn array_order(&self, order: super::RotationOrder) -> Vec<usize> {
+        let mut indices: Vec<usize> = (0..self.config.rotations.len()).collect();
+        // The UI's order is the timeline's `order`; ties by the order given.
+        indices.sort_by(|&a, &b| {
+            let key = |i: usize| self.order.get(i).copied().unwrap_or(i as f64 + 1.0);
+            key(a).total_cmp(&key(b)).then(a.cmp(&b))
+        });
+        if order == super::RotationOrder::Shuffled {
+            indices.reverse();
+        }
+        indices
     }
 }
 
@@ -88,14 +156,14 @@ pub(crate) struct State {
     pub faults: Vec<(Trigger, Pending)>,
     pub read_only: bool,
     pub rate_limited: usize,
-    pub rate_limit_period: u64,
     pub fault_rate: Option<(f64, Rng)>,
     pub latency: Duration,
-    pub past_end: PastEnd,
-    pub alias_taken: AliasTaken,
-    pub unknown_schedule: UnknownSchedule,
-    /// Whether the timeline splits override periods at the request instant too.
-    pub split_overrides: bool,
+    /// How the account behaves where the reference is UNCONFIRMED.
+    pub dialect: OpsgenieDialect,
+    /// The API's recent writes ([`super::ListingLag::Lagged`]).
+    pub api_writes: Vec<ApiWrite>,
+    /// Writes still to land ([`super::LostAnswerWrites::LandAfterAnswer`]).
+    pub deferred: Vec<Deferred>,
     /// Requests counted on arrival (by wiremock's matcher) and not yet answered (by its
     /// responder), by fingerprint, first come first served.
     pub arrived: HashMap<Fingerprint, VecDeque<Arrival>>,
@@ -121,13 +189,11 @@ impl State {
             faults: Vec::new(),
             read_only: false,
             rate_limited: 0,
-            rate_limit_period: 1,
             fault_rate: None,
             latency: Duration::ZERO,
-            past_end: PastEnd::Clamp,
-            alias_taken: AliasTaken::Conflict409,
-            unknown_schedule: UnknownSchedule::Forbidden,
-            split_overrides: true,
+            dialect: OpsgenieDialect::default(),
+            api_writes: Vec::new(),
+            deferred: Vec::new(),
             arrived: HashMap::new(),
             logged: 0,
             cleared: 0,
@@ -177,6 +243,59 @@ impl State {
         self.next_seq
     }
 
+    /// A span as the vendor keeps it ([`Rounding`](super::Rounding)): its instants floored to the
+    /// minute under [`Rounding::FloorToMinute`](super::Rounding). `None` when nothing is left.
+    pub fn kept(&self, span: Span) -> Option<Span> {
+        let unit = match self.dialect.rounding {
+            super::Rounding::Seconds => return Some(span),
+            super::Rounding::FloorToMinute => 60,
+        };
+        let floor = |t: DateTime<Utc>| {
+            DateTime::from_timestamp(t.timestamp().div_euclid(unit) * unit, 0).unwrap_or(t)
+        };
+        let (start, end) = (floor(span.start), floor(span.end));
+        (start < end).then(|| Span::new(start, end, span.member))
+    }
+
+    /// Remembers a write through the API for the lagged listing: what `alias` held before it.
+    pub fn note_api_write(&mut self, schedule: usize, alias: &OverrideId, before: Option<Stored>) {
+        if self.dialect.listing_lag != super::ListingLag::Lagged {
+            return;
+        }
+        let id = self.schedules[schedule].config.id.0.clone();
+        self.api_writes.push(ApiWrite {
+            at: self.now,
+            schedule: id,
+            alias: alias.clone(),
+            before,
+        });
+    }
+
+    /// The overrides `GET …/overrides` lists: per [`PastOverrides`], and, under a lagged
+    /// listing, as they were [`LISTING_LAG`] ago as far as the API's writes go.
+    pub fn listing(&mut self, index: usize) -> Vec<Stored> {
+        let now = self.now;
+        let cutoff = now.checked_sub_signed(LISTING_LAG).unwrap_or(now);
+        let lagged = self.dialect.listing_lag == super::ListingLag::Lagged;
+        self.api_writes.retain(|w| lagged && w.at > cutoff);
+        let s = &self.schedules[index];
+        let mut view = s.overrides.clone();
+        for w in self
+            .api_writes
+            .iter()
+            .rev()
+            .filter(|w| w.schedule == s.config.id.0)
+        {
+            view.retain(|o| o.alias != w.alias);
+            view.extend(w.before.clone());
+        }
+        if self.dialect.past_overrides == PastOverrides::NotListed {
+            view.retain(|o| o.span.end > now);
+        }
+        view.sort_by(|a, b| a.span.cmp(&b.span).then_with(|| a.alias.cmp(&b.alias)));
+        view
+    }
+
     /// Counts a request and takes the fault it triggers, if any.
     pub fn count(&mut self, write: bool) -> Option<Pending> {
         self.calls += 1;
@@ -210,16 +329,21 @@ impl State {
     }
 }
 
-/// Who the overrides put on call over `window`, last created winning, joined where the member is
-/// the same (the [`VendorSimulator::render`](oncall_core::testkit::VendorSimulator::render) view).
-pub(crate) fn render(overrides: &[Stored], window: Window) -> Vec<OnCallPeriod> {
+/// Who the overrides put on call over `window`, the winner of an overlap as the dialect says,
+/// joined where the member is the same (the
+/// [`VendorSimulator::render`](oncall_core::testkit::VendorSimulator::render) view).
+pub(crate) fn render(
+    overrides: &[Stored],
+    window: Window,
+    rule: OverlapPrecedence,
+) -> Vec<OnCallPeriod> {
     let stretches: Vec<Layered<Email>> = overrides
         .iter()
         .map(|o| Layered {
             start: o.span.start,
             end: o.span.end,
             who: o.span.member.clone(),
-            precedence: o.seq,
+            precedence: o.precedence(rule),
         })
         .collect();
     resolve_overlaps(&stretches, window)

@@ -4,8 +4,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use oncall_core::{expand_rotation, Email, Participant, Rotation, Window};
+use oncall_core::{
+    expand_rotation, local_time, resolve_local, Email, Participant, Rotation, RotationUnit, Window,
+};
 
+use super::dialect::{Handoffs, OverlapPrecedence};
 use super::state::Stored;
 
 /// One period of a simulated timeline.
@@ -18,12 +21,22 @@ pub(crate) struct SimPeriod {
     pub member: Email,
 }
 
-/// Where the timeline splits periods: the request instant (with milliseconds), and whether
-/// override periods are split there too, or only the rotation's turns.
+/// Where the timeline splits periods: the request instant (with milliseconds or not), whether
+/// turns are split there, and whether override periods are split there too.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Split {
     pub at: DateTime<Utc>,
+    pub turns: bool,
     pub overrides: bool,
+}
+
+/// How the simulated vendor draws a rotation: where its turns hand off, and which override wins
+/// an overlap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drawing {
+    pub split: Split,
+    pub handoffs: Handoffs,
+    pub precedence: OverlapPrecedence,
 }
 
 /// Where a stretch of the timeline comes from.
@@ -46,8 +59,9 @@ pub(crate) fn rotation_periods(
     zone: Tz,
     overrides: &[&Stored],
     window: Window,
-    split: Split,
+    drawing: Drawing,
 ) -> Vec<SimPeriod> {
+    let split = drawing.split;
     let margin = TimeDelta::days(8);
     let wide = match (
         window.start().checked_sub_signed(margin),
@@ -56,10 +70,10 @@ pub(crate) fn rotation_periods(
         (Some(s), Some(e)) => Window::new(s, e).unwrap_or(window),
         _ => window,
     };
-    let turns = expand_rotation(rotation, zone, wide).unwrap_or_default();
     let active = active_windows(rotation, zone, wide);
-    let stretches = paint(&turns, &active, overrides, wide);
-    let split_overrides = split.overrides;
+    let turns = turns(rotation, zone, wide, drawing.handoffs, &active);
+    let stretches = paint(&turns, &active, overrides, wide, drawing.precedence);
+    let (split_turns, split_overrides) = (split.turns, split.overrides);
     let split = split.at;
     let mut out = Vec::new();
     for (start, end, source, member) in stretches {
@@ -84,7 +98,7 @@ pub(crate) fn rotation_periods(
                 member,
             }),
             Source::Turn(_) => {
-                if start < split && split < end {
+                if split_turns && start < split && split < end {
                     out.push(SimPeriod {
                         start,
                         end: split,
@@ -116,6 +130,44 @@ pub(crate) fn rotation_periods(
     out
 }
 
+/// The rotation's turns over `wide`: the core's expansion (wall-clock handoffs), or turns of a
+/// fixed length in absolute time from the rotation's start, kept where the rotation is active.
+fn turns(
+    rotation: &Rotation,
+    zone: Tz,
+    wide: Window,
+    handoffs: Handoffs,
+    active: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Vec<oncall_core::OnCallPeriod> {
+    if handoffs == Handoffs::WallClock || rotation.unit == RotationUnit::Hourly {
+        return expand_rotation(rotation, zone, wide).unwrap_or_default();
+    }
+    // The same rotation in UTC, where a day is always 24 hours; restrictions are local, so they
+    // are applied afterwards through the active windows.
+    let utc = |t| local_time(chrono_tz::UTC, resolve_local(zone, t));
+    let absolute = Rotation {
+        start: utc(rotation.start),
+        effective_from: rotation.effective_from.map(utc),
+        end: rotation.end.map(utc),
+        restrictions: Vec::new(),
+        ..rotation.clone()
+    };
+    let mut out = Vec::new();
+    for p in expand_rotation(&absolute, chrono_tz::UTC, wide).unwrap_or_default() {
+        for &(s, e) in active {
+            let (start, end) = (p.start.max(s), p.end.min(e));
+            if start < end {
+                out.push(oncall_core::OnCallPeriod {
+                    start,
+                    end,
+                    member: p.member.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Where the rotation is active (whoever's turn it is): the rotation expanded with one stand-in
 /// participant, joined.
 fn active_windows(
@@ -140,13 +192,14 @@ fn active_windows(
     windows
 }
 
-/// Lays the overrides over the turns: at every instant, the last created override covering it
-/// wins where the rotation is active, else the turn. Consecutive pieces of one source are joined.
+/// Lays the overrides over the turns: at every instant, the override covering it that the
+/// dialect's precedence puts first wins where the rotation is active, else the turn. Consecutive pieces of one source are joined.
 fn paint(
     turns: &[oncall_core::OnCallPeriod],
     active: &[(DateTime<Utc>, DateTime<Utc>)],
     overrides: &[&Stored],
     wide: Window,
+    precedence: OverlapPrecedence,
 ) -> Vec<(DateTime<Utc>, DateTime<Utc>, Source, Email)> {
     let mut cuts: Vec<DateTime<Utc>> = turns
         .iter()
@@ -171,7 +224,7 @@ fn paint(
         let winner = overrides
             .iter()
             .filter(|o| is_active && o.span.start <= s && o.span.end >= e)
-            .max_by_key(|o| o.seq);
+            .max_by_key(|o| o.precedence(precedence));
         let piece = match (winner, turns.get(turn).filter(|t| t.start <= s)) {
             (Some(o), _) => Some((Source::Override(o.seq), o.span.member.clone())),
             (None, Some(t)) => Some((Source::Turn(turn), t.member.clone())),
@@ -223,15 +276,21 @@ mod tests {
             alias: OverrideId::new("x"),
             span: Span::new(t(2, 0), t(3, 12), email("cat")),
             seq: 1,
+            written: 1,
             rotations: None,
         };
         let split = t(1, 12) + TimeDelta::milliseconds(401);
         let window = Window::new(t(1, 0), t(4, 0)).unwrap();
-        let at = Split {
-            at: split,
-            overrides: true,
+        let drawing = Drawing {
+            split: Split {
+                at: split,
+                turns: true,
+                overrides: true,
+            },
+            handoffs: Handoffs::WallClock,
+            precedence: OverlapPrecedence::LastCreated,
         };
-        let got: Vec<_> = rotation_periods(&rotation, chrono_tz::UTC, &[&o], window, at)
+        let got: Vec<_> = rotation_periods(&rotation, chrono_tz::UTC, &[&o], window, drawing)
             .into_iter()
             .map(|p| (p.start, p.end, p.kind, p.member.as_str().to_owned()))
             .collect();

@@ -5,46 +5,90 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use oncall_core::{resolve_local, Email, Error, Participant, Resource, Restriction, RotationUnit};
 use serde_json::{json, Map, Value};
 
+use super::dialect::{AliasTaken, MissingOverride, OpsgenieDialect, UnknownSchedule, UnknownUser};
 use super::http::Reply;
 use super::state::{user_id, SimSchedule, Stored};
-use super::UnknownSchedule;
 use crate::OverrideRecipient;
+
+/// The DXW capture's body for a schedule that does not exist (or that the key may not see).
+fn not_authorized_for_the_schedule() -> Reply {
+    Reply::json(
+        403,
+        json!({"code": 40301, "message": "Api key is not authorized to access the schedule"}),
+    )
+}
 
 pub(super) fn unknown_schedule(answer: UnknownSchedule, schedule: &str) -> Reply {
     match answer {
-        // The DXW capture for a schedule that does not exist.
-        UnknownSchedule::Forbidden => Reply::json(
-            403,
-            json!({"code": 40301, "message": "Api key is not authorized to access the schedule"}),
-        ),
-        UnknownSchedule::NotFound => Reply::message(
+        UnknownSchedule::Forbidden40301 => not_authorized_for_the_schedule(),
+        UnknownSchedule::NotFound404 => Reply::message(
             404,
             format!("Schedule with identifier [{schedule}] does not exist"),
         ),
     }
 }
 
-pub(super) fn no_override(alias: &str) -> Reply {
-    Reply::message(404, format!("Could not find override with alias [{alias}]"))
+/// The answer to a `GET`, `PUT` or `DELETE` of an alias the schedule does not hold.
+pub(super) fn no_override(answer: MissingOverride, alias: &str) -> Reply {
+    match answer {
+        MissingOverride::NotFound404 => {
+            Reply::message(404, format!("Could not find override with alias [{alias}]"))
+        }
+        MissingOverride::Forbidden40301 => not_authorized_for_the_schedule(),
+    }
 }
 
-pub(super) fn too_many(period: u64) -> Reply {
+/// The refusal of a create or update naming a user the account does not have.
+pub(super) fn unknown_user(answer: UnknownUser, who: &str) -> Reply {
+    match answer {
+        UnknownUser::FieldError => unprocessable("user", format!("User [{who}] does not exist")),
+        UnknownUser::MessageOnly => Reply::message(422, format!("User [{who}] does not exist")),
+        UnknownUser::NotFound404 => {
+            Reply::message(404, format!("No user exists with username [{who}]"))
+        }
+    }
+}
+
+/// The refusal of a create whose alias the schedule holds.
+pub(super) fn alias_taken(answer: AliasTaken, alias: &str) -> Reply {
+    match answer {
+        AliasTaken::Conflict409 => Reply::message(
+            409,
+            format!(
+                "There can be only one override with the same alias [{alias}] for that schedule"
+            ),
+        ),
+        AliasTaken::Unprocessable422 => unprocessable(
+            "alias",
+            "There can be only one override with the same alias for that schedule",
+        ),
+        AliasTaken::BadRequest400 => {
+            Reply::message(400, format!("Override with alias [{alias}] already exists"))
+        }
+    }
+}
+
+/// A 429, with `X-RateLimit-Period-In-Sec` when `period` is given.
+pub(super) fn too_many(period: Option<u64>) -> Reply {
     // The Go SDK's 429 fixture: body and headers.
     let mut r = Reply::message(429, "TooManyRequests");
     r.headers = vec![
         ("X-RateLimit-State", "THROTTLED".into()),
         ("X-RateLimit-Reason", "ACCOUNT".into()),
-        ("X-RateLimit-Period-In-Sec", period.to_string()),
     ];
+    if let Some(period) = period {
+        r.headers
+            .push(("X-RateLimit-Period-In-Sec", period.to_string()));
+    }
     r
 }
 
-/// The status and body the vendor gives for a kind of failure (`Fault::Fail`).
-pub(super) fn error_reply(error: &Error, rate_limit_period: u64) -> Reply {
+/// The status and body the vendor gives for a kind of failure (`Fault::Fail`), in `dialect`.
+pub(super) fn error_reply(error: &Error, dialect: &OpsgenieDialect) -> Reply {
     match error {
-        Error::RateLimited { retry_after, .. } => {
-            too_many(retry_after.map_or(rate_limit_period, |d| d.as_secs()))
-        }
+        Error::RateLimited { retry_after, .. } => too_many(Some(
+            retry_after.map_or(dialect.rate_limit_period_secs, |d| d.as_secs()),
+        )),
         Error::Transient { .. } => Reply::message(503, "Service Unavailable"),
         Error::PermissionDenied { message } => {
             Reply::json(403, json!({"code": 40301, "message": message}))
@@ -53,14 +97,11 @@ pub(super) fn error_reply(error: &Error, rate_limit_period: u64) -> Reply {
         Error::NotFound {
             resource: Resource::Schedule(id),
             ..
-        } => Reply::message(
-            404,
-            format!("Schedule with identifier [{id}] does not exist"),
-        ),
-        Error::NotFound { resource, .. } => no_override(&resource.to_string()),
-        Error::UnknownMember { email, .. } => {
-            unprocessable("user", format!("User [{email}] does not exist"))
+        } => unknown_schedule(dialect.unknown_schedule, id),
+        Error::NotFound { resource, .. } => {
+            no_override(dialect.missing_override, &resource.to_string())
         }
+        Error::UnknownMember { email, .. } => unknown_user(dialect.unknown_user, email.as_str()),
         Error::Rejected { message } => Reply::message(422, message.clone()),
         Error::Conflict { message } => Reply::message(409, message.clone()),
         Error::InvalidResponse { .. } => Reply::json(200, json!({"result": "Ok"})),
@@ -89,9 +130,15 @@ pub(super) fn parent_json(s: &SimSchedule) -> Value {
     json!({"id": s.config.id.0, "name": s.config.name, "enabled": s.enabled})
 }
 
-pub(super) fn schedule_json(s: &SimSchedule, with_rotations: bool) -> Value {
+/// A schedule, with its rotations in the dialect's array order when asked for.
+pub(super) fn schedule_json(
+    s: &SimSchedule,
+    with_rotations: bool,
+    dialect: &OpsgenieDialect,
+) -> Value {
     let rotations: Vec<Value> = if with_rotations {
-        (0..s.config.rotations.len())
+        s.array_order(dialect.rotation_order)
+            .into_iter()
             .map(|i| rotation_json(s, i))
             .collect()
     } else {
@@ -220,14 +267,20 @@ pub(super) fn restriction_json(restrictions: &[Restriction]) -> Option<Value> {
     }
 }
 
-pub(super) fn override_json(s: &SimSchedule, o: &Stored) -> Value {
-    // For an override of every rotation, whether the vendor answers `[]` or the full list is
-    // UNCONFIRMED; the simulator answers `[]`.
-    let rotations: Vec<Value> = o
-        .rotations
-        .iter()
-        .flatten()
-        .map(|r| json!({"id": r, "name": r}))
+/// An override as the vendor lists it: its rotations by id and name as the schedule has them
+/// (for an override of every rotation, `[]` or the full list, as the dialect says).
+pub(super) fn override_json(s: &SimSchedule, o: &Stored, dialect: &OpsgenieDialect) -> Value {
+    let indices: Vec<usize> = match (&o.rotations, dialect.all_rotations) {
+        (Some(rs), _) => rs.clone(),
+        (None, super::AllRotations::Empty) => Vec::new(),
+        (None, super::AllRotations::FullList) => (0..s.config.rotations.len()).collect(),
+    };
+    let rotations: Vec<Value> = indices
+        .into_iter()
+        .filter_map(|i| {
+            let r = s.config.rotations.get(i)?;
+            Some(json!({"id": s.rotation_id(i), "name": r.name}))
+        })
         .collect();
     json!({
         "_parent": parent_json(s),
@@ -270,12 +323,13 @@ mod tests {
 
     #[test]
     fn faults_answer_as_the_vendor_does() {
+        let d = OpsgenieDialect::default();
         let r = error_reply(
             &Error::RateLimited {
                 retry_after: None,
                 message: String::new(),
             },
-            1,
+            &d,
         );
         assert_eq!(r.status, 429);
         assert!(r
@@ -288,7 +342,7 @@ mod tests {
                     email: e,
                     message: String::new()
                 },
-                1
+                &d
             )
             .status,
             422
@@ -298,7 +352,7 @@ mod tests {
                 &Error::Transient {
                     message: String::new()
                 },
-                1
+                &d
             )
             .status,
             503
@@ -308,7 +362,7 @@ mod tests {
                 &Error::PermissionDenied {
                     message: String::new()
                 },
-                1
+                &d
             )
             .status,
             403
