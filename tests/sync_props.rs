@@ -27,8 +27,9 @@
 //! never re-sent in its run; the next run adopts it).
 //!
 //! `SYNC_PROPS_CASES` raises the in-memory case count (160 by default), `SYNC_PROPS_DIALECT_CASES`
-//! the count through each HTTP adapter per dialect setting and mode (1 by default);
-//! `SYNC_PROPS_DEBUG` prints every sync.
+//! the count through each HTTP adapter per dialect setting and mode (1 by default), and
+//! `SYNC_PROPS_SETTING` keeps only the settings whose name contains it; `SYNC_PROPS_DEBUG` prints
+//! every sync.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -1423,11 +1424,15 @@ const MODES: [DestinationMode; 3] = [
 fn rules_hold_under_every_setting(adapter: &str, settings: &[(String, Kind)]) {
     use proptest::test_runner::TestRunner;
     let per_run = cases("SYNC_PROPS_DIALECT_CASES", 1);
+    // (A failure shrinks for real even where few cases run: proptest's default is 4 per case.)
+    let shrink = cases("PROPTEST_MAX_SHRINK_ITERS", 1024);
+    let only = std::env::var("SYNC_PROPS_SETTING").unwrap_or_default();
     let started = std::time::Instant::now();
-    for (name, kind) in settings {
+    for (name, kind) in settings.iter().filter(|(name, _)| name.contains(&only)) {
         for mode in MODES {
             let mut runner = TestRunner::new(ProptestConfig {
                 cases: per_run,
+                max_shrink_iters: shrink,
                 failure_persistence: None,
                 ..ProptestConfig::default()
             });
