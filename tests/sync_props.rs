@@ -2260,3 +2260,22 @@ async fn regression_a_freed_alias_asked_for_again_by_a_create_whose_save_was_los
     ];
     run_everywhere(daily(), assignees, 0, steps).await;
 }
+
+/// A saved plan applied after time passed the end of an override it read, on a vendor that lists
+/// only overrides that have not ended (JSM's documented reading): refused as outdated, not as a
+/// vendor someone changed (nobody did).
+#[tokio::test]
+async fn regression_a_plan_outlived_by_an_override_it_read_is_outdated() {
+    let steps = vec![
+        Step::Sync(SyncFault::None),
+        Step::StalePlan(Change::TimePasses { minutes: 1475 }),
+    ];
+    for mode in MODES {
+        let config = Config {
+            mode,
+            ..Config::simple(Kind::HttpJsm(JsmDialect::default()), daily(), everyone(), 0, 0)
+        };
+        run(config, steps.clone()).await;
+    }
+}
+

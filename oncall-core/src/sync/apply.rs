@@ -64,7 +64,10 @@ pub enum PlanRefused {
     },
     /// Planning again now gives other operations than the plan's, with everything it read
     /// unchanged: time passed a handoff or an override's start or end (a running override is cut,
-    /// not deleted; a shift that started is written from now), or the plan file was edited.
+    /// not deleted; a shift that started is written from now), or the plan file was edited. Also
+    /// where what the vendor lists changed after time passed the end of an override the plan read
+    /// ([`Preconditions::first_end`](crate::Preconditions::first_end)): a vendor that lists only overrides that have not ended no
+    /// longer shows it, and nothing tells that from a person's edit.
     #[error(
         "destination {destination}: planned at {planned_at}, the plan is no longer what the planner \
          does at {now} (time passed a handoff or an override's start or end, or the plan was \
@@ -180,21 +183,26 @@ pub async fn apply_plan(
         });
     }
     settle_now(&mut run, saved, now);
-    let vendor = read_again(&mut run, saved).await.map_err(unreadable)?;
-    let current = VendorDigest::of(&vendor);
-    if current != saved.preconditions.vendor_digest {
-        return Err(PlanRefused::VendorChanged {
-            destination: id,
-            planned: saved.preconditions.vendor_digest.clone(),
-            current,
-        });
-    }
     let planned_at = (saved.plan.now, run.now);
     let outdated = || PlanRefused::Outdated {
         destination: id.clone(),
         planned_at: planned_at.0,
         now: planned_at.1,
     };
+    let vendor = read_again(&mut run, saved).await.map_err(unreadable)?;
+    let current = VendorDigest::of(&vendor);
+    if current != saved.preconditions.vendor_digest {
+        // Time that passed the end of an override the plan read may be all that changed: a vendor
+        // listing only overrides that have not ended no longer shows it.
+        if outlived(saved, run.now) {
+            return Err(outdated());
+        }
+        return Err(PlanRefused::VendorChanged {
+            destination: id,
+            planned: saved.preconditions.vendor_digest.clone(),
+            current,
+        });
+    }
     let desired = saved.desired.at(run.now).map_err(|_| outdated())?;
     let plan = run.plan(&desired, &vendor);
     if plan.operations != rebased(&saved.plan, run.now) {
@@ -205,6 +213,11 @@ pub async fn apply_plan(
     run.keep_live_entries(&vendor);
     run.finish(plan, applied).await;
     Ok(run.report)
+}
+
+/// Whether time at `now` has passed the end of an override the plan read.
+fn outlived(saved: &SavedPlan, now: DateTime<Utc>) -> bool {
+    saved.preconditions.first_end.is_some_and(|end| now >= end)
 }
 
 fn check_destination(saved: &SavedPlan, given: &Destination) -> Result<(), PlanRefused> {

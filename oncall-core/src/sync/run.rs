@@ -217,6 +217,7 @@ impl<'a> Run<'a> {
             vendor_digest: VendorDigest::of(vendor),
             read: self.read,
             looked_up: self.looked_up.clone(),
+            first_end: Preconditions::first_end_after(vendor, self.now),
         };
         SavedPlan::new(
             self.target.destination.clone(),

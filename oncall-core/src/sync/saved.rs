@@ -78,6 +78,20 @@ pub struct Preconditions {
     /// Overrides of ours looked up by id besides (vendors that update in place: a person may move
     /// ours anywhere), found or not.
     pub looked_up: Vec<OverrideId>,
+    /// The first instant after the plan's at which an override it read ends. From then on a vendor
+    /// that lists only overrides that have not ended (JSM Operations) no longer lists it, and the
+    /// digest read again differs with nobody's hand in it: the plan is then outdated, not the
+    /// vendor changed. `None` when nothing read ends after the plan's instant (and in plans saved
+    /// before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_end: Option<DateTime<Utc>>,
+}
+
+impl Preconditions {
+    /// The first end after `now` among `vendor`'s overrides ([`Preconditions::first_end`]).
+    pub(crate) fn first_end_after(vendor: &[Override], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        vendor.iter().map(|o| o.span.end).filter(|end| *end > now).min()
+    }
 }
 
 /// The host's desired spans a plan was made from, as given (not clipped at the planning instant),
