@@ -1,7 +1,9 @@
 //! The request budget shared across processes (`PostgresRateBudget` on a real PostgreSQL,
 //! `DATABASE_URL`): reservations from four pools at once (four workers) are spaced at the
-//! account's limit in all, a 429's pause holds everyone back, and both adapters ask the budget
-//! before each request when the host gives them one.
+//! account's limit in all, a 429's pause holds everyone back for all of it, every adapter asks
+//! the budget before each request and passes each 429 on to it, four providers against a
+//! throttling vendor meet few 429s sharing a budget (and many without), and reservations never
+//! wait for the store's own connections.
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -12,8 +14,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
+use oncall_sync::jsm::testkit::{JsmDialect, JsmSimulator, RateLimitReading};
 use oncall_sync::opsgenie::testkit::OpsgenieSimulator;
+use oncall_sync::pacing::AdaptiveRate;
 use oncall_sync::pagerduty::testkit::PagerDutySimulator;
+use oncall_sync::postgres::{ConnectOptions, PostgresStateStore};
+use oncall_sync::testkit::VendorSimulator;
 use oncall_sync::{BudgetLimit, Error, Provider, RateBudget};
 use postgres_support::*;
 
@@ -81,16 +87,205 @@ async fn a_pause_holds_every_holder_back() {
     drop_schema(&store).await;
 }
 
+/// A 429's pause holds every holder back for all of it: the burst's tolerance (Opsgenie's
+/// defaults: 600 a minute, a burst of 16, 1.5 s ahead of the pace) does not let a request
+/// through before it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_is_not_shortened_by_the_burst() {
+    let Some(store) = fresh_store("budget_pause_burst").await else {
+        return;
+    };
+    let limit = BudgetLimit {
+        per_minute: 600,
+        burst: 16,
+    };
+    let budget = store.rate_budget();
+    assert_eq!(budget.reserve("k", limit).await.unwrap(), Duration::ZERO);
+    budget.pause("k", Duration::from_secs(1)).await.unwrap();
+    let other = store.rate_budget();
+    for _ in 0..3 {
+        let wait = other.reserve("k", limit).await.unwrap();
+        assert!(
+            wait >= Duration::from_millis(900),
+            "another holder's request waits {wait:?} after a 1 s pause"
+        );
+    }
+    // A shorter pause does not shorten it.
+    budget.pause("k", Duration::from_millis(10)).await.unwrap();
+    assert!(other.reserve("k", limit).await.unwrap() >= Duration::from_millis(800));
+    drop_schema(&store).await;
+}
+
+/// Reservations have a pool of their own: a store whose connections are all taken (its syncs,
+/// renewals and claims) still answers its budget at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_never_wait_for_the_stores_connections() {
+    let Some(url) = database_url("budget_pool") else {
+        return;
+    };
+    let store = PostgresStateStore::connect_with(&url, ConnectOptions::default().with_pool_size(1))
+        .await
+        .unwrap()
+        .with_schema(&unique_schema("budget_pool"))
+        .unwrap();
+    store.migrate().await.unwrap();
+    let taken = store.pool().get().await.unwrap();
+    let reserved = tokio::time::timeout(
+        Duration::from_secs(3),
+        store.rate_budget().reserve("k", LIMIT),
+    )
+    .await;
+    assert!(
+        matches!(reserved, Ok(Ok(_))),
+        "a reservation waited for the store's pool: {reserved:?}"
+    );
+    drop(taken);
+    drop_schema(&store).await;
+}
+
 /// A budget that records what it is asked.
 #[derive(Debug, Default)]
-struct Recording(Mutex<Vec<(String, BudgetLimit)>>);
+struct Recording {
+    reserved: Mutex<Vec<(String, BudgetLimit)>>,
+    paused: Mutex<Vec<(String, Duration)>>,
+}
 
 #[async_trait]
 impl RateBudget for Recording {
     async fn reserve(&self, key: &str, limit: BudgetLimit) -> Result<Duration, Error> {
-        self.0.lock().unwrap().push((key.to_owned(), limit));
+        self.reserved.lock().unwrap().push((key.to_owned(), limit));
         Ok(Duration::ZERO)
     }
+
+    async fn pause(&self, key: &str, pause: Duration) -> Result<(), Error> {
+        self.paused.lock().unwrap().push((key.to_owned(), pause));
+        Ok(())
+    }
+}
+
+/// No database needed: a 429 any adapter meets is passed on to its budget, under the host's
+/// key name, so that every process holds back.
+#[tokio::test]
+async fn every_adapters_429_reaches_its_budget() {
+    let now = Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap();
+    let (og, pd, jsm) = (
+        OpsgenieSimulator::start_at(now).await,
+        PagerDutySimulator::start_at(now).await,
+        JsmSimulator::start_at(now).await,
+    );
+    let budget = Arc::new(Recording::default());
+    let providers: Vec<(&str, Box<dyn Provider>, &dyn VendorSimulator)> = vec![
+        (
+            "og-acme",
+            Box::new(
+                og.provider_builder()
+                    .with_rate_budget(budget.clone(), "og-acme")
+                    .build()
+                    .unwrap(),
+            ),
+            &og,
+        ),
+        (
+            "pd-acme",
+            Box::new(
+                pd.provider_builder()
+                    .with_rate_budget(budget.clone(), "pd-acme")
+                    .build()
+                    .unwrap(),
+            ),
+            &pd,
+        ),
+        (
+            "jsm-acme",
+            Box::new(
+                jsm.provider_builder()
+                    .with_rate_budget(budget.clone(), "jsm-acme")
+                    .build()
+                    .unwrap(),
+            ),
+            &jsm,
+        ),
+    ];
+    for (key, provider, simulator) in &providers {
+        simulator.rate_limit_next(1);
+        // Retried within the adapter's policy, or given up: the pause is passed on either way.
+        let _ = provider.list_schedules().await;
+        let paused = budget.paused.lock().unwrap().clone();
+        assert!(
+            paused.iter().any(|(k, _)| k == key),
+            "{key}: the 429 did not reach the budget: {paused:?}"
+        );
+    }
+}
+
+/// Four providers (four processes) against a vendor that refuses more than 20 requests a
+/// second, each paced at 18 a second: sharing a budget they meet (almost) no 429, where alone
+/// each would go at its own pace and the vendor refuses many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_providers_sharing_a_budget_stay_within_a_throttled_vendors_limit() {
+    let Some(store) = fresh_store("budget_throttled").await else {
+        return;
+    };
+    let url = database_url("budget_throttled").unwrap();
+    let now = Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap();
+    let dialect = JsmDialect {
+        rate_limit: RateLimitReading::Refused(20),
+        ..JsmDialect::default()
+    };
+    let vendor = JsmSimulator::start_with(now, dialect).await;
+    let refused = |vendor: &JsmSimulator| {
+        vendor
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(429))
+            .count()
+    };
+    // Each process: its own provider (its own pacer), ten calls.
+    let run = |budget: Option<Arc<dyn RateBudget>>| {
+        let mut builder = vendor
+            .provider_builder()
+            .with_adaptive_rate(AdaptiveRate::at_most_per_minute(18 * 60))
+            .with_max_concurrency(1);
+        if let Some(budget) = budget {
+            builder = builder.with_rate_budget(budget, "jsm-acme");
+        }
+        let provider = builder.build().unwrap();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                let _ = provider.list_schedules().await;
+            }
+        })
+    };
+    let mut alone = Vec::new();
+    for _ in 0..4 {
+        alone.push(run(None));
+    }
+    for task in alone {
+        task.await.unwrap();
+    }
+    let refused_alone = refused(&vendor);
+    // A second for the vendor's window to empty, then the same with a shared budget.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    vendor.clear_requests();
+    let mut shared = Vec::new();
+    for _ in 0..4 {
+        let budget: Arc<dyn RateBudget> =
+            Arc::new(store_in(&url, store.schema()).await.rate_budget());
+        shared.push(run(Some(budget)));
+    }
+    for task in shared {
+        task.await.unwrap();
+    }
+    let refused_shared = refused(&vendor);
+    assert!(
+        refused_shared <= 2,
+        "{refused_shared} 429s with a shared budget ({refused_alone} without)"
+    );
+    assert!(
+        refused_alone >= 8,
+        "the vendor refused only {refused_alone} requests of four processes at its limit each"
+    );
+    drop_schema(&store).await;
 }
 
 /// No database needed: the adapters ask the budget they were given, under the host's key name,
@@ -116,7 +311,7 @@ async fn both_adapters_ask_their_budget_before_each_request() {
         .unwrap();
     og_provider.list_schedules().await.unwrap();
     pd_provider.list_schedules().await.unwrap();
-    let asked = budget.0.lock().unwrap().clone();
+    let asked = budget.reserved.lock().unwrap().clone();
     let og_asked: Vec<_> = asked.iter().filter(|(k, _)| k == "og-acme").collect();
     let pd_asked: Vec<_> = asked.iter().filter(|(k, _)| k == "pd-acme").collect();
     assert_eq!(

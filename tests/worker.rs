@@ -370,13 +370,21 @@ async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_take
         row(&fleet, "s000-og").await.holder.as_deref(),
         Some("lost-w1")
     );
-    // The worker's database stalls for s000-og: a transaction locks its row, so its renewals
-    // wait (and so would its save), until its lease has run out by the database's clock.
+    // The worker's database stalls for s000-og: a transaction locks its row and its lease (in
+    // the order every statement locks them), so its renewals wait (and so would its save),
+    // until its lease has run out by the database's clock.
     let mut locker = fleet.store.pool().get().await.unwrap();
     let tx = locker.transaction().await.unwrap();
     let table = fleet.store.table();
+    let leases = format!("\"{}\".leases", fleet.store.schema());
     tx.query_one(
         &format!("SELECT version FROM {table} WHERE destination = 's000-og' FOR UPDATE"),
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.query_one(
+        &format!("SELECT claim_id FROM {leases} WHERE destination = 's000-og' FOR UPDATE"),
         &[],
     )
     .await
@@ -385,9 +393,7 @@ async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_take
         let client = fleet.store.pool().get().await.unwrap();
         client
             .query_one(
-                &format!(
-                    "SELECT lease_expires_at <= now() FROM {table} WHERE destination = 's000-og'"
-                ),
+                &format!("SELECT expires_at <= now() FROM {leases} WHERE destination = 's000-og'"),
                 &[],
             )
             .await
@@ -395,14 +401,19 @@ async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_take
             .get(0)
     })
     .await;
-    // Another worker claims it, as claim_due would: a new holder, claim and version (checked
-    // against the clock: `now()` is the transaction's start).
+    // Another worker claims it, as claim_due would: a new holder, claim and version, and a lease
+    // of its own (checked against the clock: `now()` is the transaction's start).
     let taken = tx
         .execute(
             &format!(
-                "UPDATE {table} SET holder = 'thief', version = version + 1, \
-                 claim_id = nextval('{}.claim_ids'), lease_expires_at = now() + interval '1 hour' \
-                 WHERE destination = 's000-og' AND lease_expires_at <= clock_timestamp()",
+                "WITH stolen AS ( \
+                     UPDATE {table} SET holder = 'thief', version = version + 1, \
+                            claim_id = nextval('{}.claim_ids') \
+                     WHERE destination = 's000-og' RETURNING destination, claim_id) \
+                 UPDATE {leases} AS l SET holder = 'thief', claim_id = stolen.claim_id, \
+                        expires_at = now() + interval '1 hour' \
+                 FROM stolen WHERE l.destination = stolen.destination \
+                   AND l.expires_at <= clock_timestamp()",
                 fleet.store.schema()
             ),
             &[],

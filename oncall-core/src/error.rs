@@ -320,6 +320,16 @@ pub enum ValidationError {
     /// connections (two keys to one account): each would delete the other's overrides as foreign.
     #[error(transparent)]
     SharedVendorScheduleAcrossConnections(Box<SharedAcrossConnections>),
+    /// One destination id given twice with different descriptions (two rows of a host for one
+    /// destination): which one is meant cannot be told.
+    #[error(
+        "destination {destination} is given twice with different connections, vendor schedules \
+         or roles: give each destination id once"
+    )]
+    DuplicateDestination {
+        /// The destination.
+        destination: crate::state::DestinationId,
+    },
     /// An instant with a fraction of a second: the vendors keep whole seconds, so the library
     /// sends nothing finer.
     #[error("{what} {value} has a fraction of a second: instants must be whole seconds")]

@@ -500,6 +500,10 @@ impl Provider for LeasedProvider {
         self.inner.capabilities()
     }
 
+    fn account(&self) -> Option<String> {
+        self.inner.account()
+    }
+
     async fn list_schedules(&self) -> Result<oncall_core::ScheduleListing, Error> {
         self.check(&VendorScheduleId("*".into()))?;
         self.inner.list_schedules().await

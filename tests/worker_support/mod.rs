@@ -587,6 +587,10 @@ impl Provider for Announcing {
         self.0.capabilities()
     }
 
+    fn account(&self) -> Option<String> {
+        self.0.account()
+    }
+
     async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         tracing::info!(vendor_call = "list_schedules", "vendor call");
         let result = self.0.list_schedules().await;
