@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use oncall_sync::postgres::Dropped;
 use oncall_sync::testkit::VendorSimulator;
-use oncall_sync::worker::WorkerOptions;
+use oncall_sync::worker::{WorkerOptions, RELEASE_AT_SHUTDOWN};
 use oncall_sync::{ScheduleId, StateStore};
 use postgres_support::{database_url, drop_schema, unique_schema};
+use worker_support::pg_proxy::PgProxy;
 use worker_support::{day, Fleet};
 
 /// Everything the worker traces, as the fmt subscriber writes it (one global subscriber: the
@@ -546,6 +547,56 @@ async fn graceful_shutdown_releases_what_it_holds_due_at_once() {
 /// Bug 3 of issue 16: one negative or partial answer from the host (a lagging replica, a second
 /// config on the same schema) must not unenroll destinations for good: they stay enrolled, are
 /// tried again later, and sync once the host names them again.
+/// With the database gone (a partition: every call hangs until its own timeout) while a claim
+/// is in flight and groups are running, a worker still ends within its grace and
+/// `RELEASE_AT_SHUTDOWN` of the moment shutdown is asked (25 s by default, under the 30 s
+/// orchestrators give); what it held runs out by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_within_its_bound_with_the_database_gone() {
+    let Some(fleet) = fleet("worker_shutdown_bound", 2).await else {
+        return;
+    };
+    let config: oncall_sync::postgres::tokio_postgres::Config = fleet.url.parse().unwrap();
+    let port = config.get_ports()[0];
+    let proxy = PgProxy::start(([127, 0, 0, 1], port).into());
+    let user = config.get_user().unwrap_or("postgres");
+    let url = format!(
+        "host=127.0.0.1 port={} user={user} dbname={} connect_timeout=30",
+        proxy.port,
+        config.get_dbname().unwrap_or("postgres")
+    );
+    fleet.og.set_latency(Duration::from_millis(300));
+    fleet.pd.set_latency(Duration::from_millis(300));
+    let grace = Duration::from_secs(1);
+    let w = fleet
+        .start_worker_over(
+            "bound-w1",
+            WorkerOptions {
+                shutdown_grace: grace,
+                lease: Duration::from_secs(60),
+                ..options()
+            },
+            &url,
+        )
+        .await;
+    eventually("the worker holds something", || async {
+        row(&fleet, "s000-og").await.holder.is_some()
+    })
+    .await;
+    proxy.freeze();
+    // Its next claim (it polls every 20 ms) is now in flight, and hangs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = std::time::Instant::now();
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    let took = asked.elapsed();
+    assert!(
+        took <= grace + RELEASE_AT_SHUTDOWN + Duration::from_millis(1500),
+        "shutdown took {took:?} with a grace of {grace:?}"
+    );
+    drop_schema(&fleet.store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_the_host_leaves_out_once_stays_enrolled_and_syncs_later() {
     let Some(fleet) = fleet("worker_transient_answer", 2).await else {
