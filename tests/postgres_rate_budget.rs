@@ -328,3 +328,57 @@ async fn both_adapters_ask_their_budget_before_each_request() {
     assert_eq!(og_asked[0].1.per_minute, 600, "Opsgenie's default rate");
     assert_eq!(pd_asked[0].1.per_minute, 120, "the rate the host set");
 }
+
+/// No database needed: the CLI's config builds every connection's provider with the budget it
+/// is given, under the connection's id (what the worker and sync_job examples give it).
+#[tokio::test]
+async fn a_configs_providers_share_the_budget_they_are_given() {
+    let now = Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap();
+    let (og, pd, jsm) = (
+        OpsgenieSimulator::start_at(now).await,
+        PagerDutySimulator::start_at(now).await,
+        JsmSimulator::start_at(now).await,
+    );
+    let config = serde_json::json!({
+        "connections": [
+            {"id": "og", "provider": "opsgenie", "api_key_env": "OG_KEY", "base_url": og.uri()},
+            {"id": "pd", "provider": "pagerduty", "api_key_env": "PD_KEY", "base_url": pd.uri()},
+            {"id": "jsm", "provider": "jsm", "site": jsm.uri(), "base_url": jsm.uri(),
+             "email_env": "JSM_EMAIL", "api_token_env": "JSM_TOKEN"}],
+        "schedule": {"id": "platform", "time_zone": "UTC", "roles": ["primary"], "shifts": [
+            {"start": "2024-03-02T09:00:00Z", "end": "2024-03-03T09:00:00Z",
+             "assignees": ["ann@example.com"]}]},
+        "destinations": [
+            {"id": "a", "connection": "og", "schedule_id": "A", "role": "primary"},
+            {"id": "b", "connection": "pd", "schedule_id": "B", "role": "primary"},
+            {"id": "c", "connection": "jsm", "schedule_id": "C", "role": "primary"}]
+    });
+    let config = oncall_sync::config::Config::from_json(&config.to_string()).unwrap();
+    let env = |name: &str| {
+        Some(match name {
+            "OG_KEY" => oncall_sync::opsgenie::testkit::READ_WRITE_KEY.to_owned(),
+            "PD_KEY" => PagerDutySimulator::READ_WRITE_KEY.to_owned(),
+            "JSM_EMAIL" => oncall_sync::jsm::testkit::ACCOUNT_EMAIL.to_owned(),
+            _ => oncall_sync::jsm::testkit::READ_WRITE_TOKEN.to_owned(),
+        })
+    };
+    let budget = Arc::new(Recording::default());
+    let shared: Arc<dyn RateBudget> = budget.clone();
+    let providers = config
+        .destination_providers_with_budget(&env, Some(&shared))
+        .unwrap();
+    for provider in providers.values() {
+        provider.list_schedules().await.unwrap();
+    }
+    let mut keys: Vec<String> = budget
+        .reserved
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    keys.dedup();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys, ["jsm", "og", "pd"]);
+}

@@ -123,6 +123,38 @@ impl PostgresStateStore {
         let claims = self
             .claim_due_grouped(&options.holder, limit, options.max_group, options.lease)
             .await?;
+        Ok(Self::grouped(claims)
+            .into_iter()
+            .map(|claims| LeasedGroup::new(self, options, claims, asked, false))
+            .collect())
+    }
+
+    /// [`claim_groups`](Self::claim_groups) of one host schedule's due destinations only: what
+    /// a job that syncs one schedule claims, leaving every other schedule's to its own job.
+    pub async fn claim_groups_of(
+        &self,
+        options: &LeaseOptions,
+        schedule: &ScheduleId,
+        limit: usize,
+    ) -> Result<Vec<LeasedGroup>, Error> {
+        let asked = Instant::now();
+        let claims = self
+            .claim_due_of(
+                &options.holder,
+                Some(schedule),
+                limit,
+                options.max_group,
+                options.lease,
+            )
+            .await?;
+        Ok(Self::grouped(claims)
+            .into_iter()
+            .map(|claims| LeasedGroup::new(self, options, claims, asked, false))
+            .collect())
+    }
+
+    /// Claims by host schedule, one list each, in the order found.
+    fn grouped(claims: Vec<Claim>) -> Vec<Vec<Claim>> {
         let mut groups: Vec<Vec<Claim>> = Vec::new();
         for claim in claims {
             match groups.iter_mut().find(|g| g[0].schedule == claim.schedule) {
@@ -130,10 +162,7 @@ impl PostgresStateStore {
                 None => groups.push(vec![claim]),
             }
         }
-        Ok(groups
-            .into_iter()
-            .map(|claims| LeasedGroup::new(self, options, claims, asked, false))
-            .collect())
+        groups
     }
 
     /// Claims `destinations` by name, due or not (see [`claim_now`](Self::claim_now)), as one

@@ -204,7 +204,8 @@ impl LeaseSql {
             ),
             // Due rows nobody holds (oldest due first) and due rows whose lease expired (with
             // their lease), each through its own index: up to $2 found first. Then, for each
-            // host schedule among them, its other due rows nobody holds, up to $4 per schedule,
+            // host schedule among them (of host schedule $5 only, unless it is null), its other
+            // due rows nobody holds, up to $4 per schedule,
             // and of the schedule's rows found, at most $4 (those found first first): a group
             // never holds more than $4. Rows other claimers hold or are claiming are skipped,
             // never waited for; the claimed rows get a new lease each.
@@ -212,6 +213,7 @@ impl LeaseSql {
                 "WITH free AS ( \
                      SELECT destination, schedule, due_at FROM {table} \
                      WHERE schedule IS NOT NULL AND holder IS NULL AND due_at <= now() \
+                       AND ($5::text IS NULL OR schedule = $5) \
                      ORDER BY due_at LIMIT $2 \
                      FOR UPDATE SKIP LOCKED), \
                  expired AS ( \
@@ -219,6 +221,7 @@ impl LeaseSql {
                      FROM {leases} AS l JOIN {table} AS t \
                        ON t.destination = l.destination AND t.claim_id = l.claim_id \
                      WHERE l.expires_at <= now() AND t.schedule IS NOT NULL AND t.due_at <= now() \
+                       AND ($5::text IS NULL OR t.schedule = $5) \
                      ORDER BY l.expires_at LIMIT $2 \
                      FOR UPDATE OF t, l SKIP LOCKED), \
                  first AS ( \
@@ -593,6 +596,21 @@ impl PostgresStateStore {
         max_group: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, Error> {
+        self.claim_due_of(holder, None, limit, max_group, lease)
+            .await
+    }
+
+    /// [`claim_due_grouped`](Self::claim_due_grouped), of host schedule `schedule` only when
+    /// given.
+    pub(super) async fn claim_due_of(
+        &self,
+        holder: &str,
+        schedule: Option<&ScheduleId>,
+        limit: usize,
+        max_group: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, Error> {
+        let schedule = schedule.map(|s| s.0.as_str());
         let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let (limit, max_group) = (as_i64(limit.max(1)), as_i64(max_group.max(1)));
         self.within("claiming due destinations", async {
@@ -600,7 +618,7 @@ impl PostgresStateStore {
             let rows = client
                 .query(
                     &self.sql.leases.claim,
-                    &[&holder, &limit, &millis(lease), &max_group],
+                    &[&holder, &limit, &millis(lease), &max_group, &schedule],
                 )
                 .await
                 .map_err(|e| self.db_error("claiming due destinations", e))?;
