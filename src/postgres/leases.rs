@@ -25,8 +25,8 @@ use tokio_postgres::GenericClient;
 
 use super::{version_of, PostgresStateStore};
 
-/// How many due destinations of one host schedule a claim brings along with the one it found
-/// first, at most (a schedule exported to hundreds of destinations is synced in parts).
+/// How many due destinations of one host schedule one claim takes at most, those it found first
+/// included (a schedule exported to hundreds of destinations is synced in parts).
 pub const DEFAULT_MAX_GROUP: usize = 32;
 
 /// A destination a worker claimed.
@@ -128,11 +128,17 @@ impl LeaseSql {
     pub(super) fn new(quoted: &str, table: &str, channel: &str) -> LeaseSql {
         let claim_ids = format!("{quoted}.claim_ids");
         let leases = format!("{quoted}.leases");
-        // Locks, and why no two statements wait for each other in a circle (a deadlock):
-        // - destination rows are locked before lease rows, and each kind in the order of the
-        //   destination ids, by every statement that waits for a lock;
+        // Locks, and why the workers' statements never wait for each other in a circle (a
+        // deadlock):
+        // - each statement that waits for locks takes destination rows before lease rows, each
+        //   kind in the order of the destination ids (a reconcile locks all the rows it may
+        //   change first, in one statement);
         // - claims of due destinations wait for nothing (`SKIP LOCKED`);
-        // - renewals lock only lease rows, and hold no other lock while they wait.
+        // - renewals lock only lease rows, which no host transaction touches.
+        // What this cannot order is a host's own transaction that makes several calls (an
+        // `enroll_in`, then a `reconcile_in` of another schedule): two such transactions of the
+        // host may still lock rows in opposite orders, and PostgreSQL then aborts one (40P01,
+        // a transient error to retry); a renewal is never part of that circle.
         LeaseSql {
             // New destinations are due at once; known ones move to the schedule, keep their due
             // time (or become due at once if they were not scheduled), stop retiring, and take
