@@ -6,6 +6,7 @@ use std::time::Duration;
 use oncall_core::connection::{ConnectionBuilder, Region};
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::Jitter;
+use oncall_core::trace::HttpTrace;
 use oncall_core::{BudgetLimit, Error, RateBudget, RetryPolicy, SharedBudget};
 
 use crate::client::{default_headers, Client};
@@ -42,6 +43,9 @@ pub struct PagerDutyBuilder {
     rate_per_minute: u32,
     directory_ttl: Duration,
     rate_budget: Option<(Arc<dyn RateBudget>, String)>,
+    trace: Option<Arc<dyn HttpTrace>>,
+    probe_poll: Duration,
+    probe_patience: Duration,
 }
 
 impl Default for PagerDutyBuilder {
@@ -54,6 +58,9 @@ impl Default for PagerDutyBuilder {
             rate_per_minute: DEFAULT_RATE_PER_MINUTE,
             directory_ttl: Duration::from_secs(60),
             rate_budget: None,
+            trace: None,
+            probe_poll: Duration::from_secs(1),
+            probe_patience: Duration::from_secs(60),
         }
     }
 }
@@ -122,6 +129,44 @@ impl PagerDutyBuilder {
         self
     }
 
+    /// Records every HTTP attempt (retries included) in `trace`, with the key scrubbed from the
+    /// headers (`Authorization: ***`), the URL and both bodies, wherever and however it is echoed
+    /// ([`ApiKey::redact_in`](oncall_core::ApiKey::redact_in)). E-mail addresses are the sink's to
+    /// redact ([`Redactor`](oncall_core::trace::Redactor)): `--trace-http` does.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use oncall_core::trace::{HttpExchange, HttpTrace};
+    ///
+    /// #[derive(Debug, Default)]
+    /// struct Kept(Mutex<Vec<HttpExchange>>);
+    /// impl HttpTrace for Kept {
+    ///     fn record(&self, exchange: HttpExchange) {
+    ///         self.0.lock().unwrap().push(exchange);
+    ///     }
+    /// }
+    ///
+    /// let trace = Arc::new(Kept::default());
+    /// let provider = oncall_pagerduty::PagerDutyProvider::builder()
+    ///     .with_api_key("u+abcdefghijklmnopqr")
+    ///     .with_http_trace(trace.clone())
+    ///     .build()?;
+    /// # drop(provider);
+    /// # Ok::<(), oncall_core::Error>(())
+    /// ```
+    pub fn with_http_trace(mut self, trace: Arc<dyn HttpTrace>) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// How `oncall probe` waits for a write to show in a read (read-after-write lag): it reads
+    /// again every `poll`, for at most `patience` (defaults 1 s and 60 s).
+    pub fn with_probe_polls(mut self, poll: Duration, patience: Duration) -> Self {
+        self.probe_poll = poll;
+        self.probe_patience = patience;
+        self
+    }
+
     /// Validates the settings and builds the provider.
     pub fn build(self) -> Result<PagerDutyProvider, Error> {
         let settings = self.connection.build()?;
@@ -151,11 +196,14 @@ impl PagerDutyBuilder {
                 };
                 SharedBudget::new(budget, key, limit)
             }),
+            trace: self.trace,
         };
         Ok(PagerDutyProvider {
             inner: Arc::new(Inner {
                 client,
                 directory: DirectoryCache::new(self.directory_ttl),
+                probe_poll: self.probe_poll,
+                probe_patience: self.probe_patience,
             }),
         })
     }

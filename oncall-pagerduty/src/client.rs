@@ -1,14 +1,15 @@
 //! The HTTP side: one request with PagerDuty's headers, paced per key, retried as the core's policy
-//! says, and every failure mapped by [`parse_error`].
+//! says, every attempt handed to the trace (if any) with the key scrubbed, and every failure mapped
+//! by [`parse_error`] from a body the key was scrubbed from first.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::{run_with_retries, Jitter};
+use oncall_core::trace::{scrub_credential_headers, HttpExchange, HttpTrace};
 use oncall_core::{ApiKey, Error, RetryPolicy, SharedBudget};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -17,20 +18,23 @@ use crate::error::parse_error;
 /// PagerDuty's versioning header: always sent (the spec marks it required).
 pub(crate) const ACCEPT: &str = "application/vnd.pagerduty+json;version=2";
 
+/// The JSON content type: the spec marks `Content-Type: application/json` required on every
+/// operation, GETs included (validating gateways refuse requests without it).
+pub(crate) const JSON: &str = "application/json";
+
 /// An answer the caller asked to see.
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     pub(crate) body: Vec<u8>,
 }
 
-/// Which answers a call reads itself instead of mapping them to errors: `(status, landed)`, where
-/// `landed` says whether an earlier attempt of this call may have taken effect (its answer was
-/// lost: a 5xx, a timeout, a dropped connection). A refusal (a 429, any 4xx) never landed.
-pub(crate) type Accept = fn(StatusCode, bool) -> bool;
+/// Which answers a call reads itself instead of mapping them to errors.
+pub(crate) type Accept = fn(StatusCode) -> bool;
 
 /// Success only.
-pub(crate) fn success(status: StatusCode, _landed: bool) -> bool {
+pub(crate) fn success(status: StatusCode) -> bool {
     status.is_success()
 }
 
@@ -43,6 +47,8 @@ pub(crate) struct Client {
     /// Requests per key stay under PagerDuty's 960 a minute; a 429 pauses everyone.
     pub(crate) pacer: Mutex<Pacer>,
     pub(crate) jitter: Jitter,
+    /// Where every attempt is recorded, keys scrubbed (`with_http_trace`).
+    pub(crate) trace: Option<Arc<dyn HttpTrace>>,
     /// The account's rate shared with other processes, if the host set one.
     pub(crate) rate_budget: Option<SharedBudget>,
 }
@@ -77,71 +83,153 @@ impl Client {
     ) -> Result<Answer, Error> {
         // A POST whose answer was lost may have landed: never re-sent (the sync re-reads and adopts).
         let idempotent = method != Method::POST;
-        let landed = AtomicBool::new(false);
         let result = run_with_retries(
             &self.retry,
             idempotent,
             || self.jitter.next(),
             tokio::time::sleep,
             |_| async {
-                let result = self
-                    .attempt(method.clone(), path, query, body, accept, &landed)
-                    .await;
-                // Only a lost answer leaves the attempt's effect unknown; a 429 refused it.
-                if matches!(result, Err(Error::Transient { .. })) {
-                    landed.store(true, Ordering::Relaxed);
+                let answer = self
+                    .exchange(method.clone(), path, query, body, None)
+                    .await?;
+                let judged = self.judge(&method, answer, accept);
+                if let (Err(Error::RateLimited { retry_after, .. }), Some(budget)) =
+                    (&judged, &self.rate_budget)
+                {
+                    // Every process sharing the account's budget pauses too.
+                    budget
+                        .pause(self.retry.rate_limit_pause(*retry_after))
+                        .await;
                 }
-                result
+                judged
             },
         )
         .await;
         result.map_err(|e| self.scrub(e))
     }
 
-    async fn attempt(
+    /// One attempt, never retried, whatever its status: for `oncall probe`, which reads the
+    /// vendor's answers as they come. `key` replaces the provider's key (the probe's look at a
+    /// refused key); errors are only the transport's (no answer at all).
+    pub(crate) async fn once(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-        accept: Accept,
-        landed: &AtomicBool,
+        key: Option<&str>,
+    ) -> Result<Answer, Error> {
+        self.exchange(method, path, query, body, key)
+            .await
+            .map_err(|e| self.scrub(e))
+    }
+
+    /// An answer's fate: taken by `accept`, or mapped to an error from a body the key was
+    /// scrubbed from before any text is cut.
+    fn judge(&self, method: &Method, answer: Answer, accept: Accept) -> Result<Answer, Error> {
+        if accept(answer.status) {
+            return Ok(answer);
+        }
+        let body = self.key.redact_in(&String::from_utf8_lossy(&answer.body));
+        let error = parse_error(
+            answer.status,
+            &answer.headers,
+            body.as_bytes(),
+            *method != Method::GET,
+        );
+        if let Error::RateLimited { retry_after, .. } = &error {
+            self.pause(*retry_after);
+        }
+        Err(error)
+    }
+
+    /// One HTTP exchange, paced, recorded in the trace.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        key: Option<&str>,
     ) -> Result<Answer, Error> {
         self.pace().await;
-        let is_write = method != Method::GET;
-        let mut auth = HeaderValue::try_from(format!("Token token={}", self.key.expose()))
+        let token = key.unwrap_or(self.key.expose());
+        let mut auth = HeaderValue::try_from(format!("Token token={token}"))
             .map_err(|_| Error::InvalidInput(oncall_core::ValidationError::InvalidApiKey))?;
         auth.set_sensitive(true);
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
             .header(AUTHORIZATION, auth)
+            // Also a default header; set here so that a trace shows it.
+            .header(reqwest::header::ACCEPT, ACCEPT)
+            // The spec marks it required on every operation, GETs included.
+            .header(CONTENT_TYPE, JSON)
             .query(query);
-        match body {
-            Some(body) => request = request.json(body),
-            // The spec marks the JSON content type required on every operation; the docs on writes.
-            None if is_write => {
-                request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let request = request.build().map_err(transport)?;
+        let mut record = self.trace.as_ref().map(|_| self.describe(&request, key));
+        let started = Instant::now();
+        let result: Result<Answer, Error> = async {
+            let response = self.http.execute(request).await.map_err(transport)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(transport)?.to_vec();
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        if let (Some(trace), Some(mut exchange)) = (&self.trace, record.take()) {
+            exchange.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &result {
+                Ok(answer) => {
+                    exchange.status = Some(answer.status.as_u16());
+                    exchange.response_headers = header_pairs(&answer.headers);
+                    scrub_credential_headers(&mut exchange.response_headers);
+                    exchange.response_body = (!answer.body.is_empty())
+                        .then(|| self.redact(&String::from_utf8_lossy(&answer.body), key));
+                }
+                Err(e) => exchange.error = Some(self.redact(&e.to_string(), key)),
             }
-            None => {}
-        }
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?.to_vec();
-        if accept(status, landed.load(Ordering::Relaxed)) {
-            return Ok(Answer { status, body });
-        }
-        let error = parse_error(status, &headers, &body, is_write);
-        if let Error::RateLimited { retry_after, .. } = &error {
-            self.pause(*retry_after);
-            if let Some(budget) = &self.rate_budget {
-                budget
-                    .pause(self.retry.rate_limit_pause(*retry_after))
-                    .await;
+            for (_, value) in &mut exchange.response_headers {
+                *value = self.redact(value, key);
             }
+            trace.record(exchange);
         }
-        Err(error)
+        result
+    }
+
+    /// A request as the trace keeps it: credentials replaced, the key scrubbed wherever echoed.
+    fn describe(&self, request: &reqwest::Request, key: Option<&str>) -> HttpExchange {
+        let mut headers = header_pairs(request.headers());
+        scrub_credential_headers(&mut headers);
+        for (_, value) in &mut headers {
+            *value = self.redact(value, key);
+        }
+        HttpExchange {
+            method: request.method().to_string(),
+            url: self.redact(request.url().as_str(), key),
+            request_headers: headers,
+            request_body: request
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .map(|b| self.redact(&String::from_utf8_lossy(b), key)),
+            ..HttpExchange::default()
+        }
+    }
+
+    /// `text` with the provider's key (and a probe's other key) scrubbed.
+    fn redact(&self, text: &str, key: Option<&str>) -> String {
+        let text = self.key.redact_in(text);
+        match key.and_then(|k| ApiKey::new(k).ok()) {
+            Some(other) => other.redact_in(&text),
+            None => text,
+        }
     }
 
     /// Waits for this request's slot in the key's pace, and in the shared budget's.
@@ -191,6 +279,19 @@ fn transport(e: reqwest::Error) -> Error {
     Error::Transient {
         message: format!("the request to PagerDuty {what}: {e}"),
     }
+}
+
+/// Header pairs as text (values that are not text shown as such).
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or("(not text)").to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Default headers of every request: the versioning `Accept`.

@@ -7,6 +7,11 @@
 //! for one load instead of each making their own. A create naming an email the directory does not
 //! know may reload it once, if it is older than [`UNKNOWN_EMAIL_REFRESH`] (someone may just have
 //! been added to the account); a person still unknown then is reported, not guessed.
+//!
+//! PagerDuty lists at most 10,000 users (classic pagination: `offset + limit` ≤ 10000). The
+//! directory of a larger account holds the first 10,000 and says it is incomplete; an email it
+//! does not hold is then looked up with `GET /users?query=<email>` (an exact, case-insensitive
+//! match among the answers), and remembered.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,13 +30,18 @@ pub(crate) const UNKNOWN_EMAIL_REFRESH: Duration = Duration::from_secs(5);
 pub(crate) struct Directory {
     pub(crate) by_id: HashMap<String, Member>,
     pub(crate) by_email: HashMap<Email, String>,
+    /// Whether every user of the account is here (false past PagerDuty's 10,000 listing cap).
+    pub(crate) complete: bool,
 }
 
 impl Directory {
     /// Indexes users; one whose email is not an address, or repeats another's in a different case,
     /// cannot be told apart by email and is left out (the first one keeps the email).
-    pub(crate) fn from_users(users: Vec<User>) -> Directory {
-        let mut directory = Directory::default();
+    pub(crate) fn from_users(users: Vec<User>, complete: bool) -> Directory {
+        let mut directory = Directory {
+            complete,
+            ..Directory::default()
+        };
         for user in users {
             let Ok(email) = Email::parse(&user.email) else {
                 continue;
@@ -60,6 +70,8 @@ pub(crate) struct DirectoryCache {
     pub(crate) ttl: Duration,
     loaded: tokio::sync::Mutex<Option<Loaded>>,
     pub(crate) extra: Mutex<HashMap<String, Member>>,
+    /// Emails found by `query` (accounts past the listing cap).
+    pub(crate) found: Mutex<HashMap<Email, String>>,
     loads: AtomicUsize,
 }
 
@@ -69,6 +81,7 @@ impl DirectoryCache {
             ttl,
             loaded: tokio::sync::Mutex::new(None),
             extra: Mutex::new(HashMap::new()),
+            found: Mutex::new(HashMap::new()),
             loads: AtomicUsize::new(0),
         }
     }
@@ -118,6 +131,24 @@ impl DirectoryCache {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, member);
     }
+
+    /// A user id found by email with `query`.
+    pub(crate) fn found(&self, email: &Email) -> Option<String> {
+        self.found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(email)
+            .cloned()
+    }
+
+    /// Remembers a user found by `query`, by id and by email.
+    pub(crate) fn remember_found(&self, id: String, member: Member) {
+        self.found
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(member.email.clone(), id.clone());
+        self.remember(id, member);
+    }
 }
 
 #[cfg(test)]
@@ -134,12 +165,15 @@ mod tests {
 
     #[test]
     fn emails_are_case_insensitive_and_unique() {
-        let d = Directory::from_users(vec![
-            user("P1", "Ann.Lee@Example.com"),
-            user("P2", "ann.lee@example.COM"),
-            user("P3", "not-an-address"),
-            user("P4", "bob@example.com"),
-        ]);
+        let d = Directory::from_users(
+            vec![
+                user("P1", "Ann.Lee@Example.com"),
+                user("P2", "ann.lee@example.COM"),
+                user("P3", "not-an-address"),
+                user("P4", "bob@example.com"),
+            ],
+            true,
+        );
         assert_eq!(
             d.by_email
                 .get(&Email::parse("ANN.LEE@example.com").unwrap()),

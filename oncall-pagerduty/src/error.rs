@@ -126,14 +126,17 @@ pub(crate) fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
-/// Maps a PagerDuty error answer into the core's [`Error`].
+/// Maps a PagerDuty error answer into the core's [`Error`], from the status first: the body's
+/// words only name what happened, except for the account lock below.
 ///
-/// `is_write` says whether the request was a POST or a DELETE: PagerDuty answers 403 to every
-/// non-GET request of a read-only key, which R8 reports as such ([`Error::PermissionDenied`]). A
-/// 403 on a read is not that: the key cannot see the resource (not found, or not visible to this
-/// key), so it is an [`Error::NotFound`], like a 404. Both are reported as [`Resource::Other`];
-/// the provider, which knows what it asked for, names it. Messages carry the vendor's words,
-/// never the key.
+/// `is_write` says whether the request was a POST or a DELETE. A 403 is what the spec says it is,
+/// "not authorized to view the requested resource ... does not have permission to perform this
+/// action", on a read as on a write: [`Error::PermissionDenied`], never a missing resource (a
+/// wrongly read "not found" could make a person a deleted user, or a schedule gone). On a write
+/// it is R8's read-only key (PagerDuty answers 403 to every non-GET request of one). A 404 is
+/// reported as [`Resource::Other`]; the provider, which knows what it asked for, names it.
+/// Messages carry the vendor's words, never the key (the client scrubs the body before it gets
+/// here, so no cut can leave part of a key behind).
 pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8], is_write: bool) -> Error {
     let vendor = VendorError::parse(body);
     let said = vendor.describe(status);
@@ -150,12 +153,10 @@ pub fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8], is_writ
                  schedule ({said})"
             ),
         },
-        // A read refused to a key that may write elsewhere: the resource is missing or hidden
-        // from this key (a team-restricted schedule), not R8's read-only key. As Opsgenie's 403 on
-        // a read, it is the resource's NotFound, which the caller names.
-        403 => Error::NotFound {
-            resource: Resource::Other("PagerDuty resource".into()),
-            message: format!("not found, or not visible to this key: {said}"),
+        403 => Error::PermissionDenied {
+            message: format!(
+                "PagerDuty refused this key a read: it may not view this resource ({said})"
+            ),
         },
         404 => Error::NotFound {
             resource: match vendor.code {
@@ -261,18 +262,18 @@ mod tests {
             Case {
                 status: 403,
                 headers: &[],
-                body: r#"{"message":"Insufficient permissions","required_scopes":"schedules.read"}"#,
+                body: r#"{"error":{"code":403,"errors":[],"message":"Insufficient permissions"}}"#,
                 write: false,
-                check: |e| matches!(e, Error::NotFound { message, .. } if message.starts_with("not found, or not visible to this key") && message.contains("Insufficient permissions")),
-                why: "a refused read is not R8's read-only key: the resource is missing or hidden from this key (terraform-provider#310 body)",
+                check: |e| matches!(e, Error::PermissionDenied { message } if message.contains("may not view") && message.contains("Insufficient permissions") && !message.contains("read-only")),
+                why: "a refused read is a refusal, per the spec, not a missing resource (terraform-provider#310 body)",
             },
             Case {
                 status: 403,
                 headers: &[],
-                body: r#"{"error":{"message":"Access Denied","code":2010}}"#,
+                body: r#"{"message":"Token missing required scopes","required_scopes":"users.read"}"#,
                 write: false,
-                check: |e| matches!(e, Error::NotFound { message, .. } if message.contains("not visible to this key") && message.contains("Access Denied")),
-                why: "a full-access key that may not see one schedule gets NotFound, never PermissionDenied",
+                check: |e| matches!(e, Error::PermissionDenied { message } if message.contains("Token missing required scopes")),
+                why: "a scoped token's refusal, at the top level",
             },
             Case {
                 status: 404,

@@ -41,20 +41,38 @@ pub(crate) fn next_offset(
         .ok()
         .and_then(|r| offset.checked_add(r))
         .filter(|n| n.saturating_add(PAGE_LIMIT) <= OFFSET_CAP);
-    match next {
-        Some(next) => Ok(Some(next)),
-        None => Err(Error::Unsupported {
-            message: format!(
-                "the account has more {what} than PagerDuty's classic pagination can list \
-                 (offset + limit may not pass {OFFSET_CAP}); the list would be incomplete, so \
-                 nothing was read"
-            ),
-        }),
+    next.map(Some).ok_or_else(|| past_cap(what))
+}
+
+/// The error of a list longer than classic pagination reaches.
+fn past_cap(what: &str) -> Error {
+    Error::Unsupported {
+        message: format!(
+            "the account has more {what} than PagerDuty's classic pagination can list \
+             (offset + limit may not pass {OFFSET_CAP}); the list would be incomplete, so \
+             nothing was read"
+        ),
     }
 }
 
-/// Reads every page: `fetch(offset, limit)` reads one.
-pub(crate) async fn collect_pages<T, F, Fut>(what: &str, mut fetch: F) -> Result<Vec<T>, Error>
+/// Reads every page: `fetch(offset, limit)` reads one. A list longer than the cap is an error.
+pub(crate) async fn collect_pages<T, F, Fut>(what: &str, fetch: F) -> Result<Vec<T>, Error>
+where
+    F: FnMut(u32, u32) -> Fut,
+    Fut: Future<Output = Result<Page<T>, Error>>,
+{
+    match collect_up_to_cap(what, fetch).await? {
+        (all, true) => Ok(all),
+        (_, false) => Err(past_cap(what)),
+    }
+}
+
+/// Reads every page up to PagerDuty's cap: the items, and whether they are the whole list
+/// (`false`: the list goes on past `offset + limit` = 10000, which PagerDuty refuses to page to).
+pub(crate) async fn collect_up_to_cap<T, F, Fut>(
+    what: &str,
+    mut fetch: F,
+) -> Result<(Vec<T>, bool), Error>
 where
     F: FnMut(u32, u32) -> Fut,
     Fut: Future<Output = Result<Page<T>, Error>>,
@@ -65,9 +83,11 @@ where
         let page = fetch(offset, PAGE_LIMIT).await?;
         let (received, more) = (page.items.len(), page.more);
         all.extend(page.items);
-        match next_offset(offset, received, more, what)? {
-            Some(next) => offset = next,
-            None => return Ok(all),
+        match next_offset(offset, received, more, what) {
+            Ok(Some(next)) => offset = next,
+            Ok(None) => return Ok((all, true)),
+            Err(Error::Unsupported { .. }) => return Ok((all, false)),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -135,6 +155,19 @@ mod tests {
         }));
         assert_eq!(all, Ok(vec![1, 2, 3, 4, 5, 6]));
         assert_eq!(asked, [(0, 100), (3, 100), (4, 100)]);
+    }
+
+    #[test]
+    fn a_list_up_to_the_cap_says_it_is_incomplete() {
+        let (all, complete) = block_on(collect_up_to_cap("users", |offset, _| async move {
+            Ok(Page {
+                items: vec![offset; 100],
+                more: true,
+            })
+        }))
+        .unwrap();
+        assert!(!complete);
+        assert_eq!(all.len(), 10_000);
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Pure translations between PagerDuty's wire shapes and the core model: layers to rotations,
-//! rendered entries to on-call periods. No IO here; the provider resolves user ids first.
+//! rendered entries to on-call periods, and the checks of both against what PagerDuty rendered in
+//! the same answer (turns of whole days, layer precedence). No IO here; the provider resolves user
+//! ids first.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, Days, FixedOffset, NaiveDateTime, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
-use oncall_core::{Email, Error, OnCallPeriod, Participant, Restriction, Rotation, RotationUnit};
+use oncall_core::{
+    expand_rotation, resolve_local, Email, Error, OnCallPeriod, Participant, Restriction, Rotation,
+    RotationUnit, Window,
+};
 
 use crate::error::invalid;
 use crate::models::{Layer, WireRestriction};
@@ -14,24 +19,49 @@ const HOUR: i64 = 3_600;
 const DAY: i64 = 24 * HOUR;
 const WEEK: i64 = 7 * DAY;
 
-/// A layer's turn length in the core's units.
+/// How PagerDuty advances turns of whole days (UNCONFIRMED): the two readings the adapter can
+/// import a layer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turns {
+    /// Daily and weekly turns hand off at the same local wall time across DST (the default
+    /// reading: DESIGN §2 and PagerDuty's UI).
+    WallClock,
+    /// Every turn lasts its length in absolute seconds.
+    AbsoluteSeconds,
+}
+
+impl Turns {
+    /// The reading's name, as the simulator's dialect and `oncall probe` spell it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Turns::WallClock => "wall_clock",
+            Turns::AbsoluteSeconds => "absolute_seconds",
+        }
+    }
+}
+
+/// A layer's turn length in the core's units, under a reading of turns.
 ///
-/// Whole weeks are weekly and whole days daily turns, which the core hands off at the same local
-/// wall time across DST. Whether PagerDuty counts such turns in absolute seconds or in local time
-/// is UNCONFIRMED; wall time is the safe reading (DESIGN §2) and what PagerDuty's UI suggests (a
-/// "daily" handoff at 09:00). Other whole hours are hourly turns in absolute time. A length that
-/// is not a whole number of hours (PagerDuty's UI offers none) has no rotation in the core's model:
-/// it is refused rather than approximated.
-pub(crate) fn turn_unit(seconds: i64, path: &str) -> Result<(RotationUnit, u32), Error> {
+/// Under [`Turns::WallClock`], whole weeks are weekly and whole days daily turns, which the core
+/// hands off at the same local wall time across DST; under [`Turns::AbsoluteSeconds`] they are
+/// hourly turns of as many hours. Other whole hours are hourly turns in absolute time either way.
+/// A length that is not a whole number of hours (PagerDuty's UI offers none) has no rotation in
+/// the core's model: it is refused rather than approximated.
+pub(crate) fn turn_unit(
+    seconds: i64,
+    path: &str,
+    turns: Turns,
+) -> Result<(RotationUnit, u32), Error> {
     let unit = |unit, per: i64| {
         u32::try_from(seconds / per)
             .map(|n| (unit, n))
             .map_err(|_| invalid(path, format!("turn length of {seconds} s is out of range")))
     };
+    let wall = turns == Turns::WallClock;
     match seconds {
         s if s <= 0 => Err(invalid(path, format!("turn length of {s} s"))),
-        s if s % WEEK == 0 => unit(RotationUnit::Weekly, WEEK),
-        s if s % DAY == 0 => unit(RotationUnit::Daily, DAY),
+        s if wall && s % WEEK == 0 => unit(RotationUnit::Weekly, WEEK),
+        s if wall && s % DAY == 0 => unit(RotationUnit::Daily, DAY),
         s if s % HOUR == 0 => unit(RotationUnit::Hourly, HOUR),
         s => Err(Error::Unsupported {
             message: format!(
@@ -83,10 +113,12 @@ pub(crate) fn layer_rotation(
     zone: Tz,
     emails: &HashMap<String, Email>,
     path: &str,
+    turns: Turns,
 ) -> Result<Option<Rotation>, Error> {
     let (unit, length) = turn_unit(
         layer.rotation_turn_length_seconds,
         &format!("{path}.rotation_turn_length_seconds"),
+        turns,
     )?;
     let start = local(layer.rotation_virtual_start, zone);
     let effective = local(layer.start, zone);
@@ -130,6 +162,116 @@ pub(crate) fn layer_rotation(
         participants,
         restrictions,
     }))
+}
+
+/// How far ahead of a layer's coverage start [`divergence`] looks for a DST change.
+const DIVERGENCE_HORIZON: TimeDelta = TimeDelta::days(800);
+
+/// The first handoff, at or after the layer's coverage start, that the two readings of
+/// [`Turns`] put at different instants (a turn of whole days across a DST change), or `None`
+/// within two years (a zone without DST, or turns of hours, read alike).
+pub(crate) fn divergence(layer: &Layer, zone: Tz) -> Option<DateTime<Utc>> {
+    let length = layer.rotation_turn_length_seconds;
+    if length <= 0 || length % DAY != 0 {
+        return None;
+    }
+    let anchor = layer.rotation_virtual_start.with_timezone(&Utc);
+    let from = layer.start.with_timezone(&Utc).max(anchor);
+    let until = from.checked_add_signed(DIVERGENCE_HORIZON)?;
+    let until = layer
+        .end
+        .map_or(until, |e| e.with_timezone(&Utc).min(until));
+    let local = anchor.with_timezone(&zone).naive_local();
+    let days = u64::try_from(length / DAY).ok()?;
+    let first = u64::try_from((from - anchor).num_seconds() / length).unwrap_or(0);
+    let mut k = first;
+    loop {
+        let absolute = anchor.checked_add_signed(TimeDelta::try_seconds(
+            i64::try_from(k).ok()?.checked_mul(length)?,
+        )?)?;
+        if absolute > until {
+            return None;
+        }
+        let wall = resolve_local(
+            zone,
+            local.checked_add_days(Days::new(k.checked_mul(days)?))?,
+        );
+        if wall != absolute && absolute.min(wall) >= from {
+            return Some(absolute.min(wall));
+        }
+        k += 1;
+    }
+}
+
+/// Periods as coverage: clipped to `window`, sorted, adjacent stretches of one person joined
+/// (whether PagerDuty splits or joins them is not settled: compare coverage, not entries).
+pub(crate) fn coverage(mut periods: Vec<OnCallPeriod>, window: Window) -> Vec<OnCallPeriod> {
+    periods.retain(|p| p.start < window.end() && p.end > window.start() && p.start < p.end);
+    for p in &mut periods {
+        p.start = p.start.max(window.start());
+        p.end = p.end.min(window.end());
+    }
+    periods.sort_by(|a, b| a.start.cmp(&b.start).then(a.end.cmp(&b.end)));
+    let mut out: Vec<OnCallPeriod> = Vec::with_capacity(periods.len());
+    for p in periods {
+        match out.last_mut() {
+            Some(last) if last.member == p.member && p.start <= last.end => {
+                last.end = last.end.max(p.end);
+            }
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+/// Whether the core's expansion of `rotation` over `window` is what PagerDuty rendered there.
+pub(crate) fn renders_as(
+    rotation: &Rotation,
+    zone: Tz,
+    window: Window,
+    rendered: &[OnCallPeriod],
+) -> bool {
+    match expand_rotation(rotation, zone, window) {
+        Ok(ours) => coverage(ours, window) == coverage(rendered.to_vec(), window),
+        Err(_) => false,
+    }
+}
+
+/// Who is on call over `window` when `layers` (highest precedence first) are stacked under the
+/// overrides layer: at each instant, an override, else the first layer that covers it.
+pub(crate) fn stacked(
+    layers: &[&[OnCallPeriod]],
+    overrides: &[OnCallPeriod],
+    window: Window,
+) -> Vec<OnCallPeriod> {
+    let levels: Vec<&[OnCallPeriod]> = std::iter::once(overrides)
+        .chain(layers.iter().copied())
+        .collect();
+    let mut cuts: Vec<DateTime<Utc>> = vec![window.start(), window.end()];
+    for p in levels.iter().flat_map(|l| l.iter()) {
+        cuts.extend([p.start, p.end]);
+    }
+    cuts.retain(|t| *t >= window.start() && *t <= window.end());
+    cuts.sort();
+    cuts.dedup();
+    let mut out = Vec::new();
+    for pair in cuts.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let who = levels.iter().find_map(|level| {
+            level
+                .iter()
+                .find(|p| p.start <= a && p.end >= b)
+                .map(|p| p.member.clone())
+        });
+        if let Some(member) = who {
+            out.push(OnCallPeriod {
+                start: a,
+                end: b,
+                member,
+            });
+        }
+    }
+    coverage(out, window)
 }
 
 /// Rendered entries (possibly from several chunk reads, with `overflow=true`) as sorted, disjoint
@@ -177,7 +319,7 @@ mod tests {
 
     #[test]
     fn turn_lengths() {
-        let u = |s| turn_unit(s, "l");
+        let u = |s| turn_unit(s, "l", Turns::WallClock);
         assert_eq!(u(604_800 * 2), Ok((RotationUnit::Weekly, 2)));
         assert_eq!(u(86_400), Ok((RotationUnit::Daily, 1)));
         assert_eq!(u(86_400 * 3), Ok((RotationUnit::Daily, 3)));
@@ -185,6 +327,57 @@ mod tests {
         assert_eq!(u(3_600 * 36), Ok((RotationUnit::Hourly, 36)));
         assert!(matches!(u(1_800), Err(Error::Unsupported { .. })));
         assert!(matches!(u(0), Err(Error::InvalidResponse { .. })));
+        let abs = |s| turn_unit(s, "l", Turns::AbsoluteSeconds);
+        assert_eq!(abs(86_400), Ok((RotationUnit::Hourly, 24)));
+        assert_eq!(abs(604_800 * 2), Ok((RotationUnit::Hourly, 336)));
+        assert_eq!(abs(3_600 * 12), Ok((RotationUnit::Hourly, 12)));
+    }
+
+    #[test]
+    fn the_readings_of_turns_part_at_the_first_dst_change() {
+        let layer: Layer = serde_json::from_str(
+            r#"{"id":"PL","start":"2024-03-01T09:00:00+01:00","rotation_virtual_start":"2024-03-01T09:00:00+01:00",
+                "rotation_turn_length_seconds":86400,"users":[]}"#,
+        )
+        .unwrap();
+        let berlin = chrono_tz::Europe::Berlin;
+        // 2024-03-31 09:00 CEST (07:00 UTC) on the wall clock; 08:00 UTC in absolute seconds.
+        assert_eq!(
+            divergence(&layer, berlin),
+            Some(Utc.with_ymd_and_hms(2024, 3, 31, 7, 0, 0).unwrap())
+        );
+        assert_eq!(divergence(&layer, chrono_tz::Asia::Kolkata), None);
+        let mut hourly = layer;
+        hourly.rotation_turn_length_seconds = 43_200;
+        assert_eq!(divergence(&hourly, berlin), None);
+    }
+
+    #[test]
+    fn stacking_puts_overrides_first_then_layers_in_precedence() {
+        let t = |h| Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
+        let p = |s, e, who: &str| OnCallPeriod {
+            start: t(s),
+            end: t(e),
+            member: email(who),
+        };
+        let window = Window::new(t(0), t(12)).unwrap();
+        let top = [p(2, 4, "b@x.io")];
+        let base = [p(0, 12, "a@x.io")];
+        let overrides = [p(3, 5, "c@x.io")];
+        assert_eq!(
+            stacked(&[&top, &base], &overrides, window),
+            [
+                p(0, 2, "a@x.io"),
+                p(2, 3, "b@x.io"),
+                p(3, 5, "c@x.io"),
+                p(5, 12, "a@x.io")
+            ]
+        );
+        assert_eq!(
+            stacked(&[&base, &top], &[], window),
+            [p(0, 12, "a@x.io")],
+            "the other order hides the top layer"
+        );
     }
 
     #[test]
@@ -200,9 +393,15 @@ mod tests {
         .unwrap();
         let emails = HashMap::from([("PXPGF42".to_owned(), email("regina@example.com"))]);
         let zone = chrono_tz::America::New_York;
-        let r = layer_rotation(&layer, zone, &emails, "schedule.schedule_layers[0]")
-            .unwrap()
-            .unwrap();
+        let r = layer_rotation(
+            &layer,
+            zone,
+            &emails,
+            "schedule.schedule_layers[0]",
+            Turns::WallClock,
+        )
+        .unwrap()
+        .unwrap();
         let at = |h, m| {
             chrono::NaiveDate::from_ymd_opt(2015, 11, 6)
                 .unwrap()
@@ -230,8 +429,14 @@ mod tests {
             ]
         );
         // An unknown user id or a bad restriction names its path.
-        let e = layer_rotation(&layer, zone, &HashMap::new(), "schedule.schedule_layers[0]")
-            .unwrap_err();
+        let e = layer_rotation(
+            &layer,
+            zone,
+            &HashMap::new(),
+            "schedule.schedule_layers[0]",
+            Turns::WallClock,
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .contains("schedule.schedule_layers[0].users[0].user.id"),
@@ -239,7 +444,7 @@ mod tests {
         );
         let mut bad = layer.clone();
         bad.restrictions[1].start_day_of_week = Some(8);
-        let e = layer_rotation(&bad, zone, &emails, "l").unwrap_err();
+        let e = layer_rotation(&bad, zone, &emails, "l", Turns::WallClock).unwrap_err();
         assert!(
             e.to_string()
                 .contains("l.restrictions[1].start_day_of_week"),
@@ -248,7 +453,10 @@ mod tests {
         // A layer ended before it began covers nothing.
         let mut ended = layer;
         ended.end = Some(ended.start);
-        assert_eq!(layer_rotation(&ended, zone, &emails, "l"), Ok(None));
+        assert_eq!(
+            layer_rotation(&ended, zone, &emails, "l", Turns::WallClock),
+            Ok(None)
+        );
     }
 
     #[test]

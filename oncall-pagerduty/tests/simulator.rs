@@ -596,46 +596,6 @@ async fn a_slow_create_is_not_sent_twice_and_a_malformed_answer_is_reported() {
     );
 }
 
-/// A batch create answered with a malformed 200 (it landed; the answer cannot be read): nothing
-/// more is written in that run, and the next run adopts what landed and ends ok, with no duplicate.
-#[tokio::test]
-async fn nothing_is_written_after_a_malformed_answer_to_a_create() {
-    let now = day(2) + TimeDelta::hours(5);
-    let sim = PagerDutySimulator::start_at(now).await;
-    sim.add_schedule(vendor_schedule("PBAD", vec![]));
-    let provider = sim.provider();
-    let store = InMemoryStateStore::new();
-    // More than one batch of creates (50 each): the second must not be sent.
-    let host = host(80, 1);
-    let dest = destination("bad", "PBAD", 0);
-    let targets = [SyncTarget {
-        destination: &dest,
-        provider: &provider,
-    }];
-    sim.inject_http(Trigger::Write(1), HttpFault::MalformedBody);
-    let report = run(&host, &targets, &store, now, 70).await;
-    let writes: Vec<String> = sim
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
-        .collect();
-    assert_eq!(writes.len(), 1, "one write reached the vendor: {writes:?}");
-    let d = &report.destinations[0];
-    assert_ne!(d.status, SyncStatus::Ok, "{report}");
-    assert!(
-        d.errors
-            .iter()
-            .any(|e| matches!(e.error, Error::InvalidResponse { .. })),
-        "{report}"
-    );
-    sim.clear_faults();
-    let again = run(&host, &targets, &store, now, 70).await;
-    assert_eq!(again.destinations[0].status, SyncStatus::Ok, "{again}");
-    assert_no_duplicates(&sim, "PBAD");
-    assert_eq!(held(&sim, "PBAD"), desired(&host, now, 70));
-}
-
 #[tokio::test]
 async fn a_shift_based_schedule_is_refused_clearly() {
     let sim = PagerDutySimulator::start_at(day(0)).await;
@@ -756,9 +716,11 @@ async fn deletes_through_the_simulator() {
         provider.delete_override(&id, &future).await,
         Ok(oncall_core::Deletion::Deleted)
     );
+    // R1: a past override is refused with a 400 the spec does not list for this endpoint: the
+    // adapter does not guess what it means; the outcome is for a read to settle.
     let e = provider.delete_override(&id, &past).await.unwrap_err();
     assert!(
-        matches!(e, Error::Rejected { .. }),
+        matches!(&e, Error::Transient { message } if message.contains("already ended")),
         "R1: a past override is refused: {e:?}"
     );
     let left: Vec<_> = sim
@@ -767,14 +729,13 @@ async fn deletes_through_the_simulator() {
         .map(|o| (o.id, o.span.end))
         .collect();
     assert_eq!(left, [(past, day(2)), (running, now)]);
-    // A delete retried after a lost answer reads the vendor's 400 as its own truncation.
+    // A delete retried after a lost answer gets a 400 (its lost try truncated the override, now
+    // past): not taken for done either; the sync's read shows the truncation (issue 13, defect 1).
     let cut = sim.insert_override(&id, Span::new(day(4), day(9), email("dan")));
     sim.inject(Trigger::Write(4), Fault::LoseResponse);
     sim.set_clock_step(TimeDelta::seconds(1));
-    assert_eq!(
-        provider.delete_override(&id, &cut).await,
-        Ok(oncall_core::Deletion::Truncated)
-    );
+    let e = provider.delete_override(&id, &cut).await.unwrap_err();
+    assert!(matches!(&e, Error::Transient { .. }), "{e:?}");
     let statuses: Vec<u16> = sim
         .requests()
         .iter()
@@ -783,10 +744,17 @@ async fn deletes_through_the_simulator() {
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [400, 502]);
+    let truncated = sim
+        .overrides(&id)
+        .into_iter()
+        .find(|o| o.id == cut)
+        .unwrap();
+    assert!(truncated.span.end < day(9), "{truncated:?}");
 }
 
 /// A 429 is a refusal: the delete did not land. The retry's 400 (a past override) or 404 (gone)
-/// is then the vendor's answer to this delete, not the echo of an earlier attempt that landed.
+/// is then the vendor's answer to this delete: a 404 is gone, a 400 an outcome for a read to
+/// settle.
 #[tokio::test]
 async fn a_delete_retried_after_a_rate_limit_reads_the_answer_as_it_is() {
     let now = day(5);
@@ -799,8 +767,8 @@ async fn a_delete_retried_after_a_rate_limit_reads_the_answer_as_it_is() {
     sim.rate_limit_next(1);
     let e = provider.delete_override(&id, &past).await.unwrap_err();
     assert!(
-        matches!(e, Error::Rejected { .. }),
-        "R1: a past override is refused, after a 429 too: {e:?}"
+        matches!(e, Error::Transient { .. }),
+        "R1: a past override is refused, after a 429 too, and not taken for done: {e:?}"
     );
     let gone = oncall_core::OverrideId::new("PNOSUCH");
     sim.rate_limit_next(1);

@@ -19,7 +19,8 @@ use crate::provider::NewOverride;
 use crate::state::{DestinationState, LastRun, LedgerHome, StateStore};
 use crate::time::whole_seconds;
 
-/// How many times one run re-reads and re-sends creates whose answers were lost.
+/// How many times one run re-reads and re-sends creates whose answers were lost (where the vendor
+/// takes client ids; without them a lost create is read back once and never re-sent in the run).
 const LOST_CREATE_ROUNDS: usize = 2;
 
 /// Syncs one destination: the steps below, in order. Nothing here panics or returns early without
@@ -781,10 +782,20 @@ impl<'a> Run<'a> {
         Applied::Failed { holds_mark }
     }
 
-    /// R6: creates whose answers were lost (a timeout, a 5xx, a dropped connection) are never sent
-    /// again blindly. The window they cover is read; what landed is taken as it is (with client ids,
-    /// under the alias asked for; without, the exact span, which nothing else of ours holds), and
-    /// only the rest is sent again, for a few rounds within this run.
+    /// R6: creates whose answers were lost (a timeout, a 5xx, a dropped connection, an answer that
+    /// cannot be read) are never sent again blindly. The window they cover is read; what landed is
+    /// taken as it is (with client ids, under the alias asked for; without, the exact span, which
+    /// nothing else of ours holds).
+    ///
+    /// What the read does not show is sent again, for a few rounds within this run, only where the
+    /// vendor takes client ids: a second create under the same alias cannot land twice. Without
+    /// client ids (PagerDuty) a create may still be in progress, or a listing may lag it, when the
+    /// run reads: sending it again could put it there twice, for good (the copy lies before the
+    /// mark, where a person's override is left alone). So it stays failed and holds the mark, and
+    /// the next run, reading after the vendor has settled, adopts the exact copy if it landed
+    /// (R2 in the fresh region, R6 in the protected one) or writes it. The bound: no duplicate
+    /// arises as long as the vendor lists an accepted create by the time the destination's next
+    /// run reads it.
     async fn recover_lost_creates(
         &mut self,
         items: &[NewOverride],
@@ -841,6 +852,20 @@ impl<'a> Run<'a> {
                 }
             }
             if resend.is_empty() {
+                return;
+            }
+            if !provider.capabilities().client_ids {
+                for i in resend {
+                    if let Some(Err(Error::Transient { message })) = &results[i] {
+                        results[i] = Some(Err(Error::Transient {
+                            message: format!(
+                                "{message}; not seen by a read after it, and not sent again in \
+                                 this run (without client ids it could land twice): the next run \
+                                 adopts it if it landed, or writes it"
+                            ),
+                        }));
+                    }
+                }
                 return;
             }
             let again: Vec<NewOverride> = resend.iter().map(|&i| items[i].clone()).collect();

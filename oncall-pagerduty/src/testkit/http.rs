@@ -1,19 +1,26 @@
 //! The simulator's HTTP face: one wiremock responder that checks the key, applies faults, routes
-//! PagerDuty's schedule, override and user endpoints over the shared [`Account`], and logs every
-//! request.
+//! PagerDuty's schedule, override and user endpoints over the shared [`Account`], answers as the
+//! dialect reads each undocumented point, and logs every request.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use oncall_core::testkit::{Fault, Trigger};
-use oncall_core::{Error, Participant, Window};
+use oncall_core::{Error, Window};
 use serde_json::{json, Value};
 use wiremock::{Request, Respond, ResponseTemplate};
 
-use super::state::{Account, Refusal, Rendered, SimSchedule};
-use super::{CreateAnswer, HttpFault, KeyKind, SimRequest, V3Answer};
+use super::dialect::{
+    AllFailedStatus, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, ListingFilter,
+    ListingStatus, PagerDutyDialect, RateLimitAnswer, Rounding, UnauthorizedBody, V3Answer,
+};
+use super::state::{
+    render_layer, Account, ItemRefusal, Refusal, Rendered, SimLayer, SimOverride, SimSchedule,
+};
+use super::{HttpFault, KeyKind, SimRequest};
 
 /// The most items a list page holds, and the cap on `offset + limit`.
 const MAX_LIMIT: usize = 100;
@@ -22,6 +29,19 @@ const OFFSET_CAP: usize = 10_000;
 /// How far beyond a render window entries are looked for, so that `overflow=true` shows them whole
 /// (entries longer than this are cut here).
 const OVERFLOW_PAD: TimeDelta = TimeDelta::days(8);
+
+/// How long a throttled request is held back under [`RateLimitAnswer::Delayed`].
+const THROTTLE_DELAY: Duration = Duration::from_millis(300);
+
+/// A write accepted but not yet applied ([`super::dialect::LostWrites::LandAfterAnswer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub(crate) lands_at: DateTime<Utc>,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
 
 /// Everything the simulator holds, behind one lock.
 #[derive(Debug)]
@@ -40,17 +60,19 @@ pub(crate) struct Sim {
     pub(crate) fault_rate: Option<(f64, u64)>,
     pub(crate) latency: Duration,
     pub(crate) log: Vec<SimRequest>,
-    pub(crate) create_answer: CreateAnswer,
-    pub(crate) v3_answer: V3Answer,
-    pub(crate) layers_reversed_on_get: bool,
+    pub(crate) dialect: PagerDutyDialect,
     pub(crate) max_batch: usize,
     /// The `ratelimit-reset` (seconds) of simulated 429s.
     pub(crate) rate_limit_reset: u64,
+    /// Writes whose answer was lost before they landed.
+    pub(crate) pending: Vec<Pending>,
+    /// Attempts of each delete so far (the account lock refuses the first ones).
+    pub(crate) delete_attempts: HashMap<String, u32>,
 }
 
 /// An answer being built.
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     body: Body,
     headers: Vec<(&'static str, String)>,
     delay: Duration,
@@ -96,17 +118,7 @@ impl Reply {
         Reply::json(status, json!({ "error": error }))
     }
 
-    fn rate_limited(reset_seconds: u64) -> Reply {
-        let mut r = Reply::error(429, "Rate Limit Exceeded", 2020, &[]);
-        r.headers = vec![
-            ("ratelimit-limit", "960".into()),
-            ("ratelimit-remaining", "0".into()),
-            ("ratelimit-reset", reset_seconds.to_string()),
-        ];
-        r
-    }
-
-    fn template(self) -> ResponseTemplate {
+    pub(crate) fn template(self) -> ResponseTemplate {
         let mut t = ResponseTemplate::new(self.status);
         for (k, v) in self.headers {
             t = t.insert_header(k, v.as_str());
@@ -146,24 +158,6 @@ fn invalid_input(errors: &[String]) -> Reply {
     Reply::error(400, "Invalid Input Provided", 2001, errors)
 }
 
-/// What PagerDuty answers for a kind of error (faults injected as [`Fault::Fail`]).
-fn failure(error: &Error, reset_seconds: u64) -> Reply {
-    match error {
-        Error::RateLimited { .. } => Reply::rate_limited(reset_seconds),
-        Error::Transient { .. } => Reply::text(503, "Service Unavailable"),
-        Error::PermissionDenied { .. } => Reply::error(403, "Access Denied", 2010, &[]),
-        Error::Unauthenticated { .. } => Reply::text(401, "Unauthorized"),
-        Error::NotFound { .. } => not_found(),
-        Error::Rejected { message } => invalid_input(std::slice::from_ref(message)),
-        Error::UnknownMember { email, .. } => invalid_input(&[format!("User {email} not found")]),
-        Error::Conflict { message } => {
-            Reply::error(409, "Conflict", 2001, std::slice::from_ref(message))
-        }
-        Error::InvalidResponse { .. } => Reply::text(200, "{\"overrides\": [{\"id\": "),
-        _ => Reply::text(500, "Internal Server Error"),
-    }
-}
-
 fn time(t: DateTime<Utc>, zone: Tz) -> String {
     t.with_timezone(&zone)
         .to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -173,6 +167,12 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// `t` floored to the minute.
+fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t - TimeDelta::seconds(i64::from(t.second()))
+        - TimeDelta::nanoseconds(i64::from(t.nanosecond()))
 }
 
 struct Query(Vec<(String, String)>);
@@ -210,22 +210,53 @@ impl Query {
         }
         Ok((limit, offset))
     }
+
+    /// Whether `text` matches `query=` (case-insensitive substring; no query matches all).
+    fn matches(&self, texts: &[&str]) -> bool {
+        match self.get("query") {
+            None | Some("") => true,
+            Some(q) => {
+                let q = q.to_lowercase();
+                texts.iter().any(|t| t.to_lowercase().contains(&q))
+            }
+        }
+    }
 }
 
-fn page<T>(
-    items: Vec<T>,
-    key: &str,
-    limit: usize,
-    offset: usize,
-    to_json: impl Fn(&T) -> Value,
-) -> Reply {
+/// A classic page: `total` is `null` unless `total=true` (then the count of every match).
+fn page<T>(items: Vec<T>, key: &str, query: &Query, to_json: impl Fn(&T) -> Value) -> Reply {
+    let (limit, offset) = match query.page() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let total = items.len();
     let shown: Vec<Value> = items.iter().skip(offset).take(limit).map(to_json).collect();
     let more = offset + shown.len() < total;
+    let total = if query.flag("total") {
+        json!(total)
+    } else {
+        Value::Null
+    };
     Reply::json(
         200,
-        json!({ key: shown, "limit": limit, "offset": offset, "more": more, "total": null }),
+        json!({ key: shown, "limit": limit, "offset": offset, "more": more, "total": total }),
     )
+}
+
+/// Seconds of `window` the entries cover, as a percentage (PagerDuty's
+/// `rendered_coverage_percentage`).
+fn coverage(entries: &[Rendered], window: Window) -> Value {
+    let total = (window.end() - window.start()).num_seconds();
+    if total <= 0 {
+        return json!(0);
+    }
+    let covered: i64 = entries
+        .iter()
+        .map(|e| (e.end.min(window.end()) - e.start.max(window.start())).num_seconds())
+        .filter(|s| *s > 0)
+        .sum();
+    let percent = (covered as f64) * 100.0 / (total as f64);
+    json!((percent * 100.0).round() / 100.0)
 }
 
 impl Sim {
@@ -242,6 +273,29 @@ impl Sim {
             Some(k) if k == self.read_only_key => KeyKind::ReadOnly,
             _ => KeyKind::Invalid,
         }
+    }
+
+    /// Applies the writes whose time has come, each at the instant it lands.
+    pub(crate) fn settle_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending.sort_by_key(|p| p.lands_at);
+        let now = self.account.now;
+        let due: Vec<Pending> = self
+            .pending
+            .iter()
+            .filter(|p| p.lands_at <= now)
+            .cloned()
+            .collect();
+        self.pending.retain(|p| p.lands_at > now);
+        for p in due {
+            self.account.now = p.lands_at.min(now);
+            let segments: Vec<&str> = p.path.trim_matches('/').split('/').collect();
+            let query = Query(p.query.clone());
+            let _ = self.apply_write(&p.method, &segments, &query, &p.body);
+        }
+        self.account.now = now;
     }
 
     fn handle(&mut self, request: &Request) -> Reply {
@@ -265,6 +319,7 @@ impl Sim {
         let (accept, content_type) = (header("accept"), header("content-type"));
         let step = self.clock_step;
         self.account.advance(step);
+        self.settle_pending();
         self.calls += 1;
         let write = method != "GET";
         if write {
@@ -305,7 +360,7 @@ impl Sim {
     }
 
     /// A deterministic draw in `[0, 1)` (splitmix64).
-    fn draw(state: &mut u64) -> f64 {
+    pub(crate) fn draw(state: &mut u64) -> f64 {
         *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = *state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -314,16 +369,94 @@ impl Sim {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn random_fault(&mut self) -> Option<Reply> {
+    /// Whether the seeded fault rate draws a fault for this request: `Some(true)` a rate limit,
+    /// `Some(false)` a 503.
+    fn random_fault(&mut self) -> Option<bool> {
         let (fraction, state) = self.fault_rate.as_mut()?;
         if Self::draw(state) >= *fraction {
             return None;
         }
-        let reset = self.rate_limit_reset;
-        Some(if Self::draw(state) < 0.5 {
-            Reply::rate_limited(reset)
-        } else {
-            Reply::text(503, "Service Unavailable")
+        Some(Self::draw(state) < 0.5)
+    }
+
+    /// The rate limit as the dialect answers it: a refusal, or (`Delayed`) `None`, the request
+    /// then served late.
+    fn rate_limited(&self) -> Option<Reply> {
+        match self.dialect.rate_limit {
+            RateLimitAnswer::WithHeaders => {
+                let mut r = Reply::error(429, "Rate Limit Exceeded", 2020, &[]);
+                r.headers = vec![
+                    ("ratelimit-limit", "960".into()),
+                    ("ratelimit-remaining", "0".into()),
+                    ("ratelimit-reset", self.rate_limit_reset.to_string()),
+                ];
+                Some(r)
+            }
+            RateLimitAnswer::WithoutHeaders => Some(Reply::empty(429)),
+            RateLimitAnswer::Delayed => None,
+        }
+    }
+
+    fn unauthorized(&self) -> Reply {
+        match self.dialect.unauthorized_body {
+            UnauthorizedBody::Json => Reply::error(401, "Authentication failed", 2006, &[]),
+            UnauthorizedBody::TextPlain => Reply::text(401, "HTTP Token: Access denied.\n"),
+        }
+    }
+
+    fn forbidden(&self) -> Reply {
+        match self.dialect.error_texts {
+            ErrorTexts::Captured => Reply::json(
+                403,
+                json!({ "error": { "code": 403, "errors": [], "message": "Insufficient permissions" } }),
+            ),
+            ErrorTexts::Invented => Reply::error(403, "Access Denied", 2010, &[]),
+        }
+    }
+
+    fn account_locked(&self) -> Reply {
+        match self.dialect.error_texts {
+            ErrorTexts::Captured => invalid_input(&[
+                "License error: Unable to perform request at this time. account could not be locked"
+                    .into(),
+            ]),
+            ErrorTexts::Invented => {
+                Reply::error(400, "Account Busy", 2001, &["The account is busy, try again".into()])
+            }
+        }
+    }
+
+    fn item_error(&self, refusal: &ItemRefusal) -> String {
+        let captured = self.dialect.error_texts == ErrorTexts::Captured;
+        match (refusal, captured) {
+            (ItemRefusal::EndsBeforeStart, true) => "Override must end after its start".into(),
+            (ItemRefusal::EndsBeforeStart, false) => "Invalid time range".into(),
+            (ItemRefusal::EndsInThePast, true) => "Override must end in the future".into(),
+            (ItemRefusal::EndsInThePast, false) => "End time is in the past".into(),
+            (ItemRefusal::BadTimes, _) => "Override start and end must be valid times".into(),
+            (ItemRefusal::UnknownUser(id), true) => format!("User {id} not found"),
+            (ItemRefusal::UnknownUser(id), false) => format!("No such person {id}"),
+            (ItemRefusal::NoSchedule, _) => "Schedule not found".into(),
+        }
+    }
+
+    /// What PagerDuty answers for a kind of error (faults injected as [`Fault::Fail`]).
+    fn failure(&self, error: &Error) -> Option<Reply> {
+        Some(match error {
+            Error::RateLimited { .. } => return self.rate_limited(),
+            Error::Transient { .. } => Reply::text(503, "Service Unavailable"),
+            Error::PermissionDenied { .. } => self.forbidden(),
+            Error::Unauthenticated { .. } => self.unauthorized(),
+            Error::NotFound { .. } => not_found(),
+            Error::Rejected { message } => invalid_input(std::slice::from_ref(message)),
+            Error::UnknownMember { email, .. } => {
+                invalid_input(&[format!("User {email} not found")])
+            }
+            Error::Conflict { message } => {
+                Reply::error(409, "Conflict", 2001, std::slice::from_ref(message))
+            }
+            Error::InvalidResponse { .. } => Reply::text(200, "{\"overrides\": [{\"id\": "),
+            _ => Reply::text(500, "Internal Server Error"),
         })
     }
 
@@ -337,31 +470,57 @@ impl Sim {
         write: bool,
     ) -> Reply {
         if matches!(key, KeyKind::Invalid | KeyKind::Missing) {
-            // PagerDuty's 401 is not always JSON (go-pagerduty#469).
-            return Reply::text(401, "Unauthorized");
+            return self.unauthorized();
         }
         // Faults injected for this very request come first: a seeded random fault must not swallow
         // the one a test placed on, say, the first write.
         let fault = self.take_fault(write);
         let http_fault = self.take_http_fault(write);
+        let mut throttled = Duration::ZERO;
         if fault.is_none() && http_fault.is_none() {
-            if self.rate_limited > 0 {
+            let limited = if self.rate_limited > 0 {
                 self.rate_limited -= 1;
-                return Reply::rate_limited(self.rate_limit_reset);
-            }
-            if let Some(reply) = self.random_fault() {
-                return reply;
+                true
+            } else {
+                match self.random_fault() {
+                    Some(true) => true,
+                    Some(false) => return Reply::text(503, "Service Unavailable"),
+                    None => false,
+                }
+            };
+            if limited {
+                match self.rate_limited() {
+                    Some(refusal) => return refusal,
+                    None => throttled = THROTTLE_DELAY,
+                }
             }
         }
+        let late = self.dialect.lost_writes.delay();
+        let lands_later = write && !late.is_zero();
         match fault {
-            Some(Fault::Fail(e)) => return failure(&e, self.rate_limit_reset),
+            Some(Fault::Fail(e)) => match self.failure(&e) {
+                Some(reply) => return reply,
+                None => throttled = THROTTLE_DELAY,
+            },
             Some(Fault::LoseResponse) => {
-                self.route(method, path, query, body, key, write);
+                if lands_later {
+                    self.defer(method, path, query, body, late);
+                } else {
+                    self.route(method, path, query, body, key, write);
+                }
                 return Reply::text(502, "Bad Gateway");
             }
             None => {}
         }
+        if let (Some(HttpFault::Slow(d)), true) = (http_fault, lands_later) {
+            // Still being processed when the client gives up: a gateway's timeout, later the write.
+            self.defer(method, path, query, body, late);
+            let mut reply = Reply::text(504, "Gateway Timeout");
+            reply.delay += d;
+            return reply;
+        }
         let mut reply = self.route(method, path, query, body, key, write);
+        reply.delay += throttled;
         match http_fault {
             Some(HttpFault::MalformedBody) if reply.status < 300 => {
                 reply = Reply::text(200, "{\"schedules\": [{\"id\": \"P");
@@ -373,6 +532,17 @@ impl Sim {
             _ => {}
         }
         reply
+    }
+
+    /// Keeps a write to apply `after` from now.
+    fn defer(&mut self, method: &str, path: &str, query: &Query, body: &[u8], after: TimeDelta) {
+        self.pending.push(Pending {
+            lands_at: self.account.now + after,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.0.clone(),
+            body: body.to_vec(),
+        });
     }
 
     fn route(
@@ -387,7 +557,7 @@ impl Sim {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         if write && (key == KeyKind::ReadOnly || self.read_only) {
             // Read-only keys get 403 on every non-GET ([KB-KEYS]).
-            return Reply::error(403, "Access Denied", 2010, &[]);
+            return self.forbidden();
         }
         match (method, segments.as_slice()) {
             ("GET", ["users"]) => self.list_users(query),
@@ -395,18 +565,35 @@ impl Sim {
             ("GET", ["schedules"]) => self.list_schedules(query),
             ("GET", ["schedules", id]) => self.get_schedule(id, query),
             ("GET", ["schedules", id, "overrides"]) => self.list_overrides(id, query),
-            ("POST", ["schedules", id, "overrides"]) => self.create_overrides(id, body),
-            ("DELETE", ["schedules", id, "overrides", o]) => self.delete_override(id, o),
-            _ => Reply {
-                routed: false,
-                ..Reply::error(
-                    404,
-                    &format!("Not Found: the simulator has no endpoint {method} {path}"),
-                    2100,
-                    &[],
-                )
+            ("GET", ["schedules", id, "users"]) => self.schedule_users(id, query),
+            _ => match self.apply_write(method, &segments, query, body) {
+                Some(reply) => reply,
+                None => Reply {
+                    routed: false,
+                    ..Reply::error(
+                        404,
+                        &format!("Not Found: the simulator has no endpoint {method} {path}"),
+                        2100,
+                        &[],
+                    )
+                },
             },
         }
+    }
+
+    /// The write endpoints; `None` for anything else.
+    fn apply_write(
+        &mut self,
+        method: &str,
+        segments: &[&str],
+        _query: &Query,
+        body: &[u8],
+    ) -> Option<Reply> {
+        Some(match (method, segments) {
+            ("POST", ["schedules", id, "overrides"]) => self.create_overrides(id, body),
+            ("DELETE", ["schedules", id, "overrides", o]) => self.delete_override(id, o),
+            _ => return None,
+        })
     }
 
     fn user_json(&self, id: &str) -> Value {
@@ -415,8 +602,9 @@ impl Sim {
         };
         json!({
             "id": u.id, "type": "user", "summary": u.name, "name": u.name, "email": u.email,
-            "time_zone": "UTC", "role": "user", "job_title": null,
+            "time_zone": "UTC", "role": "user",
             "self": format!("https://api.pagerduty.com/users/{}", u.id),
+            "html_url": format!("https://subdomain.pagerduty.com/users/{}", u.id),
             "contact_methods": [{ "id": format!("C{}", u.id), "type": "phone_contact_method_reference", "summary": "Mobile" }],
         })
     }
@@ -427,16 +615,23 @@ impl Sim {
             .user(id)
             .map(|u| u.name.clone())
             .unwrap_or_default();
-        json!({ "id": id, "type": "user_reference", "summary": name })
+        json!({
+            "id": id, "type": "user_reference", "summary": name,
+            "self": format!("https://api.pagerduty.com/users/{id}"),
+            "html_url": format!("https://subdomain.pagerduty.com/users/{id}"),
+        })
     }
 
+    /// `GET /users`: `query` matches a name or an email (python-pagerduty's `find` relies on it).
     fn list_users(&self, query: &Query) -> Reply {
-        let (limit, offset) = match query.page() {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let ids: Vec<String> = self.account.users.iter().map(|u| u.id.clone()).collect();
-        page(ids, "users", limit, offset, |id| self.user_json(id))
+        let ids: Vec<String> = self
+            .account
+            .users
+            .iter()
+            .filter(|u| query.matches(&[&u.name, &u.email]))
+            .map(|u| u.id.clone())
+            .collect();
+        page(ids, "users", query, |id| self.user_json(id))
     }
 
     fn get_user(&self, id: &str) -> Reply {
@@ -455,23 +650,26 @@ impl Sim {
             .collect();
         json!({
             "id": s.id, "type": "schedule", "summary": s.name, "name": s.name,
-            "time_zone": s.zone.name(), "description": null,
+            "time_zone": s.zone.name(),
             "self": format!("https://api.pagerduty.com/schedules/{}", s.id),
+            "html_url": format!("https://subdomain.pagerduty.com/schedules/{}", s.id),
             "users": users, "escalation_policies": [], "teams": [],
         })
     }
 
+    /// `GET /schedules`: `query` matches the name.
     fn list_schedules(&self, query: &Query) -> Reply {
-        let (limit, offset) = match query.page() {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
         let layers = query.includes("schedule_layers");
-        let listed: Vec<&SimSchedule> = self.account.schedules.values().collect();
-        page(listed, "schedules", limit, offset, |s| {
+        let listed: Vec<&SimSchedule> = self
+            .account
+            .schedules
+            .values()
+            .filter(|s| query.matches(&[&s.name]))
+            .collect();
+        page(listed, "schedules", query, |s| {
             let mut v = self.schedule_head(s);
             if layers {
-                v["schedule_layers"] = json!(self.layers_json(s, None, false));
+                v["schedule_layers"] = json!(self.layers_json(s, s.zone, None, false));
             }
             v
         })
@@ -500,60 +698,85 @@ impl Sim {
             .collect()
     }
 
+    /// A restriction's local start in the schedule's zone, as shown in `zone` (restrictions
+    /// "respect the time_zone parameter of the request"): moved by the offsets' difference at the
+    /// layer's virtual start.
+    fn restriction_start(
+        layer: &SimLayer,
+        schedule_zone: Tz,
+        zone: Tz,
+        seconds: u32,
+    ) -> (u32, i64) {
+        use chrono::Offset;
+        let at = layer.virtual_start;
+        let from = at
+            .with_timezone(&schedule_zone)
+            .offset()
+            .fix()
+            .local_minus_utc();
+        let to = at.with_timezone(&zone).offset().fix().local_minus_utc();
+        let shifted = i64::from(seconds) + i64::from(to - from);
+        let day_shift = shifted.div_euclid(86_400);
+        (
+            u32::try_from(shifted.rem_euclid(86_400)).unwrap_or(0),
+            day_shift,
+        )
+    }
+
     fn layers_json(
         &self,
         s: &SimSchedule,
+        zone: Tz,
         render: Option<(Window, Window)>,
         overflow: bool,
     ) -> Vec<Value> {
+        let turns = self.dialect.layer_turns;
         let mut layers: Vec<Value> = s
             .layers
             .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let r = &l.rotation;
-                let at = |t| time(oncall_core::resolve_local(s.zone, t), s.zone);
-                let users: Vec<Value> = r
-                    .participants
+            .map(|l| {
+                let users: Vec<Value> = l
+                    .users
                     .iter()
-                    .filter_map(|p| match p {
-                        Participant::Member(e) => self.account.user_by_email(e.as_str()),
-                        Participant::Nobody => None,
-                    })
-                    .map(|u| json!({ "user": self.user_ref(&u.id) }))
+                    .map(|u| json!({ "user": self.user_ref(u) }))
                     .collect();
-                let unit = match r.unit {
-                    oncall_core::RotationUnit::Hourly => 3_600,
-                    oncall_core::RotationUnit::Daily => 86_400,
-                    oncall_core::RotationUnit::Weekly => 604_800,
-                };
-                let restrictions: Vec<Value> = r
+                let restrictions: Vec<Value> = l
                     .restrictions
                     .iter()
                     .map(|x| {
-                        let start = x.start.format("%H:%M:%S").to_string();
-                        match x.day {
+                        let (seconds, day_shift) =
+                            Self::restriction_start(l, s.zone, zone, x.start_of_day);
+                        let start = NaiveTime::from_num_seconds_from_midnight_opt(seconds, 0)
+                            .unwrap_or(NaiveTime::MIN)
+                            .format("%H:%M:%S")
+                            .to_string();
+                        match x.weekday {
                             None => json!({ "type": "daily_restriction", "start_time_of_day": start, "duration_seconds": x.duration_seconds }),
-                            Some(d) => json!({ "type": "weekly_restriction", "start_day_of_week": d.number_from_monday(), "start_time_of_day": start, "duration_seconds": x.duration_seconds }),
+                            Some(d) => {
+                                let day = (i64::from(d) - 1 + day_shift).rem_euclid(7) + 1;
+                                json!({ "type": "weekly_restriction", "start_day_of_week": day, "start_time_of_day": start, "duration_seconds": x.duration_seconds })
+                            }
                         }
                     })
                     .collect();
                 let mut v = json!({
-                    "id": l.id, "name": r.name,
-                    "start": at(r.effective_from.unwrap_or(r.start).max(r.start)),
-                    "end": r.end.map(at),
-                    "rotation_virtual_start": at(r.start),
-                    "rotation_turn_length_seconds": unit * i64::from(r.length),
+                    "id": l.id, "name": l.name,
+                    "start": time(l.start, zone),
+                    "end": l.end.map(|e| time(e, zone)),
+                    "rotation_virtual_start": time(l.virtual_start, zone),
+                    "rotation_turn_length_seconds": l.turn_seconds,
                     "users": users, "restrictions": restrictions,
                 });
                 if let Some((window, padded)) = render {
-                    let entries = Self::in_window(self.account.layer(s, i, padded), window, overflow);
-                    v["rendered_schedule_entries"] = json!(self.entries_json(&entries, s.zone));
+                    let entries =
+                        Self::in_window(render_layer(l, s.zone, padded, turns), window, overflow);
+                    v["rendered_schedule_entries"] = json!(self.entries_json(&entries, zone));
+                    v["rendered_coverage_percentage"] = coverage(&entries, window);
                 }
                 v
             })
             .collect();
-        if self.layers_reversed_on_get {
+        if self.dialect.layer_order == LayerOrder::ReversedOnGet {
             layers.reverse();
         }
         layers
@@ -586,15 +809,25 @@ impl Sim {
     }
 
     fn v3_refusal(&self) -> Reply {
-        match self.v3_answer {
+        match self.dialect.v3_answer {
             V3Answer::NotFound => schedule_not_found(),
             V3Answer::TypeV3 => Reply::error(400, "Invalid Schedule", 3001, &[]),
         }
     }
 
+    /// The `time_zone` a read asks for (default: the schedule's own).
+    fn zone(query: &Query, default: Tz) -> Result<Tz, Reply> {
+        match query.get("time_zone") {
+            None => Ok(default),
+            Some(z) => z
+                .parse()
+                .map_err(|_| invalid_input(&[format!("Time zone {z} is not valid")])),
+        }
+    }
+
     fn get_schedule(&self, id: &str, query: &Query) -> Reply {
         if self.account.v3.contains(id) {
-            return match self.v3_answer {
+            return match self.dialect.v3_answer {
                 V3Answer::NotFound => schedule_not_found(),
                 V3Answer::TypeV3 => Reply::json(
                     200,
@@ -605,6 +838,10 @@ impl Sim {
         let Some(s) = self.account.schedules.get(id) else {
             return schedule_not_found();
         };
+        let zone = match Self::zone(query, s.zone) {
+            Ok(z) => z,
+            Err(r) => return r,
+        };
         let window = match Self::render_window(query) {
             Ok(w) => w,
             Err(r) => return r,
@@ -613,28 +850,28 @@ impl Sim {
         let padded =
             window.and_then(|w| Window::new(w.start() - OVERFLOW_PAD, w.end() + OVERFLOW_PAD).ok());
         let render = window.zip(padded);
-        let sub = |entries: Vec<Rendered>, name: &str| {
-            let entries = match render {
-                Some((w, _)) => Self::in_window(entries, w, overflow),
-                None => Vec::new(),
-            };
-            json!({ "name": name, "rendered_schedule_entries": self.entries_json(&entries, s.zone), "rendered_coverage_percentage": null })
+        let sub = |entries: Vec<Rendered>, name: &str| match render {
+            Some((w, _)) => {
+                let entries = Self::in_window(entries, w, overflow);
+                json!({ "name": name, "rendered_schedule_entries": self.entries_json(&entries, zone), "rendered_coverage_percentage": coverage(&entries, w) })
+            }
+            None => json!({ "name": name, "rendered_schedule_entries": [] }),
         };
         let (overrides, fin) = match padded {
             Some(p) => (
                 self.account.overrides_layer(s, p),
-                self.account.final_schedule(s, p),
+                self.account.final_schedule(s, p, self.dialect.layer_turns),
             ),
             None => (Vec::new(), Vec::new()),
         };
         let mut v = self.schedule_head(s);
-        v["schedule_layers"] = json!(self.layers_json(s, render, overflow));
+        v["schedule_layers"] = json!(self.layers_json(s, zone, render, overflow));
         v["overrides_subschedule"] = sub(overrides, "Overrides");
         v["final_schedule"] = sub(fin, "Final Schedule");
         Reply::json(200, json!({ "schedule": v }))
     }
 
-    fn override_json(&self, o: &super::state::SimOverride, zone: Tz, id: bool) -> Value {
+    fn override_json(&self, o: &SimOverride, zone: Tz, id: bool) -> Value {
         let mut v = json!({ "start": time(o.start, zone), "end": time(o.end, zone), "user": self.user_ref(&o.user_id) });
         if id {
             v["id"] = json!(o.id);
@@ -654,22 +891,66 @@ impl Sim {
             Ok(_) => return invalid_input(&["since and until are required".into()]),
             Err(r) => return r,
         };
-        let overflow = query.flag("overflow");
-        let listed: Vec<Value> = s
-            .overrides
-            .iter()
-            .filter(|o| o.start < window.end() && o.end > window.start())
-            .map(|o| {
-                let mut o = o.clone();
-                if !overflow {
-                    o.start = o.start.max(window.start());
-                    o.end = o.end.min(window.end());
-                }
-                self.override_json(&o, s.zone, true)
-            })
-            .collect();
-        // The spec says 201 for this listing; real PagerDuty presumably answers 200 (UNCONFIRMED).
-        Reply::json(200, json!({ "overrides": listed }))
+        let now = self.account.now;
+        let filter = self.dialect.listing_filter;
+        let listed = self.account.listed(s).filter(|o| match filter {
+            ListingFilter::Intersecting => o.start < window.end() && o.end > window.start(),
+            ListingFilter::StartsInWindow => o.start >= window.start() && o.start < window.end(),
+        });
+        let body = if query.flag("editable") {
+            // "Only future overrides are editable", and only their ids come back.
+            let ids: Vec<Value> = listed
+                .filter(|o| o.start > now)
+                .map(|o| json!({ "id": o.id }))
+                .collect();
+            json!({ "overrides": ids })
+        } else {
+            let overflow = query.flag("overflow");
+            let items: Vec<Value> = listed
+                .map(|o| {
+                    let mut o = o.clone();
+                    if !overflow {
+                        o.start = o.start.max(window.start());
+                        o.end = o.end.min(window.end());
+                    }
+                    self.override_json(&o, s.zone, true)
+                })
+                .collect();
+            json!({ "overrides": items })
+        };
+        let status = match self.dialect.listing_status {
+            ListingStatus::Ok200 => 200,
+            ListingStatus::Created201 => 201,
+        };
+        Reply::json(status, body)
+    }
+
+    /// `GET /schedules/{id}/users`: the users on call in `[since, until)` (default: now), as full
+    /// user objects.
+    fn schedule_users(&self, id: &str, query: &Query) -> Reply {
+        let Some(s) = self.account.schedules.get(id) else {
+            return schedule_not_found();
+        };
+        let now = self.account.now;
+        let window = match Self::render_window(query) {
+            Ok(Some(w)) => w,
+            Ok(None) => match Window::new(now, now + TimeDelta::seconds(1)) {
+                Ok(w) => w,
+                Err(_) => return invalid_input(&[]),
+            },
+            Err(r) => return r,
+        };
+        let mut ids: Vec<String> = Vec::new();
+        for e in self
+            .account
+            .final_schedule(s, window, self.dialect.layer_turns)
+        {
+            if !ids.contains(&e.user_id) {
+                ids.push(e.user_id);
+            }
+        }
+        let users: Vec<Value> = ids.iter().map(|u| self.user_json(u)).collect();
+        Reply::json(200, json!({ "users": users }))
     }
 
     fn create_overrides(&mut self, id: &str, body: &[u8]) -> Reply {
@@ -693,18 +974,30 @@ impl Sim {
                 self.max_batch
             )]);
         }
+        let round = |t: Option<DateTime<Utc>>| match self.dialect.rounding {
+            Rounding::WholeSeconds => t,
+            Rounding::Minutes => t.map(floor_minute),
+        };
+        let listed_from = self.account.now + self.dialect.listing_lag.delay();
         let mut results = Vec::with_capacity(items.len());
         for item in &items {
-            let start = parse_time(item.get("start").and_then(Value::as_str));
-            let end = parse_time(item.get("end").and_then(Value::as_str));
+            let start = round(parse_time(item.get("start").and_then(Value::as_str)));
+            let end = round(parse_time(item.get("end").and_then(Value::as_str)));
             let user = item
                 .pointer("/user/id")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let echo = json!({ "start": item.get("start"), "end": item.get("end"), "user": self.user_ref(user) });
-            results.push(match self.account.create_override(id, start, end, user) {
+            let created = self
+                .account
+                .create_override(id, start, end, user, listed_from);
+            results.push(match created {
                 Ok(o) => (201, Vec::new(), self.override_json(&o, zone, true)),
-                Err(errors) => (400, errors, echo),
+                Err(refusals) => (
+                    400,
+                    refusals.iter().map(|r| self.item_error(r)).collect(),
+                    echo,
+                ),
             });
         }
         if single {
@@ -726,26 +1019,55 @@ impl Sim {
                 })
                 .collect()
         };
-        let body = match self.create_answer {
+        let body = match self.dialect.create_answer {
             CreateAnswer::TopLevelArray => json!(statuses()),
             CreateAnswer::WrappedStatuses => json!({ "overrides": statuses() }),
             CreateAnswer::WrappedBare => json!({
                 "overrides": results.iter().filter(|r| r.0 == 201).map(|r| r.2.clone()).collect::<Vec<_>>()
             }),
         };
-        Reply::json(201, body)
+        let all_failed = !results.is_empty() && results.iter().all(|r| r.0 != 201);
+        let status = match (all_failed, self.dialect.all_failed_status) {
+            (true, AllFailedStatus::BadRequest400) => 400,
+            _ => 201,
+        };
+        Reply::json(status, body)
     }
 
     fn delete_override(&mut self, id: &str, override_id: &str) -> Reply {
         if self.account.v3.contains(id) {
             return self.v3_refusal();
         }
+        let refusals = match self.dialect.delete_answer {
+            DeleteAnswer::Documented => None,
+            DeleteAnswer::AccountLocked { refusals } => Some((refusals, true)),
+            DeleteAnswer::TimedOut { refusals } => Some((refusals, false)),
+        };
+        if let Some((refusals, lock)) = refusals {
+            let attempts = self
+                .delete_attempts
+                .entry(format!("{id}/{override_id}"))
+                .or_insert(0);
+            if *attempts < refusals {
+                *attempts += 1;
+                return if lock {
+                    self.account_locked()
+                } else {
+                    Reply::text(408, "Request Timeout")
+                };
+            }
+        }
         match self.account.delete_override(id, override_id) {
             Ok(true) => Reply::empty(200),
             Ok(false) => Reply::empty(204),
             Err(Refusal::NotFound("schedule")) => schedule_not_found(),
-            Err(Refusal::NotFound(_)) => not_found(),
-            Err(Refusal::Invalid(errors)) => Reply::error(400, "Invalid Override", 2001, &errors),
+            Err(Refusal::NotFound(_)) => Reply::error(404, "Override Not Found", 4004, &[]),
+            Err(Refusal::Past) => Reply::error(
+                400,
+                "Invalid Override",
+                2001,
+                &["Cannot delete an override that has already ended".into()],
+            ),
         }
     }
 }
@@ -761,5 +1083,18 @@ mod tests {
         let low = draws.iter().filter(|d| **d < 0.25).count();
         assert!((150..350).contains(&low), "{low}");
         assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+    }
+
+    #[test]
+    fn coverage_is_a_percentage_of_the_window() {
+        let t = |h| DateTime::<Utc>::UNIX_EPOCH + TimeDelta::hours(h);
+        let w = Window::new(t(0), t(8)).unwrap();
+        let e = |s, e| Rendered {
+            start: t(s),
+            end: t(e),
+            user_id: "U".into(),
+        };
+        assert_eq!(coverage(&[e(0, 2), e(6, 9)], w), json!(50.0));
+        assert_eq!(coverage(&[], w), json!(0.0));
     }
 }

@@ -35,13 +35,14 @@
 //!
 //! Keys: [`PagerDutySimulator::READ_WRITE_KEY`] may do everything,
 //! [`PagerDutySimulator::READ_ONLY_KEY`] gets 403 on every non-GET (as PagerDuty's read-only keys
-//! do), and any other key gets 401 with a body that is not JSON.
+//! do), and any other key gets 401 (JSON, or text as the dialect says).
 //!
 //! Faults: [`VendorSimulator::inject`] takes the core's faults, counted per HTTP request
 //! ([`Trigger::Call`]) or per POST/DELETE ([`Trigger::Write`]): a [`Fault::Fail`] answers what
 //! PagerDuty answers for that kind of error and changes nothing (a rate limit: 429 with
 //! `ratelimit-*` headers; a transient failure: 503; a permission error: 403 ...);
-//! [`Fault::LoseResponse`] applies the request and answers 502. Beyond those:
+//! [`Fault::LoseResponse`] applies the request and answers 502 (under
+//! [`LostWrites::LandAfterAnswer`] a write lands only later, by the simulator's clock). Beyond those:
 //! [`PagerDutySimulator::inject_http`] ([`HttpFault`]: a malformed or incomplete 200, a slow answer),
 //! [`PagerDutySimulator::set_fault_rate`] (a seeded fraction of requests answered 429 or 503),
 //! [`VendorSimulator::rate_limit_next`], [`PagerDutySimulator::set_latency`]. A dropped connection
@@ -52,21 +53,38 @@
 //! kind, headers that matter and status; a request to an endpoint PagerDuty does not have (or that
 //! R10 does not allow) is answered 404 and logged with `routed: false`.
 //!
-//! Vendor behaviour the reference leaves UNCONFIRMED is configurable: the shape of create answers
-//! ([`CreateAnswer`]), how a shift-based (v3) schedule id answers ([`V3Answer`]), and whether GET
-//! lists layers in reverse of POST order ([`PagerDutySimulator::set_layers_reversed_on_get`]).
+//! Vendor behaviour the reference leaves UNCONFIRMED is a [`PagerDutyDialect`]: one switch per
+//! point, each with every plausible reading, the documented (or captured) one by default. Start a
+//! simulator under one with [`PagerDutySimulator::start_with`] (or change it with
+//! [`PagerDutySimulator::set_dialect`]); [`PagerDutyDialect::variants`] names the settings tests
+//! iterate. Layers are rendered from their PagerDuty configuration under the dialect's reading of
+//! turns (wall clock or absolute seconds), not with the core's rotation expansion.
+//!
+//! Besides what the adapter calls, the simulator answers as the official spec documents where a
+//! client may look: `total=true` counts, `query` filters users (name or email) and schedules
+//! (name), `editable=true` lists only future overrides by id, `time_zone` renders a schedule in
+//! another zone, `rendered_coverage_percentage` is computed for a window, and `GET
+//! /schedules/{id}/users` lists who is on call.
 
+mod dialect;
 mod http;
 mod state;
+
+pub use dialect::{
+    AllFailedStatus, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, LayerTurns, ListingFilter,
+    ListingLag, ListingStatus, LostWrites, PagerDutyDialect, RateLimitAnswer, Rounding,
+    UnauthorizedBody, V3Answer,
+};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
 use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
 use oncall_core::{
-    Email, OnCallPeriod, Override, OverrideId, Participant, RetryPolicy, Span, VendorSchedule,
-    VendorScheduleId, Window,
+    Email, OnCallPeriod, Override, OverrideId, Participant, RetryPolicy, Rotation, RotationUnit,
+    Span, VendorSchedule, VendorScheduleId, Window,
 };
 use wiremock::{Mock, MockServer};
 
@@ -119,28 +137,6 @@ pub enum HttpFault {
     Slow(Duration),
 }
 
-/// Which documented shape a batch create answers in (which one PagerDuty sends today is not
-/// settled: the spec and python-pagerduty say a top-level array, the v2→v3 guide a wrapped list).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreateAnswer {
-    /// `[{"status": 201, "override": {...}}, {"status": 400, "errors": [...], ...}]` (the spec).
-    TopLevelArray,
-    /// `{"overrides": [status objects]}`.
-    WrappedStatuses,
-    /// `{"overrides": [created overrides]}`: failed items are left out.
-    WrappedBare,
-}
-
-/// How the v2 API answers for a shift-based (v3) schedule id (UNCONFIRMED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum V3Answer {
-    /// `GET /schedules/{id}` answers the schedule with `type: schedule_v3` (an upgraded schedule
-    /// keeps its id and flips its type); its override endpoints answer 400.
-    TypeV3,
-    /// Every v2 endpoint answers 404.
-    NotFound,
-}
-
 /// A simulated PagerDuty account on `127.0.0.1` (see the [module docs](self)).
 pub struct PagerDutySimulator {
     server: MockServer,
@@ -171,8 +167,14 @@ impl PagerDutySimulator {
         .await
     }
 
-    /// Starts a simulator whose clock reads `now`.
+    /// Starts a simulator whose clock reads `now`, speaking the default dialect.
     pub async fn start_at(now: DateTime<Utc>) -> PagerDutySimulator {
+        Self::start_with(now, PagerDutyDialect::default()).await
+    }
+
+    /// Starts a simulator whose clock reads `now`, reading every UNCONFIRMED point as `dialect`
+    /// says.
+    pub async fn start_with(now: DateTime<Utc>, dialect: PagerDutyDialect) -> PagerDutySimulator {
         let state = Arc::new(Mutex::new(Sim {
             account: state::Account {
                 now,
@@ -190,11 +192,11 @@ impl PagerDutySimulator {
             fault_rate: None,
             latency: Duration::ZERO,
             log: Vec::new(),
-            create_answer: CreateAnswer::TopLevelArray,
-            v3_answer: V3Answer::TypeV3,
-            layers_reversed_on_get: true,
+            dialect,
             max_batch: oncall_core::Capabilities::PAGERDUTY.max_batch,
             rate_limit_reset: 1,
+            pending: Vec::new(),
+            delete_attempts: std::collections::HashMap::new(),
         }));
         let server = MockServer::builder().start().await;
         Mock::given(wiremock::matchers::any())
@@ -204,8 +206,21 @@ impl PagerDutySimulator {
         PagerDutySimulator { server, state }
     }
 
+    /// The state, with every write whose time has come applied.
     fn lock(&self) -> MutexGuard<'_, Sim> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut sim = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        sim.settle_pending();
+        sim
+    }
+
+    /// The dialect the simulator speaks.
+    pub fn dialect(&self) -> PagerDutyDialect {
+        self.lock().dialect
+    }
+
+    /// Changes the dialect (from the next request on).
+    pub fn set_dialect(&self, dialect: PagerDutyDialect) {
+        self.lock().dialect = dialect;
     }
 
     /// The base URL to give a provider.
@@ -275,19 +290,29 @@ impl PagerDutySimulator {
         self.lock().account.v3.insert(id.to_owned());
     }
 
-    /// How a v3 schedule id answers.
+    /// How a v3 schedule id answers (the dialect's [`PagerDutyDialect::v3_answer`]).
     pub fn set_v3_answer(&self, answer: V3Answer) {
-        self.lock().v3_answer = answer;
+        self.lock().dialect.v3_answer = answer;
     }
 
-    /// Which shape batch creates answer in.
+    /// Which shape batch creates answer in (the dialect's [`PagerDutyDialect::create_answer`]).
     pub fn set_create_answer(&self, answer: CreateAnswer) {
-        self.lock().create_answer = answer;
+        self.lock().dialect.create_answer = answer;
     }
 
-    /// Whether GET lists layers in reverse of POST order (default: yes, as the reference reads it).
+    /// Whether GET lists layers in reverse of POST order (the dialect's
+    /// [`PagerDutyDialect::layer_order`]).
     pub fn set_layers_reversed_on_get(&self, reversed: bool) {
-        self.lock().layers_reversed_on_get = reversed;
+        self.lock().dialect.layer_order = if reversed {
+            LayerOrder::ReversedOnGet
+        } else {
+            LayerOrder::PostOrder
+        };
+    }
+
+    /// Writes whose answer was lost and that have not landed yet.
+    pub fn pending_writes(&self) -> usize {
+        self.lock().pending.len()
     }
 
     /// Extra time every answer takes.
@@ -324,6 +349,43 @@ fn period(sim: &Sim, r: state::Rendered) -> Option<OnCallPeriod> {
     })
 }
 
+/// A core rotation as the layer PagerDuty would keep for it.
+fn layer_of(a: &mut state::Account, r: &Rotation, zone: Tz) -> state::SimLayer {
+    let at = |t| oncall_core::resolve_local(zone, t);
+    let unit = match r.unit {
+        RotationUnit::Hourly => 3_600,
+        RotationUnit::Daily => 86_400,
+        RotationUnit::Weekly => 604_800,
+    };
+    let users = r
+        .participants
+        .iter()
+        .filter_map(|p| match p {
+            Participant::Member(e) => Some(a.ensure_user(e.as_str(), e.as_str())),
+            Participant::Nobody => None,
+        })
+        .collect();
+    let restrictions = r
+        .restrictions
+        .iter()
+        .map(|x| state::SimRestriction {
+            weekday: x.day.map(|d| d.number_from_monday()),
+            start_of_day: x.start.num_seconds_from_midnight(),
+            duration_seconds: x.duration_seconds,
+        })
+        .collect();
+    state::SimLayer {
+        id: a.layer_id(),
+        name: r.name.clone(),
+        start: at(r.effective_from.unwrap_or(r.start).max(r.start)),
+        end: r.end.map(at),
+        virtual_start: at(r.start),
+        turn_seconds: unit * i64::from(r.length),
+        users,
+        restrictions,
+    }
+}
+
 impl VendorSimulator for PagerDutySimulator {
     fn now(&self) -> DateTime<Utc> {
         self.lock().account.now
@@ -338,8 +400,10 @@ impl VendorSimulator for PagerDutySimulator {
     }
 
     /// Members become users of the account (an existing user of the same email, in any case, is
-    /// kept); rotations become layers, the first rotation the highest-precedence layer (the last in
-    /// POST order). Nobody slots cannot be shown on the wire: they stay gaps in the rendering.
+    /// kept); rotations become layers as PagerDuty keeps them, the first rotation the
+    /// highest-precedence layer (the last in POST order): turn 0 at the rotation's start, coverage
+    /// from its effective start to its end, the turn length in seconds, members in order and
+    /// restrictions in local time. PagerDuty has no empty turns: nobody slots are left out.
     fn add_schedule(&self, schedule: VendorSchedule) {
         let mut sim = self.lock();
         let a = &mut sim.account;
@@ -348,21 +412,14 @@ impl VendorSimulator for PagerDutySimulator {
             .iter()
             .map(|m| a.ensure_user(&m.name, m.email.as_str()))
             .collect();
-        for r in &schedule.rotations {
-            for p in &r.participants {
-                if let Participant::Member(e) = p {
-                    a.ensure_user(e.as_str(), e.as_str());
-                }
-            }
-        }
-        let layers = schedule.rotations.into_iter().rev().collect();
-        a.put_schedule(
-            &schedule.id.0,
-            &schedule.name,
-            schedule.zone,
-            layers,
-            member_ids,
-        );
+        let zone = schedule.zone;
+        let layers = schedule
+            .rotations
+            .iter()
+            .rev()
+            .map(|r| layer_of(a, r, zone))
+            .collect();
+        a.put_schedule(&schedule.id.0, &schedule.name, zone, layers, member_ids);
     }
 
     fn overrides(&self, schedule: &VendorScheduleId) -> Vec<Override> {
@@ -384,11 +441,13 @@ impl VendorSimulator for PagerDutySimulator {
         list
     }
 
+    /// A person's override, listed at once (a listing lags only the API's creates).
     fn insert_override(&self, schedule: &VendorScheduleId, span: Span) -> OverrideId {
         let mut sim = self.lock();
         let a = &mut sim.account;
         let user = a.ensure_user(span.member.as_str(), span.member.as_str());
-        let created = a.insert_override(&schedule.0, span.start, span.end, user);
+        let now = a.now;
+        let created = a.insert_override(&schedule.0, span.start, span.end, user, now);
         OverrideId::new(created.map(|o| o.id).unwrap_or_default())
     }
 
@@ -415,7 +474,7 @@ impl VendorSimulator for PagerDutySimulator {
             return Vec::new();
         };
         sim.account
-            .overrides_layer(s, window)
+            .true_overrides_layer(s, window)
             .into_iter()
             .filter_map(|r| period(&sim, r))
             .collect()
@@ -433,6 +492,7 @@ impl VendorSimulator for PagerDutySimulator {
         self.lock().rate_limited = calls;
     }
 
+    /// Clears pending faults; writes already accepted but not landed still land.
     fn clear_faults(&self) {
         let mut sim = self.lock();
         sim.faults.clear();
@@ -449,14 +509,15 @@ impl VendorSimulator for PagerDutySimulator {
 
 /// Members of the simulated account by email, for tests that check a mapping.
 impl PagerDutySimulator {
-    /// The final schedule as PagerDuty would render it over `window` (layers and overrides).
+    /// The final schedule as PagerDuty would render it over `window` (layers and overrides, as
+    /// a read shows them now).
     pub fn final_schedule(&self, schedule: &VendorScheduleId, window: Window) -> Vec<OnCallPeriod> {
         let sim = self.lock();
         let Some(s) = sim.account.schedules.get(&schedule.0) else {
             return Vec::new();
         };
         sim.account
-            .final_schedule(s, window)
+            .final_schedule(s, window, sim.dialect.layer_turns)
             .into_iter()
             .filter_map(|r| period(&sim, r))
             .collect()
