@@ -62,6 +62,7 @@ fn input(spans: usize, existing: usize) -> Input {
         ledger,
         last_run: None,
         mode: Default::default(),
+        home: None,
     };
     Input {
         desired: Desired::new(now, desired_spans, hour(spans)).expect("valid spans"),

@@ -61,7 +61,7 @@ pub use drift::{
     accept_drift, AcceptError, Accepted, AssigneeEdit, Drift, DriftFate, DriftId, DriftStretch,
     PersonChange, Proposal,
 };
-pub use error::{Error, Resource, SharedAcrossConnections, ValidationError};
+pub use error::{Error, LedgerElsewhere, Resource, SharedAcrossConnections, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
@@ -80,8 +80,8 @@ pub use rotation::{
     Rotation, RotationUnit,
 };
 pub use state::{
-    DestinationId, DestinationMode, DestinationState, InMemoryStateStore, LastRun, StateStore,
-    Versioned,
+    DestinationId, DestinationMode, DestinationState, InMemoryStateStore, LastRun, LedgerHome,
+    StateStore, Versioned,
 };
 pub use sync::{
     apply_plan, retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome,

@@ -80,6 +80,7 @@ pub fn sample_state(seed: u32) -> DestinationState {
         } else {
             DestinationMode::Manual
         },
+        home: None,
     }
 }
 
