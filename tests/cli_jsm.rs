@@ -215,7 +215,7 @@ fn a_jsm_connection_is_read_from_the_config() {
     assert_eq!(provider.name(), "jsm");
     assert_eq!(
         provider.account().as_deref(),
-        Some("jsm site https://acme.atlassian.net/")
+        Some("jsm https://api.atlassian.com/")
     );
     assert!(config.prober(&ConnectionId("jsm".into()), &env).is_ok());
     let no_email = |name: &str| (name == "JSM_TOKEN").then(|| "t".to_owned());
@@ -273,7 +273,7 @@ fn a_jsm_connection_is_read_from_the_config() {
         .unwrap();
     assert_eq!(
         provider.account().as_deref(),
-        Some("jsm https://api.atlassian.com/jsm/ops/api/c-1")
+        Some("jsm https://api.atlassian.com/")
     );
 }
 

@@ -90,8 +90,8 @@ pub mod testkit;
 mod timeline;
 
 pub use builder::{JsmBuilder, DEFAULT_API_BASE_URL, DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT};
-pub use directory::UNKNOWN_RETRY;
+pub use directory::{SEARCH_RESULTS, UNKNOWN_RETRY};
 pub use pagination::PAGE_SIZE;
-pub use provider::JsmProvider;
+pub use provider::{JsmProvider, CUT_RESENDS};
 pub use recipient::{Responder, RESERVED_DOMAIN};
 pub use timeline::CHUNK_DAYS;
