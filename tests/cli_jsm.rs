@@ -503,3 +503,42 @@ async fn migrate_refuses_bad_usage_and_a_read_only_account_fails_on_jsm() {
         run.stdout
     );
 }
+
+/// With the old connection unreadable (its key's variable unset), `migrate` says so in one note,
+/// words spaced as written, and still moves the destination from the ledger's spans.
+#[tokio::test]
+async fn migrate_notes_an_unreadable_old_connection_in_one_plain_sentence() {
+    let w = World::new().await;
+    w.write_config(&w.config(14, "og", "og-sched"));
+    let sync = w.run(&["sync", "--now", &rfc3339(now()), "--json"]);
+    assert_eq!(sync.code, 0, "{}{}", sync.stdout, sync.stderr);
+    w.jsm
+        .import_migrated(&w.og, &[vendor_schedule()], MigrationDialect::default());
+    let mut config = w.config(14, "og", "og-sched");
+    config["connections"][0]["api_key_env"] = json!("OG_KEY_GONE");
+    w.write_config(&config);
+    let dry = w.run(&[
+        "migrate",
+        "--destination",
+        "platform-primary",
+        "--to-connection",
+        "jsm",
+        "--now",
+        &rfc3339(now() + TimeDelta::hours(1)),
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let note = dry
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("note: the old connection og cannot be read"))
+        .unwrap_or_else(|| panic!("no note: {}", dry.stderr));
+    assert!(
+        note.ends_with(
+            "overrides a person changed there before the move are not looked for by their \
+             changed span"
+        ),
+        "{note:?}"
+    );
+    assert!(!note.contains("  "), "spacing: {note:?}");
+}

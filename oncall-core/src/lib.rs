@@ -67,7 +67,7 @@ pub use rotation::{
 pub use state::{
     DestinationId, DestinationState, InMemoryStateStore, LastRun, StateStore, Versioned,
 };
-pub use sync::{migrate, Found, MigratedEntry, Migration, MigrationReport};
+pub use sync::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use sync::{
     retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome, Outcome,
     SyncError, SyncMode, SyncOptions, SyncReport, SyncStatus, SyncTarget,

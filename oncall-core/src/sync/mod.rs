@@ -16,7 +16,7 @@ mod migrate;
 mod retire;
 mod run;
 
-pub use migrate::{migrate, Found, MigratedEntry, Migration, MigrationReport};
+pub use migrate::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use retire::retire;
 
 /// A host-chosen identifier of a connection (one vendor account and key).
