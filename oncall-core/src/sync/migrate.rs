@@ -473,15 +473,15 @@ async fn read_old_copy(m: &Migration<'_>, entry: &Override) -> OldCopy {
 }
 
 /// Whether two spans are one override as a vendor holds it at `now`: the same person and end, and
-/// the same start, or both started (a migration may copy a running override from its own instant:
-/// only the part from now on is compared). A running override's ends within
+/// the same start, or both started by now (a migration may copy a running override from its own
+/// instant: only the part from now on is compared). A running override's ends within
 /// [`CLOCK_SKEW`] of each other are one end: a cut lands at the vendor's now, a little after the
 /// sync's.
 fn same_as_held(a: &Span, b: &Span, now: DateTime<Utc>) -> bool {
     if a.member != b.member {
         return false;
     }
-    let running = a.start < now && b.start < now;
+    let running = a.start <= now && b.start <= now;
     let starts = a.start == b.start || running;
     let ends = a.end == b.end || (running && (a.end - b.end).abs() < CLOCK_SKEW);
     starts && ends
