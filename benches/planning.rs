@@ -61,6 +61,7 @@ fn input(spans: usize, existing: usize) -> Input {
         high_water: Some(hour(exported)),
         ledger,
         last_run: None,
+        home: None,
     };
     Input {
         desired: Desired::new(now, desired_spans, hour(spans)).expect("valid spans"),

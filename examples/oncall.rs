@@ -637,10 +637,14 @@ const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The destinations a writing command holds, and the store it saves them through.
 ///
 /// A state file needs no claim: its lock serialises saves, and no worker syncs from it. In
-/// PostgreSQL, workers may be syncing the same destinations: each is claimed as a worker claims
-/// it, due or not, under a holder of its own (`cli-<pid>-<random>`), and synced through the claims' fenced view; one
-/// under another holder's live lease is refused (reported, nothing sent for it). The claims are
-/// renewed while the command works, and given back with the destinations due as they were.
+/// PostgreSQL, workers may be syncing the same destinations: they are claimed by name on the
+/// lease API (`claim_named_group`), due or not, under a holder of their own
+/// (`cli-<pid>-<random>`); one under another holder's live lease is refused (reported, nothing
+/// sent for it). The command's work runs under the group's guard (`LeasedGroup::run`: renewed
+/// every third of the lease, stopped at its deadline), every vendor call through a guarded
+/// provider (`guard_provider`: the deadline checked right before each call) and every save
+/// through the group's fenced store; the claims are given back with the destinations due as
+/// they were.
 enum Claimed<'a> {
     File(&'a FileStateStore),
     #[cfg(feature = "postgres")]
@@ -650,13 +654,11 @@ enum Claimed<'a> {
 /// A command's claims in PostgreSQL.
 #[cfg(feature = "postgres")]
 struct Leased {
-    store: oncall_sync::postgres::PostgresStateStore,
-    holder: String,
-    claims: Vec<oncall_sync::postgres::Claim>,
+    /// `None` when another holder keeps every destination asked for.
+    group: Option<oncall_sync::postgres::LeasedGroup>,
     refused: Vec<oncall_sync::postgres::HeldElsewhere>,
-    fenced: oncall_sync::postgres::FencedStore,
-    /// When the claim was asked for: the leases run from (a little after) then.
-    asked: std::time::Instant,
+    /// The store of a command that holds nothing: it refuses every destination.
+    nothing: oncall_sync::postgres::FencedStore,
 }
 
 impl StateBackend {
@@ -667,19 +669,16 @@ impl StateBackend {
             StateBackend::File(f) => Ok(Claimed::File(f)),
             #[cfg(feature = "postgres")]
             StateBackend::Postgres(store) => {
-                let holder = oncall_sync::postgres::unique_holder("cli");
-                let asked = std::time::Instant::now();
-                let (claims, refused) = store
-                    .claim_now(&holder, destinations, CLAIM_LEASE)
+                let options =
+                    oncall_sync::postgres::LeaseOptions::new("cli").with_lease(CLAIM_LEASE);
+                let (group, refused) = store
+                    .claim_named_group(&options, destinations)
                     .await
                     .map_err(|e| Stop::Failed(e.to_string()))?;
                 Ok(Claimed::Postgres(Box::new(Leased {
-                    store: store.clone(),
-                    fenced: store.fenced(&claims),
-                    holder,
-                    claims,
+                    group,
                     refused,
-                    asked,
+                    nothing: store.fenced(&[]),
                 })))
             }
             // Commands that write open the database for writing (migrated), never unwritten.
@@ -689,6 +688,20 @@ impl StateBackend {
             )),
         }
     }
+
+    /// The request budget every process over the same database shares, per connection.
+    #[cfg(feature = "postgres")]
+    fn rate_budget(&self) -> Option<Arc<dyn oncall_sync::RateBudget>> {
+        match self {
+            StateBackend::Postgres(store) => Some(Arc::new(store.rate_budget())),
+            _ => None,
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn rate_budget(&self) -> Option<Arc<dyn oncall_sync::RateBudget>> {
+        None
+    }
 }
 
 impl Claimed<'_> {
@@ -697,7 +710,10 @@ impl Claimed<'_> {
         match self {
             Claimed::File(f) => *f,
             #[cfg(feature = "postgres")]
-            Claimed::Postgres(l) => &l.fenced,
+            Claimed::Postgres(l) => match &l.group {
+                Some(group) => group.store(),
+                None => &l.nothing,
+            },
         }
     }
 
@@ -707,7 +723,10 @@ impl Claimed<'_> {
         match self {
             Claimed::File(_) => true,
             #[cfg(feature = "postgres")]
-            Claimed::Postgres(l) => l.claims.iter().any(|c| &c.destination == destination),
+            Claimed::Postgres(l) => l
+                .group
+                .as_ref()
+                .is_some_and(|g| g.claims().iter().any(|c| &c.destination == destination)),
         }
     }
 
@@ -724,13 +743,34 @@ impl Claimed<'_> {
         }
     }
 
+    /// `provider` as this command sends through it: refusing every call once the claims'
+    /// deadline has passed.
+    fn guard(&self, provider: &Arc<dyn Provider>) -> Arc<dyn Provider> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Claimed::Postgres(l) => match &l.group {
+                Some(group) => Arc::new(group.guard_provider(provider.clone())),
+                None => provider.clone(),
+            },
+            _ => provider.clone(),
+        }
+    }
+
     /// Runs `work` while the claims are held: renewed every third of the lease, and stopped
-    /// (an error) if they are lost or could not be renewed in time.
+    /// (an error) if they are lost or could not be renewed in time, or if it panics.
     async fn hold_while<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Stop> {
         match self {
-            Claimed::File(_) => Ok(work.await),
             #[cfg(feature = "postgres")]
-            Claimed::Postgres(l) => l.hold_while(work).await,
+            Claimed::Postgres(l) => match &l.group {
+                Some(group) => group.run(work).await.map_err(|interrupted| {
+                    Stop::Failed(format!(
+                        "this command ({}) was stopped: {interrupted}; a later sync finishes the work",
+                        group.holder()
+                    ))
+                }),
+                None => Ok(work.await),
+            },
+            _ => Ok(work.await),
         }
     }
 
@@ -739,12 +779,11 @@ impl Claimed<'_> {
     async fn give_back(&self) {
         #[cfg(feature = "postgres")]
         if let Claimed::Postgres(l) = self {
-            for claim in &l.claims {
-                if let Err(e) = l.store.give_back(&l.holder, claim).await {
+            if let Some(group) = &l.group {
+                if let Err(e) = group.release_rest(std::time::Duration::ZERO).await {
                     eprintln!(
-                        "warning: destination {} was not given back ({e}): its claim runs out \
-                         within {} s",
-                        claim.destination,
+                        "warning: this command's claims were not all given back ({e}): they run \
+                         out within {} s",
                         CLAIM_LEASE.as_secs()
                     );
                 }
@@ -753,40 +792,15 @@ impl Claimed<'_> {
     }
 }
 
-#[cfg(feature = "postgres")]
-impl Leased {
-    async fn hold_while<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Stop> {
-        let margin = CLAIM_LEASE / 4;
-        let mut deadline = self.asked + CLAIM_LEASE - margin;
-        let mut work = std::pin::pin!(work);
-        loop {
-            let renew_at = tokio::time::sleep(CLAIM_LEASE / 3);
-            tokio::select! {
-                // The deadline first: once it has passed, the work is not polled again.
-                biased;
-                () = tokio::time::sleep_until(deadline.into()) => return Err(self.lost()),
-                () = renew_at => {
-                    let sent = std::time::Instant::now();
-                    match self.store.renew(&self.holder, &self.claims, CLAIM_LEASE).await {
-                        Ok(kept) if kept.len() == self.claims.len() => {
-                            deadline = sent + CLAIM_LEASE - margin;
-                        }
-                        Ok(_) => return Err(self.lost()),
-                        Err(e) => eprintln!("warning: renewing this command's claims failed: {e}"),
-                    }
-                }
-                done = &mut work => return Ok(done),
-            }
-        }
-    }
-
-    fn lost(&self) -> Stop {
-        Stop::Failed(format!(
-            "this command ({}) lost its claims (they could not be renewed in time): stopped; a \
-             later sync finishes the work",
-            self.holder
-        ))
-    }
+/// The providers of `claimed`'s command: each guarded by its claims.
+fn guarded(
+    claimed: &Claimed<'_>,
+    providers: &BTreeMap<ConnectionId, Arc<dyn Provider>>,
+) -> BTreeMap<ConnectionId, Arc<dyn Provider>> {
+    providers
+        .iter()
+        .map(|(id, p)| (id.clone(), claimed.guard(p)))
+        .collect()
 }
 
 /// Every destination of the config with its connection's provider.
@@ -819,7 +833,14 @@ async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
         _ => Access::Write,
     };
     let p = checked.open(&s.state, access).await?;
-    let mut targets = sync_targets(&p.config, &providers)?;
+    // Over PostgreSQL, each connection's requests share one budget with every other process.
+    let providers = match p.store.rate_budget() {
+        Some(budget) if mode != SyncMode::DryRun => p
+            .config
+            .destination_providers_with_budget(&process_env, Some(&budget))?,
+        _ => providers,
+    };
+    let targets = sync_targets(&p.config, &providers)?;
     let options = SyncOptions {
         now: p.now,
         horizon: p.config.horizon(),
@@ -835,6 +856,8 @@ async fn export(s: &Stateful, mode: SyncMode) -> Result<bool, Stop> {
     }
     let ids: Vec<DestinationId> = targets.iter().map(|t| t.destination.id.clone()).collect();
     let claimed = p.store.claim(&ids).await?;
+    let guarded = guarded(&claimed, &providers);
+    let mut targets = sync_targets(&p.config, &guarded)?;
     targets.retain(|t| claimed.holds(&t.destination.id));
     let report = claimed
         .hold_while(sync(&p.schedule, &targets, claimed.store(), options))
@@ -1202,6 +1225,7 @@ async fn retire_destination(s: &Stateful, id: &str, mode: SyncMode) -> Result<bo
         .await
     } else {
         let claimed = p.store.claim(std::slice::from_ref(&destination.id)).await?;
+        let provider = claimed.guard(&provider);
         let report = match claimed.refused().first() {
             Some((_, holder)) => Ok(held_elsewhere(&p, &destination, holder).await),
             None => {
@@ -1294,29 +1318,40 @@ async fn migrate_destination(
         _ => Access::Write,
     };
     let p = checked.open(&s.state, access).await?;
-    let migration = |store| {
-        oncall_sync::migrate(
-            oncall_sync::Migration {
-                destination: &destination,
-                from: old_side.as_deref(),
-                to_connection: &to_connection,
-                to: new_side.as_ref(),
-                to_schedule: to_schedule.as_ref(),
-                now: p.now,
-                mode,
-            },
-            store,
-        )
+    let migration = |store, from: Option<Arc<dyn Provider>>, to: Arc<dyn Provider>| {
+        let (destination, to_connection, to_schedule) =
+            (&destination, &to_connection, &to_schedule);
+        async move {
+            oncall_sync::migrate(
+                oncall_sync::Migration {
+                    destination,
+                    from: from.as_deref(),
+                    to_connection,
+                    to: to.as_ref(),
+                    to_schedule: to_schedule.as_ref(),
+                    now: p.now,
+                    mode,
+                },
+                store,
+            )
+            .await
+        }
     };
     let report = if mode == SyncMode::DryRun {
-        migration(p.store.store()).await
+        migration(p.store.store(), old_side.clone(), new_side.clone()).await
     } else {
         let claimed = p.store.claim(std::slice::from_ref(&destination.id)).await?;
         let result = match claimed.refused().first() {
             Some((_, holder)) => Err(Error::Conflict {
                 message: format!("held by {holder}: not moved; try again once it is released"),
             }),
-            None => claimed.hold_while(migration(claimed.store())).await?,
+            None => {
+                let from = old_side.as_ref().map(|p| claimed.guard(p));
+                let to = claimed.guard(&new_side);
+                claimed
+                    .hold_while(migration(claimed.store(), from, to))
+                    .await?
+            }
         };
         claimed.give_back().await;
         result

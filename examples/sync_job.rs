@@ -5,14 +5,17 @@
 //! sync_job --config FILE [--database-env VAR] [--schema NAME] [--period-secs S]
 //! ```
 //!
-//! Each run states the config's destinations (`reconcile`), then claims what is due, a group per
-//! host schedule, syncs each group under its lease guard (renewed while it works, stopped at its
-//! deadline, a panic caught), releases each destination with its next due time, and exits when
-//! nothing is due any more: 0 when every destination it ran is in step, 1 otherwise, 2 for bad
+//! Each run states the config's destinations (`reconcile`), then claims what is due of the
+//! config's host schedule (other schedules' destinations are left alone, to their own jobs), one
+//! group at a time (a group claimed is run at once: its leases are renewed only while it runs),
+//! syncs it under its lease guard (renewed while it works, stopped at its deadline, a panic
+//! caught), releases each destination with its next due time, and exits when nothing is due any
+//! more: 0 when every destination it ran is in step, 1 otherwise, 2 for bad
 //! usage or config. Run it as often as you like, from as many machines as you like, beside
 //! workers: a destination is synced by one holder at a time. The database URL is read from the
 //! environment variable `--database-env` names (`DATABASE_URL` by default), the vendors' keys
-//! from the variables the config names.
+//! from the variables the config names. Every provider shares its connection's request rate
+//! with every other process over the same database (`PostgresStateStore::rate_budget`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +27,9 @@ use chrono::Utc;
 use clap::Parser;
 use oncall_sync::config::{process_env, Config};
 use oncall_sync::postgres::{Dropped, LeaseOptions, LeasedGroup, PostgresStateStore};
-use oncall_sync::{sync, ConnectionId, Provider, SyncMode, SyncOptions, SyncStatus, SyncTarget};
+use oncall_sync::{
+    sync, ConnectionId, Provider, RateBudget, SyncMode, SyncOptions, SyncStatus, SyncTarget,
+};
 
 /// A sync job over PostgreSQL and the oncall CLI's config file, on the lease API.
 #[derive(Debug, Parser)]
@@ -77,11 +82,10 @@ async fn run(cli: Cli) -> Result<bool, (u8, String)> {
     let usage = |e: String| (2, e);
     let database = |e: oncall_sync::Error| (1, e.to_string());
     let config = Config::from_file(&cli.config).map_err(|e| usage(format!("config: {e}")))?;
-    let providers = config
+    // The keys are checked before the database is reached.
+    config
         .destination_providers(&process_env)
-        .map_err(|e| usage(format!("config: {e}")))?
-        .into_iter()
-        .collect();
+        .map_err(|e| usage(format!("config: {e}")))?;
     let url = std::env::var(&cli.database_env)
         .ok()
         .filter(|u| !u.is_empty())
@@ -92,6 +96,13 @@ async fn run(cli: Cli) -> Result<bool, (u8, String)> {
         .with_schema(&cli.schema)
         .map_err(|e| usage(e.to_string()))?;
     store.migrate().await.map_err(database)?;
+    // One request budget per connection, shared with every process over this database.
+    let budget: Arc<dyn RateBudget> = Arc::new(store.rate_budget());
+    let providers = config
+        .destination_providers_with_budget(&process_env, Some(&budget))
+        .map_err(|e| usage(format!("config: {e}")))?
+        .into_iter()
+        .collect();
     // 1. State the schedule's destinations; one the config no longer names is kept at the
     //    vendor and taken out of the workers' hands (Dropped::Retire would delete its overrides).
     store
@@ -103,11 +114,15 @@ async fn run(cli: Cli) -> Result<bool, (u8, String)> {
         providers,
         period: Duration::from_secs(cli.period_secs),
     };
-    // 2. Claim what is due, a group per host schedule, until nothing is.
+    // 2. Claim what is due of this config's schedule, a group at a time, until nothing is.
     let options = LeaseOptions::new("sync-job");
+    let schedule = job.config.schedule_id().clone();
     let (mut ran, mut all_ok) = (0, true);
     loop {
-        let groups = store.claim_groups(&options, 4).await.map_err(database)?;
+        let groups = store
+            .claim_groups_of(&options, &schedule, 1)
+            .await
+            .map_err(database)?;
         if groups.is_empty() {
             break;
         }
@@ -124,14 +139,16 @@ impl Job {
     /// 3. Syncs one group under its lease guard and releases each destination; whether all
     ///    are in step.
     async fn sync_group(&self, group: &LeasedGroup) -> bool {
-        let ours = group.schedule() == Some(self.config.schedule_id());
         // A job runs at the system clock: reading it is the host's part (the core never does).
         #[allow(clippy::disallowed_methods)]
         let now = Utc::now();
         let schedule = match self.config.schedule(now) {
-            Ok(schedule) if ours => schedule,
-            // Another host schedule's (another config on the same schema): left to its job.
-            _ => return self.put_back(group, Duration::from_secs(60)).await,
+            Ok(schedule) => schedule,
+            Err(e) => {
+                eprintln!("the config's schedule: {e}");
+                self.put_back(group, Duration::from_secs(60)).await;
+                return false;
+            }
         };
         let claimed: Vec<_> = self
             .config

@@ -34,7 +34,9 @@ use clap::Parser;
 use oncall_sync::config::{process_env, Config};
 use oncall_sync::postgres::{ConnectOptions, Dropped, PostgresStateStore};
 use oncall_sync::worker::{Host, HostSchedule, Worker, WorkerOptions};
-use oncall_sync::{ConnectionId, DestinationId, Error, Provider, ScheduleId, StateStore};
+use oncall_sync::{
+    ConnectionId, DestinationId, Error, Provider, RateBudget, ScheduleId, StateStore,
+};
 
 /// A sync worker over PostgreSQL and the oncall CLI's config file.
 #[derive(Debug, Parser)]
@@ -102,7 +104,8 @@ enum Stop {
 
 async fn run(cli: Cli) -> Result<bool, Stop> {
     let config = Config::from_file(&cli.config).map_err(|e| Stop::Usage(format!("config: {e}")))?;
-    let providers = config
+    // The keys are checked before the database is reached.
+    config
         .destination_providers(&process_env)
         .map_err(|e| Stop::Usage(format!("config: {e}")))?;
     let url = std::env::var(&cli.database_env)
@@ -110,6 +113,11 @@ async fn run(cli: Cli) -> Result<bool, Stop> {
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Stop::Usage(format!("set {} to the PostgreSQL URL", cli.database_env)))?;
     let store = connect(&url, &cli.schema, cli.concurrency).await?;
+    // One request budget per connection, shared with every worker over this database.
+    let budget: Arc<dyn RateBudget> = Arc::new(store.rate_budget());
+    let providers = config
+        .destination_providers_with_budget(&process_env, Some(&budget))
+        .map_err(|e| Stop::Usage(format!("config: {e}")))?;
     // The config states the schedule's destinations: one it no longer names is taken out of
     // the workers' hands, its overrides left as they are (`oncall retire` deletes them).
     store
@@ -157,11 +165,28 @@ async fn run(cli: Cli) -> Result<bool, Stop> {
     }
     worker
         .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down: finishing or releasing what this worker holds");
+            let signal = shutdown_signal().await;
+            eprintln!("{signal}: shutting down, finishing or releasing what this worker holds");
         })
         .await;
     Ok(true)
+}
+
+/// Completes at the first SIGINT (ctrl-c) or SIGTERM (what orchestrators send before they
+/// kill), and says which.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }
 
 async fn connect(url: &str, schema: &str, concurrency: usize) -> Result<PostgresStateStore, Stop> {

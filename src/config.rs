@@ -68,8 +68,8 @@ use chrono_tz::Tz;
 use oncall_core::{
     expand_rotation, merge_rotations, resolve_local, ApiKey, Connection, ConnectionId,
     ConnectionRegistry, Destination, DestinationId, Email, Endpoint, KeyReference, Member,
-    Participant, Provider, ProviderKind, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId,
-    Shift, Usage, ValidationError, VendorScheduleId, Window,
+    Participant, Provider, ProviderKind, RateBudget, RoleIndex, Rotation, RotationUnit, Schedule,
+    ScheduleId, Shift, Usage, ValidationError, VendorScheduleId, Window,
 };
 use serde::Deserialize;
 
@@ -463,13 +463,34 @@ impl Config {
         connection: &ConnectionId,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Arc<dyn Provider>, ConfigError> {
+        self.provider_with_budget(connection, env, None)
+    }
+
+    /// [`provider`](Self::provider), sharing its request rate through `budget` (when given)
+    /// under the connection's id as the budget's key: every process with the same config and
+    /// budget (`PostgresStateStore::rate_budget` over one database, feature `postgres`) then
+    /// sends at the connection's rate in all, and a 429 holds all of them back.
+    pub fn provider_with_budget(
+        &self,
+        connection: &ConnectionId,
+        env: &dyn Fn(&str) -> Option<String>,
+        budget: Option<&Arc<dyn RateBudget>>,
+    ) -> Result<Arc<dyn Provider>, ConfigError> {
         let key = self.api_key(connection, env)?;
         let (index, c) = self.find_connection(connection)?;
         #[cfg(feature = "jsm")]
         if c.provider == ProviderKind::Jsm {
-            return Ok(Arc::new(self.jsm_provider(connection, env)?));
+            let builder = self.jsm_builder(connection, env)?;
+            let builder = match budget {
+                Some(budget) => builder.with_rate_budget(budget.clone(), c.id.0.clone()),
+                None => builder,
+            };
+            return builder
+                .build()
+                .map(|p| Arc::new(p) as Arc<dyn Provider>)
+                .map_err(|e| invalid(format!("connections[{index}]"), e));
         }
-        build_provider(c, &key).map_err(|e| invalid(format!("connections[{index}]"), e))
+        build_provider(c, &key, budget).map_err(|e| invalid(format!("connections[{index}]"), e))
     }
 
     /// A JSM connection's provider, its account e-mail and token from `env`.
@@ -479,6 +500,19 @@ impl Config {
         connection: &ConnectionId,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<crate::jsm::JsmProvider, ConfigError> {
+        let (index, _) = self.find_connection(connection)?;
+        self.jsm_builder(connection, env)?
+            .build()
+            .map_err(|e| invalid(format!("connections[{index}]"), e))
+    }
+
+    /// A JSM connection's builder, its account e-mail and token from `env`.
+    #[cfg(feature = "jsm")]
+    fn jsm_builder(
+        &self,
+        connection: &ConnectionId,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::jsm::JsmBuilder, ConfigError> {
         let key = self.api_key(connection, env)?;
         let (index, c) = self.find_connection(connection)?;
         let at = format!("connections[{index}]");
@@ -511,7 +545,7 @@ impl Config {
         if let Some(base) = &jsm.base_url {
             builder = builder.with_api_base_url(base);
         }
-        builder.build().map_err(|e| invalid(at, e))
+        Ok(builder)
     }
 
     /// What `oncall probe` runs on a connection: its provider's [`oncall_core::Probe`], where this
@@ -539,10 +573,21 @@ impl Config {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<BTreeMap<ConnectionId, Arc<dyn Provider>>, ConfigError> {
+        self.destination_providers_with_budget(env, None)
+    }
+
+    /// [`destination_providers`](Self::destination_providers), each sharing its rate through
+    /// `budget` when given (see [`provider_with_budget`](Self::provider_with_budget)).
+    pub fn destination_providers_with_budget(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        budget: Option<&Arc<dyn RateBudget>>,
+    ) -> Result<BTreeMap<ConnectionId, Arc<dyn Provider>>, ConfigError> {
         let mut providers = BTreeMap::new();
         for d in &self.destinations {
             if !providers.contains_key(&d.connection) {
-                providers.insert(d.connection.clone(), self.provider(&d.connection, env)?);
+                let provider = self.provider_with_budget(&d.connection, env, budget)?;
+                providers.insert(d.connection.clone(), provider);
             }
         }
         Ok(providers)
@@ -571,24 +616,33 @@ pub fn process_env(name: &str) -> Option<String> {
 fn build_provider(
     c: &ConnectionConfig,
     key: &ApiKey,
+    budget: Option<&Arc<dyn RateBudget>>,
 ) -> Result<Arc<dyn Provider>, oncall_core::Error> {
     match c.provider {
         #[cfg(feature = "opsgenie")]
-        ProviderKind::Opsgenie => Ok(Arc::new(
-            crate::opsgenie::OpsgenieProvider::builder()
+        ProviderKind::Opsgenie => {
+            let builder = crate::opsgenie::OpsgenieProvider::builder()
                 .with_api_key(key.expose())
-                .with_region(c.endpoint.region())
-                .build()?,
-        )),
+                .with_region(c.endpoint.region());
+            let builder = match budget {
+                Some(budget) => builder.with_rate_budget(budget.clone(), c.id.0.clone()),
+                None => builder,
+            };
+            Ok(Arc::new(builder.build()?))
+        }
         #[cfg(feature = "pagerduty")]
-        ProviderKind::Pagerduty => Ok(Arc::new(
-            crate::pagerduty::PagerDutyProvider::builder()
+        ProviderKind::Pagerduty => {
+            let builder = crate::pagerduty::PagerDutyProvider::builder()
                 .with_api_key(key.expose())
-                .with_region(c.endpoint.region())
-                .build()?,
-        )),
+                .with_region(c.endpoint.region());
+            let builder = match budget {
+                Some(budget) => builder.with_rate_budget(budget.clone(), c.id.0.clone()),
+                None => builder,
+            };
+            Ok(Arc::new(builder.build()?))
+        }
         other => {
-            let _ = key;
+            let _ = (key, budget);
             Err(oncall_core::Error::Unsupported {
                 message: format!("this build has no {other} adapter (feature \"{other}\")"),
             })

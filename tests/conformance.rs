@@ -65,6 +65,9 @@ impl Provider for WholeBatchFails {
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities()
     }
+    fn account(&self) -> Option<String> {
+        self.0.account()
+    }
     async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         self.0.list_schedules().await
     }

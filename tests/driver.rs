@@ -308,6 +308,9 @@ impl oncall_sync::Provider for Twisted {
     fn capabilities(&self) -> oncall_sync::Capabilities {
         self.0.capabilities()
     }
+    fn account(&self) -> Option<String> {
+        self.0.account()
+    }
     async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
         self.0.list_schedules().await
     }

@@ -101,6 +101,7 @@ async fn world() -> World {
             ok: true,
             error: None,
         }),
+        home: None,
     };
     store.save(&destination().id, 0, &state).await.unwrap();
     World {
@@ -735,4 +736,93 @@ mod http {
             eprintln!("{name}: {found}");
         }
     }
+}
+
+/// After `migrate`, and before the host moves the destination in its config, a sync through the
+/// old connection would plan with a ledger of the new side's ids (days it wrote to the old side
+/// would count as ours, protected, on the new one): refused, typed, nothing written or saved.
+/// Through the new connection it syncs.
+#[tokio::test]
+async fn after_migrate_a_sync_through_the_old_connection_is_refused_and_writes_nothing() {
+    use oncall_sync::{
+        sync, Schedule, ScheduleId, Shift, SyncOptions, SyncTarget, ValidationError,
+    };
+    let w = world().await;
+    let to = ConnectionId("jsm".into());
+    let moved = migrate(
+        Migration {
+            destination: &destination(),
+            from: Some(&w.og),
+            to_connection: &to,
+            to: &w.jsm,
+            to_schedule: None,
+            now: t(10),
+            mode: SyncMode::Apply,
+        },
+        &w.store,
+    )
+    .await
+    .unwrap();
+    let saved = w.store.get(&destination().id).unwrap();
+    let host = Schedule::new(
+        ScheduleId("host".into()),
+        chrono_tz::UTC,
+        vec!["primary".into()],
+        vec![Member::new(ann(), "Ann")],
+        vec![
+            Shift::new(t(8), t(12), vec![Some(ann())]),
+            Shift::new(t(20), t(24), vec![Some(ann())]),
+            Shift::new(t(24), t(30), vec![Some(ann())]),
+        ],
+    )
+    .unwrap();
+    let options = SyncOptions {
+        now: t(10),
+        horizon: None,
+        mode: SyncMode::Apply,
+    };
+    let old = destination();
+    let og_writes = w.og.write_calls();
+    let report = sync(
+        &host,
+        &[SyncTarget {
+            destination: &old,
+            provider: &w.og,
+        }],
+        &w.store,
+        options,
+    )
+    .await
+    .unwrap();
+    let errors = &report.destinations[0].errors;
+    assert!(
+        matches!(
+            errors.first().map(|e| &e.error),
+            Some(Error::InvalidInput(ValidationError::LedgerElsewhere(e)))
+                if e.home.connection == to && e.asked.connection == old.connection
+        ),
+        "{report}"
+    );
+    assert_eq!(w.og.write_calls(), og_writes, "nothing written");
+    assert_eq!(w.store.get(&old.id).unwrap(), saved, "nothing saved");
+    // Through the new connection, as the config says after the edit `migrate` printed.
+    let new = moved.to.clone();
+    let report = sync(
+        &host,
+        &[SyncTarget {
+            destination: &new,
+            provider: &w.jsm,
+        }],
+        &w.store,
+        options,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !report.destinations[0]
+            .errors
+            .iter()
+            .any(|e| matches!(e.error, Error::InvalidInput(_))),
+        "{report}"
+    );
 }

@@ -102,10 +102,13 @@ async fn a_lost_lease_stops_the_work_and_the_guarded_provider_sends_nothing_more
     execute(
         &store,
         &format!(
-            "UPDATE {} SET holder = 'thief', claim_id = nextval('\"{}\".claim_ids'), \
-             version = version + 1",
+            "WITH stolen AS ( \
+                 UPDATE {} SET holder = 'thief', claim_id = nextval('\"{s}\".claim_ids'), \
+                        version = version + 1 RETURNING destination, claim_id) \
+             UPDATE \"{s}\".leases AS l SET holder = 'thief', claim_id = stolen.claim_id \
+             FROM stolen WHERE l.destination = stolen.destination",
             store.table(),
-            store.schema()
+            s = store.schema()
         ),
     )
     .await;
@@ -222,5 +225,86 @@ async fn a_claim_brings_at_most_max_group_destinations_of_a_schedule() {
     for group in &held {
         group.release_rest(Duration::ZERO).await.unwrap();
     }
+    drop_schema(&store).await;
+}
+
+/// A claim of several groups' worth on one large host schedule: the group is still bounded by
+/// `max_group`, those found first included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_never_exceeds_max_group_however_many_are_found_first() {
+    let names: Vec<String> = (0..10).map(|i| format!("d{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let Some(store) = enrolled("guard_bound_limit", &refs).await else {
+        return;
+    };
+    let options = LeaseOptions::new("job").with_max_group(3);
+    let groups = store.claim_groups(&options, 4).await.unwrap();
+    let sizes: Vec<usize> = groups.iter().map(|g| g.claims().len()).collect();
+    for g in &groups {
+        g.release_rest(Duration::ZERO).await.unwrap();
+    }
+    assert_eq!(sizes, vec![3], "one schedule, at most max_group of it");
+    drop_schema(&store).await;
+}
+
+/// A host transaction that asked for a sync (`sync_soon_in`) and is still open holds the
+/// destination's row, not its lease: the holder's renewals go through, and its run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_host_transaction_does_not_stop_a_holders_run() {
+    let Some(store) = enrolled("guard_open_host_tx", &["x"]).await else {
+        return;
+    };
+    let options = LeaseOptions::new("job").with_lease(Duration::from_millis(900));
+    let group = store.claim_groups(&options, 1).await.unwrap().remove(0);
+    let host = store_in(&database_url("guard_open_host_tx").unwrap(), store.schema()).await;
+    let (started_tx, tx_started) = tokio::sync::oneshot::channel();
+    let host_task = tokio::spawn(async move {
+        let mut client = host.pool().get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        host.enroll_in(&*tx, &[destination(&d("x"))], &ScheduleId("s".into()))
+            .await
+            .unwrap();
+        host.sync_soon_in(&*tx, &[d("x")]).await.unwrap();
+        started_tx.send(()).unwrap();
+        // The host's own work in the same transaction: two seconds, past the lease.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tx.commit().await.unwrap();
+    });
+    tx_started.await.unwrap();
+    let result = group
+        .run(async {
+            tokio::time::sleep(Duration::from_millis(1800)).await;
+            "done"
+        })
+        .await;
+    host_task.await.unwrap();
+    group.release_rest(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(result, Ok("done"), "nobody else held x");
+    // The request counted: due at once after the release.
+    let again = store.claim_groups(&options, 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    again[0].release_rest(Duration::ZERO).await.unwrap();
+    drop_schema(&store).await;
+}
+
+/// The guarded provider keeps its provider's account: `sync` refuses two connections to one
+/// account sharing a vendor schedule only when it knows the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guarded_provider_keeps_its_providers_account() {
+    let Some(store) = enrolled("guard_account", &["x"]).await else {
+        return;
+    };
+    let group = store
+        .claim_groups(&LeaseOptions::new("job"), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 3, 1, 9, 0, 0).unwrap();
+    let vendor = InMemoryProvider::pagerduty_like(t0);
+    vendor.set_account(Some("pagerduty https://acme".into()));
+    let raw: Arc<dyn Provider> = Arc::new(vendor);
+    let guarded = group.guard_provider(raw.clone());
+    group.release_rest(Duration::ZERO).await.unwrap();
+    assert_eq!(guarded.account().as_deref(), Some("pagerduty https://acme"));
     drop_schema(&store).await;
 }

@@ -555,3 +555,46 @@ async fn renewals_and_claims_by_name_never_deadlock() {
     );
     drop_schema(&store).await;
 }
+
+/// Each host schedule found first gets its own share of its due siblings: one that sorts
+/// first does not take every sibling slot and leave the others' due siblings behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schedule_found_first_gets_its_own_siblings() {
+    let Some(store) = fresh_store("siblings_fair").await else {
+        return;
+    };
+    let enroll = |name: String, schedule: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .enroll(
+                    &postgres_support::destination(&d(&name)),
+                    &ScheduleId(schedule.into()),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // Due in this order: a0, b0, then a1..a9, b1, b2.
+    enroll("a0".into(), "a").await;
+    enroll("b0".into(), "b").await;
+    for i in 1..10 {
+        enroll(format!("a{i}"), "a").await;
+    }
+    for i in 1..3 {
+        enroll(format!("b{i}"), "b").await;
+    }
+    let claims = store.claim_due_grouped("w", 2, 3, LONG).await.unwrap();
+    let of = |schedule: &str| {
+        claims
+            .iter()
+            .filter(|c| c.schedule.as_ref().is_some_and(|s| s.0 == schedule))
+            .count()
+    };
+    assert_eq!(
+        (of("a"), of("b")),
+        (3, 3),
+        "b's due siblings were left behind"
+    );
+    drop_schema(&store).await;
+}

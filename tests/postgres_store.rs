@@ -100,7 +100,11 @@ async fn many_processes_migrating_at_once_all_succeed_and_apply_each_migration_o
         .await
         .unwrap();
     let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5], "each migration applied once");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4, 5, 6],
+        "each migration applied once"
+    );
     drop(client);
     drop_schema(&store).await;
 }
@@ -401,4 +405,18 @@ async fn a_wrong_password_is_refused_without_the_password_in_the_error() {
             "the server's refusal is reported: {text}"
         );
     }
+}
+
+/// A database that does not exist is a configuration error: permanent, not retried for ever.
+#[tokio::test]
+async fn an_unknown_database_is_a_permanent_error() {
+    let Some(url) = database_url("store_unknown_database") else {
+        return;
+    };
+    let config: oncall_sync::postgres::tokio_postgres::Config = url.parse().unwrap();
+    let port = config.get_ports()[0];
+    let url = format!("postgres://postgres@127.0.0.1:{port}/no_such_database_here");
+    let e = PostgresStateStore::connect(&url).await.unwrap_err();
+    assert!(!e.is_transient(), "an unknown database is transient: {e}");
+    assert!(e.to_string().contains("no_such_database_here"), "{e}");
 }

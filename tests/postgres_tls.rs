@@ -209,3 +209,42 @@ fn assert_permanent<T: std::fmt::Debug>(result: &Result<T, Error>, what: &str) {
         }
     }
 }
+
+/// libpq verifies the server's chain whenever a root certificate is given, in `prefer`,
+/// `require` and `allow` too (`fe-secure-openssl.c`), and `prefer` falls back to a plain
+/// connection when that fails. With a CA that signed nothing here and a role the server takes
+/// only over TLS, no connection is made; with the cluster's CA, all three connect over TLS.
+#[tokio::test]
+async fn a_root_certificate_is_verified_in_prefer_require_and_allow_as_libpq_does() {
+    let Some(c) = cluster("tls_root_every_mode").await else {
+        return;
+    };
+    for mode in ["", "&sslmode=prefer", "&sslmode=require", "&sslmode=allow"] {
+        let params = format!("?sslrootcert={}{mode}", c.ca("other-ca.crt"));
+        let refused =
+            PostgresStateStore::connect(&c.url("oncall_tls_only", "127.0.0.1", &params)).await;
+        assert!(
+            refused.is_err(),
+            "{mode}: connected without verifying the chain"
+        );
+        if mode != "&sslmode=allow" {
+            assert_permanent(&refused, mode);
+        }
+        let params = format!("?sslrootcert={}{mode}", c.ca("ca.crt"));
+        let store = PostgresStateStore::connect(&c.url("oncall_tls_only", "127.0.0.1", &params))
+            .await
+            .unwrap();
+        assert!(over_tls(&store).await, "{mode}");
+    }
+}
+
+/// `allow`: plain first, TLS when the server refuses plain (a role it takes only over TLS).
+#[tokio::test]
+async fn allow_falls_back_to_tls_where_the_server_refuses_plain() {
+    let Some(c) = cluster("tls_allow").await else {
+        return;
+    };
+    let url = c.url("oncall_tls_only", "127.0.0.1", "?sslmode=allow");
+    let store = PostgresStateStore::connect(&url).await.unwrap();
+    assert!(over_tls(&store).await);
+}

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use oncall_sync::postgres::Dropped;
 use oncall_sync::testkit::VendorSimulator;
-use oncall_sync::worker::WorkerOptions;
+use oncall_sync::worker::{WorkerOptions, RELEASE_AT_SHUTDOWN};
 use oncall_sync::{ScheduleId, StateStore};
 use postgres_support::{database_url, drop_schema, unique_schema};
+use worker_support::pg_proxy::PgProxy;
 use worker_support::{day, Fleet};
 
 /// Everything the worker traces, as the fmt subscriber writes it (one global subscriber: the
@@ -370,13 +371,21 @@ async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_take
         row(&fleet, "s000-og").await.holder.as_deref(),
         Some("lost-w1")
     );
-    // The worker's database stalls for s000-og: a transaction locks its row, so its renewals
-    // wait (and so would its save), until its lease has run out by the database's clock.
+    // The worker's database stalls for s000-og: a transaction locks its row and its lease (in
+    // the order every statement locks them), so its renewals wait (and so would its save),
+    // until its lease has run out by the database's clock.
     let mut locker = fleet.store.pool().get().await.unwrap();
     let tx = locker.transaction().await.unwrap();
     let table = fleet.store.table();
+    let leases = format!("\"{}\".leases", fleet.store.schema());
     tx.query_one(
         &format!("SELECT version FROM {table} WHERE destination = 's000-og' FOR UPDATE"),
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.query_one(
+        &format!("SELECT claim_id FROM {leases} WHERE destination = 's000-og' FOR UPDATE"),
         &[],
     )
     .await
@@ -385,9 +394,7 @@ async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_take
         let client = fleet.store.pool().get().await.unwrap();
         client
             .query_one(
-                &format!(
-                    "SELECT lease_expires_at <= now() FROM {table} WHERE destination = 's000-og'"
-                ),
+                &format!("SELECT expires_at <= now() FROM {leases} WHERE destination = 's000-og'"),
                 &[],
             )
             .await
@@ -395,14 +402,19 @@ async fn a_lease_that_ran_out_mid_sync_stops_the_sync_before_another_worker_take
             .get(0)
     })
     .await;
-    // Another worker claims it, as claim_due would: a new holder, claim and version (checked
-    // against the clock: `now()` is the transaction's start).
+    // Another worker claims it, as claim_due would: a new holder, claim and version, and a lease
+    // of its own (checked against the clock: `now()` is the transaction's start).
     let taken = tx
         .execute(
             &format!(
-                "UPDATE {table} SET holder = 'thief', version = version + 1, \
-                 claim_id = nextval('{}.claim_ids'), lease_expires_at = now() + interval '1 hour' \
-                 WHERE destination = 's000-og' AND lease_expires_at <= clock_timestamp()",
+                "WITH stolen AS ( \
+                     UPDATE {table} SET holder = 'thief', version = version + 1, \
+                            claim_id = nextval('{}.claim_ids') \
+                     WHERE destination = 's000-og' RETURNING destination, claim_id) \
+                 UPDATE {leases} AS l SET holder = 'thief', claim_id = stolen.claim_id, \
+                        expires_at = now() + interval '1 hour' \
+                 FROM stolen WHERE l.destination = stolen.destination \
+                   AND l.expires_at <= clock_timestamp()",
                 fleet.store.schema()
             ),
             &[],
@@ -535,6 +547,56 @@ async fn graceful_shutdown_releases_what_it_holds_due_at_once() {
 /// Bug 3 of issue 16: one negative or partial answer from the host (a lagging replica, a second
 /// config on the same schema) must not unenroll destinations for good: they stay enrolled, are
 /// tried again later, and sync once the host names them again.
+/// With the database gone (a partition: every call hangs until its own timeout) while a claim
+/// is in flight and groups are running, a worker still ends within its grace and
+/// `RELEASE_AT_SHUTDOWN` of the moment shutdown is asked (25 s by default, under the 30 s
+/// orchestrators give); what it held runs out by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_within_its_bound_with_the_database_gone() {
+    let Some(fleet) = fleet("worker_shutdown_bound", 2).await else {
+        return;
+    };
+    let config: oncall_sync::postgres::tokio_postgres::Config = fleet.url.parse().unwrap();
+    let port = config.get_ports()[0];
+    let proxy = PgProxy::start(([127, 0, 0, 1], port).into());
+    let user = config.get_user().unwrap_or("postgres");
+    let url = format!(
+        "host=127.0.0.1 port={} user={user} dbname={} connect_timeout=30",
+        proxy.port,
+        config.get_dbname().unwrap_or("postgres")
+    );
+    fleet.og.set_latency(Duration::from_millis(300));
+    fleet.pd.set_latency(Duration::from_millis(300));
+    let grace = Duration::from_secs(1);
+    let w = fleet
+        .start_worker_over(
+            "bound-w1",
+            WorkerOptions {
+                shutdown_grace: grace,
+                lease: Duration::from_secs(60),
+                ..options()
+            },
+            &url,
+        )
+        .await;
+    eventually("the worker holds something", || async {
+        row(&fleet, "s000-og").await.holder.is_some()
+    })
+    .await;
+    proxy.freeze();
+    // Its next claim (it polls every 20 ms) is now in flight, and hangs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = std::time::Instant::now();
+    w.stop.send(()).unwrap();
+    w.task.await.unwrap();
+    let took = asked.elapsed();
+    assert!(
+        took <= grace + RELEASE_AT_SHUTDOWN + Duration::from_millis(1500),
+        "shutdown took {took:?} with a grace of {grace:?}"
+    );
+    drop_schema(&fleet.store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_the_host_leaves_out_once_stays_enrolled_and_syncs_later() {
     let Some(fleet) = fleet("worker_transient_answer", 2).await else {

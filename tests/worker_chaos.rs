@@ -523,9 +523,9 @@ async fn live_leases(fleet: &Fleet) -> HashMap<String, i64> {
     client
         .query(
             &format!(
-                "SELECT holder, count(*) FROM {} WHERE holder IS NOT NULL \
-                 AND lease_expires_at > now() GROUP BY holder",
-                fleet.store.table()
+                "SELECT holder, count(*) FROM \"{}\".leases WHERE expires_at > now() \
+                 GROUP BY holder",
+                fleet.store.schema()
             ),
             &[],
         )

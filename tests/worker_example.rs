@@ -170,6 +170,124 @@ async fn the_sync_job_example_exports_what_is_due_and_then_finds_nothing_due() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The sync job claims its own schedule's destinations only: another host schedule's due
+/// destination (another config's, on the same schema) is neither claimed (its version would
+/// move) nor put off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_job_example_leaves_other_schedules_alone() {
+    let Some(url) = database_url("sync_job_others") else {
+        return;
+    };
+    let Setup {
+        og: _og,
+        pd: _pd,
+        dir,
+        file,
+    } = setup("sync_job_others").await;
+    let schema = unique_schema("sync_job_others");
+    let store = PostgresStateStore::connect(&url)
+        .await
+        .unwrap()
+        .with_schema(&schema)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let other = postgres_support::destination(&DestinationId("other-x".into()));
+    store
+        .enroll(&other, &oncall_sync::ScheduleId("another-config".into()))
+        .await
+        .unwrap();
+    let run = run_example("sync_job", &file, &url, &schema, &[]).await;
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let client = store.pool().get().await.unwrap();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT version, holder, due_at <= now() FROM {} WHERE destination = 'other-x'",
+                store.table()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (version, holder, due): (i64, Option<String>, bool) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        (version, holder, due),
+        (0, None, true),
+        "another schedule's destination was claimed or put off"
+    );
+    drop(client);
+    postgres_support::drop_schema(&store).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Orchestrators stop a worker with SIGTERM: the example shuts down gracefully (exit 0, what it
+/// held released), as on ctrl-c.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_example_shuts_down_gracefully_on_sigterm() {
+    let Some(url) = database_url("worker_example_sigterm") else {
+        return;
+    };
+    let Setup {
+        og: _og,
+        pd: _pd,
+        dir,
+        file,
+    } = setup("worker_example_sigterm").await;
+    let schema = unique_schema("worker_example_sigterm");
+    let mut child = std::process::Command::new(common::example_binary("worker"))
+        .args(["--config", file.to_str().unwrap(), "--schema", &schema])
+        .env("DATABASE_URL", &url)
+        .env("WORKER_TEST_OG_KEY", READ_WRITE_KEY)
+        .env("WORKER_TEST_PD_KEY", PagerDutySimulator::READ_WRITE_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Running: it has exported both destinations (their state is saved).
+    let store = PostgresStateStore::connect(&url)
+        .await
+        .unwrap()
+        .with_schema(&schema)
+        .unwrap();
+    for _ in 0..300 {
+        let ran = store.schema_exists().await.unwrap_or(false) && {
+            let mut all = true;
+            for d in ["og-primary", "pd-secondary"] {
+                let loaded = oncall_sync::StateStore::load(&store, &DestinationId(d.into())).await;
+                all &= loaded.is_ok_and(|s| s.value.last_run.is_some());
+            }
+            all
+        };
+        if ran {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let terminated = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let mut status = None;
+    for _ in 0..300 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
+    postgres_support::drop_schema(&store).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_example_exports_the_config_once_and_then_writes_nothing() {
     let Some(url) = database_url("worker_example") else {

@@ -333,6 +333,21 @@ pub enum ValidationError {
     /// connections (two keys to one account): each would delete the other's overrides as foreign.
     #[error(transparent)]
     SharedVendorScheduleAcrossConnections(Box<SharedAcrossConnections>),
+    /// One destination id given twice with different descriptions (two rows of a host for one
+    /// destination): which one is meant cannot be told.
+    #[error(
+        "destination {destination} is given twice with different connections, vendor schedules \
+         or roles: give each destination id once"
+    )]
+    DuplicateDestination {
+        /// The destination.
+        destination: crate::state::DestinationId,
+    },
+    /// A sync (or retirement) of a destination through another connection or vendor schedule
+    /// than the one its mark and ledger belong to: the ledger's ids would be taken for the other
+    /// side's. Nothing was sent or saved.
+    #[error(transparent)]
+    LedgerElsewhere(Box<LedgerElsewhere>),
     /// An instant with a fraction of a second: the vendors keep whole seconds, so the library
     /// sends nothing finer.
     #[error("{what} {value} has a fraction of a second: instants must be whole seconds")]
@@ -373,4 +388,19 @@ pub struct SharedAcrossConnections {
     pub account: String,
     /// The vendor schedule they share.
     pub schedule: crate::provider::VendorScheduleId,
+}
+
+/// A destination synced away from its ledger ([`ValidationError::LedgerElsewhere`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "destination {destination}: its mark and ledger belong to {home}, not {asked}: sync it \
+     through its connection, or move it there first (migrate)"
+)]
+pub struct LedgerElsewhere {
+    /// The destination.
+    pub destination: crate::state::DestinationId,
+    /// Where its mark and ledger belong.
+    pub home: crate::state::LedgerHome,
+    /// Where the sync was asked to go.
+    pub asked: crate::state::LedgerHome,
 }

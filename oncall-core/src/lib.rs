@@ -46,7 +46,7 @@ pub use connections::{
     Connection, ConnectionError, ConnectionRegistry, Endpoint, KeyReference, ProviderKind, Usage,
 };
 pub use credentials::ApiKey;
-pub use error::{Error, Resource, SharedAcrossConnections, ValidationError};
+pub use error::{Error, LedgerElsewhere, Resource, SharedAcrossConnections, ValidationError};
 pub use import::import_schedule;
 pub use model::{Email, Member, RoleIndex, Schedule, ScheduleId, Shift, Window};
 pub use plan::{
@@ -65,7 +65,7 @@ pub use rotation::{
     Rotation, RotationUnit,
 };
 pub use state::{
-    DestinationId, DestinationState, InMemoryStateStore, LastRun, StateStore, Versioned,
+    DestinationId, DestinationState, InMemoryStateStore, LastRun, LedgerHome, StateStore, Versioned,
 };
 pub use sync::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use sync::{

@@ -42,6 +42,30 @@ pub struct DestinationState {
     pub ledger: Vec<Override>,
     /// The last sync's outcome.
     pub last_run: Option<LastRun>,
+    /// The connection and vendor schedule the mark and ledger belong to (the ledger's ids are
+    /// that schedule's): set by the first sync, moved by [`crate::migrate`]. A sync through
+    /// another is refused. `None` in states saved before it was kept: the next sync sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<LedgerHome>,
+}
+
+/// Where a destination's mark and ledger belong: see [`DestinationState::home`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerHome {
+    /// The connection.
+    pub connection: crate::sync::ConnectionId,
+    /// The vendor schedule of that connection.
+    pub schedule: crate::provider::VendorScheduleId,
+}
+
+impl fmt::Display for LedgerHome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "schedule {} of connection {}",
+            self.schedule, self.connection
+        )
+    }
 }
 
 /// A value with the version it was stored under (0: never stored).
@@ -240,11 +264,21 @@ mod tests {
                 ok: false,
                 error: Some("boom".into()),
             }),
+            home: Some(LedgerHome {
+                connection: crate::sync::ConnectionId("og".into()),
+                schedule: crate::provider::VendorScheduleId("S".into()),
+            }),
         };
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(
             serde_json::from_str::<DestinationState>(&json).unwrap(),
             state
+        );
+        // A state saved before the home was kept reads without one.
+        let old = r#"{"high_water": null, "ledger": [], "last_run": null}"#;
+        assert_eq!(
+            serde_json::from_str::<DestinationState>(old).unwrap(),
+            DestinationState::default()
         );
     }
 }

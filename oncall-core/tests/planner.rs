@@ -113,6 +113,7 @@ fn check(case: Case<'_>, expected: &[&str]) -> Vec<Warning> {
         high_water: case.mark.map(t),
         ledger: case.ledger.iter().map(|s| ov(s)).collect(),
         last_run: None,
+        home: None,
     };
     let vendor: Vec<Override> = case.vendor.iter().map(|s| ov(s)).collect();
     let plan = plan_export(PlanInput {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use oncall_core::pacing::{AdaptiveRate, Pacer};
 use oncall_core::trace::HttpTrace;
-use oncall_core::{ApiKey, Email, Error, RetryPolicy, ValidationError};
+use oncall_core::{
+    ApiKey, BudgetLimit, Email, Error, RateBudget, RetryPolicy, SharedBudget, ValidationError,
+};
 use reqwest::Url;
 
 use crate::client::{Client, ClientSettings};
@@ -59,6 +61,7 @@ pub struct JsmBuilder {
     user_agent: String,
     max_concurrency: usize,
     rate: Rate,
+    rate_budget: Option<(Arc<dyn RateBudget>, String)>,
     trace: Option<Arc<dyn HttpTrace>>,
 }
 
@@ -75,6 +78,10 @@ impl std::fmt::Debug for JsmBuilder {
             .field("retry", &self.retry)
             .field("max_concurrency", &self.max_concurrency)
             .field("rate", &self.rate)
+            .field(
+                "rate_budget",
+                &self.rate_budget.as_ref().map(|(_, key)| key),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +102,7 @@ impl Default for JsmBuilder {
             // JSM Operations' limits are undocumented (reference §5): the rate is found as the
             // connection goes.
             rate: Rate::Adaptive(AdaptiveRate::BRISK),
+            rate_budget: None,
             trace: None,
         }
     }
@@ -192,6 +200,15 @@ impl JsmBuilder {
         self
     }
 
+    /// Shares the request rate with every process whose provider has the same `budget` and
+    /// `key` (a name for the JSM site, never the token): together they stay under the adaptive
+    /// rate's ceiling ([`AdaptiveRate::at_most_per_minute`] sets one), not each of them, and a
+    /// 429 one of them meets holds all of them back for the wait the vendor asked for.
+    pub fn with_rate_budget(mut self, budget: Arc<dyn RateBudget>, key: impl Into<String>) -> Self {
+        self.rate_budget = Some((budget, key.into()));
+        self
+    }
+
     /// Records every HTTP attempt (retries included) in `trace`, with the credentials scrubbed
     /// (the `Authorization` header replaced, the token and the encoded login removed wherever an
     /// answer echoes them). E-mail addresses are left to the trace's sink to redact.
@@ -237,6 +254,16 @@ impl JsmBuilder {
             Rate::Adaptive(rate) => Pacer::adaptive(rate, burst),
             Rate::Unlimited => Pacer::unlimited(),
         };
+        // The shared budget goes at most at the rate's ceiling (requests a minute).
+        let per_minute = match self.rate {
+            Rate::Adaptive(rate) if rate.ceiling.is_finite() => {
+                (rate.ceiling * 60.0).clamp(1.0, f64::from(u32::MAX)) as u32
+            }
+            _ => u32::MAX,
+        };
+        let rate_budget = self
+            .rate_budget
+            .map(|(budget, key)| SharedBudget::new(budget, key, BudgetLimit { per_minute, burst }));
         let client = Client::new(ClientSettings {
             credentials,
             api_base,
@@ -247,6 +274,7 @@ impl JsmBuilder {
             user_agent,
             max_concurrency: self.max_concurrency,
             pacer,
+            rate_budget,
             trace: self.trace,
         })?;
         Ok(JsmProvider::from_parts(client, &known))

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use oncall_core::pacing::Pacer;
 use oncall_core::retry::{run_with_retries, Jitter};
 use oncall_core::trace::{scrub_credential_headers, HttpExchange, HttpTrace};
-use oncall_core::{Error, RetryPolicy, ValidationError};
+use oncall_core::{Error, RetryPolicy, SharedBudget, ValidationError};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, DATE};
 use reqwest::{Method, Url};
 use serde_json::Value;
@@ -110,6 +110,7 @@ pub(crate) struct ClientSettings {
     pub user_agent: String,
     pub max_concurrency: usize,
     pub pacer: Pacer,
+    pub rate_budget: Option<SharedBudget>,
     pub trace: Option<Arc<dyn HttpTrace>>,
 }
 
@@ -126,6 +127,8 @@ pub(crate) struct Client {
     retry: RetryPolicy,
     max_concurrency: usize,
     pacer: Mutex<Pacer>,
+    /// The site's rate shared with other processes, if the host set one.
+    rate_budget: Option<SharedBudget>,
     permits: Semaphore,
     jitter: Jitter,
     trace: Option<Arc<dyn HttpTrace>>,
@@ -165,6 +168,7 @@ impl Client {
             user_agent,
             max_concurrency,
             pacer,
+            rate_budget,
             trace,
         } = settings;
         let max_concurrency = max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
@@ -196,6 +200,7 @@ impl Client {
             retry,
             max_concurrency,
             pacer: Mutex::new(pacer),
+            rate_budget,
             permits: Semaphore::new(max_concurrency),
             jitter: Jitter::new(jitter_seed()),
             trace,
@@ -349,6 +354,9 @@ impl Client {
         if let Error::RateLimited { retry_after, .. } = &error {
             let wait = self.retry.rate_limit_pause(*retry_after);
             lock(&self.pacer).rate_limited(Instant::now(), wait);
+            if let Some(budget) = &self.rate_budget {
+                budget.pause(wait).await;
+            }
         }
         Err(error)
     }
@@ -444,10 +452,17 @@ impl Client {
         trace.record(exchange);
     }
 
+    /// Waits for this request's slot in the connection's pace, and in the shared budget's.
     pub(crate) async fn pace(&self) {
         let wait = lock(&self.pacer).reserve(Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
+        }
+        if let Some(budget) = &self.rate_budget {
+            let wait = budget.reserve().await;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 

@@ -1,23 +1,27 @@
 //! How the store reaches PostgreSQL: the connection string read as libpq reads it (`sslmode`,
 //! `sslrootcert`), TLS with rustls on ring, and timeouts and keepalives on every connection.
 //!
-//! libpq's TLS modes, as this module implements them:
+//! libpq's TLS modes, as this module implements them (libpq's `fe-secure-openssl.c`: the chain
+//! is verified whenever a root certificate exists, in every mode that uses TLS):
 //!
 //! | `sslmode` | TLS | the server's certificate |
 //! |---|---|---|
 //! | `disable` | never | — |
-//! | `allow` | only if a plain connection fails | not verified |
-//! | `prefer` (default) | tried first; a plain connection if the server refuses TLS or the TLS attempt fails | not verified |
-//! | `require` | always | not verified; with `sslrootcert`, verified as `verify-ca` |
-//! | `verify-ca` | always | signed by a CA of `sslrootcert` |
-//! | `verify-full` | always | signed by a CA of `sslrootcert`, and naming the host |
+//! | `allow` | only if a plain connection fails | verified as `verify-ca` when a root certificate exists, else not |
+//! | `prefer` (default) | tried first; a plain connection if the server refuses TLS or the TLS attempt fails (a chain that fails verification too) | as `allow` |
+//! | `require` | always | as `allow` |
+//! | `verify-ca` | always | signed by a CA of the root certificate |
+//! | `verify-full` | always | signed by a CA of the root certificate, and naming the host |
 //!
-//! `sslrootcert` is a PEM file of CA certificates, or `system` for the Mozilla roots bundled
-//! with this library. Without it, `verify-ca` and `verify-full` use `~/.postgresql/root.crt`
-//! (libpq's default) and refuse to connect when there is none. A setting this module cannot
-//! honour (an unknown `sslmode`, an unreadable `sslrootcert`, client certificates) is a
-//! permanent [`Error::Unsupported`], as is a server certificate that fails verification: a
-//! retry would not change either.
+//! The root certificate is `sslrootcert` (a PEM file of CA certificates, or `system` for the
+//! Mozilla roots bundled with this library), else `~/.postgresql/root.crt` when it exists
+//! (libpq's default); `verify-ca` and `verify-full` refuse to connect without one. As in libpq
+//! 16, `sslrootcert=system` makes `verify-full` the default and refuses a weaker `sslmode`. One
+//! difference, on the safe side: an `sslrootcert` that is given but cannot be read is an error in
+//! every mode (libpq then connects without verifying, except in the `verify-` modes). A setting
+//! this module cannot honour (an unknown `sslmode`, an unreadable `sslrootcert`, client
+//! certificates) is a permanent [`Error::Unsupported`], as is a server certificate that fails
+//! verification where no plain connection is tried: a retry would not change either.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -126,8 +130,10 @@ impl SslMode {
 pub(super) struct Connector {
     config: tokio_postgres::Config,
     mode: SslMode,
-    /// Encrypts without verifying (allow, prefer, require without a root certificate), or
-    /// verifies as the mode asks.
+    /// Whether TLS connections verify the server's chain (a root certificate exists).
+    verifies: bool,
+    /// Verifies the server's chain (and in verify-full its name) when a root certificate
+    /// exists; encrypts without verifying otherwise.
     tls: MakeRustlsConnect,
 }
 
@@ -136,6 +142,7 @@ impl fmt::Debug for Connector {
         // The config holds the password: only the mode is shown.
         f.debug_struct("Connector")
             .field("sslmode", &self.mode)
+            .field("verifies", &self.verifies)
             .finish_non_exhaustive()
     }
 }
@@ -148,33 +155,63 @@ impl Connector {
     /// Reads `url` (a `postgres://` URL or `key=value` pairs) as libpq does, with `options`'
     /// timeouts and keepalives where the URL sets none.
     pub(super) fn new(url: &str, options: &ConnectOptions) -> Result<Connector, Error> {
+        Connector::with_home(url, options, std::env::var_os("HOME").map(PathBuf::from))
+    }
+
+    /// [`new`](Self::new), with `home` as the home folder (where libpq looks for
+    /// `.postgresql/root.crt`).
+    fn with_home(
+        url: &str,
+        options: &ConnectOptions,
+        home: Option<PathBuf>,
+    ) -> Result<Connector, Error> {
         let (rest, ssl) = take_tls_params(url)?;
         let mut config: tokio_postgres::Config = rest
             .parse()
             .map_err(|e| settings_error(format!("invalid PostgreSQL connection string: {e}")))?;
         apply_options(&mut config, options);
-        let mode = match &ssl.mode {
-            Some(m) => SslMode::parse(m)?,
-            None => SslMode::Prefer,
+        let given = ssl.mode.as_deref().map(SslMode::parse).transpose()?;
+        let system = ssl.root_cert.as_deref() == Some("system");
+        let mode = match (given, system) {
+            // libpq 16: the system's roots are for verify-full only.
+            (None, true) => SslMode::VerifyFull,
+            (Some(mode), true) if mode != SslMode::VerifyFull => {
+                return Err(settings_error(
+                    "sslrootcert=system needs sslmode verify-full (as libpq refuses a weaker \
+                     mode with it)"
+                        .into(),
+                ))
+            }
+            (Some(mode), _) => mode,
+            (None, false) => SslMode::Prefer,
         };
-        let mode = match (mode, &ssl.root_cert) {
-            // libpq: require with a root certificate verifies the chain.
-            (SslMode::Require, Some(_)) => SslMode::VerifyCa,
-            (mode, _) => mode,
+        let roots = match mode {
+            SslMode::Disable => None,
+            _ => load_roots(ssl.root_cert.as_deref(), home)?,
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match mode {
-            SslMode::VerifyCa | SslMode::VerifyFull => {
-                let roots = load_roots(ssl.root_cert.as_deref())?;
+        let verifies = roots.is_some();
+        let verifier: Arc<dyn ServerCertVerifier> = match (roots, mode) {
+            (None, SslMode::VerifyCa | SslMode::VerifyFull) => {
+                return Err(settings_error(
+                    "sslmode verify-ca and verify-full need sslrootcert (a PEM file of CA \
+                     certificates, or `system` for the bundled Mozilla roots); \
+                     ~/.postgresql/root.crt does not exist"
+                        .into(),
+                ))
+            }
+            (None, _) => Arc::new(NoVerification(provider())),
+            // A root certificate: the chain is verified in every mode, the name only in
+            // verify-full.
+            (Some(roots), mode) => {
                 let full = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
                     .build()
                     .map_err(|e| settings_error(format!("sslrootcert: {e}")))?;
-                if mode == SslMode::VerifyCa {
-                    Arc::new(ChainOnly(full))
-                } else {
+                if mode == SslMode::VerifyFull {
                     full
+                } else {
+                    Arc::new(ChainOnly(full))
                 }
             }
-            _ => Arc::new(NoVerification(provider())),
         };
         let tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -185,6 +222,7 @@ impl Connector {
         Ok(Connector {
             config,
             mode,
+            verifies,
             tls: MakeRustlsConnect::new(tls),
         })
     }
@@ -213,9 +251,15 @@ impl Connector {
             // connections of this user, a handshake that fails).
             SslMode::Prefer => match attempt(WireMode::Prefer).await {
                 Ok(c) => Ok(c),
-                Err(first) => attempt(WireMode::Disable)
-                    .await
-                    .map_err(|second| more_telling(first, second)),
+                Err(first) => attempt(WireMode::Disable).await.map_err(|second| {
+                    // A certificate that failed verification says more than a server that
+                    // then refused the plain connection.
+                    if is_permanent_tls_failure(&first) {
+                        first
+                    } else {
+                        more_telling(first, second)
+                    }
+                }),
             },
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
                 attempt(WireMode::Require).await
@@ -441,29 +485,23 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The CAs `verify-ca` and `verify-full` trust.
-fn load_roots(root_cert: Option<&str>) -> Result<rustls::RootCertStore, Error> {
+/// The CAs a connection verifies the server's chain against: `sslrootcert` (which must be
+/// readable), else `~/.postgresql/root.crt` where it exists; `None` without either.
+fn load_roots(
+    root_cert: Option<&str>,
+    home: Option<PathBuf>,
+) -> Result<Option<rustls::RootCertStore>, Error> {
     let path = match root_cert {
         Some("system") => {
-            return Ok(rustls::RootCertStore {
+            return Ok(Some(rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
+            }))
         }
         Some(path) => PathBuf::from(path),
-        None => {
-            let home = std::env::var_os("HOME").map(PathBuf::from);
-            match home.map(|h| h.join(".postgresql/root.crt")) {
-                Some(default) if default.exists() => default,
-                _ => {
-                    return Err(settings_error(
-                        "sslmode verify-ca and verify-full need sslrootcert (a PEM file of CA \
-                         certificates, or `system` for the bundled Mozilla roots); \
-                         ~/.postgresql/root.crt does not exist"
-                            .into(),
-                    ))
-                }
-            }
-        }
+        None => match home.map(|h| h.join(".postgresql/root.crt")) {
+            Some(default) if default.exists() => default,
+            _ => return Ok(None),
+        },
     };
     let mut roots = rustls::RootCertStore::empty();
     let certs = read_certificates(&path)?;
@@ -474,7 +512,7 @@ fn load_roots(root_cert: Option<&str>) -> Result<rustls::RootCertStore, Error> {
             path.display()
         )));
     }
-    Ok(roots)
+    Ok(Some(roots))
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
@@ -688,6 +726,90 @@ mod tests {
             assert!(!e.is_transient(), "{url}: {e}");
             assert!(!e.to_string().contains("hunter2"), "{url}: {e}");
         }
+    }
+
+    #[test]
+    fn sslrootcert_system_means_verify_full_and_refuses_weaker_modes_as_libpq() {
+        let c = Connector::new(
+            "postgres://h/db?sslrootcert=system",
+            &ConnectOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.mode, SslMode::VerifyFull);
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let url = format!("postgres://u:hunter2@h/db?sslrootcert=system&sslmode={mode}");
+            let e = Connector::new(&url, &ConnectOptions::default()).unwrap_err();
+            assert!(
+                !e.is_transient() && e.to_string().contains("verify-full"),
+                "{e}"
+            );
+        }
+    }
+
+    /// A CA certificate (it signed nothing), as a root file.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBqzCCAVGgAwIBAgIUeK+TF0kKZyXACqBFtyQZq4AZZrEwCgYIKoZIzj0EAwIw
+IzEhMB8GA1UEAwwYb25jYWxsLXN5bmMgdW5pdCB0ZXN0IENBMB4XDTI2MTIwNjAz
+MDg0MFoXDTM2MTIwMzAzMDg0MFowIzEhMB8GA1UEAwwYb25jYWxsLXN5bmMgdW5p
+dCB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEcEFAxckyLlkiwgrh
+tIQpSAoFeBAiNS3lqa0HJrUee6K1QGipPqN+J2JQOWKTFeZWI9QVeC+zhdHjinib
+T9thqqNjMGEwHQYDVR0OBBYEFGoRr28B0gaegv5BruTctdc0YPgsMB8GA1UdIwQY
+MBaAFGoRr28B0gaegv5BruTctdc0YPgsMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0P
+AQH/BAQDAgIEMAoGCCqGSM49BAMCA0gAMEUCIQCb4TKs9aRPs4zmCvIUUkgIXY6t
+O5oDMVb4rihfknoNPQIgQGVCps2Iy9LcE8/m5t4nMJVur1dcokfJiLg0wzsZaHs=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn a_root_certificate_in_the_home_folder_is_verified_in_every_mode_that_uses_tls() {
+        let home = std::env::temp_dir().join(format!("oncall-home-{}", std::process::id()));
+        std::fs::create_dir_all(home.join(".postgresql")).unwrap();
+        let options = ConnectOptions::default();
+        let connector = |url: &str, home: &Path| {
+            Connector::with_home(url, &options, Some(home.to_owned())).unwrap()
+        };
+        // Without ~/.postgresql/root.crt: encrypted, not verified.
+        for mode in ["allow", "prefer", "require"] {
+            let url = format!("postgres://h/db?sslmode={mode}");
+            assert!(!connector(&url, &home).verifies, "{mode}");
+        }
+        std::fs::write(home.join(".postgresql/root.crt"), TEST_CA).unwrap();
+        for mode in ["allow", "prefer", "require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://h/db?sslmode={mode}");
+            let c = connector(&url, &home);
+            assert!(
+                c.verifies,
+                "{mode}: libpq verifies the chain with a root file"
+            );
+            assert_eq!(
+                format!("{:?}", c.mode).to_lowercase(),
+                mode.replace('-', "")
+            );
+        }
+        assert!(!connector("postgres://h/db", &home)
+            .mode
+            .eq(&SslMode::Disable));
+        assert!(
+            connector("postgres://h/db", &home).verifies,
+            "prefer, the default"
+        );
+        assert!(!connector("postgres://h/db?sslmode=disable", &home).verifies);
+        let _ = std::fs::remove_dir_all(&home);
+    }
+
+    #[test]
+    fn a_given_sslrootcert_that_cannot_be_read_is_refused_in_every_mode() {
+        for mode in ["allow", "prefer", "require", "verify-ca"] {
+            let url = format!("postgres://h/db?sslmode={mode}&sslrootcert=%2Fno%2Fsuch.pem");
+            let e = Connector::new(&url, &ConnectOptions::default()).unwrap_err();
+            assert!(!e.is_transient(), "{mode}: {e}");
+        }
+        // disable never reads it.
+        assert!(Connector::new(
+            "postgres://h/db?sslmode=disable&sslrootcert=%2Fno%2Fsuch.pem",
+            &ConnectOptions::default()
+        )
+        .is_ok());
     }
 
     #[test]

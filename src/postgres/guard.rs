@@ -8,7 +8,9 @@
 //! use oncall_sync::postgres::{LeaseOptions, PostgresStateStore};
 //! # async fn job(store: PostgresStateStore) -> Result<(), oncall_sync::Error> {
 //! let options = LeaseOptions::new("nightly-job");
-//! for group in store.claim_groups(&options, 4).await? {
+//! // One group at a time: a group's leases are renewed only while it runs (claim as many as
+//! // you run at once).
+//! while let Some(group) = store.claim_groups(&options, 1).await?.pop() {
 //!     // `group.store()` is the fenced store to sync through; `group.guard_provider(p)` a
 //!     // provider that refuses calls once the lease's deadline has passed.
 //!     let outcome = group.run(async { /* sync the group's destinations */ }).await;
@@ -54,8 +56,8 @@ pub struct LeaseOptions {
     /// How long a claim holds a destination unless renewed (default: a minute). Renewed every
     /// third of it; the work stops a quarter of it before it runs out.
     pub lease: Duration,
-    /// At most this many destinations of one host schedule come with the one a claim found
-    /// first (default [`DEFAULT_MAX_GROUP`]).
+    /// At most this many destinations of one host schedule in one group, those a claim found
+    /// first included (default [`DEFAULT_MAX_GROUP`]).
     pub max_group: usize,
 }
 
@@ -113,7 +115,10 @@ impl std::fmt::Display for Interrupted {
 
 impl PostgresStateStore {
     /// Claims up to `limit` due destinations (see [`claim_due`](Self::claim_due)) with their
-    /// due siblings, as one [`LeasedGroup`] per host schedule.
+    /// due siblings, as one [`LeasedGroup`] per host schedule (at most
+    /// [`LeaseOptions::max_group`] destinations each, at most `limit` groups). Run each group as
+    /// soon as it is claimed: its leases are renewed only while [`LeasedGroup::run`] runs, so
+    /// claim as many as you run at once.
     pub async fn claim_groups(
         &self,
         options: &LeaseOptions,
@@ -123,6 +128,38 @@ impl PostgresStateStore {
         let claims = self
             .claim_due_grouped(&options.holder, limit, options.max_group, options.lease)
             .await?;
+        Ok(Self::grouped(claims)
+            .into_iter()
+            .map(|claims| LeasedGroup::new(self, options, claims, asked, false))
+            .collect())
+    }
+
+    /// [`claim_groups`](Self::claim_groups) of one host schedule's due destinations only: what
+    /// a job that syncs one schedule claims, leaving every other schedule's to its own job.
+    pub async fn claim_groups_of(
+        &self,
+        options: &LeaseOptions,
+        schedule: &ScheduleId,
+        limit: usize,
+    ) -> Result<Vec<LeasedGroup>, Error> {
+        let asked = Instant::now();
+        let claims = self
+            .claim_due_of(
+                &options.holder,
+                Some(schedule),
+                limit,
+                options.max_group,
+                options.lease,
+            )
+            .await?;
+        Ok(Self::grouped(claims)
+            .into_iter()
+            .map(|claims| LeasedGroup::new(self, options, claims, asked, false))
+            .collect())
+    }
+
+    /// Claims by host schedule, one list each, in the order found.
+    fn grouped(claims: Vec<Claim>) -> Vec<Vec<Claim>> {
         let mut groups: Vec<Vec<Claim>> = Vec::new();
         for claim in claims {
             match groups.iter_mut().find(|g| g[0].schedule == claim.schedule) {
@@ -130,10 +167,7 @@ impl PostgresStateStore {
                 None => groups.push(vec![claim]),
             }
         }
-        Ok(groups
-            .into_iter()
-            .map(|claims| LeasedGroup::new(self, options, claims, asked, false))
-            .collect())
+        groups
     }
 
     /// Claims `destinations` by name, due or not (see [`claim_now`](Self::claim_now)), as one
@@ -498,6 +532,10 @@ impl Provider for LeasedProvider {
 
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
+    }
+
+    fn account(&self) -> Option<String> {
+        self.inner.account()
     }
 
     async fn list_schedules(&self) -> Result<oncall_core::ScheduleListing, Error> {

@@ -17,15 +17,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oncall_core::{
-    Destination, DestinationId, DestinationState, Error, ScheduleId, StateStore, Versioned,
+    Destination, DestinationId, DestinationState, Error, ScheduleId, StateStore, ValidationError,
+    Versioned,
 };
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use super::{version_of, PostgresStateStore};
 
-/// How many due destinations of one host schedule a claim brings along with the one it found
-/// first, at most (a schedule exported to hundreds of destinations is synced in parts).
+/// How many due destinations of one host schedule one claim takes at most, those it found first
+/// included (a schedule exported to hundreds of destinations is synced in parts).
 pub const DEFAULT_MAX_GROUP: usize = 32;
 
 /// A destination a worker claimed.
@@ -103,6 +104,7 @@ pub struct HeldElsewhere {
 /// The lease statements of one table.
 pub(super) struct LeaseSql {
     enroll: String,
+    lock_reconciled: String,
     unenroll: String,
     drop_unknown: String,
     drop_retire: String,
@@ -110,10 +112,12 @@ pub(super) struct LeaseSql {
     claim: String,
     ensure_rows: String,
     lock_named: String,
+    lock_named_leases: String,
     claim_named: String,
     renew: String,
     release: String,
     give_back: String,
+    fenced_remove: String,
     /// The `LISTEN`/`NOTIFY` channel of the schema: enrolments and sync requests wake workers.
     pub(super) channel: String,
 }
@@ -123,12 +127,24 @@ impl LeaseSql {
     /// wake-ups go to `channel`.
     pub(super) fn new(quoted: &str, table: &str, channel: &str) -> LeaseSql {
         let claim_ids = format!("{quoted}.claim_ids");
-        // Every statement that changes many rows locks them in the order of their ids first:
-        // two such statements never wait for each other in a circle (a deadlock).
+        let leases = format!("{quoted}.leases");
+        // Locks, and why the workers' statements never wait for each other in a circle (a
+        // deadlock):
+        // - each statement that waits for locks takes destination rows before lease rows, each
+        //   kind in the order of the destination ids (a reconcile locks all the rows it may
+        //   change first, in one statement);
+        // - claims of due destinations wait for nothing (`SKIP LOCKED`);
+        // - renewals lock only lease rows, which no host transaction touches.
+        // What this cannot order is a host's own transaction that makes several calls (an
+        // `enroll_in`, then a `reconcile_in` of another schedule): two such transactions of the
+        // host may still lock rows in opposite orders, and PostgreSQL then aborts one (40P01,
+        // a transient error to retry); a renewal is never part of that circle.
         LeaseSql {
             // New destinations are due at once; known ones move to the schedule, keep their due
             // time (or become due at once if they were not scheduled), stop retiring, and take
-            // the host's current description. One wake-up for the statement.
+            // the host's current description. A destination that was retiring counts a sync
+            // request: a holder retiring it right now does not drop its state (see
+            // `fenced_remove`), and its release makes it due at once. One wake-up.
             enroll: format!(
                 "WITH enrolled AS ( \
                      INSERT INTO {table} AS t (destination, schedule, target, due_at) \
@@ -136,10 +152,17 @@ impl LeaseSql {
                      ORDER BY d \
                      ON CONFLICT (destination) DO UPDATE \
                      SET schedule = EXCLUDED.schedule, target = EXCLUDED.target, retiring = false, \
-                         due_at = coalesce(t.due_at, now()) \
+                         due_at = coalesce(t.due_at, now()), \
+                         requests = t.requests + CASE WHEN t.retiring THEN 1 ELSE 0 END \
                      RETURNING 1) \
                  SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{channel}', '') END \
                  FROM enrolled"
+            ),
+            // A reconcile locks every row it may change, in one order, before it changes any.
+            lock_reconciled: format!(
+                "SELECT destination FROM {table} \
+                 WHERE schedule = $1 OR destination = ANY($2) \
+                 ORDER BY destination FOR UPDATE"
             ),
             unenroll: format!(
                 "UPDATE {table} SET schedule = NULL, due_at = NULL, retiring = false \
@@ -156,15 +179,18 @@ impl LeaseSql {
                  FROM dropped WHERE t.destination = dropped.destination \
                  RETURNING t.destination"
             ),
-            // ... and with Retire, retiring, due at once (those already retiring keep their due
-            // time: a failed retirement backs off).
+            // ... and with Retire, retiring, due at once, and one more sync request (a holder's
+            // release sees it and leaves the destination due at once); those already retiring
+            // keep their due time (a failed retirement backs off).
             drop_retire: format!(
                 "WITH dropped AS ( \
                      SELECT destination FROM {table} \
                      WHERE schedule = $1 AND NOT (destination = ANY($2)) \
                      ORDER BY destination FOR UPDATE) \
                  UPDATE {table} AS t \
-                 SET due_at = CASE WHEN t.retiring THEN t.due_at ELSE now() END, retiring = true \
+                 SET due_at = CASE WHEN t.retiring THEN t.due_at ELSE now() END, \
+                     requests = t.requests + CASE WHEN t.retiring THEN 0 ELSE 1 END, \
+                     retiring = true \
                  FROM dropped WHERE t.destination = dropped.destination \
                  RETURNING t.destination"
             ),
@@ -182,99 +208,181 @@ impl LeaseSql {
                  SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{channel}', '') END \
                  FROM made_due"
             ),
-            // Due rows nobody holds (oldest due first) and due rows whose lease expired, each
-            // through its own index; then up to $5 - 1 due rows of each of their host schedules
-            // (at most $4 in all), so that one sync serves a schedule's destinations together.
-            // Rows other claimers hold or are claiming are skipped, never waited for.
+            // Due rows nobody holds (oldest due first) and due rows whose lease expired (with
+            // their lease), each through its own index: up to $2 found first. Then, for each
+            // host schedule among them (of host schedule $5 only, unless it is null), its other
+            // due rows nobody holds, up to $4 per schedule,
+            // and of the schedule's rows found, at most $4 (those found first first): a group
+            // never holds more than $4. Rows other claimers hold or are claiming are skipped,
+            // never waited for; the claimed rows get a new lease each.
             claim: format!(
                 "WITH free AS ( \
                      SELECT destination, schedule, due_at FROM {table} \
                      WHERE schedule IS NOT NULL AND holder IS NULL AND due_at <= now() \
+                       AND ($5::text IS NULL OR schedule = $5) \
                      ORDER BY due_at LIMIT $2 \
                      FOR UPDATE SKIP LOCKED), \
                  expired AS ( \
-                     SELECT destination, schedule, due_at FROM {table} \
-                     WHERE holder IS NOT NULL AND lease_expires_at <= now() \
-                       AND schedule IS NOT NULL AND due_at <= now() \
-                     ORDER BY lease_expires_at LIMIT $2 \
-                     FOR UPDATE SKIP LOCKED), \
+                     SELECT t.destination, t.schedule, t.due_at \
+                     FROM {leases} AS l JOIN {table} AS t \
+                       ON t.destination = l.destination AND t.claim_id = l.claim_id \
+                     WHERE l.expires_at <= now() AND t.schedule IS NOT NULL AND t.due_at <= now() \
+                       AND ($5::text IS NULL OR t.schedule = $5) \
+                     ORDER BY l.expires_at LIMIT $2 \
+                     FOR UPDATE OF t, l SKIP LOCKED), \
                  first AS ( \
-                     SELECT destination, schedule FROM ( \
+                     SELECT destination, schedule, due_at FROM ( \
                          SELECT * FROM free UNION ALL SELECT * FROM expired) found \
                      ORDER BY due_at, schedule LIMIT $2), \
-                 sibling_rows AS ( \
-                     SELECT destination, schedule, due_at FROM {table} \
-                     WHERE schedule IN (SELECT schedule FROM first) AND due_at <= now() \
-                       AND (holder IS NULL OR lease_expires_at <= now()) \
-                       AND destination NOT IN (SELECT destination FROM first) \
-                     ORDER BY schedule, due_at LIMIT $4 \
-                     FOR UPDATE SKIP LOCKED), \
                  siblings AS ( \
+                     SELECT s.destination, s.schedule, s.due_at \
+                     FROM (SELECT DISTINCT schedule FROM first) g CROSS JOIN LATERAL ( \
+                         SELECT destination, schedule, due_at FROM {table} \
+                         WHERE schedule = g.schedule AND holder IS NULL AND due_at <= now() \
+                           AND destination NOT IN (SELECT destination FROM first) \
+                         ORDER BY due_at, destination LIMIT $4 \
+                         FOR UPDATE SKIP LOCKED) s), \
+                 chosen AS ( \
                      SELECT destination FROM ( \
-                         SELECT destination, \
-                                row_number() OVER (PARTITION BY schedule ORDER BY due_at, destination) AS n \
-                         FROM sibling_rows) numbered \
-                     WHERE n < $5), \
+                         SELECT destination, row_number() OVER ( \
+                                    PARTITION BY schedule ORDER BY found_first DESC, due_at, destination) AS n \
+                         FROM (SELECT destination, schedule, due_at, true AS found_first FROM first \
+                               UNION ALL \
+                               SELECT destination, schedule, due_at, false FROM siblings) candidates \
+                     ) numbered \
+                     WHERE n <= $4), \
                  claimed AS ( \
-                     SELECT destination FROM first UNION SELECT destination FROM siblings) \
-                 UPDATE {table} AS t \
-                 SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
-                     version = t.version + 1, claim_id = nextval('{claim_ids}'), \
-                     claimed_requests = t.requests \
-                 FROM claimed WHERE t.destination = claimed.destination \
-                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id, \
-                           t.retiring, t.target"
+                     UPDATE {table} AS t \
+                     SET holder = $1, version = t.version + 1, claim_id = nextval('{claim_ids}'), \
+                         claimed_requests = t.requests \
+                     FROM chosen WHERE t.destination = chosen.destination \
+                     RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id, \
+                               t.retiring, t.target), \
+                 leased AS ( \
+                     INSERT INTO {leases} AS l (destination, claim_id, holder, expires_at) \
+                     SELECT destination, claim_id, $1, now() + $3 * interval '1 millisecond' \
+                     FROM claimed \
+                     ON CONFLICT (destination) DO UPDATE \
+                     SET claim_id = EXCLUDED.claim_id, holder = EXCLUDED.holder, \
+                         expires_at = EXCLUDED.expires_at) \
+                 SELECT destination, schedule, version, failures, claim_id, retiring, target \
+                 FROM claimed"
             ),
             // Claims by name: a row for each destination (a destination no worker enrolled and
             // never saved has none), then the rows locked in one order (two command lines never
-            // deadlock), then the free ones claimed, due or not. A lease is free only when
-            // nobody holds it or it expired: a holder of the same name is another holder.
+            // deadlock), then their leases, then the free ones claimed, due or not. A lease is
+            // free only when nobody holds it or it expired: a holder of the same name is another
+            // holder.
             ensure_rows: format!(
                 "INSERT INTO {table} (destination) SELECT unnest($1::text[]) \
                  ON CONFLICT (destination) DO NOTHING"
             ),
             lock_named: format!(
-                "SELECT destination, holder, holder IS NULL OR lease_expires_at <= now() \
-                 FROM {table} WHERE destination = ANY($1) ORDER BY destination FOR UPDATE"
+                "SELECT destination, holder FROM {table} WHERE destination = ANY($1) \
+                 ORDER BY destination FOR UPDATE"
+            ),
+            // Every lease of them, live or not (a renewal of an expired lease waits for this
+            // claim, and then finds its claim gone); live ones are kept by their holder.
+            lock_named_leases: format!(
+                "SELECT l.destination, l.holder, \
+                        l.expires_at > now() AND l.claim_id IS NOT DISTINCT FROM t.claim_id \
+                 FROM {leases} AS l JOIN {table} AS t ON t.destination = l.destination \
+                 WHERE l.destination = ANY($1) \
+                 ORDER BY l.destination FOR UPDATE OF l"
             ),
             claim_named: format!(
-                "UPDATE {table} AS t \
-                 SET holder = $1, lease_expires_at = now() + $3 * interval '1 millisecond', \
-                     version = t.version + 1, claim_id = nextval('{claim_ids}'), \
-                     claimed_requests = t.requests \
-                 WHERE t.destination = ANY($2) \
-                 RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id, \
-                           t.retiring, t.target"
+                "WITH claimed AS ( \
+                     UPDATE {table} AS t \
+                     SET holder = $1, version = t.version + 1, claim_id = nextval('{claim_ids}'), \
+                         claimed_requests = t.requests \
+                     WHERE t.destination = ANY($2) \
+                     RETURNING t.destination, t.schedule, t.version, t.failures, t.claim_id, \
+                               t.retiring, t.target), \
+                 leased AS ( \
+                     INSERT INTO {leases} AS l (destination, claim_id, holder, expires_at) \
+                     SELECT destination, claim_id, $1, now() + $3 * interval '1 millisecond' \
+                     FROM claimed \
+                     ON CONFLICT (destination) DO UPDATE \
+                     SET claim_id = EXCLUDED.claim_id, holder = EXCLUDED.holder, \
+                         expires_at = EXCLUDED.expires_at) \
+                 SELECT destination, schedule, version, failures, claim_id, retiring, target \
+                 FROM claimed"
             ),
+            // Only the leases: never the destinations' rows, which a host's open transaction
+            // may hold.
             renew: format!(
                 "WITH held AS ( \
-                     SELECT t.destination FROM {table} AS t \
+                     SELECT l.destination FROM {leases} AS l \
                      JOIN unnest($2::text[], $4::bigint[]) AS c(destination, claim_id) \
-                       ON t.destination = c.destination AND t.claim_id = c.claim_id \
-                     WHERE t.holder = $1 \
-                     ORDER BY t.destination FOR UPDATE OF t) \
-                 UPDATE {table} AS t SET lease_expires_at = now() + $3 * interval '1 millisecond' \
-                 FROM held WHERE t.destination = held.destination \
-                 RETURNING t.destination"
+                       ON l.destination = c.destination AND l.claim_id = c.claim_id \
+                     WHERE l.holder = $1 \
+                     ORDER BY l.destination FOR UPDATE OF l) \
+                 UPDATE {leases} AS l SET expires_at = now() + $3 * interval '1 millisecond' \
+                 FROM held WHERE l.destination = held.destination \
+                 RETURNING l.destination"
             ),
-            // Due again after $3, or at once when a sync was requested since the claim.
+            // Due again after $3, or at once when a sync was requested since the claim; the
+            // lease ends with it.
             release: format!(
-                "UPDATE {table} \
-                 SET holder = NULL, lease_expires_at = NULL, claim_id = NULL, failures = $4, \
-                     due_at = CASE WHEN schedule IS NULL THEN NULL \
-                                   WHEN requests <> coalesce(claimed_requests, requests) THEN now() \
-                                   ELSE now() + $3 * interval '1 millisecond' END, \
-                     claimed_requests = NULL \
-                 WHERE destination = $1 AND holder = $2 AND claim_id = $5"
+                "WITH released AS ( \
+                     UPDATE {table} \
+                     SET holder = NULL, claim_id = NULL, failures = $4, \
+                         due_at = CASE WHEN schedule IS NULL THEN NULL \
+                                       WHEN requests <> coalesce(claimed_requests, requests) THEN now() \
+                                       ELSE now() + $3 * interval '1 millisecond' END, \
+                         claimed_requests = NULL \
+                     WHERE destination = $1 AND holder = $2 AND claim_id = $5 \
+                     RETURNING destination), \
+                 ended AS ( \
+                     DELETE FROM {leases} AS l USING released \
+                     WHERE l.destination = released.destination AND l.claim_id = $5) \
+                 SELECT count(*) FROM released"
             ),
             give_back: format!(
-                "UPDATE {table} \
-                 SET holder = NULL, lease_expires_at = NULL, claim_id = NULL, claimed_requests = NULL \
-                 WHERE destination = $1 AND holder = $2 AND claim_id = $3"
+                "WITH released AS ( \
+                     UPDATE {table} \
+                     SET holder = NULL, claim_id = NULL, claimed_requests = NULL \
+                     WHERE destination = $1 AND holder = $2 AND claim_id = $3 \
+                     RETURNING destination), \
+                 ended AS ( \
+                     DELETE FROM {leases} AS l USING released \
+                     WHERE l.destination = released.destination AND l.claim_id = $3) \
+                 SELECT count(*) FROM released"
+            ),
+            // A lease holder's removal of a state (a retirement's last step): only while its
+            // claim holds the row, and, for a destination claimed to be retired, only while it
+            // is still retiring (the host may have named it again meanwhile).
+            fenced_remove: format!(
+                "WITH removed AS ( \
+                     DELETE FROM {table} \
+                     WHERE destination = $1 AND version = $2 AND claim_id = $3 AND (retiring OR NOT $4) \
+                     RETURNING destination), \
+                 ended AS ( \
+                     DELETE FROM {leases} AS l USING removed \
+                     WHERE l.destination = removed.destination AND l.claim_id = $3) \
+                 SELECT count(*) FROM removed"
             ),
             channel: channel.to_owned(),
         }
     }
+}
+
+/// `destinations` sorted by id, each once: a destination given twice alike counts once, and
+/// one given twice with different descriptions is the host's error
+/// ([`ValidationError::DuplicateDestination`], permanent).
+fn distinct(destinations: &[Destination]) -> Result<Vec<&Destination>, Error> {
+    let mut sorted: Vec<&Destination> = destinations.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(pair) = sorted
+        .windows(2)
+        .find(|p| p[0].id == p[1].id && p[0] != p[1])
+    {
+        return Err(Error::InvalidInput(ValidationError::DuplicateDestination {
+            destination: pair[0].id.clone(),
+        }));
+    }
+    sorted.dedup_by(|a, b| a.id == b.id);
+    Ok(sorted)
 }
 
 fn millis(d: Duration) -> f64 {
@@ -315,8 +423,7 @@ impl PostgresStateStore {
         destinations: &[Destination],
         schedule: &ScheduleId,
     ) -> Result<u64, Error> {
-        let mut sorted: Vec<&Destination> = destinations.iter().collect();
-        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        let sorted = distinct(destinations)?;
         let ids: Vec<&str> = sorted.iter().map(|d| d.id.0.as_str()).collect();
         let targets = sorted
             .iter()
@@ -393,8 +500,17 @@ impl PostgresStateStore {
         dropped: Dropped,
     ) -> Result<Reconciled, Error> {
         let what = format!("reconciling host schedule {schedule}");
+        let named: Vec<&str> = distinct(destinations)?
+            .iter()
+            .map(|d| d.id.0.as_str())
+            .collect();
+        // Every row this reconcile may change, locked in one order first: it never waits in a
+        // circle with another statement that locks rows in that order.
+        client
+            .query(&self.sql.leases.lock_reconciled, &[&schedule.0, &named])
+            .await
+            .map_err(|e| self.db_error(&what, e))?;
         let enrolled = self.enroll_in(client, destinations, schedule).await?;
-        let named: Vec<&str> = destinations.iter().map(|d| d.id.0.as_str()).collect();
         let ids = |rows: Vec<tokio_postgres::Row>| -> Result<Vec<DestinationId>, Error> {
             rows.iter()
                 .map(|r| {
@@ -461,10 +577,11 @@ impl PostgresStateStore {
     }
 
     /// Claims up to `limit` due destinations for `holder` until `lease` from now (the database's
-    /// clock), oldest due first, and with them up to [`DEFAULT_MAX_GROUP`] - 1 other due
-    /// destinations of each of their host schedules (so the result may hold more than `limit`),
-    /// skipping rows other claimers hold or are claiming. Each claim raises the destination's
-    /// version (see [`Claim::token`]).
+    /// clock), oldest due first, and with them other due destinations of their host schedules,
+    /// so that a schedule's destinations are synced together: at most [`DEFAULT_MAX_GROUP`] of
+    /// one host schedule in all (so the result may hold more than `limit`, and at most
+    /// `limit` host schedules). Rows other claimers hold or are claiming are skipped. Each
+    /// claim raises the destination's version (see [`Claim::token`]).
     pub async fn claim_due(
         &self,
         holder: &str,
@@ -475,8 +592,9 @@ impl PostgresStateStore {
             .await
     }
 
-    /// [`claim_due`](Self::claim_due) with at most `max_group` destinations found per host
-    /// schedule (besides those found first).
+    /// [`claim_due`](Self::claim_due) with at most `max_group` destinations of one host
+    /// schedule (at least 1): those found first count too. Each host schedule found gets its
+    /// own share of its due destinations, whichever sorts first.
     pub async fn claim_due_grouped(
         &self,
         holder: &str,
@@ -484,22 +602,29 @@ impl PostgresStateStore {
         max_group: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, Error> {
-        let limit = limit.max(1);
-        let max_group = max_group.max(1);
+        self.claim_due_of(holder, None, limit, max_group, lease)
+            .await
+    }
+
+    /// [`claim_due_grouped`](Self::claim_due_grouped), of host schedule `schedule` only when
+    /// given.
+    pub(super) async fn claim_due_of(
+        &self,
+        holder: &str,
+        schedule: Option<&ScheduleId>,
+        limit: usize,
+        max_group: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, Error> {
+        let schedule = schedule.map(|s| s.0.as_str());
         let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let siblings = as_i64(limit.saturating_mul(max_group));
+        let (limit, max_group) = (as_i64(limit.max(1)), as_i64(max_group.max(1)));
         self.within("claiming due destinations", async {
             let client = self.client().await?;
             let rows = client
                 .query(
                     &self.sql.leases.claim,
-                    &[
-                        &holder,
-                        &as_i64(limit),
-                        &millis(lease),
-                        &siblings,
-                        &as_i64(max_group),
-                    ],
+                    &[&holder, &limit, &millis(lease), &max_group, &schedule],
                 )
                 .await
                 .map_err(|e| self.db_error("claiming due destinations", e))?;
@@ -567,19 +692,26 @@ impl PostgresStateStore {
             .query(&self.sql.leases.lock_named, &[&ids])
             .await
             .map_err(fail)?;
+        let leases = tx
+            .query(&self.sql.leases.lock_named_leases, &[&ids])
+            .await
+            .map_err(fail)?;
+        let mut live = HashMap::new();
+        for lease in &leases {
+            if lease.try_get::<_, Option<bool>>(2).map_err(fail)? == Some(true) {
+                let destination: String = lease.try_get(0).map_err(fail)?;
+                live.insert(destination, lease.try_get::<_, String>(1).map_err(fail)?);
+            }
+        }
         let (mut free, mut held) = (Vec::new(), Vec::new());
         for row in &rows {
             let destination: String = row.try_get(0).map_err(fail)?;
-            if row.try_get::<_, Option<bool>>(2).map_err(fail)? == Some(true) {
-                free.push(destination);
-            } else {
-                held.push(HeldElsewhere {
+            match live.remove(&destination) {
+                None => free.push(destination),
+                Some(holder) => held.push(HeldElsewhere {
                     destination: DestinationId(destination),
-                    holder: row
-                        .try_get::<_, Option<String>>(1)
-                        .map_err(fail)?
-                        .unwrap_or_default(),
-                });
+                    holder,
+                }),
             }
         }
         let claimed = tx
@@ -605,12 +737,13 @@ impl PostgresStateStore {
         let what = format!("giving destination {destination} back");
         self.within(&what, async {
             let client = self.client().await?;
-            let released = client
-                .execute(
+            let released: i64 = client
+                .query_one(
                     &self.sql.leases.give_back,
                     &[&destination.0, &holder, &claim_id(claim.id)],
                 )
                 .await
+                .and_then(|row| row.try_get(0))
                 .map_err(|e| self.db_error(&what, e))?;
             Ok(released == 1)
         })
@@ -685,8 +818,8 @@ impl PostgresStateStore {
         let what = format!("releasing destination {destination}");
         self.within(&what, async {
             let client = self.client().await?;
-            let released = client
-                .execute(
+            let released: i64 = client
+                .query_one(
                     &self.sql.leases.release,
                     &[
                         &destination.0,
@@ -697,6 +830,7 @@ impl PostgresStateStore {
                     ],
                 )
                 .await
+                .and_then(|row| row.try_get(0))
                 .map_err(|e| self.db_error(&what, e))?;
             Ok(released == 1)
         })
@@ -707,29 +841,112 @@ impl PostgresStateStore {
     pub fn fenced(&self, claims: &[Claim]) -> FencedStore {
         FencedStore {
             store: self.clone(),
-            tokens: Mutex::new(
+            held: Mutex::new(
                 claims
                     .iter()
-                    .map(|c| (c.destination.clone(), c.token))
+                    .map(|c| {
+                        let held = Held {
+                            token: c.token,
+                            claim_id: c.id,
+                            retiring: c.retiring,
+                        };
+                        (c.destination.clone(), held)
+                    })
                     .collect(),
             ),
         }
     }
+
+    /// Removes a held destination's state (and its row) as [`FencedStore::remove`] does.
+    async fn remove_held(
+        &self,
+        destination: &DestinationId,
+        expected: u64,
+        held: Held,
+    ) -> Result<(), Error> {
+        let what = format!("removing destination {destination}");
+        let Ok(expected_db) = i64::try_from(expected) else {
+            return Err(self.conflict(destination, expected, "saved"));
+        };
+        let client = self.client().await?;
+        let removed: i64 = client
+            .query_one(
+                &self.sql.leases.fenced_remove,
+                &[
+                    &destination.0,
+                    &expected_db,
+                    &claim_id(held.claim_id),
+                    &held.retiring,
+                ],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| self.db_error(&what, e))?;
+        if removed == 1 {
+            return Ok(());
+        }
+        // Nothing removed: named again by its host while held to be retired, or the claim and
+        // version moved on (taken over).
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT version, claim_id, retiring FROM {} WHERE destination = $1",
+                    self.sql.table
+                ),
+                &[&destination.0],
+            )
+            .await
+            .map_err(|e| self.db_error(&what, e))?;
+        let still_ours = row.as_ref().is_some_and(|r| {
+            r.try_get::<_, i64>(0).ok() == Some(expected_db)
+                && r.try_get::<_, Option<i64>>(1).ok().flatten() == Some(claim_id(held.claim_id))
+        });
+        if still_ours && held.retiring {
+            return Err(Error::Conflict {
+                message: format!("destination {destination}: {NAMED_AGAIN}"),
+            });
+        }
+        Err(self.conflict(destination, expected, "saved"))
+    }
+}
+
+/// What a retirement's removal says when the host named the destination again while it was
+/// held to be retired (see [`is_named_again`]).
+const NAMED_AGAIN: &str = "named again by its host during its retirement: its state is kept, \
+                           and it is synced again at once";
+
+/// Whether `error` is a retirement's removal refused because the host named the destination
+/// again meanwhile: the run ends as interrupted, and the next run (due at once) syncs it.
+pub(crate) fn is_named_again(error: &Error) -> bool {
+    matches!(error, Error::Conflict { message } if message.ends_with(NAMED_AGAIN))
+}
+
+/// What a fenced store knows of one claim.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// The version the claim (or this holder's last save) left.
+    token: u64,
+    claim_id: u64,
+    /// Claimed to be retired.
+    retiring: bool,
 }
 
 /// The store as a lease holder sees it: a destination loads only while its version is still the
 /// one the holder's claim (or its own last save) left, so a worker whose destination was taken
 /// over stops before it reads the vendor, let alone writes. Saves are the store's compare-and-swap.
-/// Destinations not claimed are refused.
+/// A removal (a retirement's last step) happens only while the claim holds the destination and,
+/// for a destination claimed to be retired, only while it still is: one the host named again
+/// meanwhile keeps its state (an [`Error::Conflict`]), and its next run, due at once, writes
+/// back what the retirement deleted. Destinations not claimed are refused.
 #[derive(Debug)]
 pub struct FencedStore {
     store: PostgresStateStore,
-    tokens: Mutex<HashMap<DestinationId, u64>>,
+    held: Mutex<HashMap<DestinationId, Held>>,
 }
 
 impl FencedStore {
-    fn token(&self, destination: &DestinationId) -> Option<u64> {
-        self.tokens
+    fn held(&self, destination: &DestinationId) -> Option<Held> {
+        self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(destination)
@@ -737,10 +954,14 @@ impl FencedStore {
     }
 
     fn set_token(&self, destination: &DestinationId, token: u64) {
-        self.tokens
+        if let Some(held) = self
+            .held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(destination.clone(), token);
+            .get_mut(destination)
+        {
+            held.token = token;
+        }
     }
 
     fn not_held(destination: &DestinationId) -> Error {
@@ -759,8 +980,9 @@ impl StateStore for FencedStore {
         destination: &DestinationId,
     ) -> Result<Versioned<DestinationState>, Error> {
         let token = self
-            .token(destination)
-            .ok_or_else(|| Self::not_held(destination))?;
+            .held(destination)
+            .ok_or_else(|| Self::not_held(destination))?
+            .token;
         let loaded = self.store.load(destination).await?;
         if loaded.version != token {
             return Err(Error::Conflict {
@@ -780,7 +1002,7 @@ impl StateStore for FencedStore {
         expected: u64,
         state: &DestinationState,
     ) -> Result<u64, Error> {
-        if self.token(destination).is_none() {
+        if self.held(destination).is_none() {
             return Err(Self::not_held(destination));
         }
         let version = self.store.save(destination, expected, state).await?;
@@ -789,9 +1011,14 @@ impl StateStore for FencedStore {
     }
 
     async fn remove(&self, destination: &DestinationId, expected: u64) -> Result<(), Error> {
-        if self.token(destination).is_none() {
-            return Err(Self::not_held(destination));
-        }
-        self.store.remove(destination, expected).await
+        let held = self
+            .held(destination)
+            .ok_or_else(|| Self::not_held(destination))?;
+        self.store
+            .within(
+                "removing a destination",
+                self.store.remove_held(destination, expected, held),
+            )
+            .await
     }
 }

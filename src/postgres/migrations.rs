@@ -75,10 +75,32 @@ const MIGRATIONS: &[(i32, &str)] = &[
         next_slot timestamptz NOT NULL
     );",
     ),
+    (
+        6,
+        "-- Leases in a table of their own: a renewal touches only its lease, never the destination's
+    -- row, so a host transaction holding that row (enroll_in, sync_soon_in, reconcile_in not yet
+    -- committed) never holds a renewal up. One lease per held destination, named by its claim.
+    CREATE TABLE {schema}.leases (
+        destination text PRIMARY KEY,
+        claim_id    bigint NOT NULL,
+        holder      text NOT NULL,
+        expires_at  timestamptz NOT NULL
+    );
+    CREATE INDEX leases_expiry ON {schema}.leases (expires_at);
+    INSERT INTO {schema}.leases (destination, claim_id, holder, expires_at)
+        SELECT destination, claim_id, holder, lease_expires_at FROM {schema}.destination_state
+        WHERE holder IS NOT NULL AND claim_id IS NOT NULL AND lease_expires_at IS NOT NULL;
+    -- A holder without a lease to carry over holds nothing.
+    UPDATE {schema}.destination_state SET holder = NULL, claim_id = NULL, claimed_requests = NULL
+        WHERE holder IS NOT NULL AND (claim_id IS NULL OR lease_expires_at IS NULL);
+    ALTER TABLE {schema}.destination_state DROP COLUMN lease_expires_at;
+    -- A vendor's 429 pause, apart from the pace: honoured in full, without the burst's tolerance.
+    ALTER TABLE {schema}.rate_budget ADD COLUMN paused_until timestamptz;",
+    ),
 ];
 
 /// The newest schema version this library knows.
-const LATEST: i32 = 5;
+const LATEST: i32 = 6;
 
 impl PostgresStateStore {
     /// Creates the schema and its tables, or brings them up to date; does nothing when they are.

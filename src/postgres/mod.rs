@@ -26,8 +26,9 @@
 //! The core's [`Error`] has no storage kind of its own: a connection that failed, timed out or was
 //! refused, and any error PostgreSQL reports, is [`Error::Transient`] (a worker backs off and tries
 //! again); connection settings that cannot work (a bad connection string or `sslmode`, an
-//! unreadable `sslrootcert`, a server certificate that fails verification) are
-//! [`Error::Unsupported`], permanent; a row that does not read as a state, a state format this library does not know, and a
+//! unreadable `sslrootcert`, a server certificate that fails verification, a database that does
+//! not exist) are [`Error::Unsupported`], permanent; a host's input the store cannot take (one
+//! destination given twice with different descriptions) is [`Error::InvalidInput`]; a row that does not read as a state, a state format this library does not know, and a
 //! schema that is missing or newer than this library are [`Error::CorruptState`]. Messages name the
 //! schema, the table and the destination, never the connection's password.
 
@@ -55,6 +56,7 @@ pub use connect::ConnectOptions;
 pub use deadpool_postgres;
 pub(crate) use guard::panic_message;
 pub use guard::{Interrupted, LeaseOptions, LeasedGroup, LeasedProvider};
+pub(crate) use leases::is_named_again;
 pub use leases::{
     unique_holder, Claim, Dropped, FencedStore, HeldElsewhere, Reconciled, DEFAULT_MAX_GROUP,
 };
@@ -81,6 +83,10 @@ pub struct PostgresStateStore {
     connector: Option<Arc<connect::Connector>>,
     /// How long one call may take in all (a hung network never stalls a caller longer).
     call_timeout: Duration,
+    /// The rate budget's own small pool ([`rate_budget`](Self::rate_budget)), so that vendor
+    /// requests never wait for (or take) the connections of syncs, renewals and claims; `None`
+    /// over a host's own pool.
+    budget_pool: Option<Pool>,
 }
 
 impl fmt::Debug for PostgresStateStore {
@@ -108,37 +114,36 @@ impl PostgresStateStore {
     /// schema is [`DEFAULT_SCHEMA`]; call [`migrate`](Self::migrate) before the first use.
     ///
     /// Settings that cannot work (a bad URL or `sslmode`, an unreadable `sslrootcert`, a server
-    /// certificate that fails verification) are [`Error::Unsupported`]; a server that cannot be
+    /// certificate that fails verification, a database that does not exist) are
+    /// [`Error::Unsupported`]; a server that cannot be
     /// reached is [`Error::Transient`].
     pub async fn connect_with(
         url: &str,
         options: ConnectOptions,
     ) -> Result<PostgresStateStore, Error> {
         let connector = Arc::new(connect::Connector::new(url, &options)?);
-        let manager = Manager::from_connect(
-            tokio_postgres::Config::new(),
-            connect::PoolConnect(connector.clone()),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
         // Bounded waits: a worker whose database is gone fails its step and tries again later,
         // it never hangs.
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(options.pool_wait_timeout))
-            .create_timeout(Some(options.connect_timeout * 2))
-            .recycle_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| Error::Transient {
-                message: format!("cannot build a PostgreSQL pool: {e}"),
-            })?;
+        let pool = build_pool(
+            &connector,
+            options.pool_size.max(1),
+            options.pool_wait_timeout,
+            &options,
+        )?;
+        // The budget's pool: a reservation that cannot get a connection soon is not worth
+        // waiting for (the adapter's own pacing goes on).
+        let budget_pool = build_pool(
+            &connector,
+            budget::POOL_SIZE,
+            budget::CALL_TIMEOUT,
+            &options,
+        )?;
         let store = PostgresStateStore {
             pool,
             sql: Arc::new(Sql::new(DEFAULT_SCHEMA)),
             connector: Some(connector),
             call_timeout: options.call_timeout(),
+            budget_pool: Some(budget_pool),
         };
         // One connection now, so that a wrong URL or password fails here rather than later.
         drop(store.client().await?);
@@ -154,6 +159,7 @@ impl PostgresStateStore {
             sql: Arc::new(Sql::new(DEFAULT_SCHEMA)),
             connector: None,
             call_timeout: FROM_POOL_CALL_TIMEOUT,
+            budget_pool: None,
         }
     }
 
@@ -222,7 +228,18 @@ impl PostgresStateStore {
                         message: message(format!("{why} (check sslmode and sslrootcert)")),
                     }
                 }
-                // The server's reason (a refused password, an unknown database) rather than the
+                // A database that does not exist: the connection string is wrong, and stays so.
+                deadpool_postgres::PoolError::Backend(e)
+                    if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) =>
+                {
+                    Error::Unsupported {
+                        message: message(format!(
+                            "{} (check the database name of the connection string)",
+                            db_message(e)
+                        )),
+                    }
+                }
+                // The server's reason (a refused password, a server starting up) rather than the
                 // client's bare "db error"; servers never echo a password.
                 deadpool_postgres::PoolError::Backend(e) => Error::Transient {
                     message: message(db_message(e)),
@@ -431,6 +448,33 @@ impl StateStore for PostgresStateStore {
         )
         .await
     }
+}
+
+/// A pool of at most `size` connections opened by `connector`, whose callers wait at most
+/// `wait` for one.
+fn build_pool(
+    connector: &Arc<connect::Connector>,
+    size: usize,
+    wait: Duration,
+    options: &ConnectOptions,
+) -> Result<Pool, Error> {
+    let manager = Manager::from_connect(
+        tokio_postgres::Config::new(),
+        connect::PoolConnect(connector.clone()),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(options.connect_timeout * 2))
+        .recycle_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| Error::Transient {
+            message: format!("cannot build a PostgreSQL pool: {e}"),
+        })
 }
 
 /// The `LISTEN`/`NOTIFY` channel of a schema's wake-ups: a fixed tag and a hash of the schema

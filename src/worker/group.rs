@@ -18,7 +18,7 @@ use super::host::{Host, HostSchedule};
 use super::schedule::RunOutcome;
 use super::traced::{TracedProvider, TracedStore};
 use super::{Clock, WorkerOptions};
-use crate::postgres::{Claim, LeasedGroup, PostgresStateStore};
+use crate::postgres::{is_named_again, Claim, LeasedGroup, PostgresStateStore};
 
 /// What became of one claimed destination, and why, for its release.
 pub(super) struct Ended {
@@ -221,7 +221,11 @@ async fn retire_all<H: Host>(
             }
         };
         let report = retire(destination, &provider, &store, now, SyncMode::Apply).await;
+        let named_again = report.errors.iter().any(|e| is_named_again(&e.error));
         let outcome = match RunOutcome::of(&report) {
+            // The host named it again meanwhile: kept, and due at once (its enrolment counted
+            // a request) to write back what the retirement deleted.
+            _ if named_again => RunOutcome::Interrupted,
             RunOutcome::Synced if report.errors.is_empty() => RunOutcome::Retired,
             RunOutcome::Synced => RunOutcome::Failed,
             other => other,

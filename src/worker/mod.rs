@@ -71,7 +71,7 @@ mod traced;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use tokio::task::{self, JoinSet};
@@ -261,12 +261,18 @@ impl<H: Host> Worker<H> {
                     biased;
                     found = &mut claim => found,
                     () = &mut shutdown => {
-                        if let Ok(found) = tokio::time::timeout(RELEASE_AT_SHUTDOWN, claim).await {
-                            for group in found {
+                        let asked = Instant::now();
+                        // The claim's wait and its release come out of the shutdown's bound.
+                        let bound = asked + inner.options.shutdown_grace + RELEASE_AT_SHUTDOWN;
+                        let claimed = async {
+                            for group in claim.await {
                                 let _ = group.release_rest(Duration::ZERO).await;
                             }
-                        }
-                        break;
+                        };
+                        let until = (asked + RELEASE_AT_SHUTDOWN).min(bound);
+                        let _ = tokio::time::timeout_at(until.into(), claimed).await;
+                        inner.shut_down(groups, stop, asked).await;
+                        return;
                     }
                 };
                 for group in found {
@@ -286,7 +292,7 @@ impl<H: Host> Worker<H> {
                 () = tokio::time::sleep(inner.options.idle_poll) => {}
             }
         }
-        inner.shut_down(groups, stop).await;
+        inner.shut_down(groups, stop, Instant::now()).await;
     }
 }
 
@@ -416,11 +422,14 @@ impl<H: Host> Inner<H> {
         }
     }
 
-    /// Lets running syncs finish within the grace period, then stops the rest (they release
-    /// what they hold, due at once) and waits for them at most [`RELEASE_AT_SHUTDOWN`]: with the
-    /// database gone, what they hold runs out by itself.
-    async fn shut_down(&self, mut groups: Groups, stop: watch::Sender<bool>) {
-        let grace = tokio::time::sleep(self.options.shutdown_grace);
+    /// Lets running syncs finish within the grace period from `asked` (when shutdown was asked),
+    /// then stops the rest (they release what they hold, due at once) and waits for them until
+    /// [`RELEASE_AT_SHUTDOWN`] after the grace at most: with the database gone, what they hold
+    /// runs out by itself. Whatever happens, it returns within the grace and
+    /// [`RELEASE_AT_SHUTDOWN`] of `asked`.
+    async fn shut_down(&self, mut groups: Groups, stop: watch::Sender<bool>, asked: Instant) {
+        let grace_end = asked + self.options.shutdown_grace;
+        let grace = tokio::time::sleep_until(grace_end.into());
         tokio::pin!(grace);
         loop {
             tokio::select! {
@@ -437,7 +446,8 @@ impl<H: Host> Inner<H> {
                 self.joined(joined, &mut groups.schedules);
             }
         };
-        if tokio::time::timeout(RELEASE_AT_SHUTDOWN, released)
+        let bound = grace_end + RELEASE_AT_SHUTDOWN;
+        if tokio::time::timeout_at(bound.into(), released)
             .await
             .is_err()
         {
@@ -448,7 +458,8 @@ impl<H: Host> Inner<H> {
 }
 
 /// How long a shutdown waits for the releases after the grace: the grace (20 s by default) and
-/// this stay under the 30 s orchestrators usually give.
+/// this, 25 s in all from the moment shutdown is asked (a claim in flight then included), stay
+/// under the 30 s orchestrators usually give.
 pub const RELEASE_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// The sync groups running, and the host schedule of each task (for logs).

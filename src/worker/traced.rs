@@ -35,6 +35,10 @@ impl Provider for TracedProvider {
         self.inner.capabilities()
     }
 
+    fn account(&self) -> Option<String> {
+        self.inner.account()
+    }
+
     async fn list_schedules(&self) -> Result<oncall_core::ScheduleListing, Error> {
         self.inner
             .list_schedules()
@@ -161,5 +165,23 @@ impl StateStore for TracedStore<'_> {
             .remove(destination, expected)
             .instrument(self.span(destination))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traced_provider_keeps_its_providers_account() {
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let vendor = oncall_core::testkit::InMemoryProvider::pagerduty_like(now);
+        vendor.set_account(Some("pagerduty https://acme".into()));
+        let traced = TracedProvider {
+            inner: Arc::new(vendor),
+            span: tracing::Span::none(),
+        };
+        // `sync` refuses two connections of one account sharing a vendor schedule by it.
+        assert_eq!(traced.account().as_deref(), Some("pagerduty https://acme"));
     }
 }

@@ -278,7 +278,18 @@ impl Fleet {
     /// Starts a worker named `name` (its lease holder id and its tag in the simulators' logs),
     /// with a pool of its own.
     pub async fn start_worker(&self, name: &str, options: WorkerOptions) -> WorkerHandle {
-        let store = PostgresStateStore::connect(&self.url)
+        self.start_worker_over(name, options, &self.url).await
+    }
+
+    /// [`start_worker`](Self::start_worker) over `url` (a [`pg_proxy::PgProxy`] in front of
+    /// the database, say).
+    pub async fn start_worker_over(
+        &self,
+        name: &str,
+        options: WorkerOptions,
+        url: &str,
+    ) -> WorkerHandle {
+        let store = PostgresStateStore::connect(url)
             .await
             .unwrap()
             .with_schema(self.store.schema())
@@ -585,6 +596,10 @@ impl Provider for Announcing {
 
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities()
+    }
+
+    fn account(&self) -> Option<String> {
+        self.0.account()
     }
 
     async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {

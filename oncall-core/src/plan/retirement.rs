@@ -56,6 +56,7 @@ pub struct RetirementInput<'a> {
 ///     high_water: Some(t(4)),
 ///     ledger: vec![running.clone(), future.clone()],
 ///     last_run: None,
+///     home: None,
 /// };
 /// let vendor = [running, future.clone(), foreign];
 /// let plan = plan_retirement(RetirementInput {
@@ -162,6 +163,7 @@ mod tests {
             high_water: Some(t(10, 9)),
             ledger: case.ledger,
             last_run: None,
+            home: None,
         };
         let d = DestinationId("d".into());
         let plan = plan_retirement(RetirementInput {

@@ -38,7 +38,7 @@ use crate::error::{Error, Resource};
 use crate::model::Window;
 use crate::plan::{Override, OverrideId, Span, CLOCK_SKEW};
 use crate::provider::{Provider, VendorScheduleId};
-use crate::state::{DestinationState, StateStore};
+use crate::state::{DestinationState, LedgerHome, StateStore};
 use crate::time::whole_seconds;
 
 /// What to move where.
@@ -259,6 +259,11 @@ pub async fn migrate(
     let entries = find_entries(&migration, &schedule, &loaded.value, held, now).await?;
     let state = DestinationState {
         ledger: entries.iter().filter_map(|e| e.after.clone()).collect(),
+        // A sync through the old connection is refused from now on.
+        home: Some(LedgerHome {
+            connection: migration.to_connection.clone(),
+            schedule: schedule.clone(),
+        }),
         ..loaded.value.clone()
     };
     let saved = if matches!(migration.mode, SyncMode::DryRun) {

@@ -9,14 +9,14 @@ use super::{
     DestinationReport, OperationOutcome, Outcome, SyncError, SyncMode, SyncOptions, SyncStatus,
     SyncTarget,
 };
-use crate::error::{Error, Resource};
+use crate::error::{Error, LedgerElsewhere, Resource, ValidationError};
 use crate::model::{Schedule, Window};
 use crate::plan::{
     alias_attempt, desired_spans, is_alias_for, plan_export, Action, Desired, Override, OverrideId,
     Plan, PlanInput, PlannedOperation, Span, Warning, ALIAS_ATTEMPTS, CLOCK_SKEW,
 };
 use crate::provider::NewOverride;
-use crate::state::{DestinationState, LastRun, StateStore};
+use crate::state::{DestinationState, LastRun, LedgerHome, StateStore};
 use crate::time::whole_seconds;
 
 /// How many times one run re-reads and re-sends creates whose answers were lost (where the vendor
@@ -169,8 +169,25 @@ impl<'a> Run<'a> {
     pub(super) async fn load_state(&mut self) -> bool {
         match self.store.load(&self.target.destination.id).await {
             Ok(loaded) => {
+                // The ledger's ids are those of one connection's vendor schedule: refused
+                // through another (after `migrate`, the old one), nothing sent or saved.
+                let here = LedgerHome {
+                    connection: self.target.destination.connection.clone(),
+                    schedule: self.target.destination.schedule.clone(),
+                };
+                if let Some(home) = loaded.value.home.as_ref().filter(|h| **h != here) {
+                    let elsewhere = LedgerElsewhere {
+                        destination: self.target.destination.id.clone(),
+                        home: home.clone(),
+                        asked: here,
+                    };
+                    let e = ValidationError::LedgerElsewhere(Box::new(elsewhere));
+                    self.error(None, Error::InvalidInput(e));
+                    return false;
+                }
                 self.version = loaded.version;
                 self.state = loaded.value;
+                self.state.home = Some(here);
                 // A mark saved before instants were whole seconds is rounded up: never backwards.
                 self.state.high_water = self.state.high_water.map(|h| {
                     let floor = whole_seconds(h);

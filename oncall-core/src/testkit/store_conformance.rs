@@ -74,6 +74,7 @@ pub fn sample_state(seed: u32) -> DestinationState {
             ok: false,
             error: Some(format!("run {seed}: rate limited; ünïcode survives")),
         }),
+        home: None,
     }
 }
 
