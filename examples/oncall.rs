@@ -1469,7 +1469,8 @@ async fn migrate_destination(
         Ok(p) => Some(p),
         Err(e) => {
             eprintln!(
-                "note: the old connection {} cannot be read ({e}): overrides a person changed                  there before the move are not looked for by their changed span",
+                "note: the old connection {} cannot be read ({e}): overrides a person changed \
+                 there before the move are not looked for by their changed span",
                 destination.connection
             );
             None

@@ -215,7 +215,7 @@ fn a_jsm_connection_is_read_from_the_config() {
     assert_eq!(provider.name(), "jsm");
     assert_eq!(
         provider.account().as_deref(),
-        Some("jsm site https://acme.atlassian.net/")
+        Some("jsm https://api.atlassian.com/")
     );
     assert!(config.prober(&ConnectionId("jsm".into()), &env).is_ok());
     let no_email = |name: &str| (name == "JSM_TOKEN").then(|| "t".to_owned());
@@ -273,7 +273,7 @@ fn a_jsm_connection_is_read_from_the_config() {
         .unwrap();
     assert_eq!(
         provider.account().as_deref(),
-        Some("jsm https://api.atlassian.com/jsm/ops/api/c-1")
+        Some("jsm https://api.atlassian.com/")
     );
 }
 
@@ -502,4 +502,43 @@ async fn migrate_refuses_bad_usage_and_a_read_only_account_fails_on_jsm() {
         "{}",
         run.stdout
     );
+}
+
+/// With the old connection unreadable (its key's variable unset), `migrate` says so in one note,
+/// words spaced as written, and still moves the destination from the ledger's spans.
+#[tokio::test]
+async fn migrate_notes_an_unreadable_old_connection_in_one_plain_sentence() {
+    let w = World::new().await;
+    w.write_config(&w.config(14, "og", "og-sched"));
+    let sync = w.run(&["sync", "--now", &rfc3339(now()), "--json"]);
+    assert_eq!(sync.code, 0, "{}{}", sync.stdout, sync.stderr);
+    w.jsm
+        .import_migrated(&w.og, &[vendor_schedule()], MigrationDialect::default());
+    let mut config = w.config(14, "og", "og-sched");
+    config["connections"][0]["api_key_env"] = json!("OG_KEY_GONE");
+    w.write_config(&config);
+    let dry = w.run(&[
+        "migrate",
+        "--destination",
+        "platform-primary",
+        "--to-connection",
+        "jsm",
+        "--now",
+        &rfc3339(now() + TimeDelta::hours(1)),
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let note = dry
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("note: the old connection og cannot be read"))
+        .unwrap_or_else(|| panic!("no note: {}", dry.stderr));
+    assert!(
+        note.ends_with(
+            "overrides a person changed there before the move are not looked for by their \
+             changed span"
+        ),
+        "{note:?}"
+    );
+    assert!(!note.contains("  "), "spacing: {note:?}");
 }

@@ -7,9 +7,9 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use oncall_sync::testkit::{InMemoryProvider, VendorSimulator};
 use oncall_sync::{
-    migrate, Capabilities, ConnectionId, Destination, DestinationId, DestinationState, Email,
-    Error, Found, InMemoryStateStore, LastRun, Member, Migration, Override, OverrideId, RoleIndex,
-    Span, StateStore, SyncMode, VendorSchedule, VendorScheduleId,
+    migrate, Absence, Capabilities, ConnectionId, Destination, DestinationId, DestinationState,
+    Email, Error, Found, InMemoryStateStore, LastRun, Member, Migration, Override, OverrideId,
+    RoleIndex, Span, StateStore, SyncMode, VendorSchedule, VendorScheduleId,
 };
 
 fn t(h: i64) -> DateTime<Utc> {
@@ -207,6 +207,137 @@ async fn without_the_old_side_an_edited_copy_is_not_found_and_kept_under_its_old
         Some(&w.ledger[2]),
         "kept as it was (R3)"
     );
+    assert_eq!(report.entries[2].absence, Some(Absence::OldSideUnread));
+    assert!(
+        report.to_string().contains("the old side cannot be read"),
+        "{report}"
+    );
+}
+
+/// The new side lacks two entries the old side holds: one as the ledger remembers it, one as a
+/// person changed it there. Neither was carried by the migration: both are dropped from the
+/// ledger (the next sync writes the host's spans), and the report says how the old side holds
+/// each. One the old side no longer holds stays, a person's deletion (R3).
+#[tokio::test]
+async fn entries_the_old_side_holds_but_the_migration_did_not_carry_are_dropped_with_the_reason() {
+    let w = world().await;
+    let s = VendorScheduleId("S".into());
+    let j = VendorScheduleId("J".into());
+    // Two more of ours in Opsgenie, written after the account was copied (not in JSM).
+    let later = [
+        Span::new(t(30), t(34), ann()),
+        Span::new(t(40), t(44), ann()),
+    ];
+    let mut ledger = w.ledger.clone();
+    for span in &later {
+        let id = w.og.insert_override(&s, span.clone());
+        ledger.push(Override {
+            id,
+            span: span.clone(),
+        });
+    }
+    // A person changed the first one there; a person deleted the stretched one everywhere.
+    let changed = Span::new(t(30), t(35), ann());
+    w.og.edit_override(&s, &ledger[3].id, changed.clone());
+    let stretched_copy = w
+        .jsm
+        .overrides(&j)
+        .into_iter()
+        .find(|o| o.span.start == t(20))
+        .unwrap();
+    w.jsm.remove_override(&j, &stretched_copy.id);
+    w.og.remove_override(&s, &ledger[2].id);
+    let loaded = w.store.load(&destination().id).await.unwrap();
+    let state = DestinationState {
+        ledger: ledger.clone(),
+        ..loaded.value
+    };
+    w.store
+        .save(&destination().id, loaded.version, &state)
+        .await
+        .unwrap();
+    let to = ConnectionId("jsm".into());
+    let report = migrate(
+        Migration {
+            destination: &destination(),
+            from: Some(&w.og),
+            to_connection: &to,
+            to: &w.jsm,
+            to_schedule: None,
+            now: t(10),
+            mode: SyncMode::Apply,
+        },
+        &w.store,
+    )
+    .await
+    .unwrap();
+    let found: Vec<(Found, Option<Absence>)> = report
+        .entries
+        .iter()
+        .map(|e| (e.found, e.absence.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Found::Ended, None),
+            (Found::BySpan, None),
+            (Found::NotFound, Some(Absence::DeletedOnTheOldSide)),
+            (
+                Found::NotCarried,
+                Some(Absence::OldSideHoldsAChange(changed.clone()))
+            ),
+            (Found::NotCarried, Some(Absence::OldSideHoldsIt)),
+        ]
+    );
+    let text = report.to_string();
+    assert!(text.contains("2 not carried"), "{text}");
+    assert!(text.contains("the old side holds it unchanged"), "{text}");
+    assert!(text.contains("a person deleted it"), "{text}");
+    let saved = w.store.get(&destination().id).unwrap().ledger;
+    assert_eq!(saved.len(), 2, "{saved:?}");
+    assert!(
+        saved.iter().any(|l| l == &ledger[2]),
+        "the deletion is kept (R3)"
+    );
+    assert!(
+        !saved.iter().any(|l| l.span.start >= t(30)),
+        "not carried: dropped, for the next sync to write: {saved:?}"
+    );
+}
+
+/// A running override the migration copied from its own instant (the part the vendor holds from
+/// then on) is found by span: spans are compared from now on. A cut that landed a few seconds
+/// later than the ledger's end (the vendor's now) is found too.
+#[tokio::test]
+async fn a_running_override_is_found_by_the_part_the_vendor_holds() {
+    let w = world().await;
+    let j = VendorScheduleId("J".into());
+    let running = w
+        .jsm
+        .overrides(&j)
+        .into_iter()
+        .find(|o| o.span.start == t(8))
+        .unwrap();
+    w.jsm.remove_override(&j, &running.id);
+    let clipped = Span::new(t(9), t(12) + TimeDelta::seconds(4), ann());
+    let copy = w.jsm.insert_override(&j, clipped);
+    let to = ConnectionId("jsm".into());
+    let report = migrate(
+        Migration {
+            destination: &destination(),
+            from: None,
+            to_connection: &to,
+            to: &w.jsm,
+            to_schedule: Some(&j),
+            now: t(10),
+            mode: SyncMode::DryRun,
+        },
+        &w.store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.entries[1].found, Found::BySpan, "{report}");
+    assert_eq!(report.entries[1].after.as_ref().unwrap().id, copy);
 }
 
 #[tokio::test]
@@ -454,12 +585,135 @@ mod http {
         assert_eq!(again.destinations[0].write_calls, 0, "{again}");
         assert!(jsm.requests().iter().all(|r| r.simulated));
         format!(
-            "{} by id, {} by span, {} by the old side's span, {} not found",
+            "{} by id, {} by span, {} by the old side's span, {} not found, {} not carried",
             report.count(Found::ById),
             report.count(Found::BySpan),
             report.count(Found::ByOldSidesSpan),
-            report.count(Found::NotFound)
+            report.count(Found::NotFound),
+            report.count(Found::NotCarried)
         )
+    }
+
+    /// README "Moving off Opsgenie" says to pause syncs while a destination moves. One that ran
+    /// anyway, through Opsgenie after Atlassian copied the account and before `migrate`, wrote
+    /// days the migration did not carry. `migrate` reports them as not carried (the old side
+    /// holds them unchanged), not as a person's deletion, and drops them from the ledger; the
+    /// first sync through JSM writes them, each once; the next writes nothing.
+    async fn move_after_a_sync_during_the_move(migration: MigrationDialect, dialect: JsmDialect) {
+        let now = day(3) + TimeDelta::hours(3);
+        let og = OpsgenieSimulator::start_at(now).await;
+        og.add_schedule(vendor_schedule());
+        let og_provider = og.provider();
+        let vs = VendorScheduleId("og-platform".into());
+        let destination = Destination {
+            id: DestinationId("platform-primary".into()),
+            connection: ConnectionId("og".into()),
+            schedule: vs.clone(),
+            role: RoleIndex::PRIMARY,
+            mode: oncall_sync::DestinationMode::Protect,
+        };
+        let store = InMemoryStateStore::new();
+        let first = run_sync(&rota(15, false), &destination, &og_provider, &store, now).await;
+        assert!(first.is_ok(), "{first}");
+        // 1. Atlassian copies the account.
+        let jsm = JsmSimulator::start_with(now, dialect).await;
+        let moved = jsm.import_migrated(&og, &[vendor_schedule()], migration);
+        // The host's job syncs once more through Opsgenie before `migrate`: days 15 to 19.
+        let later = now + TimeDelta::hours(1);
+        og.set_now(later);
+        jsm.set_now(later);
+        let second = run_sync(&rota(20, false), &destination, &og_provider, &store, later).await;
+        assert!(second.is_ok(), "{second}");
+        let written_meanwhile: Vec<Override> = store
+            .get(&destination.id)
+            .unwrap()
+            .ledger
+            .into_iter()
+            .filter(|l| l.span.start >= day(15))
+            .collect();
+        assert_eq!(written_meanwhile.len(), 5);
+        // 4. `oncall migrate`, Opsgenie still readable.
+        let jsm_provider = jsm.provider();
+        let to = ConnectionId("jsm".into());
+        let report = migrate(
+            Migration {
+                destination: &destination,
+                from: Some(&og_provider as &dyn Provider),
+                to_connection: &to,
+                to: &jsm_provider,
+                to_schedule: None,
+                now: later,
+                mode: SyncMode::Apply,
+            },
+            &store,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.to.schedule, moved[0].1);
+        assert_eq!(report.count(Found::NotFound), 0, "{report}");
+        let not_carried: Vec<&Override> = report
+            .entries
+            .iter()
+            .filter(|e| e.found == Found::NotCarried)
+            .map(|e| &e.before)
+            .collect();
+        assert_eq!(not_carried, written_meanwhile.iter().collect::<Vec<_>>());
+        assert!(report
+            .entries
+            .iter()
+            .filter(|e| e.found == Found::NotCarried)
+            .all(|e| e.absence == Some(Absence::OldSideHoldsIt) && e.after.is_none()));
+        assert!(report.to_string().contains("5 not carried"), "{report}");
+        // 5. The first sync through JSM writes the days the migration did not carry, once each.
+        let moved_destination = report.to.clone();
+        let at = later + TimeDelta::minutes(5);
+        let sync = run_sync(
+            &rota(20, false),
+            &moved_destination,
+            &jsm_provider,
+            &store,
+            at,
+        )
+        .await;
+        assert!(sync.is_ok(), "{sync}");
+        let held = jsm.overrides(&moved_destination.schedule);
+        let mut by_span: HashMap<&Span, usize> = HashMap::new();
+        for o in &held {
+            *by_span.entry(&o.span).or_default() += 1;
+        }
+        assert!(by_span.values().all(|&n| n == 1), "written twice: {held:?}");
+        for l in &written_meanwhile {
+            assert!(
+                held.iter().any(|o| o.span == l.span),
+                "JSM lacks {} after the first sync through it: {held:?}",
+                l.span
+            );
+        }
+        let again = run_sync(
+            &rota(20, false),
+            &moved_destination,
+            &jsm_provider,
+            &store,
+            at + TimeDelta::minutes(5),
+        )
+        .await;
+        assert_eq!(again.destinations[0].write_calls, 0, "{again}");
+    }
+
+    #[tokio::test]
+    async fn overrides_a_sync_wrote_during_the_move_are_not_carried_and_written_by_the_first_jsm_sync(
+    ) {
+        for (name, migration) in MigrationDialect::variants() {
+            eprintln!("{name}");
+            move_after_a_sync_during_the_move(migration, JsmDialect::default()).await;
+        }
+        for (name, dialect) in JsmDialect::variants()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("rate_limit"))
+        {
+            eprintln!("{name}");
+            move_after_a_sync_during_the_move(MigrationDialect::default(), dialect).await;
+        }
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! - `validator`: the checks themselves catch what they claim to (and the specs' own examples
 //!   against their schemas, the evidence for some known defects).
 //! - `flows`: the adapters' flows (list, import, plan, sync with creates, updates, deletes and cuts,
-//!   retire; 401, 403, 404, 429, 5xx, lost answers) against both simulators.
+//!   retire; 401, 403, 404, 429, 5xx, lost answers) against the three simulators (JSM's checked
+//!   against a document written from the reference: `fixtures/vendor-specs/jsm/SOURCE.txt`).
 //! - `cli`: the `oncall` CLI's traffic (the binary `cargo test` builds; after a filtered build run
 //!   `cargo build --example oncall` first).
 //! - `clients`: the calls the vendors' official clients make, replayed on the simulators, with

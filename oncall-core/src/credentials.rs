@@ -125,6 +125,9 @@ impl ApiKey {
             Error::PermissionDenied { message } => Error::PermissionDenied {
                 message: clean(message),
             },
+            Error::PeopleLookupDenied { message } => Error::PeopleLookupDenied {
+                message: clean(message),
+            },
             Error::NotFound { resource, message } => Error::NotFound {
                 resource,
                 message: clean(message),

@@ -30,6 +30,18 @@ pub enum Error {
         /// The vendor's message.
         message: String,
     },
+    /// The account may not look people up (JSM: the site's user search answered 403, the account
+    /// lacks the "Browse users and groups" permission), so no person's e-mail can be turned into
+    /// the vendor's id. Not a refused write (R8) and not an unknown member (R5): every write that
+    /// names a person fails until the permission is granted. Never retried.
+    #[error(
+        "people lookup denied: the account may not look people up (grant it the Browse users \
+         and groups permission): {message}"
+    )]
+    PeopleLookupDenied {
+        /// The vendor's message.
+        message: String,
+    },
     /// A schedule, override or other resource does not exist (or is invisible to this key).
     #[error("not found: {resource}: {message}")]
     NotFound {
@@ -106,6 +118,7 @@ impl Error {
             Error::InvalidInput(_) => "invalid_input",
             Error::Unauthenticated { .. } => "unauthenticated",
             Error::PermissionDenied { .. } => "permission_denied",
+            Error::PeopleLookupDenied { .. } => "people_lookup_denied",
             Error::NotFound { .. } => "not_found",
             Error::UnknownMember { .. } => "unknown_member",
             Error::RateLimited { .. } => "rate_limited",

@@ -88,5 +88,5 @@ pub use sync::{
     Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, SyncError, SyncMode, SyncOptions,
     SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
 };
-pub use sync::{migrate, Found, MigratedEntry, Migration, MigrationReport};
+pub use sync::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use time::{local_date, local_time, resolve_local};

@@ -319,15 +319,25 @@ mod tests {
     #[test]
     fn a_site_or_a_cloud_id_is_needed() {
         assert!(matches!(base().build(), Err(Error::InvalidInput(_))));
+        // One account name whichever way the connection is given.
         let p = base().with_site("acme.atlassian.net").build().unwrap();
         assert_eq!(
             p.account().as_deref(),
-            Some("jsm site https://acme.atlassian.net/")
+            Some("jsm https://api.atlassian.com/")
         );
         let p = base().with_cloud_id("c-1").build().unwrap();
         assert_eq!(
             p.account().as_deref(),
-            Some("jsm https://api.atlassian.com/jsm/ops/api/c-1")
+            Some("jsm https://api.atlassian.com/")
+        );
+        let p = base()
+            .with_cloud_id("c-1")
+            .with_api_base_url("https://ops.example.test/")
+            .build()
+            .unwrap();
+        assert_eq!(
+            p.account().as_deref(),
+            Some("jsm https://ops.example.test/")
         );
         for bad in ["ftp://x", "https://"] {
             assert!(

@@ -66,7 +66,10 @@ impl<'a> Request<'a> {
             target: Target::Path(Host::Site, path.iter().map(|s| (*s).to_owned()).collect()),
             query: Vec::new(),
             body: None,
-            context: CallContext::default(),
+            context: CallContext {
+                people: true,
+                ..CallContext::default()
+            },
         }
     }
 
@@ -209,17 +212,8 @@ impl Client {
         self.max_concurrency
     }
 
-    /// The cloudId, if given or found already.
-    pub fn known_cloud_id(&self) -> Option<&str> {
-        self.cloud_id.get().map(String::as_str)
-    }
-
     pub fn api_base(&self) -> &Url {
         &self.api_base
-    }
-
-    pub fn site(&self) -> Option<&Url> {
-        self.site.as_ref()
     }
 
     /// The vendor's clock as its last answer's `Date` header gave it, if any.

@@ -1,10 +1,11 @@
 //! People: e-mail ↔ Atlassian accountId, looked up one person at a time on the site and kept for
 //! the connection's life (shared by every clone of a provider).
 //!
-//! - e-mail → accountId: `GET /rest/api/3/user/search?query=<email>&maxResults=1` (what Atlassian's
-//!   Terraform provider does, reference §4), for each e-mail a create or an update names. The
-//!   answer counts only if the user it finds shows that same e-mail: a user whose e-mail the site
-//!   hides, or no user at all, is unknown ([`Error::UnknownMember`], R5's exception); a host that
+//! - e-mail → accountId: `GET /rest/api/3/user/search?query=<email>&maxResults=10`, for each
+//!   e-mail a create or an update names (Atlassian's Terraform provider asks for one hit, reference
+//!   §4; the search matches prefixes, so [`SEARCH_RESULTS`] are asked for and the hit that shows
+//!   exactly the e-mail is taken, never merely the first). A person no hit shows (a user whose
+//!   e-mail the site hides, or no user at all) is unknown ([`Error::UnknownMember`], R5's exception); a host that
 //!   knows such a person's accountId hands it over ([`crate::JsmBuilder::with_account_id`]).
 //! - accountId → e-mail: `GET /rest/api/3/user?accountId=<id>`, for each accountId an override, a
 //!   rotation or a timeline names that is not known yet. A hidden e-mail, or an account the site
@@ -23,6 +24,11 @@ use oncall_core::{Email, Error, Member};
 use crate::client::{lock, Client, Request};
 use crate::json::Node;
 use crate::recipient::Responder;
+
+/// How many users one search asks for: the site's search matches prefixes of e-mails and names
+/// (`ann@example.com` also finds `ann@example.com.au` and an "Ann Example"), so the person is
+/// the hit that shows exactly their e-mail, not the first hit.
+pub const SEARCH_RESULTS: usize = 10;
 
 /// How long an e-mail found unknown stays unknown before it is looked up again.
 pub const UNKNOWN_RETRY: Duration = Duration::from_secs(60);
@@ -91,34 +97,14 @@ impl Directory {
         }
         let request = Request::site(&["user", "search"])
             .query("query", email.as_str())
-            .query("maxResults", "1");
+            .query("maxResults", SEARCH_RESULTS.to_string());
         let answer = client.send(&request).await?;
-        let users = Node::root(&answer.body).items()?;
-        let found = match users.first() {
-            None => Err("no user of the site has this e-mail".to_owned()),
-            Some(user) => {
-                let account = user.field("accountId")?.str()?.to_owned();
-                let shown = user
-                    .opt_str("emailAddress")?
-                    .and_then(|e| Email::parse(e).ok());
-                let name = user.opt_str("displayName")?.map(str::to_owned);
-                match shown {
-                    Some(shown) if shown == *email => {
-                        self.learn(&account, Some(shown), name);
-                        Ok(account)
-                    }
-                    Some(_) => {
-                        Err("the site's search found someone else for this e-mail".to_owned())
-                    }
-                    None => Err(format!(
-                        "the site hides the e-mail of the user it found ({account}): hand the \
-                         accountId over with JsmBuilder::with_account_id"
-                    )),
-                }
-            }
-        };
+        let found = pick(&Node::root(&answer.body).items()?, email)?;
+        if let Ok((account, name)) = &found {
+            self.learn(account, Some(email.clone()), name.clone());
+        }
         match found {
-            Ok(account) => Ok(account),
+            Ok((account, _)) => Ok(account),
             Err(why) => {
                 lock(&self.by_email)
                     .insert(email.clone(), Found::Unknown(Instant::now(), why.clone()));
@@ -199,6 +185,43 @@ impl Directory {
         let name = person.name.unwrap_or_else(|| email.to_string());
         Ok(Some(Member::new(email, name)))
     }
+}
+
+/// The user among a search's hits that shows exactly `email` (accountId and display name), or why
+/// there is none: no hit, hits that are all someone else, or a hit whose e-mail the site hides.
+fn pick(
+    users: &[Node<'_>],
+    email: &Email,
+) -> Result<Result<(String, Option<String>), String>, Error> {
+    let mut hidden = None;
+    for user in users {
+        let account = user.field("accountId")?.str()?;
+        let shown = user
+            .opt_str("emailAddress")?
+            .and_then(|e| Email::parse(e).ok());
+        match shown {
+            Some(shown) if shown == *email => {
+                let name = user.opt_str("displayName")?.map(str::to_owned);
+                return Ok(Ok((account.to_owned(), name)));
+            }
+            Some(_) => {}
+            None => {
+                hidden.get_or_insert_with(|| account.to_owned());
+            }
+        }
+    }
+    Ok(Err(match (users.is_empty(), hidden) {
+        (true, _) => "no user of the site has this e-mail".to_owned(),
+        (false, Some(account)) => format!(
+            "no user the site's search found shows this e-mail, and it hides the e-mail of \
+             {account}: if that is the person, hand the accountId over with \
+             JsmBuilder::with_account_id"
+        ),
+        (false, None) => format!(
+            "the site's search found {} other user(s) for this e-mail, none with it exactly",
+            users.len()
+        ),
+    }))
 }
 
 fn unknown(email: &Email, why: &str) -> Error {

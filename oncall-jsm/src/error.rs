@@ -26,6 +26,8 @@ pub(crate) struct CallContext<'a> {
     pub alias: Option<&'a str>,
     /// The person a create or update names, if any.
     pub member: Option<&'a Email>,
+    /// Whether the call looks people up on the site (`user/search`, `user?accountId=`).
+    pub people: bool,
 }
 
 /// An error body, as far as it could be read.
@@ -114,6 +116,13 @@ impl VendorError {
         words.contains("schedule") && !words.contains("override")
     }
 
+    /// Whether a 404 to a write naming a person is about that person: the words name the
+    /// responder, a user or an account, and neither the schedule nor the override.
+    fn is_the_person_missing(&self) -> bool {
+        let words = self.words();
+        self.names_a_person() && !words.contains("schedule") && !words.contains("override")
+    }
+
     /// `HTTP 422: <titles> [code …]`.
     pub(crate) fn describe(&self, status: u16) -> String {
         let mut out = format!("HTTP {status}");
@@ -165,6 +174,15 @@ pub(crate) fn parse_error(
                  token, or another site's account): {message}"
             ),
         },
+        // The site's user search or lookup refused: the account lacks the "Browse users and
+        // groups" permission. Not R8 (the account may well write overrides) and not an unknown
+        // person (the person may well be there): its own kind.
+        403 if call.people => Error::PeopleLookupDenied {
+            message: format!(
+                "the site refused to look people up (the account lacks the Browse users and \
+                 groups permission): {message}"
+            ),
+        },
         // Rights are the user's (reference §1): any write refused is R8's refusal, never retried.
         403 if call.write => Error::PermissionDenied {
             message: format!(
@@ -178,6 +196,16 @@ pub(crate) fn parse_error(
             message: format!("not found, or not visible to this account: {message}"),
         },
         403 => Error::PermissionDenied { message },
+        // A write naming a person, refused with 404 for that person (the responder is not a user
+        // of the site): that span's unknown member (R5's exception), not the schedule gone, which
+        // would stop the destination run after run.
+        404 if call.write && vendor.is_the_person_missing() => match call.member {
+            Some(email) => Error::UnknownMember {
+                email: email.clone(),
+                message,
+            },
+            None => Error::Rejected { message },
+        },
         404 => match call.alias {
             Some(alias) if !vendor.names_the_schedule() => Error::NotFound {
                 resource: Resource::Override(alias.to_owned()),
@@ -273,6 +301,7 @@ mod tests {
             schedule: Some("S1"),
             alias: None,
             member: Some(&member),
+            people: false,
         };
         for body in [
             r#"{"errors":[{"title":"Forbidden","code":"FORBIDDEN"}]}"#,
@@ -313,6 +342,33 @@ mod tests {
         assert!(
             matches!(&e, Error::UnknownMember { email, message } if *email == member && message.contains("INVALID"))
         );
+        // 404 to a create whose words name the responder: that person, not the schedule.
+        let e = map(
+            404,
+            r#"{"errors":[{"title":"Responder user could not be found","code":"NOT_FOUND"}]}"#,
+            write,
+        );
+        assert!(
+            matches!(&e, Error::UnknownMember { email, .. } if *email == member),
+            "{e:?}"
+        );
+        let e = map(404, r#"{"errors":[{"title":"Schedule not found"}]}"#, write);
+        assert!(matches!(e, Error::NotFound { resource: Resource::Schedule(s), .. } if s == "S1"));
+        // 403 from the site's user endpoints: the account may not look people up.
+        let people = CallContext {
+            people: true,
+            ..CallContext::default()
+        };
+        for body in [
+            r#"{"errorMessages":["You do not have the permission to see the specified users."],"errors":{}}"#,
+            "",
+        ] {
+            let e = map(403, body, people);
+            assert!(
+                matches!(e, Error::PeopleLookupDenied { .. }),
+                "{body}: {e:?}"
+            );
+        }
         // Other refusals stand as refusals, with the vendor's words.
         let e = map(
             422,

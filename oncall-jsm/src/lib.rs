@@ -27,7 +27,8 @@
 //! On the Operations API (`https://api.atlassian.com/jsm/ops/api/<cloudId>/v1`): schedules,
 //! rotations, the timeline and overrides, by id. On the site: `/_edge/tenant_info` once (the
 //! cloudId, unless given), and the Jira user endpoints for one person at a time
-//! (`/rest/api/3/user/search?query=<e-mail>&maxResults=1` and `/rest/api/3/user?accountId=<id>`),
+//! (`/rest/api/3/user/search?query=<e-mail>&maxResults=10`, the hit with exactly that e-mail
+//! taken, and `/rest/api/3/user?accountId=<id>`),
 //! for the people the sync names and the accountIds the vendor answers with: never a listing of all
 //! users. Of a user only the accountId, the e-mail and the display name are read (R10).
 //!
@@ -50,7 +51,10 @@
 //! knows). A person the site does not know, or whose e-mail it hides, cannot be written to:
 //! [`oncall_core::Error::UnknownMember`], the span reported and tried again on every sync (R5's
 //! exception). Responders that are not a person with a known e-mail travel as reserved e-mails
-//! ([`Responder`]) and stay foreign overrides.
+//! ([`Responder`]) and stay foreign overrides. An account the site does not let look people up
+//! (a 403 from the user endpoints: it lacks the "Browse users and groups" permission) is
+//! [`oncall_core::Error::PeopleLookupDenied`]: neither a read-only account (R8) nor an unknown
+//! person.
 //!
 //! ## What the documentation leaves open
 //!
@@ -68,6 +72,8 @@
 //!   and a refused size is dropped for the vendor's default.
 //! - `forbidden_body`: a 403 is decided by its status and the request, never by its body.
 //! - `rate_limit`: 429s wait `Retry-After`; the pacer adapts to 429s and to delayed answers.
+//! - `past_end`: a cut ending in the vendor's past is clamped to its now, or refused; a refused
+//!   one is sent again with its end at the vendor's now (its `Date`), up to [`CUT_RESENDS`] times.
 //!
 //! [`JsmProvider`] also implements the core's [`Probe`](oncall_core::Probe): `oncall probe` reports
 //! which reading an account shows on each point, named as the switch and its setting.
@@ -90,8 +96,8 @@ pub mod testkit;
 mod timeline;
 
 pub use builder::{JsmBuilder, DEFAULT_API_BASE_URL, DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT};
-pub use directory::UNKNOWN_RETRY;
+pub use directory::{SEARCH_RESULTS, UNKNOWN_RETRY};
 pub use pagination::PAGE_SIZE;
-pub use provider::JsmProvider;
+pub use provider::{JsmProvider, CUT_RESENDS};
 pub use recipient::{Responder, RESERVED_DOMAIN};
 pub use timeline::CHUNK_DAYS;

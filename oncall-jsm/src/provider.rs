@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use futures_util::future::join_all;
 use oncall_core::{
     local_time, Capabilities, Deletion, Email, Error, Member, NewOverride, Override, OverrideId,
@@ -106,6 +106,7 @@ impl JsmProvider {
             schedule: Some(&schedule.0),
             alias,
             member,
+            people: false,
         };
         Request::ops(method, &path, context)
     }
@@ -414,6 +415,28 @@ impl JsmProvider {
         Ok(wire)
     }
 
+    /// One `PUT` of a span (see [`Provider::update_override`]).
+    async fn put(
+        &self,
+        schedule: &VendorScheduleId,
+        id: &OverrideId,
+        responder: Value,
+        span: &Span,
+        rotations: Option<Vec<String>>,
+    ) -> Result<WireOverride, Error> {
+        let request =
+            Self::override_request(Method::PUT, schedule, Some(id.as_str()), Some(&span.member));
+        self.send_override(request, schedule, responder, span, rotations)
+            .await
+    }
+
+    /// Whether `span` ends a running override at or before the vendor's now, as far as the `Date`
+    /// of its last answer tells: that now, if so.
+    fn is_cut(&self, span: &Span) -> Option<DateTime<Utc>> {
+        let now = self.client.vendor_now()?;
+        (span.start < now && span.end <= now).then_some(now)
+    }
+
     async fn create_one(
         &self,
         schedule: &VendorScheduleId,
@@ -449,6 +472,22 @@ fn held_span(wire: &WireOverride, sent: &Span) -> Override {
     }
 }
 
+/// How many times a cut refused for its end in the vendor's past is sent again at the vendor's
+/// now (its clock may move on between the answers).
+pub const CUT_RESENDS: usize = 3;
+
+/// Whether the vendor refused a write for its end date (a 400 or 422 naming the end date, or
+/// saying the end is in the past): only such a refusal of a cut is sent again at the vendor's now.
+/// Any other refusal stands.
+fn refuses_the_end(e: &Error) -> bool {
+    let Error::Rejected { message } = e else {
+        return false;
+    };
+    let m = message.to_lowercase();
+    (m.starts_with("http 400") || m.starts_with("http 422"))
+        && (m.contains("enddate") || m.contains("end date") || m.contains("in the past"))
+}
+
 /// Whether a refusal is for naming no rotation (a 400 or 422 whose words name the rotations).
 fn refuses_no_rotation(message: &str) -> bool {
     let m = message.to_lowercase();
@@ -461,6 +500,7 @@ fn stops_a_batch(e: &Error) -> bool {
     matches!(
         e,
         Error::PermissionDenied { .. }
+            | Error::PeopleLookupDenied { .. }
             | Error::Unauthenticated { .. }
             | Error::InvalidResponse { .. }
             | Error::NotFound {
@@ -477,6 +517,7 @@ fn not_sent_after(e: &Error) -> Error {
     let message = format!("not sent: an earlier create of this batch failed ({e})");
     match e {
         Error::PermissionDenied { .. } => Error::PermissionDenied { message },
+        Error::PeopleLookupDenied { .. } => Error::PeopleLookupDenied { message },
         Error::Unauthenticated { .. } => Error::Unauthenticated { message },
         Error::NotFound { resource, .. } => Error::NotFound {
             resource: resource.clone(),
@@ -505,17 +546,14 @@ impl Provider for JsmProvider {
         }
     }
 
-    /// `jsm <API base>/jsm/ops/api/<cloudId>` where the cloudId is known when the provider is
-    /// built, else `jsm site <site URL>` (one site, one cloudId).
+    /// `jsm <API base URL>`, however the connection was given (a site, or a cloudId and base URL)
+    /// and whether or not the cloudId has been read yet: one name for one account, from the first
+    /// call to the last. JSM schedule ids are UUIDs, unique across the sites one API base serves
+    /// (a migration that keeps Opsgenie's ids keeps UUIDs too), so two destinations on one
+    /// schedule id through this base are on one schedule, whichever site or cloudId each
+    /// connection names.
     fn account(&self) -> Option<String> {
-        match (self.client.known_cloud_id(), self.client.site()) {
-            (Some(id), _) => Some(format!(
-                "jsm {}/jsm/ops/api/{id}",
-                self.client.api_base().as_str().trim_end_matches('/')
-            )),
-            (None, Some(site)) => Some(format!("jsm site {site}")),
-            (None, None) => None,
-        }
+        Some(format!("jsm {}", self.client.api_base().as_str()))
     }
 
     /// `GET /v1/schedules?expand=rotation`, every page; rotations in the vendor's order (the
@@ -699,8 +737,14 @@ impl Provider for JsmProvider {
 
     /// `PUT …/overrides/{alias}` with the responder, the span, and the rotations the vendor last
     /// named for it (so an override limited to some rotations stays so, whatever the update body's
-    /// UNCONFIRMED semantics); answered as the vendor holds it. An end at or before the vendor's
-    /// now on a running override: the vendor's answer says where it ended.
+    /// UNCONFIRMED semantics); answered as the vendor holds it.
+    ///
+    /// An end at or before the vendor's now on a running override (a cut at the sync's now, a
+    /// little behind the vendor's): whether JSM clamps such an end to its now or refuses it is
+    /// undocumented. Where it clamps, its answer says where the override ended. Where it refuses
+    /// the end (a 400 or 422 naming the end date), the cut is sent again (up to
+    /// [`CUT_RESENDS`] times) with its end at the first whole second not before the vendor's now,
+    /// as the `Date` of its last answer gives it.
     async fn update_override(
         &self,
         schedule: &VendorScheduleId,
@@ -709,19 +753,24 @@ impl Provider for JsmProvider {
     ) -> Result<Override, Error> {
         self.scrubbed(
             async {
-                let span = models::wire_span(span);
-                let responder = self.responder_json(&span.member).await?;
-                let request = Self::override_request(
-                    Method::PUT,
-                    schedule,
-                    Some(id.as_str()),
-                    Some(&span.member),
-                );
+                let mut sent = models::wire_span(span);
+                let responder = self.responder_json(&sent.member).await?;
                 let rotations = self.remembered(schedule, id);
-                let wire = self
-                    .send_override(request, schedule, responder, &span, rotations)
-                    .await?;
-                Ok(held_span(&wire, &span))
+                let mut result = self
+                    .put(schedule, id, responder.clone(), &sent, rotations.clone())
+                    .await;
+                for _ in 0..CUT_RESENDS {
+                    match (&result, self.is_cut(&sent)) {
+                        (Err(e), Some(now)) if refuses_the_end(e) => {
+                            sent.end = now + TimeDelta::seconds(1);
+                            result = self
+                                .put(schedule, id, responder.clone(), &sent, rotations.clone())
+                                .await;
+                        }
+                        _ => break,
+                    }
+                }
+                Ok(held_span(&result?, &sent))
             }
             .await,
         )

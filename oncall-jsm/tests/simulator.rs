@@ -15,13 +15,13 @@ use oncall_core::testkit::{Fault, Trigger, VendorSimulator};
 use oncall_core::trace::{HttpExchange, HttpTrace};
 use oncall_core::{
     import_schedule, sync, ConnectionId, Destination, DestinationId, Error, InMemoryStateStore,
-    NewOverride, Participant, Provider, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId,
-    Shift, Span, SyncMode, SyncOptions, SyncReport, SyncTarget, VendorSchedule, VendorScheduleId,
-    Window,
+    NewOverride, OverrideId, Participant, Provider, RoleIndex, Rotation, RotationUnit, Schedule,
+    ScheduleId, Shift, Span, StateStore, SyncMode, SyncOptions, SyncReport, SyncTarget,
+    VendorSchedule, VendorScheduleId, Window,
 };
 use oncall_jsm::testkit::{
-    ForbiddenBody, HttpFault, JsmDialect, JsmSimulator, KeyKind, RateLimitReading, Surface,
-    UpdateBody, READ_WRITE_TOKEN,
+    ForbiddenBody, HttpFault, JsmDialect, JsmSimulator, KeyKind, PastEnd, RateLimitReading,
+    Surface, UpdateBody, READ_WRITE_TOKEN,
 };
 use oncall_jsm::{JsmProvider, Responder};
 
@@ -132,7 +132,7 @@ async fn a_sync_calls_only_the_served_endpoints_and_looks_each_person_up_once() 
     assert!(site
         .iter()
         .filter(|r| r.path.ends_with("/user/search"))
-        .all(|r| r.query_value("maxResults") == Some("1")));
+        .all(|r| r.query_value("maxResults") == Some(&oncall_jsm::SEARCH_RESULTS.to_string())));
     assert!(
         !log[before..]
             .iter()
@@ -467,6 +467,8 @@ async fn an_override_limited_to_one_rotation_stays_so_when_cut_under_every_updat
     }
 }
 
+/// R6 without client ids: the create whose answer was lost is adopted by its exact span, under
+/// the alias the server chose for it (not deleted and written again), and nothing is written twice.
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_adopted_by_its_exact_span() {
     let (sim, vs) = simulator_with_schedule(JsmDialect::default()).await;
@@ -475,16 +477,255 @@ async fn a_create_whose_answer_was_lost_is_adopted_by_its_exact_span() {
     sim.inject(Trigger::Write(2), Fault::LoseResponse);
     let rota = host(1, 5, &["ann", "bob"]);
     let _ = sync_once(&rota, &provider, &vs, &store, now()).await;
+    let aliases_after_first: Vec<OverrideId> =
+        sim.overrides(&vs).into_iter().map(|o| o.id).collect();
+    assert_eq!(aliases_after_first.len(), 4, "the lost create landed");
     let again = sync_once(&rota, &provider, &vs, &store, now() + TimeDelta::minutes(1)).await;
     assert!(again.is_ok(), "{again}");
+    let after_second: Vec<OverrideId> = sim.overrides(&vs).into_iter().map(|o| o.id).collect();
     assert_eq!(
-        sim.overrides(&vs).len(),
-        4,
-        "R6: nothing twice: {:?}",
-        sim.overrides(&vs)
+        after_second, aliases_after_first,
+        "R6: each override kept under its alias (adopted, not deleted and written again)"
+    );
+    assert_eq!(again.destinations[0].write_calls, 0, "{again}");
+    let ledger = store
+        .load(&DestinationId("dest".into()))
+        .await
+        .unwrap()
+        .value
+        .ledger;
+    let mut ledger_ids: Vec<OverrideId> = ledger.into_iter().map(|l| l.id).collect();
+    ledger_ids.sort();
+    let mut held = after_second.clone();
+    held.sort();
+    assert_eq!(
+        ledger_ids, held,
+        "the ledger knows every alias the server chose"
     );
     let third = sync_once(&rota, &provider, &vs, &store, now() + TimeDelta::minutes(2)).await;
     assert_eq!(third.destinations[0].write_calls, 0, "{third}");
+}
+
+/// The site's user search matches prefixes: `ann@example.com` also finds `ann@example.com.au`.
+/// The person is the hit that shows exactly their e-mail, wherever it comes among the hits.
+#[tokio::test]
+async fn a_person_is_the_search_hit_with_exactly_their_email_not_the_first_hit() {
+    let sim = JsmSimulator::start_with(now(), JsmDialect::default()).await;
+    let lookalike = oncall_core::Email::parse("ann@example.com.au").unwrap();
+    let lookalike_account = sim.add_user(lookalike.clone(), "Ann AU");
+    sim.add_schedule(daily_schedule("VS"));
+    let vs = VendorScheduleId("VS".into());
+    let ann_account = sim.account_id(&email("ann")).unwrap();
+    assert_ne!(ann_account, lookalike_account);
+    let provider = sim.provider();
+    let span = |d: i64, who: &oncall_core::Email| NewOverride {
+        span: Span::new(day(d), day(d + 1), who.clone()),
+        id: None,
+    };
+    let results = provider
+        .create_overrides(&vs, &[span(2, &email("ann")), span(3, &lookalike)])
+        .await
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let sent: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| {
+            r.body.unwrap()["responder"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut expected = vec![ann_account.clone(), lookalike_account.clone()];
+    let mut got = sent.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "each person under their own accountId");
+    let searches: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/user/search"))
+        .collect();
+    assert_eq!(searches.len(), 2, "one lookup per person");
+    assert!(searches.iter().all(|r| r
+        .query
+        .iter()
+        .any(|(k, v)| k == "maxResults" && v == &oncall_jsm::SEARCH_RESULTS.to_string())));
+    // Someone the search finds only lookalikes of is unknown, and the error says so.
+    let an = oncall_core::Email::parse("ann@example.co").unwrap();
+    let results = provider
+        .create_overrides(&vs, &[span(4, &an)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&results[0], Err(Error::UnknownMember { email, message })
+            if *email == an && message.contains("none with it exactly")),
+        "{:?}",
+        results[0]
+    );
+}
+
+/// An account that may not look people up (403 from the site's user search) fails the sync with
+/// its own kind, not R8's read-only and not an unknown member; nothing is written, and once the
+/// permission is granted the next sync writes everything.
+#[tokio::test]
+async fn an_account_that_may_not_look_people_up_is_named_as_such_not_as_read_only() {
+    let (sim, vs) = simulator_with_schedule(JsmDialect::default()).await;
+    sim.set_people_lookup_forbidden(true);
+    let provider = sim.provider();
+    let store = InMemoryStateStore::new();
+    let rota = host(1, 4, &["ann"]);
+    let report = sync_once(&rota, &provider, &vs, &store, now()).await;
+    let d = &report.destinations[0];
+    assert!(!d.errors.is_empty(), "{report}");
+    assert!(
+        d.errors
+            .iter()
+            .all(|e| matches!(e.error, Error::PeopleLookupDenied { .. })),
+        "{report}"
+    );
+    assert!(!d.errors.iter().any(|e| e.error.is_permission_denied()));
+    assert_eq!(sim.write_calls(), 0);
+    sim.set_people_lookup_forbidden(false);
+    let provider = sim.provider();
+    let report = sync_once(&rota, &provider, &vs, &store, now() + TimeDelta::minutes(1)).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(sim.overrides(&vs).len(), 3);
+}
+
+/// Rights are the user's: an account may create overrides yet be refused deletes. The refused
+/// delete is R8's refusal (never retried), and nothing is lost: the override the host no longer
+/// wants is still there, and in the ledger, for a later sync.
+#[tokio::test]
+async fn an_account_that_may_create_but_not_delete_reports_the_refused_delete() {
+    let (sim, vs) = simulator_with_schedule(JsmDialect::default()).await;
+    let provider = sim.provider();
+    let store = InMemoryStateStore::new();
+    let first = sync_once(&host(1, 4, &["ann"]), &provider, &vs, &store, now()).await;
+    assert!(first.is_ok(), "{first}");
+    sim.set_deletes_forbidden(true);
+    // The host drops its last day: our override for it is removed (a delete).
+    let changed = host(1, 3, &["ann"]);
+    let second = sync_once(
+        &changed,
+        &provider,
+        &vs,
+        &store,
+        now() + TimeDelta::minutes(1),
+    )
+    .await;
+    let d = &second.destinations[0];
+    assert!(
+        !d.errors.is_empty() && d.errors.iter().all(|e| e.error.is_permission_denied()),
+        "{second}"
+    );
+    let deletes = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 1, "R8: asked once, never retried");
+    let held = sim.overrides(&vs);
+    assert!(
+        held.iter()
+            .any(|o| o.span == Span::new(day(3), day(4), email("ann"))),
+        "the refused delete left ann's day 3: {held:?}"
+    );
+    let ledger = store
+        .load(&DestinationId("dest".into()))
+        .await
+        .unwrap()
+        .value
+        .ledger;
+    assert!(ledger
+        .iter()
+        .any(|l| l.span == Span::new(day(3), day(4), email("ann"))));
+    // Granted again, the next sync finishes the change.
+    sim.set_deletes_forbidden(false);
+    let third = sync_once(
+        &changed,
+        &provider,
+        &vs,
+        &store,
+        now() + TimeDelta::minutes(2),
+    )
+    .await;
+    assert!(third.is_ok(), "{third}");
+    assert!(!sim
+        .overrides(&vs)
+        .iter()
+        .any(|o| o.span == Span::new(day(3), day(4), email("ann"))));
+}
+
+/// `past_end=refuse`: the simulated vendor refuses a cut whose end is in its past; the adapter
+/// sends it again at the vendor's now, and answers the end the vendor holds. Under the default
+/// (`clamp`) the vendor ends it at its now.
+#[tokio::test]
+async fn a_cut_behind_the_vendors_clock_ends_at_the_vendors_now_under_every_past_end_reading() {
+    for past_end in [PastEnd::Clamp, PastEnd::Refuse] {
+        let dialect = JsmDialect {
+            past_end,
+            ..JsmDialect::default()
+        };
+        let (sim, vs) = simulator_with_schedule(dialect).await;
+        let running = Span::new(
+            now() - TimeDelta::hours(2),
+            now() + TimeDelta::hours(5),
+            email("ann"),
+        );
+        let id = sim.insert_override(&vs, running.clone());
+        let vendor_now = now() + TimeDelta::seconds(5);
+        sim.set_now(vendor_now);
+        let provider = sim.provider();
+        provider
+            .list_overrides(&vs, Window::new(now(), now() + TimeDelta::days(1)).unwrap())
+            .await
+            .unwrap();
+        let cut = Span::new(running.start, now(), email("ann"));
+        let held = provider.update_override(&vs, &id, &cut).await.unwrap();
+        let expected_end = match past_end {
+            PastEnd::Clamp => vendor_now,
+            PastEnd::Refuse => vendor_now + TimeDelta::seconds(1),
+        };
+        assert_eq!(held.span.end, expected_end, "{past_end:?}");
+        let stored = sim.overrides(&vs);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].span, held.span, "{past_end:?}: answered as held");
+        let puts = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT")
+            .count();
+        let expected_puts = match past_end {
+            PastEnd::Clamp => 1,
+            PastEnd::Refuse => 2,
+        };
+        assert_eq!(puts, expected_puts, "{past_end:?}");
+    }
+}
+
+/// [`Provider::account`] names one account however the connection was given (a site, or its
+/// cloudId and the API base URL), and the same before and after the cloudId is read: the sync's
+/// refusal of two destinations on one vendor schedule of one account depends on it.
+#[tokio::test]
+async fn the_account_name_is_one_for_a_site_and_its_cloud_id_before_and_after_the_first_call() {
+    let (sim, _) = simulator_with_schedule(JsmDialect::default()).await;
+    let by_site = sim.provider();
+    let before = by_site.account();
+    assert!(before.is_some());
+    by_site.list_schedules().await.unwrap();
+    let after = by_site.account();
+    let by_id = JsmProvider::builder()
+        .with_cloud_id(oncall_jsm::testkit::CLOUD_ID)
+        .with_api_base_url(sim.uri())
+        .with_email(oncall_jsm::testkit::ACCOUNT_EMAIL)
+        .with_api_token(READ_WRITE_TOKEN)
+        .build()
+        .unwrap();
+    assert_eq!(before, after, "one provider, one account name");
+    assert_eq!(before, by_id.account(), "one site, one account name");
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The adapters' flows against both simulators, through the recording proxy, every exchange
+//! The adapters' flows against the three simulators, through the recording proxy, every exchange
 //! checked against the vendor's official spec: list, import, plan, sync (creates, deletes, cuts,
 //! an update or a delete-and-create for a host swap, a member the vendor does not know), retire,
 //! and errors (a bad key's 401, a read-only key's 403, an unknown schedule, 429, 5xx, answers lost
@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use oncall_sync::jsm::testkit::{self as jsm_kit, JsmSimulator};
 use oncall_sync::opsgenie::testkit::{self as og_kit, HttpFault as OgHttpFault, OpsgenieSimulator};
 use oncall_sync::pagerduty::testkit::{HttpFault as PdHttpFault, PagerDutySimulator};
 use oncall_sync::testkit::{Fault, Trigger, VendorSimulator};
@@ -419,4 +420,77 @@ async fn pagerduty_adapter_flows_conform() {
         ],
     );
     assert_conforms(Suite::Flows, Vendor::PagerDuty, &exchanges, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jsm_adapter_flows_conform() {
+    let sim = JsmSimulator::start_at(now()).await;
+    sim.add_schedule(vendor_schedule());
+    let recorder = Recorder::start(&sim.uri());
+    let through = |token: &str| {
+        sim.provider_builder()
+            .with_site(recorder.uri())
+            .with_api_base_url(recorder.uri())
+            .with_api_token(token)
+            .build()
+            .unwrap()
+    };
+    let (good, read_only, bad_key) = (
+        through(jsm_kit::READ_WRITE_TOKEN),
+        through(jsm_kit::READ_ONLY_TOKEN),
+        through("not-a-token-of-this-account"),
+    );
+    common_flows(&sim, &good, &read_only, &bad_key).await;
+    // JSM only: the site refuses the user search (a fresh connection, nobody cached yet).
+    sim.set_people_lookup_forbidden(true);
+    let fresh = through(jsm_kit::READ_WRITE_TOKEN);
+    let store = InMemoryStateStore::new();
+    let refused = run(
+        &host(3, 6, rota),
+        &fresh,
+        &store,
+        now() + TimeDelta::hours(2),
+        SyncMode::Apply,
+    )
+    .await;
+    assert!(
+        refused
+            .errors
+            .iter()
+            .any(|e| matches!(e.error, Error::PeopleLookupDenied { .. })),
+        "{refused}"
+    );
+    sim.set_people_lookup_forbidden(false);
+    let exchanges = recorder.exchanges();
+    assert_covers(
+        Vendor::Jsm,
+        &exchanges,
+        &[
+            ("GET", Some(200)),
+            ("GET", Some(401)),
+            ("GET", Some(403)),
+            ("GET", Some(404)),
+            ("GET", Some(429)),
+            ("POST", Some(201)),
+            ("POST", Some(502)),
+            ("POST", Some(503)),
+            ("PUT", Some(200)),
+            ("PUT", Some(403)),
+            ("DELETE", Some(204)),
+        ],
+        &[
+            "getTenantInfo",
+            "findUsers",
+            "getUser",
+            "listSchedules",
+            "getSchedule",
+            "getScheduleTimeline",
+            "listScheduleOverrides",
+            "getScheduleOverride",
+            "createScheduleOverride",
+            "updateScheduleOverride",
+            "deleteScheduleOverride",
+        ],
+    );
+    assert_conforms(Suite::Flows, Vendor::Jsm, &exchanges, &[]);
 }

@@ -22,11 +22,16 @@ const OG_HEADERS: [(&str, &str); 2] = [
     ("Accept", "application/json"),
     ("Authorization", "GenieKey k"),
 ];
+const JSM_HEADERS: [(&str, &str); 2] = [
+    ("Accept", "application/json"),
+    ("Authorization", "Basic b3BzQGV4YW1wbGUuY29tOnQ="),
+];
 
 fn request(vendor: Vendor, method: &str, target: &str) -> Exchange {
     let headers = match vendor {
         Vendor::PagerDuty => PD_HEADERS.as_slice(),
         Vendor::Opsgenie => OG_HEADERS.as_slice(),
+        Vendor::Jsm => JSM_HEADERS.as_slice(),
     };
     Exchange {
         method: method.into(),
@@ -877,5 +882,92 @@ fn the_specs_own_examples_break_it_only_where_listed() {
         tally.unlisted.is_empty(),
         "the spec's own examples break it where no known spec defect says so:\n{}",
         tally.unlisted.join("\n")
+    );
+}
+
+/// The JSM document (written from the reference): Basic credentials, the cloudId path, the
+/// site's user search and tenant info (public), override bodies and answers.
+#[test]
+fn jsm_exchanges_are_checked_against_the_reference_document() {
+    let v = Vendor::Jsm;
+    assert_eq!(Spec::of(v).auth_prefix(), Some("Basic "));
+    let ops = "/jsm/ops/api/c-1/v1";
+    let listing = request(v, "GET", &format!("{ops}/schedules/S1/overrides?size=50"));
+    assert_clean(
+        v,
+        &json_answer(
+            listing.clone(),
+            200,
+            &json!({"values": [{"alias": "a-1", "responder": {"type": "user", "id": "712020:x"},
+                "startDate": "2024-03-01T09:00:00Z", "endDate": "2024-03-02T09:00:00Z",
+                "rotationIds": null}], "links": {}}),
+        ),
+    );
+    // An override in a shape the reference does not have.
+    assert_flags(
+        v,
+        &json_answer(
+            listing.clone(),
+            200,
+            &json!({"values": [{"alias": "a-1", "user": "ann"}], "links": {}}),
+        ),
+        Side::Answer,
+        Rule::AnswerBody,
+        "/values/0",
+    );
+    assert_flags(
+        v,
+        &with_header(listing.clone(), "Authorization", "GenieKey k"),
+        Side::Request,
+        Rule::Authorization,
+        "Authorization",
+    );
+    assert_flags(
+        v,
+        &request(v, "GET", &format!("{ops}/schedules/S1/overrides?limit=5")),
+        Side::Request,
+        Rule::UndeclaredParameter,
+        "limit",
+    );
+    // A create without its end.
+    let create = request(v, "POST", &format!("{ops}/schedules/S1/overrides"));
+    assert_clean(
+        v,
+        &with_body(
+            create.clone(),
+            &json!({"responder": {"type": "noone"}, "startDate": "2024-03-01T09:00:00Z",
+                "endDate": "2024-03-02T09:00:00Z"}),
+        ),
+    );
+    assert_flags(
+        v,
+        &with_body(
+            create,
+            &json!({"responder": {"type": "user", "id": "a"}, "startDate": "2024-03-01T09:00:00Z"}),
+        ),
+        Side::Request,
+        Rule::RequestBody,
+        "",
+    );
+    // The site: the tenant info needs no credential; the user search's 403 in Jira's shape.
+    assert_clean(
+        v,
+        &json_answer(
+            without(request(v, "GET", "/_edge/tenant_info"), "Authorization"),
+            200,
+            &json!({"cloudId": "c-1"}),
+        ),
+    );
+    assert_clean(
+        v,
+        &json_answer(
+            request(
+                v,
+                "GET",
+                "/rest/api/3/user/search?query=ann%40example.com&maxResults=10",
+            ),
+            403,
+            &json!({"errorMessages": ["You do not have the permission to see the specified users."], "errors": {}}),
+        ),
     );
 }

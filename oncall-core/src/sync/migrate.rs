@@ -9,10 +9,23 @@
 //! written to either vendor, so nothing can be written twice; the next sync through the new
 //! connection plans against the same mark and a ledger of the new side's ids.
 //!
-//! An entry found nowhere stays in the ledger under its old id: it is one of ours that a person
-//! deleted or changed before the move, and the rules treat it as they did (R3: before the mark, the
-//! person's change wins; a sync forgets it only once the new side confirms it holds no such id).
-//! Entries that have ended are history and are dropped.
+//! An entry the new side lacks is told by what the old side holds of it (where it can still be
+//! read):
+//! - the old side holds it too (as the ledger remembers it, or as a person changed it there): the
+//!   migration did not carry it, typically because a sync through the old connection wrote it
+//!   after Atlassian copied the account. It is [`Found::NotCarried`] and dropped from the ledger,
+//!   so the next sync through the new connection writes the host's span again.
+//! - the old side no longer holds it, or cannot be read: it is one of ours that a person deleted
+//!   before the move (or, unread, may be), [`Found::NotFound`]. It stays in the ledger under its
+//!   old id, and the rules treat it as they did (R3: before the mark, the person's change wins; a
+//!   sync forgets it only once the new side confirms it holds no such id).
+//!
+//! Spans are compared as the vendor holds them: from `now` on (a running override may have been
+//! copied from the migration's instant) and, for a running one, with ends within
+//! [`CLOCK_SKEW`](crate::CLOCK_SKEW) of each other taken as one (a cut lands at the vendor's now).
+//! Entries that have ended are history and are dropped. Syncs of the destination should pause
+//! while it moves (README, "Moving off Opsgenie"); [`Found::NotCarried`] is what a sync that ran
+//! meanwhile leaves.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -23,7 +36,7 @@ use serde::Serialize;
 use super::{ConnectionId, Destination, SyncMode};
 use crate::error::{Error, Resource};
 use crate::model::Window;
-use crate::plan::{Override, Span};
+use crate::plan::{Override, OverrideId, Span, CLOCK_SKEW};
 use crate::provider::{Provider, VendorScheduleId};
 use crate::state::{DestinationState, LedgerHome, StateStore};
 use crate::time::whole_seconds;
@@ -61,11 +74,58 @@ pub enum Found {
     BySpan,
     /// By its exact span and person as the old side holds it now (a person had changed it there).
     ByOldSidesSpan,
-    /// Nowhere: a person deleted or changed it before the move. It stays in the ledger under its
-    /// old id (R3).
+    /// Nowhere on the new side, and the old side no longer holds it (a person deleted it before
+    /// the move) or cannot be read ([`MigratedEntry::absence`] says which). It stays in the
+    /// ledger under its old id (R3).
     NotFound,
+    /// Nowhere on the new side, while the old side holds it: the migration did not carry it
+    /// ([`MigratedEntry::absence`] says how the old side holds it). Dropped from the ledger, so
+    /// the next sync writes the host's span again.
+    NotCarried,
     /// It had ended: history, dropped from the ledger.
     Ended,
+}
+
+/// Why an entry was not found on the new side: what the old side holds of it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Absence {
+    /// The old side holds it as the ledger remembers it: the migration did not carry it (written
+    /// on the old side after the account was copied, by a sync that ran during the move).
+    OldSideHoldsIt,
+    /// The old side holds a person's change of it, this span: the migration did not carry it
+    /// either. The host's span is written again; the person's change must be made again on the
+    /// new side if it still matters.
+    OldSideHoldsAChange(Span),
+    /// The old side no longer holds it: a person deleted it before the move (R3).
+    DeletedOnTheOldSide,
+    /// The old side cannot be read (turned off, no key): a person's deletion cannot be told from
+    /// an override the migration did not carry, and the ledger keeps it (R3).
+    OldSideUnread,
+}
+
+impl fmt::Display for Absence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Absence::OldSideHoldsIt => f.write_str(
+                "the old side holds it unchanged: the migration did not carry it (written there \
+                 after the account was copied?)",
+            ),
+            Absence::OldSideHoldsAChange(span) => write!(
+                f,
+                "the old side holds a person's change of it ({span}) the migration did not carry: \
+                 the host's span is written again; make the person's change again if it matters"
+            ),
+            Absence::DeletedOnTheOldSide => {
+                f.write_str("the old side no longer holds it either: a person deleted it")
+            }
+            Absence::OldSideUnread => f.write_str(
+                "the old side cannot be read: a person's deletion cannot be told from an \
+                 override the migration did not carry",
+            ),
+        }
+    }
 }
 
 impl Found {
@@ -74,7 +134,8 @@ impl Found {
             Found::ById => "found under the same id",
             Found::BySpan => "found by its exact span and person",
             Found::ByOldSidesSpan => "found by the span a person gave it on the old side",
-            Found::NotFound => "not found: kept under its old id (a person deleted or changed it)",
+            Found::NotFound => "not found: kept under its old id",
+            Found::NotCarried => "not carried by the migration: dropped, the next sync writes it",
             Found::Ended => "ended: dropped",
         }
     }
@@ -89,6 +150,8 @@ pub struct MigratedEntry {
     pub after: Option<Override>,
     /// How it was found.
     pub found: Found,
+    /// For [`Found::NotFound`] and [`Found::NotCarried`]: what the old side holds of it.
+    pub absence: Option<Absence>,
 }
 
 /// What [`migrate`] found and did.
@@ -130,10 +193,14 @@ impl fmt::Display for MigrationReport {
             if self.saved { "saved" } else { "not saved (dry run)" }
         )?;
         for e in &self.entries {
+            let why = e
+                .absence
+                .as_ref()
+                .map_or_else(String::new, |a| format!(" ({a})"));
             match &e.after {
                 Some(after) if after.id != e.before.id => writeln!(
                     f,
-                    "  {} {}: {} → {}",
+                    "  {} {}: {} → {}{why}",
                     e.before.id,
                     e.before.span,
                     e.found.describe(),
@@ -141,7 +208,7 @@ impl fmt::Display for MigrationReport {
                 )?,
                 _ => writeln!(
                     f,
-                    "  {} {}: {}",
+                    "  {} {}: {}{why}",
                     e.before.id,
                     e.before.span,
                     e.found.describe()
@@ -150,11 +217,13 @@ impl fmt::Display for MigrationReport {
         }
         writeln!(
             f,
-            "  {} found by id, {} by span, {} by the old side's span, {} not found, {} ended",
+            "  {} found by id, {} by span, {} by the old side's span, {} not found, {} not \
+             carried, {} ended",
             self.count(Found::ById),
             self.count(Found::BySpan),
             self.count(Found::ByOldSidesSpan),
             self.count(Found::NotFound),
+            self.count(Found::NotCarried),
             self.count(Found::Ended)
         )
     }
@@ -167,8 +236,12 @@ impl fmt::Display for MigrationReport {
 /// migration kept it, else by its exact span and person (as the old side holds it now, where
 /// [`Migration::from`] can still be read, then as the ledger remembers it); each override of the
 /// new side is taken for one entry at most, and the ledger is re-keyed to the new ids. An entry
-/// found nowhere stays under its old id (a person deleted or changed it before the move: R3 keeps
-/// their change); entries that have ended are dropped. Reads both sides (nothing is written to
+/// the new side lacks while the old side holds it was not carried by the migration
+/// ([`Found::NotCarried`]): it is dropped, so the next sync writes it again. One the old side
+/// no longer holds (or that cannot be told, the old side unread) stays under its old id
+/// ([`Found::NotFound`]: a person deleted it before the move, R3 keeps their change). Spans are
+/// compared from `now` on, as the vendor holds them (see the module's notes); entries that have
+/// ended are dropped. Reads both sides (nothing is written to
 /// either vendor, so nothing can be written twice), then, in [`SyncMode::Apply`], saves the
 /// re-keyed ledger, with the same mark and last run, under the store's compare-and-swap.
 ///
@@ -287,8 +360,8 @@ async fn read_new_side(
     m.to.list_overrides(schedule, window).await
 }
 
-/// Each ledger entry found again: by id, by span, or not at all; each override of the new side
-/// taken for one entry at most.
+/// Each ledger entry found again: by id, by span, or not at all (then told by the old side);
+/// each override of the new side taken for one entry at most.
 async fn find_entries(
     m: &Migration<'_>,
     schedule: &VendorScheduleId,
@@ -299,33 +372,49 @@ async fn find_entries(
     let mut taken: HashSet<usize> = HashSet::new();
     let mut entries = Vec::with_capacity(state.ledger.len());
     for entry in &state.ledger {
-        if entry.span.end <= now {
-            entries.push(MigratedEntry {
-                before: entry.clone(),
-                after: None,
-                found: Found::Ended,
-            });
-            continue;
-        }
-        let found = find_one(m, schedule, entry, &held, &mut taken).await?;
-        let after = match found {
-            Some((id, how)) => MigratedEntry {
-                before: entry.clone(),
-                after: Some(Override {
-                    id,
-                    span: entry.span.clone(),
-                }),
-                found: how,
-            },
-            None => MigratedEntry {
-                before: entry.clone(),
-                after: Some(entry.clone()),
-                found: Found::NotFound,
-            },
+        let (after, found, absence) = if entry.span.end <= now {
+            (None, Found::Ended, None)
+        } else {
+            match find_one(m, schedule, entry, &held, &mut taken, now).await? {
+                Outcome::Found(id, how) => (
+                    Some(Override {
+                        id,
+                        span: entry.span.clone(),
+                    }),
+                    how,
+                    None,
+                ),
+                Outcome::Missing(absence) => match absence {
+                    Absence::OldSideHoldsIt | Absence::OldSideHoldsAChange(_) => {
+                        (None, Found::NotCarried, Some(absence))
+                    }
+                    _ => (Some(entry.clone()), Found::NotFound, Some(absence)),
+                },
+            }
         };
-        entries.push(after);
+        entries.push(MigratedEntry {
+            before: entry.clone(),
+            after,
+            found,
+            absence,
+        });
     }
     Ok(entries)
+}
+
+/// What became of one live ledger entry on the new side.
+enum Outcome {
+    /// Found under this id, in this way.
+    Found(OverrideId, Found),
+    /// Not found; what the old side holds of it.
+    Missing(Absence),
+}
+
+/// What the old side holds of an entry.
+enum OldCopy {
+    Unread,
+    Gone,
+    Holds(Span),
 }
 
 async fn find_one(
@@ -334,39 +423,138 @@ async fn find_one(
     entry: &Override,
     held: &[Override],
     taken: &mut HashSet<usize>,
-) -> Result<Option<(crate::plan::OverrideId, Found)>, Error> {
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
     // By id: in the listing, or wherever a person moved it.
     if let Some(i) = held.iter().position(|o| o.id == entry.id) {
         taken.insert(i);
-        return Ok(Some((entry.id.clone(), Found::ById)));
+        return Ok(Outcome::Found(entry.id.clone(), Found::ById));
     }
     if let Some(copy) = m.to.get_override(schedule, &entry.id).await? {
         if let Some(i) = held.iter().position(|o| o.id == copy.id) {
             taken.insert(i);
         }
-        return Ok(Some((copy.id, Found::ById)));
+        return Ok(Outcome::Found(copy.id, Found::ById));
     }
     // By exact span and person: as the old side holds it now, then as the ledger remembers it.
-    let mut spans: Vec<(Span, Found)> = Vec::new();
-    if let Some(from) = m.from {
-        // The old side may be off, or the copy gone there: then only the ledger's span is asked.
-        if let Ok(Some(old)) = from.get_override(&m.destination.schedule, &entry.id).await {
-            if old.span != entry.span {
-                spans.push((old.span, Found::ByOldSidesSpan));
-            }
+    let old = read_old_copy(m, entry).await;
+    let mut spans: Vec<(&Span, Found)> = Vec::new();
+    if let OldCopy::Holds(span) = &old {
+        if !same_as_held(span, &entry.span, now) {
+            spans.push((span, Found::ByOldSidesSpan));
         }
     }
-    spans.push((entry.span.clone(), Found::BySpan));
+    spans.push((&entry.span, Found::BySpan));
     for (span, how) in spans {
         let free = held
             .iter()
             .enumerate()
-            .filter(|(i, o)| !taken.contains(i) && o.span == span)
+            .filter(|(i, o)| !taken.contains(i) && same_as_held(span, &o.span, now))
             .min_by(|a, b| a.1.id.cmp(&b.1.id));
         if let Some((i, o)) = free {
             taken.insert(i);
-            return Ok(Some((o.id.clone(), how)));
+            return Ok(Outcome::Found(o.id.clone(), how));
         }
     }
-    Ok(None)
+    Ok(Outcome::Missing(match old {
+        OldCopy::Holds(span) if same_as_held(&span, &entry.span, now) => Absence::OldSideHoldsIt,
+        OldCopy::Holds(span) => Absence::OldSideHoldsAChange(span),
+        OldCopy::Gone => Absence::DeletedOnTheOldSide,
+        OldCopy::Unread => Absence::OldSideUnread,
+    }))
+}
+
+/// The old side's copy of an entry, by its id. The old side may be off, or its key gone: then
+/// nothing is known of it.
+async fn read_old_copy(m: &Migration<'_>, entry: &Override) -> OldCopy {
+    let Some(from) = m.from else {
+        return OldCopy::Unread;
+    };
+    match from.get_override(&m.destination.schedule, &entry.id).await {
+        Ok(Some(old)) => OldCopy::Holds(old.span),
+        Ok(None) => OldCopy::Gone,
+        Err(_) => OldCopy::Unread,
+    }
+}
+
+/// Whether two spans are one override as a vendor holds it at `now`: the same person and end, and
+/// the same start, or both started by now (a migration may copy a running override from its own
+/// instant: only the part from now on is compared). A running override's ends within
+/// [`CLOCK_SKEW`] of each other are one end: a cut lands at the vendor's now, a little after the
+/// sync's.
+fn same_as_held(a: &Span, b: &Span, now: DateTime<Utc>) -> bool {
+    if a.member != b.member {
+        return false;
+    }
+    let running = a.start <= now && b.start <= now;
+    let starts = a.start == b.start || running;
+    let ends = a.end == b.end || (running && (a.end - b.end).abs() < CLOCK_SKEW);
+    starts && ends
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap() + TimeDelta::hours(h)
+    }
+
+    fn span(start: DateTime<Utc>, end: DateTime<Utc>, who: &str) -> Span {
+        Span::new(
+            start,
+            end,
+            crate::Email::parse(&format!("{who}@example.com")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn spans_are_compared_as_the_vendor_holds_them_from_now_on() {
+        let now = t(10);
+        // Future: exact.
+        assert!(same_as_held(
+            &span(t(20), t(24), "ann"),
+            &span(t(20), t(24), "ann"),
+            now
+        ));
+        assert!(!same_as_held(
+            &span(t(20), t(24), "ann"),
+            &span(t(21), t(24), "ann"),
+            now
+        ));
+        assert!(!same_as_held(
+            &span(t(20), t(24), "ann"),
+            &span(t(20), t(24), "bob"),
+            now
+        ));
+        let cut_by_skew = t(24) + TimeDelta::seconds(5);
+        assert!(!same_as_held(
+            &span(t(20), t(24), "ann"),
+            &span(t(20), cut_by_skew, "ann"),
+            now
+        ));
+        // Running: the start is clipped at now, the end is one within the clock skew.
+        assert!(same_as_held(
+            &span(t(8), t(12), "ann"),
+            &span(t(10), t(12), "ann"),
+            now
+        ));
+        assert!(same_as_held(
+            &span(t(8), t(12), "ann"),
+            &span(t(8), t(12) + TimeDelta::seconds(5), "ann"),
+            now
+        ));
+        assert!(!same_as_held(
+            &span(t(8), t(12), "ann"),
+            &span(t(8), t(13), "ann"),
+            now
+        ));
+        // One started, the other not: different overrides.
+        assert!(!same_as_held(
+            &span(t(8), t(12), "ann"),
+            &span(t(11), t(12), "ann"),
+            now
+        ));
+    }
 }

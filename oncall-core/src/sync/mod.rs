@@ -20,7 +20,7 @@ mod run;
 mod saved;
 
 pub use apply::{apply_plan, PlanRefused};
-pub use migrate::{migrate, Found, MigratedEntry, Migration, MigrationReport};
+pub use migrate::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use retire::retire;
 pub use saved::{Preconditions, SavedDesired, SavedPlan, VendorDigest, SAVED_PLAN_FORMAT};
 

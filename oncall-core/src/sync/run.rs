@@ -117,6 +117,7 @@ fn is_fatal(error: &Error) -> bool {
     matches!(
         error,
         Error::PermissionDenied { .. }
+            | Error::PeopleLookupDenied { .. }
             | Error::Unauthenticated { .. }
             | Error::RateLimited { .. }
             | Error::InvalidResponse { .. }

@@ -28,6 +28,21 @@ pub struct JsmDialect {
     pub forbidden_body: ForbiddenBody,
     /// Rate limits (reference §5: "undocumented for JSM Ops").
     pub rate_limit: RateLimitReading,
+    /// What an update that ends a running override before the vendor's now gets (undocumented:
+    /// Opsgenie may refuse such an end, and the Provider contract asks for the end at the
+    /// vendor's now).
+    pub past_end: PastEnd,
+}
+
+/// The readings of [`JsmDialect::past_end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PastEnd {
+    /// The end becomes the vendor's now (the Provider contract's reading).
+    #[default]
+    Clamp,
+    /// A 422 "End date must be in the future" for an end before the vendor's now: the adapter
+    /// sends the cut again at the vendor's now.
+    Refuse,
 }
 
 /// The readings of [`JsmDialect::update_body`].
@@ -182,6 +197,15 @@ impl Setting for ForbiddenBody {
     }
 }
 
+impl Setting for PastEnd {
+    fn name(&self) -> &'static str {
+        match self {
+            PastEnd::Clamp => "clamp",
+            PastEnd::Refuse => "refuse",
+        }
+    }
+}
+
 impl Setting for RateLimitReading {
     fn name(&self) -> &'static str {
         match self {
@@ -194,7 +218,7 @@ impl Setting for RateLimitReading {
 
 impl JsmDialect {
     /// The switch names, as probe findings name their points.
-    pub const SWITCHES: [&'static str; 7] = [
+    pub const SWITCHES: [&'static str; 8] = [
         "update_body",
         "delete_status",
         "past_overrides",
@@ -202,6 +226,7 @@ impl JsmDialect {
         "page_size",
         "forbidden_body",
         "rate_limit",
+        "past_end",
     ];
 
     /// The documented reading of every point, and each alternative on its own (one switch away
@@ -309,6 +334,13 @@ impl JsmDialect {
                     ..d()
                 },
             ),
+            (
+                "past_end=refuse",
+                JsmDialect {
+                    past_end: PastEnd::Refuse,
+                    ..d()
+                },
+            ),
         ]
     }
 
@@ -322,6 +354,7 @@ impl JsmDialect {
             "page_size" => self.page_size.name(),
             "forbidden_body" => self.forbidden_body.name(),
             "rate_limit" => self.rate_limit.name(),
+            "past_end" => self.past_end.name(),
             _ => return None,
         })
     }
@@ -415,8 +448,8 @@ mod tests {
                 JsmDialect::SWITCHES.map(|s| format!("{s}={}", d.reading(s).unwrap_or("?")))
             })
             .collect();
-        assert_eq!(settings.len(), 3 + 3 + 2 + 3 + 3 + 3 + 3);
-        assert_eq!(default.to_string().split(' ').count(), 7);
+        assert_eq!(settings.len(), 3 + 3 + 2 + 3 + 3 + 3 + 3 + 2);
+        assert_eq!(default.to_string().split(' ').count(), 8);
         assert_eq!(MigrationDialect::variants().len(), 4);
         assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_seconds(Duration::from_millis(1500)), 2);

@@ -6,7 +6,9 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 use oncall_core::{local_date, resolve_local, Email, Span, Window};
 use serde_json::{json, Value};
 
-use super::dialect::{DeleteStatus, PageSize, PastOverrides, RotationIdsOmitted, UpdateBody};
+use super::dialect::{
+    DeleteStatus, PageSize, PastEnd, PastOverrides, RotationIdsOmitted, UpdateBody,
+};
 use super::http::{Endpoint, Incoming};
 use super::state::{State, Stored};
 use super::timeline::rotation_periods;
@@ -403,8 +405,8 @@ fn create_override(state: &mut State, id: &str, incoming: &Incoming<'_>) -> Repl
     Reply::json(201, s.unwrap_or(Value::Null))
 }
 
-/// `PUT …/overrides/{alias}`, as the dialect's update body says. Ending a running override at or
-/// before now ends it at now (the Provider contract's reading; the vendor's is UNCONFIRMED).
+/// `PUT …/overrides/{alias}`, as the dialect's update body says. Ending a running override before
+/// now ends it at now or is refused, as [`PastEnd`] says (the vendor's behaviour is undocumented).
 fn update_override(state: &mut State, id: &str, alias: &str, incoming: &Incoming<'_>) -> Reply {
     let Some(s) = state.schedule(id) else {
         return no_schedule();
@@ -440,7 +442,11 @@ fn update_override(state: &mut State, id: &str, alias: &str, incoming: &Incoming
     }
     let now = state.now;
     let mut span = Span::new(start, end, member);
-    if old.span.start < now && span.start < now && span.end <= now {
+    if old.span.start < now
+        && span.start < now
+        && span.end <= now
+        && (dialect.past_end == PastEnd::Clamp || span.end == now)
+    {
         span.end = now;
     }
     if span.end <= span.start {

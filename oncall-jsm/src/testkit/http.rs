@@ -206,6 +206,20 @@ fn authorised(
             "The user does not have permission to change this schedule's overrides",
         );
     }
+    if state.deletes_forbidden && matches!(endpoint, Endpoint::DeleteOverride(..)) {
+        return forbidden(
+            state.dialect.forbidden_body,
+            "The user does not have permission to delete this schedule's overrides",
+        );
+    }
+    // The Jira platform's shape (the site's user endpoints), as it answers an account without
+    // the "Browse users and groups" permission.
+    if state.people_forbidden && matches!(endpoint, Endpoint::UserSearch | Endpoint::User) {
+        return Reply::json(
+            403,
+            serde_json::json!({"errorMessages": ["You do not have the permission to see the specified users."], "errors": {}}),
+        );
+    }
     route(state, &endpoint, incoming)
 }
 

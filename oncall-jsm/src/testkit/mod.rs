@@ -15,14 +15,17 @@
 //!   core's expansion, overrides laid over the rotations they apply to, periods split at the clock
 //!   with milliseconds into `historical` and `base`/`override`; at most a year back and two ahead),
 //!   and overrides: server-chosen aliases, `PUT` in place, `GET` by alias, `DELETE`; creates ending
-//!   in the past refused; an update ending a running override in the past ends it at now; the last
-//!   created override wins where they overlap.
+//!   in the past refused; an update ending a running override in the past ends it at now or is
+//!   refused, as [`PastEnd`] says; the last created override wins where they overlap.
 //! - People: users with Atlassian-looking accountIds (`712020:<uuid>`); the members of added
 //!   schedules are users; [`JsmSimulator::hide_email`] hides one's e-mail from the site's answers.
 //! - Pagination: `offset` and `size` (default 25), `values` and `links.next` relative to the API
 //!   root (`/v1/…?offset=…&size=…`, as in the spec's examples).
 //! - Credentials: HTTP Basic with [`ACCOUNT_EMAIL`] and [`READ_WRITE_TOKEN`] or
 //!   [`READ_ONLY_TOKEN`] (an account without write rights: its writes get 403); anything else 401.
+//!   Partial rights: [`JsmSimulator::set_deletes_forbidden`] (creates and updates succeed,
+//!   deletes get 403) and [`JsmSimulator::set_people_lookup_forbidden`] (the site's user
+//!   endpoints get 403).
 //! - Every UNCONFIRMED behaviour as a [`JsmDialect`] switch; Opsgenie's migration to JSM as a
 //!   [`MigrationDialect`] ([`JsmSimulator::import_migrated`]).
 //! - Faults: the core's [`Fault`]s by [`Trigger`] (a [`Fault::Fail`] answers the status and body
@@ -109,8 +112,8 @@ use serde_json::Value;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub use dialect::{
-    Carried, DeleteStatus, ForbiddenBody, JsmDialect, MigrationDialect, PageSize, PastOverrides,
-    RateLimitReading, RotationIdsOmitted, Setting, UpdateBody,
+    Carried, DeleteStatus, ForbiddenBody, JsmDialect, MigrationDialect, PageSize, PastEnd,
+    PastOverrides, RateLimitReading, RotationIdsOmitted, Setting, UpdateBody,
 };
 
 use crate::{JsmBuilder, JsmProvider};
@@ -382,6 +385,20 @@ impl JsmSimulator {
         {
             u.email_visible = false;
         }
+    }
+
+    /// The account's rights are partial: it may create and update overrides, but every delete
+    /// gets 403 (rights are the user's, reference §1: "adding override to themself" is one of
+    /// them). Cleared by [`VendorSimulator::clear_faults`].
+    pub fn set_deletes_forbidden(&self, forbidden: bool) {
+        lock(&self.state).deletes_forbidden = forbidden;
+    }
+
+    /// The account may not look people up: the site's `user/search` and `user` answer 403 (the
+    /// account lacks the "Browse users and groups" permission). Cleared by
+    /// [`VendorSimulator::clear_faults`].
+    pub fn set_people_lookup_forbidden(&self, forbidden: bool) {
+        lock(&self.state).people_forbidden = forbidden;
     }
 
     /// A person's accountId.

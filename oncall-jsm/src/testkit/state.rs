@@ -75,6 +75,10 @@ pub(crate) struct State {
     pub writes: usize,
     pub faults: Vec<(Trigger, Pending)>,
     pub read_only: bool,
+    /// The account may create and update overrides but not delete them (403).
+    pub deletes_forbidden: bool,
+    /// The account may not look people up on the site (403 from `user/search` and `user`).
+    pub people_forbidden: bool,
     pub rate_limited: usize,
     /// `Retry-After` of the simulated 429s, in seconds.
     pub retry_after: u64,
@@ -96,6 +100,8 @@ impl State {
             writes: 0,
             faults: Vec::new(),
             read_only: false,
+            deletes_forbidden: false,
+            people_forbidden: false,
             rate_limited: 0,
             retry_after: 1,
             throttle: super::throttle_for(dialect.rate_limit),
@@ -190,6 +196,8 @@ impl State {
     pub fn clear_faults(&mut self) {
         self.faults.clear();
         self.read_only = false;
+        self.deletes_forbidden = false;
+        self.people_forbidden = false;
         self.rate_limited = 0;
     }
 }
