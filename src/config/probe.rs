@@ -85,6 +85,14 @@ impl ProbeError {
         )
     }
 
+    /// What the probe found where it ran before it stopped ([`ProbeError::ReadOnlyKey`]).
+    pub fn report(&self) -> Option<&ProbeReport> {
+        match self {
+            ProbeError::ReadOnlyKey { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+
     /// A short stable name for the JSON output (`unknown_connection`, `read_only_key`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
