@@ -645,12 +645,15 @@ async fn jsm_the_probe_names_every_dialect() {
 // ---------------------------------------------------------------------------------------------
 // Errors and exit codes
 
+/// What a scratch schedule holds, read from its simulator.
+type Held<'a> = Box<dyn Fn() -> Vec<Span> + 'a>;
+
 #[tokio::test]
 async fn a_read_only_key_with_write_to_is_a_typed_error_and_nothing_is_written() {
     let og = og_account(OpsgenieDialect::default()).await;
     let pd = pd_account(PagerDutyDialect::default()).await;
     let jsm = jsm_account(JsmDialect::default()).await;
-    let cases: Vec<(Folder, &str, &str, Box<dyn Fn() -> Vec<Span>>)> = vec![
+    let cases: Vec<(Folder, &str, &str, Held<'_>)> = vec![
         (
             og_folder(&og, og_kit::READ_ONLY_KEY),
             "og",
