@@ -2277,13 +2277,7 @@ async fn regression_a_plan_outlived_by_an_override_it_read_is_outdated() {
     for mode in MODES {
         let config = Config {
             mode,
-            ..Config::simple(
-                Kind::HttpJsm(JsmDialect::default()),
-                daily(),
-                everyone(),
-                0,
-                0,
-            )
+            ..Config::simple(Kind::HttpJsm(JsmDialect::default()), daily(), everyone(), 0, 0)
         };
         run(config, steps.clone()).await;
     }
