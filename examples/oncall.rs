@@ -13,7 +13,27 @@
 //!                  [--to-schedule REMOTE_ID] [--now T] [--dry-run] [--json]
 //! oncall actuals   --config FILE --connection ID --schedule REMOTE_ID --from T --to T
 //!                  [--csv | --json] [--night HH:MM-HH:MM] [--weekend sat,sun] [--time-zone ZONE]
+//! oncall probe     --config FILE --connection ID [--schedule REMOTE_ID] [--write-to SCRATCH_ID]
+//!                  [--now T] [--json]
 //! ```
+//!
+//! Every command also takes `--trace-http FILE`: each HTTP request and answer of the run (method,
+//! URL, status, headers with credentials replaced, bodies) is written to FILE as one JSON line,
+//! every key and token scrubbed and every e-mail address replaced by a placeholder
+//! (`person-1@redacted.invalid`), for a bug report. The file is created (or emptied) with mode
+//! 0600; a command that calls no vendor (`status`) leaves it empty.
+//!
+//! `probe` asks a connection's account how it behaves on each point the vendor's documentation
+//! leaves open (DESIGN §7): for each schedule (or the one named), the core's expansion of its
+//! rotations or layers against the vendor's own rendering over a year, whether running overrides
+//! are listed, layer and rotation order, whether the roster resolves, and the key's rights as far
+//! as reads show them. It only reads, unless `--write-to` names a scratch schedule (not one a
+//! destination of the config exports to): then it also creates, changes and deletes overrides
+//! there (one running now), tries a taken alias, measures how long a write takes to show in a
+//! read, and removes what it made. Each line names the point and the reading the account showed,
+//! as the simulator dialect's switch and setting. Exit 1 when the key may not write to the scratch
+//! schedule (`--write-to` with a read-only key), a schedule named does not exist, the account
+//! could not be read, or the probe could not remove what it made (it names those overrides).
 //!
 //! Destination modes (DESIGN §8, the config's `mode`): `sync` writes to `protect` and
 //! `authoritative` destinations and only plans for `manual` ones. `plan --out` saves every
@@ -62,7 +82,9 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 use clap::{Parser, Subcommand};
-use oncall_sync::config::{process_env, Config, ConfigError};
+use oncall_sync::config::{process_env, Config, ConfigError, ProbeError};
+use oncall_sync::probe::{ProbeReport, ProbeRequest};
+use oncall_sync::trace_file::JsonLinesTrace;
 use oncall_sync::{
     apply_plan, desired_spans, import_schedule, read_actuals, retire, sync, Action, Actuals,
     ActualsOptions, ConnectionId, ConnectionRegistry, Desired, Destination, DestinationId,
@@ -88,6 +110,10 @@ struct Common {
     /// Print one JSON object instead of text for people.
     #[arg(long)]
     json: bool,
+    /// Record every HTTP request and answer to FILE as JSON lines (mode 0600), keys and e-mail
+    /// addresses redacted, for a bug report.
+    #[arg(long, value_name = "FILE")]
+    trace_http: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -220,6 +246,25 @@ enum Command {
         #[arg(long, value_name = "ZONE", value_parser = zone)]
         time_zone: Option<Tz>,
     },
+    /// Ask a connection's account which reading it speaks on each behaviour the vendor's
+    /// documentation leaves open (reads only, unless --write-to names a scratch schedule).
+    Probe {
+        #[command(flatten)]
+        common: Common,
+        /// The connection's id in the config.
+        #[arg(long, value_name = "ID")]
+        connection: String,
+        /// Only this vendor schedule (default: every schedule the key lists).
+        #[arg(long, value_name = "REMOTE_ID")]
+        schedule: Option<String>,
+        /// A scratch schedule nobody is paged from, which the probe may write to (overrides
+        /// created, changed and deleted, one running now; removed before it ends).
+        #[arg(long, value_name = "SCRATCH_ID")]
+        write_to: Option<String>,
+        /// The instant to treat as now (RFC 3339; default: the system clock).
+        #[arg(long, value_name = "T", value_parser = instant)]
+        now: Option<DateTime<Utc>>,
+    },
 }
 
 /// `--weekend`'s days (one argument, comma-separated).
@@ -277,7 +322,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    if let Some(e) = TRACE.get().and_then(|t| t.error()) {
+        eprintln!("warning: --trace-http: the trace misses exchanges: {e}");
+    }
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(Stop::Failed(message)) => {
@@ -330,6 +379,20 @@ async fn run(command: Command) -> Result<bool, Stop> {
             actuals(&common, &connection, &schedule, window, &options, csv).await
         }
         Command::Status(s) => status(&s).await,
+        Command::Probe {
+            common,
+            connection,
+            schedule,
+            write_to,
+            now,
+        } => {
+            let request = ProbeRequest {
+                now: now_or_clock(now),
+                schedule: schedule.map(VendorScheduleId),
+                write_to: write_to.map(VendorScheduleId),
+            };
+            probe(&common, &connection, &request).await
+        }
         Command::Retire {
             stateful,
             destination,
@@ -389,6 +452,35 @@ fn local_mark(t: Option<DateTime<Utc>>, zone: Tz) -> String {
     t.map_or_else(|| "none".to_owned(), |t| local(t, zone))
 }
 
+/// The `--trace-http` file of this run, once opened.
+static TRACE: std::sync::OnceLock<Arc<JsonLinesTrace>> = std::sync::OnceLock::new();
+
+/// Reads and validates the config; with `--trace-http`, opens the trace (once the config is
+/// valid: a usage error creates no file), tells it every key the config's connections read, and
+/// gives it to every provider the config builds.
+fn load_config(common: &Common) -> Result<Config, Stop> {
+    let config = Config::from_file(&common.config)?;
+    let Some(path) = &common.trace_http else {
+        return Ok(config);
+    };
+    let trace = match TRACE.get() {
+        Some(trace) => trace.clone(),
+        None => {
+            let trace = Arc::new(
+                JsonLinesTrace::create(path)
+                    .map_err(|e| Stop::Usage(format!("--trace-http {}: {e}", path.display())))?,
+            );
+            TRACE.get_or_init(|| trace).clone()
+        }
+    };
+    for c in config.connections() {
+        if let Ok(key) = config.api_key(&c.id, &process_env) {
+            trace.hide(key);
+        }
+    }
+    Ok(config.with_http_trace(trace))
+}
+
 // ---------------------------------------------------------------------------------------------
 // schedules and import: one connection, reads only.
 
@@ -403,7 +495,7 @@ fn connection_provider(config: &Config, id: &str) -> Result<Arc<dyn Provider>, S
 }
 
 async fn schedules(common: &Common, connection: &str) -> Result<bool, Stop> {
-    let config = Config::from_file(&common.config)?;
+    let config = load_config(common)?;
     let provider = connection_provider(&config, connection)?;
     let listed = provider
         .list_schedules()
@@ -461,7 +553,7 @@ async fn import(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<bool, Stop> {
-    let config = Config::from_file(&common.config)?;
+    let config = load_config(common)?;
     let window = Window::new(from, to).map_err(|e| Stop::Usage(format!("--from/--to: {e}")))?;
     let provider = connection_provider(&config, connection)?;
     let id = VendorScheduleId(schedule.to_owned());
@@ -572,7 +664,7 @@ struct Checked {
 }
 
 fn check(s: &Stateful) -> Result<Checked, Stop> {
-    let config = Config::from_file(&s.common.config)?;
+    let config = load_config(&s.common)?;
     let now = now_or_clock(s.now);
     let schedule = config.schedule(now)?;
     StateBackend::check(&s.state)?;
@@ -2067,7 +2159,7 @@ async fn actuals(
     options: &ActualsOptions,
     csv: bool,
 ) -> Result<bool, Stop> {
-    let config = Config::from_file(&common.config)?;
+    let config = load_config(common)?;
     let provider = connection_provider(&config, connection)?;
     let id = VendorScheduleId(schedule.to_owned());
     let a = read_actuals(provider.as_ref(), &id, window, options)
@@ -2189,4 +2281,89 @@ fn print_actuals(a: &Actuals, schedule: &str) {
             hm(s.night_seconds)
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// probe: which reading an account speaks on each UNCONFIRMED point.
+
+async fn probe(common: &Common, connection: &str, request: &ProbeRequest) -> Result<bool, Stop> {
+    let config = load_config(common)?;
+    let id = ConnectionId(connection.to_owned());
+    let (vendor, report, error) = match config.probe(&id, request, &process_env).await {
+        Ok((kind, report)) => (kind.to_string(), report, None),
+        Err(e) if e.report().is_some() => {
+            let report = e.report().cloned().unwrap_or_default();
+            (report.vendor.clone(), report, Some(e))
+        }
+        Err(e) if e.nothing_sent() => return Err(Stop::Usage(e.to_string())),
+        Err(e) => return Err(Stop::Failed(e.to_string())),
+    };
+    if common.json {
+        print_json(&probe_json(
+            connection,
+            &vendor,
+            request,
+            &report,
+            error.as_ref(),
+        )?)?;
+    } else {
+        print_probe(connection, request, &report);
+    }
+    if let Some(e) = error {
+        return Err(Stop::Failed(e.to_string()));
+    }
+    if !report.left_behind.is_empty() {
+        return Err(Stop::Failed(format!(
+            "the probe could not remove overrides it made on schedule {}: {} (delete them by hand)",
+            request
+                .write_to
+                .as_ref()
+                .map_or_else(String::new, |s| s.0.clone()),
+            report.left_behind.join(", ")
+        )));
+    }
+    Ok(true)
+}
+
+fn probe_json(
+    connection: &str,
+    vendor: &str,
+    request: &ProbeRequest,
+    report: &ProbeReport,
+    error: Option<&ProbeError>,
+) -> Result<Value, Stop> {
+    let findings = serde_json::to_value(&report.findings)
+        .map_err(|e| Stop::Failed(format!("cannot print JSON: {e}")))?;
+    Ok(json!({
+        "connection": connection,
+        "vendor": vendor,
+        "now": rfc3339(request.now),
+        "schedule": request.schedule.as_ref().map(|s| s.0.as_str()),
+        "write_to": request.write_to.as_ref().map(|s| s.0.as_str()),
+        "findings": findings,
+        "write_calls": report.write_calls,
+        "left_behind": report.left_behind,
+        "error": error.map(|e| json!({"kind": e.kind(), "message": e.to_string()})),
+    }))
+}
+
+fn print_probe(connection: &str, request: &ProbeRequest, report: &ProbeReport) {
+    let scope = match &request.schedule {
+        Some(s) => format!("schedule {s}"),
+        None => "every schedule the key lists".to_owned(),
+    };
+    let writes = match &request.write_to {
+        Some(s) => format!("writing to scratch schedule {s}"),
+        None => "reads only".to_owned(),
+    };
+    println!(
+        "connection {connection}, {scope}, {writes}, at {}",
+        rfc3339(request.now)
+    );
+    println!(
+        "Each point is a behaviour the vendor's documentation leaves open; its reading is the one \
+         this account showed (the simulator dialect's setting of the same name), or \
+         \"(could not tell)\"."
+    );
+    print!("{report}");
 }

@@ -62,7 +62,9 @@
 //!
 //! Every error says what is wrong and where, as a path into the file
 //! (`schedule.shifts[3].start`), before any request is sent. [`Config::provider`] builds each
-//! connection's [`Provider`], reading its key from the environment.
+//! connection's [`Provider`], reading its key from the environment; [`Config::probe`] probes a
+//! connection's account (`oncall probe`); [`Config::with_http_trace`] makes every provider built
+//! record its HTTP exchanges (`oncall --trace-http`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -71,6 +73,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
+use oncall_core::trace::HttpTrace;
 use oncall_core::{
     expand_rotation, merge_rotations, resolve_local, ApiKey, Connection, ConnectionId,
     ConnectionRegistry, Destination, DestinationId, DestinationMode, Email, Endpoint, KeyReference,
@@ -81,8 +84,10 @@ use oncall_core::{
 use serde::Deserialize;
 
 mod accept;
+mod probe;
 
 pub use accept::{accept_edits, AcceptedText};
+pub use probe::ProbeError;
 
 /// What is wrong with a configuration, and where (a path into the JSON, such as
 /// `schedule.shifts[3].start`, or the connection concerned).
@@ -240,6 +245,23 @@ pub struct Config {
     shifts: Shifts,
     horizon: Option<TimeDelta>,
     destinations: Vec<Destination>,
+    /// Where the providers this config builds record their HTTP exchanges (not part of the file).
+    http_trace: TraceHook,
+}
+
+/// The HTTP trace every provider a [`Config`] builds is given; two configs compare equal only
+/// with the same trace (or none).
+#[derive(Debug, Clone, Default)]
+struct TraceHook(Option<Arc<dyn HttpTrace>>);
+
+impl PartialEq for TraceHook {
+    fn eq(&self, other: &TraceHook) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 // The file as written, before validation.
@@ -367,7 +389,17 @@ impl Config {
                 .horizon_days
                 .map(|days| TimeDelta::days(i64::from(days))),
             destinations,
+            http_trace: TraceHook::default(),
         })
+    }
+
+    /// This config, with every provider it builds from now on ([`Config::provider`],
+    /// [`Config::prober`], ...) recording each HTTP attempt to `trace` (`oncall --trace-http`).
+    /// Adapters scrub their credentials before they record; the sink redacts e-mail addresses
+    /// ([`oncall_core::trace::Redactor`], as [`crate::trace_file::JsonLinesTrace`] does).
+    pub fn with_http_trace(mut self, trace: Arc<dyn HttpTrace>) -> Config {
+        self.http_trace = TraceHook(Some(trace));
+        self
     }
 
     /// The connections, in file order.
@@ -471,6 +503,7 @@ impl Config {
 
     /// The [`Provider`] of a connection, with its key (and, for JSM, its account e-mail) from
     /// `env`.
+    #[allow(unreachable_code)] // a build without adapters has none to wrap
     pub fn provider(
         &self,
         connection: &ConnectionId,
@@ -483,27 +516,21 @@ impl Config {
     /// under the connection's id as the budget's key: every process with the same config and
     /// budget (`PostgresStateStore::rate_budget` over one database, feature `postgres`) then
     /// sends at the connection's rate in all, and a 429 holds all of them back.
+    #[allow(unreachable_code)] // a build without adapters has none to wrap
     pub fn provider_with_budget(
         &self,
         connection: &ConnectionId,
         env: &dyn Fn(&str) -> Option<String>,
         budget: Option<&Arc<dyn RateBudget>>,
     ) -> Result<Arc<dyn Provider>, ConfigError> {
-        let key = self.api_key(connection, env)?;
-        let (index, c) = self.find_connection(connection)?;
-        #[cfg(feature = "jsm")]
-        if c.provider == ProviderKind::Jsm {
-            let builder = self.jsm_builder(connection, env)?;
-            let builder = match budget {
-                Some(budget) => builder.with_rate_budget(budget.clone(), c.id.0.clone()),
-                None => builder,
-            };
-            return builder
-                .build()
-                .map(|p| Arc::new(p) as Arc<dyn Provider>)
-                .map_err(|e| invalid(format!("connections[{index}]"), e));
-        }
-        build_provider(c, &key, budget).map_err(|e| invalid(format!("connections[{index}]"), e))
+        Ok(match self.adapter(connection, env, budget)? {
+            #[cfg(feature = "opsgenie")]
+            Adapter::Opsgenie(p) => Arc::new(p),
+            #[cfg(feature = "pagerduty")]
+            Adapter::Pagerduty(p) => Arc::new(p),
+            #[cfg(feature = "jsm")]
+            Adapter::Jsm(p) => Arc::new(p),
+        })
     }
 
     /// A JSM connection's provider, its account e-mail and token from `env`.
@@ -558,27 +585,85 @@ impl Config {
         if let Some(base) = &jsm.base_url {
             builder = builder.with_api_base_url(base);
         }
+        if let Some(trace) = &self.http_trace.0 {
+            builder = builder.with_trace(trace.clone());
+        }
         Ok(builder)
     }
 
-    /// What `oncall probe` runs on a connection: its provider's [`oncall_core::Probe`], where this
-    /// build's adapter for its vendor has one.
+    /// What `oncall probe` runs on a connection: its provider's [`oncall_core::Probe`] (every
+    /// adapter has one), with its key from `env` and this config's HTTP trace.
+    #[allow(unreachable_code)] // a build without adapters has none to wrap
     pub fn prober(
         &self,
         connection: &ConnectionId,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Arc<dyn oncall_core::Probe>, ConfigError> {
-        let (index, c) = self.find_connection(connection)?;
-        #[cfg(not(feature = "jsm"))]
-        let _ = env;
-        match c.provider {
+        Ok(match self.adapter(connection, env, None)? {
+            #[cfg(feature = "opsgenie")]
+            Adapter::Opsgenie(p) => Arc::new(p),
+            #[cfg(feature = "pagerduty")]
+            Adapter::Pagerduty(p) => Arc::new(p),
             #[cfg(feature = "jsm")]
-            ProviderKind::Jsm => Ok(Arc::new(self.jsm_provider(connection, env)?)),
-            other => Err(invalid(
-                format!("connections[{index}].provider"),
-                format!("this build has no probe for {other}"),
-            )),
-        }
+            Adapter::Jsm(p) => Arc::new(p),
+        })
+    }
+
+    /// The adapter of a connection, built with its key from `env`, this config's trace and, when
+    /// given, a rate budget shared under the connection's id.
+    fn adapter(
+        &self,
+        connection: &ConnectionId,
+        env: &dyn Fn(&str) -> Option<String>,
+        budget: Option<&Arc<dyn RateBudget>>,
+    ) -> Result<Adapter, ConfigError> {
+        let key = self.api_key(connection, env)?;
+        let (index, c) = self.find_connection(connection)?;
+        let trace = self.http_trace.0.as_ref();
+        let built = match c.provider {
+            #[cfg(feature = "opsgenie")]
+            ProviderKind::Opsgenie => {
+                let mut builder = crate::opsgenie::OpsgenieProvider::builder()
+                    .with_api_key(key.expose())
+                    .with_region(c.endpoint.region());
+                if let Some(trace) = trace {
+                    builder = builder.with_http_trace(trace.clone());
+                }
+                if let Some(budget) = budget {
+                    builder = builder.with_rate_budget(budget.clone(), c.id.0.clone());
+                }
+                builder.build().map(Adapter::Opsgenie)
+            }
+            #[cfg(feature = "pagerduty")]
+            ProviderKind::Pagerduty => {
+                let mut builder = crate::pagerduty::PagerDutyProvider::builder()
+                    .with_api_key(key.expose())
+                    .with_region(c.endpoint.region());
+                if let Some(trace) = trace {
+                    builder = builder.with_http_trace(trace.clone());
+                }
+                if let Some(budget) = budget {
+                    builder = builder.with_rate_budget(budget.clone(), c.id.0.clone());
+                }
+                builder.build().map(Adapter::Pagerduty)
+            }
+            #[cfg(feature = "jsm")]
+            ProviderKind::Jsm => {
+                let mut builder = self.jsm_builder(connection, env)?;
+                if let Some(budget) = budget {
+                    builder = builder.with_rate_budget(budget.clone(), c.id.0.clone());
+                }
+                builder.build().map(Adapter::Jsm)
+            }
+            #[allow(unreachable_patterns)] // with every adapter feature on
+            other => {
+                let _ = (key, trace, budget);
+                Err(oncall_core::Error::Unsupported {
+                    message: format!("this build has no {other} adapter (feature \"{other}\")"),
+                })
+            }
+        };
+        built.map_err(|e| invalid(format!("connections[{index}]"), e))
     }
 
     /// The providers of every connection the destinations use, each built once.
@@ -626,41 +711,14 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn build_provider(
-    c: &ConnectionConfig,
-    key: &ApiKey,
-    budget: Option<&Arc<dyn RateBudget>>,
-) -> Result<Arc<dyn Provider>, oncall_core::Error> {
-    match c.provider {
-        #[cfg(feature = "opsgenie")]
-        ProviderKind::Opsgenie => {
-            let builder = crate::opsgenie::OpsgenieProvider::builder()
-                .with_api_key(key.expose())
-                .with_region(c.endpoint.region());
-            let builder = match budget {
-                Some(budget) => builder.with_rate_budget(budget.clone(), c.id.0.clone()),
-                None => builder,
-            };
-            Ok(Arc::new(builder.build()?))
-        }
-        #[cfg(feature = "pagerduty")]
-        ProviderKind::Pagerduty => {
-            let builder = crate::pagerduty::PagerDutyProvider::builder()
-                .with_api_key(key.expose())
-                .with_region(c.endpoint.region());
-            let builder = match budget {
-                Some(budget) => builder.with_rate_budget(budget.clone(), c.id.0.clone()),
-                None => builder,
-            };
-            Ok(Arc::new(builder.build()?))
-        }
-        other => {
-            let _ = (key, budget);
-            Err(oncall_core::Error::Unsupported {
-                message: format!("this build has no {other} adapter (feature \"{other}\")"),
-            })
-        }
-    }
+/// One connection's adapter, as this build has it.
+enum Adapter {
+    #[cfg(feature = "opsgenie")]
+    Opsgenie(crate::opsgenie::OpsgenieProvider),
+    #[cfg(feature = "pagerduty")]
+    Pagerduty(crate::pagerduty::PagerDutyProvider),
+    #[cfg(feature = "jsm")]
+    Jsm(crate::jsm::JsmProvider),
 }
 
 fn validate_connections(raw: &[RawConnection]) -> Result<Vec<ConnectionConfig>, ConfigError> {

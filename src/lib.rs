@@ -9,8 +9,9 @@
 //!
 //! It also holds what the `oncall` CLI (`examples/oncall.rs`) runs on, for hosts to reuse:
 //! [`config`], the CLI's JSON config (connections, one schedule, destinations; a provider per
-//! connection), and [`FileStateStore`], destination state in one JSON file with compare-and-swap
-//! across processes.
+//! connection; [`config::Config::probe`], `oncall probe`), [`FileStateStore`], destination state
+//! in one JSON file with compare-and-swap across processes, and [`trace_file::JsonLinesTrace`],
+//! the HTTP trace of `oncall --trace-http`, keys and e-mail addresses redacted.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod config;
 pub mod file_store;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod trace_file;
 #[cfg(feature = "postgres")]
 pub mod worker;
 

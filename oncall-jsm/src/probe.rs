@@ -6,6 +6,9 @@
 //! also creates one future override for nobody two days ahead (`rotation_ids_omitted`), changes it
 //! with a partial and then a full body (`update_body`), deletes it (`delete_status`), and reports
 //! the body of any 403 it met (`forbidden_body`). What it made and could not remove is listed.
+//! `key_rights` is a point of its own, as on the other vendors: `read` (nothing written),
+//! `read_write` (a write to the scratch schedule went through) or `read_only` (it was refused
+//! with 403).
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -26,9 +29,47 @@ struct Run {
     /// The bodies of 403s met, for `forbidden_body`.
     forbidden: Vec<Vec<u8>>,
     rate_limited: Option<String>,
+    /// A write to the scratch schedule went through.
+    wrote: bool,
+    /// A write to the scratch schedule was refused with 403.
+    write_refused: bool,
 }
 
 impl Run {
+    /// Notes what a write's answer says about the key's rights.
+    fn written(&mut self, answer: &RawAnswer) {
+        match answer.status {
+            200..=299 => self.wrote = true,
+            403 => self.write_refused = true,
+            _ => {}
+        }
+    }
+
+    /// `key_rights`: what the writes (if any) showed.
+    fn key_rights(&mut self, scratch: Option<&VendorScheduleId>) {
+        let (reading, detail) = match scratch {
+            None => (
+                "read",
+                "the reads went through; nothing was written (no scratch schedule)",
+            ),
+            Some(_) if self.write_refused => (
+                "read_only",
+                "a write to the scratch schedule was refused with 403",
+            ),
+            Some(_) if self.wrote => ("read_write", "writes to the scratch schedule went through"),
+            Some(_) => {
+                self.find(
+                    "key_rights",
+                    scratch,
+                    None,
+                    "no write was answered either way".into(),
+                );
+                return;
+            }
+        };
+        self.find("key_rights", scratch, Some(reading), detail.into());
+    }
+
     fn find(
         &mut self,
         point: &str,
@@ -79,6 +120,8 @@ impl Probe for JsmProvider {
             },
             forbidden: Vec::new(),
             rate_limited: None,
+            wrote: false,
+            write_refused: false,
         };
         let scope = self.scrubbed(self.probe_page_size(&mut run, request).await)?;
         for schedule in &scope {
@@ -97,6 +140,7 @@ impl Probe for JsmProvider {
         if let Some(scratch) = &request.write_to {
             self.probe_writes(&mut run, scratch, request.now).await;
         }
+        run.key_rights(request.write_to.as_ref());
         self.report_forbidden_body(&mut run);
         let detail = match &run.rate_limited {
             Some(body) => format!("a 429 came back during the probe: {body}"),
@@ -253,6 +297,9 @@ impl JsmProvider {
         // rotation_ids_omitted: a create that names no rotation.
         run.report.write_calls += 1;
         let created = send(Method::POST, at(None), Some(body(end, None))).await;
+        if let Ok(a) = &created {
+            run.written(a);
+        }
         let mut needs_ids = false;
         let alias = match created {
             Ok(a) if a.status == 201 || a.status == 200 => {
@@ -297,9 +344,13 @@ impl JsmProvider {
                 needs_ids = true;
                 run.report.write_calls += 1;
                 match send(Method::POST, at(None), Some(body(end, Some(&all_ids)))).await {
-                    Ok(a) if a.status == 201 || a.status == 200 => json_of(&a)
-                        .and_then(|v| v.get("alias").and_then(Value::as_str).map(str::to_owned)),
+                    Ok(a) if a.status == 201 || a.status == 200 => {
+                        run.written(&a);
+                        json_of(&a)
+                            .and_then(|v| v.get("alias").and_then(Value::as_str).map(str::to_owned))
+                    }
                     Ok(a) => {
+                        run.written(&a);
                         run.note(&a);
                         None
                     }

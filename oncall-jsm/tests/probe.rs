@@ -12,8 +12,17 @@ use oncall_core::testkit::VendorSimulator;
 use oncall_core::{Probe, ProbeReport, ProbeRequest, Span, VendorScheduleId};
 use oncall_jsm::testkit::JsmDialect;
 
+/// Points of their own, not dialect switches: what the key may do.
+const OWN_POINTS: [(&str, &[&str]); 1] = [("key_rights", &["read", "read_write", "read_only"])];
+
 fn check_names(report: &ProbeReport) {
     for f in &report.findings {
+        if let Some((_, readings)) = OWN_POINTS.iter().find(|(p, _)| *p == f.point) {
+            if let Some(reading) = f.reading.as_deref() {
+                assert!(readings.contains(&reading), "{}={reading}", f.point);
+            }
+            continue;
+        }
         assert!(
             JsmDialect::SWITCHES.contains(&f.point.as_str()),
             "point {:?} is a switch",
@@ -65,6 +74,7 @@ async fn the_probe_reads_each_dialect_back_and_writes_only_to_the_scratch_schedu
             (0, 0),
             "{name}: a read-only probe writes nothing"
         );
+        assert_eq!(report.reading("key_rights"), Some("read"), "{name}");
         let expect_page = match dialect.page_size {
             oncall_jsm::testkit::PageSize::UpTo50 => "up_to_50",
             oncall_jsm::testkit::PageSize::CappedAt(_) => "capped",
@@ -105,6 +115,11 @@ async fn the_probe_reads_each_dialect_back_and_writes_only_to_the_scratch_schedu
             );
         }
         assert!(report.write_calls >= 2, "{name}: {report}");
+        assert_eq!(
+            report.reading("key_rights"),
+            Some("read_write"),
+            "{name}: {report}"
+        );
         assert!(report.left_behind.is_empty(), "{name}: {report}");
         assert_eq!(
             sim.overrides(&vs),
@@ -138,5 +153,10 @@ async fn a_refused_write_shows_the_forbidden_body() {
             "{name}: {report}"
         );
         assert!(report.to_string().contains("forbidden_body"));
+        assert_eq!(
+            report.reading("key_rights"),
+            Some("read_only"),
+            "{name}: {report}"
+        );
     }
 }

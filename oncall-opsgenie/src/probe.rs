@@ -6,8 +6,10 @@
 //!
 //! Without [`ProbeRequest::write_to`] the probe only reads, within the endpoints a sync uses
 //! (R10). With it, it writes to that schedule only: overrides a month ahead (and two that run
-//! now, for the points about running overrides), all removed before it returns, except what the
-//! vendor keeps as history (listed in [`ProbeReport::left_behind`]).
+//! now, for the points about running overrides), all removed before it returns. What the vendor
+//! ended at its now (a running override truncated by its delete, or cut by an update) is history
+//! no one can delete, and is not listed; what could not be removed otherwise is
+//! ([`ProbeReport::left_behind`]).
 
 use std::time::Duration;
 
@@ -1128,7 +1130,9 @@ impl OpsgenieProvider {
                         (Ok(Some(_)), true) => Some("truncated"),
                         _ => None,
                     };
-                    if reading == Some("removed") {
+                    // Removed, or ended at the vendor's now: history, which no one can
+                    // delete, not something left behind.
+                    if reading.is_some() {
                         f.made.retain(|(_, m)| m != r_alias);
                     }
                     f.add(
@@ -1191,6 +1195,10 @@ impl OpsgenieProvider {
             ),
         );
         self.remove(f, id, p_alias).await;
+        if reading == Some("clamp") {
+            // The vendor ended it at its now: history, which no one can delete.
+            f.made.retain(|(_, m)| m != p_alias);
+        }
     }
 
     /// Deletes one of the probe's overrides; one the vendor keeps stays in `made`.

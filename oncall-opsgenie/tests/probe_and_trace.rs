@@ -111,6 +111,12 @@ async fn the_probe_names_each_dialect_it_can_settle() {
             .map(|o| o.id.to_string())
             .collect();
         assert!(left.is_empty(), "{name}: left {left:?}");
+        // History the vendor ended at its now is no one's to delete: not left behind.
+        assert!(
+            report.left_behind.is_empty(),
+            "{name}: {:?}",
+            report.left_behind
+        );
         let text = report.to_string();
         assert!(text.starts_with("opsgenie probe:"), "{text}");
         let json = serde_json::to_value(&report).unwrap();
