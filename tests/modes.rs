@@ -487,3 +487,120 @@ async fn an_alias_freed_past_the_scope_and_asked_for_again_keeps_one_ledger_entr
         desired_exact(&schedule, at(3, 15), day(11))
     );
 }
+
+/// A store as a lease holder sees it: every load first claims the destination, which raises the
+/// state's version (the fencing token) without changing what it holds.
+struct ClaimingStore<'a>(&'a oncall_sync::InMemoryStateStore);
+
+#[async_trait::async_trait]
+impl oncall_sync::StateStore for ClaimingStore<'_> {
+    async fn load(
+        &self,
+        d: &oncall_sync::DestinationId,
+    ) -> Result<oncall_sync::Versioned<oncall_sync::DestinationState>, oncall_sync::Error> {
+        let loaded = self.0.load(d).await?;
+        let version = self.0.save(d, loaded.version, &loaded.value).await?;
+        Ok(oncall_sync::Versioned {
+            version,
+            value: loaded.value,
+        })
+    }
+    async fn save(
+        &self,
+        d: &oncall_sync::DestinationId,
+        expected: u64,
+        state: &oncall_sync::DestinationState,
+    ) -> Result<u64, oncall_sync::Error> {
+        self.0.save(d, expected, state).await
+    }
+    async fn remove(
+        &self,
+        d: &oncall_sync::DestinationId,
+        expected: u64,
+    ) -> Result<(), oncall_sync::Error> {
+        self.0.remove(d, expected).await
+    }
+}
+
+/// Manual under leases (the CLI's PostgreSQL path): claiming the destination to apply its plan
+/// raises the state's version, and the plan still applies, since what it depends on (the mark,
+/// the ledger, the mode) is unchanged; a save that changes them is still refused.
+#[tokio::test]
+async fn manual_plan_applies_through_a_store_whose_claims_raise_the_version() {
+    use oncall_sync::PlanRefused;
+    for vendor in VENDORS {
+        let (f, schedule) = exported(vendor, DestinationMode::Manual).await;
+        assert!(f.provider.remove_override(&f.vs(), &ours_at(&f, 8).id));
+        let claiming = ClaimingStore(&f.store);
+        let planned = {
+            let targets = [oncall_sync::SyncTarget {
+                destination: &f.destination,
+                provider: &f.provider,
+            }];
+            let options = oncall_sync::SyncOptions {
+                now: at(3, 13),
+                horizon: None,
+                mode: SyncMode::Apply,
+            };
+            f.provider.set_now(at(3, 13));
+            oncall_sync::sync(&schedule, &targets, &claiming, options)
+                .await
+                .unwrap()
+                .destinations
+                .remove(0)
+        };
+        let saved = planned.saved_plan.as_deref().unwrap().clone();
+        f.provider.set_now(at(3, 14));
+        let target = oncall_sync::SyncTarget {
+            destination: &f.destination,
+            provider: &f.provider,
+        };
+        let applied = oncall_sync::apply_plan(&saved, target, &claiming, at(3, 14))
+            .await
+            .unwrap_or_else(|e| panic!("{vendor:?}: {e}"));
+        assert_eq!(applied.status, SyncStatus::Ok, "{applied}");
+        assert!(f.vendor_overrides().iter().any(|o| o.span.start == day(8)));
+        // Applied: the ledger moved on, and the same plan is refused.
+        let again = oncall_sync::apply_plan(&saved, target, &claiming, at(3, 15)).await;
+        assert!(
+            matches!(again, Err(PlanRefused::StateChanged { .. })),
+            "{again:?}"
+        );
+    }
+}
+
+/// The mode stored with the state tells a mode change between runs: the first run in the new
+/// mode warns of it (people's overrides before the mark, which protect let stand, are removed),
+/// and the next run, saved in the new mode, does not.
+#[tokio::test]
+async fn a_mode_change_between_runs_is_reported_once() {
+    use oncall_sync::Warning;
+    for vendor in VENDORS {
+        let (mut f, schedule) = exported(vendor, DestinationMode::Protect).await;
+        let first = f.sync(&schedule, at(3, 13)).await;
+        assert!(
+            !first
+                .warnings
+                .iter()
+                .any(|w| matches!(w, Warning::ModeChanged { .. })),
+            "{first}"
+        );
+        f.destination.mode = DestinationMode::Authoritative;
+        let changed = f.sync(&schedule, at(3, 14)).await;
+        assert!(
+            changed.warnings.contains(&Warning::ModeChanged {
+                from: DestinationMode::Protect,
+                to: DestinationMode::Authoritative
+            }),
+            "{changed}"
+        );
+        let next = f.sync(&schedule, at(3, 15)).await;
+        assert!(
+            !next
+                .warnings
+                .iter()
+                .any(|w| matches!(w, Warning::ModeChanged { .. })),
+            "{next}"
+        );
+    }
+}

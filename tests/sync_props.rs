@@ -109,8 +109,11 @@ enum Step {
 enum Change {
     /// A person adds an override: start offset from now in hours, length in hours.
     PersonAdds { offset: i64, hours: i64, who: usize },
-    /// Another run saves the destination's state (its version moves on).
+    /// Another run saves the destination's state with other contents (here: under another mode).
     StateSaved,
+    /// A lease is claimed on the destination: its state's version moves on, its contents do not
+    /// (the plan still applies).
+    Claimed,
     /// Time passes, in minutes.
     TimePasses { minutes: i64 },
 }
@@ -118,7 +121,7 @@ enum Change {
 fn change() -> impl Strategy<Value = Change> {
     prop_oneof![
         2 => (-24i64..(24 * 12), 1i64..48, 0usize..5).prop_map(|(offset, hours, who)| Change::PersonAdds { offset, hours, who }),
-        1 => Just(Change::StateSaved),
+        1 => prop_oneof![Just(Change::StateSaved), Just(Change::Claimed)],
         1 => prop_oneof![1i64..30, 30i64..(60 * 30)].prop_map(|minutes| Change::TimePasses { minutes }),
     ]
 }
@@ -2126,11 +2129,25 @@ impl World {
             Change::StateSaved => {
                 for (x, touched) in self.exported.iter().zip(&mut touched) {
                     let current = store.load(&x.destination.id).await.unwrap();
+                    let mut other = current.value.clone();
+                    other.mode = match other.mode {
+                        DestinationMode::Protect => DestinationMode::Authoritative,
+                        _ => DestinationMode::Protect,
+                    };
+                    store
+                        .save(&x.destination.id, current.version, &other)
+                        .await
+                        .unwrap();
+                    *touched = true;
+                }
+            }
+            Change::Claimed => {
+                for x in &self.exported {
+                    let current = store.load(&x.destination.id).await.unwrap();
                     store
                         .save(&x.destination.id, current.version, &current.value)
                         .await
                         .unwrap();
-                    *touched = true;
                 }
             }
             Change::TimePasses { minutes } => self.now += TimeDelta::minutes(minutes),
@@ -2277,7 +2294,13 @@ async fn regression_a_plan_outlived_by_an_override_it_read_is_outdated() {
     for mode in MODES {
         let config = Config {
             mode,
-            ..Config::simple(Kind::HttpJsm(JsmDialect::default()), daily(), everyone(), 0, 0)
+            ..Config::simple(
+                Kind::HttpJsm(JsmDialect::default()),
+                daily(),
+                everyone(),
+                0,
+                0,
+            )
         };
         run(config, steps.clone()).await;
     }

@@ -85,8 +85,8 @@ pub use state::{
 };
 pub use sync::{
     apply_plan, retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome,
-    Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, SyncError, SyncMode, SyncOptions,
-    SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
+    Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, StateDigest, SyncError, SyncMode,
+    SyncOptions, SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
 };
 pub use sync::{migrate, Found, MigratedEntry, Migration, MigrationReport};
 pub use time::{local_date, local_time, resolve_local};

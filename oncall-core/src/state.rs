@@ -109,8 +109,10 @@ pub struct DestinationState {
     pub ledger: Vec<Override>,
     /// The last sync's outcome.
     pub last_run: Option<LastRun>,
-    /// The mode the destination last saved under (DESIGN §8). State saved before modes existed
-    /// reads as [`DestinationMode::Protect`], which is how it was synced.
+    /// The mode the destination last saved under (DESIGN §8). A run whose destination has another
+    /// mode warns of the change ([`crate::Warning::ModeChanged`]); a saved plan's state digest
+    /// covers it. State saved before modes existed reads as [`DestinationMode::Protect`], which is
+    /// how it was synced.
     #[serde(default)]
     pub mode: DestinationMode,
 }

@@ -636,6 +636,16 @@ pub enum Warning {
         /// The last run's instant, used instead.
         last_run: DateTime<Utc>,
     },
+    /// The destination's mode is not the one its state was last saved under (DESIGN §8): this run
+    /// follows the new mode's rules. From protect to authoritative or manual, people's overrides
+    /// between now and the mark, which protect let stand, are now removed; back to protect, they
+    /// stand again from the mark on.
+    ModeChanged {
+        /// The mode the state was saved under.
+        from: DestinationMode,
+        /// The destination's mode now.
+        to: DestinationMode,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -675,6 +685,11 @@ impl fmt::Display for Warning {
                     "the vendor does not know {email}: their shifts were not exported"
                 )
             }
+            Warning::ModeChanged { from, to } => write!(
+                f,
+                "the destination was last saved in {from} mode and is now in {to} mode: this run \
+                 follows the {to} rules"
+            ),
         }
     }
 }

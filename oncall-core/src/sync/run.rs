@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::saved::{Preconditions, SavedPlan, VendorDigest};
+use super::saved::{Preconditions, SavedPlan, StateDigest, VendorDigest};
 use super::{
     DestinationReport, OperationOutcome, Outcome, SyncError, SyncMode, SyncOptions, SyncStatus,
     SyncTarget,
@@ -41,7 +41,7 @@ pub(super) async fn sync_destination(
         return run.report;
     };
     // A dry run, and any sync of a manual destination (DESIGN §8), only plans: it saves nothing,
-    // not even a failure, so the state version a saved plan names stays valid.
+    // not even a failure, so the state a saved plan names stays as it read it.
     let plans_only = options.mode == SyncMode::DryRun || target.destination.mode.plans_only();
     let Some(vendor) = run.read_vendor(&desired).await else {
         if !plans_only {
@@ -196,6 +196,14 @@ impl<'a> Run<'a> {
         let loaded = self.store.load(&self.target.destination.id).await?;
         self.version = loaded.version;
         self.state = loaded.value;
+        // The mode stored with the state tells a mode change between runs (DESIGN §8).
+        let mode = self.target.destination.mode;
+        if loaded.version > 0 && self.state.mode != mode {
+            self.report.warnings.push(Warning::ModeChanged {
+                from: self.state.mode,
+                to: mode,
+            });
+        }
         // A mark saved before instants were whole seconds is rounded up: never backwards.
         self.state.high_water = self.state.high_water.map(|h| {
             let floor = whole_seconds(h);
@@ -213,7 +221,7 @@ impl<'a> Run<'a> {
     /// What this planning run read and planned, to apply later ([`super::apply_plan`]).
     fn saved_plan(&self, desired: &Desired, vendor: &[Override], plan: &Plan) -> SavedPlan {
         let preconditions = Preconditions {
-            state_version: self.version,
+            state_digest: StateDigest::of(&self.state),
             vendor_digest: VendorDigest::of(vendor),
             read: self.read,
             looked_up: self.looked_up.clone(),
@@ -358,7 +366,9 @@ impl<'a> Run<'a> {
         self.report.warnings.retain(|w| {
             matches!(
                 w,
-                Warning::ClockBehind { .. } | Warning::UnknownMember { .. }
+                Warning::ClockBehind { .. }
+                    | Warning::UnknownMember { .. }
+                    | Warning::ModeChanged { .. }
             )
         });
         self.report.warnings.extend(plan.warnings.iter().cloned());
