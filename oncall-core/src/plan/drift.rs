@@ -159,23 +159,27 @@ fn losses<'a>(
             .collect(),
     );
     let mut pending: Vec<Pending<'a>> = Vec::new();
+    // Desired span → its pending record: one look-up per lost entry, however many are lost.
+    let mut index: FastMap<usize, usize> = FastMap::default();
     for (i, change) in lost {
+        if let Some(&at) = index.get(&i) {
+            pending[at].lost.push(change);
+            continue;
+        }
         let d = &frame.desired[i];
         let bare = subtract(&[(d.start, d.end)], &covered);
         if bare.is_empty() {
             continue;
         }
-        match pending.iter_mut().find(|p| p.desired == i) {
-            Some(p) => p.lost.push(change),
-            None => pending.push(Pending {
-                desired: i,
-                shown: None,
-                people: Vec::new(),
-                lost: vec![change],
-                whole_shift: bare.clone(),
-                stretches: bare,
-            }),
-        }
+        index.insert(i, pending.len());
+        pending.push(Pending {
+            desired: i,
+            shown: None,
+            people: Vec::new(),
+            lost: vec![change],
+            whole_shift: bare.clone(),
+            stretches: bare,
+        });
     }
     pending
 }
@@ -189,8 +193,8 @@ struct AfterPlan<'a> {
     kept_parts: FastMap<&'a OverrideId, Vec<&'a Span>>,
     /// Cut ends: override id → where the plan cuts it.
     cuts: FastMap<&'a OverrideId, DateTime<Utc>>,
-    /// Spans the plan writes as ours.
-    ours: Vec<&'a Span>,
+    /// Per member, where the plan writes them as ours (sorted, disjoint once built).
+    ours: FastMap<&'a Email, Vec<Stretch>>,
 }
 
 impl<'a> AfterPlan<'a> {
@@ -199,7 +203,7 @@ impl<'a> AfterPlan<'a> {
             remains: FastMap::default(),
             kept_parts: FastMap::default(),
             cuts: FastMap::default(),
-            ours: Vec::new(),
+            ours: FastMap::default(),
         };
         for op in ops {
             match &op.action {
@@ -210,7 +214,7 @@ impl<'a> AfterPlan<'a> {
                     ..
                 } => {
                     if *owned {
-                        after.ours.push(span);
+                        after.write(span);
                     }
                     if let Some(id) = keeps_part_of {
                         after.kept_parts.entry(id).or_default().push(span);
@@ -219,7 +223,7 @@ impl<'a> AfterPlan<'a> {
                 Action::Update { id, to, owned, .. } => {
                     after.remains.insert(id, vec![to]);
                     if *owned {
-                        after.ours.push(to);
+                        after.write(to);
                     }
                 }
                 Action::Delete { target, .. } => {
@@ -232,7 +236,17 @@ impl<'a> AfterPlan<'a> {
                 Action::Adopt { .. } | Action::Forget { .. } => {}
             }
         }
+        for stretches in after.ours.values_mut() {
+            *stretches = union(std::mem::take(stretches));
+        }
         after
+    }
+
+    fn write(&mut self, span: &'a Span) {
+        self.ours
+            .entry(&span.member)
+            .or_default()
+            .push((span.start, span.end));
     }
 
     /// Where override `o` still shows its own member after the plan.
@@ -261,14 +275,8 @@ impl<'a> AfterPlan<'a> {
     }
 
     /// Where the plan writes `member` as ours.
-    fn written(&self, member: &Email) -> Vec<Stretch> {
-        union(
-            self.ours
-                .iter()
-                .filter(|s| s.member == *member)
-                .map(|s| (s.start, s.end))
-                .collect(),
-        )
+    fn written(&self, member: &Email) -> &[Stretch] {
+        self.ours.get(member).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -288,7 +296,7 @@ fn fates(
                 .collect();
             intersect(&p.stretches, &union(still))
         }
-        None => subtract(&p.stretches, &after.written(&span.member)),
+        None => subtract(&p.stretches, after.written(&span.member)),
     };
     let reverted = subtract(&p.stretches, &standing);
     let mut out: Vec<DriftStretch> = standing
