@@ -1287,7 +1287,7 @@ fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: 
             "  drift {}: shift from {} planned {}, the vendor shows {shown} ({fate}; `oncall drift` for more)",
             d.id,
             local(d.shift_start, zone),
-            d.planned
+            d.planned.as_ref().map_or_else(|| "nobody".to_owned(), ToString::to_string)
         );
     }
     for e in &report.errors {
@@ -1959,7 +1959,9 @@ fn print_drift(d: &Drift, zone: Tz) {
         d.id,
         local(d.shift_start, zone),
         local(d.shift_end, zone),
-        d.planned,
+        d.planned
+            .as_ref()
+            .map_or_else(|| "nobody".to_owned(), ToString::to_string),
         who(d.shown.as_ref())
     );
     for s in &d.stretches {

@@ -179,7 +179,7 @@ async fn drift_reports_a_cover_and_a_deletion_with_stable_ids() {
         assert_eq!(drift.len(), 2, "{first}");
         let (covered, deleted) = (&drift[0], &drift[1]);
         assert_eq!(covered.shift_start, day(6));
-        assert_eq!(covered.planned, email(PEOPLE[6 % 5]));
+        assert_eq!(covered.planned, Some(email(PEOPLE[6 % 5])));
         assert_eq!(covered.shown, Some(email("ann")));
         assert_eq!(
             covered

@@ -393,7 +393,7 @@ struct Exported {
 
 /// What makes a drift record the same difference: the destination, the shift (by its end), who
 /// the host planned and who the vendor shows.
-type DriftKey = (DestinationId, DateTime<Utc>, Email, Option<Email>);
+type DriftKey = (DestinationId, DateTime<Utc>, Option<Email>, Option<Email>);
 
 struct World {
     account: Account,
@@ -1892,10 +1892,27 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
             .map(|s| s.start)
             .unwrap()
     };
-    for (i, d) in spans.iter().enumerate() {
-        let whole = (shift_start(d), d.end);
-        for o in someones.iter().filter(|o| o.span.member != d.member) {
-            let (s, t) = (o.span.start.max(d.start), o.span.end.min(d.end));
+    // The host's shifts in `[now, E)`: each desired span (by index), then each shift whose role
+    // is empty (by index past them), as (start clipped at now, end, planned, shift start).
+    let mut slots: Vec<(DateTime<Utc>, DateTime<Utc>, Option<Email>, DateTime<Utc>)> = spans
+        .iter()
+        .map(|d| (d.start, d.end, Some(d.member.clone()), shift_start(d)))
+        .collect();
+    slots.extend(
+        w.schedule
+            .shifts()
+            .iter()
+            .filter(|s| s.assignee(destination.role).is_none())
+            .filter(|s| s.end > now && s.start < desired.horizon_end())
+            .map(|s| (s.start.max(now), s.end, None, s.start)),
+    );
+    for (i, d) in slots.iter().enumerate() {
+        let whole = (d.3, d.1);
+        for o in someones
+            .iter()
+            .filter(|o| d.2.as_ref() != Some(&o.span.member))
+        {
+            let (s, t) = (o.span.start.max(d.0), o.span.end.min(d.1));
             if s < t {
                 let entry = expected
                     .entry((i, Some(o.span.member.clone())))
@@ -1935,12 +1952,12 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
 
     // The report's records, exactly those.
     let drift = report.drift();
-    let index = |end: DateTime<Utc>| spans.iter().position(|d| d.end == end);
+    let index = |end: DateTime<Utc>| slots.iter().position(|d| d.1 == end);
     let mut got: HashMap<(usize, Option<Email>), &oncall_sync::Drift> = HashMap::new();
     for d in drift {
         let i = index(d.shift_end).unwrap_or_else(|| panic!("drift off the rota: {d}"));
-        assert_eq!(d.planned, spans[i].member, "{d}");
-        assert_eq!(d.shift_start, shift_start(&spans[i]), "{d}");
+        assert_eq!(d.planned, slots[i].2, "{d}");
+        assert_eq!(d.shift_start, slots[i].3, "{d}");
         assert!(
             got.insert((i, d.shown.clone()), d).is_none(),
             "two records of one difference: {d}"
@@ -1948,7 +1965,7 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
     }
     let keys = |m: &mut dyn Iterator<Item = &(usize, Option<Email>)>| {
         let mut k: Vec<(DateTime<Utc>, Option<Email>)> =
-            m.map(|(i, shown)| (spans[*i].end, shown.clone())).collect();
+            m.map(|(i, shown)| (slots[*i].1, shown.clone())).collect();
         k.sort();
         k
     };
@@ -1991,7 +2008,7 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
             let edits = p.edits();
             assert!(
                 edits.iter().any(|e| e.shift_start == record.shift_start
-                    && e.from.as_ref() == Some(&record.planned)
+                    && e.from == record.planned
                     && e.to == record.shown
                     && e.role == destination.role),
                 "{p} for {record}"
@@ -2056,7 +2073,7 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
                     (Some(c), DriftFate::Reverted) => !touches(&cover_of(Some(c)), stretch),
                     (None, DriftFate::Stands) => !touches(&cover_of(None), stretch),
                     (None, DriftFate::Reverted) => {
-                        covers(&cover_of(Some(&record.planned)), stretch)
+                        covers(&cover_of(record.planned.as_ref()), stretch)
                     }
                     (_, other) => panic!("a fate this test does not know: {other:?}"),
                 };

@@ -1,12 +1,14 @@
 //! Drift (DESIGN §8): what people changed in the vendor, set against the host's rota, and the
 //! host-side edits that would take those changes in.
 //!
-//! Every plan ([`crate::Plan::drift`]) reports, for each of the host's assigned shifts of the
+//! Every plan ([`crate::Plan::drift`]) reports, for each of the host's shifts of the
 //! destination's role in `[now, E)`, where the vendor shows someone else than the host planned
 //! because of a person:
 //!
 //! - **someone's override** over the shift, naming another member (a person covering, a swap made
-//!   in the vendor, another tool's override);
+//!   in the vendor, another tool's override), or anyone over a shift whose role the host left
+//!   empty ([`Drift::planned`] is `None`: the sync removes it in the fresh region, and the record
+//!   proposes the person as the shift's assignee);
 //! - **one of ours, deleted** in the vendor, where no override covers the shift any more (the
 //!   vendor's own rotation shows);
 //! - **one of ours, edited** in the vendor (moved, shortened, stretched, given to someone else).
@@ -14,7 +16,17 @@
 //! One record per shift and per who the vendor shows there instead ([`Drift::shown`]; nobody when
 //! ours is gone). Its id is a hash of the destination, the shift's end, the planned member and the
 //! shown one, so the same difference has the same id on every sync while it lasts, however its
-//! stretches change (a later sync cutting part of it, `now` moving through it).
+//! stretches change (a later sync cutting part of it, `now` moving through it, the person moving
+//! their override within the shift).
+//!
+//! **Why per shift, not per override.** One person's override across two shifts (covering the end
+//! of Ann's and the start of Bob's) is two records with two ids. The host's rota, its edits and so
+//! the proposals are per shift, and so is what a host decides: it may take Bob's shift over to the
+//! person and not Ann's, and accepts records one by one ([`accept_drift`] takes any selection; the
+//! CLI's `drift --accept ID...`). Each record is one difference for its whole life (DESIGN §8:
+//! "each person's change reported while it lasts, under one id": the change as it touches one
+//! shift), and both name the same override in [`Drift::changes`], by which a host that wants to
+//! show "one change" groups them.
 //!
 //! Each stretch says what the plan does about it ([`DriftFate`]): in protect mode a person's change
 //! before the mark stands (R3); after the mark, and everywhere in authoritative and manual mode, the
@@ -44,8 +56,8 @@ use crate::state::DestinationId;
 pub struct DriftId(pub String);
 
 impl DriftId {
-    /// The id of the difference where the host planned `planned` in the shift ending at
-    /// `shift_end` of `destination`, and the vendor shows `shown` (nobody: `None`).
+    /// The id of the difference where the host planned `planned` (nobody: `None`) in the shift
+    /// ending at `shift_end` of `destination`, and the vendor shows `shown` (nobody: `None`).
     ///
     /// ```
     /// use chrono::{TimeZone, Utc};
@@ -53,15 +65,16 @@ impl DriftId {
     /// let d = DestinationId("ops-primary".into());
     /// let end = Utc.with_ymd_and_hms(2024, 3, 11, 9, 0, 0).unwrap();
     /// let (ann, bob) = (Email::parse("ann@x.io").unwrap(), Email::parse("bob@x.io").unwrap());
-    /// let id = DriftId::of(&d, end, &ann, Some(&bob));
-    /// assert_eq!(id, DriftId::of(&d, end, &ann, Some(&bob)));
-    /// assert_ne!(id, DriftId::of(&d, end, &ann, None));
+    /// let id = DriftId::of(&d, end, Some(&ann), Some(&bob));
+    /// assert_eq!(id, DriftId::of(&d, end, Some(&ann), Some(&bob)));
+    /// assert_ne!(id, DriftId::of(&d, end, Some(&ann), None));
+    /// assert_ne!(id, DriftId::of(&d, end, None, Some(&bob)), "an empty role");
     /// assert!(id.0.starts_with("drift-"));
     /// ```
     pub fn of(
         destination: &DestinationId,
         shift_end: DateTime<Utc>,
-        planned: &Email,
+        planned: Option<&Email>,
         shown: Option<&Email>,
     ) -> DriftId {
         let mut h = Fnv64::new();
@@ -71,7 +84,9 @@ impl DriftId {
         h.feed(&[0]);
         h.feed(&shift_end.timestamp().to_be_bytes());
         h.feed(&[0]);
-        h.feed(planned.as_str().as_bytes());
+        // Nobody planned (an empty role) is the empty string, which no email is: the ids of
+        // assigned shifts are what they were before empty roles had drift.
+        h.feed(planned.map_or(&b""[..], |e| e.as_str().as_bytes()));
         h.feed(&[0]);
         match shown {
             Some(e) => {
@@ -269,8 +284,9 @@ pub struct Drift {
     pub shift_start: DateTime<Utc>,
     /// The shift's end.
     pub shift_end: DateTime<Utc>,
-    /// Who the host planned there.
-    pub planned: Email,
+    /// Who the host planned there: nobody (`None`) where the shift's role is empty, and a
+    /// person's override puts someone on call there.
+    pub planned: Option<Email>,
     /// Who the person's change puts on call instead: someone's override names them; `None` where
     /// ours is gone and no override covers (the vendor's own rotation shows).
     pub shown: Option<Email>,
@@ -296,13 +312,16 @@ impl fmt::Display for Drift {
             || "nobody of ours (the vendor's rotation)".to_owned(),
             Email::to_string,
         );
+        let planned = self
+            .planned
+            .as_ref()
+            .map_or_else(|| "nobody".to_owned(), Email::to_string);
         write!(
             f,
-            "{}: shift {} → {} planned {}, the vendor shows {shown}:",
+            "{}: shift {} → {} planned {planned}, the vendor shows {shown}:",
             self.id,
             t(&self.shift_start),
             t(&self.shift_end),
-            self.planned
         )?;
         for s in &self.stretches {
             let fate = match s.fate {
@@ -385,7 +404,7 @@ pub struct Accepted {
 /// // A swap made in the vendor comes back as two records proposing the same swap.
 /// let record = |start, planned: &Email, shown: &Email| Drift {
 ///     id: DriftId(format!("drift-{start}")), role: RoleIndex::PRIMARY,
-///     shift_start: t(start), shift_end: t(start + 1), planned: planned.clone(), shown: Some(shown.clone()),
+///     shift_start: t(start), shift_end: t(start + 1), planned: Some(planned.clone()), shown: Some(shown.clone()),
 ///     changes: Vec::new(), stretches: Vec::new(), proposal: Some(swap.clone()),
 /// };
 /// let accepted = accept_drift(&mut host, &[record(4, &ann, &bob), record(5, &bob, &ann)]).unwrap();

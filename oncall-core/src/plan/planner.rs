@@ -66,7 +66,13 @@ pub(super) struct Frame<'a> {
     pub(super) desired: Vec<Span>,
     /// Each desired span's shift start as the host has it, before clipping.
     pub(super) shift_starts: Vec<DateTime<Utc>>,
+    /// The host's shifts whose role has nobody, that start before `E` and have not ended: each
+    /// clipped at now, with its start as the host has it.
+    pub(super) empty_shifts: Vec<(Stretch, DateTime<Utc>)>,
 }
+
+/// A half-open stretch of time.
+type Stretch = (DateTime<Utc>, DateTime<Utc>);
 
 impl<'a> Frame<'a> {
     fn new(input: &PlanInput<'a>) -> Frame<'a> {
@@ -80,7 +86,15 @@ impl<'a> Frame<'a> {
             .filter(|(s, _)| s.start < horizon_end)
             .filter_map(|(s, start)| s.clipped(now).map(|c| (c, *start)))
             .unzip();
+        let empty_shifts = input
+            .desired
+            .empty_shifts()
+            .iter()
+            .filter(|(start, end)| *start < horizon_end && *end > now)
+            .map(|&(start, end)| ((start.max(now), end), start))
+            .collect();
         Frame {
+            empty_shifts,
             destination: input.destination,
             now,
             fresh_from: fresh_region_start(input.mode, input.state.high_water, now),

@@ -179,6 +179,9 @@ pub struct SavedDesired {
     pub horizon_end: DateTime<Utc>,
     /// `now + horizon`, when the host gave a horizon.
     pub vouched_until: Option<DateTime<Utc>>,
+    /// The host's shifts whose role has nobody ([`Desired::empty_shifts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_shifts: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl SavedDesired {
@@ -188,12 +191,14 @@ impl SavedDesired {
             spans: desired.unclipped_spans(),
             horizon_end: desired.horizon_end(),
             vouched_until: desired.vouched(),
+            empty_shifts: desired.empty_shifts().to_vec(),
         }
     }
 
     /// The desired spans as of `now`: validated again (the file may have been edited).
     pub fn at(&self, now: DateTime<Utc>) -> Result<Desired, ValidationError> {
-        let desired = Desired::new(now, self.spans.clone(), self.horizon_end)?;
+        let desired = Desired::new(now, self.spans.clone(), self.horizon_end)?
+            .with_empty_shifts(self.empty_shifts.clone());
         Ok(match self.vouched_until {
             Some(until) => desired.vouched_until(until),
             None => desired,
