@@ -153,9 +153,13 @@ enum Command {
     Drift {
         #[command(flatten)]
         stateful: Stateful,
-        /// Write the proposed edits into the config's shifts.
+        /// Write the proposals of these drift records (ids as `drift` lists them) into the
+        /// config's shifts.
+        #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "accept_all")]
+        accept: Vec<String>,
+        /// Write the proposals of every drift record into the config's shifts.
         #[arg(long)]
-        accept: bool,
+        accept_all: bool,
     },
     /// Show each destination's mark, last run, ledger and health, without calling any vendor.
     Status(Stateful),
@@ -307,7 +311,18 @@ async fn run(command: Command) -> Result<bool, Stop> {
         }
         Command::Sync(s) => export(&s, SyncMode::Apply, None).await,
         Command::Apply { stateful, plan } => apply_saved(&stateful, &plan).await,
-        Command::Drift { stateful, accept } => drift(&stateful, accept).await,
+        Command::Drift {
+            stateful,
+            accept,
+            accept_all,
+        } => {
+            let accept = match (accept_all, accept.is_empty()) {
+                (true, _) => Some(Accept::All),
+                (false, false) => Some(Accept::Records(accept)),
+                (false, true) => None,
+            };
+            drift(&stateful, accept).await
+        }
         Command::Actuals {
             common,
             connection,
@@ -1875,7 +1890,15 @@ fn refused_report(destination: &Destination, refused: &PlanRefused) -> Destinati
 // ---------------------------------------------------------------------------------------------
 // drift: what people changed in the vendor, and accepting it into the config.
 
-async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
+/// Which drift records `drift` accepts.
+enum Accept {
+    /// Every record's proposal (`--accept-all`).
+    All,
+    /// Those of the records with these ids (`--accept ID...`).
+    Records(Vec<String>),
+}
+
+async fn drift(s: &Stateful, accept: Option<Accept>) -> Result<bool, Stop> {
     let checked = check(s)?;
     let providers = checked.config.destination_providers(&process_env)?;
     let p = checked.open(&s.state, Access::Read).await?;
@@ -1888,12 +1911,16 @@ async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
     let report = sync(&p.schedule, &targets, p.store.store(), options)
         .await
         .map_err(|e| Stop::Usage(e.to_string()))?;
-    let ok = report.destinations.iter().all(is_ok);
+    let mut ok = report.destinations.iter().all(is_ok);
     let all: Vec<&Drift> = report.destinations.iter().flat_map(|r| r.drift()).collect();
-    let accepted = if accept {
-        Some(accept_into_config(&s.common.config, &all)?)
-    } else {
-        None
+    let accepted = match accept {
+        Some(which) => {
+            let chosen = chosen_records(&all, which)?;
+            let taken = accept_into_config(&s.common.config, &p.schedule, &chosen)?;
+            ok &= taken.refused.is_empty();
+            Some(taken)
+        }
+        None => None,
     };
     if s.common.json {
         let destinations: Vec<Value> = report
@@ -1911,8 +1938,18 @@ async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
             })
             .collect();
         let mut value = json!({ "now": rfc3339(p.now), "destinations": destinations });
-        if let Some(made) = &accepted {
-            value["accepted"] = json!(made.len());
+        if let Some(taken) = &accepted {
+            value["accepted"] = json!(taken.made.len());
+            value["not_accepted"] = json!(taken
+                .refused
+                .iter()
+                .map(|r| json!({
+                    "records": r.records,
+                    "proposal": r.proposal,
+                    "reason": r.reason.to_string(),
+                    "kind": accept_error_kind(&r.reason),
+                }))
+                .collect::<Vec<_>>());
         }
         print_json(&value)?;
     } else {
@@ -1929,19 +1966,28 @@ async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
                 print_drift(d, zone);
             }
         }
-        match &accepted {
-            Some(made) if made.is_empty() => println!("nothing to accept"),
-            Some(made) => {
+        if let Some(taken) = &accepted {
+            for r in &taken.refused {
+                let ids: Vec<&str> = r.records.iter().map(|id| id.0.as_str()).collect();
+                println!(
+                    "not accepted: {} ({}): {}",
+                    ids.join(", "),
+                    r.proposal,
+                    r.reason
+                );
+            }
+            if taken.made.is_empty() {
+                println!("nothing to accept");
+            } else {
                 println!(
                     "accepted {} edits into {}: only the assignees of those shifts changed",
-                    made.len(),
+                    taken.made.len(),
                     s.common.config.display()
                 );
-                for line in made {
+                for line in &taken.made {
                     println!("  {line}");
                 }
             }
-            None => {}
         }
     }
     Ok(ok)
@@ -1982,28 +2028,130 @@ fn print_drift(d: &Drift, zone: Tz) {
     }
 }
 
-/// Writes every distinct proposal into the config's shifts; returns a line per edit made.
-fn accept_into_config(path: &std::path::Path, drift: &[&Drift]) -> Result<Vec<String>, Stop> {
-    let mut proposals = Vec::new();
-    for d in drift {
-        if let Some(p) = &d.proposal {
-            if !proposals.contains(&p) {
-                proposals.push(p);
+/// The records `which` names; an id no record has is a usage error (nothing is written).
+fn chosen_records<'a>(all: &[&'a Drift], which: Accept) -> Result<Vec<Drift>, Stop> {
+    match which {
+        Accept::All => Ok(all.iter().map(|d| (*d).clone()).collect()),
+        Accept::Records(ids) => {
+            let unknown: Vec<&str> = ids
+                .iter()
+                .filter(|id| !all.iter().any(|d| d.id.0 == **id))
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                return Err(Stop::Usage(format!(
+                    "--accept: no drift record {} now (run `oncall drift` for the current ids); \
+                     the config was not changed",
+                    unknown.join(", ")
+                )));
             }
+            Ok(all
+                .iter()
+                .filter(|d| ids.contains(&d.id.0))
+                .map(|d| (*d).clone())
+                .collect())
         }
     }
-    let edits: Vec<_> = proposals.iter().flat_map(|p| p.edits()).collect();
+}
+
+/// Rewriting the config file in place (`drift --accept`): the file a symlink points to is the one
+/// rewritten (the link stays), with its permissions, atomically (a temporary file in the same
+/// directory, then a rename over it), and only if nobody changed it since it was read.
+mod config_file {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use super::Stop;
+
+    /// The config as read: its text, and the real file it came from.
+    pub struct Read {
+        pub text: String,
+        real: PathBuf,
+    }
+
+    /// Reads the file `path` names (through symlinks).
+    pub fn read(path: &Path) -> Result<Read, Stop> {
+        let failed = |e: std::io::Error| Stop::Usage(format!("--config {}: {e}", path.display()));
+        let real = std::fs::canonicalize(path).map_err(failed)?;
+        let text = std::fs::read_to_string(&real).map_err(failed)?;
+        Ok(Read { text, real })
+    }
+
+    /// Replaces the file `read` came from by `text`, unless it changed since it was read.
+    pub fn replace(path: &Path, read: &Read, text: &str) -> Result<(), Stop> {
+        let failed = |doing: &str, e: std::io::Error| {
+            Stop::Failed(format!(
+                "cannot {doing} {}: {e}; the config was not changed",
+                read.real.display()
+            ))
+        };
+        let permissions = std::fs::metadata(&read.real)
+            .map_err(|e| failed("read", e))?
+            .permissions();
+        let name = read
+            .real
+            .file_name()
+            .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
+        let temporary = read
+            .real
+            .with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::set_permissions(&temporary, permissions)
+        })();
+        let discard = |e| {
+            let _ = std::fs::remove_file(&temporary);
+            e
+        };
+        written.map_err(|e| discard(failed("write", e)))?;
+        // Someone else's edit since the read would be lost by the rename: refuse instead.
+        let now = std::fs::read_to_string(&read.real).map_err(|e| discard(failed("read", e)))?;
+        if now != read.text {
+            return Err(discard(Stop::Failed(format!(
+                "{} changed while the drift was accepted (by someone else?): the config was \
+                 not changed; run `oncall drift` again",
+                path.display()
+            ))));
+        }
+        std::fs::rename(&temporary, &read.real).map_err(|e| discard(failed("replace", e)))
+    }
+}
+
+/// What `drift --accept` did to the config.
+struct Taken {
+    /// A line per edit made.
+    made: Vec<String>,
+    /// The proposals not taken, with their reasons.
+    refused: Vec<oncall_sync::NotAccepted>,
+}
+
+/// Takes the chosen records' proposals into the config's shifts, record by record: the library
+/// decides which can be taken against the rota the config holds (`accept_drift`), and those are
+/// written into the file (only their shifts' assignees change).
+fn accept_into_config(
+    path: &std::path::Path,
+    rota: &Schedule,
+    chosen: &[Drift],
+) -> Result<Taken, Stop> {
+    let read = config_file::read(path)?;
+    let mut edited = with_newcomers(rota, &read.text, chosen)?;
+    let accepted = oncall_sync::accept_drift(&mut edited, chosen);
+    let edits: Vec<_> = accepted.applied.iter().flat_map(|p| p.edits()).collect();
+    let mut taken = Taken {
+        made: Vec::new(),
+        refused: accepted.not_accepted,
+    };
     if edits.is_empty() {
-        return Ok(Vec::new());
+        return Ok(taken);
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Stop::Usage(format!("--config {}: {e}", path.display())))?;
-    let accepted = oncall_sync::config::accept_edits(&text, &edits)
+    let written = oncall_sync::config::accept_edits(&read.text, &edits)
         .map_err(|e| Stop::Usage(format!("--accept: {e}; the config was not changed")))?;
-    if !accepted.made.is_empty() {
-        write_atomically(path, &accepted.text)?;
+    if !written.made.is_empty() {
+        config_file::replace(path, &read, &written.text)?;
     }
-    Ok(accepted
+    taken.made = written
         .made
         .iter()
         .map(|e| {
@@ -2019,7 +2167,50 @@ fn accept_into_config(path: &std::path::Path, drift: &[&Drift]) -> Result<Vec<St
                 who(&e.to)
             )
         })
-        .collect())
+        .collect();
+    Ok(taken)
+}
+
+/// The rota, with the people the proposals name added as members where the config lists no
+/// `schedule.members` (its members are then whoever its shifts name, so a newcomer is one more).
+fn with_newcomers(rota: &Schedule, text: &str, chosen: &[Drift]) -> Result<Schedule, Stop> {
+    let listed = serde_json::from_str::<Value>(text)
+        .map(|v| !v["schedule"]["members"].is_null())
+        .unwrap_or(true);
+    let mut members = rota.members().to_vec();
+    if !listed {
+        let named = chosen
+            .iter()
+            .filter_map(|d| d.proposal.as_ref())
+            .flat_map(|p| p.edits())
+            .filter_map(|e| e.to);
+        for email in named {
+            if !members.iter().any(|m| m.email == email) {
+                let name = email.to_string();
+                members.push(oncall_sync::Member::new(email, name));
+            }
+        }
+    }
+    if members.len() == rota.members().len() {
+        return Ok(rota.clone());
+    }
+    Schedule::new(
+        rota.id().clone(),
+        rota.zone(),
+        rota.roles().to_vec(),
+        members,
+        rota.shifts().to_vec(),
+    )
+    .map_err(|e| Stop::Usage(format!("--accept: {e}; the config was not changed")))
+}
+
+fn accept_error_kind(error: &oncall_sync::AcceptError) -> &'static str {
+    match error {
+        oncall_sync::AcceptError::Stale { .. } => "stale",
+        oncall_sync::AcceptError::Conflicting { .. } => "conflicting",
+        oncall_sync::AcceptError::Invalid(_) => "invalid",
+        _ => "refused",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

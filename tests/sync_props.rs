@@ -2035,7 +2035,12 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
 
     // The host can accept every proposal at once, and then has what the vendor shows.
     let mut host = w.schedule.clone();
-    accept_drift(&mut host, drift).unwrap_or_else(|e| panic!("accepting {drift:?}: {e}"));
+    let accepted = accept_drift(&mut host, drift);
+    assert!(
+        accepted.not_accepted.is_empty(),
+        "accepting {drift:?}: {:?}",
+        accepted.not_accepted
+    );
     for record in drift.iter().filter(|d| d.proposal.is_some()) {
         let shift = host
             .shifts()

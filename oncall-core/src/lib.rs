@@ -59,7 +59,7 @@ pub use connections::{
 pub use credentials::ApiKey;
 pub use drift::{
     accept_drift, AcceptError, Accepted, AssigneeEdit, Drift, DriftFate, DriftId, DriftStretch,
-    PersonChange, Proposal,
+    NotAccepted, PersonChange, Proposal,
 };
 pub use error::{Error, Resource, SharedAcrossConnections, ValidationError};
 pub use import::import_schedule;
