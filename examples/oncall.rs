@@ -2230,13 +2230,15 @@ async fn actuals(
     let a = read_actuals(provider.as_ref(), &id, window, options)
         .await
         .map_err(|e| Stop::Failed(format!("connection {connection}, schedule {schedule}: {e}")))?;
-    let hours = |seconds: i64| seconds as f64 / 3600.0;
+    // Hours as the CSV rounds them (hundredths that add up); the seconds are exact.
+    let hours = |hundredths: i64| hundredths as f64 / 100.0;
     let split_json = |s: &oncall_sync::HoursSplit| {
+        let h = s.rounded_hours();
         json!({
-            "hours": hours(s.total_seconds),
-            "weekday_hours": hours(s.weekday_seconds),
-            "weekend_hours": hours(s.weekend_seconds),
-            "night_hours": hours(s.night_seconds),
+            "hours": hours(h.total),
+            "weekday_hours": hours(h.weekday),
+            "weekend_hours": hours(h.weekend),
+            "night_hours": hours(h.night),
             "seconds": s.total_seconds,
             "weekday_seconds": s.weekday_seconds,
             "weekend_seconds": s.weekend_seconds,
@@ -2244,19 +2246,7 @@ async fn actuals(
         })
     };
     if csv {
-        println!("role,member,hours,weekday_hours,weekend_hours,night_hours");
-        for t in &a.totals {
-            let s = &t.split;
-            println!(
-                "{},{},{:.2},{:.2},{:.2},{:.2}",
-                csv_field(&t.role_name),
-                csv_field(t.member.as_str()),
-                hours(s.total_seconds),
-                hours(s.weekday_seconds),
-                hours(s.weekend_seconds),
-                hours(s.night_seconds)
-            );
-        }
+        print!("{}", a.to_csv());
     } else if common.json {
         let with = |mut v: Value, split: &oncall_sync::HoursSplit| {
             if let (Value::Object(map), Value::Object(extra)) = (&mut v, split_json(split)) {
@@ -2298,14 +2288,6 @@ async fn actuals(
         print_actuals(&a, schedule);
     }
     Ok(true)
-}
-
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
 }
 
 fn print_actuals(a: &Actuals, schedule: &str) {

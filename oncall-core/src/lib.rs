@@ -50,7 +50,7 @@ pub mod trace;
 
 pub use actuals::{
     compute_actuals, read_actuals, ActualHours, ActualPeriod, Actuals, ActualsOptions, HoursSplit,
-    NightWindow,
+    NightWindow, RoundedHours,
 };
 pub use budget::{BudgetLimit, RateBudget, SharedBudget};
 pub use connections::{
