@@ -64,6 +64,7 @@ fn input(spans: usize, existing: usize) -> Input {
         ledger,
         last_run: None,
         mode: Default::default(),
+        written_over: Vec::new(),
     };
     Input {
         desired: Desired::new(now, desired_spans, hour(spans)).expect("valid spans"),
@@ -145,6 +146,7 @@ fn deleted_every_other(n: usize) -> Input {
             ledger,
             last_run: None,
             mode: Default::default(),
+            written_over: Vec::new(),
         },
         now,
     }

@@ -389,6 +389,9 @@ struct Exported {
     /// answer was lost or the process died before saving, the vendor's copy differs from the
     /// ledger with nobody's hand in it.
     updated: HashSet<OverrideId>,
+    /// Someone's override → ours created over it while it was live (the ledger took them): the
+    /// newer, so the vendor (the last created wins) shows ours where they overlap.
+    written_over: HashMap<OverrideId, HashSet<OverrideId>>,
 }
 
 /// What makes a drift record the same difference: the destination, the shift (by its end), who
@@ -463,6 +466,7 @@ impl World {
                     ever_ours: HashSet::new(),
                     lost_creates: HashSet::new(),
                     updated: HashSet::new(),
+                    written_over: HashMap::new(),
                 }
             })
             .collect();
@@ -691,6 +695,7 @@ impl World {
         report: &DestinationReport,
     ) {
         self.note_kept_parts(e, before, report);
+        self.note_written_over(e, before, ledger_before, report);
         for o in &report.outcomes {
             if let (
                 oncall_sync::Action::Update { id, .. }
@@ -715,6 +720,43 @@ impl World {
             // An id back in the ledger is ours again (Opsgenie reuses a free alias).
             x.retired.retain(|id| !ledger.contains(id));
             x.ever_ours.extend(ledger);
+        }
+    }
+
+    /// Notes which of ours this run created over someone's live override (new in the vendor, taken
+    /// by the ledger; someone's: neither ours nor written by this run, another member, overlapping).
+    fn note_written_over(
+        &mut self,
+        e: usize,
+        before: &[Override],
+        ledger_before: &[Override],
+        report: &DestinationReport,
+    ) {
+        let Some(plan) = &report.plan else { return };
+        let now = plan.now;
+        let ledger: HashMap<OverrideId, Span> =
+            self.ledger(e).into_iter().map(|l| (l.id, l.span)).collect();
+        let held_before: HashSet<&OverrideId> = before.iter().map(|o| &o.id).collect();
+        let was_ours: HashSet<&OverrideId> = ledger_before.iter().map(|l| &l.id).collect();
+        let created: Vec<Override> = self
+            .vendor_overrides(e)
+            .into_iter()
+            .filter(|o| !held_before.contains(&o.id) && ledger.contains_key(&o.id))
+            .collect();
+        for ours in &created {
+            for o in before.iter().filter(|o| {
+                o.span.end > now
+                    && !ledger.contains_key(&o.id)
+                    && !was_ours.contains(&o.id)
+                    && o.span.member != ours.span.member
+                    && o.span.overlaps(ours.span.start, ours.span.end)
+            }) {
+                self.exported[e]
+                    .written_over
+                    .entry(o.id.clone())
+                    .or_default()
+                    .insert(ours.id.clone());
+            }
         }
     }
 
@@ -1880,6 +1922,22 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
             .collect(),
     );
 
+    // Where the vendor shows ours over someone's override: ours created over it (the last created
+    // wins), while the vendor still holds ours.
+    let hidden = |o: &Override| -> Vec<Stretch> {
+        let Some(newer) = x.written_over.get(&o.id) else {
+            return Vec::new();
+        };
+        union(
+            obs.ledger_before
+                .iter()
+                .filter(|l| newer.contains(&l.id) && l.span.end > now)
+                .filter_map(|l| obs.before.iter().find(|c| c.id == l.id && c.span.end > now))
+                .map(|c| (c.span.start, c.span.end))
+                .collect(),
+        )
+    };
+
     // The differences, per desired span: who shows instead of the planned member.
     type Expected = (Vec<Stretch>, Vec<Stretch>, HashSet<OverrideId>);
     let mut expected: HashMap<(usize, Option<Email>), Expected> = HashMap::new();
@@ -1912,15 +1970,16 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
             .iter()
             .filter(|o| d.2.as_ref() != Some(&o.span.member))
         {
-            let (s, t) = (o.span.start.max(d.0), o.span.end.min(d.1));
-            if s < t {
+            for (a, b) in minus((o.span.start, o.span.end), &hidden(o)) {
+                let (s, t) = (a.max(d.0), b.min(d.1));
+                if s >= t {
+                    continue;
+                }
                 let entry = expected
                     .entry((i, Some(o.span.member.clone())))
                     .or_default();
                 entry.0.push((s, t));
-                entry
-                    .1
-                    .push((o.span.start.max(whole.0), o.span.end.min(whole.1)));
+                entry.1.push((a.max(whole.0), b.min(whole.1)));
                 entry.2.insert(o.id.clone());
             }
         }
@@ -2070,12 +2129,29 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
                     .collect(),
             )
         };
+        // Ours this sync created are newer than everything else: the vendor shows them.
+        let ledger_after: HashSet<OverrideId> = w.ledger(e).into_iter().map(|l| l.id).collect();
+        let created_now = union(
+            after
+                .iter()
+                .filter(|o| {
+                    ledger_after.contains(&o.id) && !obs.before.iter().any(|b| b.id == o.id)
+                })
+                .map(|o| (o.span.start, o.span.end))
+                .collect(),
+        );
+        let shown_as = |member: &Email| -> Vec<Stretch> {
+            cover_of(Some(member))
+                .into_iter()
+                .flat_map(|c| minus(c, &created_now))
+                .collect()
+        };
         for record in drift {
             for s in &record.stretches {
                 let stretch = (s.start.max(vendor_now), s.end);
                 let holds = match (&record.shown, s.fate) {
                     (Some(c), DriftFate::Stands) => covers(&cover_of(Some(c)), stretch),
-                    (Some(c), DriftFate::Reverted) => !touches(&cover_of(Some(c)), stretch),
+                    (Some(c), DriftFate::Reverted) => !touches(&shown_as(c), stretch),
                     (None, DriftFate::Stands) => !touches(&cover_of(None), stretch),
                     (None, DriftFate::Reverted) => {
                         covers(&cover_of(record.planned.as_ref()), stretch)

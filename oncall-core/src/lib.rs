@@ -81,7 +81,7 @@ pub use rotation::{
 };
 pub use state::{
     DestinationId, DestinationMode, DestinationState, InMemoryStateStore, LastRun, StateStore,
-    Versioned,
+    Versioned, WrittenOver,
 };
 pub use sync::{
     apply_plan, retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome,

@@ -114,6 +114,7 @@ fn check(case: Case<'_>, expected: &[&str]) -> Vec<Warning> {
         ledger: case.ledger.iter().map(|s| ov(s)).collect(),
         last_run: None,
         mode: Default::default(),
+        written_over: Vec::new(),
     };
     let vendor: Vec<Override> = case.vendor.iter().map(|s| ov(s)).collect();
     let plan = plan_export(PlanInput {

@@ -21,6 +21,20 @@ pub(super) struct Someones<'a> {
     pub(super) held: &'a Override,
     /// For a copy of ours a person edited: the ledger entry.
     pub(super) ours: Option<&'a Override>,
+    /// Where the vendor shows an override of ours instead: ours written after this one, over it
+    /// ([`crate::DestinationState::written_over`]; the last created wins).
+    pub(super) hidden_by_ours: Vec<Stretch>,
+}
+
+impl Someones<'_> {
+    /// Where the vendor shows this override: its span, less where a newer one of ours covers it.
+    fn shown(&self) -> Vec<Stretch> {
+        let whole = [(self.held.span.start, self.held.span.end)];
+        if self.hidden_by_ours.is_empty() {
+            return whole.to_vec();
+        }
+        subtract(&whole, &union(self.hidden_by_ours.clone()))
+    }
 }
 
 impl Someones<'_> {
@@ -151,6 +165,7 @@ fn covers<'a>(slots: &[Slot<'_>], overrides: &'a [Someones<'a>]) -> Vec<Pending<
     let mut index: FastMap<(usize, &'a Email), usize> = FastMap::default();
     for (k, someone) in overrides.iter().enumerate() {
         let o = someone.held;
+        let shown = someone.shown();
         // The shifts are sorted and disjoint: their ends are sorted too.
         let first = slots.partition_point(|d| d.end <= o.span.start);
         for (i, d) in slots.iter().enumerate().skip(first) {
@@ -160,10 +175,16 @@ fn covers<'a>(slots: &[Slot<'_>], overrides: &'a [Someones<'a>]) -> Vec<Pending<
             if d.planned == Some(&o.span.member) {
                 continue;
             }
-            let Some(stretch) = clip((o.span.start, o.span.end), (d.start, d.end)) else {
+            let stretches: Vec<Stretch> = shown
+                .iter()
+                .filter_map(|&s| clip(s, (d.start, d.end)))
+                .collect();
+            if stretches.is_empty() {
                 continue;
-            };
-            let whole = clip((o.span.start, o.span.end), (d.shift_start, d.end));
+            }
+            let whole = shown
+                .iter()
+                .filter_map(|&s| clip(s, (d.shift_start, d.end)));
             let at = *index.entry((i, &o.span.member)).or_insert_with(|| {
                 found.push(Pending {
                     slot: i,
@@ -177,7 +198,7 @@ fn covers<'a>(slots: &[Slot<'_>], overrides: &'a [Someones<'a>]) -> Vec<Pending<
             });
             let p = &mut found[at];
             p.people.push(k);
-            p.stretches.push(stretch);
+            p.stretches.extend(stretches);
             p.whole_shift.extend(whole);
         }
     }
@@ -243,6 +264,9 @@ struct AfterPlan<'a> {
     cuts: FastMap<&'a OverrideId, DateTime<Utc>>,
     /// Per member, where the plan writes them as ours (sorted, disjoint once built).
     ours: FastMap<&'a Email, Vec<Stretch>>,
+    /// Where the plan creates overrides of ours, whoever for (sorted, disjoint once built): they
+    /// are newer than everything the vendor holds, so it shows them there.
+    created: Vec<Stretch>,
 }
 
 impl<'a> AfterPlan<'a> {
@@ -252,6 +276,7 @@ impl<'a> AfterPlan<'a> {
             kept_parts: FastMap::default(),
             cuts: FastMap::default(),
             ours: FastMap::default(),
+            created: Vec::new(),
         };
         for op in ops {
             match &op.action {
@@ -263,6 +288,7 @@ impl<'a> AfterPlan<'a> {
                 } => {
                     if *owned {
                         after.write(span);
+                        after.created.push((span.start, span.end));
                     }
                     if let Some(id) = keeps_part_of {
                         after.kept_parts.entry(id).or_default().push(span);
@@ -287,6 +313,7 @@ impl<'a> AfterPlan<'a> {
         for stretches in after.ours.values_mut() {
             *stretches = union(std::mem::take(stretches));
         }
+        after.created = union(std::mem::take(&mut after.created));
         after
     }
 
@@ -342,7 +369,8 @@ fn fates(
                 .iter()
                 .flat_map(|&k| after.still_shown(people[k].held))
                 .collect();
-            intersect(&p.stretches, &union(still))
+            // What the plan creates over it is newer: the vendor shows ours there.
+            subtract(&intersect(&p.stretches, &union(still)), &after.created)
         }
         None => subtract(&p.stretches, planned.map_or(&[], |m| after.written(m))),
     };

@@ -37,7 +37,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     steps.order();
     steps.write_missing_spans(&frame, input.vendor, &matching);
     let warnings = steps.warnings(&frame, &foreign, &adopted, input.desired.gaps());
-    let people = what_people_did(&frame, &ledger, &foreign);
+    let people = what_people_did(&frame, &ledger, &foreign, input.state);
     let drift = drift::detect(&frame, input.role, people, input.vendor, &steps.ops);
     Plan {
         destination: frame.destination.clone(),
@@ -266,14 +266,27 @@ fn what_people_did<'a>(
     frame: &Frame<'_>,
     ledger: &LedgerIndex<'a>,
     foreign: &[(Span, &'a Override)],
+    state: &DestinationState,
 ) -> drift::People<'a> {
     let now = frame.now;
+    // Where the vendor shows ours over a person's override: ours written after it (the last
+    // created wins), as long as the vendor still holds ours.
+    let mut hidden: FastMap<OverrideId, Vec<Stretch>> = FastMap::default();
+    for w in &state.written_over {
+        if let Some(copy) = ledger.copies.get(&w.ours) {
+            hidden
+                .entry(w.theirs.clone())
+                .or_default()
+                .push((copy.span.start, copy.span.end));
+        }
+    }
     let mut people = drift::People {
         overrides: foreign
             .iter()
             .map(|(_, o)| drift::Someones {
                 held: o,
                 ours: None,
+                hidden_by_ours: hidden.remove(&o.id).unwrap_or_default(),
             })
             .collect(),
         lost: Vec::new(),
@@ -287,6 +300,7 @@ fn what_people_did<'a>(
                 people.overrides.push(drift::Someones {
                     held: c,
                     ours: Some(entry),
+                    hidden_by_ours: Vec::new(),
                 });
                 Some(PersonChange::EditedOurs {
                     ours: (*entry).clone(),

@@ -57,6 +57,7 @@ pub struct RetirementInput<'a> {
 ///     ledger: vec![running.clone(), future.clone()],
 ///     last_run: None,
 ///     mode: Default::default(),
+///     written_over: Vec::new(),
 /// };
 /// let vendor = [running, future.clone(), foreign];
 /// let plan = plan_retirement(RetirementInput {
@@ -165,6 +166,7 @@ mod tests {
             ledger: case.ledger,
             last_run: None,
             mode: Default::default(),
+            written_over: Vec::new(),
         };
         let d = DestinationId("d".into());
         let plan = plan_retirement(RetirementInput {

@@ -213,6 +213,7 @@ pub async fn apply_plan(
     }
     let applied = run.apply(&plan).await;
     run.advance_mark(&plan, &applied);
+    run.note_written_over(&vendor);
     run.keep_live_entries(&vendor);
     run.finish(plan, applied).await;
     Ok(run.report)

@@ -17,7 +17,7 @@ use crate::plan::{
     Plan, PlanInput, PlannedOperation, Span, Warning, ALIAS_ATTEMPTS, CLOCK_SKEW,
 };
 use crate::provider::NewOverride;
-use crate::state::{DestinationState, LastRun, StateStore};
+use crate::state::{DestinationState, LastRun, StateStore, WrittenOver};
 use crate::time::whole_seconds;
 
 /// How many times one run re-reads and re-sends creates whose answers were lost (where the vendor
@@ -63,6 +63,7 @@ pub(super) async fn sync_destination(
     }
     let applied = run.apply(&plan).await;
     run.advance_mark(&plan, &applied);
+    run.note_written_over(&vendor);
     run.keep_live_entries(&vendor);
     run.finish(plan, applied).await;
     run.report
@@ -441,6 +442,34 @@ impl<'a> Run<'a> {
     }
 
     /// Ended ledger entries are history, except while a person's stretched copy of one lives on.
+    /// DESIGN §8: ours created in this run over a person's override that the vendor held live
+    /// under it is the newer of the two, so the vendor shows ours where they overlap (the last
+    /// created wins): noted with the state, for drift to say what the vendor shows.
+    pub(super) fn note_written_over(&mut self, vendor: &[Override]) {
+        let now = self.now;
+        let ledger = &self.state.ledger;
+        let before: HashSet<&OverrideId> = ledger
+            .iter()
+            .filter(|l| !self.created.contains(&l.id))
+            .map(|l| &l.id)
+            .collect();
+        let mut noted = Vec::new();
+        for ours in ledger.iter().filter(|l| self.created.contains(&l.id)) {
+            let under = vendor.iter().filter(|o| {
+                o.span.end > now
+                    && !before.contains(&o.id)
+                    && !self.created.contains(&o.id)
+                    && o.span.member != ours.span.member
+                    && o.span.overlaps(ours.span.start, ours.span.end)
+            });
+            noted.extend(under.map(|o| WrittenOver {
+                ours: ours.id.clone(),
+                theirs: o.id.clone(),
+            }));
+        }
+        self.state.written_over.extend(noted);
+    }
+
     pub(super) fn keep_live_entries(&mut self, vendor: &[Override]) {
         let now = self.now;
         let live: HashSet<&OverrideId> = vendor
@@ -451,6 +480,10 @@ impl<'a> Run<'a> {
         self.state
             .ledger
             .retain(|l| l.span.end > now || live.contains(&l.id));
+        let ours: HashSet<&OverrideId> = self.state.ledger.iter().map(|l| &l.id).collect();
+        self.state
+            .written_over
+            .retain(|w| ours.contains(&w.ours) && live.contains(&w.theirs));
     }
 
     /// Records the outcomes, saves the state with this run's result, and settles the status.
