@@ -605,3 +605,86 @@ async fn a_mode_change_between_runs_is_reported_once() {
         );
     }
 }
+
+/// Authoritative mode through the Opsgenie adapter under the simulator's `PastEnd::Refuse`
+/// reading (DESIGN §7 dialect: an update ending a running override before the vendor's now is
+/// refused), with the vendor's clock 5 s ahead of the host's: a person's running cover is cut at
+/// the vendor's now by the first sync, and never again.
+#[tokio::test]
+async fn authoritative_cuts_a_running_cover_once_on_opsgenie_refusing_a_past_end() {
+    use oncall_sync::opsgenie::testkit::{OpsgenieDialect, OpsgenieSimulator, PastEnd};
+    use oncall_sync::{
+        sync, ConnectionId, Destination, DestinationId, InMemoryStateStore, SyncOptions,
+        SyncTarget, VendorScheduleId,
+    };
+    let t0 = at(3, 12);
+    let sim = OpsgenieSimulator::start_at(t0).await;
+    sim.set_dialect(OpsgenieDialect {
+        past_end: PastEnd::Refuse,
+        ..OpsgenieDialect::default()
+    });
+    sim.add_schedule(vendor_schedule("VS"));
+    let provider = sim.provider();
+    let destination = Destination {
+        id: DestinationId("dest".into()),
+        connection: ConnectionId("c".into()),
+        schedule: VendorScheduleId("VS".into()),
+        role: RoleIndex::PRIMARY,
+        mode: DestinationMode::Authoritative,
+    };
+    let store = InMemoryStateStore::new();
+    let host = schedule(3, 11);
+    let run = |now: chrono::DateTime<chrono::Utc>| {
+        let (host, store, destination, provider) = (&host, &store, &destination, &provider);
+        async move {
+            let targets = [SyncTarget {
+                destination,
+                provider,
+            }];
+            let options = SyncOptions {
+                now,
+                horizon: None,
+                mode: SyncMode::Apply,
+            };
+            sync(host, &targets, store, options)
+                .await
+                .unwrap()
+                .destinations
+                .remove(0)
+        }
+    };
+    sim.set_now(t0 + chrono::TimeDelta::seconds(5));
+    assert_eq!(run(t0).await.status, SyncStatus::Ok);
+    // A person covers from an hour ago to this evening.
+    sim.insert_override(
+        &VendorScheduleId("VS".into()),
+        oncall_sync::Span::new(at(3, 13), at(3, 20), email("dan")),
+    );
+    let mut statuses = Vec::new();
+    for k in 0..4 {
+        let now = at(3, 14) + chrono::TimeDelta::minutes(10 * k);
+        sim.set_now(now + chrono::TimeDelta::seconds(5));
+        let r = run(now).await;
+        statuses.push((r.status, r.write_calls, r.errors.len()));
+    }
+    assert!(
+        statuses
+            .iter()
+            .all(|(status, _, errors)| *status == SyncStatus::Ok && *errors == 0),
+        "{statuses:?}"
+    );
+    assert!(statuses[0].1 > 0, "the first sync cuts it: {statuses:?}");
+    assert!(
+        statuses[1..].iter().all(|(_, writes, _)| *writes == 0),
+        "cut once, at the vendor's now: {statuses:?}"
+    );
+    let theirs = sim
+        .overrides(&VendorScheduleId("VS".into()))
+        .into_iter()
+        .find(|o| o.span.member == email("dan"))
+        .unwrap();
+    assert!(
+        theirs.span.end <= at(3, 14) + chrono::TimeDelta::seconds(5),
+        "{theirs:?}"
+    );
+}
