@@ -6,7 +6,7 @@
 //! oncall plan      --config FILE --state FILE [--now T] [--json] [--out PLAN.json]
 //! oncall sync      --config FILE --state FILE [--now T] [--json]
 //! oncall apply     --config FILE --state FILE --plan PLAN.json [--now T] [--json]
-//! oncall drift     --config FILE --state FILE [--now T] [--json] [--accept]
+//! oncall drift     --config FILE --state FILE [--now T] [--json] [--accept ID... | --accept-all]
 //! oncall status    --config FILE --state FILE [--now T] [--json]
 //! oncall retire    --config FILE --state FILE --destination ID [--now T] [--dry-run] [--json]
 //! oncall migrate   --config FILE --state FILE --destination ID --to-connection JSM_CONN
@@ -18,10 +18,11 @@
 //! Destination modes (DESIGN §8, the config's `mode`): `sync` writes to `protect` and
 //! `authoritative` destinations and only plans for `manual` ones. `plan --out` saves every
 //! destination's plan to a file a person can read; `apply --plan` applies each saved plan only
-//! while what it was planned against still holds (the destination's state version, a digest of
+//! while what it was planned against still holds (a digest of the destination's state, a digest of
 //! the vendor's overrides, the same operations when planned again now), and otherwise refuses it
 //! with nothing written (exit 1). `drift` reads the vendor (writing nothing) and lists what people
-//! changed there against the rota; `--accept` writes the proposed edits into the config's
+//! changed there against the rota; `--accept ID...` (or `--accept-all`) writes the proposed edits
+//! of those records, each that can be taken (the others are listed with why, exit 1), into the config's
 //! `schedule.shifts` (only the `assignees` concerned change; a `rotation` cannot take them).
 //! `actuals` reads who was on call from the vendor's final rendering, with hours per person split
 //! into weekday, weekend and night hours in the schedule's zone: `--csv` prints the hours per
