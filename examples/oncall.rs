@@ -2030,7 +2030,7 @@ fn print_drift(d: &Drift, zone: Tz) {
 }
 
 /// The records `which` names; an id no record has is a usage error (nothing is written).
-fn chosen_records<'a>(all: &[&'a Drift], which: Accept) -> Result<Vec<Drift>, Stop> {
+fn chosen_records(all: &[&Drift], which: Accept) -> Result<Vec<Drift>, Stop> {
     match which {
         Accept::All => Ok(all.iter().map(|d| (*d).clone()).collect()),
         Accept::Records(ids) => {

@@ -216,7 +216,7 @@ async fn accepting_drift_takes_what_it_can_and_gives_the_reason_for_the_rest() {
     let [refused] = &accepted.not_accepted[..] else {
         panic!("{accepted:?}")
     };
-    assert_eq!(refused.records, [manager.id.clone()]);
+    assert_eq!(refused.records, std::slice::from_ref(&manager.id));
     assert!(
         matches!(refused.reason, AcceptError::Invalid(_)),
         "{refused:?}"

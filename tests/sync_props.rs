@@ -1952,7 +1952,8 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
     };
     // The host's shifts in `[now, E)`: each desired span (by index), then each shift whose role
     // is empty (by index past them), as (start clipped at now, end, planned, shift start).
-    let mut slots: Vec<(DateTime<Utc>, DateTime<Utc>, Option<Email>, DateTime<Utc>)> = spans
+    type Slot = (DateTime<Utc>, DateTime<Utc>, Option<Email>, DateTime<Utc>);
+    let mut slots: Vec<Slot> = spans
         .iter()
         .map(|d| (d.start, d.end, Some(d.member.clone()), shift_start(d)))
         .collect();
