@@ -89,8 +89,15 @@ pub struct Preconditions {
 
 impl Preconditions {
     /// The first end after `now` among `vendor`'s overrides ([`Preconditions::first_end`]).
-    pub(crate) fn first_end_after(vendor: &[Override], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        vendor.iter().map(|o| o.span.end).filter(|end| *end > now).min()
+    pub(crate) fn first_end_after(
+        vendor: &[Override],
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        vendor
+            .iter()
+            .map(|o| o.span.end)
+            .filter(|end| *end > now)
+            .min()
     }
 }
 
