@@ -528,6 +528,15 @@ impl World {
         self.now = self.now.max(self.account.sim.now() - self.ahead);
     }
 
+    /// The next run of a destination reads at least as long after the last run's writes as the
+    /// account takes to show a write (a listing that lags creates): the bound under which the sync
+    /// promises no duplicate where the vendor has no client ids. Measured from the end of the last
+    /// run (the vendor's clock runs on during it), not from its start.
+    fn settle(&mut self) {
+        self.catch_up();
+        self.now += self.account.settle;
+    }
+
     /// Applies a host or manual step to role `e` (0: primary, 1: secondary).
     fn apply(&mut self, e: usize, step: Step) {
         let e = e.min(self.exported.len() - 1);
@@ -1104,8 +1113,7 @@ async fn check_convergence(w: &mut World, fault: &SyncFault) {
     // Syncs of a destination are at least as far apart as the account takes to show a write (a
     // listing that lags creates): closer, a lagging listing hides what the clean sync wrote, and
     // in authoritative mode ours that the listing does not show yet are restored.
-    w.now += w.account.settle;
-    w.catch_up();
+    w.settle();
     let again = w.sync(store.as_ref()).await;
     for (e, obs) in again.iter().enumerate() {
         // The spans of a member the vendor does not know are tried again; nothing else is written.
@@ -1240,8 +1248,7 @@ async fn run(config: Config, steps: Vec<Step>) {
             Step::ClockBehind { seconds } => w.behind = TimeDelta::seconds(seconds),
             Step::Sync(fault) => {
                 // The account has shown every write of the last sync (the promise's bound).
-                w.now += w.account.settle;
-                w.catch_up();
+                w.settle();
                 let store = w.store.clone();
                 let sim = w.account.sim.clone();
                 let base = sim.write_calls();
@@ -2277,7 +2284,13 @@ async fn regression_a_plan_outlived_by_an_override_it_read_is_outdated() {
     for mode in MODES {
         let config = Config {
             mode,
-            ..Config::simple(Kind::HttpJsm(JsmDialect::default()), daily(), everyone(), 0, 0)
+            ..Config::simple(
+                Kind::HttpJsm(JsmDialect::default()),
+                daily(),
+                everyone(),
+                0,
+                0,
+            )
         };
         run(config, steps.clone()).await;
     }
@@ -2299,5 +2312,39 @@ async fn regression_a_lagging_listing_and_syncs_as_far_apart_as_the_lag() {
             ..Config::simple(Kind::HttpPagerDuty(lagging), daily(), everyone(), 0, 0)
         };
         run(config, vec![Step::Sync(SyncFault::FailWrite(1))]).await;
+    }
+}
+
+/// On a PagerDuty account whose listing lags creates, the convergence check's second sync reads
+/// as long after the first one's writes as the account takes to show them, not after its start:
+/// the vendor's clock runs on during a sync, and a run reading sooner sees a listing without our
+/// create (a plan saved then was refused as the vendor changed when applied a minute later, once
+/// the create showed). Shrunk from the property test (listing_lag=lagging, a clock that steps).
+#[tokio::test]
+async fn regression_a_lagging_listing_and_a_plan_applied_a_minute_later() {
+    let (_, lagging) = PagerDutyDialect::variants()
+        .into_iter()
+        .find(|(name, _)| *name == "listing_lag=lagging")
+        .unwrap();
+    let steps = vec![
+        Step::StalePlan(Change::PersonAdds {
+            offset: 0,
+            hours: 1,
+            who: 0,
+        }),
+        Step::StalePlan(Change::TimePasses { minutes: 1 }),
+    ];
+    for mode in MODES {
+        let config = Config {
+            mode,
+            ..Config::simple(
+                Kind::HttpPagerDuty(lagging),
+                daily(),
+                assigned(&[(6, 0)]),
+                0,
+                1,
+            )
+        };
+        run(config, steps.clone()).await;
     }
 }
