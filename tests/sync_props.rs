@@ -28,8 +28,9 @@
 //!
 //! `SYNC_PROPS_CASES` raises the in-memory case count (160 by default), `SYNC_PROPS_DIALECT_CASES`
 //! the count through each HTTP adapter per dialect setting and mode (1 by default), and
-//! `SYNC_PROPS_SETTING` keeps only the settings whose name contains it; `SYNC_PROPS_DEBUG` prints
-//! every sync.
+//! `SYNC_PROPS_SETTING` keeps only the settings whose name contains it; `SYNC_PROPS_HTTP` runs the
+//! named regressions through the three HTTP adapters too (each under its default dialect);
+//! `SYNC_PROPS_DEBUG` prints every sync.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
