@@ -2086,12 +2086,17 @@ fn check_drift(w: &World, e: usize, obs: &Observed) -> Vec<(DriftKey, DriftId)> 
                     .collect(),
             )
         };
+        // A cut lands at the vendor's now, or where the vendor keeps minutes on the minute after
+        // it (never before it: R1), as R2's check allows.
+        let landed_by = ceil_to(vendor_now, w.account.granularity);
         for record in drift {
             for s in &record.stretches {
                 let stretch = (s.start.max(vendor_now), s.end);
                 let holds = match (&record.shown, s.fate) {
                     (Some(c), DriftFate::Stands) => covers(&cover_of(Some(c)), stretch),
-                    (Some(c), DriftFate::Reverted) => !touches(&cover_of(Some(c)), stretch),
+                    (Some(c), DriftFate::Reverted) => {
+                        !touches(&cover_of(Some(c)), (s.start.max(landed_by), s.end))
+                    }
                     (None, DriftFate::Stands) => !touches(&cover_of(None), stretch),
                     (None, DriftFate::Reverted) => {
                         covers(&cover_of(Some(&record.planned)), stretch)
@@ -2406,5 +2411,35 @@ async fn regression_a_lost_create_that_lands_after_the_sync() {
             )
         };
         run(config, vec![Step::Sync(SyncFault::LoseWrite(1))]).await;
+    }
+}
+
+/// On an Opsgenie account that keeps instants to the minute, a person's running override that an
+/// authoritative sync cuts at now ends on the minute after the vendor's now (never before it: R1),
+/// so it still shows for those seconds: its drift is reverted from there. Shrunk from the property
+/// test (rounding=floor_to_minute, authoritative mode).
+#[tokio::test]
+async fn regression_a_cut_reverted_on_the_minute_after_now() {
+    let (_, minutes) = OpsgenieDialect::variants()
+        .into_iter()
+        .find(|(name, _)| name == "rounding=floor_to_minute")
+        .unwrap();
+    let steps = vec![Step::StalePlan(Change::PersonAdds {
+        offset: 0,
+        hours: 1,
+        who: 0,
+    })];
+    for mode in MODES {
+        let config = Config {
+            mode,
+            ..Config::simple(
+                Kind::HttpOpsgenie(minutes),
+                daily(),
+                assigned(&[(2, 2)]),
+                0,
+                0,
+            )
+        };
+        run(config, steps.clone()).await;
     }
 }
