@@ -173,42 +173,7 @@ pub const KNOWN_SPEC_DEFECTS: &[SpecDefect] = &[
 ];
 
 /// Violations of ours waiting for a fix; the list must shrink to nothing.
-pub const PENDING_FIXES: &[PendingFix] = &[
-    // Opsgenie simulator (answers).
-    PendingFix {
-        id: "og-sim-rotation-by-name",
-        vendor: Vendor::Opsgenie,
-        component: "Opsgenie simulator (answer)",
-        what: "An override created with `rotations: [{\"name\": \"primary\"}]` reads back as \
-               `[{\"id\": \"primary\", \"name\": \"primary\"}]`: the rotation's id must be its id.",
-        issue: "issue 13 §2",
-        suites: &[Suite::Clients],
-        applies: |_, v| v.rule == Rule::Behaviour && v.detail.starts_with("rotations ["),
-    },
-    PendingFix {
-        id: "og-sim-unknown-rotation",
-        vendor: Vendor::Opsgenie,
-        component: "Opsgenie simulator (answer)",
-        what: "An override naming a rotation the schedule does not have is created (201); it \
-               must be refused.",
-        issue: "issue 13 §2",
-        suites: &[Suite::Clients],
-        applies: |_, v| {
-            v.rule == Rule::Behaviour && v.detail.contains("rotation the schedule does not have")
-        },
-    },
-    PendingFix {
-        id: "og-sim-timeline-expand",
-        vendor: Vendor::Opsgenie,
-        component: "Opsgenie simulator (answer)",
-        what: "The timeline ignores `expand`: with `expand=base,forwarding,override` it still \
-               answers only `finalTimeline` (no baseTimeline, forwardingTimeline, \
-               overrideTimeline).",
-        issue: "issue 13 §2",
-        suites: &[Suite::Clients],
-        applies: |_, v| v.rule == Rule::Behaviour && v.detail.starts_with("expand="),
-    },
-];
+pub const PENDING_FIXES: &[PendingFix] = &[];
 
 /// What one suite's traffic came to.
 #[derive(Debug, Default)]

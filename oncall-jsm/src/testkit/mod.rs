@@ -40,9 +40,9 @@
 //! use chrono::{NaiveDate, TimeZone, Utc};
 //! use oncall_core::testkit::VendorSimulator;
 //! use oncall_core::{
-//!     sync, ConnectionId, Destination, DestinationId, Email, InMemoryStateStore, Member, Participant,
-//!     RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift, SyncMode, SyncOptions,
-//!     SyncTarget, VendorSchedule, VendorScheduleId,
+//!     sync, ConnectionId, Destination, DestinationId, DestinationMode, Email, InMemoryStateStore,
+//!     Member, Participant, RoleIndex, Rotation, RotationUnit, Schedule, ScheduleId, Shift,
+//!     SyncMode, SyncOptions, SyncTarget, VendorSchedule, VendorScheduleId,
 //! };
 //! use oncall_jsm::testkit::{JsmDialect, JsmSimulator};
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -73,6 +73,7 @@
 //!     connection: ConnectionId("jsm".into()),
 //!     schedule: VendorScheduleId("ops".into()),
 //!     role: RoleIndex::PRIMARY,
+//!     mode: DestinationMode::Protect,
 //! };
 //! let store = InMemoryStateStore::new();
 //! let options = SyncOptions { now, horizon: None, mode: SyncMode::Apply };
