@@ -1,6 +1,8 @@
 //! Why: the planner runs on every sync of every destination; a year of hourly shifts against 10,000
 //! existing overrides must plan in under 5 ms, and cost must grow near-linearly (issue: export
-//! planning). The series from 1,000 to 100,000 spans shows the growth.
+//! planning). The series from 1,000 to 100,000 spans shows the growth. The drift series (a person
+//! deleted every other one of ours, in protect and authoritative mode) shows that reporting what
+//! people did grows near-linearly too: it once looked each loss up among the others (quadratic).
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -63,6 +65,7 @@ fn input(spans: usize, existing: usize) -> Input {
         last_run: None,
         mode: Default::default(),
         home: None,
+        written_over: Vec::new(),
     };
     Input {
         desired: Desired::new(now, desired_spans, hour(spans)).expect("valid spans"),
@@ -115,5 +118,72 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// `n` hourly desired spans, all exported (ledger, mark at the end), and a person deleted every
+/// other one of ours in the vendor: `n / 2` drift records, restored in authoritative mode.
+fn deleted_every_other(n: usize) -> Input {
+    let now = Utc.with_ymd_and_hms(2024, 1, 1, 0, 30, 0).unwrap();
+    let members: Vec<Email> = (0..10)
+        .map(|i| Email::parse(&format!("m{i}@example.com")).expect("email"))
+        .collect();
+    let hour =
+        |i: usize| Utc.with_ymd_and_hms(2024, 1, 1, 1, 0, 0).unwrap() + TimeDelta::hours(i as i64);
+    let spans: Vec<Span> = (0..n)
+        .map(|i| Span::new(hour(i), hour(i + 1), members[i % 10].clone()))
+        .collect();
+    let ledger: Vec<Override> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Override {
+            id: OverrideId::new(format!("ours-{i}")),
+            span: s.clone(),
+        })
+        .collect();
+    let vendor = ledger.iter().step_by(2).cloned().collect();
+    Input {
+        desired: Desired::new(now, spans, hour(n)).expect("valid spans"),
+        vendor,
+        state: DestinationState {
+            high_water: Some(hour(n)),
+            ledger,
+            last_run: None,
+            mode: Default::default(),
+            written_over: Vec::new(),
+        },
+        now,
+    }
+}
+
+/// The number of drift records of a plan in `mode`.
+fn drift(input: &Input, mode: DestinationMode) -> usize {
+    let destination = DestinationId("bench".into());
+    plan_export(PlanInput {
+        role: RoleIndex::PRIMARY,
+        mode,
+        destination: &destination,
+        now: input.now,
+        desired: &input.desired,
+        vendor: &input.vendor,
+        state: &input.state,
+        capabilities: PAGERDUTY,
+    })
+    .drift
+    .len()
+}
+
+fn bench_drift(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plan_drift_deleted_every_other");
+    group.sample_size(10);
+    for n in [2_000, 8_000, 32_000] {
+        let data = deleted_every_other(n);
+        group.throughput(Throughput::Elements(n as u64));
+        for mode in [DestinationMode::Protect, DestinationMode::Authoritative] {
+            group.bench_with_input(BenchmarkId::new(mode.name(), n), &data, |b, d| {
+                b.iter(|| drift(black_box(d), mode))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_drift);
 criterion_main!(benches);

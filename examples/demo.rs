@@ -604,8 +604,10 @@ async fn main() {
     out.heading(
         "7. The host accepts the drift: the swap is in its rota, and the vendor already shows it",
     );
-    let accepted =
-        accept_drift(&mut host, &drift).unwrap_or_else(|e| fail(&format!("accept failed: {e}")));
+    let accepted = accept_drift(&mut host, &drift);
+    if let Some(refused) = accepted.not_accepted.first() {
+        fail(&format!("accept failed: {}", refused.reason));
+    }
     for p in &accepted.applied {
         out.line(format!("  accepted: {p}"));
     }

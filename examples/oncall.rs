@@ -6,7 +6,7 @@
 //! oncall plan      --config FILE --state FILE [--now T] [--json] [--out PLAN.json]
 //! oncall sync      --config FILE --state FILE [--now T] [--json]
 //! oncall apply     --config FILE --state FILE --plan PLAN.json [--now T] [--json]
-//! oncall drift     --config FILE --state FILE [--now T] [--json] [--accept]
+//! oncall drift     --config FILE --state FILE [--now T] [--json] [--accept ID... | --accept-all]
 //! oncall status    --config FILE --state FILE [--now T] [--json]
 //! oncall retire    --config FILE --state FILE --destination ID [--now T] [--dry-run] [--json]
 //! oncall migrate   --config FILE --state FILE --destination ID --to-connection JSM_CONN
@@ -38,10 +38,11 @@
 //! Destination modes (DESIGN §8, the config's `mode`): `sync` writes to `protect` and
 //! `authoritative` destinations and only plans for `manual` ones. `plan --out` saves every
 //! destination's plan to a file a person can read; `apply --plan` applies each saved plan only
-//! while what it was planned against still holds (the destination's state version, a digest of
+//! while what it was planned against still holds (a digest of the destination's state, a digest of
 //! the vendor's overrides, the same operations when planned again now), and otherwise refuses it
 //! with nothing written (exit 1). `drift` reads the vendor (writing nothing) and lists what people
-//! changed there against the rota; `--accept` writes the proposed edits into the config's
+//! changed there against the rota; `--accept ID...` (or `--accept-all`) writes the proposed edits
+//! of those records, each that can be taken (the others are listed with why, exit 1), into the config's
 //! `schedule.shifts` (only the `assignees` concerned change; a `rotation` cannot take them).
 //! `actuals` reads who was on call from the vendor's final rendering, with hours per person split
 //! into weekday, weekend and night hours in the schedule's zone: `--csv` prints the hours per
@@ -179,9 +180,13 @@ enum Command {
     Drift {
         #[command(flatten)]
         stateful: Stateful,
-        /// Write the proposed edits into the config's shifts.
+        /// Write the proposals of these drift records (ids as `drift` lists them) into the
+        /// config's shifts.
+        #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "accept_all")]
+        accept: Vec<String>,
+        /// Write the proposals of every drift record into the config's shifts.
         #[arg(long)]
-        accept: bool,
+        accept_all: bool,
     },
     /// Show each destination's mark, last run, ledger and health, without calling any vendor.
     Status(Stateful),
@@ -356,7 +361,18 @@ async fn run(command: Command) -> Result<bool, Stop> {
         }
         Command::Sync(s) => export(&s, SyncMode::Apply, None).await,
         Command::Apply { stateful, plan } => apply_saved(&stateful, &plan).await,
-        Command::Drift { stateful, accept } => drift(&stateful, accept).await,
+        Command::Drift {
+            stateful,
+            accept,
+            accept_all,
+        } => {
+            let accept = match (accept_all, accept.is_empty()) {
+                (true, _) => Some(Accept::All),
+                (false, false) => Some(Accept::Records(accept)),
+                (false, true) => None,
+            };
+            drift(&stateful, accept).await
+        }
         Command::Actuals {
             common,
             connection,
@@ -1402,7 +1418,7 @@ fn print_report(p: &Prepared, report: &DestinationReport, mode: SyncMode, zone: 
             "  drift {}: shift from {} planned {}, the vendor shows {shown} ({fate}; `oncall drift` for more)",
             d.id,
             local(d.shift_start, zone),
-            d.planned
+            d.planned.as_ref().map_or_else(|| "nobody".to_owned(), ToString::to_string)
         );
     }
     for e in &report.errors {
@@ -2003,7 +2019,15 @@ fn refused_report(destination: &Destination, refused: &PlanRefused) -> Destinati
 // ---------------------------------------------------------------------------------------------
 // drift: what people changed in the vendor, and accepting it into the config.
 
-async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
+/// Which drift records `drift` accepts.
+enum Accept {
+    /// Every record's proposal (`--accept-all`).
+    All,
+    /// Those of the records with these ids (`--accept ID...`).
+    Records(Vec<String>),
+}
+
+async fn drift(s: &Stateful, accept: Option<Accept>) -> Result<bool, Stop> {
     let checked = check(s)?;
     let providers = checked.config.destination_providers(&process_env)?;
     let p = checked.open(&s.state, Access::Read).await?;
@@ -2016,12 +2040,16 @@ async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
     let report = sync(&p.schedule, &targets, p.store.store(), options)
         .await
         .map_err(|e| Stop::Usage(e.to_string()))?;
-    let ok = report.destinations.iter().all(is_ok);
+    let mut ok = report.destinations.iter().all(is_ok);
     let all: Vec<&Drift> = report.destinations.iter().flat_map(|r| r.drift()).collect();
-    let accepted = if accept {
-        Some(accept_into_config(&s.common.config, &all)?)
-    } else {
-        None
+    let accepted = match accept {
+        Some(which) => {
+            let chosen = chosen_records(&all, which)?;
+            let taken = accept_into_config(&s.common.config, &p.schedule, &chosen)?;
+            ok &= taken.refused.is_empty();
+            Some(taken)
+        }
+        None => None,
     };
     if s.common.json {
         let destinations: Vec<Value> = report
@@ -2039,8 +2067,18 @@ async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
             })
             .collect();
         let mut value = json!({ "now": rfc3339(p.now), "destinations": destinations });
-        if let Some(made) = &accepted {
-            value["accepted"] = json!(made.len());
+        if let Some(taken) = &accepted {
+            value["accepted"] = json!(taken.made.len());
+            value["not_accepted"] = json!(taken
+                .refused
+                .iter()
+                .map(|r| json!({
+                    "records": r.records,
+                    "proposal": r.proposal,
+                    "reason": r.reason.to_string(),
+                    "kind": accept_error_kind(&r.reason),
+                }))
+                .collect::<Vec<_>>());
         }
         print_json(&value)?;
     } else {
@@ -2057,19 +2095,28 @@ async fn drift(s: &Stateful, accept: bool) -> Result<bool, Stop> {
                 print_drift(d, zone);
             }
         }
-        match &accepted {
-            Some(made) if made.is_empty() => println!("nothing to accept"),
-            Some(made) => {
+        if let Some(taken) = &accepted {
+            for r in &taken.refused {
+                let ids: Vec<&str> = r.records.iter().map(|id| id.0.as_str()).collect();
+                println!(
+                    "not accepted: {} ({}): {}",
+                    ids.join(", "),
+                    r.proposal,
+                    r.reason
+                );
+            }
+            if taken.made.is_empty() {
+                println!("nothing to accept");
+            } else {
                 println!(
                     "accepted {} edits into {}: only the assignees of those shifts changed",
-                    made.len(),
+                    taken.made.len(),
                     s.common.config.display()
                 );
-                for line in made {
+                for line in &taken.made {
                     println!("  {line}");
                 }
             }
-            None => {}
         }
     }
     Ok(ok)
@@ -2087,7 +2134,9 @@ fn print_drift(d: &Drift, zone: Tz) {
         d.id,
         local(d.shift_start, zone),
         local(d.shift_end, zone),
-        d.planned,
+        d.planned
+            .as_ref()
+            .map_or_else(|| "nobody".to_owned(), ToString::to_string),
         who(d.shown.as_ref())
     );
     for s in &d.stretches {
@@ -2108,28 +2157,130 @@ fn print_drift(d: &Drift, zone: Tz) {
     }
 }
 
-/// Writes every distinct proposal into the config's shifts; returns a line per edit made.
-fn accept_into_config(path: &std::path::Path, drift: &[&Drift]) -> Result<Vec<String>, Stop> {
-    let mut proposals = Vec::new();
-    for d in drift {
-        if let Some(p) = &d.proposal {
-            if !proposals.contains(&p) {
-                proposals.push(p);
+/// The records `which` names; an id no record has is a usage error (nothing is written).
+fn chosen_records(all: &[&Drift], which: Accept) -> Result<Vec<Drift>, Stop> {
+    match which {
+        Accept::All => Ok(all.iter().map(|d| (*d).clone()).collect()),
+        Accept::Records(ids) => {
+            let unknown: Vec<&str> = ids
+                .iter()
+                .filter(|id| !all.iter().any(|d| d.id.0 == **id))
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                return Err(Stop::Usage(format!(
+                    "--accept: no drift record {} now (run `oncall drift` for the current ids); \
+                     the config was not changed",
+                    unknown.join(", ")
+                )));
             }
+            Ok(all
+                .iter()
+                .filter(|d| ids.contains(&d.id.0))
+                .map(|d| (*d).clone())
+                .collect())
         }
     }
-    let edits: Vec<_> = proposals.iter().flat_map(|p| p.edits()).collect();
+}
+
+/// Rewriting the config file in place (`drift --accept`): the file a symlink points to is the one
+/// rewritten (the link stays), with its permissions, atomically (a temporary file in the same
+/// directory, then a rename over it), and only if nobody changed it since it was read.
+mod config_file {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use super::Stop;
+
+    /// The config as read: its text, and the real file it came from.
+    pub struct Read {
+        pub text: String,
+        real: PathBuf,
+    }
+
+    /// Reads the file `path` names (through symlinks).
+    pub fn read(path: &Path) -> Result<Read, Stop> {
+        let failed = |e: std::io::Error| Stop::Usage(format!("--config {}: {e}", path.display()));
+        let real = std::fs::canonicalize(path).map_err(failed)?;
+        let text = std::fs::read_to_string(&real).map_err(failed)?;
+        Ok(Read { text, real })
+    }
+
+    /// Replaces the file `read` came from by `text`, unless it changed since it was read.
+    pub fn replace(path: &Path, read: &Read, text: &str) -> Result<(), Stop> {
+        let failed = |doing: &str, e: std::io::Error| {
+            Stop::Failed(format!(
+                "cannot {doing} {}: {e}; the config was not changed",
+                read.real.display()
+            ))
+        };
+        let permissions = std::fs::metadata(&read.real)
+            .map_err(|e| failed("read", e))?
+            .permissions();
+        let name = read
+            .real
+            .file_name()
+            .map_or_else(|| "config".into(), |n| n.to_string_lossy().into_owned());
+        let temporary = read
+            .real
+            .with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::set_permissions(&temporary, permissions)
+        })();
+        let discard = |e| {
+            let _ = std::fs::remove_file(&temporary);
+            e
+        };
+        written.map_err(|e| discard(failed("write", e)))?;
+        // Someone else's edit since the read would be lost by the rename: refuse instead.
+        let now = std::fs::read_to_string(&read.real).map_err(|e| discard(failed("read", e)))?;
+        if now != read.text {
+            return Err(discard(Stop::Failed(format!(
+                "{} changed while the drift was accepted (by someone else?): the config was \
+                 not changed; run `oncall drift` again",
+                path.display()
+            ))));
+        }
+        std::fs::rename(&temporary, &read.real).map_err(|e| discard(failed("replace", e)))
+    }
+}
+
+/// What `drift --accept` did to the config.
+struct Taken {
+    /// A line per edit made.
+    made: Vec<String>,
+    /// The proposals not taken, with their reasons.
+    refused: Vec<oncall_sync::NotAccepted>,
+}
+
+/// Takes the chosen records' proposals into the config's shifts, record by record: the library
+/// decides which can be taken against the rota the config holds (`accept_drift`), and those are
+/// written into the file (only their shifts' assignees change).
+fn accept_into_config(
+    path: &std::path::Path,
+    rota: &Schedule,
+    chosen: &[Drift],
+) -> Result<Taken, Stop> {
+    let read = config_file::read(path)?;
+    let mut edited = with_newcomers(rota, &read.text, chosen)?;
+    let accepted = oncall_sync::accept_drift(&mut edited, chosen);
+    let edits: Vec<_> = accepted.applied.iter().flat_map(|p| p.edits()).collect();
+    let mut taken = Taken {
+        made: Vec::new(),
+        refused: accepted.not_accepted,
+    };
     if edits.is_empty() {
-        return Ok(Vec::new());
+        return Ok(taken);
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Stop::Usage(format!("--config {}: {e}", path.display())))?;
-    let accepted = oncall_sync::config::accept_edits(&text, &edits)
+    let written = oncall_sync::config::accept_edits(&read.text, &edits)
         .map_err(|e| Stop::Usage(format!("--accept: {e}; the config was not changed")))?;
-    if !accepted.made.is_empty() {
-        write_atomically(path, &accepted.text)?;
+    if !written.made.is_empty() {
+        config_file::replace(path, &read, &written.text)?;
     }
-    Ok(accepted
+    taken.made = written
         .made
         .iter()
         .map(|e| {
@@ -2145,7 +2296,50 @@ fn accept_into_config(path: &std::path::Path, drift: &[&Drift]) -> Result<Vec<St
                 who(&e.to)
             )
         })
-        .collect())
+        .collect();
+    Ok(taken)
+}
+
+/// The rota, with the people the proposals name added as members where the config lists no
+/// `schedule.members` (its members are then whoever its shifts name, so a newcomer is one more).
+fn with_newcomers(rota: &Schedule, text: &str, chosen: &[Drift]) -> Result<Schedule, Stop> {
+    let listed = serde_json::from_str::<Value>(text)
+        .map(|v| !v["schedule"]["members"].is_null())
+        .unwrap_or(true);
+    let mut members = rota.members().to_vec();
+    if !listed {
+        let named = chosen
+            .iter()
+            .filter_map(|d| d.proposal.as_ref())
+            .flat_map(|p| p.edits())
+            .filter_map(|e| e.to);
+        for email in named {
+            if !members.iter().any(|m| m.email == email) {
+                let name = email.to_string();
+                members.push(oncall_sync::Member::new(email, name));
+            }
+        }
+    }
+    if members.len() == rota.members().len() {
+        return Ok(rota.clone());
+    }
+    Schedule::new(
+        rota.id().clone(),
+        rota.zone(),
+        rota.roles().to_vec(),
+        members,
+        rota.shifts().to_vec(),
+    )
+    .map_err(|e| Stop::Usage(format!("--accept: {e}; the config was not changed")))
+}
+
+fn accept_error_kind(error: &oncall_sync::AcceptError) -> &'static str {
+    match error {
+        oncall_sync::AcceptError::Stale { .. } => "stale",
+        oncall_sync::AcceptError::Conflicting { .. } => "conflicting",
+        oncall_sync::AcceptError::Invalid(_) => "invalid",
+        _ => "refused",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2165,13 +2359,15 @@ async fn actuals(
     let a = read_actuals(provider.as_ref(), &id, window, options)
         .await
         .map_err(|e| Stop::Failed(format!("connection {connection}, schedule {schedule}: {e}")))?;
-    let hours = |seconds: i64| seconds as f64 / 3600.0;
+    // Hours as the CSV rounds them (hundredths that add up); the seconds are exact.
+    let hours = |hundredths: i64| hundredths as f64 / 100.0;
     let split_json = |s: &oncall_sync::HoursSplit| {
+        let h = s.rounded_hours();
         json!({
-            "hours": hours(s.total_seconds),
-            "weekday_hours": hours(s.weekday_seconds),
-            "weekend_hours": hours(s.weekend_seconds),
-            "night_hours": hours(s.night_seconds),
+            "hours": hours(h.total),
+            "weekday_hours": hours(h.weekday),
+            "weekend_hours": hours(h.weekend),
+            "night_hours": hours(h.night),
             "seconds": s.total_seconds,
             "weekday_seconds": s.weekday_seconds,
             "weekend_seconds": s.weekend_seconds,
@@ -2179,19 +2375,7 @@ async fn actuals(
         })
     };
     if csv {
-        println!("role,member,hours,weekday_hours,weekend_hours,night_hours");
-        for t in &a.totals {
-            let s = &t.split;
-            println!(
-                "{},{},{:.2},{:.2},{:.2},{:.2}",
-                csv_field(&t.role_name),
-                csv_field(t.member.as_str()),
-                hours(s.total_seconds),
-                hours(s.weekday_seconds),
-                hours(s.weekend_seconds),
-                hours(s.night_seconds)
-            );
-        }
+        print!("{}", a.to_csv());
     } else if common.json {
         let with = |mut v: Value, split: &oncall_sync::HoursSplit| {
             if let (Value::Object(map), Value::Object(extra)) = (&mut v, split_json(split)) {
@@ -2233,14 +2417,6 @@ async fn actuals(
         print_actuals(&a, schedule);
     }
     Ok(true)
-}
-
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
 }
 
 fn print_actuals(a: &Actuals, schedule: &str) {

@@ -1177,7 +1177,7 @@ async fn drift_lists_a_swap_made_in_the_vendor_and_accept_writes_it_into_the_shi
     assert!(human.stdout.contains("proposal: swap"), "{}", human.stdout);
 
     let before = std::fs::read_to_string(w.config_path()).unwrap();
-    let accepted = w.run(&["drift", "--now", &at(later), "--accept"]);
+    let accepted = w.run(&["drift", "--now", &at(later), "--accept-all"]);
     assert_eq!(accepted.code, 0, "{}{}", accepted.stdout, accepted.stderr);
     assert!(
         accepted.stdout.contains("accepted 2 edits"),
@@ -1219,12 +1219,116 @@ async fn drift_lists_a_swap_made_in_the_vendor_and_accept_writes_it_into_the_shi
     assert_eq!(w.run(&["sync", "--now", &at(later)]).code, 0);
     assert_eq!((w.og_writes(), w.pd_writes()), writes);
     assert_eq!(
-        w.run(&["drift", "--now", &at(later), "--accept"])
+        w.run(&["drift", "--now", &at(later), "--accept-all"])
             .stdout
             .lines()
             .last(),
         Some("nothing to accept")
     );
+}
+
+/// `drift --accept ID...` takes the chosen records alone, record by record: a cover by someone
+/// the roster lists is written while one the schedule cannot take (its `members` leave the person
+/// out) is reported with its reason (exit 1); an unknown id is a usage error with nothing written.
+/// The config is rewritten through its symlink, keeping its permissions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_accept_takes_the_chosen_records_and_reports_those_it_cannot() {
+    let w = World::new().await;
+    let shifts = rota(-1, 7);
+    let with_members = |shifts: &[ShiftSpec]| {
+        let mut config = w.config_value(shifts);
+        let members: Vec<String> = PEOPLE.iter().map(|p| format!("{p}@example.com")).collect();
+        config["schedule"]["members"] = json!(members);
+        config
+    };
+    // The config is a symlink to the real file, which only its owner may read.
+    let real = w.dir.join("real-oncall.json");
+    std::fs::write(
+        &real,
+        serde_json::to_string_pretty(&with_members(&shifts)).unwrap(),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&real, w.config_path()).unwrap();
+    }
+    #[cfg(not(unix))]
+    std::fs::copy(&real, w.config_path()).unwrap();
+    assert_eq!(w.run(&["sync", "--now", &at(now())]).code, 0);
+    // Day 2 covered by a member, day 4 by a manager outside the roster.
+    let (two, four) = (shifts[3].1.unwrap(), shifts[5].1.unwrap());
+    let cover = PEOPLE.iter().find(|p| **p != two).unwrap();
+    w.og.insert_override(&og_id(), Span::new(day(2), day(3), email(cover)));
+    w.og.insert_override(&og_id(), Span::new(day(4), day(5), email("mgr")));
+    let later = now() + TimeDelta::hours(1);
+    w.set_now(later);
+    let listed = w.run(&["drift", "--now", &at(later), "--json"]);
+    let drift = destination(&listed.json(), "og-primary")["drift"].clone();
+    let id_of = |shown: &str| {
+        drift
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["shown"] == format!("{shown}@example.com"))
+            .unwrap_or_else(|| panic!("{drift}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (member_id, manager_id) = (id_of(cover), id_of("mgr"));
+
+    let unknown = w.run(&[
+        "drift",
+        "--now",
+        &at(later),
+        "--accept",
+        "drift-0000000000000000",
+    ]);
+    assert_eq!(unknown.code, 2, "{}{}", unknown.stdout, unknown.stderr);
+    let before = std::fs::read_to_string(&real).unwrap();
+
+    let accepted = w.run(&[
+        "drift",
+        "--now",
+        &at(later),
+        "--json",
+        "--accept",
+        &member_id,
+        &manager_id,
+    ]);
+    assert_eq!(
+        accepted.code, 1,
+        "one not taken: {}{}",
+        accepted.stdout, accepted.stderr
+    );
+    let out = accepted.json();
+    assert_eq!(out["accepted"], 1, "{out}");
+    let refused = out["not_accepted"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{out}");
+    assert_eq!(refused[0]["records"], json!([manager_id]));
+    assert_eq!(refused[0]["kind"], "invalid");
+    let after = std::fs::read_to_string(&real).unwrap();
+    assert_ne!(after, before);
+    let config: Value = serde_json::from_str(&after).unwrap();
+    let day_two = &config["schedule"]["shifts"][3]["assignees"][0];
+    assert_eq!(*day_two, json!(format!("{cover}@example.com")));
+    assert_eq!(
+        config["schedule"]["shifts"][5]["assignees"][0],
+        json!(format!("{four}@example.com")),
+        "the manager's cover is not taken"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(std::fs::symlink_metadata(w.config_path())
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "permissions kept");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -496,3 +496,41 @@ async fn bad_config_and_read_only_commands_create_no_schema() {
     assert_no_key(&outputs.iter().collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+/// A manual destination over PostgreSQL: `sync` only plans, `plan --out` saves the plan, and
+/// `apply --plan` applies it although the apply's own claim raises the state's version (the lease's
+/// fencing token): the plan names the state by what it holds. Applied, the state moved on, and the
+/// same plan is refused (exit 1, nothing written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_plan_applies_under_the_commands_own_claim() {
+    let Some(url) = database_url("postgres_cli") else {
+        return;
+    };
+    let mut setup = Setup::new(&url, "manual_apply").await;
+    setup.config["destinations"][0]["mode"] = json!("manual");
+    std::fs::write(&setup.file, setup.config.to_string()).unwrap();
+    let first = setup.run("sync", &[]).await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let plan = setup.dir.join("plan.json");
+    let plan_arg = plan.to_str().unwrap().to_owned();
+    let planned = setup.run("plan", &["--out", &plan_arg]).await;
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let applied = setup.run("apply", &["--plan", &plan_arg]).await;
+    let out = json_of(&applied);
+    assert_eq!(applied.status.code(), Some(0), "{out}");
+    let again = setup.run("apply", &["--plan", &plan_arg]).await;
+    let out = json_of(&again);
+    assert_eq!(again.status.code(), Some(1), "{out}");
+    assert!(out.to_string().contains("state_changed"), "{out}");
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}

@@ -154,6 +154,78 @@ impl HoursSplit {
     pub fn hours(seconds: i64) -> f64 {
         seconds as f64 / 3600.0
     }
+
+    /// The split in hundredths of an hour, as pay sheets show it: weekday, weekend and night
+    /// hours each rounded half up, and the total their sum, so the columns always add up (the
+    /// total may differ from the total seconds rounded by a hundredth or two; the seconds stay
+    /// exact).
+    ///
+    /// ```
+    /// use oncall_core::HoursSplit;
+    /// let split = HoursSplit { total_seconds: 3 * 1200, weekday_seconds: 1200, weekend_seconds: 1200, night_seconds: 1200 };
+    /// let h = split.rounded_hours();
+    /// assert_eq!((h.weekday, h.weekend, h.night, h.total), (33, 33, 33, 99));
+    /// assert_eq!(oncall_core::actuals::format_hundredths(h.total), "0.99");
+    /// ```
+    pub fn rounded_hours(&self) -> RoundedHours {
+        let hundredths = |seconds: i64| (seconds * 100 + 1800).div_euclid(3600);
+        let (weekday, weekend, night) = (
+            hundredths(self.weekday_seconds),
+            hundredths(self.weekend_seconds),
+            hundredths(self.night_seconds),
+        );
+        RoundedHours {
+            total: weekday + weekend + night,
+            weekday,
+            weekend,
+            night,
+        }
+    }
+}
+
+/// A [`HoursSplit`] in hundredths of an hour ([`HoursSplit::rounded_hours`]): `total = weekday +
+/// weekend + night`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundedHours {
+    /// Every hour on call.
+    pub total: i64,
+    /// On a weekday, outside the night window.
+    pub weekday: i64,
+    /// On a weekend day.
+    pub weekend: i64,
+    /// On a weekday, inside the night window.
+    pub night: i64,
+}
+
+/// Hundredths of an hour as a decimal: `1234` is `12.34`.
+pub fn format_hundredths(hundredths: i64) -> String {
+    let sign = if hundredths < 0 { "-" } else { "" };
+    let h = hundredths.unsigned_abs();
+    format!("{sign}{}.{:02}", h / 100, h % 100)
+}
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break (quotes
+/// doubled); and a field a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return: a vendor's rotation name is anyone's text) is prefixed with `'`.
+///
+/// ```
+/// use oncall_core::actuals::csv_field;
+/// assert_eq!(csv_field("ann@example.com"), "ann@example.com");
+/// assert_eq!(csv_field("Days, nights"), "\"Days, nights\"");
+/// assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+/// assert_eq!(csv_field("-1"), "'-1");
+/// ```
+pub fn csv_field(value: &str) -> String {
+    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
 }
 
 /// Someone on call, as the vendor rendered it, within the window asked for.
@@ -354,6 +426,28 @@ pub async fn read_actuals(
     Ok(compute_actuals(&timelines, zone, window, options))
 }
 
+impl Actuals {
+    /// Hours per person as CSV (a header, then a line per role and member): fields escaped and
+    /// guarded against formulas ([`csv_field`]), hours in hundredths that add up
+    /// ([`HoursSplit::rounded_hours`]).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("role,member,hours,weekday_hours,weekend_hours,night_hours\n");
+        for t in &self.totals {
+            let h = t.split.rounded_hours();
+            out.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                csv_field(&t.role_name),
+                csv_field(t.member.as_str()),
+                format_hundredths(h.total),
+                format_hundredths(h.weekday),
+                format_hundredths(h.weekend),
+                format_hundredths(h.night),
+            ));
+        }
+        out
+    }
+}
+
 /// Whole hours and minutes of `seconds`, for people: `23:30`.
 pub fn hours_and_minutes(seconds: i64) -> String {
     let minutes = TimeDelta::seconds(seconds).num_minutes();
@@ -366,6 +460,48 @@ mod tests {
 
     use super::*;
     use crate::rotation::OnCallPeriod;
+
+    #[test]
+    fn csv_escapes_fields_guards_formulas_and_rounds_hours_that_add_up() {
+        let zone: Tz = chrono_tz::UTC;
+        let t = |h| Utc.with_ymd_and_hms(2026, 11, 30, h, 0, 0).unwrap();
+        let window = Window::new(t(0), t(12)).unwrap();
+        let split = HoursSplit {
+            // 20 minutes each: a third of an hour, three times.
+            total_seconds: 3600,
+            weekday_seconds: 1200,
+            weekend_seconds: 1200,
+            night_seconds: 1200,
+        };
+        let total = |role_name: &str, member: &str| ActualHours {
+            role: RoleIndex::PRIMARY,
+            role_name: role_name.to_owned(),
+            member: Email::parse(member).unwrap(),
+            split,
+        };
+        let actuals = Actuals {
+            window,
+            zone,
+            options: ActualsOptions::default(),
+            periods: Vec::new(),
+            totals: vec![
+                total("=cmd|' /C calc'!A0", "ann@example.com"),
+                total("Days, \"nights\"", "-bob@example.com"),
+                total("@SUM(1)", "+cat@example.com"),
+            ],
+        };
+        assert_eq!(
+            actuals.to_csv().lines().collect::<Vec<_>>(),
+            [
+                "role,member,hours,weekday_hours,weekend_hours,night_hours",
+                "'=cmd|' /C calc'!A0,ann@example.com,0.99,0.33,0.33,0.33",
+                "\"Days, \"\"nights\"\"\",'-bob@example.com,0.99,0.33,0.33,0.33",
+                "'@SUM(1),'+cat@example.com,0.99,0.33,0.33,0.33",
+            ]
+        );
+        assert_eq!(format_hundredths(5), "0.05");
+        assert_eq!(format_hundredths(12_345), "123.45");
+    }
 
     fn local(zone: Tz, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
         let naive = NaiveDate::from_ymd_opt(y, m, d)

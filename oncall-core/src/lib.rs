@@ -50,7 +50,7 @@ pub mod trace;
 
 pub use actuals::{
     compute_actuals, read_actuals, ActualHours, ActualPeriod, Actuals, ActualsOptions, HoursSplit,
-    NightWindow,
+    NightWindow, RoundedHours,
 };
 pub use budget::{BudgetLimit, RateBudget, SharedBudget};
 pub use connections::{
@@ -59,7 +59,7 @@ pub use connections::{
 pub use credentials::ApiKey;
 pub use drift::{
     accept_drift, AcceptError, Accepted, AssigneeEdit, Drift, DriftFate, DriftId, DriftStretch,
-    PersonChange, Proposal,
+    NotAccepted, PersonChange, Proposal,
 };
 pub use error::{Error, LedgerElsewhere, Resource, SharedAcrossConnections, ValidationError};
 pub use import::import_schedule;
@@ -81,12 +81,12 @@ pub use rotation::{
 };
 pub use state::{
     DestinationId, DestinationMode, DestinationState, InMemoryStateStore, LastRun, LedgerHome,
-    StateStore, Versioned,
+    StateStore, Versioned, WrittenOver,
 };
 pub use sync::{
     apply_plan, retire, sync, ConnectionId, Destination, DestinationReport, OperationOutcome,
-    Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, SyncError, SyncMode, SyncOptions,
-    SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
+    Outcome, PlanRefused, Preconditions, SavedDesired, SavedPlan, StateDigest, SyncError, SyncMode,
+    SyncOptions, SyncReport, SyncStatus, SyncTarget, VendorDigest, SAVED_PLAN_FORMAT,
 };
 pub use sync::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use time::{local_date, local_time, resolve_local};

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::plan::Override;
+use crate::plan::{Override, OverrideId};
 
 /// A host-chosen identifier of a destination (one vendor schedule plus one role).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -109,8 +109,10 @@ pub struct DestinationState {
     pub ledger: Vec<Override>,
     /// The last sync's outcome.
     pub last_run: Option<LastRun>,
-    /// The mode the destination last saved under (DESIGN §8). State saved before modes existed
-    /// reads as [`DestinationMode::Protect`], which is how it was synced.
+    /// The mode the destination last saved under (DESIGN §8). A run whose destination has another
+    /// mode warns of the change ([`crate::Warning::ModeChanged`]); a saved plan's state digest
+    /// covers it. State saved before modes existed reads as [`DestinationMode::Protect`], which is
+    /// how it was synced.
     #[serde(default)]
     pub mode: DestinationMode,
     /// The connection and vendor schedule the mark and ledger belong to (the ledger's ids are
@@ -118,6 +120,11 @@ pub struct DestinationState {
     /// another is refused. `None` in states saved before it was kept: the next sync sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home: Option<LedgerHome>,
+    /// Overrides of ours written while a person's override was live under them (DESIGN §8): where
+    /// the two overlap the vendor shows ours, the newer. Drift reads it to say what the vendor
+    /// shows, not only what it holds; entries go with ours when it leaves the ledger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written_over: Vec<WrittenOver>,
 }
 
 /// Where a destination's mark and ledger belong: see [`DestinationState::home`].
@@ -137,6 +144,20 @@ impl fmt::Display for LedgerHome {
             self.schedule, self.connection
         )
     }
+}
+
+/// One of ours written over a person's override (see [`DestinationState::written_over`]).
+///
+/// Where overrides overlap the vendor shows the last created: PagerDuty documents it, and it is
+/// the reading Opsgenie and JSM Operations are simulated with by default (their precedence is
+/// UNCONFIRMED; under a first-created reading the person's override would still show, and drift
+/// would say it no longer does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenOver {
+    /// Ours, the newer.
+    pub ours: OverrideId,
+    /// The person's, live under it when ours was created.
+    pub theirs: OverrideId,
 }
 
 /// A value with the version it was stored under (0: never stored).
@@ -340,9 +361,17 @@ mod tests {
                 connection: crate::sync::ConnectionId("og".into()),
                 schedule: crate::provider::VendorScheduleId("S".into()),
             }),
+            written_over: vec![WrittenOver {
+                ours: OverrideId::new("P1"),
+                theirs: OverrideId::new("P2"),
+            }],
         };
         let json = serde_json::to_string(&state).unwrap();
         assert!(json.contains(r#""mode":"authoritative""#), "{json}");
+        assert!(
+            json.contains(r#""written_over":[{"ours":"P1","theirs":"P2"}]"#),
+            "{json}"
+        );
         assert_eq!(
             serde_json::from_str::<DestinationState>(&json).unwrap(),
             state

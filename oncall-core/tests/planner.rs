@@ -115,6 +115,7 @@ fn check(case: Case<'_>, expected: &[&str]) -> Vec<Warning> {
         last_run: None,
         mode: Default::default(),
         home: None,
+        written_over: Vec::new(),
     };
     let vendor: Vec<Override> = case.vendor.iter().map(|s| ov(s)).collect();
     let plan = plan_export(PlanInput {

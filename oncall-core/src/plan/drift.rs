@@ -21,6 +21,20 @@ pub(super) struct Someones<'a> {
     pub(super) held: &'a Override,
     /// For a copy of ours a person edited: the ledger entry.
     pub(super) ours: Option<&'a Override>,
+    /// Where the vendor shows an override of ours instead: ours written after this one, over it
+    /// ([`crate::DestinationState::written_over`]; the last created wins).
+    pub(super) hidden_by_ours: Vec<Stretch>,
+}
+
+impl Someones<'_> {
+    /// Where the vendor shows this override: its span, less where a newer one of ours covers it.
+    fn shown(&self) -> Vec<Stretch> {
+        let whole = [(self.held.span.start, self.held.span.end)];
+        if self.hidden_by_ours.is_empty() {
+            return whole.to_vec();
+        }
+        subtract(&whole, &union(self.hidden_by_ours.clone()))
+    }
 }
 
 impl Someones<'_> {
@@ -47,9 +61,55 @@ pub(super) struct People<'a> {
     pub(super) lost: Vec<(usize, PersonChange)>,
 }
 
+/// One of the host's shifts in `[now, E)`, clipped at now: an assigned one (a desired span) or
+/// one whose role has nobody.
+struct Slot<'a> {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    /// Its start as the host has it.
+    shift_start: DateTime<Utc>,
+    /// Who the host planned there (nobody: the role is empty).
+    planned: Option<&'a Email>,
+}
+
+/// The host's shifts in `[now, E)`, sorted (they are disjoint), and where each desired span is
+/// among them.
+fn slots<'a>(frame: &'a Frame<'_>) -> (Vec<Slot<'a>>, Vec<usize>) {
+    let assigned = frame
+        .desired
+        .iter()
+        .zip(&frame.shift_starts)
+        .map(|(d, &shift_start)| Slot {
+            start: d.start,
+            end: d.end,
+            shift_start,
+            planned: Some(&d.member),
+        });
+    let empty = frame
+        .empty_shifts
+        .iter()
+        .map(|&((start, end), shift_start)| Slot {
+            start,
+            end,
+            shift_start,
+            planned: None,
+        });
+    let mut all: Vec<Slot<'a>> = assigned.chain(empty).collect();
+    // Stable: desired spans keep their order among themselves.
+    all.sort_by_key(|s| s.start);
+    let mut of_desired = Vec::with_capacity(frame.desired.len());
+    for (k, slot) in all.iter().enumerate() {
+        if slot.planned.is_some() {
+            of_desired.push(k);
+        }
+    }
+    (all, of_desired)
+}
+
 /// One record in the making: a shift and who the vendor shows there instead.
 struct Pending<'a> {
-    desired: usize,
+    /// The shift, by position among the slots.
+    slot: usize,
     shown: Option<&'a Email>,
     /// The person's overrides behind it (for `shown: Some`), by position in `People::overrides`.
     people: Vec<usize>,
@@ -60,7 +120,8 @@ struct Pending<'a> {
     whole_shift: Vec<Stretch>,
 }
 
-/// Drift records for every desired span, in shift order (nobody-shown first within a shift).
+/// Drift records for every shift of the host in `[now, E)`, assigned or with its role empty, in
+/// shift order (nobody-shown first within a shift).
 pub(super) fn detect(
     frame: &Frame<'_>,
     role: RoleIndex,
@@ -68,58 +129,65 @@ pub(super) fn detect(
     vendor: &[Override],
     ops: &[PlannedOperation],
 ) -> Vec<Drift> {
-    let mut pending = covers(frame, &people.overrides);
-    pending.extend(losses(frame, people.lost, vendor));
-    pending.sort_by(|a, b| (a.desired, a.shown).cmp(&(b.desired, b.shown)));
+    let (slots, of_desired) = slots(frame);
+    let mut pending = covers(&slots, &people.overrides);
+    pending.extend(losses(frame, &of_desired, people.lost, vendor));
+    pending.sort_by(|a, b| (a.slot, a.shown).cmp(&(b.slot, b.shown)));
     let after = AfterPlan::new(ops);
-    let mut proposals = propose(frame, role, &pending);
+    let mut proposals = propose(&slots, role, &pending);
     pair_swaps(&mut proposals);
     pending
         .into_iter()
         .map(|p| {
-            let span = &frame.desired[p.desired];
-            let stretches = fates(&p, &people.overrides, span, &after);
+            let slot = &slots[p.slot];
+            let stretches = fates(&p, &people.overrides, slot.planned, &after);
             let mut changes = p.lost;
             changes.extend(p.people.iter().map(|&k| people.overrides[k].change()));
             Drift {
-                id: DriftId::of(frame.destination, span.end, &span.member, p.shown),
+                id: DriftId::of(frame.destination, slot.end, slot.planned, p.shown),
                 role,
-                shift_start: frame.shift_starts[p.desired],
-                shift_end: span.end,
-                planned: span.member.clone(),
+                shift_start: slot.shift_start,
+                shift_end: slot.end,
+                planned: slot.planned.cloned(),
                 shown: p.shown.cloned(),
                 changes,
                 stretches,
-                proposal: proposals.get(&p.desired).cloned(),
+                proposal: proposals.get(&p.slot).cloned(),
             }
         })
         .collect()
 }
 
-/// Someone's overrides over desired spans of another member: one pending record per span and
-/// per member shown.
-fn covers<'a>(frame: &Frame<'_>, overrides: &'a [Someones<'a>]) -> Vec<Pending<'a>> {
-    let desired = &frame.desired;
+/// Someone's overrides over the host's shifts, naming another member than the host planned (or
+/// anyone, where the role is empty): one pending record per shift and per member shown.
+fn covers<'a>(slots: &[Slot<'_>], overrides: &'a [Someones<'a>]) -> Vec<Pending<'a>> {
     let mut found: Vec<Pending<'a>> = Vec::new();
     let mut index: FastMap<(usize, &'a Email), usize> = FastMap::default();
     for (k, someone) in overrides.iter().enumerate() {
         let o = someone.held;
-        // Desired spans are sorted and disjoint: their ends are sorted too.
-        let first = desired.partition_point(|d| d.end <= o.span.start);
-        for (i, d) in desired.iter().enumerate().skip(first) {
+        let shown = someone.shown();
+        // The shifts are sorted and disjoint: their ends are sorted too.
+        let first = slots.partition_point(|d| d.end <= o.span.start);
+        for (i, d) in slots.iter().enumerate().skip(first) {
             if d.start >= o.span.end {
                 break;
             }
-            if o.span.member == d.member {
+            if d.planned == Some(&o.span.member) {
                 continue;
             }
-            let Some(stretch) = clip((o.span.start, o.span.end), (d.start, d.end)) else {
+            let stretches: Vec<Stretch> = shown
+                .iter()
+                .filter_map(|&s| clip(s, (d.start, d.end)))
+                .collect();
+            if stretches.is_empty() {
                 continue;
-            };
-            let whole = clip((o.span.start, o.span.end), (frame.shift_starts[i], d.end));
+            }
+            let whole = shown
+                .iter()
+                .filter_map(|&s| clip(s, (d.shift_start, d.end)));
             let at = *index.entry((i, &o.span.member)).or_insert_with(|| {
                 found.push(Pending {
-                    desired: i,
+                    slot: i,
                     shown: Some(&o.span.member),
                     people: Vec::new(),
                     lost: Vec::new(),
@@ -130,7 +198,7 @@ fn covers<'a>(frame: &Frame<'_>, overrides: &'a [Someones<'a>]) -> Vec<Pending<'
             });
             let p = &mut found[at];
             p.people.push(k);
-            p.stretches.push(stretch);
+            p.stretches.extend(stretches);
             p.whole_shift.extend(whole);
         }
     }
@@ -145,6 +213,7 @@ fn covers<'a>(frame: &Frame<'_>, overrides: &'a [Someones<'a>]) -> Vec<Pending<'
 /// any more, the vendor's own rotation shows.
 fn losses<'a>(
     frame: &Frame<'_>,
+    of_desired: &[usize],
     lost: Vec<(usize, PersonChange)>,
     vendor: &[Override],
 ) -> Vec<Pending<'a>> {
@@ -159,23 +228,27 @@ fn losses<'a>(
             .collect(),
     );
     let mut pending: Vec<Pending<'a>> = Vec::new();
+    // Desired span → its pending record: one look-up per lost entry, however many are lost.
+    let mut index: FastMap<usize, usize> = FastMap::default();
     for (i, change) in lost {
+        if let Some(&at) = index.get(&i) {
+            pending[at].lost.push(change);
+            continue;
+        }
         let d = &frame.desired[i];
         let bare = subtract(&[(d.start, d.end)], &covered);
         if bare.is_empty() {
             continue;
         }
-        match pending.iter_mut().find(|p| p.desired == i) {
-            Some(p) => p.lost.push(change),
-            None => pending.push(Pending {
-                desired: i,
-                shown: None,
-                people: Vec::new(),
-                lost: vec![change],
-                whole_shift: bare.clone(),
-                stretches: bare,
-            }),
-        }
+        index.insert(i, pending.len());
+        pending.push(Pending {
+            slot: of_desired[i],
+            shown: None,
+            people: Vec::new(),
+            lost: vec![change],
+            whole_shift: bare.clone(),
+            stretches: bare,
+        });
     }
     pending
 }
@@ -189,8 +262,11 @@ struct AfterPlan<'a> {
     kept_parts: FastMap<&'a OverrideId, Vec<&'a Span>>,
     /// Cut ends: override id → where the plan cuts it.
     cuts: FastMap<&'a OverrideId, DateTime<Utc>>,
-    /// Spans the plan writes as ours.
-    ours: Vec<&'a Span>,
+    /// Per member, where the plan writes them as ours (sorted, disjoint once built).
+    ours: FastMap<&'a Email, Vec<Stretch>>,
+    /// Where the plan creates overrides of ours, whoever for (sorted, disjoint once built): they
+    /// are newer than everything the vendor holds, so it shows them there.
+    created: Vec<Stretch>,
 }
 
 impl<'a> AfterPlan<'a> {
@@ -199,7 +275,8 @@ impl<'a> AfterPlan<'a> {
             remains: FastMap::default(),
             kept_parts: FastMap::default(),
             cuts: FastMap::default(),
-            ours: Vec::new(),
+            ours: FastMap::default(),
+            created: Vec::new(),
         };
         for op in ops {
             match &op.action {
@@ -210,7 +287,8 @@ impl<'a> AfterPlan<'a> {
                     ..
                 } => {
                     if *owned {
-                        after.ours.push(span);
+                        after.write(span);
+                        after.created.push((span.start, span.end));
                     }
                     if let Some(id) = keeps_part_of {
                         after.kept_parts.entry(id).or_default().push(span);
@@ -219,7 +297,7 @@ impl<'a> AfterPlan<'a> {
                 Action::Update { id, to, owned, .. } => {
                     after.remains.insert(id, vec![to]);
                     if *owned {
-                        after.ours.push(to);
+                        after.write(to);
                     }
                 }
                 Action::Delete { target, .. } => {
@@ -232,7 +310,18 @@ impl<'a> AfterPlan<'a> {
                 Action::Adopt { .. } | Action::Forget { .. } => {}
             }
         }
+        for stretches in after.ours.values_mut() {
+            *stretches = union(std::mem::take(stretches));
+        }
+        after.created = union(std::mem::take(&mut after.created));
         after
+    }
+
+    fn write(&mut self, span: &'a Span) {
+        self.ours
+            .entry(&span.member)
+            .or_default()
+            .push((span.start, span.end));
     }
 
     /// Where override `o` still shows its own member after the plan.
@@ -261,14 +350,8 @@ impl<'a> AfterPlan<'a> {
     }
 
     /// Where the plan writes `member` as ours.
-    fn written(&self, member: &Email) -> Vec<Stretch> {
-        union(
-            self.ours
-                .iter()
-                .filter(|s| s.member == *member)
-                .map(|s| (s.start, s.end))
-                .collect(),
-        )
+    fn written(&self, member: &Email) -> &[Stretch] {
+        self.ours.get(member).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -276,7 +359,7 @@ impl<'a> AfterPlan<'a> {
 fn fates(
     p: &Pending<'_>,
     people: &[Someones<'_>],
-    span: &Span,
+    planned: Option<&Email>,
     after: &AfterPlan<'_>,
 ) -> Vec<DriftStretch> {
     let standing = match &p.shown {
@@ -286,9 +369,10 @@ fn fates(
                 .iter()
                 .flat_map(|&k| after.still_shown(people[k].held))
                 .collect();
-            intersect(&p.stretches, &union(still))
+            // What the plan creates over it is newer: the vendor shows ours there.
+            subtract(&intersect(&p.stretches, &union(still)), &after.created)
         }
-        None => subtract(&p.stretches, &after.written(&span.member)),
+        None => subtract(&p.stretches, planned.map_or(&[], |m| after.written(m))),
     };
     let reverted = subtract(&p.stretches, &standing);
     let mut out: Vec<DriftStretch> = standing
@@ -313,23 +397,23 @@ fn fates(
 /// progress only when a person's override covers its past too: who was on call then is otherwise
 /// unknown) to its end.
 fn propose(
-    frame: &Frame<'_>,
+    slots: &[Slot<'_>],
     role: RoleIndex,
     pending: &[Pending<'_>],
 ) -> BTreeMap<usize, Proposal> {
     let mut proposals = BTreeMap::new();
     let mut i = 0;
     while i < pending.len() {
-        let d = pending[i].desired;
+        let d = pending[i].slot;
         let j = pending[i..]
             .iter()
-            .position(|p| p.desired != d)
+            .position(|p| p.slot != d)
             .map_or(pending.len(), |n| i + n);
         let only = &pending[i..j];
         i = j;
         let [p] = only else { continue };
-        let span = &frame.desired[d];
-        let whole = (frame.shift_starts[d], span.end);
+        let slot = &slots[d];
+        let whole = (slot.shift_start, slot.end);
         if p.whole_shift != [whole] {
             continue;
         }
@@ -338,7 +422,7 @@ fn propose(
             Proposal::ReplaceAssignee {
                 role,
                 shift_start: whole.0,
-                from: Some(span.member.clone()),
+                from: slot.planned.cloned(),
                 to: p.shown.cloned(),
             },
         );

@@ -212,6 +212,8 @@ pub struct Desired {
     /// `now + horizon`, when the host gave a horizon: it vouches for its rota up to there.
     vouched_until: Option<DateTime<Utc>>,
     gaps: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The host's shifts (unclipped start, end) that have not ended and whose role has nobody.
+    empty_shifts: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Desired {
@@ -282,7 +284,25 @@ impl Desired {
             horizon_end,
             vouched_until: None,
             gaps,
+            empty_shifts: Vec::new(),
         })
+    }
+
+    /// Names the host's shifts whose role has nobody (their start as the host has it, and end),
+    /// sorted: drift reports a person's override over one of them, and proposes the person as its
+    /// assignee (DESIGN §8). Those that start at or after `E` are left out (the planner clips the
+    /// rest at now); the gaps are what they were.
+    pub fn with_empty_shifts(mut self, shifts: Vec<(DateTime<Utc>, DateTime<Utc>)>) -> Desired {
+        self.empty_shifts = shifts
+            .into_iter()
+            .filter(|(start, end)| *start < self.horizon_end && start < end)
+            .collect();
+        self
+    }
+
+    /// The host's shifts whose role has nobody ([`Desired::with_empty_shifts`]), unclipped.
+    pub fn empty_shifts(&self) -> &[(DateTime<Utc>, DateTime<Utc>)] {
+        &self.empty_shifts
     }
 
     /// Says the host vouches for its rota up to `until` (`now + horizon`): the scope `S` then
@@ -369,16 +389,18 @@ pub fn desired_spans(
         .iter()
         .filter(|s| s.end > now && limit.is_none_or(|l| s.start < l));
     let mut spans = Vec::new();
+    let mut empty = Vec::new();
     let mut horizon_end = now;
     for shift in in_horizon {
         horizon_end = horizon_end.max(shift.end);
-        if let Some(member) = shift.assignee(role) {
-            spans.push(Span::new(shift.start, shift.end, member.clone()));
+        match shift.assignee(role) {
+            Some(member) => spans.push(Span::new(shift.start, shift.end, member.clone())),
+            None => empty.push((shift.start, shift.end)),
         }
     }
     // A valid schedule's shifts are sorted, disjoint and whole seconds, so this only repeats that
     // check.
-    let desired = Desired::new(now, spans, horizon_end)?;
+    let desired = Desired::new(now, spans, horizon_end)?.with_empty_shifts(empty);
     Ok(match limit {
         Some(until) => desired.vouched_until(until),
         None => desired,
@@ -636,6 +658,16 @@ pub enum Warning {
         /// The last run's instant, used instead.
         last_run: DateTime<Utc>,
     },
+    /// The destination's mode is not the one its state was last saved under (DESIGN §8): this run
+    /// follows the new mode's rules. From protect to authoritative or manual, people's overrides
+    /// between now and the mark, which protect let stand, are now removed; back to protect, they
+    /// stand again from the mark on.
+    ModeChanged {
+        /// The mode the state was saved under.
+        from: DestinationMode,
+        /// The destination's mode now.
+        to: DestinationMode,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -675,6 +707,11 @@ impl fmt::Display for Warning {
                     "the vendor does not know {email}: their shifts were not exported"
                 )
             }
+            Warning::ModeChanged { from, to } => write!(
+                f,
+                "the destination was last saved in {from} mode and is now in {to} mode: this run \
+                 follows the {to} rules"
+            ),
         }
     }
 }

@@ -37,7 +37,7 @@ pub fn plan_export(input: PlanInput<'_>) -> Plan {
     steps.order();
     steps.write_missing_spans(&frame, input.vendor, &matching);
     let warnings = steps.warnings(&frame, &foreign, &adopted, input.desired.gaps());
-    let people = what_people_did(&frame, &ledger, &foreign);
+    let people = what_people_did(&frame, &ledger, &foreign, input.state);
     let drift = drift::detect(&frame, input.role, people, input.vendor, &steps.ops);
     Plan {
         destination: frame.destination.clone(),
@@ -66,7 +66,13 @@ pub(super) struct Frame<'a> {
     pub(super) desired: Vec<Span>,
     /// Each desired span's shift start as the host has it, before clipping.
     pub(super) shift_starts: Vec<DateTime<Utc>>,
+    /// The host's shifts whose role has nobody, that start before `E` and have not ended: each
+    /// clipped at now, with its start as the host has it.
+    pub(super) empty_shifts: Vec<(Stretch, DateTime<Utc>)>,
 }
+
+/// A half-open stretch of time.
+type Stretch = (DateTime<Utc>, DateTime<Utc>);
 
 impl<'a> Frame<'a> {
     fn new(input: &PlanInput<'a>) -> Frame<'a> {
@@ -80,7 +86,15 @@ impl<'a> Frame<'a> {
             .filter(|(s, _)| s.start < horizon_end)
             .filter_map(|(s, start)| s.clipped(now).map(|c| (c, *start)))
             .unzip();
+        let empty_shifts = input
+            .desired
+            .empty_shifts()
+            .iter()
+            .filter(|(start, end)| *start < horizon_end && *end > now)
+            .map(|&(start, end)| ((start.max(now), end), start))
+            .collect();
         Frame {
+            empty_shifts,
             destination: input.destination,
             now,
             fresh_from: fresh_region_start(input.mode, input.state.high_water, now),
@@ -252,14 +266,27 @@ fn what_people_did<'a>(
     frame: &Frame<'_>,
     ledger: &LedgerIndex<'a>,
     foreign: &[(Span, &'a Override)],
+    state: &DestinationState,
 ) -> drift::People<'a> {
     let now = frame.now;
+    // Where the vendor shows ours over a person's override: ours written after it (the last
+    // created wins), as long as the vendor still holds ours.
+    let mut hidden: FastMap<OverrideId, Vec<Stretch>> = FastMap::default();
+    for w in &state.written_over {
+        if let Some(copy) = ledger.copies.get(&w.ours) {
+            hidden
+                .entry(w.theirs.clone())
+                .or_default()
+                .push((copy.span.start, copy.span.end));
+        }
+    }
     let mut people = drift::People {
         overrides: foreign
             .iter()
             .map(|(_, o)| drift::Someones {
                 held: o,
                 ours: None,
+                hidden_by_ours: hidden.remove(&o.id).unwrap_or_default(),
             })
             .collect(),
         lost: Vec::new(),
@@ -273,6 +300,7 @@ fn what_people_did<'a>(
                 people.overrides.push(drift::Someones {
                     held: c,
                     ours: Some(entry),
+                    hidden_by_ours: Vec::new(),
                 });
                 Some(PersonChange::EditedOurs {
                     ours: (*entry).clone(),

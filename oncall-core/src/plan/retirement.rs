@@ -58,6 +58,7 @@ pub struct RetirementInput<'a> {
 ///     last_run: None,
 ///     mode: Default::default(),
 ///     home: None,
+///     written_over: Vec::new(),
 /// };
 /// let vendor = [running, future.clone(), foreign];
 /// let plan = plan_retirement(RetirementInput {
@@ -167,6 +168,7 @@ mod tests {
             last_run: None,
             mode: Default::default(),
             home: None,
+            written_over: Vec::new(),
         };
         let d = DestinationId("d".into());
         let plan = plan_retirement(RetirementInput {

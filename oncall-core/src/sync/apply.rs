@@ -1,12 +1,12 @@
 //! Applying a saved plan (DESIGN §8, manual mode) as named steps: check it is this destination's,
-//! load the state and compare its version, settle the instant, read the vendor again and compare
+//! load the state and compare its digest, settle the instant, read the vendor again and compare
 //! its digest, plan again and compare the operations, then the sync's own steps: apply, advance
 //! the mark, record. Every refusal comes before the first write.
 
 use chrono::{DateTime, Utc};
 
 use super::run::Run;
-use super::saved::{rebased, SavedPlan, VendorDigest, SAVED_PLAN_FORMAT};
+use super::saved::{rebased, SavedPlan, StateDigest, VendorDigest, SAVED_PLAN_FORMAT};
 use super::{Destination, DestinationReport, SyncTarget};
 use crate::error::Error;
 use crate::plan::{Override, Warning};
@@ -36,18 +36,20 @@ pub enum PlanRefused {
         /// The destination it was applied to.
         given: Box<Destination>,
     },
-    /// The destination's state changed since the plan was made (another sync or apply saved).
+    /// The destination's state changed since the plan was made (another sync or apply saved a
+    /// mark, ledger, last run or mode other than the plan read). A claim that only raises the
+    /// store's version (a lease's fencing token) changes nothing the plan depends on.
     #[error(
-        "destination {destination}: its state changed since the plan was made (version {planned} \
+        "destination {destination}: its state changed since the plan was made (digest {planned} \
          then, {current} now): plan again"
     )]
     StateChanged {
         /// The destination.
         destination: DestinationId,
-        /// The version the plan read.
-        planned: u64,
-        /// The version now.
-        current: u64,
+        /// The digest of the state the plan read.
+        planned: StateDigest,
+        /// The digest of the state now.
+        current: StateDigest,
     },
     /// The vendor's overrides changed since the plan was made (a person's edit, another tool).
     #[error(
@@ -92,7 +94,7 @@ pub enum PlanRefused {
 }
 
 /// Applies a saved plan to its destination (DESIGN §8), only while its preconditions hold: the
-/// destination is the one planned for, its state is at the version the plan read, the vendor's
+/// destination is the one planned for, its state holds what the plan read ([`StateDigest`]), the vendor's
 /// overrides have the digest the plan read, and planning again at `now` from the same desired
 /// spans gives the same operations (up to the instant). Otherwise it is refused with a
 /// [`PlanRefused`] and nothing is written.
@@ -175,11 +177,12 @@ pub async fn apply_plan(
         error,
     };
     run.load_state_or_fail().await.map_err(unreadable)?;
-    if run.version != saved.preconditions.state_version {
+    let current = StateDigest::of(&run.state);
+    if current != saved.preconditions.state_digest {
         return Err(PlanRefused::StateChanged {
             destination: id,
-            planned: saved.preconditions.state_version,
-            current: run.version,
+            planned: saved.preconditions.state_digest.clone(),
+            current,
         });
     }
     settle_now(&mut run, saved, now);
@@ -210,6 +213,7 @@ pub async fn apply_plan(
     }
     let applied = run.apply(&plan).await;
     run.advance_mark(&plan, &applied);
+    run.note_written_over(&vendor);
     run.keep_live_entries(&vendor);
     run.finish(plan, applied).await;
     Ok(run.report)

@@ -22,7 +22,9 @@ mod saved;
 pub use apply::{apply_plan, PlanRefused};
 pub use migrate::{migrate, Absence, Found, MigratedEntry, Migration, MigrationReport};
 pub use retire::retire;
-pub use saved::{Preconditions, SavedDesired, SavedPlan, VendorDigest, SAVED_PLAN_FORMAT};
+pub use saved::{
+    Preconditions, SavedDesired, SavedPlan, StateDigest, VendorDigest, SAVED_PLAN_FORMAT,
+};
 
 /// A host-chosen identifier of a connection (one vendor account and key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

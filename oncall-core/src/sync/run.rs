@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::saved::{Preconditions, SavedPlan, VendorDigest};
+use super::saved::{Preconditions, SavedPlan, StateDigest, VendorDigest};
 use super::{
     DestinationReport, OperationOutcome, Outcome, SyncError, SyncMode, SyncOptions, SyncStatus,
     SyncTarget,
@@ -17,7 +17,7 @@ use crate::plan::{
     Plan, PlanInput, PlannedOperation, Span, Warning, ALIAS_ATTEMPTS, CLOCK_SKEW,
 };
 use crate::provider::NewOverride;
-use crate::state::{DestinationState, LastRun, LedgerHome, StateStore};
+use crate::state::{DestinationState, LastRun, LedgerHome, StateStore, WrittenOver};
 use crate::time::whole_seconds;
 
 /// How many times one run re-reads and re-sends creates whose answers were lost (where the vendor
@@ -41,7 +41,7 @@ pub(super) async fn sync_destination(
         return run.report;
     };
     // A dry run, and any sync of a manual destination (DESIGN §8), only plans: it saves nothing,
-    // not even a failure, so the state version a saved plan names stays valid.
+    // not even a failure, so the state a saved plan names stays as it read it.
     let plans_only = options.mode == SyncMode::DryRun || target.destination.mode.plans_only();
     let Some(vendor) = run.read_vendor(&desired).await else {
         if !plans_only {
@@ -63,6 +63,7 @@ pub(super) async fn sync_destination(
     }
     let applied = run.apply(&plan).await;
     run.advance_mark(&plan, &applied);
+    run.note_written_over(&vendor);
     run.keep_live_entries(&vendor);
     run.finish(plan, applied).await;
     run.report
@@ -214,6 +215,14 @@ impl<'a> Run<'a> {
         self.version = loaded.version;
         self.state = loaded.value;
         self.state.home = Some(here);
+        // The mode stored with the state tells a mode change between runs (DESIGN §8).
+        let mode = self.target.destination.mode;
+        if loaded.version > 0 && self.state.mode != mode {
+            self.report.warnings.push(Warning::ModeChanged {
+                from: self.state.mode,
+                to: mode,
+            });
+        }
         // A mark saved before instants were whole seconds is rounded up: never backwards.
         self.state.high_water = self.state.high_water.map(|h| {
             let floor = whole_seconds(h);
@@ -231,7 +240,7 @@ impl<'a> Run<'a> {
     /// What this planning run read and planned, to apply later ([`super::apply_plan`]).
     fn saved_plan(&self, desired: &Desired, vendor: &[Override], plan: &Plan) -> SavedPlan {
         let preconditions = Preconditions {
-            state_version: self.version,
+            state_digest: StateDigest::of(&self.state),
             vendor_digest: VendorDigest::of(vendor),
             read: self.read,
             looked_up: self.looked_up.clone(),
@@ -376,7 +385,9 @@ impl<'a> Run<'a> {
         self.report.warnings.retain(|w| {
             matches!(
                 w,
-                Warning::ClockBehind { .. } | Warning::UnknownMember { .. }
+                Warning::ClockBehind { .. }
+                    | Warning::UnknownMember { .. }
+                    | Warning::ModeChanged { .. }
             )
         });
         self.report.warnings.extend(plan.warnings.iter().cloned());
@@ -449,6 +460,34 @@ impl<'a> Run<'a> {
     }
 
     /// Ended ledger entries are history, except while a person's stretched copy of one lives on.
+    /// DESIGN §8: ours created in this run over a person's override that the vendor held live
+    /// under it is the newer of the two, so the vendor shows ours where they overlap (the last
+    /// created wins): noted with the state, for drift to say what the vendor shows.
+    pub(super) fn note_written_over(&mut self, vendor: &[Override]) {
+        let now = self.now;
+        let ledger = &self.state.ledger;
+        let before: HashSet<&OverrideId> = ledger
+            .iter()
+            .filter(|l| !self.created.contains(&l.id))
+            .map(|l| &l.id)
+            .collect();
+        let mut noted = Vec::new();
+        for ours in ledger.iter().filter(|l| self.created.contains(&l.id)) {
+            let under = vendor.iter().filter(|o| {
+                o.span.end > now
+                    && !before.contains(&o.id)
+                    && !self.created.contains(&o.id)
+                    && o.span.member != ours.span.member
+                    && o.span.overlaps(ours.span.start, ours.span.end)
+            });
+            noted.extend(under.map(|o| WrittenOver {
+                ours: ours.id.clone(),
+                theirs: o.id.clone(),
+            }));
+        }
+        self.state.written_over.extend(noted);
+    }
+
     pub(super) fn keep_live_entries(&mut self, vendor: &[Override]) {
         let now = self.now;
         let live: HashSet<&OverrideId> = vendor
@@ -459,6 +498,10 @@ impl<'a> Run<'a> {
         self.state
             .ledger
             .retain(|l| l.span.end > now || live.contains(&l.id));
+        let ours: HashSet<&OverrideId> = self.state.ledger.iter().map(|l| &l.id).collect();
+        self.state
+            .written_over
+            .retain(|w| ours.contains(&w.ours) && live.contains(&w.theirs));
     }
 
     /// Records the outcomes, saves the state with this run's result, and settles the status.

@@ -11,9 +11,11 @@ use crate::error::ValidationError;
 use crate::model::Window;
 use crate::plan::{Desired, Override, OverrideId, Plan, PlannedOperation, Span};
 use crate::stable_hash::Fnv128;
+use crate::state::DestinationState;
 
 /// The `format` every saved plan of this release carries; [`crate::apply_plan`] refuses others.
-pub const SAVED_PLAN_FORMAT: &str = "oncall-sync saved plan v1";
+/// (v2: the state is named by a digest of what it holds, no longer by its version.)
+pub const SAVED_PLAN_FORMAT: &str = "oncall-sync saved plan v2";
 
 /// A stable digest of vendor overrides: the same overrides (ids, spans and members), in any order,
 /// give the same digest, in every release and on every platform. A saved plan keeps the digest
@@ -66,11 +68,76 @@ impl fmt::Display for VendorDigest {
     }
 }
 
+/// A stable digest of what a destination's state holds that a plan depends on: the mark, the
+/// ledger (ids, spans, members, in order), the instant of the last run (the planner never plans
+/// before it, and tells orphans of ours by it) and the mode it was saved under. The outcome text of
+/// the last run is left out: it changes no plan.
+///
+/// A saved plan names the state by this digest, not by the store's version: a version is also a
+/// lease's fencing token (PostgreSQL raises it on every claim, whatever the claim mechanism), so
+/// the claim an apply takes would otherwise outdate the plan it applies. Only a save that changes
+/// what the plan read changes the digest.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use oncall_core::{DestinationState, StateDigest};
+/// let state = DestinationState::default();
+/// assert_eq!(StateDigest::of(&state), StateDigest::of(&state.clone()));
+/// let marked = DestinationState {
+///     high_water: Some(Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()),
+///     ..DestinationState::default()
+/// };
+/// assert_ne!(StateDigest::of(&state), StateDigest::of(&marked));
+/// assert!(StateDigest::of(&state).0.starts_with("fnv1a128:"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StateDigest(pub String);
+
+impl StateDigest {
+    /// The digest of `state`.
+    pub fn of(state: &DestinationState) -> StateDigest {
+        let mut h = Fnv128::new();
+        h.feed(b"oncall-sync destination state v1\0");
+        let instant = |h: &mut Fnv128, t: Option<DateTime<Utc>>| match t {
+            Some(t) => {
+                h.feed(b"+");
+                h.feed(&t.timestamp().to_be_bytes());
+                h.feed(&t.timestamp_subsec_nanos().to_be_bytes());
+            }
+            None => h.feed(b"-"),
+        };
+        instant(&mut h, state.high_water);
+        instant(&mut h, state.last_run.as_ref().map(|r| r.at));
+        h.feed(state.mode.name().as_bytes());
+        h.feed(&[0]);
+        h.feed(&(state.ledger.len() as u64).to_be_bytes());
+        for o in &state.ledger {
+            // Ids and emails hold no zero byte: it ends each of them.
+            h.feed(o.id.as_str().as_bytes());
+            h.feed(&[0]);
+            instant(&mut h, Some(o.span.start));
+            instant(&mut h, Some(o.span.end));
+            h.feed(o.span.member.as_str().as_bytes());
+            h.feed(&[0]);
+        }
+        StateDigest(format!("fnv1a128:{:032x}", h.finish()))
+    }
+}
+
+impl fmt::Display for StateDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a saved plan was planned against: it is applied only while these still hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preconditions {
-    /// The destination's state version ([`crate::StateStore`]) the plan read.
-    pub state_version: u64,
+    /// The digest of the destination's state the plan read ([`StateDigest`]; empty in plans of
+    /// an earlier format, which are refused by their format).
+    #[serde(default)]
+    pub state_digest: StateDigest,
     /// The digest of the vendor overrides the plan read.
     pub vendor_digest: VendorDigest,
     /// The window the overrides were listed over (`None`: nothing was read, the window was empty).
@@ -89,8 +156,15 @@ pub struct Preconditions {
 
 impl Preconditions {
     /// The first end after `now` among `vendor`'s overrides ([`Preconditions::first_end`]).
-    pub(crate) fn first_end_after(vendor: &[Override], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        vendor.iter().map(|o| o.span.end).filter(|end| *end > now).min()
+    pub(crate) fn first_end_after(
+        vendor: &[Override],
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        vendor
+            .iter()
+            .map(|o| o.span.end)
+            .filter(|end| *end > now)
+            .min()
     }
 }
 
@@ -105,6 +179,9 @@ pub struct SavedDesired {
     pub horizon_end: DateTime<Utc>,
     /// `now + horizon`, when the host gave a horizon.
     pub vouched_until: Option<DateTime<Utc>>,
+    /// The host's shifts whose role has nobody ([`Desired::empty_shifts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_shifts: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl SavedDesired {
@@ -114,12 +191,14 @@ impl SavedDesired {
             spans: desired.unclipped_spans(),
             horizon_end: desired.horizon_end(),
             vouched_until: desired.vouched(),
+            empty_shifts: desired.empty_shifts().to_vec(),
         }
     }
 
     /// The desired spans as of `now`: validated again (the file may have been edited).
     pub fn at(&self, now: DateTime<Utc>) -> Result<Desired, ValidationError> {
-        let desired = Desired::new(now, self.spans.clone(), self.horizon_end)?;
+        let desired = Desired::new(now, self.spans.clone(), self.horizon_end)?
+            .with_empty_shifts(self.empty_shifts.clone());
         Ok(match self.vouched_until {
             Some(until) => desired.vouched_until(until),
             None => desired,

@@ -26,7 +26,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::error::Error;
 use crate::model::Email;
 use crate::plan::{Override, OverrideId, Span};
-use crate::state::{DestinationId, DestinationMode, DestinationState, LastRun, StateStore};
+use crate::state::{
+    DestinationId, DestinationMode, DestinationState, LastRun, StateStore, WrittenOver,
+};
 
 /// Runs every check. `corrupt` makes a destination's stored state unreadable (and returns whether
 /// it could); the corrupt-entry check is skipped where it returns false.
@@ -81,6 +83,11 @@ pub fn sample_state(seed: u32) -> DestinationState {
             DestinationMode::Manual
         },
         home: None,
+        // Not empty: a store that dropped it would fail the round trip.
+        written_over: vec![WrittenOver {
+            ours: OverrideId::new(format!("P{seed}XYZ")),
+            theirs: OverrideId::new(format!("Q{seed}")),
+        }],
     }
 }
 
