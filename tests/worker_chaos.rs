@@ -565,7 +565,8 @@ async fn live_leases(fleet: &Fleet) -> HashMap<String, i64> {
 }
 
 /// The tap of one simulator (Opsgenie's or PagerDuty's): after each write, the overrides of the
-/// vendor schedule it wrote to are checked for overlaps (each one found is recorded in `found`).
+/// vendor schedule it wrote to are checked for overlaps (each one found is recorded in `found`,
+/// with the tagged request line of the write after which it was found).
 fn check_every_write(
     fleet: &Fleet,
     found: &Arc<Mutex<Vec<String>>>,
@@ -573,7 +574,7 @@ fn check_every_write(
 ) -> Arc<proxy::WriteTap> {
     let found = found.clone();
     let (og, pd) = (fleet.og.clone(), fleet.pd.clone());
-    proxy::WriteTap::new(move |path| {
+    proxy::WriteTap::new(move |path, sent| {
         let prefix = if opsgenie {
             "/v2/schedules/"
         } else {
@@ -594,7 +595,10 @@ fn check_every_write(
         };
         let overlaps = overlapping(&schedule, held);
         if !overlaps.is_empty() {
-            found.lock().unwrap().extend(overlaps);
+            found
+                .lock()
+                .unwrap()
+                .extend(overlaps.into_iter().map(|o| format!("{o}, after {sent}")));
         }
     })
 }
@@ -1033,7 +1037,7 @@ async fn the_write_tap_checks_the_state_after_every_write() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let tap = {
         let (og, seen, schedule) = (og.clone(), seen.clone(), schedule.clone());
-        proxy::WriteTap::new(move |path| {
+        proxy::WriteTap::new(move |path, _| {
             assert_eq!(
                 schedule_in(path, "/v2/schedules/").as_deref(),
                 Some("og-tap")

@@ -48,12 +48,13 @@ pub fn sent_so_far() -> u64 {
 pub struct WriteTap {
     /// Held from sending a write until its check has run; counts the writes checked.
     checked: Mutex<u64>,
-    /// Called with the path of each write (without a run prefix) once its answer is back.
-    check: Box<dyn Fn(&str) + Send + Sync>,
+    /// Called with the path of each write (without a run prefix) and its request line as sent
+    /// on (tagged), once its answer is back.
+    check: Box<dyn Fn(&str, &str) + Send + Sync>,
 }
 
 impl WriteTap {
-    pub fn new(check: impl Fn(&str) + Send + Sync + 'static) -> Arc<WriteTap> {
+    pub fn new(check: impl Fn(&str, &str) + Send + Sync + 'static) -> Arc<WriteTap> {
         Arc::new(WriteTap {
             checked: Mutex::new(0),
             check: Box::new(check),
@@ -113,7 +114,8 @@ fn forward(
         let answer = read_answer(&mut from_server, request.method == "HEAD");
         if let Some((tap, count)) = checked.as_mut() {
             // Whatever became of the answer, the write may have landed: check.
-            (tap.check)(&request.path);
+            let line = String::from_utf8_lossy(&request.bytes[..request.line]);
+            (tap.check)(&request.path, line.trim_end());
             **count += 1;
         }
         drop(checked);
