@@ -50,8 +50,11 @@ pub struct WriteTap {
     checked: Mutex<u64>,
     /// Called with the path of each write (without a run prefix) and its request line as sent
     /// on (tagged), once its answer is back.
-    check: Box<dyn Fn(&str, &str) + Send + Sync>,
+    check: Box<Check>,
 }
+
+/// A write tap's check: called with a write's path and its tagged request line.
+type Check = dyn Fn(&str, &str) + Send + Sync;
 
 impl WriteTap {
     pub fn new(check: impl Fn(&str, &str) + Send + Sync + 'static) -> Arc<WriteTap> {
