@@ -22,10 +22,16 @@
 //!   the overrides of the vendor schedule written to are checked for overlaps: every state the
 //!   simulators ever held is checked (reads change nothing), and the count of writes checked
 //!   equals the simulators' own count of writes;
-//! - no two writers on a vendor schedule at once: every request is tagged on the way with its
-//!   worker (or the CLI) and its run, and in each simulator's own log the requests to a vendor
-//!   schedule come in one block per run, never interleaved with another run's and never
-//!   resumed after another run's began (a paused worker sends nothing after it resumes);
+//! - no two holders on a vendor schedule at once, as README promises it: every request is
+//!   tagged on the way with its worker (or the CLI), its run, and its place in the order in
+//!   which the requests left their senders; in that order, the requests each simulator logged
+//!   to a vendor schedule come in one block per run, never interleaved with another run's and
+//!   never resumed after another run's began. The order they landed in is not the one: a write
+//!   waits in its forwarder for the tap (above), up to a second on a loaded machine, longer than
+//!   the quarter-lease between a holder's deadline and the lease's end. The one exception is
+//!   README's: a request already handed to the HTTP client when its worker paused past its lease
+//!   (a call of its run was under way when the pause began) may leave after the pause; such a
+//!   run starts no call after the pause (checked too);
 //! - some kills and pauses hit a worker while it held leases;
 //! - every mark only moved forward: a trigger in the test's schema records the mark of every
 //!   version of every destination's state;
@@ -154,7 +160,9 @@ async fn four_workers_killed_paused_skewed_beside_the_cli_and_a_restarting_datab
     }
     fleet.og.clear_faults();
     fleet.pd.clear_faults();
-    chaos.pauses += workers.iter().map(|(_, w)| w.faults.pauses()).sum::<u64>();
+    for (_, worker) in &workers {
+        chaos.note_faults(&worker.faults);
+    }
 
     // Every write was checked, and none ever left two overrides overlapping.
     assert_eq!(taps.0.writes(), fleet.og.write_calls() as u64, "opsgenie");
@@ -164,7 +172,12 @@ async fn four_workers_killed_paused_skewed_beside_the_cli_and_a_restarting_datab
     chaos.check(&database);
     check_final_overrides(&fleet).await;
     check_marks_only_moved_forward(&fleet).await;
-    let writers = check_one_holder_at_a_time(&fleet);
+    assert!(
+        chaos.started_after_pause.is_empty(),
+        "runs stalled past their lease started calls: {:#?}",
+        chaos.started_after_pause
+    );
+    let (writers, late) = check_one_holder_at_a_time(&fleet, &chaos.stalled);
     assert!(
         writers.len() > WORKERS,
         "writes came from {writers:?}: killed workers' successors wrote too"
@@ -173,7 +186,8 @@ async fn four_workers_killed_paused_skewed_beside_the_cli_and_a_restarting_datab
     eprintln!(
         "chaos: {} destinations, {ROUNDS} rounds, {} kills ({} holding leases), {} pauses past \
          the lease ({} asked of workers holding leases), {} database restarts, CLI exits {:?}, \
-         TLS {}, {} writers, {} writes checked, {} vendor requests, {:.1} s",
+         TLS {}, {} writers, {} writes checked, {} vendor requests ({} left a worker after a \
+         pause they were handed to its HTTP client before), {:.1} s",
         SCHEDULES * 2,
         chaos.kills,
         chaos.kills_holding,
@@ -185,6 +199,7 @@ async fn four_workers_killed_paused_skewed_beside_the_cli_and_a_restarting_datab
         writers.len(),
         taps.0.writes() + taps.1.writes(),
         fleet.og.requests().len() + fleet.pd.requests().len(),
+        late,
         started.elapsed().as_secs_f64()
     );
     drop_schema(&fleet.store).await;
@@ -273,13 +288,26 @@ impl Database {
 struct Chaos {
     kills: usize,
     kills_holding: usize,
-    /// Pauses of workers that were killed before their faults were read at the end.
+    /// Pauses, of every worker.
     pauses: u64,
+    /// Every worker's (run, vendor schedule) pairs that had a call under way when the worker
+    /// paused, and how many requests had left their senders when the pause ended.
+    stalled: HashMap<(u64, String), u64>,
+    /// Calls that runs stalled in a pause started after it.
+    started_after_pause: Vec<String>,
     pauses_asked: usize,
     cli_runs: Vec<i32>,
 }
 
 impl Chaos {
+    /// What a worker's faults saw, read once it is killed, or at the end.
+    fn note_faults(&mut self, faults: &worker_support::Faults) {
+        self.pauses += faults.pauses();
+        self.stalled.extend(faults.stalled());
+        self.started_after_pause
+            .extend(faults.started_after_pause());
+    }
+
     fn check(&self, database: &Database) {
         assert!(
             self.kills >= 6,
@@ -493,7 +521,7 @@ async fn kill(
     tokio::task::spawn_blocking(move || old.thread.join().unwrap())
         .await
         .unwrap();
-    chaos.pauses += paused.pauses();
+    chaos.note_faults(&paused);
     // Killed, it released nothing: what it held is still its own until the leases run out.
     if live_leases(fleet).await.contains_key(name.as_str()) {
         chaos.kills_holding += 1;
@@ -537,7 +565,8 @@ async fn live_leases(fleet: &Fleet) -> HashMap<String, i64> {
 }
 
 /// The tap of one simulator (Opsgenie's or PagerDuty's): after each write, the overrides of the
-/// vendor schedule it wrote to are checked for overlaps (each one found is recorded in `found`).
+/// vendor schedule it wrote to are checked for overlaps (each one found is recorded in `found`,
+/// with the tagged request line of the write after which it was found).
 fn check_every_write(
     fleet: &Fleet,
     found: &Arc<Mutex<Vec<String>>>,
@@ -545,7 +574,7 @@ fn check_every_write(
 ) -> Arc<proxy::WriteTap> {
     let found = found.clone();
     let (og, pd) = (fleet.og.clone(), fleet.pd.clone());
-    proxy::WriteTap::new(move |path| {
+    proxy::WriteTap::new(move |path, sent| {
         let prefix = if opsgenie {
             "/v2/schedules/"
         } else {
@@ -566,7 +595,10 @@ fn check_every_write(
         };
         let overlaps = overlapping(&schedule, held);
         if !overlaps.is_empty() {
-            found.lock().unwrap().extend(overlaps);
+            found
+                .lock()
+                .unwrap()
+                .extend(overlaps.into_iter().map(|o| format!("{o}, after {sent}")));
         }
     })
 }
@@ -688,46 +720,96 @@ async fn check_marks_only_moved_forward(fleet: &Fleet) {
     }
 }
 
-/// One request as the simulators logged it: who and which of its runs (its tags), method,
-/// vendor schedule.
+/// One request as the simulators logged it: who and which of its runs (its tags), when it left
+/// its sender (its number in that order), method, vendor schedule, and whether it left its
+/// worker only after a pause it was handed to the HTTP client before.
+#[derive(Clone)]
 struct Logged {
     who: Option<String>,
     run: Option<String>,
+    sent: Option<u64>,
     write: bool,
     schedule: Option<String>,
+    late: bool,
+    /// Method, path and status, for the failure report.
+    what: String,
 }
 
-fn logged(method: &str, path: &str, query: &[(String, String)], prefix: &str) -> Logged {
+fn logged(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    prefix: &str,
+    status: Option<u16>,
+    stalled: &HashMap<(u64, String), u64>,
+) -> Logged {
     let tag = |name: &str| {
         query
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
+    let (run, sent, schedule) = (
+        tag(proxy::RUN_TAG),
+        tag(proxy::SENT_TAG).and_then(|n| n.parse::<u64>().ok()),
+        schedule_in(path, prefix),
+    );
+    let stalled_in = run
+        .as_deref()
+        .and_then(|r| r.parse::<u64>().ok())
+        .zip(schedule.clone())
+        .and_then(|call| stalled.get(&call));
     Logged {
         who: tag(proxy::TAG),
-        run: tag(proxy::RUN_TAG),
+        late: matches!((stalled_in, sent), (Some(resumed), Some(n)) if n > *resumed),
+        run,
+        sent,
         write: method != "GET",
-        schedule: schedule_in(path, prefix),
+        schedule,
+        what: format!("{method} {path} -> {status:?}"),
     }
 }
 
-/// From each simulator's log: no two workers' runs on a vendor schedule interleave. Returns the
-/// workers that wrote.
-fn check_one_holder_at_a_time(fleet: &Fleet) -> HashSet<String> {
+/// From each simulator's log: no two workers' runs on a vendor schedule interleave, in the order
+/// the requests left their senders, but for requests that left a worker after a pause they
+/// were handed to its HTTP client before (`stalled`: see [`Chaos::stalled`]). Returns the
+/// workers that wrote and how many requests were such late ones.
+fn check_one_holder_at_a_time(
+    fleet: &Fleet,
+    stalled: &HashMap<(u64, String), u64>,
+) -> (HashSet<String>, usize) {
     let og: Vec<Logged> = fleet
         .og
         .requests()
         .iter()
-        .map(|r| logged(&r.method, &r.path, &r.query, "/v2/schedules/"))
+        .map(|r| {
+            logged(
+                &r.method,
+                &r.path,
+                &r.query,
+                "/v2/schedules/",
+                r.status,
+                stalled,
+            )
+        })
         .collect();
     let pd: Vec<Logged> = fleet
         .pd
         .requests()
         .iter()
-        .map(|r| logged(&r.method, &r.path, &r.query, "/schedules/"))
+        .map(|r| {
+            logged(
+                &r.method,
+                &r.path,
+                &r.query,
+                "/schedules/",
+                Some(r.status),
+                stalled,
+            )
+        })
         .collect();
     let mut writers = HashSet::new();
+    let late = og.iter().chain(&pd).filter(|r| r.late).count();
     for (vendor, log) in [("opsgenie", og), ("pagerduty", pd)] {
         match one_holder_at_a_time(&log) {
             Ok((writes, who)) => {
@@ -737,20 +819,30 @@ fn check_one_holder_at_a_time(fleet: &Fleet) -> HashSet<String> {
             Err(e) => panic!("{vendor}: {e}"),
         }
     }
-    writers
+    (writers, late)
 }
 
-/// The requests to each vendor schedule come in blocks, one per run (one claim of the
-/// destination, one lease): another run's request never lands between two of a run's requests
-/// to that schedule, so a run's block never resumes once another run's has begun. Two holders at
-/// once would interleave; a holder writing after its destination was taken over would resume its
-/// block. Returns the number of writes and who wrote, or the first violation.
+/// In the order the requests left their senders, the requests to each vendor schedule come in
+/// blocks, one per run (one claim of the destination, one lease): another run's request never
+/// leaves between two of a run's requests to that schedule, so a run's block never resumes once
+/// another run's has begun. Two holders at once would interleave; a holder sending after its
+/// destination was taken over would resume its block. Late requests (handed to the HTTP client
+/// before a pause of their worker, gone out after it) are left out. Returns the number of
+/// writes and who wrote, or the first violation.
 fn one_holder_at_a_time(log: &[Logged]) -> Result<(usize, HashSet<String>), String> {
+    let mut order = Vec::with_capacity(log.len());
+    for (n, r) in log.iter().enumerate() {
+        let sent = r
+            .sent
+            .ok_or_else(|| format!("request {n} was not numbered by a forwarder"))?;
+        order.push((sent, n));
+    }
+    order.sort_unstable();
     // Per vendor schedule: the run whose block is going on, and the runs whose blocks ended.
     let mut current: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     let mut ended: HashSet<(&str, &str, &str)> = HashSet::new();
     let (mut writes, mut writers) = (0, HashSet::new());
-    for (n, r) in log.iter().enumerate() {
+    for (n, r) in order.into_iter().map(|(_, n)| (n, &log[n])) {
         let who = r
             .who
             .as_deref()
@@ -766,6 +858,9 @@ fn one_holder_at_a_time(log: &[Logged]) -> Result<(usize, HashSet<String>), Stri
             writes += 1;
             writers.insert(who.to_owned());
         }
+        if r.late {
+            continue;
+        }
         match current.insert(schedule, (who, run)) {
             Some(before) if before == (who, run) => {}
             Some((was, was_run)) => {
@@ -773,7 +868,8 @@ fn one_holder_at_a_time(log: &[Logged]) -> Result<(usize, HashSet<String>), Stri
                 if ended.contains(&(schedule, who, run)) {
                     return Err(format!(
                         "request {n}: {who} (run {run}) used {schedule} again after {was} (run \
-                         {was_run}) had: two holders at once"
+                         {was_run}) had: two holders at once; its requests:\n{}",
+                        requests_to(log, schedule, run, n)
                     ));
                 }
             }
@@ -783,6 +879,43 @@ fn one_holder_at_a_time(log: &[Logged]) -> Result<(usize, HashSet<String>), Stri
     Ok((writes, writers))
 }
 
+/// The requests to `schedule`, in the order they left their senders, from run `run`'s first up
+/// to request `last` (numbered as the simulator logged them), one a line.
+fn requests_to(log: &[Logged], schedule: &str, run: &str, last: usize) -> String {
+    let to_it: Vec<(usize, &Logged)> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.schedule.as_deref() == Some(schedule))
+        .collect();
+    let first = to_it
+        .iter()
+        .filter(|(_, r)| r.run.as_deref() == Some(run))
+        .filter_map(|(_, r)| r.sent)
+        .min();
+    let until = log[last].sent;
+    let mut lines: Vec<(Option<u64>, String)> = to_it
+        .into_iter()
+        .filter(|(_, r)| r.sent >= first && r.sent <= until)
+        .map(|(n, r)| {
+            let line = format!(
+                "  sent {:?}, logged {n}: {} run {}: {}{}",
+                r.sent,
+                r.who.as_deref().unwrap_or("?"),
+                r.run.as_deref().unwrap_or("?"),
+                r.what,
+                if r.late { " (late)" } else { "" }
+            );
+            (r.sent, line)
+        })
+        .collect();
+    lines.sort();
+    lines
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn the_log_check_catches_interleaved_holders_and_passes_handovers() {
     let r = |who: &str, run: &str, write: bool, schedule: &str| Logged {
@@ -790,6 +923,9 @@ fn the_log_check_catches_interleaved_holders_and_passes_handovers() {
         run: Some(run.into()),
         write,
         schedule: Some(schedule.into()),
+        sent: None,
+        late: false,
+        what: String::new(),
     };
     // w1 syncs A (run 1), then w2 takes it over (run 2); B is w2's meanwhile (run 3); then w1
     // claims A again (a new run, 4).
@@ -803,14 +939,17 @@ fn the_log_check_catches_interleaved_holders_and_passes_handovers() {
         r("w1", "4", false, "A"),
         r("w1", "4", true, "A"),
     ];
-    assert_eq!(one_holder_at_a_time(&handover).map(|(n, _)| n), Ok(4));
+    assert_eq!(
+        one_holder_at_a_time(&sent_in_order(handover.clone())).map(|(n, _)| n),
+        Ok(4)
+    );
     // w1 and w2 both run A: w2 reads between w1's read and write.
     let both = [
         r("w1", "1", false, "A"),
         r("w2", "2", false, "A"),
         r("w1", "1", true, "A"),
     ];
-    assert!(one_holder_at_a_time(&both).is_err());
+    assert!(one_holder_at_a_time(&sent_in_order(both.clone())).is_err());
     // w1 reads, w2 reads and writes, w1 reads again and writes, all in w1's one run: w1 held A
     // all along while w2 synced it.
     let reread = [
@@ -820,7 +959,7 @@ fn the_log_check_catches_interleaved_holders_and_passes_handovers() {
         r("w1", "1", false, "A"),
         r("w1", "1", true, "A"),
     ];
-    assert!(one_holder_at_a_time(&reread).is_err());
+    assert!(one_holder_at_a_time(&sent_in_order(reread)).is_err());
     // A stale holder writing after a handover.
     let stale = [
         r("w1", "1", false, "A"),
@@ -828,21 +967,49 @@ fn the_log_check_catches_interleaved_holders_and_passes_handovers() {
         r("w2", "2", true, "A"),
         r("w1", "1", true, "A"),
     ];
-    assert!(one_holder_at_a_time(&stale).is_err());
+    assert!(one_holder_at_a_time(&sent_in_order(stale)).is_err());
+    // Landed out of order: w1's write waited in the network (the forwarder's tap) and landed
+    // after w2's read, but it left w1 before w2's run began. Sent after it began, it fails;
+    // unless it was handed to w1's HTTP client before w1 paused, and left after the pause.
+    let mut delayed = sent_in_order(both);
+    delayed[2].sent = Some(0);
+    assert_eq!(one_holder_at_a_time(&delayed).map(|(n, _)| n), Ok(1));
+    delayed[2].sent = Some(5);
+    assert!(one_holder_at_a_time(&delayed).is_err());
+    delayed[2].late = true;
+    assert_eq!(one_holder_at_a_time(&delayed).map(|(n, _)| n), Ok(1));
+    // A request the forwarders did not number.
+    let mut unnumbered = sent_in_order(handover);
+    unnumbered[3].sent = None;
+    assert!(one_holder_at_a_time(&unnumbered).is_err());
     let untagged = [Logged {
         who: None,
         run: None,
         write: false,
         schedule: None,
+        sent: None,
+        late: false,
+        what: String::new(),
     }];
-    assert!(one_holder_at_a_time(&untagged).is_err());
+    assert!(one_holder_at_a_time(&sent_in_order(untagged)).is_err());
     let no_run = [Logged {
         who: Some("w1".into()),
         run: None,
         write: false,
         schedule: Some("A".into()),
+        sent: None,
+        late: false,
+        what: String::new(),
     }];
-    assert!(one_holder_at_a_time(&no_run).is_err());
+    assert!(one_holder_at_a_time(&sent_in_order(no_run)).is_err());
+}
+
+/// `log`, numbered in the order given (as if each request landed as it left).
+fn sent_in_order<const N: usize>(log: [Logged; N]) -> Vec<Logged> {
+    log.into_iter()
+        .zip(1..)
+        .map(|(r, n)| Logged { sent: Some(n), ..r })
+        .collect()
 }
 
 /// The tap sees the vendor schedule after every write, one write at a time: even a state that
@@ -870,7 +1037,7 @@ async fn the_write_tap_checks_the_state_after_every_write() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let tap = {
         let (og, seen, schedule) = (og.clone(), seen.clone(), schedule.clone());
-        proxy::WriteTap::new(move |path| {
+        proxy::WriteTap::new(move |path, _| {
             assert_eq!(
                 schedule_in(path, "/v2/schedules/").as_deref(),
                 Some("og-tap")

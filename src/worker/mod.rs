@@ -117,8 +117,9 @@ pub struct WorkerOptions {
     pub read_only_backoff: Duration,
     /// How long a claim holds a destination unless renewed (default: a minute); renewed every
     /// third of it, and given up a quarter of it before it runs out. Keep that quarter above
-    /// the providers' request timeout: a request sent just before the deadline then ends
-    /// before the lease does.
+    /// the providers' request timeout: a request sent just before the deadline then ends (is
+    /// answered, or given up on) before the lease does; one the network holds up may still land
+    /// later (README, "One holder at a time").
     pub lease: Duration,
     /// How many host schedules it syncs at once (default 4). The store's pool is grown to twice
     /// this plus one ([`WorkerOptions::pool_size`]): a connection for each group's sync and one

@@ -398,8 +398,9 @@ impl Fleet {
             .with_base_url(pd_proxy)
             .build()
             .unwrap();
-        let announcing =
-            |p: Arc<dyn Provider>| -> Arc<dyn Provider> { Arc::new(Announcing(p, faults.clone())) };
+        let announcing = |p: Arc<dyn Provider>| -> Arc<dyn Provider> {
+            Arc::new(Announcing(p, faults.clone(), None))
+        };
         TestHost {
             rota: self.rota.clone(),
             providers: HashMap::from([
@@ -446,11 +447,25 @@ impl Fleet {
 
 /// Faults of one worker: its clock's skew, and a pause of the whole worker after its next
 /// vendor call (the call has come back; the worker has not yet checked its lease again).
+///
+/// It also follows the worker's vendor calls by run (audited fleets' providers name theirs): the
+/// calls of other runs under way when a pause began had their requests handed to the HTTP
+/// client before the pause, and such a request may leave the worker only after it (README: "a
+/// request already handed to the HTTP client when its process stalls past the deadline may
+/// still reach the vendor"); a run that was in a call when its worker paused past the lease
+/// must start no call after the pause (its guard refuses them).
 #[derive(Default)]
 pub struct Faults {
     skew_ms: AtomicI64,
     pause_ms: AtomicU64,
     pauses: AtomicU64,
+    /// Calls under way, by (run, vendor schedule).
+    calls: Mutex<HashMap<(u64, String), usize>>,
+    /// The (run, vendor schedule) pairs with a call under way when a pause began, and how many
+    /// requests had left their senders ([`proxy::sent_so_far`]) when it ended.
+    stalled: Mutex<HashMap<(u64, String), u64>>,
+    /// Calls a stalled run started after its pause.
+    started_after_pause: Mutex<Vec<String>>,
 }
 
 impl Faults {
@@ -481,9 +496,61 @@ impl Faults {
     fn maybe_pause(&self) {
         let ms = self.pause_ms.swap(0, Ordering::Relaxed);
         if ms > 0 {
+            let under_way: Vec<(u64, String)> = self
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, _)| k.clone())
+                .collect();
             std::thread::sleep(std::time::Duration::from_millis(ms));
+            let resumed = proxy::sent_so_far();
+            let mut stalled = self.stalled.lock().unwrap();
+            for call in under_way {
+                stalled.entry(call).or_insert(resumed);
+            }
             self.pauses.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn call_starts(&self, run: u64, schedule: &str) {
+        let stalled = self.stalled.lock().unwrap();
+        if let Some(((_, was), _)) = stalled.iter().find(|((r, _), _)| *r == run) {
+            self.started_after_pause.lock().unwrap().push(format!(
+                "run {run} called on {schedule} after its worker paused in a call on {was}"
+            ));
+        }
+        drop(stalled);
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry((run, schedule.to_owned()))
+            .or_default() += 1;
+    }
+
+    fn call_ends(&self, run: u64, schedule: &str) {
+        if let Some(n) = self
+            .calls
+            .lock()
+            .unwrap()
+            .get_mut(&(run, schedule.to_owned()))
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The (run, vendor schedule) pairs that had a call under way when the worker paused, and
+    /// how many requests had left their senders when the pause ended: that run's requests to
+    /// that schedule numbered after it left only after the pause.
+    pub fn stalled(&self) -> HashMap<(u64, String), u64> {
+        self.stalled.lock().unwrap().clone()
+    }
+
+    /// Calls that a run stalled in a pause started after it (none, if the guard holds).
+    pub fn started_after_pause(&self) -> Vec<String> {
+        self.started_after_pause.lock().unwrap().clone()
     }
 }
 
@@ -542,7 +609,11 @@ impl PerRun {
             ),
             _ => return None,
         };
-        Some(Arc::new(Announcing(provider, self.faults.clone())))
+        Some(Arc::new(Announcing(
+            provider,
+            self.faults.clone(),
+            Some(run),
+        )))
     }
 }
 
@@ -573,12 +644,23 @@ impl Host for TestHost {
 }
 
 /// A provider that announces each vendor call as a tracing event (`vendor_call`, with the vendor
-/// schedule), so that a test sees in which span the call ran; and pauses its worker after a
-/// call where its faults ask for it.
-struct Announcing(Arc<dyn Provider>, Option<Arc<Faults>>);
+/// schedule), so that a test sees in which span the call ran; tells its worker's faults when a
+/// call of its run (where it has one) starts and ends; and pauses its worker after a call where
+/// its faults ask for it.
+struct Announcing(Arc<dyn Provider>, Option<Arc<Faults>>, Option<u64>);
 
 impl Announcing {
-    fn after_call<T>(&self, result: T) -> T {
+    /// A call starts: under way until what this returns is dropped (the call came back, or its
+    /// future was dropped).
+    fn announce(&self, call: &str, schedule: &VendorScheduleId) -> Option<UnderWay> {
+        tracing::info!(vendor_call = call, vendor_schedule = %schedule, "vendor call");
+        let (faults, run) = (self.1.clone()?, self.2?);
+        faults.call_starts(run, &schedule.0);
+        Some(UnderWay(faults, run, schedule.0.clone()))
+    }
+
+    fn after_call<T>(&self, under_way: Option<UnderWay>, result: T) -> T {
+        drop(under_way);
         if let Some(faults) = &self.1 {
             faults.maybe_pause();
         }
@@ -586,8 +668,13 @@ impl Announcing {
     }
 }
 
-fn announce(call: &str, schedule: &VendorScheduleId) {
-    tracing::info!(vendor_call = call, vendor_schedule = %schedule, "vendor call");
+/// A call of a run on a vendor schedule, under way until dropped.
+struct UnderWay(Arc<Faults>, u64, String);
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0.call_ends(self.1, &self.2);
+    }
 }
 
 #[async_trait]
@@ -605,15 +692,16 @@ impl Provider for Announcing {
     }
 
     async fn list_schedules(&self) -> Result<oncall_sync::ScheduleListing, Error> {
-        tracing::info!(vendor_call = "list_schedules", "vendor call");
+        let all = VendorScheduleId("*".into());
+        let under_way = self.announce("list_schedules", &all);
         let result = self.0.list_schedules().await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn schedule(&self, schedule: &VendorScheduleId) -> Result<VendorSchedule, Error> {
-        announce("schedule", schedule);
+        let under_way = self.announce("schedule", schedule);
         let result = self.0.schedule(schedule).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn on_call(
@@ -621,9 +709,9 @@ impl Provider for Announcing {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<Vec<RoleTimeline>, Error> {
-        announce("on_call", schedule);
+        let under_way = self.announce("on_call", schedule);
         let result = self.0.on_call(schedule, window).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn get_override(
@@ -631,9 +719,9 @@ impl Provider for Announcing {
         schedule: &VendorScheduleId,
         id: &OverrideId,
     ) -> Result<Option<Override>, Error> {
-        announce("get_override", schedule);
+        let under_way = self.announce("get_override", schedule);
         let result = self.0.get_override(schedule, id).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn list_overrides(
@@ -641,9 +729,9 @@ impl Provider for Announcing {
         schedule: &VendorScheduleId,
         window: Window,
     ) -> Result<Vec<Override>, Error> {
-        announce("list_overrides", schedule);
+        let under_way = self.announce("list_overrides", schedule);
         let result = self.0.list_overrides(schedule, window).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn create_overrides(
@@ -651,9 +739,9 @@ impl Provider for Announcing {
         schedule: &VendorScheduleId,
         overrides: &[NewOverride],
     ) -> Result<Vec<Result<Override, Error>>, Error> {
-        announce("create_overrides", schedule);
+        let under_way = self.announce("create_overrides", schedule);
         let result = self.0.create_overrides(schedule, overrides).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn update_override(
@@ -662,9 +750,9 @@ impl Provider for Announcing {
         id: &OverrideId,
         span: &Span,
     ) -> Result<Override, Error> {
-        announce("update_override", schedule);
+        let under_way = self.announce("update_override", schedule);
         let result = self.0.update_override(schedule, id, span).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 
     async fn delete_override(
@@ -672,8 +760,8 @@ impl Provider for Announcing {
         schedule: &VendorScheduleId,
         id: &OverrideId,
     ) -> Result<Deletion, Error> {
-        announce("delete_override", schedule);
+        let under_way = self.announce("delete_override", schedule);
         let result = self.0.delete_override(schedule, id).await;
-        self.after_call(result)
+        self.after_call(under_way, result)
     }
 }

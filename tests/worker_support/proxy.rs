@@ -9,6 +9,11 @@
 //! prefix and tagged `oncall_run=<n>` too. The attribution is then the simulator's record, in the
 //! order the simulator handled the requests, not the workers' word.
 //!
+//! Each request is also numbered (`oncall_sent=<n>`) in the order the forwarders, all of the test
+//! process, received it: the order in which the requests left their senders. The simulator's
+//! log is the order they landed in, which can differ: a write waits in its forwarder for the
+//! tap (below), as a request can wait in any network.
+//!
 //! A [`WriteTap`] shared by the forwarders of one simulator lets one write through at a time, and
 //! runs its check once the write's answer is back, before the next write is sent: the check sees
 //! every state the simulator's overrides ever were in (reads change nothing).
@@ -19,6 +24,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -26,17 +32,32 @@ use std::thread;
 pub const TAG: &str = "oncall_worker";
 /// The query parameter that names the sender's run (from a `/run-<n>` base URL).
 pub const RUN_TAG: &str = "oncall_run";
+/// The query parameter that numbers the requests in the order they left their senders.
+pub const SENT_TAG: &str = "oncall_sent";
+
+/// The requests the forwarders of this process received so far.
+static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests had left their senders (and reached a forwarder) so far: every request
+/// numbered after this one left later.
+pub fn sent_so_far() -> u64 {
+    SENT.load(Ordering::SeqCst)
+}
 
 /// A check run after each write through the forwarders that share it, one write at a time.
 pub struct WriteTap {
     /// Held from sending a write until its check has run; counts the writes checked.
     checked: Mutex<u64>,
-    /// Called with the path of each write (without a run prefix) once its answer is back.
-    check: Box<dyn Fn(&str) + Send + Sync>,
+    /// Called with the path of each write (without a run prefix) and its request line as sent
+    /// on (tagged), once its answer is back.
+    check: Box<Check>,
 }
 
+/// A write tap's check: called with a write's path and its tagged request line.
+type Check = dyn Fn(&str, &str) + Send + Sync;
+
 impl WriteTap {
-    pub fn new(check: impl Fn(&str) + Send + Sync + 'static) -> Arc<WriteTap> {
+    pub fn new(check: impl Fn(&str, &str) + Send + Sync + 'static) -> Arc<WriteTap> {
         Arc::new(WriteTap {
             checked: Mutex::new(0),
             check: Box::new(check),
@@ -84,6 +105,7 @@ fn forward(
     let mut to_server = server.try_clone()?;
     let (mut from_client, mut from_server) = (BufReader::new(client), BufReader::new(server));
     while let Some(request) = read_request(&mut from_client, name)? {
+        let request = request.numbered(SENT.fetch_add(1, Ordering::SeqCst) + 1);
         let write = !matches!(request.method.as_str(), "GET" | "HEAD");
         // A write holds the tap from before it is sent until its check has run.
         let mut checked = match (tap, write) {
@@ -95,7 +117,8 @@ fn forward(
         let answer = read_answer(&mut from_server, request.method == "HEAD");
         if let Some((tap, count)) = checked.as_mut() {
             // Whatever became of the answer, the write may have landed: check.
-            (tap.check)(&request.path);
+            let line = String::from_utf8_lossy(&request.bytes[..request.line]);
+            (tap.check)(&request.path, line.trim_end());
             **count += 1;
         }
         drop(checked);
@@ -111,6 +134,26 @@ struct Request {
     /// The path without its run prefix or query.
     path: String,
     bytes: Vec<u8>,
+    /// The length of the request line in `bytes`.
+    line: usize,
+}
+
+impl Request {
+    /// The request with `&oncall_sent=<sent>` appended to its query.
+    fn numbered(self, sent: u64) -> Request {
+        let line = String::from_utf8_lossy(&self.bytes[..self.line]).into_owned();
+        let (target, version) = line
+            .rsplit_once(' ')
+            .unwrap_or((line.as_str(), "HTTP/1.1\r\n"));
+        let numbered = format!("{target}&{SENT_TAG}={sent} {version}");
+        let mut bytes = numbered.clone().into_bytes();
+        bytes.extend_from_slice(&self.bytes[self.line..]);
+        Request {
+            line: numbered.len(),
+            bytes,
+            ..self
+        }
+    }
 }
 
 fn read_request(from: &mut impl BufRead, name: &str) -> std::io::Result<Option<Request>> {
@@ -120,6 +163,7 @@ fn read_request(from: &mut impl BufRead, name: &str) -> std::io::Result<Option<R
     }
     let (line, method, path) = tag(&request_line, name);
     let mut bytes = line.into_bytes();
+    let line_length = bytes.len();
     let mut length = 0usize;
     loop {
         let mut line = String::new();
@@ -146,6 +190,7 @@ fn read_request(from: &mut impl BufRead, name: &str) -> std::io::Result<Option<R
         method,
         path,
         bytes,
+        line: line_length,
     }))
 }
 
@@ -268,6 +313,26 @@ fn tags_the_query_with_the_sender_and_its_run() {
             "/v2/schedules/x/overrides".to_owned()
         )
     );
+}
+
+#[test]
+fn numbers_a_tagged_request() {
+    let (line, method, path) = tag("POST /run-3/v2/x HTTP/1.1\r\n", "w1");
+    let mut bytes = line.clone().into_bytes();
+    bytes.extend_from_slice(b"content-length: 2\r\n\r\n{}");
+    let request = Request {
+        method,
+        path,
+        line: line.len(),
+        bytes,
+    }
+    .numbered(42);
+    assert_eq!(
+        String::from_utf8(request.bytes).unwrap(),
+        "POST /v2/x?oncall_worker=w1&oncall_run=3&oncall_sent=42 HTTP/1.1\r\n\
+         content-length: 2\r\n\r\n{}"
+    );
+    assert_eq!(request.line, 66);
 }
 
 #[test]
