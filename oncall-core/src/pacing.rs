@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 /// speeds up while answers come back clean and slows down when the vendor refuses (a 429) or
 /// delays (answers that take far longer than the fastest ones seen).
 ///
+/// An adaptive pacer also keeps a window: how many requests may be in flight at once
+/// ([`Pacer::in_flight_limit`]), between 1 and the burst. It starts at the burst, is cut by the
+/// same factors as the rate on push-back, and grows back by one request per window of clean
+/// answers (additive increase, multiplicative decrease, as TCP's congestion window). The adapter
+/// holds its requests to it.
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use oncall_core::pacing::Pacer;
@@ -132,11 +138,34 @@ struct Adaptation {
     fastest: Option<Duration>,
     /// No slowdown before this instant (one per delayed answer's latency).
     calm_until: Option<Instant>,
+    /// Requests that may be in flight at once, in `[1, max_window]`.
+    window: f64,
+    /// The largest window: the burst.
+    max_window: f64,
 }
 
 impl Adaptation {
     fn interval(&self) -> Duration {
         Duration::try_from_secs_f64(1.0 / self.rate).unwrap_or(Duration::from_secs(1))
+    }
+
+    /// Push-back (a 429 or a delayed answer): the rate and the window multiplied by `factor`.
+    fn push_back(&mut self, factor: f64) {
+        self.rate = (self.rate * factor).max(self.settings.floor);
+        self.window = (self.window * factor).max(1.0);
+        self.pushed_back = true;
+    }
+
+    /// A clean answer: the rate grows by its growth factor (ten times less after a push-back),
+    /// the window by one request per window of clean answers.
+    fn clean(&mut self) {
+        let growth = if self.pushed_back {
+            self.settings.growth / 10.0
+        } else {
+            self.settings.growth
+        };
+        self.rate = (self.rate * (1.0 + growth)).min(self.settings.ceiling);
+        self.window = (self.window + 1.0 / self.window).min(self.max_window);
     }
 }
 
@@ -168,12 +197,15 @@ impl Pacer {
     /// ```
     pub fn adaptive(settings: AdaptiveRate, burst: u32) -> Pacer {
         let settings = settings.sanitised();
+        let max_window = f64::from(burst.max(1));
         let adaptation = Adaptation {
             settings,
             rate: settings.initial,
             pushed_back: false,
             fastest: None,
             calm_until: None,
+            window: max_window,
+            max_window,
         };
         Pacer::with_interval(adaptation.interval(), burst, Some(adaptation))
     }
@@ -193,6 +225,31 @@ impl Pacer {
     /// The current rate of an adaptive pacer, in requests a second (`None` for a fixed one).
     pub fn rate_per_second(&self) -> Option<f64> {
         self.adaptive.as_ref().map(|a| a.rate)
+    }
+
+    /// How many requests an adaptive pacer lets be in flight at once now (at least 1, at most the
+    /// burst); `None` for a fixed or absent rate, where only the adapter's own limit holds.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use oncall_core::pacing::{AdaptiveRate, Pacer};
+    /// let mut pacer = Pacer::adaptive(AdaptiveRate::BRISK, 16);
+    /// assert_eq!(pacer.in_flight_limit(), Some(16), "it starts at the burst");
+    /// pacer.rate_limited(Instant::now(), Duration::ZERO);
+    /// assert_eq!(pacer.in_flight_limit(), Some(8), "a 429 halves it");
+    /// for _ in 0..9 {
+    ///     pacer.answered(Instant::now(), Duration::from_millis(20));
+    /// }
+    /// assert_eq!(pacer.in_flight_limit(), Some(9), "about a window of clean answers adds one");
+    /// assert_eq!(Pacer::per_minute(600, 4).in_flight_limit(), None);
+    /// ```
+    pub fn in_flight_limit(&self) -> Option<usize> {
+        self.adaptive.as_ref().map(|a| {
+            // A float in [1, max_window], itself a u32: the cast neither wraps nor saturates.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let window = a.window.floor().max(1.0) as usize;
+            window
+        })
     }
 
     /// Reserves a slot for a request that wants to go at `now`, and says how long it must wait
@@ -236,17 +293,11 @@ impl Pacer {
             && latency >= fastest + SLOW_MARGIN;
         if delayed {
             if a.calm_until.is_none_or(|calm| now >= calm) {
-                a.rate = (a.rate * a.settings.slowdown).max(a.settings.floor);
-                a.pushed_back = true;
+                a.push_back(a.settings.slowdown);
                 a.calm_until = now.checked_add(latency);
             }
         } else {
-            let growth = if a.pushed_back {
-                a.settings.growth / 10.0
-            } else {
-                a.settings.growth
-            };
-            a.rate = (a.rate * (1.0 + growth)).min(a.settings.ceiling);
+            a.clean();
         }
         self.retime();
     }
@@ -256,8 +307,7 @@ impl Pacer {
     pub fn rate_limited(&mut self, now: Instant, wait: Duration) {
         self.pause_for(now, wait);
         if let Some(a) = self.adaptive.as_mut() {
-            a.rate = (a.rate * a.settings.backoff).max(a.settings.floor);
-            a.pushed_back = true;
+            a.push_back(a.settings.backoff);
             self.retime();
         }
     }
@@ -409,12 +459,49 @@ mod tests {
     }
 
     #[test]
+    fn the_window_shrinks_on_push_back_and_grows_back_by_one_per_window() {
+        let mut p = Pacer::adaptive(AdaptiveRate::BRISK, 16);
+        let t0 = Instant::now();
+        let fast = Duration::from_millis(20);
+        assert_eq!(p.in_flight_limit(), Some(16));
+        p.answered(t0, fast);
+        assert_eq!(p.in_flight_limit(), Some(16), "never above the burst");
+        p.rate_limited(t0, Duration::ZERO);
+        assert_eq!(p.in_flight_limit(), Some(8));
+        // A delayed answer cuts it by the slowdown factor: 8 * 0.8 = 6.4.
+        p.answered(t0, Duration::from_secs(1));
+        assert_eq!(p.in_flight_limit(), Some(6));
+        // Additive increase: about one per window of clean answers.
+        for _ in 0..6 {
+            p.answered(t0 + Duration::from_secs(2), fast);
+        }
+        assert_eq!(p.in_flight_limit(), Some(7));
+        for _ in 0..20 {
+            p.rate_limited(t0, Duration::ZERO);
+        }
+        assert_eq!(p.in_flight_limit(), Some(1), "never below one");
+        for _ in 0..1_000 {
+            p.answered(t0 + Duration::from_secs(3), fast);
+        }
+        assert_eq!(
+            p.in_flight_limit(),
+            Some(16),
+            "back to the burst, no further"
+        );
+        assert_eq!(
+            Pacer::adaptive(AdaptiveRate::BRISK, 0).in_flight_limit(),
+            Some(1)
+        );
+    }
+
+    #[test]
     fn fixed_pacers_ignore_answers() {
         let mut p = Pacer::per_minute(60, 1);
         let t0 = Instant::now();
         p.answered(t0, Duration::from_secs(10));
         p.rate_limited(t0, Duration::ZERO);
         assert_eq!(p.rate_per_second(), None);
+        assert_eq!(p.in_flight_limit(), None);
         assert_eq!(p.reserve(t0), Duration::ZERO);
         assert_eq!(p.reserve(t0), Duration::from_secs(1));
     }
