@@ -299,7 +299,7 @@ impl Pacer {
         } else {
             a.clean();
         }
-        self.retime();
+        self.retime(now);
     }
 
     /// The vendor refused a request for its rate at `now` and asked to wait `wait`: every request
@@ -308,16 +308,26 @@ impl Pacer {
         self.pause_for(now, wait);
         if let Some(a) = self.adaptive.as_mut() {
             a.push_back(a.settings.backoff);
-            self.retime();
+            self.retime(now);
         }
     }
 
-    /// Applies an adaptive pacer's new rate to the schedule.
-    fn retime(&mut self) {
-        if let Some(a) = &self.adaptive {
-            self.interval = a.interval();
-            self.tolerance = self.interval.saturating_mul(self.burst - 1);
+    /// Applies an adaptive pacer's new rate to the schedule: the requests already scheduled ahead
+    /// of `now` keep their number, each now as far apart as the new rate says (a burst sent at a
+    /// slow start is not paid for at that slow rate once the pace has found a faster one).
+    fn retime(&mut self, now: Instant) {
+        let Some(a) = &self.adaptive else {
+            return;
+        };
+        let interval = a.interval();
+        if let Some(next) = self.next.filter(|n| *n > now) {
+            let ahead = (next - now).as_secs_f64() * interval.as_secs_f64()
+                / self.interval.as_secs_f64().max(f64::MIN_POSITIVE);
+            let ahead = Duration::try_from_secs_f64(ahead).unwrap_or(Duration::ZERO);
+            self.next = now.checked_add(ahead).or(Some(next));
         }
+        self.interval = interval;
+        self.tolerance = self.interval.saturating_mul(self.burst - 1);
     }
 }
 
@@ -431,6 +441,37 @@ mod tests {
         let third = p.reserve(t0);
         let fourth = p.reserve(t0);
         assert_eq!(fourth - third, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_burst_at_a_slow_start_is_rescheduled_at_the_rate_found() {
+        let mut p = Pacer::adaptive(
+            AdaptiveRate {
+                initial: 10.0,
+                ..AdaptiveRate::BRISK
+            },
+            10,
+        );
+        let t0 = Instant::now();
+        // Ten at once at 10 a second: the schedule runs a second ahead.
+        for _ in 0..10 {
+            assert_eq!(p.reserve(t0), Duration::ZERO);
+        }
+        assert_eq!(p.reserve(t0), Duration::from_millis(100));
+        // The rate doubles (clean answers): what is scheduled ahead is half as far away.
+        let t1 = t0 + Duration::from_millis(100);
+        while p.rate_per_second().is_some_and(|r| r < 20.0) {
+            p.answered(t1, Duration::from_millis(20));
+        }
+        let rate = p.rate_per_second().unwrap();
+        let wait = p.reserve(t1);
+        // The 11 requests scheduled from t0 ran the schedule 1 s past t1 at 10 a second: ten
+        // intervals, now 10 / rate seconds; less the burst's tolerance (9 intervals), one
+        // interval to wait (at the slow start's pace it would be over half a second).
+        assert!(
+            (wait.as_secs_f64() - 1.0 / rate).abs() < 1e-3,
+            "{wait:?} at {rate}/s"
+        );
     }
 
     #[test]
