@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// ([`Pacer::in_flight_limit`]), between 1 and the burst. It starts at the burst, is cut by the
 /// same factors as the rate on push-back, and grows back by one request per window of clean
 /// answers (additive increase, multiplicative decrease, as TCP's congestion window). The adapter
-/// holds its requests to it.
+/// holds its requests to it, and the pacer lets at most a window go at once.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -138,6 +138,9 @@ struct Adaptation {
     fastest: Option<Duration>,
     /// No slowdown before this instant (one per delayed answer's latency).
     calm_until: Option<Instant>,
+    /// No backoff before this instant: the 429s of requests already in flight when the vendor
+    /// first refused (until its pause is over and an answer could come back) are one push-back.
+    limited_until: Option<Instant>,
     /// Requests that may be in flight at once, in `[1, max_window]`.
     window: f64,
     /// The largest window: the burst.
@@ -204,6 +207,7 @@ impl Pacer {
             pushed_back: false,
             fastest: None,
             calm_until: None,
+            limited_until: None,
             window: max_window,
             max_window,
         };
@@ -266,6 +270,25 @@ impl Pacer {
         go.saturating_duration_since(now)
     }
 
+    /// How much of a vendor's pause is left at `now` (zero when none). A request that reserved its
+    /// slot before a 429 paused the connection asks again after its wait, and waits this too:
+    /// it does not go out into the pause.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use oncall_core::pacing::Pacer;
+    /// let mut pacer = Pacer::unlimited();
+    /// let t0 = Instant::now();
+    /// assert_eq!(pacer.reserve(t0), Duration::ZERO); // slot taken, then a 429 elsewhere:
+    /// pacer.pause_for(t0, Duration::from_secs(1));
+    /// assert_eq!(pacer.paused_for(t0), Duration::from_secs(1));
+    /// assert_eq!(pacer.paused_for(t0 + Duration::from_secs(2)), Duration::ZERO);
+    /// ```
+    pub fn paused_for(&self, now: Instant) -> Duration {
+        self.paused_until
+            .map_or(Duration::ZERO, |p| p.saturating_duration_since(now))
+    }
+
     /// The vendor asked for a pause (a rate limit): no request goes before `until`.
     pub fn pause_until(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
@@ -303,12 +326,19 @@ impl Pacer {
     }
 
     /// The vendor refused a request for its rate at `now` and asked to wait `wait`: every request
-    /// of the connection pauses that long ([`Pacer::pause_for`]), and an adaptive pacer slows down.
+    /// of the connection pauses that long ([`Pacer::pause_for`]), and an adaptive pacer slows down,
+    /// once per push-back: the other 429s of requests that were already in flight (answered before
+    /// the pause is over and the fastest answer could come back) do not cut again, or a window of
+    /// refusals would take the rate to its floor at once.
     pub fn rate_limited(&mut self, now: Instant, wait: Duration) {
         self.pause_for(now, wait);
         if let Some(a) = self.adaptive.as_mut() {
-            a.push_back(a.settings.backoff);
-            self.retime(now);
+            if a.limited_until.is_none_or(|until| now >= until) {
+                a.push_back(a.settings.backoff);
+                let settle = wait.saturating_add(a.fastest.unwrap_or(Duration::ZERO));
+                a.limited_until = now.checked_add(settle);
+                self.retime(now);
+            }
         }
     }
 
@@ -327,7 +357,12 @@ impl Pacer {
             self.next = now.checked_add(ahead).or(Some(next));
         }
         self.interval = interval;
-        self.tolerance = self.interval.saturating_mul(self.burst - 1);
+        // The burst follows the window: after a push-back, fewer requests go at once too.
+        let window = self.in_flight_limit().unwrap_or(1);
+        let burst = u32::try_from(window)
+            .unwrap_or(self.burst)
+            .clamp(1, self.burst);
+        self.tolerance = self.interval.saturating_mul(burst - 1);
     }
 }
 
@@ -394,12 +429,20 @@ mod tests {
             Duration::from_secs(2),
             "the vendor's wait holds"
         );
+        // The 429s of the requests that were in flight are the same push-back.
+        p.rate_limited(t0 + Duration::from_millis(10), Duration::from_secs(2));
+        p.rate_limited(t0 + Duration::from_secs(2), Duration::from_secs(2));
+        assert_eq!(p.rate_per_second(), Some(500.0));
         // After a push-back it climbs ten times slower: 1 % per answer.
         p.answered(t0, fast);
         let rate = p.rate_per_second().unwrap();
         assert!((rate - 505.0).abs() < 1e-9, "{rate}");
-        for _ in 0..20 {
-            p.rate_limited(t0, Duration::ZERO);
+        // A 429 once the pause is over and an answer could have come back is a new push-back.
+        let later = t0 + Duration::from_secs(2) + fast;
+        p.rate_limited(later, Duration::ZERO);
+        assert!((p.rate_per_second().unwrap() - 252.5).abs() < 1e-9);
+        for i in 1..=20 {
+            p.rate_limited(later + fast * i, Duration::ZERO);
         }
         assert_eq!(p.rate_per_second(), Some(0.5), "never below the floor");
     }
@@ -510,15 +553,15 @@ mod tests {
         p.rate_limited(t0, Duration::ZERO);
         assert_eq!(p.in_flight_limit(), Some(8));
         // A delayed answer cuts it by the slowdown factor: 8 * 0.8 = 6.4.
-        p.answered(t0, Duration::from_secs(1));
+        p.answered(t0 + fast, Duration::from_secs(1));
         assert_eq!(p.in_flight_limit(), Some(6));
         // Additive increase: about one per window of clean answers.
         for _ in 0..6 {
             p.answered(t0 + Duration::from_secs(2), fast);
         }
         assert_eq!(p.in_flight_limit(), Some(7));
-        for _ in 0..20 {
-            p.rate_limited(t0, Duration::ZERO);
+        for i in 0..20 {
+            p.rate_limited(t0 + Duration::from_secs(2) + fast * i, Duration::ZERO);
         }
         assert_eq!(p.in_flight_limit(), Some(1), "never below one");
         for _ in 0..1_000 {
@@ -532,6 +575,29 @@ mod tests {
         assert_eq!(
             Pacer::adaptive(AdaptiveRate::BRISK, 0).in_flight_limit(),
             Some(1)
+        );
+    }
+
+    #[test]
+    fn after_a_push_back_at_most_a_window_goes_at_once_and_none_into_the_pause() {
+        let mut p = Pacer::adaptive(
+            AdaptiveRate {
+                initial: 10.0,
+                ..AdaptiveRate::BRISK
+            },
+            4,
+        );
+        let t0 = Instant::now();
+        let slot = p.reserve(t0);
+        p.rate_limited(t0, Duration::from_secs(1)); // 5 a second, a window of 2
+        assert_eq!(slot, Duration::ZERO);
+        assert_eq!(p.paused_for(t0), Duration::from_secs(1), "the slot taken waits too");
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(p.paused_for(later), Duration::ZERO);
+        let waits: Vec<Duration> = (0..3).map(|_| p.reserve(later)).collect();
+        assert_eq!(
+            waits,
+            [Duration::ZERO, Duration::ZERO, Duration::from_millis(200)]
         );
     }
 

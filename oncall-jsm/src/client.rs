@@ -455,6 +455,14 @@ impl Client {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        // A 429 that came while this request waited for its slot pauses it too.
+        loop {
+            let paused = lock(&self.pacer).paused_for(Instant::now());
+            if paused.is_zero() {
+                break;
+            }
+            tokio::time::sleep(paused).await;
+        }
     }
 
     /// Holds back every request of the connection (a 429 seen elsewhere, tests).
