@@ -13,7 +13,7 @@
 //!
 //! A custom harness (`harness = false`) that runs each configuration once and prints calls, wall
 //! time and 429s: the naive runs take over a minute each at 200 ms, too long for criterion's ten
-//! samples. `cargo bench --bench pacing` (about seven minutes); `PACING_BENCH=opsgenie` (or
+//! samples. `cargo bench --bench pacing` (about twelve minutes); `PACING_BENCH=opsgenie` (or
 //! `pagerduty`, `20ms`, `tight`, ...) keeps only the rows whose name contains it.
 
 #![allow(missing_docs)]
