@@ -591,7 +591,11 @@ mod tests {
         let slot = p.reserve(t0);
         p.rate_limited(t0, Duration::from_secs(1)); // 5 a second, a window of 2
         assert_eq!(slot, Duration::ZERO);
-        assert_eq!(p.paused_for(t0), Duration::from_secs(1), "the slot taken waits too");
+        assert_eq!(
+            p.paused_for(t0),
+            Duration::from_secs(1),
+            "the slot taken waits too"
+        );
         let later = t0 + Duration::from_secs(10);
         assert_eq!(p.paused_for(later), Duration::ZERO);
         let waits: Vec<Duration> = (0..3).map(|_| p.reserve(later)).collect();
