@@ -147,6 +147,7 @@ fn deleted_every_other(n: usize) -> Input {
             ledger,
             last_run: None,
             mode: Default::default(),
+            home: None,
             written_over: Vec::new(),
         },
         now,

@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 /// speeds up while answers come back clean and slows down when the vendor refuses (a 429) or
 /// delays (answers that take far longer than the fastest ones seen).
 ///
+/// An adaptive pacer also keeps a window: how many requests may be in flight at once
+/// ([`Pacer::in_flight_limit`]), between 1 and the burst. It starts at the burst, is cut by the
+/// same factors as the rate on push-back, and grows back by one request per window of clean
+/// answers (additive increase, multiplicative decrease, as TCP's congestion window). The adapter
+/// holds its requests to it, and the pacer lets at most a window go at once.
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use oncall_core::pacing::Pacer;
@@ -132,11 +138,37 @@ struct Adaptation {
     fastest: Option<Duration>,
     /// No slowdown before this instant (one per delayed answer's latency).
     calm_until: Option<Instant>,
+    /// No backoff before this instant: the 429s of requests already in flight when the vendor
+    /// first refused (until its pause is over and an answer could come back) are one push-back.
+    limited_until: Option<Instant>,
+    /// Requests that may be in flight at once, in `[1, max_window]`.
+    window: f64,
+    /// The largest window: the burst.
+    max_window: f64,
 }
 
 impl Adaptation {
     fn interval(&self) -> Duration {
         Duration::try_from_secs_f64(1.0 / self.rate).unwrap_or(Duration::from_secs(1))
+    }
+
+    /// Push-back (a 429 or a delayed answer): the rate and the window multiplied by `factor`.
+    fn push_back(&mut self, factor: f64) {
+        self.rate = (self.rate * factor).max(self.settings.floor);
+        self.window = (self.window * factor).max(1.0);
+        self.pushed_back = true;
+    }
+
+    /// A clean answer: the rate grows by its growth factor (ten times less after a push-back),
+    /// the window by one request per window of clean answers.
+    fn clean(&mut self) {
+        let growth = if self.pushed_back {
+            self.settings.growth / 10.0
+        } else {
+            self.settings.growth
+        };
+        self.rate = (self.rate * (1.0 + growth)).min(self.settings.ceiling);
+        self.window = (self.window + 1.0 / self.window).min(self.max_window);
     }
 }
 
@@ -168,12 +200,16 @@ impl Pacer {
     /// ```
     pub fn adaptive(settings: AdaptiveRate, burst: u32) -> Pacer {
         let settings = settings.sanitised();
+        let max_window = f64::from(burst.max(1));
         let adaptation = Adaptation {
             settings,
             rate: settings.initial,
             pushed_back: false,
             fastest: None,
             calm_until: None,
+            limited_until: None,
+            window: max_window,
+            max_window,
         };
         Pacer::with_interval(adaptation.interval(), burst, Some(adaptation))
     }
@@ -195,6 +231,31 @@ impl Pacer {
         self.adaptive.as_ref().map(|a| a.rate)
     }
 
+    /// How many requests an adaptive pacer lets be in flight at once now (at least 1, at most the
+    /// burst); `None` for a fixed or absent rate, where only the adapter's own limit holds.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use oncall_core::pacing::{AdaptiveRate, Pacer};
+    /// let mut pacer = Pacer::adaptive(AdaptiveRate::BRISK, 16);
+    /// assert_eq!(pacer.in_flight_limit(), Some(16), "it starts at the burst");
+    /// pacer.rate_limited(Instant::now(), Duration::ZERO);
+    /// assert_eq!(pacer.in_flight_limit(), Some(8), "a 429 halves it");
+    /// for _ in 0..9 {
+    ///     pacer.answered(Instant::now(), Duration::from_millis(20));
+    /// }
+    /// assert_eq!(pacer.in_flight_limit(), Some(9), "about a window of clean answers adds one");
+    /// assert_eq!(Pacer::per_minute(600, 4).in_flight_limit(), None);
+    /// ```
+    pub fn in_flight_limit(&self) -> Option<usize> {
+        self.adaptive.as_ref().map(|a| {
+            // A float in [1, max_window], itself a u32: the cast neither wraps nor saturates.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let window = a.window.floor().max(1.0) as usize;
+            window
+        })
+    }
+
     /// Reserves a slot for a request that wants to go at `now`, and says how long it must wait
     /// first. Each call takes a slot: call it once per request, right before sending.
     pub fn reserve(&mut self, now: Instant) -> Duration {
@@ -207,6 +268,25 @@ impl Pacer {
             .unwrap_or(now)
             .max(earliest);
         go.saturating_duration_since(now)
+    }
+
+    /// How much of a vendor's pause is left at `now` (zero when none). A request that reserved its
+    /// slot before a 429 paused the connection asks again after its wait, and waits this too:
+    /// it does not go out into the pause.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use oncall_core::pacing::Pacer;
+    /// let mut pacer = Pacer::unlimited();
+    /// let t0 = Instant::now();
+    /// assert_eq!(pacer.reserve(t0), Duration::ZERO); // slot taken, then a 429 elsewhere:
+    /// pacer.pause_for(t0, Duration::from_secs(1));
+    /// assert_eq!(pacer.paused_for(t0), Duration::from_secs(1));
+    /// assert_eq!(pacer.paused_for(t0 + Duration::from_secs(2)), Duration::ZERO);
+    /// ```
+    pub fn paused_for(&self, now: Instant) -> Duration {
+        self.paused_until
+            .map_or(Duration::ZERO, |p| p.saturating_duration_since(now))
     }
 
     /// The vendor asked for a pause (a rate limit): no request goes before `until`.
@@ -236,38 +316,53 @@ impl Pacer {
             && latency >= fastest + SLOW_MARGIN;
         if delayed {
             if a.calm_until.is_none_or(|calm| now >= calm) {
-                a.rate = (a.rate * a.settings.slowdown).max(a.settings.floor);
-                a.pushed_back = true;
+                a.push_back(a.settings.slowdown);
                 a.calm_until = now.checked_add(latency);
             }
         } else {
-            let growth = if a.pushed_back {
-                a.settings.growth / 10.0
-            } else {
-                a.settings.growth
-            };
-            a.rate = (a.rate * (1.0 + growth)).min(a.settings.ceiling);
+            a.clean();
         }
-        self.retime();
+        self.retime(now);
     }
 
     /// The vendor refused a request for its rate at `now` and asked to wait `wait`: every request
-    /// of the connection pauses that long ([`Pacer::pause_for`]), and an adaptive pacer slows down.
+    /// of the connection pauses that long ([`Pacer::pause_for`]), and an adaptive pacer slows down,
+    /// once per push-back: the other 429s of requests that were already in flight (answered before
+    /// the pause is over and the fastest answer could come back) do not cut again, or a window of
+    /// refusals would take the rate to its floor at once.
     pub fn rate_limited(&mut self, now: Instant, wait: Duration) {
         self.pause_for(now, wait);
         if let Some(a) = self.adaptive.as_mut() {
-            a.rate = (a.rate * a.settings.backoff).max(a.settings.floor);
-            a.pushed_back = true;
-            self.retime();
+            if a.limited_until.is_none_or(|until| now >= until) {
+                a.push_back(a.settings.backoff);
+                let settle = wait.saturating_add(a.fastest.unwrap_or(Duration::ZERO));
+                a.limited_until = now.checked_add(settle);
+                self.retime(now);
+            }
         }
     }
 
-    /// Applies an adaptive pacer's new rate to the schedule.
-    fn retime(&mut self) {
-        if let Some(a) = &self.adaptive {
-            self.interval = a.interval();
-            self.tolerance = self.interval.saturating_mul(self.burst - 1);
+    /// Applies an adaptive pacer's new rate to the schedule: the requests already scheduled ahead
+    /// of `now` keep their number, each now as far apart as the new rate says (a burst sent at a
+    /// slow start is not paid for at that slow rate once the pace has found a faster one).
+    fn retime(&mut self, now: Instant) {
+        let Some(a) = &self.adaptive else {
+            return;
+        };
+        let interval = a.interval();
+        if let Some(next) = self.next.filter(|n| *n > now) {
+            let ahead = (next - now).as_secs_f64() * interval.as_secs_f64()
+                / self.interval.as_secs_f64().max(f64::MIN_POSITIVE);
+            let ahead = Duration::try_from_secs_f64(ahead).unwrap_or(Duration::ZERO);
+            self.next = now.checked_add(ahead).or(Some(next));
         }
+        self.interval = interval;
+        // The burst follows the window: after a push-back, fewer requests go at once too.
+        let window = self.in_flight_limit().unwrap_or(1);
+        let burst = u32::try_from(window)
+            .unwrap_or(self.burst)
+            .clamp(1, self.burst);
+        self.tolerance = self.interval.saturating_mul(burst - 1);
     }
 }
 
@@ -334,12 +429,20 @@ mod tests {
             Duration::from_secs(2),
             "the vendor's wait holds"
         );
+        // The 429s of the requests that were in flight are the same push-back.
+        p.rate_limited(t0 + Duration::from_millis(10), Duration::from_secs(2));
+        p.rate_limited(t0 + Duration::from_secs(2), Duration::from_secs(2));
+        assert_eq!(p.rate_per_second(), Some(500.0));
         // After a push-back it climbs ten times slower: 1 % per answer.
         p.answered(t0, fast);
         let rate = p.rate_per_second().unwrap();
         assert!((rate - 505.0).abs() < 1e-9, "{rate}");
-        for _ in 0..20 {
-            p.rate_limited(t0, Duration::ZERO);
+        // A 429 once the pause is over and an answer could have come back is a new push-back.
+        let later = t0 + Duration::from_secs(2) + fast;
+        p.rate_limited(later, Duration::ZERO);
+        assert!((p.rate_per_second().unwrap() - 252.5).abs() < 1e-9);
+        for i in 1..=20 {
+            p.rate_limited(later + fast * i, Duration::ZERO);
         }
         assert_eq!(p.rate_per_second(), Some(0.5), "never below the floor");
     }
@@ -384,6 +487,37 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_at_a_slow_start_is_rescheduled_at_the_rate_found() {
+        let mut p = Pacer::adaptive(
+            AdaptiveRate {
+                initial: 10.0,
+                ..AdaptiveRate::BRISK
+            },
+            10,
+        );
+        let t0 = Instant::now();
+        // Ten at once at 10 a second: the schedule runs a second ahead.
+        for _ in 0..10 {
+            assert_eq!(p.reserve(t0), Duration::ZERO);
+        }
+        assert_eq!(p.reserve(t0), Duration::from_millis(100));
+        // The rate doubles (clean answers): what is scheduled ahead is half as far away.
+        let t1 = t0 + Duration::from_millis(100);
+        while p.rate_per_second().is_some_and(|r| r < 20.0) {
+            p.answered(t1, Duration::from_millis(20));
+        }
+        let rate = p.rate_per_second().unwrap();
+        let wait = p.reserve(t1);
+        // The 11 requests scheduled from t0 ran the schedule 1 s past t1 at 10 a second: ten
+        // intervals, now 10 / rate seconds; less the burst's tolerance (9 intervals), one
+        // interval to wait (at the slow start's pace it would be over half a second).
+        assert!(
+            (wait.as_secs_f64() - 1.0 / rate).abs() < 1e-3,
+            "{wait:?} at {rate}/s"
+        );
+    }
+
+    #[test]
     fn adaptive_settings_that_make_no_sense_are_made_safe() {
         let odd = AdaptiveRate {
             initial: f64::NAN,
@@ -409,12 +543,76 @@ mod tests {
     }
 
     #[test]
+    fn the_window_shrinks_on_push_back_and_grows_back_by_one_per_window() {
+        let mut p = Pacer::adaptive(AdaptiveRate::BRISK, 16);
+        let t0 = Instant::now();
+        let fast = Duration::from_millis(20);
+        assert_eq!(p.in_flight_limit(), Some(16));
+        p.answered(t0, fast);
+        assert_eq!(p.in_flight_limit(), Some(16), "never above the burst");
+        p.rate_limited(t0, Duration::ZERO);
+        assert_eq!(p.in_flight_limit(), Some(8));
+        // A delayed answer cuts it by the slowdown factor: 8 * 0.8 = 6.4.
+        p.answered(t0 + fast, Duration::from_secs(1));
+        assert_eq!(p.in_flight_limit(), Some(6));
+        // Additive increase: about one per window of clean answers.
+        for _ in 0..6 {
+            p.answered(t0 + Duration::from_secs(2), fast);
+        }
+        assert_eq!(p.in_flight_limit(), Some(7));
+        for i in 0..20 {
+            p.rate_limited(t0 + Duration::from_secs(2) + fast * i, Duration::ZERO);
+        }
+        assert_eq!(p.in_flight_limit(), Some(1), "never below one");
+        for _ in 0..1_000 {
+            p.answered(t0 + Duration::from_secs(3), fast);
+        }
+        assert_eq!(
+            p.in_flight_limit(),
+            Some(16),
+            "back to the burst, no further"
+        );
+        assert_eq!(
+            Pacer::adaptive(AdaptiveRate::BRISK, 0).in_flight_limit(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn after_a_push_back_at_most_a_window_goes_at_once_and_none_into_the_pause() {
+        let mut p = Pacer::adaptive(
+            AdaptiveRate {
+                initial: 10.0,
+                ..AdaptiveRate::BRISK
+            },
+            4,
+        );
+        let t0 = Instant::now();
+        let slot = p.reserve(t0);
+        p.rate_limited(t0, Duration::from_secs(1)); // 5 a second, a window of 2
+        assert_eq!(slot, Duration::ZERO);
+        assert_eq!(
+            p.paused_for(t0),
+            Duration::from_secs(1),
+            "the slot taken waits too"
+        );
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(p.paused_for(later), Duration::ZERO);
+        let waits: Vec<Duration> = (0..3).map(|_| p.reserve(later)).collect();
+        assert_eq!(
+            waits,
+            [Duration::ZERO, Duration::ZERO, Duration::from_millis(200)]
+        );
+    }
+
+    #[test]
     fn fixed_pacers_ignore_answers() {
         let mut p = Pacer::per_minute(60, 1);
         let t0 = Instant::now();
         p.answered(t0, Duration::from_secs(10));
         p.rate_limited(t0, Duration::ZERO);
         assert_eq!(p.rate_per_second(), None);
+        assert_eq!(p.in_flight_limit(), None);
         assert_eq!(p.reserve(t0), Duration::ZERO);
         assert_eq!(p.reserve(t0), Duration::from_secs(1));
     }

@@ -458,6 +458,14 @@ impl Client {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        // A 429 that came while this request waited for its slot pauses it too.
+        loop {
+            let paused = lock(&self.pacer).paused_for(Instant::now());
+            if paused.is_zero() {
+                break;
+            }
+            tokio::time::sleep(paused).await;
+        }
         if let Some(budget) = &self.rate_budget {
             let wait = budget.reserve().await;
             if !wait.is_zero() {

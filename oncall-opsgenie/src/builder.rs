@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oncall_core::connection::{ConnectionBuilder, Region};
+use oncall_core::pacing::AdaptiveRate;
 use oncall_core::trace::HttpTrace;
 use oncall_core::{Error, RateBudget, RetryPolicy};
 
@@ -17,12 +18,21 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 /// holds at most this many permits.
 pub const MAX_CONCURRENCY: usize = tokio::sync::Semaphore::MAX_PERMITS;
 
-/// Requests per minute per connection unless told otherwise. Opsgenie's limits per plan are
-/// UNCONFIRMED (reference §3.2): 600 a minute stays below the smallest documented-looking figures,
-/// and a 429 still pauses every request of the connection for the vendor's period. This rate, not
-/// the concurrency, bounds how fast creates go: ten a second (see the crate docs, "Retries and
-/// pacing", to raise it).
+/// The limit a shared rate budget ([`OpsgenieBuilder::with_rate_budget`]) keeps the processes
+/// that share it under when no fixed rate is set: 600 requests a minute. (A connection alone
+/// paces adaptively by default: Opsgenie's limits per plan are UNCONFIRMED, reference §3.2.)
 pub const DEFAULT_RATE_PER_MINUTE: u32 = 600;
+
+/// How a connection paces its requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Rate {
+    /// Found as the connection goes (the default).
+    Adaptive(AdaptiveRate),
+    /// At most this many requests a minute, as the user's plan says.
+    Fixed(u32),
+    /// No rate of our own.
+    Unlimited,
+}
 
 /// How long one request may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +59,7 @@ pub struct OpsgenieBuilder {
     retry: RetryPolicy,
     user_agent: String,
     max_concurrency: usize,
-    rate_per_minute: Option<u32>,
+    rate: Rate,
     rate_budget: Option<(Arc<dyn RateBudget>, String)>,
     trace: Option<Arc<dyn HttpTrace>>,
 }
@@ -67,7 +77,9 @@ impl Default for OpsgenieBuilder {
             )
             .into(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
-            rate_per_minute: Some(DEFAULT_RATE_PER_MINUTE),
+            // Opsgenie's limits are undocumented and depend on the plan: the rate is found as
+            // the connection goes.
+            rate: Rate::Adaptive(AdaptiveRate::BRISK),
             rate_budget: None,
             trace: None,
         }
@@ -119,28 +131,43 @@ impl OpsgenieBuilder {
 
     /// Most requests in flight at once on this connection (at least 1, at most
     /// [`MAX_CONCURRENCY`]), shared by every clone of the provider. It is also the largest create
-    /// batch the provider declares, so a batch's POSTs all go out together.
+    /// batch the provider declares, so a batch's POSTs go out together. Under the adaptive rate
+    /// (the default) it is the largest window: the connection starts there, lets fewer requests
+    /// be in flight after a 429 or answers the vendor delays, and grows back while answers come
+    /// back clean.
     pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
         self.max_concurrency = max_concurrency.clamp(1, MAX_CONCURRENCY);
         self
     }
 
-    /// Most requests per minute on this connection, on average (at least 1), shared by every clone.
-    /// It sets the throughput of a large export: raise it to what the account's plan allows.
+    /// How the request rate adapts (default [`AdaptiveRate::BRISK`]: 20 requests a second to
+    /// start, faster with each clean answer, halved on a 429, cut by a fifth on an answer four
+    /// times slower than the fastest). Opsgenie's limits are undocumented and depend on the plan,
+    /// so by default the connection finds them; the concurrency window adapts with the rate.
+    pub fn with_adaptive_rate(mut self, rate: AdaptiveRate) -> Self {
+        self.rate = Rate::Adaptive(rate);
+        self
+    }
+
+    /// A fixed rate instead of the adaptive one, for users who know their plan's limit: at most
+    /// `requests` a minute on average (at least 1), shared by every clone, and a fixed
+    /// concurrency ([`with_max_concurrency`](Self::with_max_concurrency)). A 429 still pauses
+    /// every request of the connection for the vendor's period.
     pub fn with_rate_per_minute(mut self, requests: u32) -> Self {
-        self.rate_per_minute = Some(requests.max(1));
+        self.rate = Rate::Fixed(requests.max(1));
         self
     }
 
     /// No request rate of our own: only the concurrency limit and the vendor's 429s pace requests.
     pub fn without_rate_limit(mut self) -> Self {
-        self.rate_per_minute = None;
+        self.rate = Rate::Unlimited;
         self
     }
 
     /// Shares the request rate with every process whose provider has the same `budget` and
     /// `key` (a name for the Opsgenie account, never the API key): together they stay under
-    /// [`with_rate_per_minute`](Self::with_rate_per_minute) (600 when unset), not each of them.
+    /// [`with_rate_per_minute`](Self::with_rate_per_minute) ([`DEFAULT_RATE_PER_MINUTE`] when no
+    /// fixed rate is set), not each of them; each process still adapts its own pace below that.
     pub fn with_rate_budget(mut self, budget: Arc<dyn RateBudget>, key: impl Into<String>) -> Self {
         self.rate_budget = Some((budget, key.into()));
         self
@@ -191,7 +218,7 @@ impl OpsgenieBuilder {
             retry: self.retry,
             user_agent,
             max_concurrency: self.max_concurrency,
-            rate_per_minute: self.rate_per_minute,
+            rate: self.rate,
             rate_budget: self.rate_budget,
             trace: self.trace,
         })?;

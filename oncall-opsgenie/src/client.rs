@@ -16,7 +16,9 @@ use reqwest::{Method, Url};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use crate::builder::Rate;
 use crate::error::{parse_error, transport_error, CallContext};
+use crate::gate::Gate;
 use crate::json::parse_body;
 
 /// What [`Client::new`] needs.
@@ -26,7 +28,7 @@ pub(crate) struct ClientSettings {
     pub retry: RetryPolicy,
     pub user_agent: String,
     pub max_concurrency: usize,
-    pub rate_per_minute: Option<u32>,
+    pub rate: Rate,
     pub rate_budget: Option<(Arc<dyn RateBudget>, String)>,
     pub trace: Option<Arc<dyn HttpTrace>>,
 }
@@ -60,10 +62,14 @@ pub(crate) struct Client {
     timeout: Duration,
     retry: RetryPolicy,
     max_concurrency: usize,
+    /// The connection's pace: a rate (adaptive by default), the vendor's pauses, and the window
+    /// of requests in flight that an adaptive rate moves.
     pacer: Mutex<Pacer>,
     /// The account's rate shared with other processes, if the host set one.
     rate_budget: Option<SharedBudget>,
-    permits: Semaphore,
+    /// The requests in flight: at most `max_concurrency`, fewer while the pacer's window is
+    /// smaller.
+    gate: Gate,
     jitter: Jitter,
     /// The latest `Date` the vendor answered with (its clock, to whole seconds), and how far it
     /// had moved on from the one before.
@@ -126,7 +132,7 @@ impl Client {
             retry,
             user_agent,
             max_concurrency,
-            rate_per_minute,
+            rate,
             rate_budget,
             trace,
         } = settings;
@@ -148,16 +154,16 @@ impl Client {
             .map_err(|e| Error::Unsupported {
                 message: format!("the HTTP client could not be set up: {e}"),
             })?;
-        let pacer = match rate_per_minute {
-            // The burst is the concurrency (a batch's POSTs go together), at most u32::MAX.
-            Some(rate) => {
-                Pacer::per_minute(rate, u32::try_from(max_concurrency).unwrap_or(u32::MAX))
-            }
-            None => Pacer::unlimited(),
+        // The burst is the concurrency (a batch's POSTs go together), at most u32::MAX.
+        let burst = u32::try_from(max_concurrency).unwrap_or(u32::MAX);
+        let (pacer, fixed) = match rate {
+            Rate::Adaptive(settings) => (Pacer::adaptive(settings, burst), None),
+            Rate::Fixed(per_minute) => (Pacer::per_minute(per_minute, burst), Some(per_minute)),
+            Rate::Unlimited => (Pacer::unlimited(), None),
         };
         let rate_budget = rate_budget.map(|(budget, key)| {
             let limit = BudgetLimit {
-                per_minute: rate_per_minute.unwrap_or(crate::builder::DEFAULT_RATE_PER_MINUTE),
+                per_minute: fixed.unwrap_or(crate::builder::DEFAULT_RATE_PER_MINUTE),
                 burst: u32::try_from(max_concurrency).unwrap_or(u32::MAX),
             };
             SharedBudget::new(budget, key, limit)
@@ -172,7 +178,7 @@ impl Client {
             retry,
             max_concurrency,
             pacer: Mutex::new(pacer),
-            permits: Semaphore::new(max_concurrency),
+            gate: Gate::new(max_concurrency),
             jitter: Jitter::new(jitter_seed()),
             vendor_now: Mutex::new(None),
             rate_budget,
@@ -270,7 +276,7 @@ impl Client {
         request: &Request<'_>,
         stop: &impl Fn() -> Result<(), Error>,
     ) -> Result<RawAnswer, Error> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Transient {
+        let _pass = self.gate.enter().await.ok_or_else(|| Error::Transient {
             message: "the connection is shutting down".into(),
         })?;
         self.pace().await;
@@ -290,6 +296,11 @@ impl Client {
         let mut exchange = self.trace.as_ref().map(|_| self.trace_request(&built));
         let started = Instant::now();
         let result = self.receive(built).await;
+        if let Ok(answer) = &result {
+            if answer.status != 429 {
+                self.answered(started.elapsed());
+            }
+        }
         if let (Some(trace), Some(exchange)) = (&self.trace, exchange.as_mut()) {
             exchange.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &result {
@@ -379,6 +390,14 @@ impl Client {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        // A 429 that came while this request waited for its slot pauses it too.
+        loop {
+            let paused = lock(&self.pacer).paused_for(Instant::now());
+            if paused.is_zero() {
+                break;
+            }
+            tokio::time::sleep(paused).await;
+        }
         if let Some(budget) = &self.rate_budget {
             let wait = budget.reserve().await;
             if !wait.is_zero() {
@@ -389,10 +408,41 @@ impl Client {
 
     /// After a 429, every request of the connection waits the vendor's period (within the policy's
     /// total budget, as the retry's own wait is), so concurrent creates back off
-    /// together instead of each running into the limit again.
+    /// together instead of each running into the limit again; an adaptive pace slows down and
+    /// lets fewer requests be in flight.
     pub(crate) fn pause(&self, retry_after: Option<Duration>) {
         let wait = self.retry.rate_limit_pause(retry_after);
-        lock(&self.pacer).pause_for(Instant::now(), wait);
+        let mut pacer = lock(&self.pacer);
+        pacer.rate_limited(Instant::now(), wait);
+        self.resize_gate(&pacer);
+    }
+
+    /// An answer other than a 429 came back after `latency`: an adaptive pace speeds up, or slows
+    /// down if the vendor delayed it.
+    fn answered(&self, latency: Duration) {
+        let mut pacer = lock(&self.pacer);
+        pacer.answered(Instant::now(), latency);
+        self.resize_gate(&pacer);
+    }
+
+    /// Follows the adaptive pacer's window (a fixed pace keeps the whole concurrency).
+    fn resize_gate(&self, pacer: &Pacer) {
+        if let Some(window) = pacer.in_flight_limit() {
+            self.gate.resize(window);
+        }
+    }
+
+    /// How many requests the gate lets be in flight now.
+    #[cfg(test)]
+    pub(crate) fn gate_limit(&self) -> usize {
+        self.gate.limit()
+    }
+
+    /// The adaptive pace's rate (requests a second) and window (requests in flight), if adaptive.
+    #[cfg(test)]
+    pub(crate) fn adaptive_pace(&self) -> Option<(f64, usize)> {
+        let pacer = lock(&self.pacer);
+        pacer.rate_per_second().zip(pacer.in_flight_limit())
     }
 
     fn note_vendor_time(&self, headers: &HeaderMap) {
@@ -439,7 +489,7 @@ mod tests {
             retry: RetryPolicy::default(),
             user_agent: "t".into(),
             max_concurrency: 2,
-            rate_per_minute: None,
+            rate: Rate::Unlimited,
             rate_budget: None,
             trace: None,
         })
@@ -478,7 +528,7 @@ mod tests {
             },
             user_agent: "t".into(),
             max_concurrency: 2,
-            rate_per_minute: None,
+            rate: Rate::Unlimited,
             rate_budget: None,
             trace: None,
         })

@@ -112,26 +112,30 @@
 //! jitter, bounded in attempts and total wait. Creates are retried only after a 429; a create whose
 //! answer was lost is never re-sent (the sync re-reads and adopts it). A 429 waits what the vendor
 //! says, `X-RateLimit-Period-In-Sec` (60 s when the header is missing), whole, within the
-//! policy's total budget, and is reported as a rate limit when it does not fit. Every clone of a
-//! provider shares one pacer (a request rate, [`DEFAULT_RATE_PER_MINUTE`] unless set) and one
-//! concurrency limit; a 429 pauses them all for that wait (bounded by the same budget).
+//! policy's total budget, and is reported as a rate limit when it does not fit.
 //!
-//! **The rate, not the concurrency, sets the throughput.** Concurrency lets a batch's POSTs wait
-//! on the network together; the pacer still lets only the rate through. At the default 600 requests
-//! a minute that is ten creates a second whatever the concurrency: a year of daily shifts (365
-//! creates) takes over half a minute on a first export, where without a rate of our own the same
-//! export at 20 ms a request takes under a second (the `first_export` bench measures both). To go
-//! faster, raise the rate to what the account's plan allows with
-//! [`OpsgenieBuilder::with_rate_per_minute`] (Opsgenie's limits per plan are UNCONFIRMED; the
-//! account's own figures are at `GET /v2/request-limits/`, outside the endpoints this adapter
-//! calls, so look them up by hand), or drop it with [`OpsgenieBuilder::without_rate_limit`] and
-//! let the vendor's 429s pace the connection.
+//! **Pacing when the limits are unknown.** Opsgenie's numeric limits are undocumented and depend
+//! on the plan (per second and per minute, answered by a 429 or by delaying the request), so by
+//! default the connection finds its pace as it goes ([`AdaptiveRate::BRISK`](oncall_core::pacing::AdaptiveRate::BRISK)):
+//! it starts at 20 requests a second with [`DEFAULT_MAX_CONCURRENCY`] in flight, speeds up with
+//! each clean answer, halves its rate and its window of requests in flight on a 429 (and waits
+//! the vendor's period), cuts both by a fifth when answers come back markedly slower than the
+//! fastest seen (a vendor delaying requests), and grows back additively. Every clone of a
+//! provider shares that one pace. A batch of creates is one POST per override, sent side by side
+//! within the window, so a year of daily shifts goes out in a few round trips of a few dozen
+//! requests each (the root crate's `pacing` bench measures it against one request at a time).
+//! Users who know their plan's limit can fix the rate instead with
+//! [`OpsgenieBuilder::with_rate_per_minute`] (the account's own figures are at
+//! `GET /v2/request-limits/`, outside the endpoints this adapter calls, so look them up by hand),
+//! or drop our own pace with [`OpsgenieBuilder::without_rate_limit`] and let the vendor's 429s
+//! pace the connection.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod builder;
 mod client;
 mod error;
+mod gate;
 mod json;
 mod limits;
 mod models;

@@ -1029,4 +1029,34 @@ mod tests {
         assert!(waited >= Duration::from_millis(70), "{waited:?}");
         assert!(waited < Duration::from_secs(5), "{waited:?}");
     }
+
+    #[test]
+    fn the_adaptive_pace_is_the_default_and_one_for_every_clone() {
+        let a = OpsgenieProvider::builder()
+            .with_api_key("k")
+            .with_max_concurrency(16)
+            .build()
+            .unwrap();
+        let b = a.clone();
+        assert_eq!(b.client.adaptive_pace(), Some((20.0, 16)), "brisk to start");
+        a.client.pause(Some(Duration::ZERO));
+        assert_eq!(
+            b.client.adaptive_pace(),
+            Some((10.0, 8)),
+            "a 429 seen by one clone halves the rate and the window of all"
+        );
+        assert_eq!(b.client.gate_limit(), 8, "the gate follows the window");
+        let fixed = OpsgenieProvider::builder()
+            .with_api_key("k")
+            .with_rate_per_minute(600)
+            .build()
+            .unwrap();
+        assert_eq!(
+            fixed.client.adaptive_pace(),
+            None,
+            "a fixed rate for a known plan"
+        );
+        fixed.client.pause(Some(Duration::ZERO));
+        assert_eq!(fixed.client.gate_limit(), crate::DEFAULT_MAX_CONCURRENCY);
+    }
 }

@@ -58,12 +58,17 @@ async fn account(dialect: OpsgenieDialect) -> (OpsgenieSimulator, VendorSchedule
 }
 
 /// Points no probe can settle without making the vendor fail or throttle it.
-const UNPROBED: [&str; 2] = ["lost_answer_writes", "throttle"];
+const UNPROBED: [&str; 3] = ["lost_answer_writes", "throttle", "bucket"];
 
 #[tokio::test]
 async fn the_probe_names_each_dialect_it_can_settle() {
     let mut settled = 0;
-    for (name, dialect) in OpsgenieDialect::variants() {
+    // A probe reads each answer once, unretried: an account whose token bucket refuses it
+    // (`bucket=…`, issue 13 §5) is not one it settles points on.
+    for (name, dialect) in OpsgenieDialect::variants()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("bucket="))
+    {
         let (sim, vs) = account(dialect).await;
         let report = sim
             .provider()

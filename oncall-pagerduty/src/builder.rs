@@ -4,21 +4,34 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oncall_core::connection::{ConnectionBuilder, Region};
-use oncall_core::pacing::Pacer;
+use oncall_core::pacing::{AdaptiveRate, Pacer};
 use oncall_core::retry::Jitter;
 use oncall_core::trace::HttpTrace;
 use oncall_core::{BudgetLimit, Error, RateBudget, RetryPolicy, SharedBudget};
 
 use crate::client::{default_headers, Client};
 use crate::directory::DirectoryCache;
+use crate::gate::Gate;
 use crate::provider::{Inner, PagerDutyProvider};
 use crate::URLS;
 
-/// Requests a minute per key by default: under PagerDuty's 960, with room for the burst.
+/// The fastest a connection goes by default, in requests a minute: under PagerDuty's 960 per key,
+/// with room for the burst. The adaptive pace starts there and slows down on push-back.
 pub const DEFAULT_RATE_PER_MINUTE: u32 = 900;
 
-/// Requests that may go at once before pacing spaces them out.
-const BURST: u32 = 5;
+/// Requests in flight per connection unless told otherwise: PagerDuty asks for requests made
+/// "serially for a given authentication token", and the sync sends them one after another; a
+/// host that runs several syncs on one provider at once shares these.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 5;
+
+/// How a connection paces its requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rate {
+    /// Found as the connection goes, within the settings' bounds (the default).
+    Adaptive(AdaptiveRate),
+    /// At most this many requests a minute.
+    Fixed(u32),
+}
 
 /// Builds a [`PagerDutyProvider`].
 ///
@@ -40,7 +53,8 @@ pub struct PagerDutyBuilder {
     timeout: Duration,
     retry: RetryPolicy,
     user_agent: String,
-    rate_per_minute: u32,
+    rate: Rate,
+    max_concurrency: usize,
     directory_ttl: Duration,
     rate_budget: Option<(Arc<dyn RateBudget>, String)>,
     trace: Option<Arc<dyn HttpTrace>>,
@@ -55,7 +69,8 @@ impl Default for PagerDutyBuilder {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             user_agent: concat!("oncall-sync/", env!("CARGO_PKG_VERSION")).to_owned(),
-            rate_per_minute: DEFAULT_RATE_PER_MINUTE,
+            rate: Rate::Adaptive(AdaptiveRate::at_most_per_minute(DEFAULT_RATE_PER_MINUTE)),
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
             directory_ttl: Duration::from_secs(60),
             rate_budget: None,
             trace: None,
@@ -107,10 +122,28 @@ impl PagerDutyBuilder {
         self
     }
 
-    /// Requests a minute this key may make, shared by every clone of the provider (default
-    /// [`DEFAULT_RATE_PER_MINUTE`]; PagerDuty allows 960 per key).
+    /// A fixed rate instead of the adaptive one: at most `requests` a minute on this key, shared
+    /// by every clone of the provider, for users who know what their key may use (PagerDuty allows
+    /// 960 a minute per key, fewer where other tools share it). The concurrency stays fixed too.
     pub fn with_rate_per_minute(mut self, requests: u32) -> Self {
-        self.rate_per_minute = requests.max(1);
+        self.rate = Rate::Fixed(requests.max(1));
+        self
+    }
+
+    /// How the request rate adapts (default
+    /// [`AdaptiveRate::at_most_per_minute`]`(`[`DEFAULT_RATE_PER_MINUTE`]`)`: it starts at 15
+    /// requests a second, halves its rate and its window of requests in flight on a 429 and waits
+    /// `ratelimit-reset`, cuts both by a fifth on answers markedly slower than the fastest seen,
+    /// and recovers additively). Shared by every clone of the provider.
+    pub fn with_adaptive_rate(mut self, rate: AdaptiveRate) -> Self {
+        self.rate = Rate::Adaptive(rate);
+        self
+    }
+
+    /// Most requests in flight at once (at least 1, default [`DEFAULT_MAX_CONCURRENCY`]), shared
+    /// by every clone; under the adaptive rate, the largest window.
+    pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
+        self.max_concurrency = max_concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self
     }
 
@@ -123,7 +156,8 @@ impl PagerDutyBuilder {
 
     /// Shares the request rate with every process whose provider has the same `budget` and
     /// `key` (a name for the PagerDuty account, never the API key): together they stay under
-    /// [`with_rate_per_minute`](Self::with_rate_per_minute), not each of them.
+    /// [`with_rate_per_minute`](Self::with_rate_per_minute) (or [`DEFAULT_RATE_PER_MINUTE`]
+    /// under the adaptive rate), not each of them.
     pub fn with_rate_budget(mut self, budget: Arc<dyn RateBudget>, key: impl Into<String>) -> Self {
         self.rate_budget = Some((budget, key.into()));
         self
@@ -182,18 +216,21 @@ impl PagerDutyBuilder {
         // A per-provider seed without reading a clock: std's randomly keyed hasher.
         let seed = std::collections::hash_map::RandomState::new();
         let seed = std::hash::BuildHasher::hash_one(&seed, 0u8);
+        let burst = u32::try_from(self.max_concurrency).unwrap_or(u32::MAX);
+        let (pacer, per_minute) = match self.rate {
+            Rate::Adaptive(rate) => (Pacer::adaptive(rate, burst), DEFAULT_RATE_PER_MINUTE),
+            Rate::Fixed(per_minute) => (Pacer::per_minute(per_minute, burst), per_minute),
+        };
         let client = Client {
             http,
             base_url: settings.base_url,
             key: settings.api_key,
             retry: self.retry,
-            pacer: Mutex::new(Pacer::per_minute(self.rate_per_minute, BURST)),
+            pacer: Mutex::new(pacer),
+            gate: Gate::new(self.max_concurrency),
             jitter: Jitter::new(seed),
             rate_budget: self.rate_budget.map(|(budget, key)| {
-                let limit = BudgetLimit {
-                    per_minute: self.rate_per_minute,
-                    burst: BURST,
-                };
+                let limit = BudgetLimit { per_minute, burst };
                 SharedBudget::new(budget, key, limit)
             }),
             trace: self.trace,

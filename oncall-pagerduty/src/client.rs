@@ -14,6 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::error::parse_error;
+use crate::gate::Gate;
 
 /// PagerDuty's versioning header: always sent (the spec marks it required).
 pub(crate) const ACCEPT: &str = "application/vnd.pagerduty+json;version=2";
@@ -44,8 +45,11 @@ pub(crate) struct Client {
     pub(crate) base_url: String,
     pub(crate) key: ApiKey,
     pub(crate) retry: RetryPolicy,
-    /// Requests per key stay under PagerDuty's 960 a minute; a 429 pauses everyone.
+    /// Requests per key stay under PagerDuty's 960 a minute, adapting to push-back (a 429, answers
+    /// the vendor delays); a 429 pauses everyone.
     pub(crate) pacer: Mutex<Pacer>,
+    /// The requests in flight, at most the adaptive pacer's window.
+    pub(crate) gate: Gate,
     pub(crate) jitter: Jitter,
     /// Where every attempt is recorded, keys scrubbed (`with_http_trace`).
     pub(crate) trace: Option<Arc<dyn HttpTrace>>,
@@ -152,6 +156,9 @@ impl Client {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Result<Answer, Error> {
+        let _pass = self.gate.enter().await.ok_or_else(|| Error::Transient {
+            message: "the connection is shutting down".into(),
+        })?;
         self.pace().await;
         let token = key.unwrap_or(self.key.expose());
         let mut auth = HeaderValue::try_from(format!("Token token={token}"))
@@ -184,6 +191,11 @@ impl Client {
             })
         }
         .await;
+        if let Ok(answer) = &result {
+            if answer.status != StatusCode::TOO_MANY_REQUESTS {
+                self.answered(started.elapsed());
+            }
+        }
         if let (Some(trace), Some(mut exchange)) = (&self.trace, record.take()) {
             exchange.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &result {
@@ -242,6 +254,18 @@ impl Client {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        // A 429 that came while this request waited for its slot pauses it too.
+        loop {
+            let paused = self
+                .pacer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .paused_for(Instant::now());
+            if paused.is_zero() {
+                break;
+            }
+            tokio::time::sleep(paused).await;
+        }
         if let Some(budget) = &self.rate_budget {
             let wait = budget.reserve().await;
             if !wait.is_zero() {
@@ -250,13 +274,28 @@ impl Client {
         }
     }
 
-    /// After a 429: every request on this key waits the vendor's reset (bounded by the policy).
+    /// After a 429: every request on this key waits the vendor's reset (bounded by the policy),
+    /// and an adaptive pace slows down and lets fewer requests be in flight.
     fn pause(&self, reset: Option<Duration>) {
         let wait = self.retry.rate_limit_pause(reset);
-        self.pacer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pause_for(Instant::now(), wait);
+        let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
+        pacer.rate_limited(Instant::now(), wait);
+        self.resize_gate(&pacer);
+    }
+
+    /// An answer other than a 429 came back after `latency`: an adaptive pace speeds up, or slows
+    /// down if the vendor delayed it.
+    fn answered(&self, latency: Duration) {
+        let mut pacer = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
+        pacer.answered(Instant::now(), latency);
+        self.resize_gate(&pacer);
+    }
+
+    /// Follows the adaptive pacer's window (a fixed pace keeps the whole concurrency).
+    fn resize_gate(&self, pacer: &Pacer) {
+        if let Some(window) = pacer.in_flight_limit() {
+            self.gate.resize(window);
+        }
     }
 
     /// Makes sure the key appears in no message, whatever a vendor or proxy echoed.

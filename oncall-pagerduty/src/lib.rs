@@ -94,8 +94,10 @@
 //!   key, never retried) and on a read (the spec's "not authorized to view the requested
 //!   resource"), never a missing resource. Wording is read only to retry the account lock ("could
 //!   not be locked") and to name a user PagerDuty does not know; a wrong guess fails safe.
-//! - **Pacing** per key, shared by clones: 900 requests a minute by default (PagerDuty allows 960).
-//!   A 429 waits `ratelimit-reset` seconds, whole, within the retry policy's total budget (else the
+//! - **Pacing** per key, shared by clones, adaptive: it starts at 900 requests a minute (PagerDuty
+//!   allows 960), halves its rate and its window of requests in flight on a 429 and cuts both by a
+//!   fifth on answers markedly slower than the fastest seen, recovering additively;
+//!   [`PagerDutyBuilder::with_rate_per_minute`] fixes the rate instead. A 429 waits `ratelimit-reset` seconds, whole, within the retry policy's total budget (else the
 //!   rate limit is reported), and pauses every clone; a 429 without the header (the docs say it
 //!   may come without headers or body) gives no hint, so the policy's own backoff applies (0.5 s,
 //!   1 s, 2 s by default, jittered). Reads and deletes are retried after 5xx answers and timeouts,
@@ -138,6 +140,7 @@ mod builder;
 mod client;
 mod directory;
 mod error;
+mod gate;
 mod layers;
 mod models;
 mod pagination;
@@ -150,7 +153,7 @@ mod translate;
 use oncall_core::connection::VendorUrls;
 pub use oncall_core::connection::{ConnectionBuilder, ConnectionSettings, Region};
 
-pub use builder::{PagerDutyBuilder, DEFAULT_RATE_PER_MINUTE};
+pub use builder::{PagerDutyBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_PER_MINUTE};
 pub use error::parse_error;
 pub use provider::{PagerDutyProvider, LISTING_LOOKBACK};
 

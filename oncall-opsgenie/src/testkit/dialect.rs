@@ -103,6 +103,43 @@ readings! {
     }
 }
 
+readings! {
+    /// Whether the account enforces a rate limit of its own: a token bucket per rolling second
+    /// and per rolling minute (reference §3.2: "checked per minute and per second", numbers
+    /// UNCONFIRMED, over-limit requests "either rejected with the HTTP status 429 - Too Many
+    /// Requests or delayed to be executed"). The limits are [`OpsgenieDialect::bucket_limit`].
+    Bucket {
+        /// No limit the sync meets (only injected rate limits, [`Throttle`]).
+        Off = "off",
+        /// A request over the limit gets a 429 with `X-RateLimit-State: THROTTLED`,
+        /// `X-RateLimit-Reason: ACCOUNT` and `X-RateLimit-Period-In-Sec` naming the window that
+        /// was full, 1 or 60 (left out where [`Throttle::Reject429WithoutPeriod`] says so).
+        Refuse429 = "refuse_429",
+        /// A request over the limit is carried out and answered once the window has room, in
+        /// turn: no 429, only slow answers.
+        Delay = "delay",
+    }
+}
+
+/// The limits of [`OpsgenieDialect::bucket`]: requests per rolling second and per rolling minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BucketLimit {
+    /// Requests per rolling second.
+    pub per_second: u32,
+    /// Requests per rolling minute.
+    pub per_minute: u32,
+}
+
+impl BucketLimit {
+    /// What the property tests and the conformance suite run under: 30 a second, 3,000 a minute.
+    /// A history's first export meets the second's limit, never the minute's (whose 60 s period
+    /// would outlast the tests' retry budget).
+    pub const TESTS: BucketLimit = BucketLimit {
+        per_second: 30,
+        per_minute: 3_000,
+    };
+}
+
 /// How late a throttled request is answered under [`Throttle::Delay`] (real time).
 pub const THROTTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(150);
 
@@ -301,6 +338,9 @@ macro_rules! dialect {
             /// window was hit, 1 or 60 seconds (reference §3.2). The simulator's default is 1,
             /// to keep tests quick.
             pub rate_limit_period_secs: u64,
+            /// The limits of the token bucket under [`Bucket::Refuse429`] and [`Bucket::Delay`]
+            /// (default [`BucketLimit::TESTS`]).
+            pub bucket_limit: BucketLimit,
         }
 
         impl Default for OpsgenieDialect {
@@ -308,6 +348,7 @@ macro_rules! dialect {
                 OpsgenieDialect {
                     $( $field: $ty::default(), )*
                     rate_limit_period_secs: 1,
+                    bucket_limit: BucketLimit::TESTS,
                 }
             }
         }
@@ -369,6 +410,8 @@ dialect! {
     lost_answer_writes: LostAnswerWrites,
     /// 429 or a delayed answer, and whether a 429 says how long to wait.
     throttle: Throttle,
+    /// A token bucket of the account's own, and what it does over the limit.
+    bucket: Bucket,
     /// How an unknown user is refused.
     unknown_user: UnknownUser,
     /// How a taken alias is refused.
@@ -423,7 +466,7 @@ mod tests {
             assert!(back.set(switch, reading));
             assert_eq!(back, *dialect);
         }
-        assert_eq!(OpsgenieDialect::SWITCHES.len(), 18);
+        assert_eq!(OpsgenieDialect::SWITCHES.len(), 19);
         assert!(!OpsgenieDialect::default().set("rounding", "nonsense"));
         assert!(!OpsgenieDialect::default().set("nonsense", "seconds"));
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use oncall_core::testkit::Fault;
+use oncall_core::testkit::{Admission, Fault};
 use serde_json::{json, Value};
 
 use super::dialect::{LostAnswerWrites, Throttle, THROTTLE_DELAY};
@@ -302,12 +302,25 @@ fn decide(
     incoming: &Incoming<'_>,
 ) -> Reply {
     let key = context.key;
+    let mut delay = Duration::ZERO;
+    // The account's own token bucket, over every request (they all fall in its configuration
+    // domain, reference §3.2).
+    match state.admit() {
+        None | Some(Admission::Admit) => {}
+        Some(Admission::Delayed(wait)) => delay += wait,
+        Some(Admission::Refused { window, .. }) => {
+            let period = match state.dialect.throttle {
+                Throttle::Reject429WithoutPeriod => None,
+                Throttle::Reject429 | Throttle::Delay => Some(window.as_secs().max(1)),
+            };
+            return too_many(period);
+        }
+    }
     let throttled = |state: &mut State| match state.dialect.throttle {
         Throttle::Reject429 => Some(too_many(Some(state.dialect.rate_limit_period_secs))),
         Throttle::Reject429WithoutPeriod => Some(too_many(None)),
         Throttle::Delay => None,
     };
-    let mut delay = Duration::ZERO;
     if state.rate_limited > 0 {
         state.rate_limited -= 1;
         match throttled(state) {

@@ -49,7 +49,11 @@
 //!   [`HttpFault`]s (malformed 200, slow answer, dropped connection);
 //!   [`VendorSimulator::rate_limit_next`] (a 429 with Opsgenie's rate-limit headers, or a late
 //!   answer: [`Throttle`]); a random rate of 429s and 503s from a seed
-//!   ([`OpsgenieSimulator::set_fault_rate`]); a latency per request.
+//!   ([`OpsgenieSimulator::set_fault_rate`]); a latency per request
+//!   ([`OpsgenieSimulator::set_latency`]).
+//! - A rate limit of the account's own ([`Bucket`]): a token bucket per rolling second and per
+//!   rolling minute ([`BucketLimit`]) that answers a request over it with a 429 naming the full
+//!   window in `X-RateLimit-Period-In-Sec`, or late; off by default.
 //! - A request log ([`OpsgenieSimulator::requests`]): method, path, query, key, status, JSON body.
 //!
 //! The simulator's clock is only ever the one the test sets; the `Date` header of every answer
@@ -125,10 +129,10 @@ mod timeline;
 mod wire;
 
 pub use dialect::{
-    AliasTaken, AllRotations, DeleteAnswer, Handoffs, ListingLag, LostAnswerWrites,
-    MissingOverride, OpsgenieDialect, OverlapPrecedence, OverrideSplit, PastEnd, PastOverrides,
-    PutWithoutRotations, RotationOrder, Rounding, Throttle, TimelineSplit, UnknownSchedule,
-    UnknownUser, LISTING_LAG, THROTTLE_DELAY,
+    AliasTaken, AllRotations, Bucket, BucketLimit, DeleteAnswer, Handoffs, ListingLag,
+    LostAnswerWrites, MissingOverride, OpsgenieDialect, OverlapPrecedence, OverrideSplit, PastEnd,
+    PastOverrides, PutWithoutRotations, RotationOrder, Rounding, Throttle, TimelineSplit,
+    UnknownSchedule, UnknownUser, LISTING_LAG, THROTTLE_DELAY,
 };
 
 use std::collections::VecDeque;
@@ -339,14 +343,20 @@ impl OpsgenieSimulator {
     }
 
     /// A builder pointed at the simulator with [`READ_WRITE_KEY`], [`Self::test_retry_policy`], a
-    /// 5 s timeout and no request rate of its own; change what a test needs.
+    /// 5 s timeout and no request rate of its own, unless the dialect enforces a token bucket
+    /// ([`Bucket`]): then the adaptive pace, as a real account gets it; change what a test needs.
     pub fn provider_builder(&self) -> OpsgenieBuilder {
-        OpsgenieProvider::builder()
+        let builder = OpsgenieProvider::builder()
             .with_base_url(self.uri())
             .with_api_key(READ_WRITE_KEY)
             .with_retry(Self::test_retry_policy())
-            .with_timeout(Duration::from_secs(5))
-            .without_rate_limit()
+            .with_timeout(Duration::from_secs(5));
+        match self.dialect().bucket {
+            Bucket::Off => builder.without_rate_limit(),
+            Bucket::Refuse429 | Bucket::Delay => {
+                builder.with_adaptive_rate(oncall_core::pacing::AdaptiveRate::BRISK)
+            }
+        }
     }
 
     /// A provider with [`Self::provider_builder`]'s settings.

@@ -2,14 +2,18 @@
 //! HTTP here: `http.rs` turns requests into calls on this state.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use oncall_core::testkit::{resolve_overlaps, Fault, Layered, Trigger};
+use oncall_core::testkit::{
+    resolve_overlaps, Admission, Fault, Layered, OverLimit, RateLimit, Throttle, Trigger,
+};
 use oncall_core::{Email, OnCallPeriod, Override, OverrideId, Span, VendorSchedule, Window};
 use serde_json::Value;
 
-use super::dialect::{OpsgenieDialect, OverlapPrecedence, PastOverrides, LISTING_LAG};
+use super::dialect::{
+    Bucket, BucketLimit, OpsgenieDialect, OverlapPrecedence, PastOverrides, LISTING_LAG,
+};
 use super::http::{Arrival, Fingerprint};
 use super::{HttpFault, KeyKind, LoggedRequest};
 
@@ -158,6 +162,9 @@ pub(crate) struct State {
     pub rate_limited: usize,
     pub fault_rate: Option<(f64, Rng)>,
     pub latency: Duration,
+    /// The token bucket of [`super::Bucket`], with the setting it enforces (rebuilt when the
+    /// dialect changes it).
+    pub bucket: Option<(Bucket, BucketLimit, Throttle)>,
     /// How the account behaves where the reference is UNCONFIRMED.
     pub dialect: OpsgenieDialect,
     /// The API's recent writes ([`super::ListingLag::Lagged`]).
@@ -191,6 +198,7 @@ impl State {
             rate_limited: 0,
             fault_rate: None,
             latency: Duration::ZERO,
+            bucket: None,
             dialect: OpsgenieDialect::default(),
             api_writes: Vec::new(),
             deferred: Vec::new(),
@@ -319,6 +327,31 @@ impl State {
         let (rate, rng) = self.fault_rate.as_mut()?;
         let rate = *rate;
         (rng.next() < rate).then(|| rng.next() < 0.5)
+    }
+
+    /// What the account's token bucket ([`Bucket`]) decides for a request arriving now: `None`
+    /// when the dialect has none. The bucket starts empty whenever the dialect changes it.
+    pub fn admit(&mut self) -> Option<Admission> {
+        let (setting, limit) = (self.dialect.bucket, self.dialect.bucket_limit);
+        let over_limit = match setting {
+            Bucket::Off => {
+                self.bucket = None;
+                return None;
+            }
+            Bucket::Refuse429 => OverLimit::Refuse,
+            Bucket::Delay => OverLimit::Delay,
+        };
+        if !matches!(&self.bucket, Some((s, l, _)) if *s == setting && *l == limit) {
+            let throttle = Throttle::new(RateLimit {
+                per_second: Some(limit.per_second),
+                per_minute: Some(limit.per_minute),
+                over_limit,
+            });
+            self.bucket = Some((setting, limit, throttle));
+        }
+        self.bucket
+            .as_mut()
+            .map(|(_, _, throttle)| throttle.admit(Instant::now()))
     }
 
     pub fn clear_faults(&mut self) {

@@ -123,6 +123,43 @@ pub enum RateLimitAnswer {
     Delayed,
 }
 
+/// Whether the account enforces its rate limit as a token bucket of its own (reference §3.3:
+/// 960 requests a minute per key, per-operation limits on some endpoints; whether requests over
+/// it are refused or held back is UNCONFIRMED for a throttling proxy in between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bucket {
+    /// No limit the sync meets (only injected rate limits, [`RateLimitAnswer`]).
+    #[default]
+    Off,
+    /// Requests over the limit get a `429` with `ratelimit-limit` (the minute's limit),
+    /// `ratelimit-remaining: 0` and `ratelimit-reset` (whole seconds until the window has room),
+    /// and the documented body; with no headers or body where [`RateLimitAnswer::WithoutHeaders`]
+    /// says so.
+    Refuse429(BucketLimit),
+    /// Requests over the limit are served once the window has room, in turn: slow answers, no
+    /// 429.
+    Delay(BucketLimit),
+}
+
+/// The limits of a [`Bucket`]: requests per rolling second and per rolling minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketLimit {
+    /// Requests per rolling second.
+    pub per_second: u32,
+    /// Requests per rolling minute (PagerDuty documents 960 per key).
+    pub per_minute: u32,
+}
+
+impl BucketLimit {
+    /// What the property tests and the conformance suite run under: 20 a second (above the
+    /// adaptive pace's 15, below its bursts) and the documented 960 a minute, which one history
+    /// never reaches (a 429 of the minute would outlast the tests' retry budget).
+    pub const TESTS: BucketLimit = BucketLimit {
+        per_second: 20,
+        per_minute: 960,
+    };
+}
+
 /// The body of a `401` (reference §3.1, §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnauthorizedBody {
@@ -235,6 +272,8 @@ pub struct PagerDutyDialect {
     pub lost_writes: LostWrites,
     /// How the rate limit answers.
     pub rate_limit: RateLimitAnswer,
+    /// Whether the account enforces a token bucket of its own, and how.
+    pub bucket: Bucket,
     /// The body of a 401.
     pub unauthorized_body: UnauthorizedBody,
     /// The wording of error bodies.
@@ -347,6 +386,17 @@ impl RateLimitAnswer {
     }
 }
 
+impl Bucket {
+    /// The setting's name, as `oncall probe` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Off => "off",
+            Bucket::Refuse429(_) => "refuse_429",
+            Bucket::Delay(_) => "delay",
+        }
+    }
+}
+
 impl UnauthorizedBody {
     /// The setting's name, as `oncall probe` prints it.
     pub fn name(self) -> &'static str {
@@ -420,7 +470,7 @@ const LATE_SECONDS: u32 = 20;
 
 impl PagerDutyDialect {
     /// The names of the switches, in field order: what `oncall probe` calls its points.
-    pub const SWITCHES: [&'static str; 14] = [
+    pub const SWITCHES: [&'static str; 15] = [
         "listing_filter",
         "listing_status",
         "delete_answer",
@@ -429,6 +479,7 @@ impl PagerDutyDialect {
         "listing_lag",
         "lost_writes",
         "rate_limit",
+        "bucket",
         "unauthorized_body",
         "error_texts",
         "rounding",
@@ -448,6 +499,7 @@ impl PagerDutyDialect {
             "listing_lag" => self.listing_lag.name(),
             "lost_writes" => self.lost_writes.name(),
             "rate_limit" => self.rate_limit.name(),
+            "bucket" => self.bucket.name(),
             "unauthorized_body" => self.unauthorized_body.name(),
             "error_texts" => self.error_texts.name(),
             "rounding" => self.rounding.name(),
@@ -546,6 +598,20 @@ impl PagerDutyDialect {
                 "rate_limit=delayed",
                 PagerDutyDialect {
                     rate_limit: RateLimitAnswer::Delayed,
+                    ..d
+                },
+            ),
+            (
+                "bucket=refuse_429",
+                PagerDutyDialect {
+                    bucket: Bucket::Refuse429(BucketLimit::TESTS),
+                    ..d
+                },
+            ),
+            (
+                "bucket=delay",
+                PagerDutyDialect {
+                    bucket: Bucket::Delay(BucketLimit::TESTS),
                     ..d
                 },
             ),

@@ -4,17 +4,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveTime, SecondsFormat, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
-use oncall_core::testkit::{Fault, Trigger};
+use oncall_core::testkit::{Admission, Fault, OverLimit, RateLimit, Throttle, Trigger};
 use oncall_core::{Error, Window};
 use serde_json::{json, Value};
 use wiremock::{Request, Respond, ResponseTemplate};
 
 use super::dialect::{
-    AllFailedStatus, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, ListingFilter,
+    AllFailedStatus, Bucket, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, ListingFilter,
     ListingStatus, PagerDutyDialect, RateLimitAnswer, Rounding, UnauthorizedBody, V3Answer,
 };
 use super::state::{
@@ -68,6 +68,9 @@ pub(crate) struct Sim {
     pub(crate) pending: Vec<Pending>,
     /// Attempts of each delete so far (the account lock refuses the first ones).
     pub(crate) delete_attempts: HashMap<String, u32>,
+    /// The token bucket of [`Bucket`], with the setting it enforces (rebuilt when the dialect
+    /// changes it).
+    pub(crate) bucket: Option<(Bucket, Throttle)>,
 }
 
 /// An answer being built.
@@ -397,6 +400,52 @@ impl Sim {
         }
     }
 
+    /// What the account's token bucket ([`Bucket`]) decides for a request arriving now: `None`
+    /// when the dialect has none. The bucket starts empty whenever the dialect changes it.
+    fn admit(&mut self) -> Option<Admission> {
+        let setting = self.dialect.bucket;
+        let (limit, over_limit) = match setting {
+            Bucket::Off => {
+                self.bucket = None;
+                return None;
+            }
+            Bucket::Refuse429(limit) => (limit, OverLimit::Refuse),
+            Bucket::Delay(limit) => (limit, OverLimit::Delay),
+        };
+        if !matches!(&self.bucket, Some((s, _)) if *s == setting) {
+            let throttle = Throttle::new(RateLimit {
+                per_second: Some(limit.per_second),
+                per_minute: Some(limit.per_minute),
+                over_limit,
+            });
+            self.bucket = Some((setting, throttle));
+        }
+        self.bucket
+            .as_mut()
+            .map(|(_, throttle)| throttle.admit(Instant::now()))
+    }
+
+    /// A 429 of the token bucket: the documented headers (the minute's limit, nothing left, whole
+    /// seconds until the window has room) and body, or none at all where the dialect says so.
+    fn bucket_refusal(&self, retry_after: Duration) -> Reply {
+        if self.dialect.rate_limit == RateLimitAnswer::WithoutHeaders {
+            return Reply::empty(429);
+        }
+        let limit = match self.dialect.bucket {
+            Bucket::Refuse429(l) | Bucket::Delay(l) => l.per_minute,
+            Bucket::Off => 960,
+        };
+        // Whole seconds, rounded up: never an invitation to come back before there is room.
+        let reset = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let mut r = Reply::error(429, "Rate Limit Exceeded", 2020, &[]);
+        r.headers = vec![
+            ("ratelimit-limit", limit.to_string()),
+            ("ratelimit-remaining", "0".into()),
+            ("ratelimit-reset", reset.max(1).to_string()),
+        ];
+        r
+    }
+
     fn unauthorized(&self) -> Reply {
         match self.dialect.unauthorized_body {
             UnauthorizedBody::Json => Reply::error(401, "Authentication failed", 2006, &[]),
@@ -472,6 +521,15 @@ impl Sim {
         if matches!(key, KeyKind::Invalid | KeyKind::Missing) {
             return self.unauthorized();
         }
+        // The account's own token bucket, before anything is done.
+        let mut bucket_delay = Duration::ZERO;
+        match self.admit() {
+            None | Some(Admission::Admit) => {}
+            Some(Admission::Delayed(wait)) => bucket_delay = wait,
+            Some(Admission::Refused { retry_after, .. }) => {
+                return self.bucket_refusal(retry_after)
+            }
+        }
         // Faults injected for this very request come first: a seeded random fault must not swallow
         // the one a test placed on, say, the first write.
         let fault = self.take_fault(write);
@@ -520,7 +578,7 @@ impl Sim {
             return reply;
         }
         let mut reply = self.route(method, path, query, body, key, write);
-        reply.delay += throttled;
+        reply.delay += throttled + bucket_delay;
         match http_fault {
             Some(HttpFault::MalformedBody) if reply.status < 300 => {
                 reply = Reply::text(200, "{\"schedules\": [{\"id\": \"P");

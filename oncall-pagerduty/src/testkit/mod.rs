@@ -45,7 +45,9 @@
 //! [`LostWrites::LandAfterAnswer`] a write lands only later, by the simulator's clock). Beyond those:
 //! [`PagerDutySimulator::inject_http`] ([`HttpFault`]: a malformed or incomplete 200, a slow answer),
 //! [`PagerDutySimulator::set_fault_rate`] (a seeded fraction of requests answered 429 or 503),
-//! [`VendorSimulator::rate_limit_next`], [`PagerDutySimulator::set_latency`]. A dropped connection
+//! [`VendorSimulator::rate_limit_next`], [`PagerDutySimulator::set_latency`] (a latency per
+//! request), and a token bucket of the account's own ([`Bucket`], per rolling second and minute,
+//! off by default) that refuses with the documented `ratelimit-*` 429 or answers late. A dropped connection
 //! cannot be made with wiremock: a slow answer beyond the client's timeout stands in for it (the
 //! client sees the same thing: no answer).
 //!
@@ -71,9 +73,9 @@ mod http;
 mod state;
 
 pub use dialect::{
-    AllFailedStatus, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder, LayerTurns, ListingFilter,
-    ListingLag, ListingStatus, LostWrites, PagerDutyDialect, RateLimitAnswer, Rounding,
-    UnauthorizedBody, V3Answer,
+    AllFailedStatus, Bucket, BucketLimit, CreateAnswer, DeleteAnswer, ErrorTexts, LayerOrder,
+    LayerTurns, ListingFilter, ListingLag, ListingStatus, LostWrites, PagerDutyDialect,
+    RateLimitAnswer, Rounding, UnauthorizedBody, V3Answer,
 };
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -197,6 +199,7 @@ impl PagerDutySimulator {
             rate_limit_reset: 1,
             pending: Vec::new(),
             delete_attempts: std::collections::HashMap::new(),
+            bucket: None,
         }));
         let server = MockServer::builder().start().await;
         Mock::given(wiremock::matchers::any())
@@ -239,14 +242,23 @@ impl PagerDutySimulator {
     }
 
     /// A builder for a provider of this account: the read-write key, fast test retries, no pacing
-    /// to speak of, a 5 s timeout. Change what a test needs before `build()`.
+    /// to speak of, a 5 s timeout. Under a token bucket ([`Bucket`]) the provider paces as a real
+    /// one does (the default adaptive pace), and its retries wait a `ratelimit-reset` of a second
+    /// or two. Change what a test needs before `build()`.
     pub fn provider_builder(&self) -> PagerDutyBuilder {
-        PagerDutyProvider::builder()
+        let builder = PagerDutyProvider::builder()
             .with_api_key(Self::READ_WRITE_KEY)
             .with_base_url(self.uri())
-            .with_retry(Self::test_retry_policy())
-            .with_rate_per_minute(6_000_000)
-            .with_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(5));
+        match self.dialect().bucket {
+            Bucket::Off => builder
+                .with_retry(Self::test_retry_policy())
+                .with_rate_per_minute(6_000_000),
+            Bucket::Refuse429(_) | Bucket::Delay(_) => builder.with_retry(RetryPolicy {
+                max_total_delay: Duration::from_secs(3),
+                ..Self::test_retry_policy()
+            }),
+        }
     }
 
     /// A provider of this account with the read-write key (see [`Self::provider_builder`]).
