@@ -585,7 +585,7 @@ impl JsmProvider {
         run.find("past_end", at, reading, detail);
         // Ended at or before the vendor's now: history, which no one deletes. Else it runs.
         let vendor_now = self.client.vendor_now().unwrap_or(now);
-        if !held_end.is_some_and(|held| held <= vendor_now) {
+        if held_end.is_none_or(|held| held > vendor_now) {
             self.remove_running(run, scratch, &alias).await;
         }
     }
