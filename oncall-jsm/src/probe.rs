@@ -5,7 +5,10 @@
 //! overrides of the schedules in scope (`past_overrides`). With a scratch schedule ([`ProbeRequest::write_to`]) it
 //! also creates one future override for nobody two days ahead (`rotation_ids_omitted`), changes it
 //! with a partial and then a full body (`update_body`), deletes it (`delete_status`), and reports
-//! the body of any 403 it met (`forbidden_body`). What it made and could not remove is listed.
+//! the body of any 403 it met (`forbidden_body`). Then one override that runs now, cut to end in
+//! the vendor's past (`past_end`): deleted where the vendor refuses the cut; where it clamps the
+//! end to its now, the override has ended, history no one deletes, and nothing of it runs. What it
+//! made and could not remove is listed.
 //! `key_rights` is a point of its own, as on the other vendors: `read` (nothing written),
 //! `read_write` (a write to the scratch schedule went through) or `read_only` (it was refused
 //! with 403).
@@ -106,6 +109,17 @@ fn excerpt(body: &[u8]) -> String {
         .collect()
 }
 
+/// Whether a write was refused for its end date (a 400 or 422 naming the end date, or saying
+/// the end is in the past): the refusal the adapter answers by sending a cut again at the
+/// vendor's now.
+fn refuses_the_end(answer: &RawAnswer) -> bool {
+    let words = String::from_utf8_lossy(&answer.body).to_lowercase();
+    matches!(answer.status, 400 | 422)
+        && (words.contains("enddate")
+            || words.contains("end date")
+            || words.contains("in the past"))
+}
+
 fn json_of(answer: &RawAnswer) -> Option<Value> {
     serde_json::from_slice(&answer.body).ok()
 }
@@ -139,6 +153,7 @@ impl Probe for JsmProvider {
         }
         if let Some(scratch) = &request.write_to {
             self.probe_writes(&mut run, scratch, request.now).await;
+            self.probe_past_end(&mut run, scratch, request.now).await;
         }
         run.key_rights(request.write_to.as_ref());
         self.report_forbidden_body(&mut run);
@@ -482,6 +497,169 @@ impl JsmProvider {
         run.find("update_body", Some(scratch), reading, detail);
     }
 
+    /// `past_end`: on the scratch schedule, an override for nobody that runs now (from a minute
+    /// before the vendor's now to the hour after next), cut to end 30 s before the vendor's now,
+    /// as a sync's cut lands a little behind the vendor's clock. A 2xx that ends it later than
+    /// asked is `clamp`: the vendor ended it at its now, history as every ended override, nothing
+    /// left running. A 400 or 422 naming the end date is `refuse`: the override still runs, and
+    /// is deleted.
+    async fn probe_past_end(&self, run: &mut Run, scratch: &VendorScheduleId, now: DateTime<Utc>) {
+        let at = Some(scratch);
+        if run.write_refused {
+            run.find(
+                "past_end",
+                at,
+                None,
+                "not tried: a write to the scratch schedule was refused with 403".into(),
+            );
+            return;
+        }
+        let ids = match self.schedule_rotation_ids(scratch).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                run.find(
+                    "past_end",
+                    at,
+                    None,
+                    format!("the scratch schedule could not be read: {e}"),
+                );
+                return;
+            }
+        };
+        // The vendor's clock (its last answer's `Date`) decides what runs and what has ended.
+        let now = self.client.vendor_now().unwrap_or(now);
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        let start = now - TimeDelta::minutes(1);
+        let hour = now.timestamp().div_euclid(3600) * 3600;
+        let end = DateTime::from_timestamp(hour + 2 * 3600, 0).unwrap_or(now + TimeDelta::hours(2));
+        let body = |end: DateTime<Utc>| {
+            let mut b = json!({"responder": {"type": "noone"}, "startDate": wire_instant(start), "endDate": wire_instant(end)});
+            // Named where the schedule has rotations: every dialect takes them on both writes.
+            if !ids.is_empty() {
+                b["rotationIds"] = json!(ids);
+            }
+            b
+        };
+        let Some(alias) = self.create_running(run, scratch, body(end)).await else {
+            return;
+        };
+        let asked = start + TimeDelta::seconds(30);
+        run.report.write_calls += 1;
+        let cut = self
+            .scratch_write(Method::PUT, scratch, Some(&alias), Some(body(asked)))
+            .await;
+        if let Ok(a) = &cut {
+            run.written(a);
+            run.note(a);
+        }
+        let held_end = cut
+            .as_ref()
+            .ok()
+            .filter(|a| (200..300).contains(&a.status))
+            .and_then(json_of)
+            .and_then(|v| models::override_(&Node::root(&v)).ok())
+            .map(|o| o.end);
+        let (reading, detail) = match (&cut, held_end) {
+            (Ok(a), Some(held)) => (
+                (held > asked).then_some("clamp"),
+                format!(
+                    "PUT ending a running override at {} (30 s after its start, before the vendor's now {}): {}, held until {}",
+                    wire_instant(asked),
+                    wire_instant(now),
+                    a.status,
+                    wire_instant(held)
+                ),
+            ),
+            (Ok(a), None) => (
+                refuses_the_end(a).then_some("refuse"),
+                format!(
+                    "PUT ending a running override at {} (before the vendor's now {}): {} {}",
+                    wire_instant(asked),
+                    wire_instant(now),
+                    a.status,
+                    excerpt(&a.body)
+                ),
+            ),
+            (Err(e), _) => (None, format!("PUT ending a running override failed: {e}")),
+        };
+        run.find("past_end", at, reading, detail);
+        // Ended at or before the vendor's now: history, which no one deletes. Else it runs.
+        let vendor_now = self.client.vendor_now().unwrap_or(now);
+        if held_end.is_none_or(|held| held > vendor_now) {
+            self.remove_running(run, scratch, &alias).await;
+        }
+    }
+
+    /// Creates the override `past_end` cuts; its alias, or `None` (with the finding) if the
+    /// vendor did not make it.
+    async fn create_running(
+        &self,
+        run: &mut Run,
+        scratch: &VendorScheduleId,
+        body: Value,
+    ) -> Option<String> {
+        run.report.write_calls += 1;
+        let created = self
+            .scratch_write(Method::POST, scratch, None, Some(body))
+            .await;
+        let detail = match &created {
+            Ok(a) => {
+                run.written(a);
+                run.note(a);
+                let alias = json_of(a)
+                    .and_then(|v| v.get("alias").and_then(Value::as_str).map(str::to_owned));
+                match alias {
+                    Some(alias) if (200..300).contains(&a.status) => return Some(alias),
+                    _ => format!(
+                        "a running override could not be created: {} {}",
+                        a.status,
+                        excerpt(&a.body)
+                    ),
+                }
+            }
+            Err(e) => format!("a running override could not be created: {e}"),
+        };
+        run.find("past_end", Some(scratch), None, detail);
+        None
+    }
+
+    /// Deletes the override `past_end` made while it runs; listed as left behind if it stays.
+    async fn remove_running(&self, run: &mut Run, scratch: &VendorScheduleId, alias: &str) {
+        run.report.write_calls += 1;
+        let deleted = self
+            .scratch_write(Method::DELETE, scratch, Some(alias), None)
+            .await;
+        match deleted {
+            Ok(a) if (200..300).contains(&a.status) || a.status == 404 => {}
+            other => {
+                if let Ok(a) = &other {
+                    run.note(a);
+                }
+                run.report.left_behind.push(alias.to_owned());
+            }
+        }
+    }
+
+    /// One write to the scratch schedule's overrides (or to one of them), its answer as it came.
+    async fn scratch_write(
+        &self,
+        method: Method,
+        scratch: &VendorScheduleId,
+        alias: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<RawAnswer, Error> {
+        let mut path = vec!["schedules", scratch.0.as_str(), "overrides"];
+        path.extend(alias);
+        let context = CallContext {
+            write: true,
+            schedule: Some(&scratch.0),
+            ..CallContext::default()
+        };
+        let mut request = Request::ops(method, &path, context);
+        request.body = body;
+        self.client.exchange(&request).await
+    }
+
     async fn schedule_rotation_ids(
         &self,
         schedule: &VendorScheduleId,
@@ -512,5 +690,32 @@ impl JsmProvider {
             reading,
             format!("a 403 said: {}", excerpt(&body)),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> RawAnswer {
+        RawAnswer {
+            status,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_naming_the_end_reads_as_refuse() {
+        let end = r#"{"message": "End date must be in the future"}"#;
+        assert!(refuses_the_end(&answer(422, end)));
+        assert!(refuses_the_end(&answer(
+            400,
+            r#"{"errors": [{"title": "endDate is in the past"}]}"#
+        )));
+        assert!(!refuses_the_end(&answer(403, end)));
+        assert!(!refuses_the_end(&answer(
+            422,
+            r#"{"message": "rotationIds must not be null"}"#
+        )));
     }
 }

@@ -10,7 +10,7 @@ use chrono::TimeDelta;
 use common::{daily_schedule, now, simulator_with_schedule};
 use oncall_core::testkit::VendorSimulator;
 use oncall_core::{Probe, ProbeReport, ProbeRequest, Span, VendorScheduleId};
-use oncall_jsm::testkit::JsmDialect;
+use oncall_jsm::testkit::{JsmDialect, PastEnd};
 
 /// Points of their own, not dialect switches: what the key may do.
 const OWN_POINTS: [(&str, &[&str]); 1] = [("key_rights", &["read", "read_write", "read_only"])];
@@ -91,6 +91,10 @@ async fn the_probe_reads_each_dialect_back_and_writes_only_to_the_scratch_schedu
             None
         };
         assert_eq!(report.reading("past_overrides"), past, "{name}: {report}");
+        assert!(
+            report.findings.iter().all(|f| f.point != "past_end"),
+            "{name}: past_end needs a write: {report}"
+        );
 
         let writing = ProbeRequest {
             write_to: Some(vs.clone()),
@@ -99,7 +103,12 @@ async fn the_probe_reads_each_dialect_back_and_writes_only_to_the_scratch_schedu
         let before = sim.overrides(&vs);
         let report = provider.probe(&writing).await.unwrap();
         check_names(&report);
-        for switch in ["update_body", "delete_status", "rotation_ids_omitted"] {
+        for switch in [
+            "update_body",
+            "delete_status",
+            "rotation_ids_omitted",
+            "past_end",
+        ] {
             let expected = dialect.reading(switch);
             // With creates that must name rotations, the update body cannot be told apart.
             if switch == "update_body"
@@ -121,11 +130,22 @@ async fn the_probe_reads_each_dialect_back_and_writes_only_to_the_scratch_schedu
             "{name}: {report}"
         );
         assert!(report.left_behind.is_empty(), "{name}: {report}");
-        assert_eq!(
-            sim.overrides(&vs),
-            before,
-            "{name}: what the probe made is gone"
-        );
+        // What the probe made is gone, but for an override the vendor ended at its now
+        // (`past_end=clamp`): history, as every ended override, and nothing live.
+        let made: Vec<Span> = sim
+            .overrides(&vs)
+            .into_iter()
+            .filter(|o| !before.contains(o))
+            .map(|o| o.span)
+            .collect();
+        match dialect.past_end {
+            PastEnd::Clamp => {
+                assert_eq!(made.len(), 1, "{name}: {made:?}");
+                assert_eq!(made[0].end, now(), "{name}: ended at the vendor's now");
+                assert!(made[0].start < now(), "{name}: it ran");
+            }
+            PastEnd::Refuse => assert_eq!(made, vec![], "{name}: the refused cut's override"),
+        }
         assert!(sim.requests().iter().all(|r| r.simulated), "{name}");
     }
 }
