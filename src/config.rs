@@ -78,8 +78,7 @@ use oncall_core::{
     expand_rotation, merge_rotations, resolve_local, ApiKey, Connection, ConnectionId,
     ConnectionRegistry, Destination, DestinationId, DestinationMode, Email, Endpoint, KeyReference,
     Member, Participant, Provider, ProviderKind, RateBudget, RoleIndex, Rotation, RotationUnit,
-    Schedule,
-    ScheduleId, Shift, Usage, ValidationError, VendorScheduleId, Window,
+    Schedule, ScheduleId, Shift, Usage, ValidationError, VendorScheduleId, Window,
 };
 use serde::Deserialize;
 

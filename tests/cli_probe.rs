@@ -228,8 +228,9 @@ fn og_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 20, 12, 0, 0).unwrap()
 }
 
-/// Points an Opsgenie probe cannot settle without making the vendor fail or throttle it.
-const OG_UNPROBED: [&str; 2] = ["lost_answer_writes", "throttle"];
+/// Points an Opsgenie probe cannot settle without making the vendor fail or throttle it (a
+/// token bucket's limits are only learnt by exceeding them, which the adaptive pace does in use).
+const OG_UNPROBED: [&str; 3] = ["lost_answer_writes", "throttle", "bucket"];
 
 /// A Berlin schedule of two daily rotations with an override that ended two days ago (read
 /// only), and a scratch schedule with one.
@@ -362,8 +363,9 @@ fn pd_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 10, 12, 0, 0).unwrap()
 }
 
-/// Points a PagerDuty probe cannot settle without a lost answer, a rate limit or a v3 schedule.
-const PD_UNPROBED: [&str; 3] = ["lost_writes", "rate_limit", "v3_answer"];
+/// Points a PagerDuty probe cannot settle without a lost answer, a rate limit (a fixed one, or a
+/// token bucket's) or a v3 schedule.
+const PD_UNPROBED: [&str; 4] = ["lost_writes", "rate_limit", "v3_answer", "bucket"];
 
 /// Two overlapping layers in Berlin (DST), from before the probe's year, with an override
 /// running now; a scratch schedule.
