@@ -606,6 +606,33 @@ async fn a_mode_change_between_runs_is_reported_once() {
     }
 }
 
+/// A destination never saved is no mode change, whatever its version: under leases a claim
+/// raises the version of a row nobody saved yet, and its first run (or a manual destination's
+/// every planning run until a plan is applied) must not warn of a change from the default.
+#[tokio::test]
+async fn a_claimed_destination_never_saved_is_no_mode_change() {
+    use oncall_sync::Warning;
+    for vendor in VENDORS {
+        for mode in [DestinationMode::Authoritative, DestinationMode::Manual] {
+            let mut f = Fixture::new(vendor, now());
+            f.destination.mode = mode;
+            let claiming = ClaimingStore(&f.store);
+            for hour in [13, 14] {
+                let report = f
+                    .sync_with_store(&schedule(3, 11), at(3, hour), &claiming)
+                    .await;
+                assert!(
+                    !report
+                        .warnings
+                        .iter()
+                        .any(|w| matches!(w, Warning::ModeChanged { .. })),
+                    "{vendor:?} {mode}: {report}"
+                );
+            }
+        }
+    }
+}
+
 /// Authoritative mode through the Opsgenie adapter under the simulator's `PastEnd::Refuse`
 /// reading (DESIGN §7 dialect: an update ending a running override before the vendor's now is
 /// refused), with the vendor's clock 5 s ahead of the host's: a person's running cover is cut at

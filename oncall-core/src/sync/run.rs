@@ -215,9 +215,11 @@ impl<'a> Run<'a> {
         self.version = loaded.version;
         self.state = loaded.value;
         self.state.home = Some(here);
-        // The mode stored with the state tells a mode change between runs (DESIGN §8).
+        // The mode stored with the state tells a mode change between runs (DESIGN §8). Only a
+        // state a run saved holds a mode: under leases a claim raises the version of a row
+        // nobody saved yet, which reads as the default.
         let mode = self.target.destination.mode;
-        if loaded.version > 0 && self.state.mode != mode {
+        if self.state.last_run.is_some() && self.state.mode != mode {
             self.report.warnings.push(Warning::ModeChanged {
                 from: self.state.mode,
                 to: mode,
